@@ -1,0 +1,45 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SRC_DIRS := src tests bench
+
+.PHONY: install sysdeps run test check bench bench-quick protos clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# System packages the tests use (we run as root on CI machines).
+sysdeps:
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "installing redis-server"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+
+run: install
+	$(BIN)/ratekeeper serve
+
+check: install
+	$(BIN)/ruff check $(SRC_DIRS)
+	$(BIN)/ruff format --check $(SRC_DIRS)
+	$(BIN)/mypy --strict src
+
+test: install sysdeps check
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: install sysdeps
+	$(BIN)/python -m bench
+
+bench-quick: install sysdeps
+	$(BIN)/python -m bench --quick
+
+protos: install
+	$(BIN)/python scripts/gen_protos.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,28 @@
+"""ratekeeper: distributed rate limiting with batch-reporting clients.
+
+The public API is what ``__all__`` lists; everything else is private and may change.
+"""
+
+from ratekeeper.core.limits import Algorithm, Limit, Unit, parse_limit, parse_limits
+from ratekeeper.errors import (
+    BackendError,
+    ClientClosedError,
+    ConfigError,
+    LimitParseError,
+    RatekeeperError,
+)
+
+__all__ = [
+    "Algorithm",
+    "BackendError",
+    "ClientClosedError",
+    "ConfigError",
+    "Limit",
+    "LimitParseError",
+    "RatekeeperError",
+    "Unit",
+    "parse_limit",
+    "parse_limits",
+]
+
+__version__ = "0.1.0"

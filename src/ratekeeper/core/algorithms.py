@@ -1,0 +1,49 @@
+"""One table from :class:`~ratekeeper.core.limits.Algorithm` to its operations.
+
+Stores, the instruction maths and the conformance suite go through :data:`STRATEGIES` so that an
+algorithm is written once, here in the pure core, and every backend only keeps its state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ratekeeper.core import fixed_window, sliding_window, token_bucket
+from ratekeeper.core.limits import Algorithm, Limit
+from ratekeeper.core.outcome import Outcome
+
+__all__ = ["STRATEGIES", "State", "Strategy", "peek"]
+
+State = token_bucket.TokenBucket | fixed_window.FixedWindow | sliding_window.SlidingWindow
+
+
+@dataclass(frozen=True, slots=True)
+class Strategy:
+    """The operations of one algorithm, each pure but for mutating the state it is given."""
+
+    #: ``new(limit, now)``: fresh state, full capacity.
+    new: Callable[[Limit, int], Any]
+    #: ``hit(state, limit, now, hits)``: decide and count; ``hits == 0`` only checks.
+    hit: Callable[[Any, Limit, int, int], Outcome]
+    #: ``debit(state, limit, now, hits)``: count hits admitted elsewhere, past the limit if need be.
+    debit: Callable[[Any, Limit, int, int], None]
+
+
+STRATEGIES: dict[Algorithm, Strategy] = {
+    Algorithm.TOKEN_BUCKET: Strategy(
+        token_bucket.new_bucket, token_bucket.take, token_bucket.debit
+    ),
+    Algorithm.FIXED_WINDOW: Strategy(
+        fixed_window.new_window, fixed_window.count, fixed_window.debit
+    ),
+    Algorithm.SLIDING_WINDOW: Strategy(
+        sliding_window.new_window, sliding_window.count, sliding_window.debit
+    ),
+}
+
+
+def peek(state: State, limit: Limit, now: int) -> Outcome:
+    """The state's outcome at ``now`` without counting anything."""
+    return STRATEGIES[limit.algorithm].hit(state, limit, now, 0)

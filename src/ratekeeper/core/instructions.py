@@ -1,0 +1,83 @@
+"""What a server tells each client about a key after a batch report.
+
+A client reports, per key, the hits it admitted and rejected over an interval. The server debits
+the admitted hits from the key's counter (a token bucket goes into debt) and answers each client:
+
+* ``reject_for_ns``: reject everything for this long. While the counter is exhausted or in debt
+  this is the time until the next hit is admissible again, i.e. ``debt / rate`` for a bucket.
+* ``admit_rate``: after that, admit at most this many hits per second. When the demand that all
+  clients report exceeds the policy's rate, the rate is split among them in proportion to their
+  demand (Doorman's proportional share; with one client this is the seed's
+  ``rejectionRate = (estimatedQps - policy) / estimatedQps`` expressed as what to admit rather
+  than what to drop). Under the policy it is unbounded: the client admits optimistically.
+* ``valid_for_ns``: how long the rate stays in force. A client that hears nothing more (server
+  down, partition) falls back to optimistic admission plus its local limiter when it expires, so a
+  stale instruction cannot hold a key down for long. Durations are relative: clients and servers
+  do not share clocks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ratekeeper.core.limits import NS_PER_SECOND, Limit
+from ratekeeper.core.outcome import Outcome
+
+__all__ = ["UNBOUNDED", "Demand", "Instruction", "demand_rate", "instruct"]
+
+#: ``admit_rate`` of an instruction that sets no rate.
+UNBOUNDED = math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class Instruction:
+    """One key's instruction to one client."""
+
+    #: Reject every hit for this long from receipt (0: no rejection period).
+    reject_for_ns: int
+    #: Hits per second the client may admit once the rejection period is over.
+    admit_rate: float
+    #: How long ``admit_rate`` holds from receipt.
+    valid_for_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """One client's most recent demand for a key."""
+
+    #: Hits per second (admitted + rejected) over the client's last report interval.
+    rate: float
+    #: When the server received it (server clock, ns).
+    at: int
+
+
+def demand_rate(admitted: int, rejected: int, interval_ns: int) -> float:
+    """Hits per second offered over a report interval (an empty interval counts as 1 ms)."""
+    return (admitted + rejected) * NS_PER_SECOND / max(interval_ns, 1_000_000)
+
+
+def instruct(
+    state: Outcome,
+    limit: Limit,
+    client_demand: float,
+    total_demand: float,
+    valid_for_ns: int,
+) -> Instruction:
+    """The instruction for one client, given the key's state after the report was applied.
+
+    ``state`` is the counter's outcome at the report's arrival (``peek``), ``client_demand`` this
+    client's demand and ``total_demand`` the sum over every client recently reporting the key.
+    """
+    if state.remaining > 0:
+        reject_for = 0
+    elif state.retry_after_ns < 0:  # a limit of 0: never admissible
+        reject_for = valid_for_ns
+    else:
+        reject_for = state.retry_after_ns
+    rate = limit.rate_per_s
+    if total_demand <= rate or total_demand <= 0.0:
+        admit_rate = UNBOUNDED
+    else:
+        admit_rate = rate * client_demand / total_demand
+    return Instruction(reject_for, admit_rate, valid_for_ns)

@@ -1,0 +1,163 @@
+"""Limit values and the string spelling Python users know from ``limits``.
+
+A :class:`Limit` is an amount of hits per period, an optional burst and an algorithm. It is a
+value: immutable, hashable, cheap to compare. Periods are whole seconds (a unit times a
+multiplier), so every derived quantity is an exact integer.
+
+Grammar accepted by :func:`parse_limit` (case-insensitive, spaces optional around symbols)::
+
+    limit  := AMOUNT ("/" | "per") [MULTIPLIER] UNIT ["burst" BURST]
+    limits := limit ((";" | "," | "|") limit)*
+
+with ``UNIT`` one of second/minute/hour/day/week/month/year, their plurals, or the short forms
+``s sec m min h hr d w mo y``; ``"10/5m"`` (django-ratelimit's short form) parses too.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+from ratekeeper.errors import LimitParseError
+
+__all__ = [
+    "NS_PER_SECOND",
+    "Algorithm",
+    "Limit",
+    "Unit",
+    "parse_limit",
+    "parse_limits",
+]
+
+NS_PER_SECOND = 1_000_000_000
+
+
+class Unit(enum.Enum):
+    """A period unit; the value is its length in seconds (month = 30 d, year = 365 d)."""
+
+    SECOND = 1
+    MINUTE = 60
+    HOUR = 3600
+    DAY = 86_400
+    WEEK = 7 * 86_400
+    MONTH = 30 * 86_400
+    YEAR = 365 * 86_400
+
+    @property
+    def seconds(self) -> int:
+        return self.value
+
+
+class Algorithm(enum.Enum):
+    """How hits are counted against a limit."""
+
+    #: Refills continuously up to the burst; reported admissions drive it into debt.
+    TOKEN_BUCKET = "token_bucket"
+    #: envoyproxy/ratelimit's epoch-aligned fixed window.
+    FIXED_WINDOW = "fixed_window"
+    #: The previous window's count weighted by its overlap, plus the current window's.
+    SLIDING_WINDOW = "sliding_window"
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """``amount`` hits per ``multiplier`` × ``unit``."""
+
+    #: Hits admitted per period; 0 blocks every hit (as envoyproxy/ratelimit does).
+    amount: int
+    #: The period's unit.
+    unit: Unit = Unit.SECOND
+    #: How many units one period spans ("10/5 minutes" has multiplier 5).
+    multiplier: int = 1
+    #: Token-bucket capacity; ``None`` means ``amount`` (no extra burst).
+    burst: int | None = None
+    #: The counting algorithm.
+    algorithm: Algorithm = Algorithm.TOKEN_BUCKET
+
+    def __post_init__(self) -> None:
+        if self.amount < 0:
+            raise LimitParseError(f"amount must be >= 0, got {self.amount}")
+        if self.multiplier < 1:
+            raise LimitParseError(f"period multiplier must be >= 1, got {self.multiplier}")
+        if self.burst is not None and self.burst < 0:
+            raise LimitParseError(f"burst must be >= 0, got {self.burst}")
+
+    @property
+    def period_s(self) -> int:
+        """The period in whole seconds."""
+        return self.unit.value * self.multiplier
+
+    @property
+    def period_ns(self) -> int:
+        """The period in nanoseconds."""
+        return self.unit.value * self.multiplier * NS_PER_SECOND
+
+    @property
+    def capacity(self) -> int:
+        """The most hits admissible at once: the burst, or the amount when no burst is set."""
+        return self.amount if self.burst is None else self.burst
+
+    @property
+    def rate_per_s(self) -> float:
+        """The long-run rate in hits per second (for display and instruction maths)."""
+        return self.amount / self.period_s
+
+    def __str__(self) -> str:
+        period = self.unit.name.lower()
+        if self.multiplier != 1:
+            period = f"{self.multiplier} {period}s"
+        text = f"{self.amount}/{period}"
+        if self.burst is not None:
+            text += f" burst {self.burst}"
+        if self.algorithm is not Algorithm.TOKEN_BUCKET:
+            text += f" ({self.algorithm.value})"
+        return text
+
+
+_UNIT_NAMES: dict[str, Unit] = {
+    "s": Unit.SECOND, "sec": Unit.SECOND, "second": Unit.SECOND, "seconds": Unit.SECOND,
+    "m": Unit.MINUTE, "min": Unit.MINUTE, "minute": Unit.MINUTE, "minutes": Unit.MINUTE,
+    "h": Unit.HOUR, "hr": Unit.HOUR, "hour": Unit.HOUR, "hours": Unit.HOUR,
+    "d": Unit.DAY, "day": Unit.DAY, "days": Unit.DAY,
+    "w": Unit.WEEK, "week": Unit.WEEK, "weeks": Unit.WEEK,
+    "mo": Unit.MONTH, "month": Unit.MONTH, "months": Unit.MONTH,
+    "y": Unit.YEAR, "year": Unit.YEAR, "years": Unit.YEAR,
+}  # fmt: skip
+
+_LIMIT_RE = re.compile(
+    r"""^\s*(?P<amount>\d+)\s*(?:/|\s+per\s+)\s*
+        (?P<mult>\d+)?\s*(?P<unit>[a-z]+)
+        (?:\s+burst\s+(?P<burst>\d+))?\s*$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_SEPARATORS = re.compile(r"[;,|]")
+
+
+def parse_limit(text: str, *, algorithm: Algorithm = Algorithm.TOKEN_BUCKET) -> Limit:
+    """Parse one limit such as ``"100/second"``, ``"10 per 5 minutes"`` or ``"100/s burst 200"``.
+
+    Raises :class:`~ratekeeper.errors.LimitParseError` naming the offending text.
+    """
+    match = _LIMIT_RE.match(text)
+    if match is None:
+        raise LimitParseError(
+            f"cannot parse limit {text!r}: expected e.g. '100/second', '10 per 5 minutes' "
+            "or '100/s burst 200'"
+        )
+    unit = _UNIT_NAMES.get(match["unit"].lower())
+    if unit is None:
+        raise LimitParseError(f"cannot parse limit {text!r}: unknown unit {match['unit']!r}")
+    mult = int(match["mult"]) if match["mult"] else 1
+    if mult == 0:
+        raise LimitParseError(f"cannot parse limit {text!r}: period multiplier must be >= 1")
+    burst = int(match["burst"]) if match["burst"] else None
+    return Limit(int(match["amount"]), unit, mult, burst, algorithm)
+
+
+def parse_limits(text: str, *, algorithm: Algorithm = Algorithm.TOKEN_BUCKET) -> tuple[Limit, ...]:
+    """Parse several limits separated by ``;``, ``,`` or ``|`` (``"10/second; 1000/day"``)."""
+    parts = [part for part in _SEPARATORS.split(text) if part.strip()]
+    if not parts:
+        raise LimitParseError(f"cannot parse limits {text!r}: no limit given")
+    return tuple(parse_limit(part, algorithm=algorithm) for part in parts)

@@ -1,0 +1,68 @@
+"""The one exception hierarchy of ratekeeper.
+
+::
+
+    RatekeeperError
+    ├── LimitParseError        a limit string such as "100/s burst 200" is malformed
+    ├── ConfigError            a policy file is invalid (names file, line, key and reason)
+    ├── BackendError           a storage backend (Redis) failed or timed out
+    └── ClientClosedError      a Limiter was used after close()
+
+Hot paths return typed results; these are raised only for misuse or at the edges.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendError",
+    "ClientClosedError",
+    "ConfigError",
+    "LimitParseError",
+    "RatekeeperError",
+]
+
+
+class RatekeeperError(Exception):
+    """Base class of every error ratekeeper raises."""
+
+
+class LimitParseError(RatekeeperError, ValueError):
+    """A limit specification string could not be parsed."""
+
+
+class ConfigError(RatekeeperError):
+    """A configuration file is invalid.
+
+    ``file``, ``line`` and ``key`` locate the problem where they are known; ``reason`` says what
+    is wrong. ``str()`` joins them into one message an operator can act on.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.file = file
+        self.line = line
+        self.key = key
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = self.file or "<config>"
+        if self.line is not None:
+            where = f"{where}:{self.line}"
+        if self.key:
+            where = f"{where}: {self.key}"
+        return f"{where}: {self.reason}"
+
+
+class BackendError(RatekeeperError):
+    """A storage backend failed or did not answer within its timeout."""
+
+
+class ClientClosedError(RatekeeperError, RuntimeError):
+    """The Limiter was used after it was closed."""
