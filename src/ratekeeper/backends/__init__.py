@@ -1,1 +1,1 @@
-"""backends"""
+"""Storage backends behind one interface (:mod:`ratekeeper.backends.store`)."""

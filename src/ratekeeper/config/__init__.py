@@ -1,1 +1,1 @@
-"""config"""
+"""Policy configuration: envoyproxy/ratelimit YAML and the native spelling, validated once."""

@@ -1,0 +1,36 @@
+"""``ratekeeper`` command line: one subcommand per module in this package.
+
+Each subcommand module exposes ``add_parser(subparsers)`` which registers itself and sets
+``func`` (taking the parsed ``argparse.Namespace``, returning an exit code). The table below is
+the only place that lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+#: Subcommand modules, in the order ``--help`` lists them.
+SUBCOMMANDS: tuple[str, ...] = ("ratekeeper.cli.check_config",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ratekeeper", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for name in SUBCOMMANDS:
+        importlib.import_module(name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
