@@ -4,13 +4,16 @@ A :class:`Limit` is an amount of hits per period, an optional burst and an algor
 value: immutable, hashable, cheap to compare. Periods are whole seconds (a unit times a
 multiplier), so every derived quantity is an exact integer.
 
-Grammar accepted by :func:`parse_limit` (case-insensitive, spaces optional around symbols)::
+Grammar accepted by :func:`parse_limit` (case-insensitive, ASCII only, spaces optional around
+symbols)::
 
-    limit  := AMOUNT ("/" | "per") [MULTIPLIER] UNIT ["burst" BURST]
+    limit  := AMOUNT ("/" | "per") [MULTIPLIER] UNIT ["burst" BURST] ["(" ALGORITHM ")"]
     limits := limit ((";" | "," | "|") limit)*
 
 with ``UNIT`` one of second/minute/hour/day/week/month/year, their plurals, or the short forms
 ``s sec m min h hr d w mo y``; ``"10/5m"`` (django-ratelimit's short form) parses too.
+``ALGORITHM`` is an :class:`Algorithm` value; it is what ``str(limit)`` appends for the window
+algorithms, so that ``parse_limit(str(limit)) == limit`` for every limit.
 """
 
 from __future__ import annotations
@@ -128,15 +131,18 @@ _UNIT_NAMES: dict[str, Unit] = {
 _LIMIT_RE = re.compile(
     r"""^\s*(?P<amount>\d+)\s*(?:/|\s+per\s+)\s*
         (?P<mult>\d+)?\s*(?P<unit>[a-z]+)
-        (?:\s+burst\s+(?P<burst>\d+))?\s*$""",
-    re.IGNORECASE | re.VERBOSE,
+        (?:\s+burst\s+(?P<burst>\d+))?
+        (?:\s*\(\s*(?P<algorithm>[a-z_]+)\s*\))?\s*$""",
+    re.IGNORECASE | re.VERBOSE | re.ASCII,
 )
+_ALGORITHM_NAMES = {algorithm.value: algorithm for algorithm in Algorithm}
 _SEPARATORS = re.compile(r"[;,|]")
 
 
 def parse_limit(text: str, *, algorithm: Algorithm = Algorithm.TOKEN_BUCKET) -> Limit:
     """Parse one limit such as ``"100/second"``, ``"10 per 5 minutes"`` or ``"100/s burst 200"``.
 
+    ``algorithm`` applies unless the text names one (``"10/minute (fixed_window)"``).
     Raises :class:`~ratekeeper.errors.LimitParseError` naming the offending text.
     """
     match = _LIMIT_RE.match(text)
@@ -152,6 +158,13 @@ def parse_limit(text: str, *, algorithm: Algorithm = Algorithm.TOKEN_BUCKET) -> 
     if mult == 0:
         raise LimitParseError(f"cannot parse limit {text!r}: period multiplier must be >= 1")
     burst = int(match["burst"]) if match["burst"] else None
+    if match["algorithm"]:
+        named = _ALGORITHM_NAMES.get(match["algorithm"].lower())
+        if named is None:
+            raise LimitParseError(
+                f"cannot parse limit {text!r}: unknown algorithm {match['algorithm']!r}"
+            )
+        algorithm = named
     return Limit(int(match["amount"]), unit, mult, burst, algorithm)
 
 

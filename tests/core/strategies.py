@@ -1,0 +1,120 @@
+"""Hypothesis strategies and a small driver shared by the core tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from ratekeeper.core.algorithms import STRATEGIES
+from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit, Unit
+from ratekeeper.core.outcome import Outcome
+
+#: Every property here is CPU-bound and deterministic; the tuning keeps tests/core well under 30 s
+#: on a shared two-core machine.
+FAST = settings(max_examples=60, deadline=None)
+THOROUGH = settings(max_examples=150, deadline=None)
+
+#: A timestamp near today (ns since the epoch) and roughly 50 years of them.
+TODAY_NS = 1_763_700_000 * NS_PER_SECOND
+FIFTY_YEARS_NS = 50 * 365 * 86_400 * NS_PER_SECOND
+ONE_YEAR_NS = 365 * 86_400 * NS_PER_SECOND
+
+MAX_HITS = 4
+
+
+def limits(
+    algorithm: Algorithm | None = None,
+    *,
+    max_amount: int = 40,
+    units: tuple[Unit, ...] = tuple(Unit),
+    bursts: bool = True,
+) -> st.SearchStrategy[Limit]:
+    """Random limits; ``algorithm=None`` draws the algorithm too."""
+    return st.builds(
+        Limit,
+        amount=st.integers(0, max_amount),
+        unit=st.sampled_from(units),
+        multiplier=st.integers(1, 5),
+        burst=st.none() | st.integers(0, 2 * max_amount) if bursts else st.none(),
+        algorithm=st.sampled_from(Algorithm) if algorithm is None else st.just(algorithm),
+    )
+
+
+def starts() -> st.SearchStrategy[int]:
+    """Start times anywhere in the next ~50 years of ns since the epoch."""
+    return st.integers(TODAY_NS, TODAY_NS + FIFTY_YEARS_NS)
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """One call: ``hits`` at ``gap`` ns after the previous call (0: the same instant)."""
+
+    gap: int
+    hits: int
+    #: Reported (debited) rather than decided.
+    reported: bool = False
+
+
+def arrivals(
+    limit: Limit, *, max_size: int = 60, reports: bool = False
+) -> st.SearchStrategy[list[Arrival]]:
+    """Weakly increasing arrival sequences scaled to the limit's period.
+
+    Gaps mix simultaneous hits, the refill interval of one token and whole periods, so that
+    sequences both saturate the limit and cross window boundaries.
+    """
+    period = limit.period_ns
+    token = period // max(limit.amount, 1)
+    gaps = st.one_of(
+        st.just(0),
+        st.integers(1, 3 * token),
+        st.integers(0, 2 * period),
+        st.integers(0, 1000),
+    )
+    return st.lists(
+        st.builds(
+            Arrival,
+            gap=gaps,
+            hits=st.integers(0, MAX_HITS),
+            reported=st.booleans() if reports else st.just(False),
+        ),
+        max_size=max_size,
+    )
+
+
+def times(start: int, sequence: list[Arrival]) -> list[int]:
+    """Absolute times of a sequence that starts at ``start``."""
+    out = []
+    now = start
+    for arrival in sequence:
+        now += arrival.gap
+        out.append(now)
+    return out
+
+
+def drive(limit: Limit, start: int, sequence: list[Arrival]) -> list[Outcome | None]:
+    """Run ``sequence`` through the limit's algorithm from a fresh state at ``start``.
+
+    Returns each call's outcome (``None`` for a report, which decides nothing).
+    """
+    strategy = STRATEGIES[limit.algorithm]
+    state: Any = strategy.new(limit, start)
+    results: list[Outcome | None] = []
+    for now, arrival in zip(times(start, sequence), sequence, strict=True):
+        if arrival.reported:
+            strategy.debit(state, limit, now, arrival.hits)
+            results.append(None)
+        else:
+            results.append(strategy.hit(state, limit, now, arrival.hits))
+    return results
+
+
+def admitted(sequence: list[Arrival], results: list[Outcome | None]) -> list[int]:
+    """Hits admitted by each call (0 for refusals and reports)."""
+    return [
+        arrival.hits if result is not None and result.allowed else 0
+        for arrival, result in zip(sequence, results, strict=True)
+    ]
