@@ -1,1 +1,18 @@
-"""Policy configuration: envoyproxy/ratelimit YAML and the native spelling, validated once."""
+"""Policy configuration: envoyproxy/ratelimit YAML and the native spelling, validated once.
+
+:func:`load_config` reads files into an immutable :class:`PolicyTree`; the server asks
+:meth:`PolicyTree.match` for the rule of each request descriptor.
+"""
+
+from ratekeeper.config.loader import config_files, default_config_path, load_config
+from ratekeeper.config.model import Match, RateLimitRule
+from ratekeeper.config.tree import PolicyTree
+
+__all__ = [
+    "Match",
+    "PolicyTree",
+    "RateLimitRule",
+    "config_files",
+    "default_config_path",
+    "load_config",
+]

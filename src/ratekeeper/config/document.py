@@ -1,0 +1,124 @@
+"""A configuration document as a tree of located values, from YAML text or from Python data.
+
+Both spellings of a policy (a YAML file, a Python mapping) become the same :class:`Doc` tree, so
+validation is written once and every error can name the line it is about. YAML is *composed*
+(not constructed) so each value keeps its position; ``line`` is 1-based and ``None`` for values
+that came from Python.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from ratekeeper.errors import ConfigError
+
+__all__ = ["Doc", "Kind", "from_python", "from_yaml", "to_python"]
+
+
+class Kind(enum.Enum):
+    """The shape of a value."""
+
+    SCALAR = "scalar"
+    LIST = "list"
+    MAP = "map"
+
+
+@dataclass(frozen=True, slots=True)
+class Doc:
+    """One value of a configuration document and where it was written."""
+
+    #: Scalar, list or map.
+    kind: Kind
+    #: 1-based line of the value in its file; ``None`` when it came from Python.
+    line: int | None
+    #: A scalar's typed value (str, int, bool, None, float, ...).
+    value: Any = None
+    #: A scalar's source text: string fields take it verbatim, so ``value: 123`` means ``"123"``
+    #: as it does for the reference service.
+    text: str = ""
+    #: A list's items.
+    items: tuple[Doc, ...] = ()
+    #: A map's entries in document order (keys are scalars; duplicates are kept for validation).
+    pairs: tuple[tuple[Doc, Doc], ...] = ()
+
+    def get(self, key: str) -> Doc | None:
+        """The value of ``key`` in a map (the first, if repeated), or ``None``."""
+        for name, value in self.pairs:
+            if name.value == key:
+                return value
+        return None
+
+
+# --- YAML ----------------------------------------------------------------------------------------
+
+# A throwaway SafeLoader gives us PyYAML's own scalar constructors (YAML 1.1 booleans, ints in
+# every base, ...) and merge-key flattening, without constructing whole Python objects.
+_LOADER = yaml.SafeLoader("")
+
+_SCALAR_TAGS: dict[str, Callable[[yaml.ScalarNode], Any]] = {
+    "tag:yaml.org,2002:null": _LOADER.construct_yaml_null,
+    "tag:yaml.org,2002:bool": _LOADER.construct_yaml_bool,
+    "tag:yaml.org,2002:int": _LOADER.construct_yaml_int,
+    "tag:yaml.org,2002:float": _LOADER.construct_yaml_float,
+}
+
+
+def from_yaml(text: str, *, file: str | None = None) -> Doc:
+    """Compose YAML ``text`` into a :class:`Doc`; an empty document is an empty map.
+
+    Raises :class:`ConfigError` with the parser's line for a syntax error.
+    """
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark is not None else None
+        reason = f"error loading config file: {err.problem or err}"
+        raise ConfigError(reason, file=file, line=line) from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"error loading config file: {err}", file=file) from None
+    if node is None:
+        return Doc(Kind.MAP, 1)
+    return _convert(node)
+
+
+def _convert(node: yaml.Node) -> Doc:
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        _LOADER.flatten_mapping(node)  # resolve `<<: *anchor` merge keys
+        pairs = tuple((_convert(key), _convert(value)) for key, value in node.value)
+        return Doc(Kind.MAP, line, pairs=pairs)
+    if isinstance(node, yaml.SequenceNode):
+        return Doc(Kind.LIST, line, items=tuple(_convert(item) for item in node.value))
+    assert isinstance(node, yaml.ScalarNode)
+    construct = _SCALAR_TAGS.get(node.tag)
+    value = construct(node) if construct else node.value
+    return Doc(Kind.SCALAR, line, value=value, text=node.value)
+
+
+# --- Python --------------------------------------------------------------------------------------
+
+
+def from_python(data: object) -> Doc:
+    """Wrap Python data (dicts, lists, scalars) as a :class:`Doc` without line numbers."""
+    if isinstance(data, Mapping):
+        pairs = tuple((from_python(key), from_python(value)) for key, value in data.items())
+        return Doc(Kind.MAP, None, pairs=pairs)
+    if isinstance(data, list | tuple):
+        return Doc(Kind.LIST, None, items=tuple(from_python(item) for item in data))
+    text = str(data).lower() if isinstance(data, bool) else str(data)
+    return Doc(Kind.SCALAR, None, value=data, text="" if data is None else text)
+
+
+def to_python(doc: Doc) -> Any:
+    """Plain Python data for a free-form value (``metadata``)."""
+    if doc.kind is Kind.MAP:
+        return {to_python(key): to_python(value) for key, value in doc.pairs}
+    if doc.kind is Kind.LIST:
+        return [to_python(item) for item in doc.items]
+    return doc.value
