@@ -6,6 +6,7 @@
     ├── LimitParseError        a limit string such as "100/s burst 200" is malformed
     ├── ConfigError            a policy file is invalid (names file, line, key and reason)
     ├── BackendError           a storage backend (Redis) failed or timed out
+    ├── RequestError           a request (RPC, /json body) is malformed: INVALID_ARGUMENT / 400
     └── ClientClosedError      a Limiter was used after close()
 
 Hot paths return typed results; these are raised only for misuse or at the edges.
@@ -19,6 +20,7 @@ __all__ = [
     "ConfigError",
     "LimitParseError",
     "RatekeeperError",
+    "RequestError",
 ]
 
 
@@ -62,6 +64,10 @@ class ConfigError(RatekeeperError):
 
 class BackendError(RatekeeperError):
     """A storage backend failed or did not answer within its timeout."""
+
+
+class RequestError(RatekeeperError, ValueError):
+    """A request is malformed; the message is what the caller is told (gRPC INVALID_ARGUMENT)."""
 
 
 class ClientClosedError(RatekeeperError, RuntimeError):
