@@ -1,0 +1,93 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Algorithm(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TOKEN_BUCKET: _ClassVar[Algorithm]
+    FIXED_WINDOW: _ClassVar[Algorithm]
+    SLIDING_WINDOW: _ClassVar[Algorithm]
+TOKEN_BUCKET: Algorithm
+FIXED_WINDOW: Algorithm
+SLIDING_WINDOW: Algorithm
+
+class Generation(_message.Message):
+    __slots__ = ("incarnation", "number")
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    incarnation: int
+    number: int
+    def __init__(self, incarnation: _Optional[int] = ..., number: _Optional[int] = ...) -> None: ...
+
+class LimitSpec(_message.Message):
+    __slots__ = ("amount", "unit_seconds", "multiplier", "burst", "algorithm")
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    UNIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MULTIPLIER_FIELD_NUMBER: _ClassVar[int]
+    BURST_FIELD_NUMBER: _ClassVar[int]
+    ALGORITHM_FIELD_NUMBER: _ClassVar[int]
+    amount: int
+    unit_seconds: int
+    multiplier: int
+    burst: int
+    algorithm: Algorithm
+    def __init__(self, amount: _Optional[int] = ..., unit_seconds: _Optional[int] = ..., multiplier: _Optional[int] = ..., burst: _Optional[int] = ..., algorithm: _Optional[_Union[Algorithm, str]] = ...) -> None: ...
+
+class Entry(_message.Message):
+    __slots__ = ("key", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: str
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class KeyReport(_message.Message):
+    __slots__ = ("domain", "entries", "admitted", "rejected", "limits")
+    DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    ADMITTED_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    domain: str
+    entries: _containers.RepeatedCompositeFieldContainer[Entry]
+    admitted: int
+    rejected: int
+    limits: _containers.RepeatedCompositeFieldContainer[LimitSpec]
+    def __init__(self, domain: _Optional[str] = ..., entries: _Optional[_Iterable[_Union[Entry, _Mapping]]] = ..., admitted: _Optional[int] = ..., rejected: _Optional[int] = ..., limits: _Optional[_Iterable[_Union[LimitSpec, _Mapping]]] = ...) -> None: ...
+
+class ReportRequest(_message.Message):
+    __slots__ = ("client_id", "generation", "interval_ns", "keys")
+    CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    INTERVAL_NS_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    client_id: str
+    generation: Generation
+    interval_ns: int
+    keys: _containers.RepeatedCompositeFieldContainer[KeyReport]
+    def __init__(self, client_id: _Optional[str] = ..., generation: _Optional[_Union[Generation, _Mapping]] = ..., interval_ns: _Optional[int] = ..., keys: _Optional[_Iterable[_Union[KeyReport, _Mapping]]] = ...) -> None: ...
+
+class KeyInstruction(_message.Message):
+    __slots__ = ("reject_for_ns", "admit_rate", "valid_for_ns", "limits")
+    REJECT_FOR_NS_FIELD_NUMBER: _ClassVar[int]
+    ADMIT_RATE_FIELD_NUMBER: _ClassVar[int]
+    VALID_FOR_NS_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    reject_for_ns: int
+    admit_rate: float
+    valid_for_ns: int
+    limits: _containers.RepeatedCompositeFieldContainer[LimitSpec]
+    def __init__(self, reject_for_ns: _Optional[int] = ..., admit_rate: _Optional[float] = ..., valid_for_ns: _Optional[int] = ..., limits: _Optional[_Iterable[_Union[LimitSpec, _Mapping]]] = ...) -> None: ...
+
+class ReportResponse(_message.Message):
+    __slots__ = ("instructions", "generation")
+    INSTRUCTIONS_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    instructions: _containers.RepeatedCompositeFieldContainer[KeyInstruction]
+    generation: Generation
+    def __init__(self, instructions: _Optional[_Iterable[_Union[KeyInstruction, _Mapping]]] = ..., generation: _Optional[_Union[Generation, _Mapping]] = ...) -> None: ...
