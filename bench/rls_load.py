@@ -1,0 +1,182 @@
+"""The load process of the RLS benchmark: N concurrent ``ShouldRateLimit`` calls for a fixed time.
+
+It runs in its own process (``bench.rls_bench`` starts it) so that its CPU is not the servers'.
+Each request carries one descriptor drawn from a fixed set of distinct keys; with several targets
+a key always goes to the server that owns it, chosen by the key's 64-bit hash the way slices cut
+the hash space (contiguous ranges), so each server's buckets see all of their keys' traffic.
+
+It prints one JSON object: calls, errors, over-limit answers, wall time, and the CPU seconds the
+server processes (``--server-pid``) and the load process itself used in the measured window;
+raw latencies (nanoseconds, int64) go to ``--latency-file``.
+
+    python -m bench.rls_load --target 127.0.0.1:50051 --server-pid 1234 --duration 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import asyncio
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import psutil
+from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2
+from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
+
+from ratekeeper.core.keys import HASH_BITS, Entries, canonical_bytes, key_hash
+
+__all__ = ["DOMAIN", "WORKLOAD_CONFIG", "main", "owner", "workload_keys"]
+
+DOMAIN = "bench"
+
+#: The ratekeeper policy the benchmark loads: a few rules of the common shapes (nested per-user
+#: limits, a per-address limit, a shadow rule, an unlimited route). The per-user limit is low
+#: enough that some keys go over it at benchmark rates, so both answers are exercised.
+WORKLOAD_CONFIG = f"""\
+domain: {DOMAIN}
+descriptors:
+  - key: route
+    value: api
+    descriptors:
+      - key: user
+        rate_limit: {{unit: second, requests_per_unit: 5}}
+  - key: route
+    value: search
+    shadow_mode: true
+    descriptors:
+      - key: user
+        rate_limit: {{unit: second, requests_per_unit: 2}}
+  - key: remote_address
+    rate_limit: {{unit: minute, requests_per_unit: 600}}
+  - key: route
+    value: health
+    rate_limit: {{unlimited: true}}
+"""
+
+
+def workload_keys(count: int) -> list[Entries]:
+    """``count`` distinct descriptors: 70 % per-user api, 20 % shadow search, 10 % by address."""
+    keys: list[Entries] = []
+    for i in range(count):
+        kind = i % 10
+        if kind < 7:
+            keys.append((("route", "api"), ("user", f"user-{i}")))
+        elif kind < 9:
+            keys.append((("route", "search"), ("user", f"user-{i}")))
+        else:
+            keys.append((("remote_address", f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"),))
+    return keys
+
+
+def owner(entries: Entries, shards: int) -> int:
+    """Which of ``shards`` servers owns the key: equal contiguous ranges of the hash space."""
+    return (key_hash(canonical_bytes(DOMAIN, entries)) * shards) >> HASH_BITS
+
+
+def _request(entries: Entries) -> rls_pb2.RateLimitRequest:
+    entry = ratelimit_pb2.RateLimitDescriptor.Entry
+    descriptor = ratelimit_pb2.RateLimitDescriptor(
+        entries=[entry(key=k, value=v) for k, v in entries]
+    )
+    return rls_pb2.RateLimitRequest(domain=DOMAIN, descriptors=[descriptor])
+
+
+@dataclass
+class _Tally:
+    """What the workers saw; only completions inside the measured window are recorded."""
+
+    measuring: bool = False
+    stopping: bool = False
+    latencies: array.array[int] = field(default_factory=lambda: array.array("q"))
+    over_limit: int = 0
+    errors: int = 0
+
+
+async def _worker(
+    work: list[tuple[rls_pb2_grpc.RateLimitServiceStub, rls_pb2.RateLimitRequest]],
+    start: int,
+    stride: int,
+    tally: _Tally,
+) -> None:
+    over = rls_pb2.RateLimitResponse.OVER_LIMIT
+    i = start
+    while not tally.stopping:
+        stub, request = work[i % len(work)]
+        i += stride
+        began = time.perf_counter_ns()
+        try:
+            response = await stub.ShouldRateLimit(request)
+        except grpc.aio.AioRpcError:
+            if tally.measuring:
+                tally.errors += 1
+            continue
+        if tally.measuring:
+            tally.latencies.append(time.perf_counter_ns() - began)
+            tally.over_limit += response.overall_code == over
+
+
+def _cpu_seconds(procs: list[psutil.Process]) -> list[float]:
+    return [sum(p.cpu_times()[:2]) for p in procs]
+
+
+async def run(args: argparse.Namespace) -> dict[str, object]:
+    channels = [grpc.aio.insecure_channel(target) for target in args.target]
+    stubs = [rls_pb2_grpc.RateLimitServiceStub(channel) for channel in channels]
+    keys = workload_keys(args.keys)
+    work = [(stubs[owner(k, len(stubs))], _request(k)) for k in keys]
+    # A fixed shuffle spreads each worker's keys over every rule and server.
+    random.Random(42).shuffle(work)
+    for channel in channels:
+        await asyncio.wait_for(channel.channel_ready(), timeout=10)
+    servers = [psutil.Process(pid) for pid in args.server_pid]
+    me = psutil.Process()
+    tally = _Tally()
+    workers = [
+        asyncio.create_task(_worker(work, n, args.concurrency, tally))
+        for n in range(args.concurrency)
+    ]
+    try:
+        await asyncio.sleep(args.warmup)
+        cpu_before, me_before = _cpu_seconds(servers), _cpu_seconds([me])[0]
+        began = time.perf_counter()
+        tally.measuring = True
+        await asyncio.sleep(args.duration)
+        tally.measuring = False
+        wall = time.perf_counter() - began
+        cpu_after, me_after = _cpu_seconds(servers), _cpu_seconds([me])[0]
+    finally:
+        tally.stopping = True
+        await asyncio.gather(*workers)
+        for channel in channels:
+            await channel.close()
+    Path(args.latency_file).write_bytes(tally.latencies.tobytes())
+    return {
+        "calls": len(tally.latencies),
+        "errors": tally.errors,
+        "over_limit": tally.over_limit,
+        "wall_s": wall,
+        "server_cpu_s": [a - b for a, b in zip(cpu_after, cpu_before, strict=True)],
+        "load_cpu_s": me_after - me_before,
+        "keys_per_server": [sum(1 for s, _ in work if s is stub) for stub in stubs],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", action="append", required=True, help="host:port, repeatable")
+    parser.add_argument("--server-pid", action="append", type=int, default=[])
+    parser.add_argument("--concurrency", type=int, default=64, help="calls in flight in total")
+    parser.add_argument("--keys", type=int, default=1000, help="distinct descriptors")
+    parser.add_argument("--duration", type=float, default=5.0, help="measured seconds")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
+    parser.add_argument("--latency-file", required=True)
+    print(json.dumps(asyncio.run(run(parser.parse_args()))), flush=True)
+
+
+if __name__ == "__main__":
+    main()
