@@ -59,7 +59,7 @@ class Arrival:
 
 
 def arrivals(
-    limit: Limit, *, max_size: int = 60, reports: bool = False
+    limit: Limit, *, min_size: int = 0, max_size: int = 60, reports: bool = False
 ) -> st.SearchStrategy[list[Arrival]]:
     """Weakly increasing arrival sequences scaled to the limit's period.
 
@@ -81,6 +81,7 @@ def arrivals(
             hits=st.integers(0, MAX_HITS),
             reported=st.booleans() if reports else st.just(False),
         ),
+        min_size=min_size,
         max_size=max_size,
     )
 
@@ -100,8 +101,12 @@ def drive(limit: Limit, start: int, sequence: list[Arrival]) -> list[Outcome | N
 
     Returns each call's outcome (``None`` for a report, which decides nothing).
     """
+    return replay(STRATEGIES[limit.algorithm].new(limit, start), limit, start, sequence)
+
+
+def replay(state: Any, limit: Limit, start: int, sequence: list[Arrival]) -> list[Outcome | None]:
+    """Run ``sequence`` (starting at ``start``) on an existing ``state``, as :func:`drive`."""
     strategy = STRATEGIES[limit.algorithm]
-    state: Any = strategy.new(limit, start)
     results: list[Outcome | None] = []
     for now, arrival in zip(times(start, sequence), sequence, strict=True):
         if arrival.reported:
