@@ -15,7 +15,7 @@ from collections.abc import Sequence
 __all__ = ["main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("ratekeeper.cli.check_config",)
+SUBCOMMANDS: tuple[str, ...] = ("ratekeeper.cli.check_config", "ratekeeper.cli.serve")
 
 
 def build_parser() -> argparse.ArgumentParser:

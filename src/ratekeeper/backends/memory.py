@@ -1,0 +1,237 @@
+"""Counters in process memory: shards of plain dicts, algorithms from the core.
+
+Thread safety: **single writer, no locks.** Every method must be called from one thread; in an
+asyncio process that thread is the event loop, and no method awaits between reading a counter
+and writing it back, so a decision is atomic without a lock. Counters are spread over shards by
+key hash; a shard is the unit that a later multi-writer layout (one worker per shard, as
+gubernator does) would hand to exactly one writer, and it is the unit that housekeeping visits.
+
+Blocking: never. Errors: none on the hot path (memory cannot time out); :meth:`MemoryStore.hit`
+and :meth:`MemoryStore.debit` only raise for misuse.
+
+Bounded memory. A shard holds at most ``max_keys // shards`` counters. Housekeeping runs inline,
+driven by the ``now`` callers pass (no task, no clock read), and visits counters with a clock
+hand: the oldest entries in the shard's order are looked at and, when kept, rotated to the end.
+
+* **Idle expiry.** A counter back at full capacity (a full bucket, an empty window) carries no
+  information: a new one would behave identically. Once it has also gone ``idle_expiry_ns``
+  untouched it is dropped. A counter in debt or over its limit is never full, so it stays until
+  it has recovered.
+* **Eviction at the cap.** A new key in a full shard first makes the hand drop counters that are
+  full (whatever their age). If none is, the hand evicts the *fullest* counters it looked at,
+  among those that would still admit a hit. A counter with nothing remaining (over its limit,
+  in debt) is never evicted: eviction would hand quota back to exactly the key being limited.
+  Evicting a partly used counter hands back at most what it had used, and the fullest loses least.
+* **Every key hot.** When the hand finds only exhausted counters, the new key is refused: it is
+  reported over its limit (retry in one second) and, for a debit, its hits are not recorded.
+  Refusing new keys is the conservative side: limited keys stay limited, and memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ratekeeper.backends.store import Counter, Hit
+from ratekeeper.core.algorithms import STRATEGIES, State
+from ratekeeper.core.limits import NS_PER_SECOND, Limit
+from ratekeeper.core.outcome import Outcome
+
+__all__ = ["MemoryStore", "MemoryStoreStats"]
+
+#: How many entries the hand looks at per housekeeping step or per eviction.
+_HAND_SPAN = 64
+#: What a refused new key is told: over its limit, retry in a second.
+_REFUSED = Outcome(
+    allowed=False, remaining=0, reset_after_ns=NS_PER_SECOND, retry_after_ns=NS_PER_SECOND
+)
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One counter's state and when it was last counted against."""
+
+    state: State
+    #: ``now`` of the last hit or debit (caller's clock, ns).
+    touched: int
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryStoreStats:
+    """Counts for metrics; read at scrape time."""
+
+    #: Counters held now.
+    keys: int
+    #: Partly used counters evicted to make room for new keys.
+    evictions: int
+    #: Full counters dropped (idle expiry, or to make room).
+    expirations: int
+    #: New keys refused because every counter the hand saw was exhausted.
+    refused: int
+
+
+@functools.lru_cache(maxsize=4096)
+def _full_remaining(limit: Limit) -> int:
+    """``remaining`` of a fresh counter under ``limit``: its value when full."""
+    strategy = STRATEGIES[limit.algorithm]
+    return strategy.hit(strategy.new(limit, 0), limit, 0, 0).remaining
+
+
+def _check(entry: _Entry, limit: Limit, now: int) -> Outcome:
+    # A zero-hit check refills or rolls the state in place; that is the same state the next
+    # hit would see, so housekeeping may do it without copying.
+    return STRATEGIES[limit.algorithm].hit(entry.state, limit, now, 0)
+
+
+class MemoryStore:
+    """The :class:`~ratekeeper.backends.store.Store` kept in this process's memory.
+
+    ``max_keys`` caps the counters held; ``idle_expiry_ns`` is how long a full counter must go
+    untouched before it is dropped; ``sweep_interval_ns`` is how often (in callers' ``now``) a
+    housekeeping step visits the next shard.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_keys: int = 1_000_000,
+        idle_expiry_ns: int = 60 * NS_PER_SECOND,
+        sweep_interval_ns: int = NS_PER_SECOND,
+        shards: int = 16,
+    ) -> None:
+        if max_keys < 1:
+            raise ValueError(f"max_keys must be >= 1, got {max_keys}")
+        if shards < 1 or shards & (shards - 1):
+            raise ValueError(f"shards must be a power of two, got {shards}")
+        shards = min(shards, 1 << (max_keys.bit_length() - 1))
+        self._shards: list[dict[Counter, _Entry]] = [{} for _ in range(shards)]
+        self._mask = shards - 1
+        self._shard_cap = max_keys // shards
+        self._idle_ns = idle_expiry_ns
+        self._sweep_step_ns = max(1, sweep_interval_ns // shards)
+        self._next_sweep = 0
+        self._sweep_shard = 0
+        self._evictions = 0
+        self._expirations = 0
+        self._refused = 0
+
+    async def hit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
+        """Decide and count each hit; a zero-hit check of an unknown key stores nothing."""
+        if now >= self._next_sweep:
+            self._sweep(now)
+        out: list[Outcome] = []
+        for hit in hits:
+            counter = hit.counter
+            limit = counter.limit
+            strategy = STRATEGIES[limit.algorithm]
+            shard = self._shards[hash(counter) & self._mask]
+            entry = shard.get(counter)
+            if entry is None:
+                if hit.hits == 0:
+                    out.append(strategy.hit(strategy.new(limit, now), limit, now, 0))
+                    continue
+                entry = self._insert(shard, counter, now)
+                if entry is None:
+                    out.append(_REFUSED)
+                    continue
+            entry.touched = now
+            out.append(strategy.hit(entry.state, limit, now, hit.hits))
+        return out
+
+    async def debit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
+        """Count hits admitted elsewhere, into debt if need be; return each counter's state.
+
+        ``allowed`` in each outcome says whether one more hit would be admitted now.
+        """
+        if now >= self._next_sweep:
+            self._sweep(now)
+        out: list[Outcome] = []
+        for hit in hits:
+            counter = hit.counter
+            limit = counter.limit
+            strategy = STRATEGIES[limit.algorithm]
+            shard = self._shards[hash(counter) & self._mask]
+            entry = shard.get(counter) or self._insert(shard, counter, now)
+            if entry is None:
+                out.append(_REFUSED)
+                continue
+            entry.touched = now
+            strategy.debit(entry.state, limit, now, hit.hits)
+            state = strategy.hit(entry.state, limit, now, 0)
+            allowed = state.remaining > 0
+            out.append(state if state.allowed is allowed else _with_allowed(state, allowed))
+        return out
+
+    def healthy(self) -> bool:
+        """Always: memory has no connection to lose."""
+        return True
+
+    async def close(self) -> None:
+        """Drop every counter."""
+        for shard in self._shards:
+            shard.clear()
+
+    def __len__(self) -> int:
+        return sum(len(shard) for shard in self._shards)
+
+    def stats(self) -> MemoryStoreStats:
+        """Current counts, for metrics."""
+        return MemoryStoreStats(len(self), self._evictions, self._expirations, self._refused)
+
+    # --- housekeeping ----------------------------------------------------------------------
+
+    def _insert(self, shard: dict[Counter, _Entry], counter: Counter, now: int) -> _Entry | None:
+        """A fresh entry for ``counter``, or ``None`` when the shard has no room for it."""
+        if len(shard) >= self._shard_cap:
+            self._make_room(shard, now)
+            if len(shard) >= self._shard_cap:
+                self._refused += 1
+                return None
+        limit = counter.limit
+        entry = _Entry(STRATEGIES[limit.algorithm].new(limit, now), now)
+        shard[counter] = entry
+        return entry
+
+    def _sweep(self, now: int) -> None:
+        """One housekeeping step: the hand passes over the next shard's oldest entries."""
+        self._next_sweep = now + self._sweep_step_ns
+        self._sweep_shard = (self._sweep_shard + 1) & self._mask
+        self._turn_hand(self._shards[self._sweep_shard], now, self._idle_ns)
+
+    def _make_room(self, shard: dict[Counter, _Entry], now: int) -> None:
+        """Drop full counters, else evict the fullest ones that still admit a hit."""
+        candidates = self._turn_hand(shard, now, 0)
+        if len(shard) < self._shard_cap or not candidates:
+            return
+        best = max(fullness for fullness, _ in candidates)
+        for fullness, counter in candidates:
+            if fullness >= best:
+                del shard[counter]
+                self._evictions += 1
+
+    def _turn_hand(
+        self, shard: dict[Counter, _Entry], now: int, idle_ns: int
+    ) -> list[tuple[float, Counter]]:
+        """Look at the oldest entries: drop the full and idle, rotate the rest to the end.
+
+        Returns ``(fullness, counter)`` for each kept counter that would still admit a hit.
+        """
+        candidates: list[tuple[float, Counter]] = []
+        for counter, entry in list(itertools.islice(shard.items(), _HAND_SPAN)):
+            limit = counter.limit
+            full = _full_remaining(limit)
+            remaining = _check(entry, limit, now).remaining
+            del shard[counter]
+            if remaining >= full and now - entry.touched >= idle_ns:
+                self._expirations += 1
+                continue
+            shard[counter] = entry
+            if remaining > 0:
+                candidates.append((remaining / full, counter))
+        return candidates
+
+
+def _with_allowed(outcome: Outcome, allowed: bool) -> Outcome:
+    return Outcome(allowed, outcome.remaining, outcome.reset_after_ns, outcome.retry_after_ns)

@@ -1,0 +1,220 @@
+"""The composition root: the one place that wires a server process together.
+
+Extension points, one line each:
+
+* :data:`STORES` maps a backend URL scheme (``memory://``, ``redis://``) to a factory
+  ``(url, settings) -> Store``.
+* :data:`SERVICES` lists the gRPC registrations ``(grpc.aio.Server, Components) -> None``; each
+  reads what it needs (store, policy, metrics, settings) from :class:`Components`.
+
+:class:`RateLimitServer` starts and stops the listeners on the running event loop (tests use it
+in-process); :func:`run` adds what a real process needs: signals, reload, graceful shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from urllib.parse import urlsplit
+
+import grpc
+from aiohttp import web
+from envoy.service.ratelimit.v3 import rls_pb2_grpc
+from grpc_health.v1 import health_pb2_grpc
+
+from ratekeeper.backends.memory import MemoryStore
+from ratekeeper.backends.store import Store
+from ratekeeper.config import default_config_path, load_config
+from ratekeeper.core.limits import NS_PER_SECOND, Algorithm
+from ratekeeper.errors import ConfigError
+from ratekeeper.server.health import Health
+from ratekeeper.server.http import HttpEndpoints, build_app
+from ratekeeper.server.metrics import Metrics
+from ratekeeper.server.ratelimit import Decisions, RateLimitService
+from ratekeeper.server.reload import ConfigWatcher, Policy, PolicyHolder
+from ratekeeper.server.rls import RlsServicer
+from ratekeeper.server.settings import AlgorithmMode, ServerSettings
+
+__all__ = ["SERVICES", "STORES", "Components", "RateLimitServer", "run"]
+
+log = logging.getLogger(__name__)
+
+#: The algorithm each mode forces on every rule (``None``: each rule's own).
+_FORCED_ALGORITHM: dict[AlgorithmMode, Algorithm | None] = {
+    AlgorithmMode.TOKEN_BUCKET: None,
+    AlgorithmMode.FIXED_WINDOW: Algorithm.FIXED_WINDOW,
+}
+
+
+def _memory_store(url: str, settings: ServerSettings) -> Store:
+    return MemoryStore(
+        max_keys=settings.max_keys, idle_expiry_ns=int(settings.idle_expiry * NS_PER_SECOND)
+    )
+
+
+#: Backend URL scheme → store factory.
+STORES: dict[str, Callable[[str, ServerSettings], Store]] = {
+    "memory": _memory_store,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Components:
+    """Everything a process is made of, built once from the settings."""
+
+    settings: ServerSettings
+    policy: PolicyHolder
+    store: Store
+    metrics: Metrics
+    health: Health
+    service: RateLimitService
+
+
+def _add_rls(server: grpc.aio.Server, c: Components) -> None:
+    rls_pb2_grpc.add_RateLimitServiceServicer_to_server(RlsServicer(c.service, c.metrics), server)
+
+
+def _add_health(server: grpc.aio.Server, c: Components) -> None:
+    health_pb2_grpc.add_HealthServicer_to_server(c.health.servicer, server)
+
+
+#: gRPC services every server registers.
+SERVICES: tuple[Callable[[grpc.aio.Server, Components], None], ...] = (_add_rls, _add_health)
+
+
+def config_path(settings: ServerSettings) -> str:
+    """The configured policy path, or the embedded default."""
+    return settings.config or str(default_config_path())
+
+
+def policy_loader(settings: ServerSettings) -> Callable[[], Policy]:
+    """Loads the policy as the settings say; raises ConfigError."""
+    return partial(
+        load_config,
+        config_path(settings),
+        merge_domains=settings.merge_domains,
+        algorithm=_FORCED_ALGORITHM[settings.algorithm],
+    )
+
+
+def open_store(settings: ServerSettings) -> Store:
+    """The store the backend URL names; raises ConfigError for an unknown scheme."""
+    scheme = urlsplit(settings.backend).scheme
+    factory = STORES.get(scheme)
+    if factory is None:
+        known = ", ".join(f"{name}://" for name in STORES)
+        raise ConfigError(f"unknown backend {settings.backend!r}; known: {known}", key="backend")
+    return factory(settings.backend, settings)
+
+
+def build(settings: ServerSettings) -> Components:
+    """Load the config and open the store; raises ConfigError (nothing is listening yet)."""
+    metrics = Metrics(settings.max_stats_keys)
+    policy = PolicyHolder(policy_loader(settings)())
+    metrics.config_load_success.inc()
+    store = open_store(settings)
+    metrics.watch_store(store)
+    forced = _FORCED_ALGORITHM[settings.algorithm]
+    headers = (
+        (settings.limit_limit_header, settings.limit_remaining_header, settings.limit_reset_header)
+        if settings.limit_response_headers_enabled
+        else None
+    )
+    decisions = Decisions(
+        shadow_mode=settings.shadow_mode,
+        near_limit_ratio=settings.near_limit_ratio,
+        fail_closed=settings.fail_closed,
+        headers=headers,
+        override_algorithm=forced or Algorithm.TOKEN_BUCKET,
+    )
+    service = RateLimitService(policy, store, metrics, decisions)
+    return Components(settings, policy, store, metrics, Health(store), service)
+
+
+class RateLimitServer:
+    """The gRPC and HTTP listeners of one process, on the running event loop."""
+
+    def __init__(self, components: Components) -> None:
+        self.components = components
+        self.grpc_port = 0
+        self.http_port = 0
+        self._grpc = grpc.aio.server()
+        for register in SERVICES:
+            register(self._grpc, components)
+        endpoints = HttpEndpoints(
+            components.service, components.health, components.metrics, components.policy
+        )
+        self._http = web.AppRunner(build_app(endpoints), access_log=None)
+
+    async def start(self) -> None:
+        """Bind both ports (0 picks a free one) and start serving."""
+        settings = self.components.settings
+        self.grpc_port = self._grpc.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+        await self._grpc.start()
+        await self._http.setup()
+        site = web.TCPSite(self._http, settings.host, settings.http_port)
+        await site.start()
+        self.http_port = self._http.addresses[0][1]
+        await self.components.health.config_loaded()
+
+    async def stop(self, grace: float) -> None:
+        """NOT_SERVING, stop accepting, let in-flight calls finish within ``grace`` seconds."""
+        await self.components.health.shutting_down()
+        await self._grpc.stop(grace)
+        await self._http.cleanup()
+        await self.components.store.close()
+
+
+async def _housekeeping(server: RateLimitServer, watcher: ConfigWatcher | None) -> None:
+    """Reload on file change and keep gRPC health current, until cancelled."""
+    tasks = [asyncio.create_task(watcher.run())] if watcher else []
+    try:
+        while True:
+            await asyncio.sleep(1.0)
+            await server.components.health.refresh()
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def run(settings: ServerSettings) -> int:
+    """Serve until SIGTERM or SIGINT; reload on SIGHUP. Returns the exit code."""
+    try:
+        components = build(settings)
+    except ConfigError as exc:
+        log.error("cannot start: %s", exc)
+        return 2
+    server = RateLimitServer(components)
+    await server.start()
+    watcher = ConfigWatcher(
+        config_path(settings),
+        policy_loader(settings),
+        components.policy,
+        components.metrics,
+        settings.reload_interval,
+    )
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(watcher.reload()))
+    polling = watcher if settings.reload_interval > 0 else None
+    chores = asyncio.create_task(_housekeeping(server, polling))
+    log.info(
+        "ratekeeper ready grpc=%s:%d http=%s:%d config=%s backend=%s",
+        settings.host, server.grpc_port, settings.host, server.http_port,
+        config_path(settings), settings.backend,
+    )  # fmt: skip
+    await stop.wait()
+    log.info("shutting down (grace %.1fs)", settings.shutdown_grace)
+    chores.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await chores
+    await server.stop(settings.shutdown_grace)
+    log.info("stopped")
+    return 0

@@ -1,0 +1,106 @@
+"""The HTTP side of the server (aiohttp, same event loop as gRPC).
+
+Routes (a table, :data:`ROUTES`):
+
+* ``POST /json``: a protobuf-JSON ``RateLimitRequest``; 200 (OK) or 429 (OVER_LIMIT) with a
+  protobuf-JSON ``RateLimitResponse``; 400 with a message for a malformed body or request.
+* ``GET /healthcheck``: 200 ``OK`` while serving, 500 otherwise.
+* ``GET /metrics``: Prometheus text.
+* ``GET /rlconfig``: the loaded config, human-readable.
+
+Bodies are capped by aiohttp's ``client_max_size`` (1 MiB).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from envoy.service.ratelimit.v3.rls_pb2 import RateLimitRequest, RateLimitResponse
+from google.protobuf import json_format
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from ratekeeper.errors import RequestError
+from ratekeeper.server.health import Health
+from ratekeeper.server.metrics import Metrics
+from ratekeeper.server.ratelimit import RateLimitService
+from ratekeeper.server.reload import PolicyHolder
+
+__all__ = ["ROUTES", "HttpEndpoints", "build_app"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpEndpoints:
+    """What the HTTP handlers read."""
+
+    service: RateLimitService
+    health: Health
+    metrics: Metrics
+    policy: PolicyHolder
+
+    async def json(self, request: web.Request) -> web.Response:
+        start = time.perf_counter()
+        try:
+            return await self._json(request)
+        finally:
+            self.metrics.latency.labels("json").observe(time.perf_counter() - start)
+
+    async def _json(self, request: web.Request) -> web.Response:
+        try:
+            message = json_format.Parse(await request.text(), RateLimitRequest())
+            response = await self.service.should_rate_limit(message)
+        except (json_format.ParseError, RequestError, UnicodeDecodeError) as exc:
+            self.metrics.invalid_requests.labels("json").inc()
+            return web.Response(status=400, text=f"bad request: {exc}\n")
+        status = 429 if response.overall_code == RateLimitResponse.OVER_LIMIT else 200
+        return web.Response(
+            status=status,
+            text=json_format.MessageToJson(response, indent=None),
+            content_type="application/json",
+        )
+
+    async def healthcheck(self, request: web.Request) -> web.Response:
+        if self.health.serving():
+            return web.Response(text="OK")
+        return web.Response(status=500, text="NOT SERVING")
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        response = web.Response(body=self.metrics.render())
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    async def rlconfig(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.policy.policy.describe())
+
+
+Handler = Callable[[HttpEndpoints, web.Request], Awaitable[web.Response]]
+
+#: (method, path, handler): the whole HTTP surface.
+ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("POST", "/json", HttpEndpoints.json),
+    ("GET", "/healthcheck", HttpEndpoints.healthcheck),
+    ("GET", "/metrics", HttpEndpoints.prometheus),
+    ("GET", "/rlconfig", HttpEndpoints.rlconfig),
+)
+
+
+def build_app(endpoints: HttpEndpoints) -> web.Application:
+    """The aiohttp application serving :data:`ROUTES`."""
+    app = web.Application()
+    for method, path, handler in ROUTES:
+        app.router.add_route(method, path, _bind(handler, endpoints))
+    return app
+
+
+def _bind(
+    handler: Handler, endpoints: HttpEndpoints
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def route(request: web.Request) -> web.Response:
+        return await handler(endpoints, request)
+
+    return route

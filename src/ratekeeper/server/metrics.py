@@ -1,0 +1,158 @@
+"""Prometheus metrics of one server process, in a registry of its own.
+
+Hot-path counts (per-rule hits) are plain integer increments on the event loop; Prometheus
+families are built from them only when ``/metrics`` is scraped. Label values that clients choose
+(``detailed_metric`` stats keys, override paths, domains) are capped: past ``max_stats_keys``
+distinct ``(domain, key)`` pairs, new pairs are counted under :data:`OVERFLOW_LABEL`.
+
+Thread safety: record from the event loop only; scrapes run on the same loop.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator
+from typing import Protocol, runtime_checkable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+__all__ = ["OVERFLOW_LABEL", "Column", "Metrics", "RuleStats", "StoreStatsSource"]
+
+#: The ``domain`` and ``key`` labels of counts past the cardinality cap.
+OVERFLOW_LABEL = "_overflow_"
+_LATENCY_BUCKETS = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+)  # fmt: skip
+
+
+class Column(enum.IntEnum):
+    """The per-rule counters, as envoyproxy/ratelimit names them."""
+
+    TOTAL_HITS = 0
+    OVER_LIMIT = 1
+    NEAR_LIMIT = 2
+    WITHIN_LIMIT = 3
+    SHADOW_MODE = 4
+
+
+class RuleStats(Collector):
+    """Per-rule hit counters with a bounded number of label sets."""
+
+    def __init__(self, max_keys: int) -> None:
+        self._max = max_keys
+        self._rows: dict[tuple[str, str], list[int]] = {}
+
+    def row(self, domain: str, stats_key: str) -> list[int]:
+        """The counters of one rule (index them with :class:`Column`); add to them in place."""
+        row = self._rows.get((domain, stats_key))
+        if row is None:
+            labels = (domain, stats_key)
+            if len(self._rows) >= self._max:
+                labels = (OVERFLOW_LABEL, OVERFLOW_LABEL)
+            row = self._rows.get(labels)
+            if row is None:
+                row = self._rows[labels] = [0] * len(Column)
+        return row
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        for column in Column:
+            family = CounterMetricFamily(
+                f"ratekeeper_rule_{column.name.lower()}",
+                f"Hits per rule: {column.name.lower()} (envoyproxy/ratelimit's per-rule stat).",
+                labels=("domain", "key"),
+            )
+            for (domain, key), row in self._rows.items():
+                family.add_metric((domain, key), row[column])
+            yield family
+
+
+@runtime_checkable
+class StoreStatsSource(Protocol):
+    """A store that can report its size and evictions (the memory store does)."""
+
+    def stats(self) -> object: ...
+
+
+#: Store stats attribute → (metric name, help, family).
+_STORE_FIELDS: dict[str, tuple[str, str, type[CounterMetricFamily | GaugeMetricFamily]]] = {
+    "keys": ("ratekeeper_store_keys", "Counters held.", GaugeMetricFamily),
+    "evictions": (
+        "ratekeeper_store_evictions",
+        "Partly used counters evicted to make room.",
+        CounterMetricFamily,
+    ),
+    "expirations": (
+        "ratekeeper_store_expirations",
+        "Full counters dropped.",
+        CounterMetricFamily,
+    ),
+    "refused": (
+        "ratekeeper_store_refused_keys",
+        "New keys refused at the key cap (every counter exhausted).",
+        CounterMetricFamily,
+    ),
+}
+
+
+class _StoreCollector(Collector):
+    """Reads a store's counts at scrape time."""
+
+    def __init__(self, source: Callable[[], object]) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        stats = self._source()
+        for attr, (name, doc, family) in _STORE_FIELDS.items():
+            if hasattr(stats, attr):
+                yield family(name, doc, value=getattr(stats, attr))
+
+
+class Metrics:
+    """Every metric the server exports, and the text ``/metrics`` serves."""
+
+    def __init__(self, max_stats_keys: int) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.rules = RuleStats(max_stats_keys)
+        self.registry.register(self.rules)
+        reg = self.registry
+        self.latency = Histogram(
+            "ratekeeper_call_seconds",
+            "Time to answer one call, by call (ShouldRateLimit, json, report).",
+            ("call",),
+            buckets=_LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.config_load_success = Counter(
+            "ratekeeper_config_load_success", "Config loads that succeeded.", registry=reg
+        )
+        self.config_load_error = Counter(
+            "ratekeeper_config_load_error",
+            "Config loads that failed (old config kept).",
+            registry=reg,
+        )
+        self.store_errors = Counter(
+            "ratekeeper_store_errors", "Calls whose store failed (answered per FAIL_CLOSED).",
+            registry=reg,
+        )  # fmt: skip
+        self.service_errors = Counter(
+            "ratekeeper_service_errors", "Calls that failed inside the server.", registry=reg
+        )
+        self.global_shadow_mode = Counter(
+            "ratekeeper_global_shadow_mode",
+            "Descriptors over their limit answered OK by the global SHADOW_MODE.",
+            registry=reg,
+        )
+        self.invalid_requests = Counter(
+            "ratekeeper_invalid_requests", "Calls refused as malformed.", ("call",), registry=reg
+        )
+
+    def watch_store(self, store: object) -> None:
+        """Export the store's own counts when it has any."""
+        if isinstance(store, StoreStatsSource):
+            self.registry.register(_StoreCollector(store.stats))
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)

@@ -1,0 +1,252 @@
+"""Envoy RLS decisions: a ``RateLimitRequest`` in, a ``RateLimitResponse`` out.
+
+Transport-free: the gRPC servicer and ``POST /json`` both call
+:meth:`RateLimitService.should_rate_limit`. One request makes exactly one store call carrying
+every counter it touches. The semantics follow envoyproxy/ratelimit (see
+``docs/operations.md``): per-descriptor statuses aligned with the request, ``overall_code`` the
+OR of non-shadow descriptors, ``hits_addend`` precedence, ``unlimited``, whitelists,
+``replaces``, rule and global shadow mode, ``RateLimitOverride`` and ``RateLimit-*`` headers.
+Our extension: a rule with several limits is over if any limit is, and reports the most
+restrictive one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from envoy.service.ratelimit.v3.rls_pb2 import RateLimitRequest, RateLimitResponse
+
+from ratekeeper.backends.store import Counter, Hit, Store
+from ratekeeper.config.model import RateLimitRule
+from ratekeeper.core.keys import Entries
+from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit, Unit
+from ratekeeper.core.outcome import Outcome
+from ratekeeper.errors import BackendError, RequestError
+from ratekeeper.server.metrics import Column, Metrics
+from ratekeeper.server.reload import PolicyHolder
+
+__all__ = ["Decisions", "RateLimitService"]
+
+log = logging.getLogger(__name__)
+
+_RL = RateLimitResponse.RateLimit
+_UNIT_TO_PROTO: dict[Unit, int] = {
+    Unit.SECOND: _RL.SECOND, Unit.MINUTE: _RL.MINUTE, Unit.HOUR: _RL.HOUR, Unit.DAY: _RL.DAY,
+    Unit.WEEK: _RL.WEEK, Unit.MONTH: _RL.MONTH, Unit.YEAR: _RL.YEAR,
+}  # fmt: skip
+_UNIT_FROM_PROTO = {proto: unit for unit, proto in _UNIT_TO_PROTO.items()}
+_OK: int = RateLimitResponse.OK
+_OVER: int = RateLimitResponse.OVER_LIMIT
+#: ``limit_remaining`` of an ``unlimited`` rule, as the reference reports it.
+_UNLIMITED_REMAINING = 2**32 - 1
+#: Longest descriptor (sum of entry key and value lengths) accepted: counters keep their keys,
+#: so this and the store's key cap bound the memory a client can make the server hold.
+MAX_DESCRIPTOR_CHARS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Decisions:
+    """How decisions are shaped; set once from the server settings."""
+
+    #: Global shadow mode: an over-limit descriptor is answered OK (and counted).
+    shadow_mode: bool = False
+    #: Hits past ``floor(amount × ratio)`` count as near_limit.
+    near_limit_ratio: float = 0.8
+    #: On a store error answer OVER_LIMIT (True) or OK (False, fail open).
+    fail_closed: bool = False
+    #: Names of the limit, remaining and reset headers; ``None``: no headers.
+    headers: tuple[str, str, str] | None = None
+    #: Algorithm of ``RateLimitOverride`` limits sent by Envoy.
+    override_algorithm: Algorithm = Algorithm.TOKEN_BUCKET
+
+
+@dataclass(slots=True)
+class _Plan:
+    """One descriptor's matched rule and what it counts."""
+
+    rule: RateLimitRule
+    counter_entries: Entries
+    stats_key: str
+    hits: int
+    #: False once another matched rule ``replaces`` this one: answered OK, counted nowhere.
+    active: bool = True
+
+
+def _path_key(domain: str, entries: Entries) -> str:
+    return ".".join([domain, *(f"{k}_{v}" if v else k for k, v in entries)])
+
+
+def _seconds(ns: int) -> int:
+    return -(-ns // NS_PER_SECOND)
+
+
+def _most_restrictive(pairs: Sequence[tuple[Limit, Outcome]]) -> tuple[Limit, Outcome]:
+    # An over limit first, then the least remaining, then the longest wait to reset.
+    return min(pairs, key=lambda p: (p[1].allowed, p[1].remaining, -p[1].reset_after_ns))
+
+
+class RateLimitService:
+    """Answers ``ShouldRateLimit``; raises :class:`~ratekeeper.errors.RequestError` if malformed.
+
+    Never raises for store failures: they are answered per :attr:`Decisions.fail_closed`.
+    """
+
+    def __init__(
+        self,
+        policy: PolicyHolder,
+        store: Store,
+        metrics: Metrics,
+        decisions: Decisions,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self._policy = policy
+        self._store = store
+        self._metrics = metrics
+        self._decisions = decisions
+        self._clock = clock
+        self._last_store_log = 0
+
+    async def should_rate_limit(self, request: RateLimitRequest) -> RateLimitResponse:
+        domain = request.domain
+        if not domain:
+            raise RequestError("rate limit domain must not be empty")
+        if not request.descriptors:
+            raise RequestError("rate limit descriptor list must not be empty")
+        plans = self._plans(request)
+        hits = [
+            Hit(Counter(domain, plan.counter_entries, limit), plan.hits)
+            for plan in plans
+            if plan is not None and plan.active and not plan.rule.unlimited
+            for limit in plan.rule.limits
+        ]
+        now = self._clock()
+        outcomes = await self._count(hits, now) if hits else []
+        return self._respond(domain, plans, outcomes)
+
+    def _plans(self, request: RateLimitRequest) -> list[_Plan | None]:
+        policy = self._policy.policy
+        domain = request.domain
+        default_hits = request.hits_addend or 1
+        plans: list[_Plan | None] = []
+        for index, descriptor in enumerate(request.descriptors):
+            entries = tuple([(entry.key, entry.value) for entry in descriptor.entries])
+            if sum(len(k) + len(v) for k, v in entries) > MAX_DESCRIPTOR_CHARS:
+                raise RequestError(
+                    f"descriptor {index}: entries exceed {MAX_DESCRIPTOR_CHARS} characters"
+                )
+            has_own = descriptor.HasField("hits_addend")
+            hits = descriptor.hits_addend.value if has_own else default_hits
+            if descriptor.HasField("limit"):
+                plans.append(self._override(index, domain, entries, descriptor.limit, hits))
+                continue
+            match = policy.match(domain, entries)
+            plans.append(
+                None
+                if match is None
+                else _Plan(match.rule, match.counter_entries, match.stats_key, hits)
+            )
+        replaced = {name for plan in plans if plan is not None for name in plan.rule.replaces}
+        for plan in plans:
+            if plan is not None and plan.rule.name in replaced:
+                plan.active = False
+        return plans
+
+    def _override(
+        self, index: int, domain: str, entries: Entries, override: Any, hits: int
+    ) -> _Plan:
+        """A plan for a ``RateLimitOverride``: its limit, keyed by the full entries path."""
+        unit = _UNIT_FROM_PROTO.get(override.unit)
+        if unit is None:
+            raise RequestError(f"descriptor {index}: limit override has no valid unit")
+        amount = override.requests_per_unit
+        limit = Limit(amount, unit, algorithm=self._decisions.override_algorithm)
+        key = _path_key(domain, entries)
+        return _Plan(RateLimitRule(domain, key, (limit,)), entries, key, hits)
+
+    async def _count(self, hits: list[Hit], now: int) -> list[Outcome] | None:
+        """The store's outcomes, or ``None`` when it failed."""
+        try:
+            return await self._store.hit(hits, now)
+        except (BackendError, OSError) as exc:
+            self._metrics.store_errors.inc()
+            if now - self._last_store_log >= NS_PER_SECOND:  # one line a second, not per call
+                self._last_store_log = now
+                log.warning("store error, answering per FAIL_CLOSED: %s", exc)
+            return None
+
+    def _respond(
+        self, domain: str, plans: list[_Plan | None], outcomes: list[Outcome] | None
+    ) -> RateLimitResponse:
+        response = RateLimitResponse(overall_code=_OK)
+        results = iter(outcomes or ())
+        for plan in plans:
+            status = response.statuses.add(code=_OK)
+            if plan is None or not plan.active or not (plan.rule.limits or plan.rule.unlimited):
+                continue
+            row = self._metrics.rules.row(domain, plan.stats_key)
+            row[Column.TOTAL_HITS] += plan.hits
+            if plan.rule.unlimited:
+                row[Column.WITHIN_LIMIT] += plan.hits
+                status.limit_remaining = _UNLIMITED_REMAINING
+            elif outcomes is None:
+                status.code = _OVER if self._decisions.fail_closed else _OK
+            else:
+                pairs = [(limit, next(results)) for limit in plan.rule.limits]
+                status.code = self._fill(status, plan, row, *_most_restrictive(pairs))
+            if status.code == _OVER:
+                response.overall_code = _OVER
+        if self._decisions.headers is not None:
+            self._add_headers(response, self._decisions.headers)
+        return response
+
+    def _fill(
+        self, status: Any, plan: _Plan, row: list[int], limit: Limit, outcome: Outcome
+    ) -> int:
+        """Fill one status from its most restrictive outcome; count its stats; return the code."""
+        current = status.current_limit
+        current.requests_per_unit = limit.amount
+        current.unit = _UNIT_TO_PROTO[limit.unit]
+        current.name = plan.rule.name or ""
+        status.limit_remaining = outcome.remaining
+        status.duration_until_reset.seconds = _seconds(outcome.reset_after_ns)
+        if outcome.allowed:
+            row[Column.WITHIN_LIMIT] += plan.hits
+            if limit.amount - outcome.remaining > int(
+                limit.amount * self._decisions.near_limit_ratio
+            ):
+                row[Column.NEAR_LIMIT] += plan.hits
+            return _OK
+        row[Column.OVER_LIMIT] += plan.hits
+        if plan.rule.shadow_mode:
+            row[Column.SHADOW_MODE] += plan.hits
+            return _OK
+        if self._decisions.shadow_mode:
+            self._metrics.global_shadow_mode.inc()
+            return _OK
+        return _OVER
+
+    @staticmethod
+    def _add_headers(response: RateLimitResponse, names: tuple[str, str, str]) -> None:
+        """``RateLimit-*`` headers from the descriptor that is over, else the least remaining."""
+        chosen = None
+        for status in response.statuses:
+            if not status.HasField("current_limit"):
+                continue
+            if status.code == _OVER:
+                chosen = status
+                break
+            if chosen is None or status.limit_remaining < chosen.limit_remaining:
+                chosen = status
+        if chosen is None:
+            return
+        values = (
+            chosen.current_limit.requests_per_unit,
+            chosen.limit_remaining,
+            chosen.duration_until_reset.seconds,
+        )
+        for name, value in zip(names, values, strict=True):
+            response.response_headers_to_add.add(key=name, value=str(value))
