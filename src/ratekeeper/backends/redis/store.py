@@ -1,0 +1,287 @@
+"""The legacy corner's store: counters in Redis, one round trip per call and Redis.
+
+* Fixed windows are envoyproxy/ratelimit's, command for command: per call and per Redis one
+  pipeline of ``INCRBY key hits`` + ``EXPIRE key period+jitter`` per counter, keys in its format
+  (:mod:`.keys`), OVER_LIMIT when the ``INCRBY`` result exceeds the amount; optionally a local
+  cache of keys over their limit, a second Redis for per-second limits and the
+  stop-incrementing-when-over mode (:class:`.RedisSettings`).
+* Token buckets and sliding windows (the migration path) go through ``batch.lua``, which applies
+  every such counter of a call in one ``EVALSHA`` appended to the same pipeline.
+
+Every outcome is computed by :mod:`ratekeeper.core` from the state Redis held (see
+:mod:`.batch`); ``now`` always comes from the caller, never from Redis ``TIME``, so that this
+store answers exactly as the core does and can be tested against it. Only key expiry follows
+Redis's own clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError
+
+from ratekeeper.backends.redis import batch, keys
+from ratekeeper.backends.redis.health import FAILURES, Health
+from ratekeeper.backends.redis.local_cache import OverLimitCache
+from ratekeeper.backends.redis.settings import RedisSettings
+from ratekeeper.backends.store import Hit
+from ratekeeper.core import fixed_window
+from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Unit
+from ratekeeper.core.outcome import Outcome
+from ratekeeper.errors import BackendError
+
+__all__ = ["RedisStore"]
+
+
+class _Redis:
+    """One Redis: its connection pool and its health."""
+
+    def __init__(self, url: str, settings: RedisSettings) -> None:
+        timeout = settings.timeout_s
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=settings.pool_size,
+            timeout=timeout,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            # Our deadline bounds each call; retrying inside it would only hide the failure.
+            retry=Retry(NoBackoff(), 0),
+        )
+        self.client: aioredis.Redis = aioredis.Redis(connection_pool=pool)
+        parts = urlsplit(url)
+        # Named in errors and logs: the URL without credentials or query.
+        name = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+
+        async def ping() -> None:
+            async with asyncio.timeout(timeout):
+                await self.client.ping()
+
+        self.health = Health(name, ping, settings.reconnect_initial_s, settings.reconnect_max_s)
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One call's commands for one Redis: (index into the call's hits, key) pairs."""
+
+    fixed: list[tuple[int, str]] = field(default_factory=list)
+    scripted: list[tuple[int, str]] = field(default_factory=list)
+
+
+class RedisStore:
+    """:class:`~ratekeeper.backends.store.Store` in Redis; see the module docstring.
+
+    ``on_local_cache_hit`` is called with each hit answered from the local cache, so that the
+    server can count the reference's ``over_limit_with_local_cache``.
+    """
+
+    def __init__(
+        self,
+        settings: RedisSettings | None = None,
+        *,
+        on_local_cache_hit: Callable[[Hit], None] | None = None,
+    ) -> None:
+        self.settings = settings = settings or RedisSettings()
+        #: Calls that failed (Redis down, timed out, or answering with an error).
+        self.errors_total = 0
+        #: Hits answered OVER_LIMIT from the local cache, without Redis.
+        self.local_cache_hits_total = 0
+        self._main = _Redis(settings.url, settings)
+        self._per_second = (
+            _Redis(settings.per_second_url, settings) if settings.per_second_url else None
+        )
+        self._cache = OverLimitCache(settings.local_cache_size)
+        self._on_local_cache_hit = on_local_cache_hit
+        self._jitter = random.Random()
+
+    async def hit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
+        """Decide and count each hit (Envoy RLS); one round trip per Redis involved."""
+        return await self._apply(hits, now, take=True)
+
+    async def debit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
+        """Count hits admitted elsewhere (batch reports) in one round trip per Redis."""
+        return await self._apply(hits, now, take=False)
+
+    def healthy(self) -> bool:
+        """Whether every Redis answered its last round trip."""
+        return all(r.health.up for r in self._redises())
+
+    async def connect(self) -> None:
+        """Ping every Redis once (so that :meth:`healthy` turns true before the first call);
+        raises :class:`BackendError` within the timeout if one does not answer."""
+        deadline = asyncio.get_running_loop().time() + self.settings.timeout_s
+        for r in self._redises():
+            await self._execute(r, lambda pipe: pipe.ping(), deadline)
+
+    async def close(self) -> None:
+        """Stop reconnecting and release every connection."""
+        for r in self._redises():
+            await r.health.close()
+            await r.client.aclose(close_connection_pool=True)
+
+    def _redises(self) -> list[_Redis]:
+        return [self._main] if self._per_second is None else [self._main, self._per_second]
+
+    def _route(self, hit: Hit) -> _Redis:
+        if self._per_second is not None and hit.counter.limit.unit is Unit.SECOND:
+            return self._per_second
+        return self._main
+
+    async def _apply(self, hits: Sequence[Hit], now: int, *, take: bool) -> list[Outcome]:
+        deadline = asyncio.get_running_loop().time() + self.settings.timeout_s
+        outcomes: list[Outcome | None] = [None] * len(hits)
+        batches: dict[_Redis, _Batch] = {}
+        prefix = self.settings.key_prefix
+        for i, hit in enumerate(hits):
+            batch_ = batches.setdefault(self._route(hit), _Batch())
+            if hit.counter.limit.algorithm is not Algorithm.FIXED_WINDOW:
+                batch_.scripted.append((i, keys.state_key(prefix, hit.counter)))
+                continue
+            key = keys.fixed_window_key(prefix, hit.counter, now)
+            if take and self._cache.over(key, now):
+                outcomes[i] = self._from_local_cache(hit, now)
+            else:
+                batch_.fixed.append((i, key))
+        if take and self.settings.stop_increment_when_over:
+            await self._stop_if_over(batches, hits, now, outcomes, deadline)
+        await self._each(
+            self._run(r, b, hits, now, take, outcomes, deadline) for r, b in batches.items()
+        )
+        done = [outcome for outcome in outcomes if outcome is not None]
+        assert len(done) == len(hits), "every hit is answered from Redis or the local cache"
+        return done
+
+    def _from_local_cache(self, hit: Hit, now: int) -> Outcome:
+        self.local_cache_hits_total += 1
+        if self._on_local_cache_hit is not None:
+            self._on_local_cache_hit(hit)
+        limit = hit.counter.limit
+        # The cache knows only that the count went past the amount: the least such count.
+        known = fixed_window.FixedWindow(fixed_window.window_start(limit, now), limit.amount + 1)
+        return batch.replay(known, limit, now, hit.hits, take=True)
+
+    async def _stop_if_over(
+        self,
+        batches: dict[_Redis, _Batch],
+        hits: Sequence[Hit],
+        now: int,
+        outcomes: list[Outcome | None],
+        deadline: float,
+    ) -> None:
+        """The reference's stop-incrementing mode: read every fixed-window count first; if any
+        would go over, count none of them (those that would not are only checked)."""
+        counts: dict[int, int] = {}
+
+        async def read(r: _Redis, b: _Batch) -> None:
+            replies = await self._execute(r, lambda p: [p.get(key) for _, key in b.fixed], deadline)
+            counts.update(
+                (i, int(reply or 0)) for (i, _), reply in zip(b.fixed, replies, strict=True)
+            )
+
+        await self._each(read(r, b) for r, b in batches.items() if b.fixed)
+        if all(counts[i] + hits[i].hits <= hits[i].counter.limit.amount for i in counts):
+            return
+        for i, count in counts.items():
+            limit = hits[i].counter.limit
+            window = fixed_window.FixedWindow(fixed_window.window_start(limit, now), count)
+            over = count + hits[i].hits > limit.amount
+            outcomes[i] = fixed_window.count(
+                window, limit, now, hits[i].hits if over else 0, stop_when_over=True
+            )
+        for b in batches.values():
+            b.fixed.clear()
+
+    async def _run(
+        self,
+        r: _Redis,
+        b: _Batch,
+        hits: Sequence[Hit],
+        now: int,
+        take: bool,
+        outcomes: list[Outcome | None],
+        deadline: float,
+    ) -> None:
+        """One pipeline: ``INCRBY``+``EXPIRE`` per fixed window, one ``EVALSHA`` for the rest."""
+        if not b.fixed and not b.scripted:
+            return
+        script: list[str] = [key for _, key in b.scripted]
+        for i, _ in b.scripted:
+            script += batch.arguments(hits[i].counter.limit, now, hits[i].hits, take)
+
+        def build(pipe: Pipeline) -> None:
+            for i, key in b.fixed:
+                pipe.incrby(key, hits[i].hits)
+                pipe.expire(key, self._expiry_s(hits[i]))
+
+        replies = await self._execute(r, build, deadline, (len(b.scripted), script))
+        for n, (i, key) in enumerate(b.fixed):
+            outcomes[i] = self._fixed_outcome(hits[i], key, int(replies[2 * n]), now, take)
+        if b.scripted:
+            for (i, _), reply in zip(b.scripted, replies[-1], strict=True):
+                limit = hits[i].counter.limit
+                state = batch.stored_state(limit, reply)
+                outcomes[i] = batch.replay(state, limit, now, hits[i].hits, take)
+
+    def _expiry_s(self, hit: Hit) -> int:
+        jitter = self.settings.expiration_jitter_max_s
+        return hit.counter.limit.period_s + (self._jitter.randrange(jitter) if jitter else 0)
+
+    def _fixed_outcome(self, hit: Hit, key: str, after: int, now: int, take: bool) -> Outcome:
+        limit = hit.counter.limit
+        start = fixed_window.window_start(limit, now)
+        before = fixed_window.FixedWindow(start, after - hit.hits)
+        outcome = batch.replay(before, limit, now, hit.hits, take)
+        if take and not outcome.allowed:
+            self._cache.add(key, (start + limit.period_s) * NS_PER_SECOND, now)
+        return outcome
+
+    async def _each(self, calls: Any) -> None:
+        """Await ``calls`` concurrently (one per Redis); the first failure cancels the rest."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                for call in calls:
+                    group.create_task(call)
+        except BaseExceptionGroup as failures:
+            raise failures.exceptions[0] from None
+
+    async def _execute(
+        self,
+        r: _Redis,
+        build: Callable[[Pipeline], object],
+        deadline: float,
+        script: tuple[int, list[str]] = (0, []),
+    ) -> list[Any]:
+        """Send one pipeline, then ``EVALSHA`` of ``batch.lua`` on ``script`` (number of keys,
+        keys and arguments) if it has keys; by ``deadline`` (event-loop time) or raise
+        :class:`BackendError`."""
+        r.health.check()
+        nkeys, script_args = script
+        try:
+            async with asyncio.timeout_at(deadline):
+                pipe = r.client.pipeline(transaction=False)
+                build(pipe)
+                if nkeys:
+                    pipe.evalsha(batch.SCRIPT_SHA, nkeys, *script_args)
+                replies: list[Any] = await pipe.execute(raise_on_error=False)
+                if nkeys and isinstance(replies[-1], NoScriptError):
+                    # Redis restarted or its scripts were flushed: load it, send it again.
+                    await r.client.script_load(batch.SCRIPT)
+                    replies[-1] = await r.client.evalsha(batch.SCRIPT_SHA, nkeys, *script_args)
+        except FAILURES as exc:
+            self.errors_total += 1
+            r.health.failed()
+            raise BackendError(f"redis {r.health.name}: {exc!r}") from exc
+        r.health.succeeded()
+        errors = [reply for reply in replies if isinstance(reply, Exception)]
+        if errors:
+            self.errors_total += 1
+            raise BackendError(f"redis {r.health.name}: {errors[0]!r}")
+        return replies
