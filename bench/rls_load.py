@@ -47,9 +47,9 @@ descriptors:
         rate_limit: {{unit: second, requests_per_unit: 5}}
   - key: route
     value: search
-    shadow_mode: true
     descriptors:
       - key: user
+        shadow_mode: true
         rate_limit: {{unit: second, requests_per_unit: 2}}
   - key: remote_address
     rate_limit: {{unit: minute, requests_per_unit: 600}}

