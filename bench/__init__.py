@@ -1,0 +1,1 @@
+"""Benchmarks for ratekeeper; ``python -m bench`` runs the side-by-side traffic simulator."""

@@ -1,0 +1,50 @@
+"""shapes.yaml loads, and a broken spec names the offending entry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.sim.spec import SpecError, load_profile, load_spec
+
+
+def test_shipped_spec_has_both_profiles_with_every_required_shape() -> None:
+    profiles = load_spec()
+    names = {run.shape.name for run in profiles["full"]}
+    assert {"steady-0.5x", "steady-2x", "steady-10x", "steady-100x", "step-cold"} <= names
+    assert {"boundary-burst", "zipf-keys", "hot-key", "small-1ps", "small-5ps"} <= names
+    assert {"many-clients", "server-restart", "spike-10x"} <= names
+    assert max(run.shape.clients for run in profiles["full"]) >= 50
+    assert {run.network_name for run in profiles["full"]} == {"cloud", "loopback"}
+    quick = load_profile("quick")
+    assert all(run.shape.duration_s <= 5 for run in quick)
+
+
+BASE = """
+networks: {loopback: {}}
+shapes:
+  s: {limit: 5/s, duration_s: 3, clients: 2, rate: {kind: steady, multiple: 2}}
+profiles:
+  p: [{shape: s}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (("multiple: 2", "multiple: -1"), "shapes.s.rate.multiple: must be a number > 0"),
+        (("kind: steady", "kind: wobbly"), "shapes.s.rate.kind: must be one of"),
+        (("limit: 5/s", "limit: lots"), "shapes.s.limit: cannot parse limit"),
+        (("clients: 2", "clients: 2, colour: red"), "unknown field(s) ['colour']"),
+        (("shape: s", "shape: t"), "profiles.p[0].shape: unknown shape 't'"),
+        (("{loopback: {}}", "{loopback: {dist: wifi}}"), "networks.loopback.dist"),
+        (("steady, multiple: 2", "step, multiple: 2"), "step needs ['at_s']"),
+    ],
+)
+def test_errors_name_the_entry(tmp_path: Path, edit: tuple[str, str], message: str) -> None:
+    path = tmp_path / "shapes.yaml"
+    path.write_text(BASE.replace(*edit))
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert message in str(info.value)
