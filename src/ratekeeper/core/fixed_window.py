@@ -72,8 +72,15 @@ def count(
         allowed=not over,
         remaining=0 if over else limit.amount - after,
         reset_after_ns=reset_ns,
-        retry_after_ns=reset_ns if over or after == limit.amount else 0,
+        retry_after_ns=_retry_after(window, limit, reset_ns),
     )
+
+
+def _retry_after(window: FixedWindow, limit: Limit, reset_ns: int) -> int:
+    """From the counter as left (a batch refused under ``stop_when_over`` may leave room)."""
+    if window.count < limit.amount:
+        return 0
+    return reset_ns if limit.amount else -1  # a limit of 0 never admits
 
 
 def reset_after_s(limit: Limit, now: int) -> int:
