@@ -35,7 +35,8 @@ from pathlib import Path
 
 from bench.noop_rls import READY_LINE
 from bench.rls_load import WORKLOAD_CONFIG
-from tests.integration.procs import ManagedProcess, free_port, http_ok, log_line, running
+from tests.integration.procs import ManagedProcess, free_port, log_line, running
+from tests.integration.services import ratekeeper_server
 
 __all__ = ["Sample", "main"]
 
@@ -79,12 +80,8 @@ def _noop_server(log_dir: Path, name: str) -> Iterator[tuple[ManagedProcess, str
 def _ratekeeper_server(
     log_dir: Path, name: str, config_dir: Path
 ) -> Iterator[tuple[ManagedProcess, str]]:
-    grpc_port, http_port = free_port(), free_port()
-    argv = [sys.executable, "-m", "ratekeeper.cli.main", "serve", "--config", str(config_dir)]
-    argv += ["--grpc-port", str(grpc_port), "--http-port", str(http_port)]
-    ready = http_ok(http_port, "/healthcheck")
-    with running(argv, name=name, log_dir=log_dir, ready=ready) as proc:
-        yield proc, f"127.0.0.1:{grpc_port}"
+    with ratekeeper_server(config_dir, log_dir, name=name) as server:
+        yield server.process, server.grpc_target
 
 
 def _load(
