@@ -1,0 +1,104 @@
+"""Every client's recent demand per counter, and the share of a policy each client is granted.
+
+A server splits a counter's refill rate among the clients reporting it in proportion to their
+demand (:func:`~ratekeeper.core.instructions.instruct`). That needs, per counter, each client's
+latest :class:`~ratekeeper.core.instructions.Demand`; :class:`DemandBook` keeps them, bounded
+whatever clients send:
+
+* an entry older than ``ttl_ns`` no longer counts (a client that stopped reporting stops taking
+  a share) and is dropped when its counter is next touched, or in a sweep when the book is full;
+* at most ``max_clients`` entries per counter and ``max_entries`` in all. A client that finds no
+  room is not recorded, but its own demand still counts towards its own share, so it is never
+  granted more than a recorded client would be.
+
+:func:`with_surplus` adds back what a deterministic pace leaves unused: clients admit at their
+granted pace only when a request arrives, so each admission lands a little after its slot and
+the admitted rate falls short of the grant; the unspent tokens accumulate in the bucket. Spreading
+the bucket's current surplus over a horizon returns them, so over a run the admitted total tracks
+``rate * T + burst`` from below and above alike, and never exceeds what the bucket holds.
+
+Pure: time is a parameter; the book is mutated only by its owner (the server's event loop).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+from ratekeeper.core.instructions import Demand, Instruction
+from ratekeeper.core.limits import NS_PER_SECOND, Limit
+
+__all__ = ["DemandBook", "with_surplus"]
+
+K = TypeVar("K", bound=Hashable)
+
+
+class DemandBook(Generic[K]):
+    """Latest demand of each client per counter key; see the module docstring for the bounds."""
+
+    __slots__ = ("_books", "_entries", "max_clients", "max_entries", "ttl_ns")
+
+    def __init__(self, ttl_ns: int, *, max_clients: int = 256, max_entries: int = 100_000) -> None:
+        #: How long a reported demand counts (a few report intervals).
+        self.ttl_ns = ttl_ns
+        #: Most clients remembered per counter.
+        self.max_clients = max_clients
+        #: Most (counter, client) entries remembered in all.
+        self.max_entries = max_entries
+        self._books: dict[K, dict[str, Demand]] = {}
+        self._entries = 0
+
+    def __len__(self) -> int:
+        """Entries held (fresh or not yet swept)."""
+        return self._entries
+
+    def record(self, key: K, client: str, rate: float, now: int) -> float:
+        """Record ``client``'s demand for ``key``; the total fresh demand including it."""
+        book = self._books.get(key)
+        if book is not None:
+            self._expire(key, book, now)
+        book = self._books.setdefault(key, {})
+        if client not in book and not self._room(book, now):
+            return rate + sum(d.rate for d in book.values())
+        if client not in book:
+            self._entries += 1
+        book[client] = Demand(rate, now)
+        return sum(d.rate for d in book.values())
+
+    def sweep(self, now: int) -> None:
+        """Drop every stale entry (and counters left with none)."""
+        for key, book in list(self._books.items()):
+            self._expire(key, book, now)
+
+    def _room(self, book: dict[str, Demand], now: int) -> bool:
+        if len(book) >= self.max_clients:
+            return False
+        if self._entries >= self.max_entries:
+            self.sweep(now)  # amortised: only a full book pays for a scan
+        return self._entries < self.max_entries
+
+    def _expire(self, key: K, book: dict[str, Demand], now: int) -> None:
+        stale = [client for client, d in book.items() if now - d.at > self.ttl_ns]
+        for client in stale:
+            del book[client]
+        self._entries -= len(stale)
+        if not book and stale:
+            del self._books[key]
+
+
+def with_surplus(
+    instruction: Instruction, limit: Limit, remaining: int, horizon_ns: int
+) -> Instruction:
+    """``instruction`` with its admit rate raised by its share of the bucket's ``remaining``.
+
+    The share is the instruction's fraction of the policy rate; the surplus is spread over
+    ``horizon_ns``. Unbounded and zero rates are returned unchanged.
+    """
+    rate = limit.rate_per_s
+    granted = instruction.admit_rate
+    if remaining <= 0 or rate <= 0.0 or math.isinf(granted) or granted <= 0.0:
+        return instruction
+    extra = remaining * NS_PER_SECOND / horizon_ns
+    return dataclasses.replace(instruction, admit_rate=granted * (1.0 + extra / rate))

@@ -1,0 +1,105 @@
+"""Spreading admissions evenly in time: the client's local decision, as pure maths.
+
+A client decides each hit from one number per key, ``earliest``: the first instant the next hit
+may be admitted. This is the generic cell rate algorithm in its virtual-scheduling form, written
+in terms of ``tat - tolerance`` rather than the theoretical arrival time ``tat`` itself, so that
+the admission test is a single comparison and the schedule survives a change of pace unchanged.
+A :class:`Pace` has an emission interval ``T`` and a tolerance ``tau``; admitting ``n`` hits at
+``now`` moves ``earliest`` to ``max(earliest, now - tau) + n * T``. Two paces use it:
+
+* the **policy pace** (the local limiter, defence in depth): ``T = period / amount`` and
+  ``tau = (capacity - 1) * T``, so one client alone never admits more than the policy's token
+  bucket would, in any window;
+* a **granted pace** (a server's admit rate): ``T = 1 / rate`` and ``tau = 0``, so hits are spaced
+  deterministically and a small limit such as 5/s admits exactly 5 in each second, where a coin
+  flip per hit would let the count wander.
+
+A granted pace is never looser than the policy pace (``T`` at least, ``tau`` at most the
+policy's). Then, whichever pace each hit is decided under, ``earliest`` never falls below the
+value the policy pace alone would have reached (induction over admissions: each admission
+requires ``earliest <= now`` and moves ``earliest`` at least as far as the policy pace would), so
+switching paces can never admit a hit the policy forbids.
+
+A *reject-for* instruction folds into the same number (:func:`reject_until`), so the hot path has
+no separate check for it. Times are integer nanoseconds on the caller's monotonic clock; nothing
+here reads a clock.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ratekeeper.core.limits import NS_PER_SECOND, Limit
+
+__all__ = [
+    "NEVER",
+    "Pace",
+    "admit",
+    "granted_pace",
+    "policy_pace",
+    "reject_until",
+    "remaining",
+    "wait_ns",
+]
+
+#: An ``earliest`` that is never reached (about 146 years of nanoseconds; still a small int).
+NEVER = 1 << 62
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """How fast hits may be admitted."""
+
+    #: Nanoseconds each admitted hit moves the schedule: ``1 / rate``.
+    emission_ns: int
+    #: How far the schedule may lag behind now and be caught up at once: ``(burst - 1) * T``.
+    tolerance_ns: int
+
+
+def policy_pace(limit: Limit) -> Pace | None:
+    """The local limiter for ``limit`` (``None``: the limit admits nothing).
+
+    The emission interval is rounded up, so rounding can only make the local limiter stricter.
+    """
+    if limit.amount == 0 or limit.capacity == 0:
+        return None
+    emission = -(-limit.period_ns // limit.amount)
+    return Pace(emission, (limit.capacity - 1) * emission)
+
+
+def granted_pace(rate: float, policy: Pace) -> Pace:
+    """The pace for a server-granted ``rate`` (hits/s, > 0), never looser than ``policy``."""
+    if math.isinf(rate):
+        return policy
+    emission = math.ceil(NS_PER_SECOND / rate) if rate > 0.0 else NEVER
+    return Pace(min(max(policy.emission_ns, emission), NEVER), 0)
+
+
+def admit(earliest: int, now: int, pace: Pace, hits: int = 1) -> int | None:
+    """The new ``earliest`` if ``hits`` are admitted at ``now``; ``None`` to reject them."""
+    start = max(earliest, now - pace.tolerance_ns)
+    if start + (hits - 1) * pace.emission_ns > now:
+        return None
+    return start + hits * pace.emission_ns
+
+
+def remaining(earliest: int, now: int, pace: Pace) -> int:
+    """Hits admissible right now, back to back."""
+    start = max(earliest, now - pace.tolerance_ns)
+    if start > now:
+        return 0
+    return (now - start) // pace.emission_ns + 1
+
+
+def wait_ns(earliest: int, now: int, pace: Pace, hits: int = 1) -> int:
+    """Nanoseconds until ``hits`` would be admitted at once (0: now); ``-1`` if never."""
+    extra = (hits - 1) * pace.emission_ns
+    if extra > pace.tolerance_ns or earliest >= NEVER:
+        return -1
+    return max(0, earliest + extra - now)
+
+
+def reject_until(earliest: int, until: int) -> int:
+    """``earliest`` moved so that no hit is admitted before ``until`` (none is ever forgiven)."""
+    return max(earliest, until)

@@ -1,0 +1,89 @@
+"""The demand book: totals over fresh entries, bounded however many clients report."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ratekeeper.core.demand import DemandBook, with_surplus
+from ratekeeper.core.instructions import UNBOUNDED, Instruction
+from ratekeeper.core.limits import NS_PER_SECOND, Limit, Unit
+
+from .strategies import FAST
+
+MS = 1_000_000
+
+reports = st.lists(
+    st.tuples(
+        st.integers(0, 200 * MS),  # gap
+        st.sampled_from(["k1", "k2", "k3"]),
+        st.sampled_from([f"c{i}" for i in range(8)]),
+        st.floats(0.0, 1000.0),
+    ),
+    max_size=100,
+)
+
+
+@FAST
+@given(reports=reports, max_clients=st.integers(1, 8), max_entries=st.integers(1, 30))
+def test_total_is_the_fresh_demand_and_the_book_stays_bounded(
+    reports: list[tuple[int, str, str, float]], max_clients: int, max_entries: int
+) -> None:
+    ttl = 300 * MS
+    book: DemandBook[str] = DemandBook(ttl, max_clients=max_clients, max_entries=max_entries)
+    model: dict[str, dict[str, tuple[float, int]]] = {}
+    now = 0
+    for gap, key, client, rate in reports:
+        now += gap
+        total = book.record(key, client, rate, now)
+        fresh = {c: v for c, v in model.get(key, {}).items() if now - v[1] <= ttl}
+        if client in fresh or (len(fresh) < max_clients and _room(model, now, ttl, max_entries)):
+            fresh[client] = (rate, now)
+            model[key] = fresh
+            assert math.isclose(total, sum(r for r, _ in fresh.values()), abs_tol=1e-6)
+        else:
+            # not recorded: the client's own demand still counts towards its share
+            assert math.isclose(total, rate + sum(r for r, _ in fresh.values()), abs_tol=1e-6)
+        model[key] = fresh
+        assert len(book) <= max_entries
+
+
+def _room(model: dict[str, dict[str, tuple[float, int]]], now: int, ttl: int, cap: int) -> bool:
+    live = sum(1 for book in model.values() for _, at in book.values() if now - at <= ttl)
+    return live < cap
+
+
+def test_stale_client_stops_taking_a_share() -> None:
+    book: DemandBook[str] = DemandBook(300 * MS)
+    assert book.record("k", "a", 50.0, 0) == 50.0
+    assert book.record("k", "b", 50.0, 100 * MS) == 100.0
+    assert book.record("k", "b", 50.0, 500 * MS) == 50.0  # a expired
+    book.sweep(10 * NS_PER_SECOND)
+    assert len(book) == 0
+
+
+@FAST
+@given(
+    remaining=st.integers(0, 200),
+    granted=st.floats(0.1, 100.0),
+    horizon_ms=st.integers(100, 5000),
+)
+def test_surplus_adds_at_most_the_remaining_tokens_over_the_horizon(
+    remaining: int, granted: float, horizon_ms: int
+) -> None:
+    limit = Limit(100, Unit.SECOND)
+    base = Instruction(0, granted, 300 * MS)
+    boosted = with_surplus(base, limit, remaining, horizon_ms * MS)
+    extra_hits = (boosted.admit_rate - granted) * horizon_ms / 1000
+    assert boosted.admit_rate >= granted
+    # a client holding share s of the rate gets share s of the surplus
+    assert extra_hits <= remaining * granted / limit.rate_per_s + 1e-6
+
+
+def test_surplus_leaves_unbounded_and_zero_alone() -> None:
+    limit = Limit(100, Unit.SECOND)
+    for rate in (UNBOUNDED, 0.0):
+        base = Instruction(0, rate, 1)
+        assert with_surplus(base, limit, 50, NS_PER_SECOND) is base
