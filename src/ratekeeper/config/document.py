@@ -53,6 +53,13 @@ class Doc:
                 return value
         return None
 
+    def field(self, key: str) -> Doc | None:
+        """The value of ``key``, or ``None`` if missing or null (the field's zero value)."""
+        value = self.get(key)
+        if value is None or (value.kind is Kind.SCALAR and value.value is None):
+            return None
+        return value
+
 
 # --- YAML ----------------------------------------------------------------------------------------
 

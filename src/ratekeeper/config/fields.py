@@ -34,8 +34,8 @@ class Fields:
 
     def scalar(self, owner: Doc, key: str) -> Doc | None:
         """``owner[key]`` if it is a non-null scalar; ``None`` if missing or null."""
-        doc = owner.get(key)
-        if doc is None or (doc.kind is Kind.SCALAR and doc.value is None):
+        doc = owner.field(key)
+        if doc is None:
             return None
         if doc.kind is not Kind.SCALAR:
             raise self.error(f"'{key}' must be a single value, not a {doc.kind.value}", doc, key)
@@ -80,8 +80,8 @@ class Fields:
 
     def items(self, owner: Doc, key: str) -> tuple[Doc, ...]:
         """The maps of a list field; ``()`` when missing or null."""
-        doc = owner.get(key)
-        if doc is None or (doc.kind is Kind.SCALAR and doc.value is None):
+        doc = owner.field(key)
+        if doc is None:
             return ()
         if doc.kind is not Kind.LIST:
             raise self.error(f"'{key}' must be a list", doc, key)

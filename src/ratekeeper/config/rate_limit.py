@@ -41,19 +41,15 @@ class LimitSpec:
 
 def read_limits(descriptor: Doc, fields: Fields, algorithm: Algorithm) -> LimitSpec:
     """The descriptor's limits; ``algorithm`` is the default for those that name none."""
-    given = [key for key in _SPELLINGS if not _is_null(descriptor.get(key))]
+    given = [key for key in _SPELLINGS if descriptor.field(key) is not None]
     if not given:
         return LimitSpec()
     if len(given) > 1:
         reason = f"give only one of rate_limit, rate_limits and limit, not {' and '.join(given)}"
         raise fields.error(reason, descriptor.get(given[1]), given[1])
-    doc = descriptor.get(given[0])
+    doc = descriptor.field(given[0])
     assert doc is not None
     return _SPELLINGS[given[0]](doc, fields, algorithm)
-
-
-def _is_null(doc: Doc | None) -> bool:
-    return doc is None or (doc.kind is Kind.SCALAR and doc.value is None)
 
 
 def _expect(doc: Doc, kind: Kind, key: str, fields: Fields) -> None:

@@ -105,8 +105,8 @@ def _descriptor(doc: Doc, fields: Fields, algorithm: Algorithm) -> DescriptorSpe
 
 
 def _metadata(doc: Doc, fields: Fields) -> MappingProxyType[str, object]:
-    metadata = doc.get("metadata")
-    if metadata is None or (metadata.kind is Kind.SCALAR and metadata.value is None):
+    metadata = doc.field("metadata")
+    if metadata is None:
         return MappingProxyType({})
     if metadata.kind is not Kind.MAP:
         raise fields.error("'metadata' must be a map", metadata, "metadata")
