@@ -165,13 +165,6 @@ INVALID: list[tuple[str, str, str, int | None, str | None]] = [
         None,
     ),
     (
-        "duplicate_map_key",
-        "domain: d\ndomain: e\n",
-        "duplicate key 'domain'",
-        2,
-        "domain",
-    ),
-    (
         "flag_not_bool",
         "domain: d\ndescriptors:\n  - key: k\n    shadow_mode: sometimes\n",
         "'shadow_mode' must be true or false",
@@ -243,6 +236,8 @@ VALID: list[tuple[str, str]] = [
         "  - <<: *base\n    value: v\n",
     ),
     ("empty_descriptors", "domain: d\n"),
+    # a repeated key: the last value wins and earlier ones are not checked (non-strict decoding)
+    ("repeated_key", "domain: [not, checked]\ndomain: d\n"),
 ]
 
 

@@ -43,12 +43,15 @@ class Doc:
     text: str = ""
     #: A list's items.
     items: tuple[Doc, ...] = ()
-    #: A map's entries in document order (keys are scalars; duplicates are kept for validation).
+    #: A map's entries in document order, repeated keys included.
     pairs: tuple[tuple[Doc, Doc], ...] = ()
 
     def get(self, key: str) -> Doc | None:
-        """The value of ``key`` in a map (the first, if repeated), or ``None``."""
-        for name, value in self.pairs:
+        """The value of ``key`` in a map, or ``None``.
+
+        A repeated key's last value wins, as with the reference's (non-strict) YAML decoder.
+        """
+        for name, value in reversed(self.pairs):
             if name.value == key:
                 return value
         return None

@@ -68,16 +68,15 @@ def check_document(doc: Doc, fields: Fields) -> None:
 
 
 def _check_map(doc: Doc, place: Place, fields: Fields) -> None:
-    seen: set[str] = set()
-    for key, value in doc.pairs:
+    # A repeated key's last value wins (Doc.get); the earlier ones are never read, so, as in
+    # the reference, they are not checked either.
+    last = {key.value: index for index, (key, _) in enumerate(doc.pairs)}
+    for index, (key, value) in enumerate(doc.pairs):
         if not isinstance(key.value, str):
             raise fields.error(f"config error, key is not of type string: {key.text}", key)
         name = key.value
-        if name in seen:
-            raise fields.error(f"config error, duplicate key '{name}' in one map", key, name)
-        seen.add(name)
         _check_allowed(name, place, key, fields)
-        if name != _FREE_FORM:
+        if last[name] == index and name != _FREE_FORM:
             _check_value(value, _CHILD_PLACE.get(name, Place.OTHER), fields, name)
 
 
