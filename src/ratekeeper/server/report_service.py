@@ -1,0 +1,275 @@
+"""``ratekeeper.v1.ReportService``: apply a client's batch report, answer each key.
+
+A report carries, per key, the hits the client admitted and rejected since its previous report.
+The service
+
+1. resolves each key's limits: a configured rule matched like an Envoy RLS descriptor wins; a
+   key no rule matches is counted against the limits the client declared inline for it (e.g.
+   ``"100/s burst 200"``; validated and capped), or not counted at all if it declared none;
+2. debits the admitted hits from every counter in one :meth:`Store.debit` call, past zero if need
+   be (the bucket's debt is how overshoot between reports is paid back);
+3. records the client's demand (admitted + rejected per second) per counter, and answers each key
+   with :func:`~ratekeeper.core.instructions.instruct`: reject for the time until the counter is
+   admissible again, then admit at the client's proportional share of the refill rate (plus its
+   share of any unspent surplus) when total demand exceeds the policy, unbounded otherwise.
+   Instructions hold for a few of the client's report intervals.
+
+A malformed report gets ``INVALID_ARGUMENT`` naming the key and the reason; a store that fails
+gets ``UNAVAILABLE`` (the client keeps its last instructions until they expire: fail open);
+anything unexpected gets ``INTERNAL``. State is touched only on the event loop: single writer.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import grpc
+import grpc.aio
+
+from ratekeeper.backends.store import Counter, Hit, Store
+from ratekeeper.config.model import Match
+from ratekeeper.core.demand import DemandBook, with_surplus
+from ratekeeper.core.instructions import UNBOUNDED, Instruction, demand_rate, instruct
+from ratekeeper.core.keys import Entries
+from ratekeeper.core.limits import NS_PER_SECOND, Limit
+from ratekeeper.core.outcome import Outcome
+from ratekeeper.core.slices import Generation
+from ratekeeper.errors import BackendError, LimitParseError, RequestError
+from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
+from ratekeeper.proto.report import limit_to_spec, report_handler, spec_to_limit
+from ratekeeper.server.metrics import Metrics
+
+__all__ = [
+    "Matcher",
+    "Parts",
+    "ReportService",
+    "ReportSettings",
+    "add_report_service",
+    "register",
+]
+
+log = logging.getLogger(__name__)
+
+_MS = 1_000_000
+
+
+class Matcher(Protocol):
+    """The part of a loaded policy (``ratekeeper.config.PolicyTree``) reports need."""
+
+    def match(self, domain: str, entries: Entries) -> Match | None:
+        """The rule for one descriptor, or ``None``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSettings:
+    """Bounds on what a report may carry, and how long answers hold."""
+
+    #: Most keys one report may carry (a client with more sends the rest next cycle).
+    max_keys: int = 10_000
+    #: Most descriptor entries per key (Envoy's descriptors are short).
+    max_entries: int = 16
+    #: Longest domain, entry key or entry value, in characters.
+    max_text: int = 256
+    #: Longest client id.
+    max_client_id: int = 128
+    #: Most inline limits per key.
+    max_limits: int = 4
+    #: Report intervals are clamped to this range before use (ns).
+    min_interval_ns: int = 10 * _MS
+    max_interval_ns: int = 10 * NS_PER_SECOND
+    #: An instruction holds for this many of the client's report intervals.
+    valid_intervals: int = 3
+    #: A client's demand counts for this long after its report (a few intervals).
+    demand_ttl_ns: int = 500 * _MS
+    #: Most clients remembered per counter, and (counter, client) entries in all.
+    max_clients_per_counter: int = 256
+    max_demand_entries: int = 100_000
+    #: A counter's unspent tokens are handed out over this horizon.
+    surplus_horizon_ns: int = NS_PER_SECOND
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    """One report key, resolved: what it counts against and how to answer it."""
+
+    counters: tuple[Counter, ...]
+    #: Counted, but always answered "admit" (a shadow-mode rule).
+    shadow: bool
+    #: Demand of this key alone (hits/s).
+    demand: float
+    admitted: int
+
+
+class ReportService:
+    """Applies reports to a :class:`Store`; see the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        policies: Callable[[], Matcher | None],
+        *,
+        settings: ReportSettings = ReportSettings(),
+        metrics: Metrics | None = None,
+        clock: Callable[[], int] = time.time_ns,
+        generation: Callable[[], Generation] = Generation,
+    ) -> None:
+        self._store = store
+        self._policies = policies
+        self._settings = settings
+        self._metrics = metrics
+        self._clock = clock
+        self._generation = generation
+        self._demand: DemandBook[Counter] = DemandBook(
+            settings.demand_ttl_ns,
+            max_clients=settings.max_clients_per_counter,
+            max_entries=settings.max_demand_entries,
+        )
+        #: Reports answered (a test and ``/metrics`` hook: one per client per cycle).
+        self.reports = 0
+
+    async def report(self, request: pb.ReportRequest) -> pb.ReportResponse:
+        """Apply ``request``; raises :class:`RequestError` if it is malformed."""
+        s = self._settings
+        if not 0 < len(request.client_id) <= s.max_client_id:
+            raise RequestError(f"client_id must have 1..{s.max_client_id} characters")
+        if len(request.keys) > s.max_keys:
+            raise RequestError(f"{len(request.keys)} keys in one report; at most {s.max_keys}")
+        interval = min(max(request.interval_ns, s.min_interval_ns), s.max_interval_ns)
+        policy = self._policies()
+        keys = [self._resolve(i, k, policy, interval) for i, k in enumerate(request.keys)]
+        now = self._clock()
+        hits = [Hit(c, key.admitted) for key in keys for c in key.counters]
+        outcomes = await self._store.debit(hits, now) if hits else []
+        state = dict(zip((h.counter for h in hits), outcomes, strict=True))  # last one wins
+        totals = self._record_demand(request.client_id, keys, now)
+        valid_for = s.valid_intervals * interval
+        response = pb.ReportResponse(generation=_generation_to_wire(self._generation()))
+        for key in keys:
+            out = response.instructions.add(valid_for_ns=valid_for)
+            if key.shadow or not key.counters:
+                continue
+            answer = self._answer(key, state, totals, valid_for)
+            out.reject_for_ns = answer.reject_for_ns
+            if not math.isinf(answer.admit_rate):
+                out.admit_rate = answer.admit_rate
+            out.limits.extend(limit_to_spec(c.limit) for c in key.counters)
+        self.reports += 1
+        return response
+
+    async def Report(
+        self, request: pb.ReportRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ReportResponse:
+        """The gRPC method: :meth:`report` with errors mapped to status codes."""
+        start = time.perf_counter()
+        try:
+            return await self.report(request)
+        except RequestError as exc:
+            self._count_invalid()
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except BackendError as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"store unavailable: {exc}")
+        except Exception:
+            if self._metrics is not None:
+                self._metrics.service_errors.inc()
+            log.exception("Report failed")
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        finally:
+            if self._metrics is not None:
+                self._metrics.latency.labels("report").observe(time.perf_counter() - start)
+        raise AssertionError("unreachable: abort raises")
+
+    def _resolve(
+        self, index: int, key: pb.KeyReport, policy: Matcher | None, interval: int
+    ) -> _Key:
+        s = self._settings
+        where = f"keys[{index}]"
+        if not 0 < len(key.domain) <= s.max_text:
+            raise RequestError(f"{where}: domain must have 1..{s.max_text} characters")
+        if not 0 < len(key.entries) <= s.max_entries:
+            raise RequestError(f"{where}: 1..{s.max_entries} entries required")
+        if any(len(e.key) > s.max_text or len(e.value) > s.max_text for e in key.entries):
+            raise RequestError(f"{where}: entry longer than {s.max_text} characters")
+        if len(key.limits) > s.max_limits:
+            raise RequestError(f"{where}: at most {s.max_limits} inline limits")
+        entries: Entries = tuple((e.key, e.value) for e in key.entries)
+        demand = demand_rate(key.admitted, key.rejected, interval)
+        match = policy.match(key.domain, entries) if policy is not None else None
+        if match is not None:
+            rule = match.rule
+            limits: Sequence[Limit] = () if rule.unlimited else rule.limits
+            counters = tuple(Counter(key.domain, match.counter_entries, lim) for lim in limits)
+            return _Key(counters, rule.shadow_mode, demand, key.admitted)
+        try:
+            inline = tuple(spec_to_limit(spec) for spec in key.limits)
+        except LimitParseError as exc:
+            raise RequestError(f"{where}: invalid inline limit: {exc}") from exc
+        counters = tuple(Counter(key.domain, entries, lim) for lim in inline)
+        return _Key(counters, False, demand, key.admitted)
+
+    def _record_demand(self, client: str, keys: list[_Key], now: int) -> dict[Counter, float]:
+        """Record the client's demand per counter (keys sharing one add up); total per counter."""
+        mine: dict[Counter, float] = {}
+        for key in keys:
+            for counter in key.counters:
+                mine[counter] = mine.get(counter, 0.0) + key.demand
+        return {c: self._demand.record(c, client, rate, now) for c, rate in mine.items()}
+
+    def _answer(
+        self,
+        key: _Key,
+        state: dict[Counter, Outcome],
+        totals: dict[Counter, float],
+        valid_for: int,
+    ) -> Instruction:
+        """The strictest of the key's per-counter instructions."""
+        reject_for, rate = 0, UNBOUNDED
+        for counter in key.counters:
+            outcome = state[counter]
+            one = instruct(outcome, counter.limit, key.demand, totals[counter], valid_for)
+            one = with_surplus(
+                one, counter.limit, outcome.remaining, self._settings.surplus_horizon_ns
+            )
+            reject_for = max(reject_for, one.reject_for_ns)
+            rate = min(rate, one.admit_rate)
+        return Instruction(reject_for, rate, valid_for)
+
+    def _count_invalid(self) -> None:
+        if self._metrics is not None:
+            self._metrics.invalid_requests.labels("report").inc()
+
+
+def _generation_to_wire(generation: Generation) -> pb.Generation:
+    return pb.Generation(incarnation=generation.incarnation, number=generation.number)
+
+
+def register(server: grpc.aio.Server, service: ReportService) -> None:
+    """Serve ``service`` as ``ratekeeper.v1.ReportService`` on ``server``."""
+    server.add_generic_rpc_handlers((report_handler(service.Report),))
+
+
+class _PolicyHolder(Protocol):
+    @property
+    def policy(self) -> Matcher: ...
+
+
+class Parts(Protocol):
+    """What :func:`add_report_service` reads from the composition root's components."""
+
+    @property
+    def store(self) -> Store: ...
+    @property
+    def policy(self) -> _PolicyHolder: ...
+    @property
+    def metrics(self) -> Metrics: ...
+
+
+def add_report_service(server: grpc.aio.Server, parts: Parts) -> None:
+    """The composition root's registration: reports on the process's store and live policy."""
+    holder = parts.policy
+    register(server, ReportService(parts.store, lambda: holder.policy, metrics=parts.metrics))
