@@ -226,6 +226,10 @@ def _rules(level: _Level) -> Iterator[RateLimitRule]:
             yield from _rules(node.children)
 
 
+#: Rule flags ``describe`` shows when set.
+_FLAGS = ("shadow_mode", "detailed_metric", "value_to_metric", "share_threshold", "quota_mode")
+
+
 def _summary(node: _Node) -> str:
     rule = node.rule
     if rule.unlimited:
@@ -240,9 +244,6 @@ def _summary(node: _Node) -> str:
     if rule.replaces:
         flags.append(f"replaces={','.join(rule.replaces)}")
     return f"{text}  [{', '.join(flags)}]" if flags else text
-
-
-_FLAGS = ("shadow_mode", "detailed_metric", "value_to_metric", "share_threshold", "quota_mode")
 
 
 def _describe(level: _Level, depth: int, lines: list[str]) -> None:
