@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -28,6 +29,7 @@ from envoy.service.ratelimit.v3 import rls_pb2_grpc
 from grpc_health.v1 import health_pb2_grpc
 
 from ratekeeper.backends.memory import MemoryStore
+from ratekeeper.backends.redis import RedisSettings, RedisStore
 from ratekeeper.backends.store import Store
 from ratekeeper.config import default_config_path, load_config
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm
@@ -57,9 +59,27 @@ def _memory_store(url: str, settings: ServerSettings) -> Store:
     )
 
 
+def _redis_store(url: str, settings: ServerSettings) -> Store:
+    return RedisStore(
+        RedisSettings(
+            url=url,
+            per_second_url=settings.redis_persecond_url or None,
+            key_prefix=settings.cache_key_prefix,
+            timeout_s=settings.redis_timeout,
+            pool_size=settings.redis_pool_size,
+            expiration_jitter_max_s=settings.expiration_jitter_max_seconds,
+            local_cache_size=settings.local_cache_size,
+            stop_increment_when_over=settings.stop_cache_key_increment_when_overlimit,
+        )
+    )
+
+
 #: Backend URL scheme → store factory.
 STORES: dict[str, Callable[[str, ServerSettings], Store]] = {
     "memory": _memory_store,
+    "redis": _redis_store,
+    "rediss": _redis_store,
+    "unix": _redis_store,
 }
 
 
@@ -112,8 +132,11 @@ def open_store(settings: ServerSettings) -> Store:
     return factory(settings.backend, settings)
 
 
-def build(settings: ServerSettings) -> Components:
-    """Load the config and open the store; raises ConfigError (nothing is listening yet)."""
+def build(settings: ServerSettings, clock: Callable[[], int] = time.time_ns) -> Components:
+    """Load the config and open the store; raises ConfigError (nothing is listening yet).
+
+    ``clock`` is the wall clock (ns since the epoch) decisions are taken at.
+    """
     metrics = Metrics(settings.max_stats_keys)
     policy = PolicyHolder(policy_loader(settings)())
     metrics.config_load_success.inc()
@@ -132,7 +155,7 @@ def build(settings: ServerSettings) -> Components:
         headers=headers,
         override_algorithm=forced or Algorithm.TOKEN_BUCKET,
     )
-    service = RateLimitService(policy, store, metrics, decisions)
+    service = RateLimitService(policy, store, metrics, decisions, clock)
     return Components(settings, policy, store, metrics, Health(store), service)
 
 

@@ -141,7 +141,13 @@ class RateLimitService:
             has_own = descriptor.HasField("hits_addend")
             hits = descriptor.hits_addend.value if has_own else default_hits
             if descriptor.HasField("limit"):
-                plans.append(self._override(index, domain, entries, descriptor.limit, hits))
+                # As the reference does: an override applies within a configured domain only.
+                known = domain in policy.domains
+                plans.append(
+                    self._override(index, domain, entries, descriptor.limit, hits)
+                    if known
+                    else None
+                )
                 continue
             match = policy.match(domain, entries)
             plans.append(

@@ -38,6 +38,11 @@ class Policy(Protocol):
         """A human-readable dump (``/rlconfig``)."""
         ...
 
+    @property
+    def domains(self) -> tuple[str, ...]:
+        """The configured domain names."""
+        ...
+
 
 class PolicyHolder:
     """The current policy; replaced whole, never mutated."""

@@ -70,6 +70,37 @@ class ServerSettings:
             "IDLE_EXPIRY", "Seconds a full (information-free) counter stays before it is dropped."
         ),
     )
+    redis_persecond_url: str = field(
+        default="",
+        metadata=_doc("REDIS_PERSECOND_URL", "A second Redis for per-second limits; empty: none."),
+    )
+    cache_key_prefix: str = field(
+        default="", metadata=_doc("CACHE_KEY_PREFIX", "Prefix of every Redis key.")
+    )
+    redis_timeout: float = field(
+        default=0.05,
+        metadata=_doc("REDIS_TIMEOUT", "Seconds a Redis call may take before it fails."),
+    )
+    redis_pool_size: int = field(
+        default=10, metadata=_doc("REDIS_POOL_SIZE", "Connections per Redis.")
+    )
+    expiration_jitter_max_seconds: int = field(
+        default=300,
+        metadata=_doc(
+            "EXPIRATION_JITTER_MAX_SECONDS", "Random extra life of Redis window keys, at most."
+        ),
+    )
+    local_cache_size: int = field(
+        default=0,
+        metadata=_doc("LOCAL_CACHE_SIZE", "Redis keys cached in process as over limit; 0: off."),
+    )
+    stop_cache_key_increment_when_overlimit: bool = field(
+        default=False,
+        metadata=_doc(
+            "STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT",
+            "Redis: count nothing when any window of a request would go over.",
+        ),
+    )
     shadow_mode: bool = field(
         default=False,
         metadata=_doc("SHADOW_MODE", "Answer OK to everything, still counting what would be over."),
