@@ -78,9 +78,13 @@ def _noop_server(log_dir: Path, name: str) -> Iterator[tuple[ManagedProcess, str
 
 @contextlib.contextmanager
 def _ratekeeper_server(
-    log_dir: Path, name: str, config_dir: Path
+    log_dir: Path, name: str, config_dir: Path, profile_dir: Path | None
 ) -> Iterator[tuple[ManagedProcess, str]]:
-    with ratekeeper_server(config_dir, log_dir, name=name) as server:
+    python_args: list[str] = []
+    if profile_dir is not None:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        python_args = ["-m", "cProfile", "-o", str(profile_dir / f"{name}.prof")]
+    with ratekeeper_server(config_dir, log_dir, name=name, python_args=python_args) as server:
         yield server.process, server.grpc_target
 
 
@@ -128,7 +132,9 @@ def _measure(args: argparse.Namespace, work_dir: Path) -> dict[tuple[str, int], 
         pools = {"no-op": [stack.enter_context(_noop_server(logs, f"noop-{i}")) for i in range(2)]}
         if "ratekeeper" in args.kinds:
             pools["ratekeeper"] = [
-                stack.enter_context(_ratekeeper_server(logs, f"ratekeeper-{i}", config_dir))
+                stack.enter_context(
+                    _ratekeeper_server(logs, f"ratekeeper-{i}", config_dir, args.profile)
+                )
                 for i in range(2)
             ]
         variants = [(kind, n) for n in PROCESS_COUNTS for kind in KINDS if kind in pools]
@@ -183,6 +189,9 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=1000, help="distinct descriptors")
     parser.add_argument(
         "--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="servers (no-op always)"
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="run ratekeeper under cProfile, writing <dir>/<name>.prof"
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rls-bench-") as tmp:

@@ -33,6 +33,8 @@ from ratekeeper.core.keys import HASH_BITS, Entries, canonical_bytes, key_hash
 __all__ = ["DOMAIN", "WORKLOAD_CONFIG", "main", "owner", "workload_keys"]
 
 DOMAIN = "bench"
+#: How many times more often a hot key is requested than the others.
+HOT_WEIGHT = 10
 
 #: The ratekeeper policy the benchmark loads: a few rules of the common shapes (nested per-user
 #: limits, a per-address limit, a shadow rule, an unlimited route). The per-user limit is low
@@ -128,7 +130,10 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     channels = [grpc.aio.insecure_channel(target) for target in args.target]
     stubs = [rls_pb2_grpc.RateLimitServiceStub(channel) for channel in channels]
     keys = workload_keys(args.keys)
-    work = [(stubs[owner(k, len(stubs))], _request(k)) for k in keys]
+    # Hot keys: the first 5 % of keys come up ten times as often as the rest, so they go over
+    # their limits while the others stay under (most real traffic has such a head).
+    hot = keys[: max(1, len(keys) // 20)] * (HOT_WEIGHT - 1)
+    work = [(stubs[owner(k, len(stubs))], _request(k)) for k in keys + hot]
     # A fixed shuffle spreads each worker's keys over every rule and server.
     random.Random(42).shuffle(work)
     for channel in channels:
@@ -162,7 +167,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "wall_s": wall,
         "server_cpu_s": [a - b for a, b in zip(cpu_after, cpu_before, strict=True)],
         "load_cpu_s": me_after - me_before,
-        "keys_per_server": [sum(1 for s, _ in work if s is stub) for stub in stubs],
+        "work_per_server": [sum(1 for s, _ in work if s is stub) for stub in stubs],
     }
 
 

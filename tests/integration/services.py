@@ -12,7 +12,7 @@ import http.client
 import http.server
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,11 +52,21 @@ class RatekeeperServer:
 
 @contextlib.contextmanager
 def ratekeeper_server(
-    config: Path, log_dir: Path, *, name: str = "ratekeeper", env: Mapping[str, str] | None = None
+    config: Path,
+    log_dir: Path,
+    *,
+    name: str = "ratekeeper",
+    env: Mapping[str, str] | None = None,
+    python_args: Sequence[str] = (),
 ) -> Iterator[RatekeeperServer]:
-    """Run ``ratekeeper serve --config <config>`` on free ports until the block exits."""
+    """Run ``ratekeeper serve --config <config>`` on free ports until the block exits.
+
+    ``python_args`` go to the interpreter before ``-m``: ``("-m", "cProfile", "-o", path)``
+    profiles the server (the profile is written when SIGTERM ends it cleanly).
+    """
     grpc_port, http_port = free_port(), free_port()
-    argv = [sys.executable, "-m", "ratekeeper.cli.main", "serve", "--config", str(config)]
+    argv = [sys.executable, *python_args, "-m", "ratekeeper.cli.main", "serve"]
+    argv += ["--config", str(config)]
     argv += ["--grpc-port", str(grpc_port), "--http-port", str(http_port)]
     ready = http_ok(http_port, "/healthcheck")
     # A cold interpreter on a loaded two-core machine can take several seconds to import grpc.
