@@ -7,7 +7,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ratekeeper.core.demand import DemandBook, with_surplus
+from ratekeeper.core.demand import DemandBook, until_repaid, with_surplus
 from ratekeeper.core.instructions import UNBOUNDED, Instruction
 from ratekeeper.core.limits import NS_PER_SECOND, Limit, Unit
 
@@ -87,3 +87,14 @@ def test_surplus_leaves_unbounded_and_zero_alone() -> None:
     for rate in (UNBOUNDED, 0.0):
         base = Instruction(0, rate, 1)
         assert with_surplus(base, limit, 50, NS_PER_SECOND) is base
+
+
+@FAST
+@given(debt=st.integers(0, 500), amount=st.integers(1, 100))
+def test_reject_lasts_until_the_debt_is_repaid(debt: int, amount: int) -> None:
+    limit = Limit(amount, Unit.SECOND)
+    token_ns = -(-NS_PER_SECOND // amount)
+    to_one_token = (debt + 1) * NS_PER_SECOND // amount
+    repaid = until_repaid(Instruction(to_one_token, UNBOUNDED, 1), limit)
+    assert 0 <= repaid.reject_for_ns <= debt * NS_PER_SECOND // amount
+    assert repaid.reject_for_ns >= to_one_token - token_ns

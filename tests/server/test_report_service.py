@@ -86,11 +86,11 @@ async def harness() -> AsyncIterator[Harness]:
 async def test_configured_rule_counts_and_admitted_hits_go_into_debt(harness: Harness) -> None:
     response = await harness.report("c1", key([("user", "alice")], admitted=25))
     (answer,) = response.instructions
-    # 10/s bucket: 25 admitted leaves a debt of 15, repaid after 1.6 s (one token more)
-    assert answer.reject_for_ns == 1_600 * MS
+    # 10/s bucket: 25 admitted leaves a debt of 15, repaid after 1.5 s
+    assert answer.reject_for_ns == 1_500 * MS
     assert [spec_to_limit(s) for s in answer.limits] == [Limit(10, Unit.SECOND)]
     assert answer.valid_for_ns == 3 * INTERVAL
-    harness.clock.advance(1.6)
+    harness.clock.advance(1.5)
     (answer,) = (await harness.report("c1", key([("user", "alice")]))).instructions
     assert answer.reject_for_ns == 0
     assert not answer.HasField("admit_rate")
@@ -118,7 +118,7 @@ async def test_inline_limit_counts_unconfigured_keys_and_config_wins(harness: Ha
     inline = key([("tenant", "t1")], admitted=7, domain="other", limits=["5/s burst 5"])
     (answer,) = (await harness.report("c1", inline)).instructions
     assert [spec_to_limit(s) for s in answer.limits] == [parse_limit("5/s burst 5")]
-    assert answer.reject_for_ns == 600 * MS  # debt of 2, plus one token, at 5/s
+    assert answer.reject_for_ns == 400 * MS  # a debt of 2 at 5/s
     configured = key([("user", "zed")], admitted=1, limits=["1000/s"])
     (answer,) = (await harness.report("c1", configured)).instructions
     assert [spec_to_limit(s) for s in answer.limits] == [Limit(10, Unit.SECOND)]

@@ -11,6 +11,11 @@ whatever clients send:
   room is not recorded, but its own demand still counts towards its own share, so it is never
   granted more than a recorded client would be.
 
+:func:`until_repaid` shortens a reject-for to the time until the debt is repaid (the bucket back
+at zero) rather than until a whole token is available: once the debt is gone the client's pace
+spaces its hits anyway, and waiting for one more token on top would lose up to a token's time
+every report cycle (10% of a 100/s policy at 100 ms reports).
+
 :func:`with_surplus` adds back what a deterministic pace leaves unused: clients admit at their
 granted pace only when a request arrives, so each admission lands a little after its slot and
 the admitted rate falls short of the grant; the unspent tokens accumulate in the bucket. Spreading
@@ -30,7 +35,7 @@ from typing import Generic, TypeVar
 from ratekeeper.core.instructions import Demand, Instruction
 from ratekeeper.core.limits import NS_PER_SECOND, Limit
 
-__all__ = ["DemandBook", "with_surplus"]
+__all__ = ["DemandBook", "until_repaid", "with_surplus"]
 
 K = TypeVar("K", bound=Hashable)
 
@@ -102,3 +107,13 @@ def with_surplus(
         return instruction
     extra = remaining * NS_PER_SECOND / horizon_ns
     return dataclasses.replace(instruction, admit_rate=granted * (1.0 + extra / rate))
+
+
+def until_repaid(instruction: Instruction, limit: Limit) -> Instruction:
+    """``instruction`` rejecting only until the counter's debt is repaid (level back to zero)."""
+    if limit.amount == 0 or instruction.reject_for_ns <= 0:
+        return instruction
+    token_ns = -(-limit.period_ns // limit.amount)
+    return dataclasses.replace(
+        instruction, reject_for_ns=max(0, instruction.reject_for_ns - token_ns)
+    )

@@ -9,8 +9,8 @@ The service
 2. debits the admitted hits from every counter in one :meth:`Store.debit` call, past zero if need
    be (the bucket's debt is how overshoot between reports is paid back);
 3. records the client's demand (admitted + rejected per second) per counter, and answers each key
-   with :func:`~ratekeeper.core.instructions.instruct`: reject for the time until the counter is
-   admissible again, then admit at the client's proportional share of the refill rate (plus its
+   with :func:`~ratekeeper.core.instructions.instruct`: reject until the counter's debt is
+   repaid, then admit at the client's proportional share of the refill rate (plus its
    share of any unspent surplus) when total demand exceeds the policy, unbounded otherwise.
    Instructions hold for a few of the client's report intervals.
 
@@ -33,7 +33,7 @@ import grpc.aio
 
 from ratekeeper.backends.store import Counter, Hit, Store
 from ratekeeper.config.model import Match
-from ratekeeper.core.demand import DemandBook, with_surplus
+from ratekeeper.core.demand import DemandBook, until_repaid, with_surplus
 from ratekeeper.core.instructions import UNBOUNDED, Instruction, demand_rate, instruct
 from ratekeeper.core.keys import Entries
 from ratekeeper.core.limits import NS_PER_SECOND, Limit
@@ -232,6 +232,7 @@ class ReportService:
         for counter in key.counters:
             outcome = state[counter]
             one = instruct(outcome, counter.limit, key.demand, totals[counter], valid_for)
+            one = until_repaid(one, counter.limit)
             one = with_surplus(
                 one, counter.limit, outcome.remaining, self._settings.surplus_horizon_ns
             )
