@@ -39,6 +39,7 @@ from ratekeeper.server.http import HttpEndpoints, build_app
 from ratekeeper.server.metrics import Metrics
 from ratekeeper.server.ratelimit import Decisions, RateLimitService
 from ratekeeper.server.reload import ConfigWatcher, Policy, PolicyHolder
+from ratekeeper.server.report_service import add_report_service
 from ratekeeper.server.rls import RlsServicer
 from ratekeeper.server.settings import AlgorithmMode, ServerSettings
 
@@ -104,7 +105,11 @@ def _add_health(server: grpc.aio.Server, c: Components) -> None:
 
 
 #: gRPC services every server registers.
-SERVICES: tuple[Callable[[grpc.aio.Server, Components], None], ...] = (_add_rls, _add_health)
+SERVICES: tuple[Callable[[grpc.aio.Server, Components], None], ...] = (
+    _add_rls,
+    _add_health,
+    add_report_service,
+)
 
 
 def config_path(settings: ServerSettings) -> str:
