@@ -51,12 +51,20 @@ class ProcessError(RuntimeError):
     """A managed process exited early or did not become ready in time; carries its log tail."""
 
 
+#: Ports this process has handed out: the kernel may offer a just-closed port again, and two
+#: servers told the same port would fail to start.
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now (the kernel picks it; callers bind it soon after)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A TCP port free on ``host`` right now and not handed out before by this process."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port: int = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 class ManagedProcess:
