@@ -122,7 +122,8 @@ def test_each_x_user_value_gets_its_own_limit(proxy: EnvoyProxy) -> None:
 def test_no_header_means_no_rls_call_and_the_request_passes(
     proxy: EnvoyProxy, rls: RatekeeperServer
 ) -> None:
-    hits = {"domain": DOMAIN}
+    # The nested rule's counter: it moves only for a (route=users, user=...) descriptor.
+    hits = {"domain": DOMAIN, "key": "edge.route_users.user"}
     calls, counted = _rls_calls(proxy), rls.metric("ratekeeper_rule_total_hits_total", **hits)
     for _ in range(5):
         status, headers = proxy.get("/users")
@@ -137,12 +138,13 @@ def test_no_header_means_no_rls_call_and_the_request_passes(
 
 
 def test_a_shadow_mode_rule_never_returns_429(proxy: EnvoyProxy, rls: RatekeeperServer) -> None:
-    shadowed = rls.metric("ratekeeper_rule_shadow_mode_total", domain=DOMAIN)
+    rule = {"domain": DOMAIN, "key": "edge.route_shadow"}
+    shadowed = rls.metric("ratekeeper_rule_shadow_mode_total", **rule)
     answers = [proxy.get("/shadow") for _ in range(4)]
     assert [status for status, _ in answers] == [200] * 4
     assert all("x-envoy-ratelimited" not in headers for _, headers in answers)
     # The rule was evaluated (1/minute): the three requests past it were over, and let through.
-    assert rls.metric("ratekeeper_rule_shadow_mode_total", domain=DOMAIN) == shadowed + 3
+    assert rls.metric("ratekeeper_rule_shadow_mode_total", **rule) == shadowed + 3
 
 
 def test_envoy_fails_open_when_the_service_is_down(
