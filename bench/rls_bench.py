@@ -35,7 +35,7 @@ from pathlib import Path
 
 from bench.noop_rls import READY_LINE
 from bench.rls_load import WORKLOAD_CONFIG
-from tests.integration.procs import ManagedProcess, free_port, log_line, running
+from tests.integration.procs import ManagedProcess, free_port, log_line, start
 from tests.integration.services import ratekeeper_server
 
 __all__ = ["Sample", "main"]
@@ -72,7 +72,7 @@ def _percentile(sorted_ns: list[int], q: float) -> float:
 def _noop_server(log_dir: Path, name: str) -> Iterator[tuple[ManagedProcess, str]]:
     port = free_port()
     argv = [sys.executable, "-m", "bench.noop_rls", "--grpc-port", str(port)]
-    with running(argv, name=name, log_dir=log_dir, ready=log_line(READY_LINE)) as proc:
+    with start(argv, name=name, log_dir=log_dir, ready=log_line(READY_LINE)) as proc:
         yield proc, f"127.0.0.1:{port}"
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from .procs import ManagedProcess, free_port, http_ok, running
+from .procs import ManagedProcess, free_port, http_ok, start
 from .services import http_get
 
 __all__ = ["EnvoyProxy", "Route", "bootstrap", "envoy_binary", "envoy_proxy"]
@@ -209,7 +209,5 @@ def envoy_proxy(
     # One worker thread: enough for a test, and kinder to a shared two-core machine.
     argv += ["--concurrency", "1", "-l", "warning"]
     ready = http_ok(admin_port, "/ready")
-    with running(
-        argv, name=f"envoy-{listen_port}", log_dir=log_dir, ready=ready, timeout=60
-    ) as proc:
+    with start(argv, name=f"envoy-{listen_port}", log_dir=log_dir, ready=ready, timeout=60) as proc:
         yield EnvoyProxy(proc, listen_port, admin_port)

@@ -5,9 +5,9 @@ reads fills up and blocks the child), and is always stopped with SIGTERM, then S
 grace period. Readiness is a plain predicate polled until a deadline, so callers combine what
 they need: a port accepting connections, an HTTP 200, a line in the log.
 
-Usage::
+Usage (leaving the block stops the process, whatever happened in it)::
 
-    with running(["ratekeeper", "serve", ...], name="rk", log_dir=tmp, ready=http_ok(url)) as proc:
+    with start(["ratekeeper", "serve", ...], name="rk", log_dir=tmp, ready=http_ok(port)) as proc:
         ...  # proc.pid, proc.log_text()
 
 The module imports only the standard library so that bench scripts and simulators can reuse it.
@@ -15,7 +15,6 @@ The module imports only the standard library so that bench scripts and simulator
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import os
 import re
@@ -23,7 +22,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 __all__ = [
@@ -34,7 +33,6 @@ __all__ = [
     "http_ok",
     "log_line",
     "port_open",
-    "running",
     "start",
 ]
 
@@ -68,7 +66,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class ManagedProcess:
-    """One child process with its log file; stop it with :meth:`stop` (idempotent)."""
+    """One child process with its log file; stop it with :meth:`stop` (idempotent), or use it
+    as a context manager, which stops it on exit."""
 
     def __init__(self, name: str, argv: Sequence[str], popen: subprocess.Popen[bytes], log: Path):
         #: A short label used in error messages.
@@ -126,6 +125,12 @@ class ManagedProcess:
                 self.kill()
         return self.popen.wait()
 
+    def __enter__(self) -> ManagedProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def kill(self) -> None:
         """SIGKILL the child's group at once and reap the child."""
         if self.popen.returncode is None:
@@ -180,25 +185,6 @@ def start(
             proc.stop()
             raise
     return proc
-
-
-@contextlib.contextmanager
-def running(
-    argv: Sequence[str],
-    *,
-    name: str,
-    log_dir: Path,
-    ready: ReadyCheck | None = None,
-    timeout: float = 30.0,
-    env: Mapping[str, str] | None = None,
-    cwd: Path | None = None,
-) -> Iterator[ManagedProcess]:
-    """:func:`start` as a context manager that always stops the process on exit."""
-    proc = start(argv, name=name, log_dir=log_dir, ready=ready, timeout=timeout, env=env, cwd=cwd)
-    try:
-        yield proc
-    finally:
-        proc.stop()
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> ReadyCheck:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from .procs import ManagedProcess, free_port, http_ok, running
+from .procs import ManagedProcess, free_port, http_ok, start
 
 __all__ = ["RatekeeperServer", "http_get", "ratekeeper_server", "upstream_http"]
 
@@ -70,7 +70,7 @@ def ratekeeper_server(
     argv += ["--grpc-port", str(grpc_port), "--http-port", str(http_port)]
     ready = http_ok(http_port, "/healthcheck")
     # A cold interpreter on a loaded two-core machine can take several seconds to import grpc.
-    with running(argv, name=name, log_dir=log_dir, ready=ready, timeout=60, env=env) as proc:
+    with start(argv, name=name, log_dir=log_dir, ready=ready, timeout=60, env=env) as proc:
         yield RatekeeperServer(proc, grpc_port, http_port)
 
 

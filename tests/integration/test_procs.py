@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from .procs import ProcessError, free_port, http_ok, log_line, port_open, running, start
+from .procs import ProcessError, free_port, http_ok, log_line, port_open, start
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,7 @@ def _python(code: str) -> list[str]:
 
 def test_log_line_readiness_and_sigterm_stop(tmp_path: Path) -> None:
     code = "import time; print('serving now', flush=True); time.sleep(60)"
-    with running(_python(code), name="child", log_dir=tmp_path, ready=log_line(r"^serving")) as p:
+    with start(_python(code), name="child", log_dir=tmp_path, ready=log_line(r"^serving")) as p:
         assert p.alive()
         assert "serving now" in p.log_text()
     assert p.popen.returncode == -signal.SIGTERM
@@ -52,6 +52,6 @@ def test_a_timeout_stops_the_child_before_raising(tmp_path: Path) -> None:
 def test_port_and_http_readiness(tmp_path: Path) -> None:
     port = free_port()
     argv = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)]
-    with running(argv, name="http", log_dir=tmp_path, ready=http_ok(port, "/"), cwd=tmp_path) as p:
+    with start(argv, name="http", log_dir=tmp_path, ready=http_ok(port, "/"), cwd=tmp_path) as p:
         assert port_open(port)(p)
     assert not port_open(port)(p)
