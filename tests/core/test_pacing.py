@@ -35,11 +35,12 @@ def test_no_pace_mix_admits_what_the_policy_bucket_refuses(
     for gap, hits, rate in steps:
         now += gap
         if policy is None:
-            assert pacing.wait_ns(pacing.NEVER, now, pacing.Pace(1, 0)) == -1
+            assert pacing.wait_ns(pacing.NEVER, now, pacing.Pace(1, 0, 0)) == -1
             return
         pace = policy if rate is None else pacing.granted_pace(rate, policy)
         assert pace.emission_ns >= policy.emission_ns
-        assert pace.tolerance_ns <= policy.tolerance_ns
+        assert pace.burst_ns <= policy.burst_ns
+        assert pace.tolerance_ns <= policy.tolerance_ns + pace.emission_ns - policy.emission_ns
         after = pacing.admit(earliest, now, pace, hits)
         if after is not None:
             assert tb.take(bucket, limit, now, hits).allowed

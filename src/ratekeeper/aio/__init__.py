@@ -1,1 +1,5 @@
-"""aio"""
+"""asyncio twins of ratekeeper's public API, name for name."""
+
+from ratekeeper.aio.limiter import Limiter
+
+__all__ = ["Limiter"]

@@ -1,28 +1,29 @@
 """Spreading admissions evenly in time: the client's local decision, as pure maths.
 
 A client decides each hit from one number per key, ``earliest``: the first instant the next hit
-may be admitted. This is the generic cell rate algorithm in its virtual-scheduling form, written
-in terms of ``tat - tolerance`` rather than the theoretical arrival time ``tat`` itself, so that
-the admission test is a single comparison and the schedule survives a change of pace unchanged.
-A :class:`Pace` has an emission interval ``T`` and a tolerance ``tau``; admitting ``n`` hits at
-``now`` moves ``earliest`` to ``max(earliest, now - tau) + n * T``. Two paces use it:
+may be admitted. This is the generic cell rate algorithm (virtual scheduling) written so that the
+admission test is a single comparison and the schedule survives a change of pace unchanged. A
+:class:`Pace` has an emission interval ``T``, a ``tolerance`` and a ``burst``. A hit at ``now`` is
+admitted if ``earliest <= now``; then, if ``earliest`` lags ``now`` by at most the tolerance, the
+schedule is kept (``earliest += T``), and otherwise it restarts ``burst`` behind now
+(``earliest = now - burst + T``). Two paces use it:
 
 * the **policy pace** (the local limiter, defence in depth): ``T = period / amount`` and
-  ``tau = (capacity - 1) * T``, so one client alone never admits more than the policy's token
-  bucket would, in any window;
-* a **granted pace** (a server's admit rate): ``T = 1 / rate`` and ``tau = T / 2``, so hits are
-  spaced deterministically and a small limit such as 5/s admits exactly 5 in each second, where a
-  coin flip per hit would let the count wander. The half-emission tolerance is lateness credit:
+  ``tolerance = burst = (capacity - 1) * T``, which is the policy's token bucket exactly, so one
+  client alone never admits more than the policy would, in any window;
+* a **granted pace** (a server's admit rate): ``T = 1 / rate``, ``tolerance = T / 2`` and no
+  burst. Hits are spaced deterministically, so a small limit such as 5/s admits exactly 5 in each
+  second where a coin flip per hit would let the count wander. The tolerance is lateness credit:
   hits arrive when requests do, a little after their slot, and without it each admission would
   push the schedule back by that delay (an arrival every 20 ms against a 200 ms slot loses 5%).
-  A hit late by less than ``tau`` keeps the schedule; the cost is that two hits may pass within
-  ``T / 2`` once, when a pace starts from idle.
+  A schedule that has fallen further behind restarts at ``now`` with no burst.
 
-A granted pace is never looser than the policy pace (``T`` at least, ``tau`` at most the
-policy's). Then, whichever pace each hit is decided under, ``earliest`` never falls below the
-value the policy pace alone would have reached (induction over admissions: each admission
-requires ``earliest <= now`` and moves ``earliest`` at least as far as the policy pace would), so
-switching paces can never admit a hit the policy forbids.
+A granted pace is never looser than the policy pace: ``T`` at least the policy's, no burst, and
+a tolerance of at most ``tau + T - T_policy`` (``tau`` the policy's). Then, whichever pace each
+hit is decided under, ``earliest`` never falls below the value the policy pace alone would have
+reached (induction over admissions: each admission requires ``earliest <= now`` and moves
+``earliest`` at least as far as the policy pace would), so switching paces can never admit a hit
+the policy forbids.
 
 A *reject-for* instruction folds into the same number (:func:`reject_until`), so the hot path has
 no separate check for it. Times are integer nanoseconds on the caller's monotonic clock; nothing
@@ -57,8 +58,10 @@ class Pace:
 
     #: Nanoseconds each admitted hit moves the schedule: ``1 / rate``.
     emission_ns: int
-    #: How far the schedule may lag behind now and be caught up at once: ``(burst - 1) * T``.
+    #: How far (ns) the schedule may lag behind now and still be kept.
     tolerance_ns: int
+    #: How far (ns) behind now a restarted schedule begins: ``(capacity - 1) * T``.
+    burst_ns: int
 
 
 def policy_pace(limit: Limit) -> Pace | None:
@@ -69,21 +72,28 @@ def policy_pace(limit: Limit) -> Pace | None:
     if limit.amount == 0 or limit.capacity == 0:
         return None
     emission = -(-limit.period_ns // limit.amount)
-    return Pace(emission, (limit.capacity - 1) * emission)
+    burst = (limit.capacity - 1) * emission
+    return Pace(emission, burst, burst)
 
 
 def granted_pace(rate: float, policy: Pace) -> Pace:
-    """The pace for a server-granted ``rate`` (hits/s, > 0), never looser than ``policy``."""
+    """The pace for a server-granted ``rate`` (hits/s), never looser than ``policy``."""
     if math.isinf(rate):
         return policy
     emission = math.ceil(NS_PER_SECOND / rate) if rate > 0.0 else NEVER
     emission = min(max(policy.emission_ns, emission), NEVER)
-    return Pace(emission, min(emission // 2, policy.tolerance_ns))
+    slack = policy.tolerance_ns + emission - policy.emission_ns
+    return Pace(emission, min(emission // 2, slack), 0)
+
+
+def _start(earliest: int, now: int, pace: Pace) -> int:
+    """Where the schedule stands for a hit at ``now``: kept, or restarted behind now."""
+    return earliest if earliest >= now - pace.tolerance_ns else now - pace.burst_ns
 
 
 def admit(earliest: int, now: int, pace: Pace, hits: int = 1) -> int | None:
     """The new ``earliest`` if ``hits`` are admitted at ``now``; ``None`` to reject them."""
-    start = max(earliest, now - pace.tolerance_ns)
+    start = _start(earliest, now, pace)
     if start + (hits - 1) * pace.emission_ns > now:
         return None
     return start + hits * pace.emission_ns
@@ -91,7 +101,7 @@ def admit(earliest: int, now: int, pace: Pace, hits: int = 1) -> int | None:
 
 def remaining(earliest: int, now: int, pace: Pace) -> int:
     """Hits admissible right now, back to back."""
-    start = max(earliest, now - pace.tolerance_ns)
+    start = _start(earliest, now, pace)
     if start > now:
         return 0
     return (now - start) // pace.emission_ns + 1

@@ -1,0 +1,93 @@
+"""Report servers for client tests: the real servicer on loopback, on a thread of its own.
+
+The sync ``Limiter`` blocks its caller, so its server cannot share the test's event loop;
+:class:`ReportServer` runs a ``grpc.aio`` server with the real :class:`ReportService` and the
+in-memory store on a private loop in a daemon thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+
+import grpc
+import grpc.aio
+import pytest
+
+from ratekeeper.backends.memory import MemoryStore
+from ratekeeper.client import state
+from ratekeeper.config import PolicyTree
+from ratekeeper.server.report_service import ReportService, register
+
+
+class ReportServer:
+    """A ReportService on ``127.0.0.1:<port>``; :meth:`stop` to test failure modes."""
+
+    def __init__(self, policy: PolicyTree | None = None) -> None:
+        self.service = ReportService(MemoryStore(), lambda: policy)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._server: grpc.aio.Server | None = None
+        self.port: int = self.run(self._start())
+
+    def run(self, coro: object) -> object:
+        future: Future[object] = asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
+        return future.result(timeout=10)
+
+    async def _start(self) -> int:
+        self._server = grpc.aio.server()
+        register(self._server, self.service)
+        port = self._server.add_insecure_port("127.0.0.1:0")
+        await self._server.start()
+        return port
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def reports(self) -> int:
+        return self.service.reports
+
+    def stop(self) -> None:
+        if self._server is not None:
+            server, self._server = self._server, None
+            self.run(server.stop(None))
+
+    def close(self) -> None:
+        self.stop()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+
+@pytest.fixture
+def report_server() -> Iterator[ReportServer]:
+    server = ReportServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+class FakeClock:
+    """The client's monotonic clock, moved by hand (patched where the client reads it)."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += round(seconds * 1e9)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(state, "monotonic_ns", fake)
+    return fake
