@@ -185,3 +185,16 @@ async def test_demand_book_is_bounded_however_many_clients_report() -> None:
         assert response.instructions[0].valid_for_ns == 3 * INTERVAL
         clock.advance(0.001)
     assert len(service._demand) <= 8
+
+
+async def test_a_resent_report_is_answered_but_not_counted_twice(harness: Harness) -> None:
+    request = pb.ReportRequest(
+        client_id="c1", interval_ns=INTERVAL, sequence=1, keys=[key([("user", "rep")], 12)]
+    )
+    first = await harness.call(request, timeout=5)
+    again = await harness.call(request, timeout=5)  # the client never saw the first answer
+    assert first.instructions[0].reject_for_ns == 200 * MS  # a debt of 2 at 10/s
+    assert again.instructions[0].reject_for_ns == 200 * MS
+    request.sequence = 2
+    (answer,) = (await harness.call(request, timeout=5)).instructions
+    assert answer.reject_for_ns == 1_400 * MS  # now 12 more

@@ -126,7 +126,7 @@ class MemoryStore:
             counter = hit.counter
             limit = counter.limit
             strategy = STRATEGIES[limit.algorithm]
-            shard = self._shards[hash(counter) & self._mask]
+            shard = self._shards[hash(counter.entries) & self._mask]
             entry = shard.get(counter)
             if entry is None:
                 if hit.hits == 0:
@@ -152,7 +152,7 @@ class MemoryStore:
             counter = hit.counter
             limit = counter.limit
             strategy = STRATEGIES[limit.algorithm]
-            shard = self._shards[hash(counter) & self._mask]
+            shard = self._shards[hash(counter.entries) & self._mask]
             entry = shard.get(counter) or self._insert(shard, counter, now)
             if entry is None:
                 out.append(_REFUSED)
@@ -198,39 +198,40 @@ class MemoryStore:
         """One housekeeping step: the hand passes over the next shard's oldest entries."""
         self._next_sweep = now + self._sweep_step_ns
         self._sweep_shard = (self._sweep_shard + 1) & self._mask
-        self._turn_hand(self._shards[self._sweep_shard], now, self._idle_ns)
+        self._turn_hand(self._shards[self._sweep_shard], now, self._idle_ns, evict=False)
 
     def _make_room(self, shard: dict[Counter, _Entry], now: int) -> None:
         """Drop full counters, else evict the fullest ones that still admit a hit."""
-        candidates = self._turn_hand(shard, now, 0)
-        if len(shard) < self._shard_cap or not candidates:
-            return
-        best = max(fullness for fullness, _ in candidates)
-        for fullness, counter in candidates:
-            if fullness >= best:
-                del shard[counter]
-                self._evictions += 1
+        self._turn_hand(shard, now, 0, evict=True)
 
     def _turn_hand(
-        self, shard: dict[Counter, _Entry], now: int, idle_ns: int
-    ) -> list[tuple[float, Counter]]:
-        """Look at the oldest entries: drop the full and idle, rotate the rest to the end.
-
-        Returns ``(fullness, counter)`` for each kept counter that would still admit a hit.
+        self, shard: dict[Counter, _Entry], now: int, idle_ns: int, *, evict: bool
+    ) -> None:
+        """Look at the shard's oldest entries: drop those full for ``idle_ns``, rotate the rest
+        to the end. With ``evict``, when none was dropped, also evict the fullest of those that
+        would still admit a hit (all of them on a tie, so a flood of alike keys evicts in
+        batches rather than rescanning for every new key).
         """
-        candidates: list[tuple[float, Counter]] = []
-        for counter, entry in list(itertools.islice(shard.items(), _HAND_SPAN)):
-            limit = counter.limit
-            full = _full_remaining(limit)
-            remaining = _check(entry, limit, now).remaining
+        seen = list(itertools.islice(shard.items(), _HAND_SPAN))
+        for counter, _ in seen:
             del shard[counter]
+        kept: list[tuple[float, Counter, _Entry]] = []
+        fullest = 0.0
+        for counter, entry in seen:
+            full = _full_remaining(counter.limit)
+            remaining = _check(entry, counter.limit, now).remaining
             if remaining >= full and now - entry.touched >= idle_ns:
                 self._expirations += 1
                 continue
-            shard[counter] = entry
-            if remaining > 0:
-                candidates.append((remaining / full, counter))
-        return candidates
+            fullness = remaining / full if remaining > 0 else 0.0
+            fullest = max(fullest, fullness)
+            kept.append((fullness, counter, entry))
+        evict = evict and len(kept) == len(seen) and fullest > 0.0
+        for fullness, counter, entry in kept:
+            if evict and fullness >= fullest:
+                self._evictions += 1
+            else:
+                shard[counter] = entry
 
 
 def _with_allowed(outcome: Outcome, allowed: bool) -> Outcome:

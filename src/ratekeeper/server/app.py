@@ -230,7 +230,7 @@ async def run(settings: ServerSettings) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(watcher.reload()))
+    loop.add_signal_handler(signal.SIGHUP, watcher.reload_soon)
     polling = watcher if settings.reload_interval > 0 else None
     chores = asyncio.create_task(_housekeeping(server, polling))
     log.info(

@@ -87,6 +87,7 @@ class ConfigWatcher:
         self._interval = interval
         self._lock = asyncio.Lock()
         self._signature = file_signature(path)
+        self._pending: set[asyncio.Task[bool]] = set()
 
     async def run(self) -> None:
         """Poll the files' mtimes every ``interval`` seconds until cancelled."""
@@ -94,6 +95,12 @@ class ConfigWatcher:
             await asyncio.sleep(self._interval)
             if file_signature(self._path) != self._signature:
                 await self.reload()
+
+    def reload_soon(self) -> None:
+        """Schedule :meth:`reload` (for a signal handler, which cannot await)."""
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._pending.add(task)  # the loop keeps only a weak reference to tasks
+        task.add_done_callback(self._pending.discard)
 
     async def reload(self) -> bool:
         """Load now; swap on success, keep the old policy on error. Returns success."""

@@ -14,6 +14,12 @@ The service
    share of any unspent surplus) when total demand exceeds the policy, unbounded otherwise.
    Instructions hold for a few of the client's report intervals.
 
+Reports are applied at most once: a client numbers its reports to each server and resends one
+whose answer it never got (a timeout: the server may or may not have applied it); the service
+remembers each client's last applied number (bounded, least recently seen forgotten first) and
+answers a repeat without debiting it again. With the client's resend this makes every hit count
+exactly once unless the server restarts (and then the buckets are gone too).
+
 A malformed report gets ``INVALID_ARGUMENT`` naming the key and the reason; a store that fails
 gets ``UNAVAILABLE`` (the client keeps its last instructions until they expire: fail open);
 anything unexpected gets ``INTERNAL``. State is touched only on the event loop: single writer.
@@ -24,6 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -92,6 +99,8 @@ class ReportSettings:
     max_demand_entries: int = 100_000
     #: A counter's unspent tokens are handed out over this horizon.
     surplus_horizon_ns: int = NS_PER_SECOND
+    #: Most clients whose last report number is remembered (for resent reports).
+    max_sequenced_clients: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +139,7 @@ class ReportService:
             max_clients=settings.max_clients_per_counter,
             max_entries=settings.max_demand_entries,
         )
+        self._sequences: OrderedDict[str, int] = OrderedDict()
         #: Reports answered (a test and ``/metrics`` hook: one per client per cycle).
         self.reports = 0
 
@@ -144,7 +154,8 @@ class ReportService:
         policy = self._policies()
         keys = [self._resolve(i, k, policy, interval) for i, k in enumerate(request.keys)]
         now = self._clock()
-        hits = [Hit(c, key.admitted) for key in keys for c in key.counters]
+        fresh = self._first_time(request.client_id, request.sequence)
+        hits = [Hit(c, key.admitted if fresh else 0) for key in keys for c in key.counters]
         outcomes = await self._store.debit(hits, now) if hits else []
         state = dict(zip((h.counter for h in hits), outcomes, strict=True))  # last one wins
         totals = self._record_demand(request.client_id, keys, now)
@@ -183,6 +194,16 @@ class ReportService:
             if self._metrics is not None:
                 self._metrics.latency.labels("report").observe(time.perf_counter() - start)
         raise AssertionError("unreachable: abort raises")
+
+    def _first_time(self, client: str, sequence: int) -> bool:
+        """Whether report ``sequence`` of ``client`` is new (and remember that it was seen)."""
+        if sequence == 0:
+            return True
+        seen = self._sequences.pop(client, 0)
+        self._sequences[client] = max(seen, sequence)
+        if len(self._sequences) > self._settings.max_sequenced_clients:
+            self._sequences.popitem(last=False)
+        return sequence > seen
 
     def _resolve(
         self, index: int, key: pb.KeyReport, policy: Matcher | None, interval: int
