@@ -2,8 +2,8 @@
 
 It runs in its own process (``bench.rls_bench`` starts it) so that its CPU is not the servers'.
 Each request carries one descriptor drawn from a fixed set of distinct keys; with several targets
-a key always goes to the server that owns it, chosen by the key's 64-bit hash the way slices cut
-the hash space (contiguous ranges), so each server's buckets see all of their keys' traffic.
+the hash space is cut into equal slices, one per target (a ``core.slices.Assignment``), and a key
+always goes to the owner of its 64-bit hash, so each server's buckets see all their keys' traffic.
 
 It prints one JSON object: calls, errors, over-limit answers, wall time, and the CPU seconds the
 server processes (``--server-pid``) and the load process itself used in the measured window;
@@ -28,9 +28,10 @@ import psutil
 from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
-from ratekeeper.core.keys import HASH_BITS, Entries, canonical_bytes, key_hash
+from ratekeeper.core.keys import Entries, canonical_bytes, key_hash
+from ratekeeper.core.slices import HASH_SPACE, Assignment, Generation
 
-__all__ = ["DOMAIN", "WORKLOAD_CONFIG", "main", "owner", "workload_keys"]
+__all__ = ["DOMAIN", "WORKLOAD_CONFIG", "even_assignment", "main", "owner", "workload_keys"]
 
 DOMAIN = "bench"
 #: How many times more often a hot key is requested than the others.
@@ -75,9 +76,15 @@ def workload_keys(count: int) -> list[Entries]:
     return keys
 
 
-def owner(entries: Entries, shards: int) -> int:
-    """Which of ``shards`` servers owns the key: equal contiguous ranges of the hash space."""
-    return (key_hash(canonical_bytes(DOMAIN, entries)) * shards) >> HASH_BITS
+def even_assignment(targets: list[str]) -> Assignment:
+    """The hash space cut into equal contiguous slices, one per target, as an assigner would."""
+    starts = tuple(i * HASH_SPACE // len(targets) for i in range(len(targets)))
+    return Assignment(Generation(), starts, tuple(targets))
+
+
+def owner(assignment: Assignment, entries: Entries) -> str:
+    """The target that owns the key: the architecture's rule, by the key's 64-bit hash."""
+    return assignment.owner_of(key_hash(canonical_bytes(DOMAIN, entries)))
 
 
 def _request(entries: Entries) -> rls_pb2.RateLimitRequest:
@@ -127,16 +134,17 @@ def _cpu_seconds(procs: list[psutil.Process]) -> list[float]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
-    channels = [grpc.aio.insecure_channel(target) for target in args.target]
-    stubs = [rls_pb2_grpc.RateLimitServiceStub(channel) for channel in channels]
+    channels = {target: grpc.aio.insecure_channel(target) for target in args.target}
+    stubs = {t: rls_pb2_grpc.RateLimitServiceStub(channel) for t, channel in channels.items()}
+    assignment = even_assignment(args.target)
     keys = workload_keys(args.keys)
     # Hot keys: the first 5 % of keys come up ten times as often as the rest, so they go over
     # their limits while the others stay under (most real traffic has such a head).
     hot = keys[: max(1, len(keys) // 20)] * (HOT_WEIGHT - 1)
-    work = [(stubs[owner(k, len(stubs))], _request(k)) for k in keys + hot]
+    work = [(stubs[owner(assignment, k)], _request(k)) for k in keys + hot]
     # A fixed shuffle spreads each worker's keys over every rule and server.
     random.Random(42).shuffle(work)
-    for channel in channels:
+    for channel in channels.values():
         await asyncio.wait_for(channel.channel_ready(), timeout=10)
     servers = [psutil.Process(pid) for pid in args.server_pid]
     me = psutil.Process()
@@ -157,7 +165,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     finally:
         tally.stopping = True
         await asyncio.gather(*workers)
-        for channel in channels:
+        for channel in channels.values():
             await channel.close()
     Path(args.latency_file).write_bytes(tally.latencies.tobytes())
     return {
@@ -167,7 +175,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "wall_s": wall,
         "server_cpu_s": [a - b for a, b in zip(cpu_after, cpu_before, strict=True)],
         "load_cpu_s": me_after - me_before,
-        "work_per_server": [sum(1 for s, _ in work if s is stub) for stub in stubs],
+        "work_per_server": [sum(1 for s, _ in work if s is stub) for stub in stubs.values()],
     }
 
 
