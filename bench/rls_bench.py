@@ -15,7 +15,7 @@ alone. The machine is shared and noisy, so variants are interleaved in every rou
 rotates), each figure is the median over rounds, and the comparison with the no-op is a ratio
 taken within each round.
 
-    python -m bench.rls_bench                 # 3 rounds of 5 s per variant
+    python -m bench.rls_bench                 # 5 rounds of 5 s per variant
     python -m bench.rls_bench --rounds 1 --duration 2   # a quick look
 """
 
@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.noop_rls import READY_LINE
+from bench.rls_handler import handler_cpu_us
 from bench.rls_load import WORKLOAD_CONFIG
 from tests.integration.procs import ManagedProcess, free_port, log_line, start
 from tests.integration.services import ratekeeper_server
@@ -182,7 +183,7 @@ def render(samples: dict[tuple[str, int], list[Sample]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved repetitions")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved repetitions")
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds per run")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds per run")
     parser.add_argument("--concurrency", type=int, default=64, help="calls in flight")
@@ -197,6 +198,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="rls-bench-") as tmp:
         samples = _measure(args, Path(tmp))
     print(render(samples))
+    if "ratekeeper" in args.kinds:
+        handler = ", ".join(f"{name} {us:.1f}" for name, us in handler_cpu_us().items())
+        print(f"handler alone, in-process CPU µs/call (bench.rls_handler): {handler}")
     errors = sum(s.errors for runs in samples.values() for s in runs)
     print(f"failed calls: {errors}")
     if ("ratekeeper", 1) in samples:

@@ -31,7 +31,16 @@ from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 from ratekeeper.core.keys import Entries, canonical_bytes, key_hash
 from ratekeeper.core.slices import HASH_SPACE, Assignment, Generation
 
-__all__ = ["DOMAIN", "WORKLOAD_CONFIG", "even_assignment", "main", "owner", "workload_keys"]
+__all__ = [
+    "DOMAIN",
+    "WORKLOAD_CONFIG",
+    "even_assignment",
+    "main",
+    "owner",
+    "traffic",
+    "workload_keys",
+    "workload_requests",
+]
 
 DOMAIN = "bench"
 #: How many times more often a hot key is requested than the others.
@@ -74,6 +83,21 @@ def workload_keys(count: int) -> list[Entries]:
         else:
             keys.append((("remote_address", f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"),))
     return keys
+
+
+def traffic(count: int) -> list[Entries]:
+    """One pass of the request mix over ``count`` distinct keys, in key order.
+
+    Hot keys: the first 5 % of keys come up ten times as often as the rest, so they go over
+    their limits while the others stay under (most real traffic has such a head).
+    """
+    keys = workload_keys(count)
+    return keys + keys[: max(1, count // 20)] * (HOT_WEIGHT - 1)
+
+
+def workload_requests(count: int) -> list[rls_pb2.RateLimitRequest]:
+    """:func:`traffic` as ``ShouldRateLimit`` requests."""
+    return [_request(entries) for entries in traffic(count)]
 
 
 def even_assignment(targets: list[str]) -> Assignment:
@@ -137,11 +161,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     channels = {target: grpc.aio.insecure_channel(target) for target in args.target}
     stubs = {t: rls_pb2_grpc.RateLimitServiceStub(channel) for t, channel in channels.items()}
     assignment = even_assignment(args.target)
-    keys = workload_keys(args.keys)
-    # Hot keys: the first 5 % of keys come up ten times as often as the rest, so they go over
-    # their limits while the others stay under (most real traffic has such a head).
-    hot = keys[: max(1, len(keys) // 20)] * (HOT_WEIGHT - 1)
-    work = [(stubs[owner(assignment, k)], _request(k)) for k in keys + hot]
+    work = [(stubs[owner(assignment, k)], _request(k)) for k in traffic(args.keys)]
     # A fixed shuffle spreads each worker's keys over every rule and server.
     random.Random(42).shuffle(work)
     for channel in channels.values():
