@@ -19,14 +19,35 @@ import pytest
 from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.client import state
 from ratekeeper.config import PolicyTree
+from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 from ratekeeper.server.report_service import ReportService, register
+
+
+class RecordingService(ReportService):
+    """The real service, keeping every request it applied."""
+
+    def __init__(self, policy: PolicyTree | None) -> None:
+        super().__init__(MemoryStore(), lambda: policy)
+        self.requests: list[pb.ReportRequest] = []
+
+    async def report(self, request: pb.ReportRequest) -> pb.ReportResponse:
+        self.requests.append(request)
+        return await super().report(request)
+
+    def applied(self) -> list[pb.ReportRequest]:
+        """The requests that counted: a resent report (same client and number) counts once."""
+        unique = {(r.client_id, r.sequence): r for r in self.requests}
+        return list(unique.values())
+
+    def admitted(self) -> int:
+        return sum(k.admitted for r in self.applied() for k in r.keys)
 
 
 class ReportServer:
     """A ReportService on ``127.0.0.1:<port>``; :meth:`stop` to test failure modes."""
 
     def __init__(self, policy: PolicyTree | None = None) -> None:
-        self.service = ReportService(MemoryStore(), lambda: policy)
+        self.service = RecordingService(policy)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()

@@ -191,3 +191,33 @@ def test_acquire_reports_remaining_and_retry_after(clock: FakeClock) -> None:
     assert second.reset_after == pytest.approx(0.5)
     with pytest.raises(ValueError, match="hits"):
         lim.acquire("k", -1)
+
+
+def test_an_unanswered_report_is_resent_and_new_counts_wait(clock: FakeClock) -> None:
+    lim = LimiterState("s:1", report_interval=0.1)
+    lim.allow("k")
+    (first,) = lim.collect(clock())
+    assert first.request.sequence == 1
+    lim.failed(first)
+    lim.allow("k")
+    lim.allow("k")
+    (again,) = lim.collect(clock())
+    assert again is first  # the same report, same number: the server applies it once
+    lim.apply(again, answer(valid_for_ns=MS), clock())
+    (later,) = lim.collect(clock())
+    assert later.request.sequence == 2
+    assert later.request.keys[0].admitted == 2
+
+
+def test_a_long_outage_is_forgiven_not_debited_at_once(clock: FakeClock) -> None:
+    lim = LimiterState("s:1", report_interval=0.25)  # four cycles a second
+    for _ in range(4):
+        lim.allow("k")
+        for batch in lim.collect(clock()):
+            lim.failed(batch)
+    assert lim.stats.failures == 4
+    lim.allow("k")
+    assert lim.collect(clock()) == []  # the backlog was dropped
+    lim.allow("k")
+    (batch,) = lim.collect(clock())
+    assert batch.request.keys[0].admitted == 1

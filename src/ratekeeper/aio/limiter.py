@@ -82,7 +82,8 @@ class Limiter(LimiterState):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self.mark_closed()
-        await self.flush()
+        for _ in self.closing_rounds():
+            await self.flush()
         for channel, _call in self._channels.values():
             await channel.close(None)
         self._channels.clear()

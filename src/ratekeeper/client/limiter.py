@@ -82,7 +82,8 @@ class Limiter(LimiterState):
         if self._thread is not threading.current_thread():
             self._thread.join()
         self.mark_closed()
-        self.flush()
+        for _ in self.closing_rounds():
+            self.flush()
         for channel, _call in self._channels.values():
             channel.close()
         self._channels.clear()

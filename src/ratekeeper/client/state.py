@@ -30,118 +30,33 @@ installs a granted pace that spreads hits evenly; otherwise the policy pace is t
 
 from __future__ import annotations
 
-import contextlib
-import itertools
+import math
 import os
 import socket
 import threading
 import uuid
-from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from time import monotonic_ns
 
-from ratekeeper.client.policy import Key, KeyPolicy, LimitsArg, Policies, local_limit
+from ratekeeper.client.keystate import (
+    Decision,
+    KeyState,
+    apply_instruction,
+    bump,
+    count_value,
+    decision,
+    rested,
+)
+from ratekeeper.client.policy import Key, LimitsArg, Policies
 from ratekeeper.config import PolicyTree
 from ratekeeper.core import pacing
-from ratekeeper.core.limits import NS_PER_SECOND, Limit
+from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.core.slices import Assignment, Generation, single_owner
 from ratekeeper.errors import ClientClosedError
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
-from ratekeeper.proto.report import limit_to_spec, spec_to_limit
 
-__all__ = ["Batch", "Decision", "KeyState", "LimiterState", "LimiterStats", "assignment_of"]
-
-#: The pace of a key with no known limit: ``earliest`` never moves, every hit is admitted.
-_FREE = pacing.Pace(0, pacing.NEVER, 0)
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The answer to :meth:`LimiterState.acquire`."""
-
-    #: Whether the hits were admitted (and counted as admitted).
-    allowed: bool
-    #: Hits admissible right after this decision, by local state (``None``: no known limit).
-    remaining: int | None
-    #: Seconds until the hits would be admitted (0 when allowed; ``inf``: never).
-    retry_after: float
-    #: Seconds until the local limiter is back to full capacity.
-    reset_after: float
-    #: The limit enforced locally (``None``: none known).
-    limit: Limit | None
-
-
-class KeyState:
-    """One key's local state; see the module docstring for who writes what."""
-
-    __slots__ = (
-        "admitted",
-        "burst",
-        "earliest",
-        "emission",
-        "granted_until",
-        "key_hash",
-        "limit",
-        "pace",
-        "policy",
-        "rejected",
-        "sent_admitted",
-        "sent_rejected",
-        "template",
-        "tolerance",
-    )
-
-    def __init__(self, domain: str, resolved: KeyPolicy) -> None:
-        #: First instant (monotonic ns) the next hit may be admitted.
-        self.earliest = 0
-        #: The current pace, and its numbers copied flat for the decision path.
-        self.pace = _FREE
-        self.emission = 0
-        self.tolerance = pacing.NEVER
-        self.burst = 0
-        #: Hits admitted / rejected so far (never reset; see the module docstring).
-        self.admitted = itertools.count()
-        self.rejected = itertools.count()
-        #: The counts as of the last report (reporter only).
-        self.sent_admitted = 0
-        self.sent_rejected = 0
-        #: When the granted pace reverts to the policy pace (0: no granted pace).
-        self.granted_until = 0
-        self.key_hash = resolved.key_hash
-        #: The local limiter's limit and pace (``None`` pace with a limit: it admits nothing).
-        self.limit: Limit | None = None
-        self.policy: pacing.Pace | None = _FREE
-        #: The report entry for this key, counts excepted; inline limits ride along.
-        self.template = pb.KeyReport(
-            domain=domain,
-            entries=[pb.Entry(key=k, value=v) for k, v in resolved.entries],
-            limits=[limit_to_spec(lim) for lim in resolved.limits] if resolved.inline else [],
-        )
-        self.set_limits(resolved.limits, 0)
-
-    def set_limits(self, limits: Sequence[Limit], now: int) -> None:
-        """Enforce ``limits`` locally from now on (the policy pace)."""
-        limit = local_limit(limits)
-        if limit == self.limit and limits:
-            return
-        policy = _FREE if limit is None else pacing.policy_pace(limit)
-        if self.policy is None and policy is not None:
-            self.earliest = now  # a limit of 0 was lifted: start from empty, forgive nothing
-        self.limit, self.policy = limit, policy
-        self.use(policy)
-
-    def use(self, pace: pacing.Pace | None) -> None:
-        """Decide with ``pace`` from now on (``None``: admit nothing)."""
-        if pace is None:
-            self.earliest = pacing.NEVER
-            pace = _FREE
-        self.pace = pace
-        self.emission, self.tolerance, self.burst = (
-            pace.emission_ns,
-            pace.tolerance_ns,
-            pace.burst_ns,
-        )
+__all__ = ["Batch", "LimiterState", "LimiterStats", "assignment_of"]
 
 
 @dataclass(slots=True)
@@ -157,6 +72,8 @@ class Batch:
 class LimiterStats:
     """Counts a limiter keeps about itself."""
 
+    #: Report cycles run (each sends at most one report per server).
+    cycles: int = 0
     #: Reports answered, and reports that failed or timed out (their instructions kept).
     reports: int = 0
     failures: int = 0
@@ -164,16 +81,6 @@ class LimiterStats:
     untracked: int = 0
     #: Keys dropped because they were idle with no instruction in force.
     pruned: int = 0
-
-
-def _value(counter: itertools.count[int]) -> int:
-    """The next value ``counter`` would yield, without advancing it (``repr`` is ``count(N)``)."""
-    return int(repr(counter)[6:-1])
-
-
-def _bump(counter: itertools.count[int], hits: int) -> None:
-    """Advance ``counter`` by ``hits``, each step atomic (the loop runs in C)."""
-    deque(itertools.islice(counter, hits), maxlen=0)
 
 
 def assignment_of(servers: str | Sequence[str] | Assignment) -> Assignment:
@@ -227,6 +134,13 @@ class LimiterState:
         self._max_per_report = max_keys_per_report
         self._last_collect: int | None = None
         self._closed = False
+        #: Per server: the last report number, the report awaiting a resend, and how many
+        #: cycles in a row it failed; servers whose unsent counts the next cycle drops.
+        self._sequences: dict[str, int] = {}
+        self._unanswered: dict[str, Batch] = {}
+        self._failures: dict[str, int] = {}
+        self._forgive: set[str] = set()
+        self._retry_cycles = max(1, math.ceil(1.0 / report_interval))
         self._start()
 
     def _start(self) -> None:
@@ -265,10 +179,10 @@ class LimiterState:
         after = pacing.admit(st.earliest, now, pace, hits) if hits else None
         if after is not None:
             st.earliest = after
-            _bump(st.admitted, hits)
+            bump(st.admitted, hits)
         elif hits:
-            _bump(st.rejected, hits)
-        return _decision(st, now, hits, allowed=after is not None or not hits)
+            bump(st.rejected, hits)
+        return decision(st, now, hits, allowed=after is not None or not hits)
 
     def _track(self, key: Key) -> KeyState:
         """The slow path of a key's first hit: resolve, hash, and remember it (bounded)."""
@@ -289,52 +203,66 @@ class LimiterState:
     # --- the reporter's side -----------------------------------------------------------------
 
     def collect(self, now: int) -> list[Batch]:
-        """Drain every key's counts into at most one report per owning server.
+        """This cycle's reports: at most one per owning server.
 
-        ``now`` is the monotonic clock (ns). Also reverts expired granted paces and prunes idle
-        keys (see the module docstring).
+        ``now`` is the monotonic clock (ns). A server whose last report went unanswered gets
+        that same report again (it applies each report once); its keys' new counts wait in
+        place. Every other server gets the counts drained since its last report. Also reverts
+        expired granted paces and prunes idle keys (see the module docstring).
         """
         last = self._last_collect
         interval = int(self.report_interval * NS_PER_SECOND) if last is None else now - last
-        interval = max(interval, 1)
         self._last_collect = now
-        batches: dict[str, Batch] = {}
+        self.stats.cycles += 1
+        fresh: dict[str, Batch] = {}
+        forgive, self._forgive = self._forgive, set()
         retired, self._retired = self._retired, []
         for st in retired:
-            self._add(batches, st, now, interval)
+            self._drain(fresh, st, forgive, max(interval, 1))
         idle: list[Key] = []
         for key, st in list(self._states.items()):
             if st.granted_until and st.granted_until <= now:
                 st.granted_until = 0
                 st.use(st.policy)
-            if not self._add(batches, st, now, interval) and _rested(st, now):
+            if not self._drain(fresh, st, forgive, max(interval, 1)) and rested(st, now):
                 idle.append(key)
         if idle:
             self._prune(idle)
-        return list(batches.values())
+        return [*self._unanswered.values(), *fresh.values()]
 
-    def _add(self, batches: dict[str, Batch], st: KeyState, now: int, interval: int) -> bool:
-        """Put ``st``'s counts since its last report into its server's batch; False if none."""
-        admitted, rejected = _value(st.admitted), _value(st.rejected)
+    def _drain(
+        self, batches: dict[str, Batch], st: KeyState, forgive: set[str], interval: int
+    ) -> bool:
+        """Move ``st``'s counts since its last report into its server's batch; False if none."""
+        admitted, rejected = count_value(st.admitted), count_value(st.rejected)
         if admitted == st.sent_admitted and rejected == st.sent_rejected:
             return False
         server = self.assignment.owner_of(st.key_hash)
-        batch = batches.get(server)
-        if batch is None:
-            request = pb.ReportRequest(client_id=self.client_id, interval_ns=interval)
-            generation = self.assignment.generation
-            request.generation.incarnation = generation.incarnation
-            request.generation.number = generation.number
-            batch = batches[server] = Batch(server, request)
-        if len(batch.states) >= self._max_per_report:
-            return True  # carried over: its counts stay unsent until the next cycle
-        entry = batch.request.keys.add()
-        entry.CopyFrom(st.template)
-        entry.admitted = admitted - st.sent_admitted
-        entry.rejected = rejected - st.sent_rejected
+        if server in self._unanswered:
+            return True  # waits until that server has the report it missed
+        if server not in forgive:
+            batch = batches.get(server) or self._new_batch(batches, server, interval)
+            if len(batch.states) >= self._max_per_report:
+                return True  # carried over: its counts stay unsent until the next cycle
+            entry = batch.request.keys.add()
+            entry.CopyFrom(st.template)
+            entry.admitted = admitted - st.sent_admitted
+            entry.rejected = rejected - st.sent_rejected
+            batch.states.append(st)
         st.sent_admitted, st.sent_rejected = admitted, rejected
-        batch.states.append(st)
         return True
+
+    def _new_batch(self, batches: dict[str, Batch], server: str, interval: int) -> Batch:
+        sequence = self._sequences[server] = self._sequences.get(server, 0) + 1
+        generation = self.assignment.generation
+        request = pb.ReportRequest(
+            client_id=self.client_id,
+            interval_ns=interval,
+            sequence=sequence,
+            generation=pb.Generation(incarnation=generation.incarnation, number=generation.number),
+        )
+        batch = batches[server] = Batch(server, request)
+        return batch
 
     def _prune(self, idle: list[Key]) -> None:
         with self._lock:
@@ -347,16 +275,41 @@ class LimiterState:
     def apply(self, batch: Batch, response: pb.ReportResponse, received_at: int) -> None:
         """Apply a server's answer, its durations counted from ``received_at`` (monotonic ns)."""
         self.stats.reports += 1
+        self._unanswered.pop(batch.server, None)
+        self._failures.pop(batch.server, None)
         generation = Generation(response.generation.incarnation, response.generation.number)
         self.server_generation = max(self.server_generation, generation)
         for st, instruction in zip(batch.states, response.instructions, strict=False):
-            _apply(st, instruction, received_at)
+            apply_instruction(st, instruction, received_at)
 
     def failed(self, batch: Batch) -> None:
-        """A report failed or timed out: keep deciding with the instructions in force (fail
-        open as they expire). Its counts are not re-sent: the server may have applied them, and
-        an outage's backlog arriving at once would put a recovered key deep into debt."""
+        """A report got no answer: keep deciding with the instructions in force (fail open as
+        they expire) and send the same report again next cycle, so none of its hits is lost.
+
+        After about a second of failures the server's backlog is forgiven instead: the hits it
+        would carry were admitted while the server could not be asked, and debiting an outage's
+        worth at once would keep a recovered key rejected long after the outage ended.
+        """
         self.stats.failures += 1
+        failures = self._failures[batch.server] = self._failures.get(batch.server, 0) + 1
+        if failures < self._retry_cycles:
+            self._unanswered[batch.server] = batch
+        else:
+            self._unanswered.pop(batch.server, None)
+            self._failures.pop(batch.server, None)
+            self._forgive.add(batch.server)
+
+    def closing_rounds(self, most: int = 3) -> Iterator[None]:
+        """Yields once per report cycle a closing limiter should still run (``most`` at most).
+
+        One cycle sends everything, unless some server's report was unanswered: then that cycle
+        resends it, and the counts held back for it need one more.
+        """
+        for _ in range(most):
+            settled = not self._unanswered
+            yield
+            if settled and not self._unanswered:
+                return
 
     def mark_closed(self) -> None:
         """Refuse further decisions; the next :meth:`collect` still reports every key's counts.
@@ -372,37 +325,3 @@ class LimiterState:
     def tracked(self) -> int:
         """Keys currently tracked."""
         return len(self._states)
-
-
-def _rested(st: KeyState, now: int) -> bool:
-    """Whether a fresh state would decide exactly as ``st`` does (so ``st`` may be dropped)."""
-    return not st.granted_until and st.earliest <= max(0, now - st.burst)
-
-
-def _apply(st: KeyState, instruction: pb.KeyInstruction, received_at: int) -> None:
-    if instruction.limits:
-        # a server we cannot understand does not get to change our local limiter
-        with contextlib.suppress(ValueError):
-            st.set_limits([spec_to_limit(spec) for spec in instruction.limits], received_at)
-    if instruction.HasField("admit_rate") and instruction.admit_rate <= 0.0:
-        st.earliest = pacing.reject_until(st.earliest, received_at + instruction.valid_for_ns)
-    elif instruction.HasField("admit_rate") and st.policy is not None:
-        st.use(pacing.granted_pace(instruction.admit_rate, st.policy))
-        st.granted_until = received_at + instruction.valid_for_ns
-    elif st.granted_until:
-        st.granted_until = 0
-        st.use(st.policy)
-    if instruction.reject_for_ns:
-        st.earliest = pacing.reject_until(st.earliest, received_at + instruction.reject_for_ns)
-
-
-def _decision(st: KeyState, now: int, hits: int, *, allowed: bool) -> Decision:
-    if st.limit is None:
-        wait = max(0, st.earliest - now)
-        return Decision(allowed, None, 0.0 if allowed else wait / NS_PER_SECOND, 0.0, None)
-    pace = st.pace
-    wait = 0 if allowed else pacing.wait_ns(st.earliest, now, pace, max(hits, 1))
-    remaining = pacing.remaining(st.earliest, now, pace) if pace.emission_ns else 0
-    reset = max(0, st.earliest + pace.burst_ns - now)
-    retry = float("inf") if wait < 0 else wait / NS_PER_SECOND
-    return Decision(allowed, remaining, retry, reset / NS_PER_SECOND, st.limit)

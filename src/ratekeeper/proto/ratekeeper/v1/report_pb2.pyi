@@ -61,16 +61,18 @@ class KeyReport(_message.Message):
     def __init__(self, domain: _Optional[str] = ..., entries: _Optional[_Iterable[_Union[Entry, _Mapping]]] = ..., admitted: _Optional[int] = ..., rejected: _Optional[int] = ..., limits: _Optional[_Iterable[_Union[LimitSpec, _Mapping]]] = ...) -> None: ...
 
 class ReportRequest(_message.Message):
-    __slots__ = ("client_id", "generation", "interval_ns", "keys")
+    __slots__ = ("client_id", "generation", "interval_ns", "keys", "sequence")
     CLIENT_ID_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     INTERVAL_NS_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     client_id: str
     generation: Generation
     interval_ns: int
     keys: _containers.RepeatedCompositeFieldContainer[KeyReport]
-    def __init__(self, client_id: _Optional[str] = ..., generation: _Optional[_Union[Generation, _Mapping]] = ..., interval_ns: _Optional[int] = ..., keys: _Optional[_Iterable[_Union[KeyReport, _Mapping]]] = ...) -> None: ...
+    sequence: int
+    def __init__(self, client_id: _Optional[str] = ..., generation: _Optional[_Union[Generation, _Mapping]] = ..., interval_ns: _Optional[int] = ..., keys: _Optional[_Iterable[_Union[KeyReport, _Mapping]]] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class KeyInstruction(_message.Message):
     __slots__ = ("reject_for_ns", "admit_rate", "valid_for_ns", "limits")
