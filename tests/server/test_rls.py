@@ -15,7 +15,7 @@ from ratekeeper.backends.store import Hit
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.errors import BackendError, ConfigError
 from ratekeeper.server import app
-from ratekeeper.server.ratelimit import MAX_DESCRIPTOR_CHARS
+from ratekeeper.server.ratelimit import MAX_DESCRIPTOR_BYTES
 from ratekeeper.server.settings import ServerSettings
 from tests.server.conftest import Start, descriptor
 
@@ -40,8 +40,8 @@ INVALID = [
     ),
     (
         "test",
-        [descriptor(("key1", "a")), descriptor(("key1", "x" * MAX_DESCRIPTOR_CHARS))],
-        f"descriptor 1: entries exceed {MAX_DESCRIPTOR_CHARS} characters",
+        [descriptor(("key1", "a")), descriptor(("key1", "x" * MAX_DESCRIPTOR_BYTES))],
+        f"descriptor 1: larger than {MAX_DESCRIPTOR_BYTES} bytes",
     ),
 ]
 

@@ -171,7 +171,9 @@ class RateLimitServer:
         self.components = components
         self.grpc_port = 0
         self.http_port = 0
-        self._grpc = grpc.aio.server()
+        # Without SO_REUSEPORT a second server on the same port fails to start instead of
+        # silently sharing the port (and splitting the counters) with the first.
+        self._grpc = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         for register in SERVICES:
             register(self._grpc, components)
         endpoints = HttpEndpoints(
@@ -218,7 +220,12 @@ async def run(settings: ServerSettings) -> int:
         log.error("cannot start: %s", exc)
         return 2
     server = RateLimitServer(components)
-    await server.start()
+    try:
+        await server.start()
+    except (OSError, RuntimeError) as exc:  # a port in use: grpc raises RuntimeError
+        log.error("cannot start: cannot listen on %s: %s", settings.host, exc)
+        await server.stop(0)
+        return 2
     watcher = ConfigWatcher(
         config_path(settings),
         policy_loader(settings),

@@ -43,9 +43,9 @@ _OK: int = RateLimitResponse.OK
 _OVER: int = RateLimitResponse.OVER_LIMIT
 #: ``limit_remaining`` of an ``unlimited`` rule, as the reference reports it.
 _UNLIMITED_REMAINING = 2**32 - 1
-#: Longest descriptor (sum of entry key and value lengths) accepted: counters keep their keys,
-#: so this and the store's key cap bound the memory a client can make the server hold.
-MAX_DESCRIPTOR_CHARS = 4096
+#: Largest descriptor accepted (its encoded size): counters keep their keys, so this and the
+#: store's key cap bound the memory a client can make the server hold.
+MAX_DESCRIPTOR_BYTES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +86,8 @@ def _seconds(ns: int) -> int:
 
 def _most_restrictive(pairs: Sequence[tuple[Limit, Outcome]]) -> tuple[Limit, Outcome]:
     # An over limit first, then the least remaining, then the longest wait to reset.
+    if len(pairs) == 1:
+        return pairs[0]
     return min(pairs, key=lambda p: (p[1].allowed, p[1].remaining, -p[1].reset_after_ns))
 
 
@@ -133,11 +135,9 @@ class RateLimitService:
         default_hits = request.hits_addend or 1
         plans: list[_Plan | None] = []
         for index, descriptor in enumerate(request.descriptors):
+            if descriptor.ByteSize() > MAX_DESCRIPTOR_BYTES:
+                raise RequestError(f"descriptor {index}: larger than {MAX_DESCRIPTOR_BYTES} bytes")
             entries = tuple([(entry.key, entry.value) for entry in descriptor.entries])
-            if sum(len(k) + len(v) for k, v in entries) > MAX_DESCRIPTOR_CHARS:
-                raise RequestError(
-                    f"descriptor {index}: entries exceed {MAX_DESCRIPTOR_CHARS} characters"
-                )
             has_own = descriptor.HasField("hits_addend")
             hits = descriptor.hits_addend.value if has_own else default_hits
             if descriptor.HasField("limit"):
