@@ -107,7 +107,18 @@ class KeyFigures:
     peak_window_ratio: float
     #: All admitted hits against ``r·T + b`` over the run's duration ``T``.
     run_overshoot: float
+    #: Rejections while the bucket fed by the admitted hits still held a token.
     false_rejections: int
+
+    @property
+    def under_limit(self) -> bool:
+        """Whether an exact bucket would have admitted every offered hit of this key.
+
+        On such a key every rejection is false, however the decisions were timed; on a key
+        over its limit *which* hits are rejected is arbitrary, so a rejection "with room" there
+        may only mean the admitted hits were spaced differently from an exact bucket's.
+        """
+        return self.ideal == self.offered
 
 
 def key_figures(

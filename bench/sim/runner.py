@@ -1,0 +1,288 @@
+"""Run one shape against one architecture: real processes on loopback, then collect the records.
+
+A :class:`Stack` owns the server-side processes of one run (redis-server, ``ratekeeper serve``
+and the latency relays in front of them) and stops every one of them on exit. :func:`play`
+starts the client processes, lines them up on a common start (a whole wall-clock second, so the
+service's epoch-aligned fixed windows line up with the schedule's bursts), restarts the service
+if the shape says so, samples ``/metrics`` and the service's CPU, and returns what happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import multiprocessing as mp
+import queue
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy.typing as npt
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.sim import schedule
+from bench.sim.archs import DOMAIN, KEY_NAME, Architecture
+from bench.sim.spec import NetworkModel, Run
+from bench.sim.worker import ClientPlan, WorkerPlan, load_records, run_worker
+from tests.integration.procs import ManagedProcess, free_port, http_ok, log_line, port_open, start
+
+__all__ = ["Played", "Stack", "play"]
+
+REPO = Path(__file__).resolve().parents[2]
+#: Most client processes per run; each runs its share of the clients as threads.
+MAX_WORKERS = 4
+#: How often /metrics is sampled.
+SCRAPE_S = 0.5
+#: Slack after the schedule ends before client processes are declared stuck.
+FINISH_GRACE_S = 60.0
+
+
+@dataclass(slots=True)
+class Played:
+    """What one run of one architecture produced."""
+
+    arch: str
+    #: Decision records, sorted by time: at_ns, latency_ns, admitted, error, key.
+    records: dict[str, npt.NDArray[Any]]
+    #: CPU seconds of the service (every incarnation) and of redis-server, over the run.
+    service_cpu_s: float
+    redis_cpu_s: float
+    #: ``(seconds from start, {sample: value})`` from /metrics (see :meth:`Stack.scrape`).
+    scrapes: list[tuple[float, dict[str, float]]] = field(default_factory=list)
+    #: Seconds the service was down during a restart.
+    downtime_s: float | None = None
+
+
+def _policy_yaml(run: Run) -> str:
+    limit = run.shape.limit
+    if limit.multiplier != 1 or limit.burst is not None:
+        raise ValueError(f"{run.shape.name}: the RLS config can only express 'N/unit' limits")
+    return (
+        f"domain: {DOMAIN}\ndescriptors:\n  - key: {KEY_NAME}\n    rate_limit:\n"
+        f"      unit: {limit.unit.name.lower()}\n      requests_per_unit: {limit.amount}\n"
+    )
+
+
+def _relay_argv(target: int, model: NetworkModel, seed: int) -> list[str]:
+    return [
+        *(sys.executable, "-m", "bench.sim.relay", "--target", f"127.0.0.1:{target}"),
+        *("--dist", model.dist, "--median-ms", str(model.median_ms)),
+        *("--p99-ms", str(model.p99_ms), "--epoch-ms", str(model.epoch_ms), "--seed", str(seed)),
+    ]
+
+
+class Stack:
+    """The server side of one run; a context manager that stops everything it started."""
+
+    def __init__(self, arch: Architecture, run: Run, workdir: Path) -> None:
+        self.arch, self.run, self.workdir = arch, run, workdir
+        self.grpc_port, self.http_port = free_port(), free_port()
+        self.redis: ManagedProcess | None = None
+        self.service: ManagedProcess | None = None
+        self._exit = contextlib.ExitStack()
+        self._cpu_done = 0.0  # CPU of service incarnations already stopped
+
+    def __enter__(self) -> Stack:
+        try:
+            self._start()
+        except BaseException:
+            self._exit.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._exit.close()
+
+    def _spawn(self, argv: list[str], name: str, ready: Any) -> ManagedProcess:
+        proc = start(argv, name=name, log_dir=self.workdir, ready=ready, timeout=60, cwd=REPO)
+        self._exit.callback(proc.stop)
+        return proc
+
+    def _remote(self, port: int, name: str) -> int:
+        """The port to reach ``port`` through the network model (itself on plain loopback)."""
+        if not self.run.network.emulated:
+            return port
+        seed = self.run.shape.seed * 1000 + len(name)
+        argv = _relay_argv(port, self.run.network, seed)
+        relay = self._spawn(argv, name, log_line(r"READY \d+"))
+        match = re.search(r"READY (\d+)", relay.log_text())
+        assert match is not None
+        return int(match[1])
+
+    def _start(self) -> None:
+        config = self.workdir / "config"
+        config.mkdir(parents=True, exist_ok=True)
+        self.config = config / "bench.yaml"
+        self.config.write_text(_policy_yaml(self.run))
+        backend = "memory://"
+        if self.arch.redis:
+            port = free_port()
+            argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1"]
+            argv += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
+            self.redis = self._spawn(argv, "redis", port_open(port))
+            backend = f"redis://127.0.0.1:{self._remote(port, 'relay-redis')}/0"
+        self._serve_argv = [
+            *(sys.executable, "-m", "ratekeeper.cli.main", "serve", "--config", str(config)),
+            *("--grpc-port", str(self.grpc_port), "--http-port", str(self.http_port)),
+            *("--backend", backend, "--reload-interval", "0", "--log-level", "WARNING"),
+            *self.arch.serve_args,
+        ]
+        self.service = self._start_service()
+        self.target = f"127.0.0.1:{self._remote(self.grpc_port, 'relay-service')}"
+
+    def _start_service(self) -> ManagedProcess:
+        return self._spawn(self._serve_argv, "service", http_ok(self.http_port, "/healthcheck"))
+
+    def restart(self) -> float:
+        """Stop the service (SIGTERM) and start it again on the same ports; returns downtime."""
+        assert self.service is not None
+        down = time.monotonic()
+        self._cpu_done += _cpu(self.service)
+        self.service.stop()
+        self.service = self._start_service()
+        return time.monotonic() - down
+
+    def cpu_seconds(self) -> tuple[float, float]:
+        """CPU used so far by the service (all incarnations) and by redis-server."""
+        service = self._cpu_done + (_cpu(self.service) if self.service else 0.0)
+        return service, _cpu(self.redis) if self.redis else 0.0
+
+    def scrape(self) -> dict[str, float]:
+        """``/metrics`` as {``name{label="value",...}``: value}; empty if unreachable."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=2)
+        try:
+            conn.request("GET", "/metrics")
+            body = conn.getresponse().read().decode()
+        except (OSError, http.client.HTTPException):
+            return {}
+        finally:
+            conn.close()
+        totals: dict[str, float] = {}
+        for family in text_string_to_metric_families(body):
+            for sample in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                totals[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+        return totals
+
+
+def _cpu(proc: ManagedProcess | None) -> float:
+    if proc is None or not proc.alive():
+        return 0.0
+    with contextlib.suppress(psutil.Error):
+        times = psutil.Process(proc.pid).cpu_times()
+        return float(times.user + times.system)
+    return 0.0
+
+
+def _plans(
+    run: Run, arch: Architecture, target: str, config: Path, workdir: Path
+) -> list[WorkerPlan]:
+    sched = schedule.build(run.shape)
+    names = tuple(f"k{i}" for i in range(run.shape.keys.count))
+    clients = [
+        ClientPlan(f"sim-{arch.name}-{c}", *sched.for_client(c)) for c in range(run.shape.clients)
+    ]
+    workers = min(MAX_WORKERS, len(clients))
+    return [
+        WorkerPlan(
+            arch, target, config, tuple(clients[w::workers]), names, workdir / f"worker{w}.npz"
+        )
+        for w in range(workers)
+    ]
+
+
+def _aligned_start(lead_s: float = 0.5) -> int:
+    """A monotonic instant that falls on a whole wall-clock second at least ``lead_s`` away."""
+    wall, mono = time.time_ns(), time.monotonic_ns()
+    target = -(-(wall + int(lead_s * 1e9)) // 1_000_000_000) * 1_000_000_000
+    return mono + (target - wall)
+
+
+def _every(period_s: float, stop: threading.Event, action: Callable[[], None]) -> None:
+    while not stop.wait(period_s):
+        action()
+
+
+def play(arch: Architecture, run: Run, workdir: Path) -> Played:
+    """Run ``run`` against ``arch`` and collect the records."""
+    ctx = mp.get_context("spawn")  # never fork a process that may hold gRPC threads
+    with Stack(arch, run, workdir) as stack:
+        plans = _plans(run, arch, stack.target, stack.config, workdir)
+        ready, go, start_ns = ctx.Queue(), ctx.Event(), ctx.Value("q", 0)
+        procs = [ctx.Process(target=run_worker, args=(p, ready, go, start_ns)) for p in plans]
+        for proc in procs:
+            proc.start()
+        try:
+            _await_ready(ready, procs)
+            start_ns.value = _aligned_start()
+            go.set()
+            return _observe(stack, run, procs, plans, start_ns.value, arch)
+        finally:
+            for proc in procs:
+                if proc.is_alive():
+                    proc.terminate()
+                proc.join(5)
+
+
+def _await_ready(ready: Any, procs: list[Any], timeout_s: float = 120.0) -> None:
+    """Wait until every client process has connected its clients; fail fast if one died."""
+    deadline, pending = time.monotonic() + timeout_s, len(procs)
+    while pending:
+        with contextlib.suppress(queue.Empty):
+            ready.get(timeout=0.5)
+            pending -= 1
+            continue
+        dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+        if dead or time.monotonic() > deadline:
+            raise RuntimeError(f"client processes not ready (exit codes {dead or 'timeout'})")
+
+
+def _observe(
+    stack: Stack,
+    run: Run,
+    procs: list[Any],
+    plans: list[WorkerPlan],
+    start: int,
+    arch: Architecture,
+) -> Played:
+    time.sleep(max(0.0, (start - time.monotonic_ns()) / 1e9))
+    cpu0 = stack.cpu_seconds()
+    scrapes: list[tuple[float, dict[str, float]]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        scrapes.append(((time.monotonic_ns() - start) / 1e9, stack.scrape()))
+
+    sample()
+    sampler = threading.Thread(target=_every, args=(SCRAPE_S, stop, sample), daemon=True)
+    sampler.start()
+    downtime = None
+    if run.shape.restart_at_s is not None:
+        time.sleep(run.shape.restart_at_s)
+        downtime = stack.restart()
+    deadline = time.monotonic() + run.shape.duration_s + FINISH_GRACE_S
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+    stop.set()
+    sampler.join()
+    sample()
+    cpu1 = stack.cpu_seconds()
+    if any(proc.exitcode != 0 for proc in procs):
+        raise RuntimeError(
+            f"{arch.name}: a client process failed (exit codes "
+            f"{[p.exitcode for p in procs]}); logs in {stack.workdir}"
+        )
+    return Played(
+        arch=arch.name,
+        records=load_records([p.out for p in plans]),
+        service_cpu_s=cpu1[0] - cpu0[0],
+        redis_cpu_s=cpu1[1] - cpu0[1],
+        scrapes=scrapes,
+        downtime_s=downtime,
+    )
