@@ -15,7 +15,11 @@ from collections.abc import Sequence
 __all__ = ["main"]
 
 #: Subcommand modules, in the order ``--help`` lists them.
-SUBCOMMANDS: tuple[str, ...] = ("ratekeeper.cli.check_config", "ratekeeper.cli.serve")
+SUBCOMMANDS: tuple[str, ...] = (
+    "ratekeeper.cli.check_config",
+    "ratekeeper.cli.serve",
+    "ratekeeper.cli.bench",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
