@@ -35,7 +35,8 @@ def limits(
     """Random limits; ``algorithm=None`` draws the algorithm too."""
     return st.builds(
         Limit,
-        amount=st.integers(0, max_amount),
+        # Small amounts are where boundary effects show, so they are drawn often.
+        amount=st.integers(0, 4) | st.integers(0, max_amount),
         unit=st.sampled_from(units),
         multiplier=st.integers(1, 5),
         burst=st.none() | st.integers(0, 2 * max_amount) if bursts else st.none(),
@@ -43,9 +44,18 @@ def limits(
     )
 
 
-def starts() -> st.SearchStrategy[int]:
-    """Start times anywhere in the next ~50 years of ns since the epoch."""
-    return st.integers(TODAY_NS, TODAY_NS + FIFTY_YEARS_NS)
+def starts(limit: Limit | None = None) -> st.SearchStrategy[int]:
+    """Start times anywhere in the next ~50 years of ns since the epoch.
+
+    Given a limit, starts are often placed just before or at one of its epoch-aligned window
+    boundaries, where the window algorithms are weakest.
+    """
+    anywhere = st.integers(TODAY_NS, TODAY_NS + FIFTY_YEARS_NS)
+    if limit is None:
+        return anywhere
+    period = limit.period_ns
+    boundary = anywhere.map(lambda t: t - t % period)
+    return anywhere | st.builds(lambda b, before: b - before, boundary, st.integers(0, 2000))
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +88,7 @@ def arrivals(
         st.builds(
             Arrival,
             gap=gaps,
-            hits=st.integers(0, MAX_HITS),
+            hits=st.just(1) | st.integers(0, MAX_HITS),
             reported=st.booleans() if reports else st.just(False),
         ),
         min_size=min_size,

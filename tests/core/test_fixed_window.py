@@ -146,10 +146,9 @@ def _reference(limit: Limit, counters: Counter[int], now: int, hits: int, stop: 
 
 
 @THOROUGH
-@given(st.data(), windows, starts(), st.booleans())
-def test_matches_the_reference_semantics(
-    data: st.DataObject, limit: Limit, start: int, stop: bool
-) -> None:
+@given(st.data(), windows, st.booleans())
+def test_matches_the_reference_semantics(data: st.DataObject, limit: Limit, stop: bool) -> None:
+    start = data.draw(starts(limit))
     sequence = data.draw(arrivals(limit, reports=True))
     window = fw.new_window(limit, start)
     counters: Counter[int] = Counter()
@@ -164,10 +163,9 @@ def test_matches_the_reference_semantics(
 
 
 @THOROUGH
-@given(st.data(), windows, starts())
-def test_admitted_per_window_never_exceeds_the_limit(
-    data: st.DataObject, limit: Limit, start: int
-) -> None:
+@given(st.data(), windows)
+def test_admitted_per_window_never_exceeds_the_limit(data: st.DataObject, limit: Limit) -> None:
+    start = data.draw(starts(limit))
     sequence = data.draw(arrivals(limit))
     per_window: Counter[int] = Counter()
     hits = admitted(sequence, drive(limit, start, sequence))
