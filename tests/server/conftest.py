@@ -18,6 +18,34 @@ from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.server.app import RateLimitServer, build
 from ratekeeper.server.settings import ServerSettings
 
+#: The rules the RLS tests run against, one per behaviour.
+CONFIG = """
+domain: test
+descriptors:
+  - key: key1
+    rate_limit: {unit: minute, requests_per_unit: 2}
+  - key: key2
+    rate_limit: {unit: minute, requests_per_unit: 5}
+  - key: window
+    rate_limit: {unit: minute, requests_per_unit: 2, algorithm: fixed_window}
+  - key: named
+    rate_limit: {unit: minute, requests_per_unit: 1, name: base}
+  - key: bigger
+    rate_limit: {unit: minute, requests_per_unit: 5, name: bigger, replaces: [{name: base}]}
+  - key: unlimited
+    rate_limit: {unlimited: true}
+  - key: white
+  - key: shadow
+    shadow_mode: true
+    rate_limit: {unit: minute, requests_per_unit: 1}
+  - key: block
+    rate_limit: {unit: second, requests_per_unit: 0}
+  - key: multi
+    rate_limits:
+      - {unit: second, requests_per_unit: 2}
+      - {unit: minute, requests_per_unit: 3}
+"""
+
 #: 5.5 s into a minute (and an hour) of the epoch, so fixed-window resets are easy to read.
 START_NS = 1_700_002_805 * NS_PER_SECOND + NS_PER_SECOND // 2
 

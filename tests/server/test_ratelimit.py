@@ -17,34 +17,7 @@ from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2
 from envoy.service.ratelimit.v3 import rls_pb2
 
 from ratekeeper.server.settings import AlgorithmMode
-from tests.server.conftest import Start, descriptor
-
-CONFIG = """
-domain: test
-descriptors:
-  - key: key1
-    rate_limit: {unit: minute, requests_per_unit: 2}
-  - key: key2
-    rate_limit: {unit: minute, requests_per_unit: 5}
-  - key: window
-    rate_limit: {unit: minute, requests_per_unit: 2, algorithm: fixed_window}
-  - key: named
-    rate_limit: {unit: minute, requests_per_unit: 1, name: base}
-  - key: bigger
-    rate_limit: {unit: minute, requests_per_unit: 5, name: bigger, replaces: [{name: base}]}
-  - key: unlimited
-    rate_limit: {unlimited: true}
-  - key: white
-  - key: shadow
-    shadow_mode: true
-    rate_limit: {unit: minute, requests_per_unit: 1}
-  - key: block
-    rate_limit: {unit: second, requests_per_unit: 0}
-  - key: multi
-    rate_limits:
-      - {unit: second, requests_per_unit: 2}
-      - {unit: minute, requests_per_unit: 3}
-"""
+from tests.server.conftest import CONFIG, Start, descriptor
 
 _Code = rls_pb2.RateLimitResponse.Code
 _Unit = rls_pb2.RateLimitResponse.RateLimit.Unit

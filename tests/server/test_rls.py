@@ -17,16 +17,7 @@ from ratekeeper.errors import BackendError, ConfigError
 from ratekeeper.server import app
 from ratekeeper.server.ratelimit import MAX_DESCRIPTOR_BYTES
 from ratekeeper.server.settings import ServerSettings
-from tests.server.conftest import Start, descriptor
-
-CONFIG = """
-domain: test
-descriptors:
-  - key: key1
-    rate_limit: {unit: minute, requests_per_unit: 2}
-  - key: key2
-    rate_limit: {unit: minute, requests_per_unit: 5}
-"""
+from tests.server.conftest import CONFIG, Start, descriptor
 
 _Override = ratelimit_pb2.RateLimitDescriptor.RateLimitOverride
 

@@ -123,21 +123,15 @@ class MemoryStore:
             self._sweep(now)
         out: list[Outcome] = []
         for hit in hits:
-            counter = hit.counter
-            limit = counter.limit
+            limit = hit.counter.limit
             strategy = STRATEGIES[limit.algorithm]
-            shard = self._shards[hash(counter.entries) & self._mask]
-            entry = shard.get(counter)
-            if entry is None:
-                if hit.hits == 0:
-                    out.append(strategy.hit(strategy.new(limit, now), limit, now, 0))
-                    continue
-                entry = self._insert(shard, counter, now)
-                if entry is None:
-                    out.append(_REFUSED)
-                    continue
-            entry.touched = now
-            out.append(strategy.hit(entry.state, limit, now, hit.hits))
+            entry = self._entry(hit.counter, now, create=hit.hits > 0)
+            if entry is not None:
+                out.append(strategy.hit(entry.state, limit, now, hit.hits))
+            elif hit.hits:
+                out.append(_REFUSED)
+            else:
+                out.append(strategy.hit(strategy.new(limit, now), limit, now, 0))
         return out
 
     async def debit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
@@ -149,15 +143,12 @@ class MemoryStore:
             self._sweep(now)
         out: list[Outcome] = []
         for hit in hits:
-            counter = hit.counter
-            limit = counter.limit
+            limit = hit.counter.limit
             strategy = STRATEGIES[limit.algorithm]
-            shard = self._shards[hash(counter.entries) & self._mask]
-            entry = shard.get(counter) or self._insert(shard, counter, now)
+            entry = self._entry(hit.counter, now, create=True)
             if entry is None:
                 out.append(_REFUSED)
                 continue
-            entry.touched = now
             strategy.debit(entry.state, limit, now, hit.hits)
             state = strategy.hit(entry.state, limit, now, 0)
             allowed = state.remaining > 0
@@ -181,6 +172,22 @@ class MemoryStore:
         return MemoryStoreStats(len(self), self._evictions, self._expirations, self._refused)
 
     # --- housekeeping ----------------------------------------------------------------------
+
+    def _entry(self, counter: Counter, now: int, *, create: bool) -> _Entry | None:
+        """``counter``'s entry, touched at ``now``; created if absent and ``create``.
+
+        ``None`` when absent and not created, or refused at the cap.
+        """
+        shard = self._shards[hash(counter.entries) & self._mask]
+        entry = shard.get(counter)
+        if entry is None:
+            if not create:
+                return None
+            entry = self._insert(shard, counter, now)
+            if entry is None:
+                return None
+        entry.touched = now
+        return entry
 
     def _insert(self, shard: dict[Counter, _Entry], counter: Counter, now: int) -> _Entry | None:
         """A fresh entry for ``counter``, or ``None`` when the shard has no room for it."""

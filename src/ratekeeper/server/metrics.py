@@ -124,28 +124,23 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=reg,
         )
-        self.config_load_success = Counter(
-            "ratekeeper_config_load_success", "Config loads that succeeded.", registry=reg
+
+        def counter(name: str, doc: str, *labels: str) -> Counter:
+            return Counter(f"ratekeeper_{name}", doc, labels, registry=reg)
+
+        self.config_load_success = counter("config_load_success", "Config loads that succeeded.")
+        self.config_load_error = counter(
+            "config_load_error", "Config loads that failed (old config kept)."
         )
-        self.config_load_error = Counter(
-            "ratekeeper_config_load_error",
-            "Config loads that failed (old config kept).",
-            registry=reg,
+        self.store_errors = counter(
+            "store_errors", "Calls whose store failed (answered per FAIL_CLOSED)."
         )
-        self.store_errors = Counter(
-            "ratekeeper_store_errors", "Calls whose store failed (answered per FAIL_CLOSED).",
-            registry=reg,
-        )  # fmt: skip
-        self.service_errors = Counter(
-            "ratekeeper_service_errors", "Calls that failed inside the server.", registry=reg
+        self.service_errors = counter("service_errors", "Calls that failed inside the server.")
+        self.global_shadow_mode = counter(
+            "global_shadow_mode", "Descriptors over their limit answered OK by SHADOW_MODE."
         )
-        self.global_shadow_mode = Counter(
-            "ratekeeper_global_shadow_mode",
-            "Descriptors over their limit answered OK by the global SHADOW_MODE.",
-            registry=reg,
-        )
-        self.invalid_requests = Counter(
-            "ratekeeper_invalid_requests", "Calls refused as malformed.", ("call",), registry=reg
+        self.invalid_requests = counter(
+            "invalid_requests", "Calls refused as malformed, by call.", "call"
         )
 
     def watch_store(self, store: object) -> None:
