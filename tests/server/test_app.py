@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
@@ -9,12 +10,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from ratekeeper.backends.memory import MemoryStore
+from ratekeeper.backends.store import Hit
+from ratekeeper.core.outcome import Outcome
+from ratekeeper.server import app
 from tests.integration.procs import ManagedProcess, log_line, start
+from tests.server.conftest import CONFIG, Start, descriptor
 
 pytestmark = pytest.mark.integration
 
@@ -153,3 +159,24 @@ def test_a_bad_config_at_startup_exits_2_naming_the_file(tmp_path: Path) -> None
     proc = start(argv, name="bad", log_dir=tmp_path / "logs")
     assert proc.popen.wait(timeout=20) == 2
     assert re.search(r"cannot start: .*bad\.yaml:4", proc.log_text())
+
+
+class SlowStore(MemoryStore):
+    """The memory store, answering after a delay: calls stay in flight for a while."""
+
+    async def hit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
+        await asyncio.sleep(0.5)
+        return await super().hit(hits, now)
+
+
+async def test_shutdown_drains_calls_in_flight(
+    serve: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(app.STORES, "slow", lambda url, settings: SlowStore())
+    running = await serve(CONFIG, backend="slow://")
+    in_flight = asyncio.create_task(running.ask("test", descriptor(("key1", "a"))))
+    await asyncio.sleep(0.1)
+    await running.server.stop(grace=5.0)
+    response = await in_flight
+    assert response.statuses[0].limit_remaining == 1
+    assert not running.server.components.health.serving()
