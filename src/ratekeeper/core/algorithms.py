@@ -7,7 +7,7 @@ algorithm is written once, here in the pure core, and every backend only keeps i
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ratekeeper.core import fixed_window, sliding_window, token_bucket
@@ -45,5 +45,9 @@ STRATEGIES: dict[Algorithm, Strategy] = {
 
 
 def peek(state: State, limit: Limit, now: int) -> Outcome:
-    """The state's outcome at ``now`` without counting anything."""
-    return STRATEGIES[limit.algorithm].hit(state, limit, now, 0)
+    """The state's outcome at ``now``, leaving ``state`` untouched.
+
+    The check runs on a copy: a check with zero hits still refills or rolls the state it is
+    given, and a read must not move a bucket's clock or a store's copy of it.
+    """
+    return STRATEGIES[limit.algorithm].hit(replace(state), limit, now, 0)
