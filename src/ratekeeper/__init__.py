@@ -3,6 +3,7 @@
 The public API is what ``__all__`` lists; everything else is private and may change.
 """
 
+from ratekeeper.client import Decision, Limiter
 from ratekeeper.core.limits import Algorithm, Limit, Unit, parse_limit, parse_limits
 from ratekeeper.errors import (
     BackendError,
@@ -17,8 +18,10 @@ __all__ = [
     "BackendError",
     "ClientClosedError",
     "ConfigError",
+    "Decision",
     "Limit",
     "LimitParseError",
+    "Limiter",
     "RatekeeperError",
     "Unit",
     "parse_limit",

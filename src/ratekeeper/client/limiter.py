@@ -34,7 +34,12 @@ class Limiter(LimiterState):
         self._cycle_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ratekeeper-reporter", daemon=True)
-        self._thread.start()
+        self.start()
+
+    def start(self) -> None:
+        """Start reporting (done already by the constructor; the asyncio twin needs a loop)."""
+        if self._thread.ident is None:
+            self._thread.start()
 
     def _run(self) -> None:
         interval = self.report_interval

@@ -219,6 +219,13 @@ class LimiterState:
         retired, self._retired = self._retired, []
         for st in retired:
             self._drain(fresh, st, forgive, max(interval, 1))
+        # counts held back (an unanswered server, a full report) keep their state until sent
+        self._retired.extend(
+            st
+            for st in retired
+            if count_value(st.admitted) != st.sent_admitted
+            or count_value(st.rejected) != st.sent_rejected
+        )
         idle: list[Key] = []
         for key, st in list(self._states.items()):
             if st.granted_until and st.granted_until <= now:
