@@ -68,6 +68,9 @@ class Assignment:
 
     def owner_of(self, key_hash: int) -> str:
         """The address of the server owning ``key_hash``."""
+        if not 0 <= key_hash < HASH_SPACE:
+            # bisect would silently hand an out-of-range hash to the last slice
+            raise ValueError(f"key hash {key_hash} is outside [0, 2**64)")
         return self.owners[bisect.bisect_right(self.starts, key_hash) - 1]
 
     def slices_of(self, owner: str) -> tuple[Slice, ...]:
