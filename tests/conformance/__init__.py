@@ -1,0 +1,1 @@
+"""One suite, every store: the pure core, MemoryStore and RedisStore answer alike."""

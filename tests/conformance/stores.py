@@ -1,0 +1,78 @@
+"""The stores under test, each behind a zero-argument factory that makes a fresh, empty one.
+
+:class:`CoreStore` is the reference: the pure core's algorithms (``STRATEGIES``) behind the
+:class:`~ratekeeper.backends.store.Store` interface, one state per counter, nothing else.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from ratekeeper.backends.memory import MemoryStore
+from ratekeeper.backends.redis import RedisSettings, RedisStore
+from ratekeeper.backends.store import Counter, Hit, Store
+from ratekeeper.core.algorithms import STRATEGIES, State, peek
+from ratekeeper.core.outcome import Outcome
+
+__all__ = ["CoreStore", "StoreFactory", "memory_store", "redis_store"]
+
+StoreFactory = Callable[[], Store]
+
+
+class CoreStore:
+    """The core behind the store interface: what every backend must answer."""
+
+    def __init__(self) -> None:
+        self._states: dict[Counter, State] = {}
+
+    def _state(self, counter: Counter, now: int) -> State:
+        if counter not in self._states:
+            self._states[counter] = STRATEGIES[counter.limit.algorithm].new(counter.limit, now)
+        return self._states[counter]
+
+    async def hit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
+        return [
+            STRATEGIES[h.counter.limit.algorithm].hit(
+                self._state(h.counter, now), h.counter.limit, now, h.hits
+            )
+            for h in hits
+        ]
+
+    async def debit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
+        out = []
+        for h in hits:
+            limit = h.counter.limit
+            state = self._state(h.counter, now)
+            STRATEGIES[limit.algorithm].debit(state, limit, now, h.hits)
+            after = peek(state, limit, now)
+            # The contract: ``allowed`` says whether one more hit would be admitted now.
+            out.append(replace(after, allowed=after.remaining > 0))
+        return out
+
+    def healthy(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        self._states.clear()
+
+
+def memory_store() -> Store:
+    return MemoryStore()
+
+
+_prefixes = itertools.count()
+
+
+def redis_store(url: str, **settings: Any) -> StoreFactory:
+    """Fresh RedisStores on one server, kept apart by key prefix; no expiry jitter."""
+
+    def make() -> Store:
+        prefix = f"conformance{next(_prefixes)}:"
+        # A generous timeout: these tests check answers, not latency, on a busy machine.
+        base = RedisSettings(url, key_prefix=prefix, timeout_s=1.0, expiration_jitter_max_s=0)
+        return RedisStore(replace(base, **settings))
+
+    return make

@@ -1,0 +1,64 @@
+"""A real redis-server for tests: on a free port, in a temporary directory, persisting nothing.
+
+Tests that break Redis on purpose (stop it, freeze it with SIGSTOP) start their own; the rest
+share one per session and keep apart by key prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+from integration.procs import ManagedProcess, free_port, port_open, start
+
+__all__ = ["RedisServer", "require_redis_server"]
+
+
+def require_redis_server() -> str:
+    """The redis-server binary; skips the test when it is missing (``make sysdeps`` installs it)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (make sysdeps installs it)")
+    return binary
+
+
+class RedisServer:
+    """One redis-server process that can be stopped, frozen and brought back on the same port."""
+
+    def __init__(self, workdir: Path, name: str = "redis") -> None:
+        self._binary = require_redis_server()
+        self._workdir = workdir
+        self._name = name
+        #: The TCP port, the same across restarts.
+        self.port = free_port()
+        self._process: ManagedProcess | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        argv = [self._binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        argv += ["--save", "", "--appendonly", "no", "--dir", str(self._workdir)]
+        self._process = start(
+            argv, name=self._name, log_dir=self._workdir, ready=port_open(self.port), timeout=10
+        )
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self.resume()  # a frozen process cannot handle SIGTERM
+            self._process.stop()
+            self._process = None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open and nothing answers, as in a hang."""
+        assert self._process is not None
+        os.kill(self._process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._process is not None and self._process.alive():
+            os.kill(self._process.pid, signal.SIGCONT)
