@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from importlib.resources import files
 
 from ratekeeper.core import fixed_window, sliding_window, token_bucket
@@ -80,11 +81,13 @@ def stored_state(limit: Limit, reply: Reply) -> State | None:
 
 def replay(state: State | None, limit: Limit, now: int, hits: int, take: bool) -> Outcome:
     """Run the core on ``state`` (a fresh one if ``None``): decide ``hits``, or debit them and
-    describe the state after (``allowed``: would one more hit be admitted now)."""
+    describe the state after, with ``allowed`` saying whether one more hit would be admitted
+    now (the store contract)."""
     strategy = STRATEGIES[limit.algorithm]
     if state is None:
         state = strategy.new(limit, now)
     if take:
         return strategy.hit(state, limit, now, hits)
     strategy.debit(state, limit, now, hits)
-    return peek(state, limit, now)
+    after = peek(state, limit, now)
+    return replace(after, allowed=after.remaining > 0)

@@ -9,6 +9,7 @@ exponentially growing intervals; the first answer brings it back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
@@ -32,18 +33,28 @@ class Health:
         self._ping = ping
         self._initial_s = initial_s
         self._max_s = max_s
-        # Unknown until the first round trip answers; the reference also starts unhealthy.
+        # Unknown until a round trip answers: the reference also starts unhealthy.
         self._up = False
+        # A round trip failed and no probe has answered since: calls fail fast.
+        self._down = False
         self._probe: asyncio.Task[None] | None = None
+        self._closed = False
 
     @property
     def up(self) -> bool:
-        """Whether the last round trip (or probe) was answered."""
+        """Whether the last round trip (or probe) was answered.
+
+        Asked before any call (a readiness check at start-up), it starts a probe, so that an
+        idle server turns healthy once Redis answers.
+        """
+        if not self._up and self._probe is None and not self._closed:
+            with contextlib.suppress(RuntimeError):  # no running loop: nothing to probe from
+                self._start_probe(0.0)
         return self._up
 
     def check(self) -> None:
         """Raise :class:`BackendError` at once while this Redis is known to be down."""
-        if self._probe is not None:
+        if self._down:
             raise BackendError(f"redis {self.name} is down; reconnecting")
 
     def succeeded(self) -> None:
@@ -52,24 +63,29 @@ class Health:
     def failed(self) -> None:
         """Record a failed round trip and start probing, if not already."""
         self._up = False
+        self._down = True
         if self._probe is None:
-            self._probe = asyncio.get_running_loop().create_task(self._reconnect())
+            self._start_probe(self._initial_s)
 
-    async def _reconnect(self) -> None:
-        delay = self._initial_s
+    def _start_probe(self, first_delay: float) -> None:
+        self._probe = asyncio.get_running_loop().create_task(self._reconnect(first_delay))
+
+    async def _reconnect(self, delay: float) -> None:
         while True:
             await asyncio.sleep(delay)
             try:
                 await self._ping()
             except FAILURES:
-                delay = min(2 * delay, self._max_s)
+                delay = min(max(2 * delay, self._initial_s), self._max_s)
                 continue
             self._up = True
+            self._down = False
             self._probe = None
             return
 
     async def close(self) -> None:
-        """Stop probing."""
+        """Stop probing, for good."""
+        self._closed = True
         probe, self._probe = self._probe, None
         if probe is not None:
             probe.cancel()
