@@ -4,7 +4,7 @@ A client reports, per key, the hits it admitted and rejected over an interval. T
 the admitted hits from the key's counter (a token bucket goes into debt) and answers each client:
 
 * ``reject_for_ns``: reject everything for this long. While the counter is exhausted or in debt
-  this is the time until the next hit is admissible again, i.e. ``debt / rate`` for a bucket.
+  this is the time until the next hit is admissible again: ``(debt + 1) / rate`` for a bucket.
 * ``admit_rate``: after that, admit at most this many hits per second. When the demand that all
   clients report exceeds the policy's rate, the rate is split among them in proportion to their
   demand (Doorman's proportional share; with one client this is the seed's
@@ -76,8 +76,5 @@ def instruct(
     else:
         reject_for = state.retry_after_ns
     rate = limit.rate_per_s
-    if total_demand <= rate or total_demand <= 0.0:
-        admit_rate = UNBOUNDED
-    else:
-        admit_rate = rate * client_demand / total_demand
+    admit_rate = UNBOUNDED if total_demand <= rate else rate * client_demand / total_demand
     return Instruction(reject_for, admit_rate, valid_for_ns)
