@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ratekeeper.backends.store import Counter, Hit
@@ -119,41 +119,42 @@ class MemoryStore:
 
     async def hit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
         """Decide and count each hit; a zero-hit check of an unknown key stores nothing."""
-        if now >= self._next_sweep:
-            self._sweep(now)
-        out: list[Outcome] = []
-        for hit in hits:
-            limit = hit.counter.limit
-            strategy = STRATEGIES[limit.algorithm]
-            entry = self._entry(hit.counter, now, create=hit.hits > 0)
-            if entry is not None:
-                out.append(strategy.hit(entry.state, limit, now, hit.hits))
-            elif hit.hits:
-                out.append(_REFUSED)
-            else:
-                out.append(strategy.hit(strategy.new(limit, now), limit, now, 0))
-        return out
+        return self._each(hits, now, self._hit_one)
 
     async def debit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
         """Count hits admitted elsewhere, into debt if need be; return each counter's state.
 
         ``allowed`` in each outcome says whether one more hit would be admitted now.
         """
+        return self._each(hits, now, self._debit_one)
+
+    def _each(
+        self, hits: Sequence[Hit], now: int, one: Callable[[Hit, int], Outcome]
+    ) -> list[Outcome]:
         if now >= self._next_sweep:
             self._sweep(now)
-        out: list[Outcome] = []
-        for hit in hits:
-            limit = hit.counter.limit
-            strategy = STRATEGIES[limit.algorithm]
-            entry = self._entry(hit.counter, now, create=True)
-            if entry is None:
-                out.append(_REFUSED)
-                continue
-            strategy.debit(entry.state, limit, now, hit.hits)
-            state = strategy.hit(entry.state, limit, now, 0)
-            allowed = state.remaining > 0
-            out.append(state if state.allowed is allowed else _with_allowed(state, allowed))
-        return out
+        return [one(hit, now) for hit in hits]
+
+    def _hit_one(self, hit: Hit, now: int) -> Outcome:
+        limit = hit.counter.limit
+        strategy = STRATEGIES[limit.algorithm]
+        entry = self._entry(hit.counter, now, create=hit.hits > 0)
+        if entry is not None:
+            return strategy.hit(entry.state, limit, now, hit.hits)
+        if hit.hits:
+            return _REFUSED
+        return strategy.hit(strategy.new(limit, now), limit, now, 0)
+
+    def _debit_one(self, hit: Hit, now: int) -> Outcome:
+        limit = hit.counter.limit
+        strategy = STRATEGIES[limit.algorithm]
+        entry = self._entry(hit.counter, now, create=True)
+        if entry is None:
+            return _REFUSED
+        strategy.debit(entry.state, limit, now, hit.hits)
+        state = strategy.hit(entry.state, limit, now, 0)
+        allowed = state.remaining > 0
+        return state if state.allowed is allowed else _with_allowed(state, allowed)
 
     def healthy(self) -> bool:
         """Always: memory has no connection to lose."""
