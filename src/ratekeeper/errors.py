@@ -7,7 +7,8 @@
     ├── ConfigError            a policy file is invalid (names file, line, key and reason)
     ├── BackendError           a storage backend (Redis) failed or timed out
     ├── RequestError           a request (RPC, /json body) is malformed: INVALID_ARGUMENT / 400
-    └── ClientClosedError      a Limiter was used after close()
+    ├── ClientClosedError      a Limiter was used after close()
+    └── RateLimited            a function decorated with @limiter.limit(...) was refused
 
 Hot paths return typed results; these are raised only for misuse or at the edges.
 """
@@ -19,6 +20,7 @@ __all__ = [
     "ClientClosedError",
     "ConfigError",
     "LimitParseError",
+    "RateLimited",
     "RatekeeperError",
     "RequestError",
 ]
@@ -72,3 +74,13 @@ class RequestError(RatekeeperError, ValueError):
 
 class ClientClosedError(RatekeeperError, RuntimeError):
     """The Limiter was used after it was closed."""
+
+
+class RateLimited(RatekeeperError):
+    """A call guarded by ``@limiter.limit(...)`` was refused; ``decision`` says for how long."""
+
+    def __init__(self, key: object, decision: object) -> None:
+        self.key = key
+        #: The :class:`ratekeeper.Decision` (``retry_after``, ``remaining``, ``limit``).
+        self.decision = decision
+        super().__init__(f"rate limited: {key!r}")

@@ -35,10 +35,12 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from time import monotonic_ns
+from typing import ParamSpec, TypeVar
 
+from ratekeeper.client.integrations.decorator import limit as limit_decorator
 from ratekeeper.client.keystate import (
     Decision,
     KeyState,
@@ -57,6 +59,9 @@ from ratekeeper.errors import ClientClosedError
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 
 __all__ = ["Batch", "LimiterState", "LimiterStats", "assignment_of"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(slots=True)
@@ -183,6 +188,16 @@ class LimiterState:
         elif hits:
             bump(st.rejected, hits)
         return decision(st, now, hits, allowed=after is not None or not hits)
+
+    def limit(
+        self, key: Key | Callable[..., Key], hits: int = 1
+    ) -> Callable[[Callable[P, R]], Callable[P, R]]:
+        """A decorator refusing calls past the limit with :class:`~ratekeeper.RateLimited`.
+
+        ``key`` is a key, or a function of the call's arguments returning one:
+        ``@limiter.limit(key=lambda user, **_: user)``.
+        """
+        return limit_decorator(self, key, hits)
 
     def _track(self, key: Key) -> KeyState:
         """The slow path of a key's first hit: resolve, hash, and remember it (bounded)."""

@@ -1,0 +1,84 @@
+"""A pure ASGI middleware (Starlette, FastAPI, any ASGI app): 429 past the limit, headers always.
+
+Pure ASGI rather than Starlette's ``BaseHTTPMiddleware``: no task per request, no buffering of
+the body, and the limiter's decision is the only work added before the app runs (the headers are
+inserted into the app's own ``http.response.start`` message). Non-HTTP scopes pass through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from ratekeeper.client.integrations.decorator import Acquirer
+from ratekeeper.client.integrations.headers import rate_limit_headers
+from ratekeeper.client.policy import Key
+
+__all__ = ["RateLimitMiddleware", "client_address"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_BODY = b"Too Many Requests\n"
+
+
+def client_address(scope: Scope) -> Key | None:
+    """The default key: the peer's address (``None``, unlimited, if the server gives none)."""
+    client = scope.get("client")
+    return client[0] if client else None
+
+
+class RateLimitMiddleware:
+    """``app`` behind ``limiter``: each HTTP request costs ``hits`` under ``key(scope)``."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        limiter: Acquirer,
+        key: Callable[[Scope], Key | None] = client_address,
+        *,
+        policy_name: str = "default",
+        hits: int = 1,
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.key = key
+        self.policy_name = policy_name
+        self.hits = hits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        name = self.key(scope)
+        if name is None:
+            await self.app(scope, receive, send)
+            return
+        decision = self.limiter.acquire(name, self.hits)
+        fields = [
+            (k.lower().encode("latin-1"), v.encode("latin-1"))
+            for k, v in rate_limit_headers(decision, self.policy_name)
+        ]
+        if not decision.allowed:
+            await _refuse(send, fields)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start" and fields:
+                message["headers"] = [*message.get("headers", ()), *fields]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def _refuse(send: Send, fields: list[tuple[bytes, bytes]]) -> None:
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(_BODY)).encode()),
+        *fields,
+    ]
+    await send({"type": "http.response.start", "status": 429, "headers": headers})
+    await send({"type": "http.response.body", "body": _BODY})

@@ -1,0 +1,60 @@
+"""A WSGI middleware (Flask, Django, any WSGI app): 429 past the limit, headers always."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from ratekeeper.client.integrations.decorator import Acquirer
+from ratekeeper.client.integrations.headers import rate_limit_headers
+from ratekeeper.client.policy import Key
+
+__all__ = ["WsgiRateLimitMiddleware", "remote_address"]
+
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
+_BODY = b"Too Many Requests\n"
+
+
+def remote_address(environ: Environ) -> Key | None:
+    """The default key: ``REMOTE_ADDR`` (``None``, unlimited, if the server gives none)."""
+    address = environ.get("REMOTE_ADDR")
+    return str(address) if address else None
+
+
+class WsgiRateLimitMiddleware:
+    """``app`` behind ``limiter``: each request costs ``hits`` under ``key(environ)``."""
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        limiter: Acquirer,
+        key: Callable[[Environ], Key | None] = remote_address,
+        *,
+        policy_name: str = "default",
+        hits: int = 1,
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.key = key
+        self.policy_name = policy_name
+        self.hits = hits
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        name = self.key(environ)
+        if name is None:
+            return self.app(environ, start_response)
+        decision = self.limiter.acquire(name, self.hits)
+        fields = rate_limit_headers(decision, self.policy_name)
+        if not decision.allowed:
+            headers = [("Content-Type", "text/plain; charset=utf-8"),
+                       ("Content-Length", str(len(_BODY))), *fields]  # fmt: skip
+            start_response("429 Too Many Requests", headers)
+            return [_BODY]
+
+        def start_with_headers(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
+            return start_response(status, [*headers, *fields], *exc)
+
+        return self.app(environ, start_with_headers)
