@@ -15,7 +15,7 @@ from ratekeeper.backends.store import Hit
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.errors import BackendError, ConfigError
 from ratekeeper.server import app
-from ratekeeper.server.ratelimit import MAX_DESCRIPTOR_BYTES
+from ratekeeper.server.ratelimit import MAX_DESCRIPTOR_BYTES, MAX_DESCRIPTORS
 from ratekeeper.server.settings import ServerSettings
 from tests.server.conftest import CONFIG, Start, descriptor
 
@@ -33,6 +33,11 @@ INVALID = [
         "test",
         [descriptor(("key1", "a")), descriptor(("key1", "x" * MAX_DESCRIPTOR_BYTES))],
         f"descriptor 1: larger than {MAX_DESCRIPTOR_BYTES} bytes",
+    ),
+    (
+        "test",
+        [descriptor(("key1", "a"))] * (MAX_DESCRIPTORS + 1),
+        f"more than {MAX_DESCRIPTORS} descriptors in one request",
     ),
 ]
 

@@ -46,6 +46,8 @@ _UNLIMITED_REMAINING = 2**32 - 1
 #: Largest descriptor accepted (its encoded size): counters keep their keys, so this and the
 #: store's key cap bound the memory a client can make the server hold.
 MAX_DESCRIPTOR_BYTES = 4096
+#: Most descriptors in one request (Envoy sends a handful): bounds the work one call can demand.
+MAX_DESCRIPTORS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,8 @@ class RateLimitService:
             raise RequestError("rate limit domain must not be empty")
         if not request.descriptors:
             raise RequestError("rate limit descriptor list must not be empty")
+        if len(request.descriptors) > MAX_DESCRIPTORS:
+            raise RequestError(f"more than {MAX_DESCRIPTORS} descriptors in one request")
         plans = self._plans(request)
         hits = [
             Hit(Counter(domain, plan.counter_entries, limit), plan.hits)
