@@ -179,7 +179,11 @@ class RateLimitServer:
         endpoints = HttpEndpoints(
             components.service, components.health, components.metrics, components.policy
         )
-        self._http = web.AppRunner(build_app(endpoints), access_log=None)
+        self._http = web.AppRunner(
+            build_app(endpoints),
+            access_log=None,
+            shutdown_timeout=components.settings.shutdown_grace,
+        )
 
     async def start(self) -> None:
         """Bind both ports (0 picks a free one) and start serving."""
