@@ -90,14 +90,14 @@ def _ratekeeper_server(
 
 
 def _load(
-    servers: list[tuple[ManagedProcess, str]], args: argparse.Namespace, work_dir: Path
+    servers: list[tuple[ManagedProcess, str]], args: argparse.Namespace, rate: float, work_dir: Path
 ) -> Sample:
     latency_file = work_dir / "latencies.bin"
     argv = [sys.executable, "-m", "bench.rls_load", "--latency-file", str(latency_file)]
     for proc, target in servers:
         argv += ["--target", target, "--server-pid", str(proc.pid)]
     argv += ["--concurrency", str(args.concurrency), "--keys", str(args.keys)]
-    argv += ["--duration", str(args.duration), "--warmup", str(args.warmup)]
+    argv += ["--duration", str(args.duration), "--warmup", str(args.warmup), "--rate", str(rate)]
     timeout = args.duration + args.warmup + 60
     done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
@@ -122,13 +122,20 @@ def _load(
     )
 
 
-def _measure(args: argparse.Namespace, work_dir: Path) -> dict[tuple[str, int], list[Sample]]:
-    """Start two servers of each kind once, then run every variant in every round."""
+Samples = dict[tuple[str, int], list[Sample]]
+
+
+def _measure(args: argparse.Namespace, work_dir: Path) -> tuple[Samples, float, Samples]:
+    """Start two servers of each kind once; run every variant closed-loop, then paced.
+
+    The paced runs offer every variant the same rate (half the slowest closed-loop median, or
+    ``--rate``), so CPU per call compares work per call at equal load: in a closed loop a
+    slower server also batches fewer calls per event-loop wake-up, which inflates its cost.
+    """
     config_dir = work_dir / "config"
     config_dir.mkdir()
     (config_dir / "bench.yaml").write_text(WORKLOAD_CONFIG)
     logs = work_dir / "logs"
-    samples: dict[tuple[str, int], list[Sample]] = {}
     with contextlib.ExitStack() as stack:
         pools = {"no-op": [stack.enter_context(_noop_server(logs, f"noop-{i}")) for i in range(2)]}
         if "ratekeeper" in args.kinds:
@@ -138,14 +145,28 @@ def _measure(args: argparse.Namespace, work_dir: Path) -> dict[tuple[str, int], 
                 )
                 for i in range(2)
             ]
-        variants = [(kind, n) for n in PROCESS_COUNTS for kind in KINDS if kind in pools]
-        for round_no in range(args.rounds):
-            # Rotate the order so no variant always runs first (or right after a warm one).
-            shift = round_no % len(variants)
-            for kind, n in variants[shift:] + variants[:shift]:
-                sample = _load(pools[kind][:n], args, work_dir)
-                samples.setdefault((kind, n), []).append(sample)
-                print(f"round {round_no + 1} {kind} x{n}: {sample}", file=sys.stderr, flush=True)
+        closed = _rounds(pools, args, 0.0, work_dir)
+        rate = args.rate or max(100.0, min(_median(r, "rps") for r in closed.values()) // 200 * 100)
+        paced = _rounds(pools, args, rate, work_dir)
+    return closed, rate, paced
+
+
+def _rounds(
+    pools: dict[str, list[tuple[ManagedProcess, str]]],
+    args: argparse.Namespace,
+    rate: float,
+    work_dir: Path,
+) -> Samples:
+    """Every variant once per round; the order rotates so none always runs first."""
+    samples: Samples = {}
+    variants = [(kind, n) for n in PROCESS_COUNTS for kind in KINDS if kind in pools]
+    for round_no in range(args.rounds):
+        shift = round_no % len(variants)
+        for kind, n in variants[shift:] + variants[:shift]:
+            sample = _load(pools[kind][:n], args, rate, work_dir)
+            samples.setdefault((kind, n), []).append(sample)
+            label = f"rate {rate:.0f}/s" if rate else "closed loop"
+            print(f"{label} round {round_no + 1} {kind} x{n}: {sample}", file=sys.stderr)
     return samples
 
 
@@ -153,7 +174,7 @@ def _median(samples: list[Sample], attr: str) -> float:
     return statistics.median(float(getattr(s, attr)) for s in samples)
 
 
-def render(samples: dict[tuple[str, int], list[Sample]]) -> str:
+def render(samples: Samples) -> str:
     """The markdown table: medians per variant, and per-round ratios against the no-op."""
     head = (
         "| server | processes | requests/s | p50 ms | p99 ms | server CPU % (per process) "
@@ -189,6 +210,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64, help="calls in flight")
     parser.add_argument("--keys", type=int, default=1000, help="distinct descriptors")
     parser.add_argument(
+        "--rate", type=float, default=0.0, help="paced runs' offered calls/s (0: half the slowest)"
+    )
+    parser.add_argument(
         "--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="servers (no-op always)"
     )
     parser.add_argument(
@@ -196,12 +220,15 @@ def main() -> None:
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rls-bench-") as tmp:
-        samples = _measure(args, Path(tmp))
+        samples, rate, paced = _measure(args, Path(tmp))
+    print(f"Closed loop ({args.concurrency} calls in flight):\n")
     print(render(samples))
+    print(f"Paced at {rate:.0f} calls/s offered (same load for every variant):\n")
+    print(render(paced))
     if "ratekeeper" in args.kinds:
         handler = ", ".join(f"{name} {us:.1f}" for name, us in handler_cpu_us().items())
         print(f"handler alone, in-process CPU µs/call (bench.rls_handler): {handler}")
-    errors = sum(s.errors for runs in samples.values() for s in runs)
+    errors = sum(s.errors for runs in (*samples.values(), *paced.values()) for s in runs)
     print(f"failed calls: {errors}")
     if ("ratekeeper", 1) in samples:
         over = statistics.median(s.over_limit_share for s in samples[("ratekeeper", 1)])

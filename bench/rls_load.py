@@ -134,11 +134,22 @@ async def _worker(
     work: list[tuple[rls_pb2_grpc.RateLimitServiceStub, rls_pb2.RateLimitRequest]],
     start: int,
     stride: int,
+    period: float,
     tally: _Tally,
 ) -> None:
+    """Send calls back to back, or one per ``period`` seconds when it is positive."""
     over = rls_pb2.RateLimitResponse.OVER_LIMIT
+    loop = asyncio.get_running_loop()
+    # Stagger the paced workers across one period so their calls do not arrive in bursts.
+    due = loop.time() + period * start / stride
     i = start
     while not tally.stopping:
+        if period > 0:
+            due += period
+            # A worker that fell behind does not catch up in a burst: the offered rate is a
+            # ceiling, and CPU per call is what paced runs compare.
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            due = max(due, loop.time())
         stub, request = work[i % len(work)]
         i += stride
         began = time.perf_counter_ns()
@@ -169,8 +180,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     servers = [psutil.Process(pid) for pid in args.server_pid]
     me = psutil.Process()
     tally = _Tally()
+    period = args.concurrency / args.rate if args.rate > 0 else 0.0
     workers = [
-        asyncio.create_task(_worker(work, n, args.concurrency, tally))
+        asyncio.create_task(_worker(work, n, args.concurrency, period, tally))
         for n in range(args.concurrency)
     ]
     try:
@@ -204,6 +216,9 @@ def main() -> None:
     parser.add_argument("--target", action="append", required=True, help="host:port, repeatable")
     parser.add_argument("--server-pid", action="append", type=int, default=[])
     parser.add_argument("--concurrency", type=int, default=64, help="calls in flight in total")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="offered calls/s in total; 0: closed loop"
+    )
     parser.add_argument("--keys", type=int, default=1000, help="distinct descriptors")
     parser.add_argument("--duration", type=float, default=5.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds first")
