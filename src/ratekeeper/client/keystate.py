@@ -119,7 +119,10 @@ def count_value(counter: itertools.count[int]) -> int:
 
 def bump(counter: itertools.count[int], hits: int) -> None:
     """Advance ``counter`` by ``hits``, each step atomic (the loop runs in C)."""
-    deque(itertools.islice(counter, hits), maxlen=0)
+    if hits == 1:
+        next(counter)
+    else:
+        deque(itertools.islice(counter, hits), maxlen=0)
 
 
 def rested(st: KeyState, now: int) -> bool:

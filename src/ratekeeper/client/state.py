@@ -106,7 +106,26 @@ def default_client_id() -> str:
 
 
 class LimiterState:
-    """Decisions and report bookkeeping for one client; see the module docstring."""
+    """Decisions and report bookkeeping for one client; see the module docstring.
+
+    Arguments (the same for both twins):
+
+    * ``servers``: one address (``"host:port"``), several (the hash space split evenly among
+      them, in order), or an :class:`~ratekeeper.core.slices.Assignment`;
+    * ``domain``: the rate limit domain every key belongs to (default ``"default"``);
+    * ``limit``: inline limits for every key (``"100/s burst 200"``, ``"10/s; 1000/day"``, or
+      :class:`~ratekeeper.Limit` values), or a mapping of glob patterns over plain-string keys
+      to limits (first match wins). Sent with each report, so a server counts them even without
+      a configured rule (a configured rule wins);
+    * ``policies``: a policy tree or the path of a config file, matched like the server does;
+    * ``report_interval``: seconds between reports (default 0.1);
+    * ``client_id``: this client's identity on the servers (default: host, pid, random suffix);
+    * ``max_keys``: most keys tracked at once; ``max_keys_per_report``: most keys per report;
+    * ``timeout``: seconds each report may take (default: half the interval).
+
+    Keys are plain strings, named on the wire by the single entry ``("key", name)``, or tuples of
+    ``(key, value)`` descriptor entries.
+    """
 
     def __init__(
         self,

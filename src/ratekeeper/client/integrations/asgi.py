@@ -8,10 +8,10 @@ inserted into the app's own ``http.response.start`` message). Non-HTTP scopes pa
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, Unpack
 
 from ratekeeper.client.integrations.decorator import Acquirer
-from ratekeeper.client.integrations.headers import rate_limit_headers
+from ratekeeper.client.integrations.guard import REFUSED_BODY, Guard, GuardOptions
 from ratekeeper.client.policy import Key
 
 __all__ = ["RateLimitMiddleware", "client_address"]
@@ -22,8 +22,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_BODY = b"Too Many Requests\n"
-
 
 def client_address(scope: Scope) -> Key | None:
     """The default key: the peer's address (``None``, unlimited, if the server gives none)."""
@@ -31,7 +29,7 @@ def client_address(scope: Scope) -> Key | None:
     return client[0] if client else None
 
 
-class RateLimitMiddleware:
+class RateLimitMiddleware(Guard[Scope]):
     """``app`` behind ``limiter``: each HTTP request costs ``hits`` under ``key(scope)``."""
 
     def __init__(
@@ -39,29 +37,18 @@ class RateLimitMiddleware:
         app: ASGIApp,
         limiter: Acquirer,
         key: Callable[[Scope], Key | None] = client_address,
-        *,
-        policy_name: str = "default",
-        hits: int = 1,
+        **options: Unpack[GuardOptions],
     ) -> None:
+        super().__init__(limiter, key, **options)
         self.app = app
-        self.limiter = limiter
-        self.key = key
-        self.policy_name = policy_name
-        self.hits = hits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        checked = self.check(scope) if scope["type"] == "http" else None
+        if checked is None:
             await self.app(scope, receive, send)
             return
-        name = self.key(scope)
-        if name is None:
-            await self.app(scope, receive, send)
-            return
-        decision = self.limiter.acquire(name, self.hits)
-        fields = [
-            (k.lower().encode("latin-1"), v.encode("latin-1"))
-            for k, v in rate_limit_headers(decision, self.policy_name)
-        ]
+        decision, headers = checked
+        fields = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
         if not decision.allowed:
             await _refuse(send, fields)
             return
@@ -77,8 +64,8 @@ class RateLimitMiddleware:
 async def _refuse(send: Send, fields: list[tuple[bytes, bytes]]) -> None:
     headers = [
         (b"content-type", b"text/plain; charset=utf-8"),
-        (b"content-length", str(len(_BODY)).encode()),
+        (b"content-length", str(len(REFUSED_BODY)).encode()),
         *fields,
     ]
     await send({"type": "http.response.start", "status": 429, "headers": headers})
-    await send({"type": "http.response.body", "body": _BODY})
+    await send({"type": "http.response.body", "body": REFUSED_BODY})

@@ -11,9 +11,11 @@ Seconds are rounded up: a client told to wait 0.2 s waits 1 s, never too little.
 
 from __future__ import annotations
 
+import functools
 import math
 
 from ratekeeper.client.keystate import Decision
+from ratekeeper.core.limits import Limit
 
 __all__ = ["rate_limit_headers"]
 
@@ -25,16 +27,22 @@ def _seconds(value: float) -> int:
     return _FOREVER_S if math.isinf(value) else math.ceil(value)
 
 
+@functools.lru_cache(maxsize=1024)
+def _policy(name: str, limit: Limit) -> tuple[str, str]:
+    """The quoted policy name and the ``RateLimit-Policy`` value (stable: computed once)."""
+    quoted = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return quoted, f"{quoted};q={limit.amount};w={limit.period_s}"
+
+
 def rate_limit_headers(decision: Decision, name: str = "default") -> list[tuple[str, str]]:
     """The header fields for ``decision`` under the policy ``name`` (a token, quoted here)."""
     limit = decision.limit
     if limit is None:
         return []
-    quoted = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    wait = decision.reset_after if decision.allowed else decision.retry_after
-    t = _seconds(wait)
+    quoted, policy = _policy(name, limit)
+    t = _seconds(decision.reset_after if decision.allowed else decision.retry_after)
     headers = [
-        ("RateLimit-Policy", f"{quoted};q={limit.amount};w={limit.period_s}"),
+        ("RateLimit-Policy", policy),
         ("RateLimit", f"{quoted};r={decision.remaining or 0};t={t}"),
     ]
     if not decision.allowed:

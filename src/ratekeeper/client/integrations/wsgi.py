@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Unpack
 
 from ratekeeper.client.integrations.decorator import Acquirer
-from ratekeeper.client.integrations.headers import rate_limit_headers
+from ratekeeper.client.integrations.guard import REFUSED_BODY, Guard, GuardOptions
 from ratekeeper.client.policy import Key
 
 __all__ = ["WsgiRateLimitMiddleware", "remote_address"]
@@ -15,8 +15,6 @@ Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
-_BODY = b"Too Many Requests\n"
-
 
 def remote_address(environ: Environ) -> Key | None:
     """The default key: ``REMOTE_ADDR`` (``None``, unlimited, if the server gives none)."""
@@ -24,7 +22,7 @@ def remote_address(environ: Environ) -> Key | None:
     return str(address) if address else None
 
 
-class WsgiRateLimitMiddleware:
+class WsgiRateLimitMiddleware(Guard[Environ]):
     """``app`` behind ``limiter``: each request costs ``hits`` under ``key(environ)``."""
 
     def __init__(
@@ -32,27 +30,21 @@ class WsgiRateLimitMiddleware:
         app: WSGIApp,
         limiter: Acquirer,
         key: Callable[[Environ], Key | None] = remote_address,
-        *,
-        policy_name: str = "default",
-        hits: int = 1,
+        **options: Unpack[GuardOptions],
     ) -> None:
+        super().__init__(limiter, key, **options)
         self.app = app
-        self.limiter = limiter
-        self.key = key
-        self.policy_name = policy_name
-        self.hits = hits
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        name = self.key(environ)
-        if name is None:
+        checked = self.check(environ)
+        if checked is None:
             return self.app(environ, start_response)
-        decision = self.limiter.acquire(name, self.hits)
-        fields = rate_limit_headers(decision, self.policy_name)
+        decision, fields = checked
         if not decision.allowed:
             headers = [("Content-Type", "text/plain; charset=utf-8"),
-                       ("Content-Length", str(len(_BODY))), *fields]  # fmt: skip
+                       ("Content-Length", str(len(REFUSED_BODY))), *fields]  # fmt: skip
             start_response("429 Too Many Requests", headers)
-            return [_BODY]
+            return [REFUSED_BODY]
 
         def start_with_headers(status: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
             return start_response(status, [*headers, *fields], *exc)
