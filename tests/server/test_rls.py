@@ -109,3 +109,13 @@ async def test_one_store_call_per_request(serve: Start, monkeypatch: pytest.Monk
 def test_unknown_backend_scheme_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"unknown backend 'nosuch://x'; known: memory://"):
         app.open_store(ServerSettings(backend="nosuch://x"))
+
+
+async def test_calls_are_timed_and_malformed_ones_counted(serve: Start) -> None:
+    running = await serve(CONFIG)
+    await running.ask("test", descriptor(("key1", "a")))
+    with pytest.raises(grpc.aio.AioRpcError):
+        await running.ask("", descriptor(("key1", "a")))
+    lines = running.server.components.metrics.render().decode().splitlines()
+    assert 'ratekeeper_call_seconds_count{call="ShouldRateLimit"} 2.0' in lines
+    assert 'ratekeeper_invalid_requests_total{call="ShouldRateLimit"} 1.0' in lines
