@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 from ratekeeper.client.limiter import Limiter
 from ratekeeper.core.limits import parse_limit
@@ -77,3 +78,30 @@ def test_a_stopped_server_fails_open(report_server: ReportServer) -> None:
         lim.flush()
         assert lim.stats.failures >= 1
         assert all(lim.allow("k") for _ in range(100))
+
+
+def test_allow_costs_a_few_dict_increments() -> None:
+    """A regression guard for the decision's budget, robust to a shared machine.
+
+    The target (median allow() <= 1 us and <= 4x ``def f(k): d[k] += 1``) is measured by
+    ``python -m bench.client_bench``; with other jobs on the same two cores medians here swing
+    several-fold, so this compares the best of interleaved rounds: each function's own cost.
+    """
+    counts = {"k": 0}
+
+    def dict_increment(k: str) -> None:
+        counts[k] += 1
+
+    def per_call(fn: Callable[[str], object]) -> float:
+        t0 = time.perf_counter_ns()
+        for _ in range(10_000):
+            fn("k")
+        return (time.perf_counter_ns() - t0) / 10_000
+
+    with Limiter("127.0.0.1:9", limit="1000000000/s", report_interval=60) as lim:
+        rounds = [(per_call(dict_increment), per_call(lim.allow)) for _ in range(25)]
+    base = min(b for b, _ in rounds)
+    allow = min(a for _, a in rounds)
+    print(f"best of 25: dict {base:.0f} ns, allow {allow:.0f} ns, ratio {allow / base:.2f}")
+    assert allow <= 1000
+    assert allow <= 4 * base
