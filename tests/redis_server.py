@@ -28,10 +28,11 @@ def require_redis_server() -> str:
 class RedisServer:
     """One redis-server process that can be stopped, frozen and brought back on the same port."""
 
-    def __init__(self, workdir: Path, name: str = "redis") -> None:
+    def __init__(self, workdir: Path, name: str = "redis", unixsocket: Path | None = None) -> None:
         self._binary = require_redis_server()
         self._workdir = workdir
         self._name = name
+        self._unixsocket = unixsocket
         #: The TCP port, the same across restarts.
         self.port = free_port()
         self._process: ManagedProcess | None = None
@@ -44,6 +45,8 @@ class RedisServer:
     def start(self) -> None:
         argv = [self._binary, "--port", str(self.port), "--bind", "127.0.0.1"]
         argv += ["--save", "", "--appendonly", "no", "--dir", str(self._workdir)]
+        if self._unixsocket is not None:
+            argv += ["--unixsocket", str(self._unixsocket), "--unixsocketperm", "700"]
         self._process = start(
             argv, name=self._name, log_dir=self._workdir, ready=port_open(self.port), timeout=10
         )
