@@ -107,3 +107,17 @@ async def test_token_buckets_and_windows_share_one_pipeline(redis_server: RedisS
     assert [c.split()[0] for c in sent] == ["INCRBY", "EXPIRE", "EVALSHA"]
     assert sent[:2] == ["INCRBY domain_key_value_60 1", "EXPIRE domain_key_value_60 60"]
     assert sent[2].split()[2:5] == ["2", "domain_key_value_tb1", "domain_key_value_sw3600"]
+
+
+async def test_a_batch_report_is_one_evalsha_whatever_its_size(redis_server: RedisServer) -> None:
+    store = RedisStore(RedisSettings(redis_server.url, key_prefix="report:"))
+    await store.connect()
+    report = [hit((("user", str(i)),), Limit(10, Unit.SECOND), hits=3) for i in range(500)]
+    try:
+        await store.debit(report[:1], 0)  # loads the script if Redis lacks it
+        async with monitor(redis_server.url) as sent:
+            outcomes = await store.debit(report, NS_PER_SECOND)
+    finally:
+        await store.close()
+    assert [c.split()[:3] for c in sent] == [["EVALSHA", sent[0].split()[1], "500"]]
+    assert [o.remaining for o in outcomes] == [7] * 500
