@@ -221,3 +221,14 @@ def test_a_long_outage_is_forgiven_not_debited_at_once(clock: FakeClock) -> None
     lim.allow("k")
     (batch,) = lim.collect(clock())
     assert batch.request.keys[0].admitted == 1
+
+
+def test_a_check_counts_nothing_and_says_whether_a_hit_would_pass(clock: FakeClock) -> None:
+    lim = LimiterState("s:1", limit="1/s")
+    assert lim.acquire("k", 0).allowed
+    assert lim.allow("k")
+    check = lim.acquire("k", 0)
+    assert not check.allowed
+    assert check.retry_after == pytest.approx(1.0)
+    (batch,) = lim.collect(clock())
+    assert (batch.request.keys[0].admitted, batch.request.keys[0].rejected) == (1, 0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from types import TracebackType
 
@@ -22,6 +23,8 @@ from ratekeeper.client.state import Batch, LimiterState
 from ratekeeper.proto.report import ReportCallAio, aio_report_call
 
 __all__ = ["Limiter"]
+
+log = logging.getLogger(__name__)
 
 
 class Limiter(LimiterState):
@@ -45,7 +48,10 @@ class Limiter(LimiterState):
         next_at = time.monotonic() + interval
         while True:
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:  # a bug must not end reporting: decisions would go stale
+                log.exception("report cycle failed; next one in %.3fs", interval)
             # a cycle that overran skips the ticks it missed rather than bursting to catch up
             next_at = max(next_at + interval, time.monotonic())
 

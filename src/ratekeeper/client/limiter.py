@@ -13,6 +13,7 @@ cannot interleave with it); the decision path never takes it.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from types import TracebackType
@@ -24,6 +25,8 @@ from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 from ratekeeper.proto.report import ReportCall, report_call
 
 __all__ = ["Limiter"]
+
+log = logging.getLogger(__name__)
 
 
 class Limiter(LimiterState):
@@ -45,7 +48,10 @@ class Limiter(LimiterState):
         interval = self.report_interval
         next_at = time.monotonic() + interval
         while not self._stop.wait(max(0.0, next_at - time.monotonic())):
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # a bug must not end reporting: decisions would go stale
+                log.exception("report cycle failed; next one in %.3fs", interval)
             # a cycle that overran skips the ticks it missed rather than bursting to catch up
             next_at = max(next_at + interval, time.monotonic())
 

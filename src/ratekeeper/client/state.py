@@ -191,7 +191,10 @@ class LimiterState:
         return True
 
     def acquire(self, key: Key, hits: int = 1) -> Decision:
-        """Decide ``hits`` at once (``0`` only checks) and say why: remaining, retry-after."""
+        """Decide ``hits`` at once and say why: remaining, retry-after.
+
+        ``hits=0`` counts nothing and tells whether one hit would be admitted now.
+        """
         if hits < 0:
             raise ValueError("hits must be >= 0")
         try:
@@ -199,14 +202,15 @@ class LimiterState:
         except KeyError:
             st = self._track(key)
         now = monotonic_ns()
-        pace = st.pace
-        after = pacing.admit(st.earliest, now, pace, hits) if hits else None
-        if after is not None:
-            st.earliest = after
-            bump(st.admitted, hits)
-        elif hits:
+        after = pacing.admit(st.earliest, now, st.pace, max(hits, 1))
+        if not hits:
+            return decision(st, now, 1, allowed=after is not None)
+        if after is None:
             bump(st.rejected, hits)
-        return decision(st, now, hits, allowed=after is not None or not hits)
+            return decision(st, now, hits, allowed=False)
+        st.earliest = after
+        bump(st.admitted, hits)
+        return decision(st, now, hits, allowed=True)
 
     def limit(
         self, key: Key | Callable[..., Key], hits: int = 1
