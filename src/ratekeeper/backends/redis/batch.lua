@@ -13,15 +13,13 @@
 -- a limb product plus carries stays far below 2^53). Only counts (hits) and whole seconds are
 -- kept as plain numbers; the caller keeps both below 2^53.
 --
--- KEYS[i] is the counter's key; ARGV holds STRIDE arguments per key:
---   "tb", take, now_ns, amount, top, cost                       token bucket
---   "sw", take, start_s, period_s, to_end_ns, period_ns, hits,  sliding window
---         limit_units, ttl_s
--- with take "1" to decide (core take/count) and "0" to debit past the limit.
+-- ARGV[1] is "1" to decide (the core's take/count) or "0" to debit past the limit, ARGV[2] the
+-- caller's clock (ns); then, for each KEYS[i] in turn, an operation and its arguments:
+--   "tb", amount, top, cost                                                     token bucket
+--   "sw", start_s, period_s, to_end_ns, period_ns, hits, limit_units, ttl_s     sliding window
 -- Returns, per key, the stored state before the operation: {level, updated_at} for a token
 -- bucket, {start_s, current, previous} for a sliding window; nils when the key did not exist.
 
-local STRIDE = 9
 local BASE = 10000000
 local DIGITS = 7
 -- Extra life for a token bucket's key beyond the time it takes to refill: servers sharing this
@@ -55,6 +53,17 @@ local function big(text)
     i = j - 1
   end
   return trim(a)
+end
+
+-- A batch repeats the same few numbers (the clock, each limit's amount and cost): parse each once.
+local parsed = {}
+local function arg(text)
+  local a = parsed[text]
+  if a == nil then
+    a = big(text)
+    parsed[text] = a
+  end
+  return a
 end
 
 local function count(n)
@@ -182,35 +191,36 @@ local function expire_bucket(key, level, top, amount)
   end
 end
 
-local function token_bucket(key, take, args)
-  local now, amount, top, cost = big(args[1]), big(args[2]), big(args[3]), big(args[4])
+local function token_bucket(key, take, now, args)
+  local amount, top, cost = arg(args[1]), arg(args[2]), arg(args[3])
   local old = redis.call("HMGET", key, "l", "t")
-  local level, updated = top, now
+  local level, updated, updated_text = top, now, ARGV[2]
   if old[1] then
-    level, updated = big(old[1]), big(old[2])
+    level, updated, updated_text = big(old[1]), arg(old[2]), old[2]
   end
   -- refill: a clock that steps backwards refills nothing
-  if cmp(sub(now, updated), ZERO) > 0 then
+  local elapsed = sub(now, updated)
+  if cmp(elapsed, ZERO) > 0 then
     if cmp(level, top) < 0 then
-      level = add(level, mul(sub(now, updated), amount))
+      level = add(level, mul(elapsed, amount))
       if cmp(level, top) > 0 then
         level = top
       end
     end
-    updated = now
+    updated_text = ARGV[2]
   end
   if not take or cmp(level, cost) >= 0 then
     level = sub(level, cost)
   end
-  redis.call("HSET", key, "l", text(level), "t", text(updated))
+  redis.call("HSET", key, "l", text(level), "t", updated_text)
   expire_bucket(key, level, top, amount)
   return old
 end
 
-local function sliding_window(key, take, args)
+local function sliding_window(key, take, _, args)
   local start, period_s = tonumber(args[1]), tonumber(args[2])
-  local to_end, period, hits = big(args[3]), big(args[4]), tonumber(args[5])
-  local limit_units, ttl = big(args[6]), args[7]
+  local to_end, period, hits = arg(args[3]), arg(args[4]), tonumber(args[5])
+  local limit_units, ttl = arg(args[6]), args[7]
   local old = redis.call("HMGET", key, "s", "c", "p")
   local s, current, previous = start, 0, 0
   if old[1] then
@@ -236,15 +246,19 @@ local function sliding_window(key, take, args)
   return old
 end
 
-local OPERATIONS = { tb = token_bucket, sw = sliding_window }
+-- operation -> its function and how many arguments follow its name
+local OPERATIONS = { tb = { token_bucket, 3 }, sw = { sliding_window, 7 } }
 
+local take, now = ARGV[1] == "1", arg(ARGV[2])
 local replies = {}
+local at = 3
 for i, key in ipairs(KEYS) do
-  local base = (i - 1) * STRIDE
+  local operation = OPERATIONS[ARGV[at]]
   local args = {}
-  for j = 1, STRIDE - 2 do
-    args[j] = ARGV[base + 2 + j]
+  for j = 1, operation[2] do
+    args[j] = ARGV[at + j]
   end
-  replies[i] = OPERATIONS[ARGV[base + 1]](key, ARGV[base + 2] == "1", args)
+  replies[i] = operation[1](key, take, now, args)
+  at = at + 1 + operation[2]
 end
 return replies

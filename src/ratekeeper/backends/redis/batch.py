@@ -18,20 +18,17 @@ from ratekeeper.core.algorithms import STRATEGIES, State, peek
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit
 from ratekeeper.core.outcome import Outcome
 
-__all__ = ["SCRIPT", "SCRIPT_SHA", "arguments", "replay", "stored_state"]
+__all__ = ["SCRIPT", "SCRIPT_SHA", "arguments", "header", "replay", "stored_state"]
 
 #: The script's source, shipped as package data.
 SCRIPT = (files("ratekeeper.backends.redis") / "batch.lua").read_text(encoding="utf-8")
 #: What ``EVALSHA`` names it by.
 SCRIPT_SHA = hashlib.sha1(SCRIPT.encode("utf-8")).hexdigest()
-#: Arguments per key (``STRIDE`` in the script).
-_STRIDE = 9
-
 Reply = Sequence[bytes | None]
 
 
 def _token_bucket_args(limit: Limit, now: int, hits: int) -> list[int]:
-    return [now, limit.amount, limit.capacity * limit.period_ns, hits * limit.period_ns]
+    return [limit.amount, limit.capacity * limit.period_ns, hits * limit.period_ns]
 
 
 def _sliding_window_args(limit: Limit, now: int, hits: int) -> list[int]:
@@ -67,11 +64,15 @@ _DECODERS: dict[Algorithm, Callable[[Reply], State | None]] = {
 }
 
 
-def arguments(limit: Limit, now: int, hits: int, take: bool) -> list[str]:
-    """The script's ``ARGV`` slice for one key: decide (``take``) or debit ``hits`` at ``now``."""
+def header(now: int, take: bool) -> list[str]:
+    """The script's first arguments: decide (``take``) or debit, and the caller's clock."""
+    return ["1" if take else "0", str(now)]
+
+
+def arguments(limit: Limit, now: int, hits: int) -> list[str]:
+    """The script's arguments for one key, after :func:`header`: ``hits`` at ``now``."""
     tag, encode = _CODECS[limit.algorithm]
-    args = [tag, "1" if take else "0", *map(str, encode(limit, now, hits))]
-    return args + [""] * (_STRIDE - len(args))
+    return [tag, *map(str, encode(limit, now, hits))]
 
 
 def stored_state(limit: Limit, reply: Reply) -> State | None:

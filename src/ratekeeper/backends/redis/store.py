@@ -212,9 +212,9 @@ class RedisStore:
         """One pipeline: ``INCRBY``+``EXPIRE`` per fixed window, one ``EVALSHA`` for the rest."""
         if not b.fixed and not b.scripted:
             return
-        script: list[str] = [key for _, key in b.scripted]
+        script = [key for _, key in b.scripted] + batch.header(now, take)
         for i, _ in b.scripted:
-            script += batch.arguments(hits[i].counter.limit, now, hits[i].hits, take)
+            script += batch.arguments(hits[i].counter.limit, now, hits[i].hits)
 
         def build(pipe: Pipeline) -> None:
             for i, key in b.fixed:
