@@ -35,7 +35,7 @@ from ratekeeper.backends.redis.local_cache import OverLimitCache
 from ratekeeper.backends.redis.settings import RedisSettings
 from ratekeeper.backends.store import Hit
 from ratekeeper.core import fixed_window
-from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Unit
+from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit, Unit
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.errors import BackendError
 
@@ -178,24 +178,24 @@ class RedisStore:
     ) -> None:
         """The reference's stop-incrementing mode: read every fixed-window count first; if any
         would go over, count none of them (those that would not are only checked)."""
-        counts: dict[int, int] = {}
+        counts: dict[int, tuple[str, int]] = {}
 
         async def read(r: _Redis, b: _Batch) -> None:
             replies = await self._execute(r, lambda p: [p.get(key) for _, key in b.fixed], deadline)
-            counts.update(
-                (i, int(reply or 0)) for (i, _), reply in zip(b.fixed, replies, strict=True)
-            )
+            for (i, key), reply in zip(b.fixed, replies, strict=True):
+                counts[i] = (key, int(reply or 0))
 
         await self._each(read(r, b) for r, b in batches.items() if b.fixed)
-        if all(counts[i] + hits[i].hits <= hits[i].counter.limit.amount for i in counts):
+        if all(n + hits[i].hits <= hits[i].counter.limit.amount for i, (_, n) in counts.items()):
             return
-        for i, count in counts.items():
+        for i, (key, n) in counts.items():
             limit = hits[i].counter.limit
-            window = fixed_window.FixedWindow(fixed_window.window_start(limit, now), count)
-            over = count + hits[i].hits > limit.amount
+            window = fixed_window.FixedWindow(fixed_window.window_start(limit, now), n)
+            over = n + hits[i].hits > limit.amount
             outcomes[i] = fixed_window.count(
                 window, limit, now, hits[i].hits if over else 0, stop_when_over=True
             )
+            self._remember_if_over(key, limit, now, outcomes[i])
         for b in batches.values():
             b.fixed.clear()
 
@@ -239,9 +239,15 @@ class RedisStore:
         start = fixed_window.window_start(limit, now)
         before = fixed_window.FixedWindow(start, after - hit.hits)
         outcome = batch.replay(before, limit, now, hit.hits, take)
-        if take and not outcome.allowed:
-            self._cache.add(key, (start + limit.period_s) * NS_PER_SECOND, now)
+        if take:
+            self._remember_if_over(key, limit, now, outcome)
         return outcome
+
+    def _remember_if_over(self, key: str, limit: Limit, now: int, outcome: Outcome | None) -> None:
+        """Put a key found over its limit in the local cache, until its window ends."""
+        if outcome is not None and not outcome.allowed:
+            end = fixed_window.window_start(limit, now) + limit.period_s
+            self._cache.add(key, end * NS_PER_SECOND, now)
 
     async def _each(self, calls: Any) -> None:
         """Await ``calls`` concurrently (one per Redis); the first failure cancels the rest."""
