@@ -14,8 +14,8 @@ from ratekeeper.core.outcome import Outcome
 
 #: Every property here is CPU-bound and deterministic; the tuning keeps tests/core well under 30 s
 #: on a shared two-core machine.
-FAST = settings(max_examples=60, deadline=None)
-THOROUGH = settings(max_examples=150, deadline=None)
+FAST = settings(max_examples=40, deadline=None)
+THOROUGH = settings(max_examples=100, deadline=None)
 
 #: A timestamp near today (ns since the epoch) and roughly 50 years of them.
 TODAY_NS = 1_763_700_000 * NS_PER_SECOND
@@ -69,7 +69,7 @@ class Arrival:
 
 
 def arrivals(
-    limit: Limit, *, min_size: int = 0, max_size: int = 60, reports: bool = False
+    limit: Limit, *, min_size: int = 0, max_size: int = 40, reports: bool = False
 ) -> st.SearchStrategy[list[Arrival]]:
     """Weakly increasing arrival sequences scaled to the limit's period.
 
@@ -125,6 +125,15 @@ def replay(state: Any, limit: Limit, start: int, sequence: list[Arrival]) -> lis
         else:
             results.append(strategy.hit(state, limit, now, arrival.hits))
     return results
+
+
+def settle(data: st.DataObject, limit: Limit, *, max_size: int = 40) -> tuple[Any, int]:
+    """A state after a random sequence of hits and reports, and the time of its last call."""
+    start = data.draw(starts(limit))
+    sequence = data.draw(arrivals(limit, max_size=max_size, reports=True))
+    state = STRATEGIES[limit.algorithm].new(limit, start)
+    replay(state, limit, start, sequence)
+    return state, start + sum(arrival.gap for arrival in sequence)
 
 
 def admitted(sequence: list[Arrival], results: list[Outcome | None]) -> list[int]:

@@ -19,7 +19,7 @@ from .strategies import (
     arrivals,
     drive,
     limits,
-    replay,
+    settle,
     starts,
 )
 
@@ -61,12 +61,9 @@ def test_debit_exhausts_every_algorithm(limit: Limit, extra: int, now: int) -> N
 def test_peek_leaves_the_state_untouched(data: st.DataObject, limit: Limit) -> None:
     """A peek neither counts nor refills nor rolls: the state compares equal afterwards, and
     the peek answers what a zero-hit check on a copy answers."""
-    start = data.draw(starts(limit))
-    sequence = data.draw(arrivals(limit, reports=True))
+    state, now = settle(data, limit)
+    later = now + data.draw(st.integers(0, 3 * limit.period_ns))
     strategy = STRATEGIES[limit.algorithm]
-    state = strategy.new(limit, start)
-    replay(state, limit, start, sequence)
-    later = start + sum(a.gap for a in sequence) + data.draw(st.integers(0, 3 * limit.period_ns))
     before = replace(state)
     outcome = peek(state, limit, later)
     assert state == before

@@ -14,7 +14,7 @@ from ratekeeper.core import sliding_window as sw
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit, Unit
 from ratekeeper.core.outcome import Outcome
 
-from .strategies import THOROUGH, admitted, arrivals, drive, limits, replay, starts, times
+from .strategies import THOROUGH, admitted, arrivals, drive, limits, settle, starts, times
 
 sliding = limits(Algorithm.SLIDING_WINDOW, bursts=False)
 MINUTE_10 = Limit(10, Unit.MINUTE, algorithm=Algorithm.SLIDING_WINDOW)
@@ -128,11 +128,7 @@ def test_twice_the_limit_minus_one_is_attained() -> None:
 @given(st.data(), sliding)
 def test_retry_after_is_exact(data: st.DataObject, limit: Limit) -> None:
     """At ``now + retry_after`` one hit is admitted; one ns earlier it is not."""
-    start = data.draw(starts(limit))
-    sequence = data.draw(arrivals(limit, reports=True))
-    window = sw.new_window(limit, start)
-    replay(window, limit, start, sequence)
-    now = times(start, sequence)[-1] if sequence else start
+    window, now = settle(data, limit)
     now += data.draw(st.integers(0, limit.period_ns))
     retry = sw.count(replace(window), limit, now, 0).retry_after_ns
     if limit.amount == 0:
@@ -147,11 +143,7 @@ def test_retry_after_is_exact(data: st.DataObject, limit: Limit) -> None:
 @THOROUGH
 @given(st.data(), sliding.filter(lambda limit: limit.amount > 0))
 def test_reset_after_is_when_the_whole_limit_fits_again(data: st.DataObject, limit: Limit) -> None:
-    start = data.draw(starts(limit))
-    sequence = data.draw(arrivals(limit, reports=True))
-    window = sw.new_window(limit, start)
-    replay(window, limit, start, sequence)
-    now = times(start, sequence)[-1] if sequence else start
+    window, now = settle(data, limit)
     reset = sw.count(replace(window), limit, now, 0).reset_after_ns
     assert sw.count(replace(window), limit, now + reset, 0).remaining == limit.amount
     if reset > 0:
