@@ -5,8 +5,8 @@ are this class plus a driver that calls :meth:`LimiterState.collect` every inter
 batch, and hands the answer to :meth:`LimiterState.apply`. Nothing here touches a socket.
 
 **The decision** (:meth:`~LimiterState.allow`) reads only local state: one dict lookup, one clock
-read, one comparison against the key's ``earliest`` admissible instant, one store, one count.
-Every instruction is folded into that one number and two pace fields when it is applied
+read, two comparisons against the key's ``earliest`` admissible instant, one store, one count.
+Every instruction is folded into that one number and the pace's fields when it is applied
 (:mod:`ratekeeper.core.pacing`): an active *reject-for* pushes ``earliest`` out; an *admit rate*
 installs a granted pace that spreads hits evenly; otherwise the policy pace is the local limiter
 (defence in depth); a key with no known limit is admitted optimistically.
@@ -26,6 +26,10 @@ installs a granted pace that spreads hits evenly; otherwise the policy pace is t
   a state up just before the reporter pruned it still counts into that object; pruned states are
   kept one more cycle and their late counts reported, so a hit is lost only if a thread stalls
   for a whole report interval between its lookup and its count.
+
+**Reports count every hit once.** Reports are numbered per server and a server applies each
+number once, so an unanswered report is resent unchanged as that server's report of the next
+cycle (see :meth:`LimiterState.failed`); the counts of its keys wait in place meanwhile.
 """
 
 from __future__ import annotations
