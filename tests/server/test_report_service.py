@@ -10,8 +10,11 @@ import grpc.aio
 import pytest
 
 from ratekeeper.backends.memory import MemoryStore
+from ratekeeper.backends.store import Hit
 from ratekeeper.config import PolicyTree
 from ratekeeper.core.limits import Limit, Unit, parse_limit
+from ratekeeper.core.outcome import Outcome
+from ratekeeper.errors import BackendError
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 from ratekeeper.proto.report import ReportCallAio, aio_report_call, limit_to_spec, spec_to_limit
 from ratekeeper.server.report_service import ReportService, ReportSettings, register
@@ -198,3 +201,29 @@ async def test_a_resent_report_is_answered_but_not_counted_twice(harness: Harnes
     request.sequence = 2
     (answer,) = (await harness.call(request, timeout=5)).instructions
     assert answer.reject_for_ns == 1_400 * MS  # now 12 more
+
+
+class FailingOnce(MemoryStore):
+    """The in-memory store, failing its first debit as a Redis store can."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def debit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
+        if not self.failed:
+            self.failed = True
+            raise BackendError("store down")
+        return await super().debit(hits, now)
+
+
+async def test_a_report_the_store_failed_is_applied_when_resent() -> None:
+    clock = ManualClock()
+    service = ReportService(FailingOnce(), lambda: POLICY, clock=clock)
+    request = pb.ReportRequest(
+        client_id="c1", interval_ns=INTERVAL, sequence=1, keys=[key([("user", "x")], 12)]
+    )
+    with pytest.raises(BackendError):
+        await service.report(request)
+    (answer,) = (await service.report(request)).instructions
+    assert answer.reject_for_ns == 200 * MS  # counted once, on the resend

@@ -154,9 +154,16 @@ class ReportService:
         policy = self._policies()
         keys = [self._resolve(i, k, policy, interval) for i, k in enumerate(request.keys)]
         now = self._clock()
-        fresh = self._first_time(request.client_id, request.sequence)
+        client, sequence = request.client_id, request.sequence
+        seen = self._claim(client, sequence)
+        fresh = sequence == 0 or sequence > seen
         hits = [Hit(c, key.admitted if fresh else 0) for key in keys for c in key.counters]
-        outcomes = await self._store.debit(hits, now) if hits else []
+        try:
+            outcomes = await self._store.debit(hits, now) if hits else []
+        except BaseException:
+            if fresh and self._sequences.get(client) == sequence:
+                self._sequences[client] = seen  # not applied: the client's resend must count
+            raise
         state = dict(zip((h.counter for h in hits), outcomes, strict=True))  # last one wins
         totals = self._record_demand(request.client_id, keys, now)
         valid_for = s.valid_intervals * interval
@@ -195,15 +202,19 @@ class ReportService:
                 self._metrics.latency.labels("report").observe(time.perf_counter() - start)
         raise AssertionError("unreachable: abort raises")
 
-    def _first_time(self, client: str, sequence: int) -> bool:
-        """Whether report ``sequence`` of ``client`` is new (and remember that it was seen)."""
+    def _claim(self, client: str, sequence: int) -> int:
+        """Mark report ``sequence`` of ``client`` as applied; the highest number seen before.
+
+        Claimed before the store is awaited, so a resend arriving meanwhile is a repeat; undone
+        if the store fails, so the resend is applied instead.
+        """
         if sequence == 0:
-            return True
+            return 0
         seen = self._sequences.pop(client, 0)
         self._sequences[client] = max(seen, sequence)
         if len(self._sequences) > self._settings.max_sequenced_clients:
             self._sequences.popitem(last=False)
-        return sequence > seen
+        return seen
 
     def _resolve(
         self, index: int, key: pb.KeyReport, policy: Matcher | None, interval: int
