@@ -69,12 +69,18 @@ class Arrival:
 
 
 def arrivals(
-    limit: Limit, *, min_size: int = 0, max_size: int = 40, reports: bool = False
+    limit: Limit,
+    *,
+    min_size: int = 0,
+    max_size: int = 40,
+    reports: bool = False,
+    backwards: bool = False,
 ) -> st.SearchStrategy[list[Arrival]]:
     """Weakly increasing arrival sequences scaled to the limit's period.
 
     Gaps mix simultaneous hits, the refill interval of one token and whole periods, so that
-    sequences both saturate the limit and cross window boundaries.
+    sequences both saturate the limit and cross window boundaries. With ``backwards`` the clock
+    also steps back by up to two periods (an NTP correction, a misbehaving host).
     """
     period = limit.period_ns
     token = period // max(limit.amount, 1)
@@ -83,6 +89,7 @@ def arrivals(
         st.integers(1, 3 * token),
         st.integers(0, 2 * period),
         st.integers(0, 1000),
+        st.integers(-2 * period, -1) if backwards else st.nothing(),
     )
     return st.lists(
         st.builds(

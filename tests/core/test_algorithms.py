@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 
 import pytest
@@ -21,7 +22,10 @@ from .strategies import (
     limits,
     settle,
     starts,
+    times,
 )
+
+TOKEN_BUCKET = Algorithm.TOKEN_BUCKET
 
 
 def test_every_algorithm_has_a_strategy() -> None:
@@ -78,3 +82,19 @@ def test_whole_periods_later_nothing_changes(data: st.DataObject, limit: Limit) 
     sequence = data.draw(arrivals(limit, reports=True))
     shift = FIFTY_YEARS_NS - FIFTY_YEARS_NS % limit.period_ns
     assert drive(limit, start + shift, sequence) == drive(limit, start, sequence)
+
+
+@THOROUGH
+@given(st.data(), limits(bursts=False).filter(lambda limit: limit.algorithm is not TOKEN_BUCKET))
+def test_a_clock_stepping_back_never_reopens_a_window(data: st.DataObject, limit: Limit) -> None:
+    """Each window the state has moved to admits at most the limit, even when calls arrive
+    with times from an earlier window: those count in the newer window, not a fresh one."""
+    start = data.draw(starts(limit))
+    sequence = data.draw(arrivals(limit, backwards=True))
+    strategy = STRATEGIES[limit.algorithm]
+    state = strategy.new(limit, start)
+    per_window: Counter[int] = Counter()
+    for arrival, now in zip(sequence, times(start, sequence), strict=True):
+        if strategy.hit(state, limit, now, arrival.hits).allowed:
+            per_window[state.start_s] += arrival.hits
+    assert all(total <= limit.amount for total in per_window.values())

@@ -109,6 +109,16 @@ def test_window_rolls_over_at_the_boundary() -> None:
     assert fw.count(window, limit, NS_PER_SECOND) == Outcome(True, 1, NS_PER_SECOND, 0)
 
 
+def test_a_clock_stepping_back_keeps_the_count() -> None:
+    limit = Limit(2, Unit.SECOND, algorithm=Algorithm.FIXED_WINDOW)
+    window = fw.new_window(limit, 0)
+    assert fw.count(window, limit, NS_PER_SECOND, 2).allowed
+    # 1 ns back, into the window before: counted in the newer window, and over.
+    assert not fw.count(window, limit, NS_PER_SECOND - 1).allowed
+    assert (window.start_s, window.count) == (1, 3)
+    assert not fw.count(window, limit, NS_PER_SECOND).allowed
+
+
 def test_duration_until_reset_counts_down() -> None:
     assert [fw.reset_after_s(MINUTE_20, (1200 + s) * NS_PER_SECOND) for s in (0, 1, 58, 59)] == [
         60,

@@ -51,6 +51,13 @@ def test_a_gap_of_two_windows_forgets_everything() -> None:
     assert sw.count(window, MINUTE_10, 120 * SECOND, 0) == Outcome(True, 10, 0, 0)
 
 
+def test_a_clock_stepping_back_keeps_the_counts() -> None:
+    window = sw.new_window(MINUTE_10, 0)
+    assert sw.count(window, MINUTE_10, 60 * SECOND, 10).allowed
+    assert not sw.count(window, MINUTE_10, 60 * SECOND - 1).allowed
+    assert (window.start_s, window.current) == (60, 10)
+
+
 def test_limit_zero_never_admits() -> None:
     limit = Limit(0, algorithm=Algorithm.SLIDING_WINDOW)
     window = sw.new_window(limit, 0)

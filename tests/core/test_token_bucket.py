@@ -245,3 +245,15 @@ def test_same_decisions_a_year_and_fifty_years_later(
     baseline = drive(limit, start, sequence)
     for shift in (ONE_YEAR_NS, FIFTY_YEARS_NS, FIFTY_YEARS_NS + 1):
         assert drive(limit, start + shift, sequence) == baseline
+
+
+@FAST
+@given(st.data(), buckets, starts())
+def test_a_clock_stepping_back_admits_nothing_extra(
+    data: st.DataObject, limit: Limit, start: int
+) -> None:
+    """Admissions never exceed what the latest time seen allows: stepping back refills nothing."""
+    sequence = data.draw(arrivals(limit, backwards=True))
+    hits = admitted(sequence, drive(limit, start, sequence))
+    latest = max([start, *times(start, sequence)])
+    assert sum(hits) <= limit.capacity + limit.amount * (latest - start) // limit.period_ns

@@ -44,7 +44,8 @@ def new_window(limit: Limit, now: int) -> FixedWindow:
 
 def _roll(window: FixedWindow, limit: Limit, now: int) -> None:
     start = window_start(limit, now)
-    if start != window.start_s:
+    # A clock stepping back keeps counting in the newer window: resetting would forget its hits.
+    if start > window.start_s:
         window.start_s = start
         window.count = 0
 

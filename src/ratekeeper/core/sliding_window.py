@@ -41,7 +41,7 @@ def new_window(limit: Limit, now: int) -> SlidingWindow:
 def _roll(window: SlidingWindow, limit: Limit, now: int) -> None:
     now_s = now // NS_PER_SECOND
     start = now_s - now_s % limit.period_s
-    if start == window.start_s:
+    if start <= window.start_s:  # same window, or a clock stepping back: keep the newer counts
         return
     window.previous = window.current if start - window.start_s == limit.period_s else 0
     window.current = 0
