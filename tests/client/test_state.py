@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ratekeeper.client.state import LimiterState, assignment_of
 from ratekeeper.core.keys import canonical_bytes, key_hash
@@ -232,3 +234,53 @@ def test_a_check_counts_nothing_and_says_whether_a_hit_would_pass(clock: FakeClo
     assert check.retry_after == pytest.approx(1.0)
     (batch,) = lim.collect(clock())
     assert (batch.request.keys[0].admitted, batch.request.keys[0].rejected) == (1, 0)
+
+
+# The clock fixture is shared by all examples; it only moves forward, which a fresh limiter per
+# example does not mind.
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("hit"), st.integers(0, 30), st.integers(1, 3)),
+            st.tuples(st.just("cycle"), st.lists(st.booleans(), min_size=3, max_size=3)),
+            st.tuples(st.just("wait"), st.integers(1, 3000)),
+        ),
+        max_size=60,
+    )
+)
+def test_every_hit_is_counted_once_whatever_reports_fail(
+    clock: FakeClock, steps: list[tuple[object, ...]]
+) -> None:
+    """Reports that fail are resent; the servers apply each (client, number) once."""
+    lim = LimiterState(["a:1", "b:1", "c:1"], limit="50/s", report_interval=0.1)
+    applied: dict[tuple[str, int], pb.ReportRequest] = {}
+    streak = {"a:1": 0, "b:1": 0, "c:1": 0}
+    counted = 0
+
+    def cycle(answers: list[bool]) -> None:
+        for batch in lim.collect(clock()):
+            # at most 5 failures in a row: fewer than the ~1 s after which a backlog is forgiven
+            if answers[ord(batch.server[0]) - ord("a")] or streak[batch.server] >= 5:
+                applied.setdefault((batch.server, batch.request.sequence), batch.request)
+                lim.apply(batch, answer(len(batch.states), valid_for_ns=MS), clock())
+                streak[batch.server] = 0
+            else:
+                lim.failed(batch)
+                streak[batch.server] += 1
+
+    for step in steps:
+        if step[0] == "hit":
+            _, key, hits = step
+            decision = lim.acquire(f"k{key}", int(hits))  # type: ignore[call-overload]
+            counted += hits if decision.allowed else 0  # type: ignore[operator]
+        elif step[0] == "cycle":
+            cycle(step[1])  # type: ignore[arg-type]
+        else:
+            clock.advance(int(step[1]) / 1000)  # type: ignore[call-overload]
+    lim.mark_closed()
+    for _ in range(8):  # the servers are back: a few cycles settle everything
+        cycle([True, True, True])
+    assert sum(k.admitted for r in applied.values() for k in r.keys) == counted
