@@ -261,7 +261,9 @@ def test_every_hit_is_counted_once_whatever_reports_fail(
     counted = 0
 
     def cycle(answers: list[bool]) -> None:
-        for batch in lim.collect(clock()):
+        batches = lim.collect(clock())
+        assert len({b.server for b in batches}) == len(batches)  # one report per server
+        for batch in batches:
             # at most 5 failures in a row: fewer than the ~1 s after which a backlog is forgiven
             if answers[ord(batch.server[0]) - ord("a")] or streak[batch.server] >= 5:
                 applied.setdefault((batch.server, batch.request.sequence), batch.request)
