@@ -131,6 +131,7 @@ def rested(st: KeyState, now: int) -> bool:
 
 
 def apply_instruction(st: KeyState, instruction: pb.KeyInstruction, received_at: int) -> None:
+    """Fold a server's instruction into ``st``; its durations run from ``received_at``."""
     if instruction.limits:
         # a server we cannot understand does not get to change our local limiter
         with contextlib.suppress(ValueError):
@@ -148,6 +149,7 @@ def apply_instruction(st: KeyState, instruction: pb.KeyInstruction, received_at:
 
 
 def decision(st: KeyState, now: int, hits: int, *, allowed: bool) -> Decision:
+    """Explain the decision just taken on ``st`` for ``hits`` at ``now``."""
     if st.limit is None:
         wait = max(0, st.earliest - now)
         return Decision(allowed, None, 0.0 if allowed else wait / NS_PER_SECOND, 0.0, None)
