@@ -13,9 +13,11 @@ each would admit the full limit: it is deliberately not offered.
 Load comes from a separate process (``bench.rls_load``) so the servers' CPU can be measured
 alone. The machine is shared and noisy, so variants are interleaved in every round (the order
 rotates), each figure is the median over rounds, and the comparison with the no-op is a ratio
-taken within each round.
+taken within each round. A closed-loop pass (as fast as the servers answer) is followed by a
+paced one (the same offered rate for every variant), and the handler alone is timed in-process
+(``bench.rls_handler``).
 
-    python -m bench.rls_bench                 # 5 rounds of 5 s per variant
+    python -m bench.rls_bench                 # 5 rounds x 5 s per variant and pass (~5 min)
     python -m bench.rls_bench --rounds 1 --duration 2   # a quick look
 """
 
