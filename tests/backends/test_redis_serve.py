@@ -1,8 +1,11 @@
-"""``ratekeeper serve --backend redis://...`` answers Envoy's ShouldRateLimit from Redis."""
+"""``ratekeeper serve --backend redis://...``: Envoy's ShouldRateLimit and batch reports, counted
+in Redis."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -13,42 +16,76 @@ from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 from integration.procs import free_port, http_ok, start
 from redis_server import RedisServer
 
+from ratekeeper.proto.ratekeeper.v1 import report_pb2, report_pb2_grpc
+
 CONFIG = """\
 domain: rl
 descriptors:
   - key: key1
     rate_limit: {unit: minute, requests_per_unit: 3}
 """
+OK, OVER = rls_pb2.RateLimitResponse.OK, rls_pb2.RateLimitResponse.OVER_LIMIT
 
 
-def request(value: str) -> rls_pb2.RateLimitRequest:
-    entry = ratelimit_pb2.RateLimitDescriptor.Entry(key="key1", value=value)
-    descriptor = ratelimit_pb2.RateLimitDescriptor(entries=[entry])
-    return rls_pb2.RateLimitRequest(domain="rl", descriptors=[descriptor])
-
-
-@pytest.mark.integration
-def test_serve_counts_envoy_requests_in_redis(redis_server: RedisServer, tmp_path: Path) -> None:
+@contextlib.contextmanager
+def serve(redis_url: str, tmp_path: Path, *flags: str) -> Iterator[grpc.Channel]:
+    """``ratekeeper serve`` on Redis, ready (``/healthcheck`` 200 needs Redis to have answered);
+    yields a gRPC channel to it."""
     config = tmp_path / "config.yaml"
     config.write_text(CONFIG)
     grpc_port, http_port = free_port(), free_port()
     argv = [sys.executable, "-m", "ratekeeper.cli.main", "serve", "--config", str(config)]
     argv += ["--grpc-port", str(grpc_port), "--http-port", str(http_port)]
-    argv += ["--backend", redis_server.url, "--algorithm", "fixed_window"]
-    argv += ["--cache-key-prefix", "serve:"]
-    # Ready means /healthcheck says 200, which needs Redis to have answered.
+    argv += ["--backend", redis_url, "--cache-key-prefix", "serve:", *flags]
     ready = http_ok(http_port, "/healthcheck")
     with (
         start(argv, name="serve-redis", log_dir=tmp_path, ready=ready, timeout=60),
         grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel,
     ):
-        stub = rls_pb2_grpc.RateLimitServiceStub(channel)
-        codes = [stub.ShouldRateLimit(request("v"), timeout=5).overall_code for _ in range(4)]
-    ok, over = rls_pb2.RateLimitResponse.OK, rls_pb2.RateLimitResponse.OVER_LIMIT
-    assert codes == [ok, ok, ok, over]
+        yield channel
+
+
+def should_rate_limit(channel: grpc.Channel, value: str) -> int:
+    entry = ratelimit_pb2.RateLimitDescriptor.Entry(key="key1", value=value)
+    descriptor = ratelimit_pb2.RateLimitDescriptor(entries=[entry])
+    request = rls_pb2.RateLimitRequest(domain="rl", descriptors=[descriptor])
+    stub = rls_pb2_grpc.RateLimitServiceStub(channel)
+    code: int = stub.ShouldRateLimit(request, timeout=5).overall_code
+    return code
+
+
+@pytest.fixture
+def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_server.url)
-    try:
-        (key,) = client.keys("serve:rl_key1_v_*")
-        assert client.get(key) == b"4"  # the reference counts the refused hit too
-    finally:
-        client.close()
+    yield client
+    client.close()
+
+
+@pytest.mark.integration
+def test_envoy_requests_are_counted_in_the_reference_fixed_window(
+    redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    with serve(redis_server.url, tmp_path, "--algorithm", "fixed_window") as channel:
+        codes = [should_rate_limit(channel, "fixed") for _ in range(4)]
+    assert codes == [OK, OK, OK, OVER]
+    (key,) = redis_client.keys("serve:rl_key1_fixed_*")
+    assert redis_client.get(key) == b"4"  # the reference counts the refused hit too
+
+
+@pytest.mark.integration
+def test_batch_reports_drive_the_redis_token_bucket_into_debt(
+    redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    key = report_pb2.KeyReport(
+        domain="rl", entries=[report_pb2.Entry(key="key1", value="bucket")], admitted=10
+    )
+    report = report_pb2.ReportRequest(client_id="c1", interval_ns=100_000_000, keys=[key])
+    with serve(redis_server.url, tmp_path) as channel:
+        assert should_rate_limit(channel, "bucket") == OK  # 2 tokens left of 3
+        response = report_pb2_grpc.ReportServiceStub(channel).Report(report, timeout=5)
+        assert should_rate_limit(channel, "bucket") == OVER
+    # 3 - 1 - 10 = 8 tokens of debt, repaid at 3 a minute: rejected for about 160 s.
+    (instruction,) = response.instructions
+    assert 150e9 < instruction.reject_for_ns <= 160e9
+    level = int(redis_client.hget("serve:rl_key1_bucket_tb60", "l") or 0)
+    assert -9 * 60 * 10**9 < level < -8 * 60 * 10**9  # tokens x period_ns, refilled a little
