@@ -11,8 +11,6 @@ The module is not named ``envoy``: that is the package of the generated Envoy pr
 from __future__ import annotations
 
 import contextlib
-import itertools
-import os
 import shutil
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -28,9 +26,6 @@ from .services import http_get
 __all__ = ["EnvoyProxy", "Route", "bootstrap", "envoy_binary", "envoy_proxy"]
 
 _TYPES = "type.googleapis.com/envoy.extensions"
-#: Distinct shared-memory ids, so Envoys running at once (here or in parallel test runs, which
-#: differ by pid) never collide on hot-restart state.
-_BASE_IDS = itertools.count(os.getpid() % 10_000 * 100)
 
 
 def envoy_binary() -> str:
@@ -205,7 +200,9 @@ def envoy_proxy(
     log_dir.mkdir(parents=True, exist_ok=True)
     path = log_dir / f"envoy-{listen_port}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    argv = [envoy_binary(), "-c", str(path), "--base-id", str(next(_BASE_IDS))]
+    # The base id names Envoy's hot-restart shared memory; two live Envoys must not share one.
+    # Each live Envoy holds its admin port, so that port is unique among them on this machine.
+    argv = [envoy_binary(), "-c", str(path), "--base-id", str(admin_port)]
     # One worker thread: enough for a test, and kinder to a shared two-core machine.
     argv += ["--concurrency", "1", "-l", "warning"]
     ready = http_ok(admin_port, "/ready")
