@@ -88,4 +88,4 @@ def test_batch_reports_drive_the_redis_token_bucket_into_debt(
     (instruction,) = response.instructions
     assert 150e9 < instruction.reject_for_ns <= 160e9
     level = int(redis_client.hget("serve:rl_key1_bucket_tb60", "l") or 0)
-    assert -9 * 60 * 10**9 < level < -8 * 60 * 10**9  # tokens x period_ns, refilled a little
+    assert -8 * 60 * 10**9 <= level < -7 * 60 * 10**9  # tokens x period_ns, refilled a little
