@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+from typing import Any
 
 import grpc
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
@@ -28,7 +29,7 @@ class NoopRateLimitService(rls_pb2_grpc.RateLimitServiceServicer):  # type: igno
     """Says OK to everything, at once."""
 
     async def ShouldRateLimit(
-        self, request: rls_pb2.RateLimitRequest, context: grpc.aio.ServicerContext
+        self, request: rls_pb2.RateLimitRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> rls_pb2.RateLimitResponse:
         statuses = [rls_pb2.RateLimitResponse.DescriptorStatus(code=_OK)] * len(request.descriptors)
         return rls_pb2.RateLimitResponse(overall_code=_OK, statuses=statuses)

@@ -198,7 +198,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         tally.stopping = True
         await asyncio.gather(*workers)
         for channel in channels.values():
-            await channel.close()
+            await channel.close(grace=None)
     Path(args.latency_file).write_bytes(tally.latencies.tobytes())
     return {
         "calls": len(tally.latencies),
