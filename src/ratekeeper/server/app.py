@@ -33,7 +33,7 @@ from ratekeeper.backends.redis import RedisSettings, RedisStore
 from ratekeeper.backends.store import Store
 from ratekeeper.config import default_config_path, load_config
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm
-from ratekeeper.errors import ConfigError
+from ratekeeper.errors import ConfigError, RatekeeperError
 from ratekeeper.server.health import Health
 from ratekeeper.server.http import HttpEndpoints, build_app
 from ratekeeper.server.metrics import Metrics
@@ -220,7 +220,7 @@ async def run(settings: ServerSettings) -> int:
     """Serve until SIGTERM or SIGINT; reload on SIGHUP. Returns the exit code."""
     try:
         components = build(settings)
-    except ConfigError as exc:
+    except RatekeeperError as exc:  # a bad config, or a store that cannot be opened
         log.error("cannot start: %s", exc)
         return 2
     server = RateLimitServer(components)
