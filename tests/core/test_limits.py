@@ -173,16 +173,12 @@ def test_parse_limits_names_the_bad_part() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
-        ({"amount": -1}, "amount"),
-        ({"amount": 1, "multiplier": 0}, "multiplier"),
-        ({"amount": 1, "burst": -1}, "burst"),
-    ],
+    ("amount", "multiplier", "burst", "message"),
+    [(-1, 1, None, "amount"), (1, 0, None, "multiplier"), (1, 1, -1, "burst")],
 )
-def test_limit_validates(kwargs: dict[str, int], message: str) -> None:
+def test_limit_validates(amount: int, multiplier: int, burst: int | None, message: str) -> None:
     with pytest.raises(LimitParseError, match=message):
-        Limit(**kwargs)
+        Limit(amount, Unit.SECOND, multiplier, burst)
 
 
 def test_limit_is_a_hashable_value() -> None:
