@@ -28,11 +28,20 @@ def require_redis_server() -> str:
 class RedisServer:
     """One redis-server process that can be stopped, frozen and brought back on the same port."""
 
-    def __init__(self, workdir: Path, name: str = "redis", unixsocket: Path | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        name: str = "redis",
+        unixsocket: Path | None = None,
+        tls_cert: Path | None = None,
+    ) -> None:
+        """``unixsocket``: listen there too; ``tls_cert``: a PEM file holding the certificate
+        and its key, served (TLS only) on :attr:`port`."""
         self._binary = require_redis_server()
         self._workdir = workdir
         self._name = name
         self._unixsocket = unixsocket
+        self._tls_cert = tls_cert
         #: The TCP port, the same across restarts.
         self.port = free_port()
         self._process: ManagedProcess | None = None
@@ -40,10 +49,17 @@ class RedisServer:
 
     @property
     def url(self) -> str:
+        if self._tls_cert is not None:
+            return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self._tls_cert}"
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        argv = [self._binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        port = str(self.port)
+        argv = [self._binary, "--bind", "127.0.0.1", "--port", port]
+        if self._tls_cert is not None:
+            cert = str(self._tls_cert)
+            argv[-2:] = ["--port", "0", "--tls-port", port, "--tls-auth-clients", "no"]
+            argv += ["--tls-cert-file", cert, "--tls-key-file", cert, "--tls-ca-cert-file", cert]
         argv += ["--save", "", "--appendonly", "no", "--dir", str(self._workdir)]
         if self._unixsocket is not None:
             argv += ["--unixsocket", str(self._unixsocket), "--unixsocketperm", "700"]

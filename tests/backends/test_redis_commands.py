@@ -15,6 +15,9 @@ from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit, Unit
 
 from .redis_monitor import monitor
 
+#: Generous: these tests check what is sent, not latency, on a busy machine.
+TIMEOUT_S = 1.0
+
 
 def fixed(amount: int, unit: Unit, multiplier: int = 1) -> Limit:
     return Limit(amount, unit, multiplier, algorithm=Algorithm.FIXED_WINDOW)
@@ -62,7 +65,9 @@ CASES = [
 async def test_fixed_window_commands_match_the_reference(
     redis_server: RedisServer, prefix: str, now_s: int, hits: list[Hit], commands: list[str]
 ) -> None:
-    settings = RedisSettings(redis_server.url, key_prefix=prefix, expiration_jitter_max_s=0)
+    settings = RedisSettings(
+        redis_server.url, key_prefix=prefix, expiration_jitter_max_s=0, timeout_s=TIMEOUT_S
+    )
     store = RedisStore(settings)
     await store.connect()
     try:
@@ -74,7 +79,9 @@ async def test_fixed_window_commands_match_the_reference(
 
 
 async def test_expiry_jitter_stays_below_its_maximum(redis_server: RedisServer) -> None:
-    settings = RedisSettings(redis_server.url, key_prefix="jitter:", expiration_jitter_max_s=300)
+    settings = RedisSettings(
+        redis_server.url, key_prefix="jitter:", expiration_jitter_max_s=300, timeout_s=TIMEOUT_S
+    )
     store = RedisStore(settings)
     await store.connect()
     try:
@@ -91,7 +98,9 @@ async def test_expiry_jitter_stays_below_its_maximum(redis_server: RedisServer) 
 
 async def test_token_buckets_and_windows_share_one_pipeline(redis_server: RedisServer) -> None:
     """A request with every algorithm: INCRBY+EXPIRE, then one EVALSHA for all the rest."""
-    store = RedisStore(RedisSettings(redis_server.url, expiration_jitter_max_s=0))
+    store = RedisStore(
+        RedisSettings(redis_server.url, expiration_jitter_max_s=0, timeout_s=TIMEOUT_S)
+    )
     await store.connect()
     hits = [
         hit(KEY, Limit(5, Unit.SECOND)),
@@ -110,7 +119,7 @@ async def test_token_buckets_and_windows_share_one_pipeline(redis_server: RedisS
 
 
 async def test_a_batch_report_is_one_evalsha_whatever_its_size(redis_server: RedisServer) -> None:
-    store = RedisStore(RedisSettings(redis_server.url, key_prefix="report:"))
+    store = RedisStore(RedisSettings(redis_server.url, key_prefix="report:", timeout_s=TIMEOUT_S))
     await store.connect()
     report = [hit((("user", str(i)),), Limit(10, Unit.SECOND), hits=3) for i in range(500)]
     try:

@@ -37,6 +37,8 @@ def serve(redis_url: str, tmp_path: Path, *flags: str) -> Iterator[grpc.Channel]
     argv = [sys.executable, "-m", "ratekeeper.cli.main", "serve", "--config", str(config)]
     argv += ["--grpc-port", str(grpc_port), "--http-port", str(http_port)]
     argv += ["--backend", redis_url, "--cache-key-prefix", "serve:", *flags]
+    # A generous timeout: a store error would be answered OK (fail open) and hide the count.
+    argv += ["--redis-timeout", "1"]
     ready = http_ok(http_port, "/healthcheck")
     with (
         start(argv, name="serve-redis", log_dir=tmp_path, ready=ready, timeout=60),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -42,8 +44,13 @@ async def raw(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
+#: Generous: these tests check answers, not latency (test_redis_failures.py does), on a busy box.
+TIMEOUT_S = 1.0
+
+
 async def open_store(url: str, **options: Any) -> RedisStore:
-    store = RedisStore(replace(RedisSettings(url, expiration_jitter_max_s=0), **options))
+    settings = RedisSettings(url, expiration_jitter_max_s=0, timeout_s=TIMEOUT_S)
+    store = RedisStore(replace(settings, **options))
     await store.connect()
     return store
 
@@ -53,7 +60,7 @@ async def test_local_cache_answers_keys_over_their_limit_until_the_window_ends(
 ) -> None:
     seen: list[Hit] = []
     store = RedisStore(
-        RedisSettings(redis_server.url, key_prefix="lc:", local_cache_size=8),
+        RedisSettings(redis_server.url, key_prefix="lc:", local_cache_size=8, timeout_s=TIMEOUT_S),
         on_local_cache_hit=seen.append,
     )
     over = Hit(counter("a", Limit(2, Unit.SECOND, algorithm=FIXED)), 1)
@@ -140,6 +147,33 @@ async def test_unix_socket_urls_work(tmp_path: Path) -> None:
         server.stop()
 
 
+def self_signed_certificate(directory: Path) -> Path:
+    """A certificate for 127.0.0.1 and its key, in one PEM file."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    pem, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(pem), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    pem.write_text(pem.read_text() + key.read_text())
+    return pem
+
+
+async def test_tls_urls_work(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path, name="redis-tls", tls_cert=self_signed_certificate(tmp_path))
+    try:
+        assert server.url.startswith("rediss://")
+        store = await open_store(server.url)
+        (outcome,) = await store.hit([Hit(counter("t", Limit(3, Unit.SECOND)), 1)], NOW)
+        assert outcome.remaining == 2
+        await store.close()
+    finally:
+        server.stop()
+
+
 # --- the stored state is the core's state -----------------------------------------------------
 
 big_limits = st.builds(
@@ -180,7 +214,7 @@ def test_the_script_stores_exactly_the_core_state(
 
     async def play() -> None:
         prefix = f"state{next(_examples)}:"
-        store = await open_store(redis_server.url, key_prefix=prefix, timeout_s=1.0)
+        store = await open_store(redis_server.url, key_prefix=prefix)
         raw = aioredis.from_url(redis_server.url)
         c = counter(str(start), limit)
         strategy = STRATEGIES[limit.algorithm]
