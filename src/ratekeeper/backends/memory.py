@@ -3,15 +3,16 @@
 Thread safety: **single writer, no locks.** Every method must be called from one thread; in an
 asyncio process that thread is the event loop, and no method awaits between reading a counter
 and writing it back, so a decision is atomic without a lock. Counters are spread over shards by
-key hash; a shard is the unit that a later multi-writer layout (one worker per shard, as
-gubernator does) would hand to exactly one writer, and it is the unit that housekeeping visits.
+the hash of their entries (a key's counters under several limits share a shard); a shard is the
+unit that a later multi-writer layout (one worker per shard, as gubernator does) would hand to
+exactly one writer, and it is the unit that housekeeping visits.
 
 Blocking: never. Errors: none on the hot path (memory cannot time out); :meth:`MemoryStore.hit`
 and :meth:`MemoryStore.debit` only raise for misuse.
 
 Bounded memory. A shard holds at most ``max_keys // shards`` counters. Housekeeping runs inline,
 driven by the ``now`` callers pass (no task, no clock read), and visits counters with a clock
-hand: the oldest entries in the shard's order are looked at and, when kept, rotated to the end.
+hand: the 64 oldest entries in the shard's order are looked at and, when kept, rotated to the end.
 
 * **Idle expiry.** A counter back at full capacity (a full bucket, an empty window) carries no
   information: a new one would behave identically. Once it has also gone ``idle_expiry_ns``
