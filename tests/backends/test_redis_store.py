@@ -25,6 +25,7 @@ from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit, Unit
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.core.sliding_window import SlidingWindow
 from ratekeeper.core.token_bucket import TokenBucket
+from ratekeeper.errors import BackendError
 
 from .redis_monitor import monitor
 
@@ -131,6 +132,24 @@ async def test_a_flushed_script_is_loaded_again(
         assert (await store.hit([Hit(c, 1)], NOW))[0].remaining == 2
         await raw.script_flush()
         assert (await store.hit([Hit(c, 1)], NOW))[0].remaining == 1
+    finally:
+        await store.close()
+
+
+async def test_an_error_reply_fails_the_call_but_not_the_health(
+    redis_server: RedisServer, raw: aioredis.Redis
+) -> None:
+    store = await open_store(redis_server.url, key_prefix="wrongtype:")
+    c = counter("x", Limit(3, Unit.SECOND))
+    await raw.set("wrongtype:d_k_x_tb1", "not a hash")
+    try:
+        for flushed in (False, True):  # the error comes from the pipeline, or from the resend
+            if flushed:
+                await raw.script_flush()
+            with pytest.raises(BackendError, match="WRONGTYPE"):
+                await store.hit([Hit(c, 1)], NOW)
+            assert store.healthy()
+        assert store.errors_total == 2
     finally:
         await store.close()
 

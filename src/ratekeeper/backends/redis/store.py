@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from ratekeeper.backends.redis import batch, keys
 from ratekeeper.backends.redis.health import FAILURES, Health
@@ -280,14 +280,17 @@ class RedisStore:
                 if nkeys and isinstance(replies[-1], NoScriptError):
                     # Redis restarted or its scripts were flushed: load it, send it again.
                     await r.client.script_load(batch.SCRIPT)
-                    replies[-1] = await r.client.evalsha(batch.SCRIPT_SHA, nkeys, *script_args)
+                    try:
+                        replies[-1] = await r.client.evalsha(batch.SCRIPT_SHA, nkeys, *script_args)
+                    except ResponseError as exc:  # answered: Redis is up, the call failed
+                        replies[-1] = exc
         except FAILURES as exc:
             self.errors_total += 1
             r.health.failed()
-            raise BackendError(f"redis {r.health.name}: {exc!r}") from exc
+            raise BackendError(f"redis {r.health.name}: {type(exc).__name__}: {exc}") from exc
         r.health.succeeded()
         errors = [reply for reply in replies if isinstance(reply, Exception)]
         if errors:
             self.errors_total += 1
-            raise BackendError(f"redis {r.health.name}: {errors[0]!r}")
+            raise BackendError(f"redis {r.health.name}: {type(errors[0]).__name__}: {errors[0]}")
         return replies
