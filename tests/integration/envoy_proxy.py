@@ -45,12 +45,13 @@ def envoy_binary() -> str:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """One route: a path prefix and the rate limit actions that build its descriptor."""
+    """One route: a path prefix and the descriptors its requests carry to the RLS."""
 
     #: Requests whose path starts with this prefix take the route.
     prefix: str
-    #: Envoy ``config.route.v3.RateLimit.Action`` entries, in descriptor order; empty = no RLS.
-    actions: Sequence[Mapping[str, Any]] = ()
+    #: One list of Envoy ``config.route.v3.RateLimit.Action`` entries per descriptor, each in
+    #: entry order; no descriptors means no RLS call.
+    descriptors: Sequence[Sequence[Mapping[str, Any]]] = ()
 
 
 def _http2_cluster(name: str, port: int) -> dict[str, Any]:
@@ -107,9 +108,10 @@ def bootstrap(
     http_routes = [
         {
             "match": {"prefix": r.prefix},
-            "route": {"cluster": "upstream", "rate_limits": [{"actions": list(r.actions)}]}
-            if r.actions
-            else {"cluster": "upstream"},
+            "route": {
+                "cluster": "upstream",
+                "rate_limits": [{"actions": list(actions)} for actions in r.descriptors],
+            },
         }
         for r in routes
     ]

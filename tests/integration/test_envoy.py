@@ -31,19 +31,28 @@ descriptors:
     value: shadow
     shadow_mode: true
     rate_limit: {{unit: minute, requests_per_unit: 1}}
+  - key: route
+    value: shared
+    rate_limit: {{unit: minute, requests_per_unit: 3}}
+    descriptors:
+      - key: user
+        rate_limit: {{unit: minute, requests_per_unit: 10}}
 """
 
-#: /users sends (route=users, user=<x-user>) and nothing without the header; /shadow sends
-#: (route=shadow); every other path has no rate limit.
+
+def _route(name: str) -> dict[str, dict[str, str]]:
+    return {"generic_key": {"descriptor_key": "route", "descriptor_value": name}}
+
+
+_USER = {"request_headers": {"header_name": "x-user", "descriptor_key": "user"}}
+
+#: /users sends (route=users, user=<x-user>), and nothing without the header; /shadow sends
+#: (route=shadow); /shared sends two descriptors, (route=shared) and (route=shared, user=...);
+#: every other path has no rate limit.
 ROUTES = (
-    Route(
-        "/users",
-        (
-            {"generic_key": {"descriptor_key": "route", "descriptor_value": "users"}},
-            {"request_headers": {"header_name": "x-user", "descriptor_key": "user"}},
-        ),
-    ),
-    Route("/shadow", ({"generic_key": {"descriptor_key": "route", "descriptor_value": "shadow"}},)),
+    Route("/users", [[_route("users"), _USER]]),
+    Route("/shadow", [[_route("shadow")]]),
+    Route("/shared", [[_route("shared")], [_route("shared"), _USER]]),
     Route("/"),
 )
 
@@ -145,6 +154,13 @@ def test_a_shadow_mode_rule_never_returns_429(proxy: EnvoyProxy, rls: Ratekeeper
     assert all("x-envoy-ratelimited" not in headers for _, headers in answers)
     # The rule was evaluated (1/minute): the three requests past it were over, and let through.
     assert rls.metric("ratekeeper_rule_shadow_mode_total", **rule) == shadowed + 3
+
+
+def test_two_descriptors_in_one_request_are_each_counted(proxy: EnvoyProxy) -> None:
+    # Every user is far under its own 10/minute, but the route-wide descriptor allows 3 in all:
+    # the fourth user is refused by it alone.
+    statuses = [proxy.get("/shared", {"x-user": f"guest-{n}"})[0] for n in range(4)]
+    assert statuses == [200, 200, 200, 429]
 
 
 def test_envoy_fails_open_when_the_service_is_down(
