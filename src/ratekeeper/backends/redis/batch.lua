@@ -10,8 +10,8 @@
 -- timestamp in ns is ~2^61, and a token-bucket level is tokens x period_ns (a one-year period is
 -- already 3.2e16 > 2^53). So every such quantity travels and is stored as a decimal string and
 -- is computed on here as an exact signed big integer (little-endian limbs in base 10^7, so that
--- a limb product plus carries stays far below 2^53). Only counts (hits) and whole seconds are
--- kept as plain numbers; the caller keeps both below 2^53.
+-- a limb product plus carries stays far below 2^53). Only a sliding window's counts and whole
+-- seconds are plain numbers, exact while below 2^53 (9e15 hits in one window; 285 million years).
 --
 -- ARGV[1] is "1" to decide (the core's take/count) or "0" to debit past the limit, ARGV[2] the
 -- caller's clock (ns); then, for each KEYS[i] in turn, an operation and its arguments:
