@@ -38,7 +38,7 @@ from ratekeeper.server.health import Health
 from ratekeeper.server.http import HttpEndpoints, build_app
 from ratekeeper.server.metrics import Metrics
 from ratekeeper.server.ratelimit import Decisions, RateLimitService
-from ratekeeper.server.reload import ConfigWatcher, Policy, PolicyHolder
+from ratekeeper.server.reload import ConfigWatcher, Policy, PolicyHolder, file_signature
 from ratekeeper.server.report_service import add_report_service
 from ratekeeper.server.rls import RlsServicer
 from ratekeeper.server.settings import AlgorithmMode, ServerSettings
@@ -218,6 +218,8 @@ async def _housekeeping(server: RateLimitServer, watcher: ConfigWatcher | None) 
 
 async def run(settings: ServerSettings) -> int:
     """Serve until SIGTERM or SIGINT; reload on SIGHUP. Returns the exit code."""
+    # Taken before the first load, so a file changed while it is read is reloaded at once.
+    signature = file_signature(config_path(settings))
     try:
         components = build(settings)
     except RatekeeperError as exc:  # a bad config, or a store that cannot be opened
@@ -236,6 +238,7 @@ async def run(settings: ServerSettings) -> int:
         components.policy,
         components.metrics,
         settings.reload_interval,
+        signature,
     )
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -22,7 +22,7 @@ from ratekeeper.core.keys import Entries
 from ratekeeper.errors import ConfigError
 from ratekeeper.server.metrics import Metrics
 
-__all__ = ["ConfigWatcher", "Policy", "PolicyHolder", "file_signature"]
+__all__ = ["ConfigWatcher", "Policy", "PolicyHolder", "Signature", "file_signature"]
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,11 @@ class PolicyHolder:
         self.policy = policy
 
 
-def file_signature(path: str) -> tuple[tuple[str, int, int], ...]:
+#: ``(path, mtime_ns, size)`` of each file: what a reload is triggered by.
+Signature = tuple[tuple[str, int, int], ...]
+
+
+def file_signature(path: str) -> Signature:
     """``(path, mtime_ns, size)`` of every file under ``path`` (or of ``path`` itself)."""
     if os.path.isfile(path):
         st = os.stat(path)
@@ -79,14 +83,16 @@ class ConfigWatcher:
         holder: PolicyHolder,
         metrics: Metrics,
         interval: float,
+        signature: Signature | None = None,
     ) -> None:
+        """``signature``: the files as they were when the current policy was read (default: now)."""
         self._path = path
         self._load = load
         self._holder = holder
         self._metrics = metrics
         self._interval = interval
         self._lock = asyncio.Lock()
-        self._signature = file_signature(path)
+        self._signature = file_signature(path) if signature is None else signature
         self._pending: set[asyncio.Task[bool]] = set()
 
     async def run(self) -> None:
