@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ratekeeper.errors import LimitParseError
 
@@ -78,6 +78,15 @@ class Limit:
     #: The counting algorithm.
     algorithm: Algorithm = Algorithm.TOKEN_BUCKET
 
+    #: The period in whole seconds (derived; stored because every hit reads it).
+    period_s: int = field(init=False, repr=False, compare=False)
+    #: The period in nanoseconds (derived, stored for the same reason).
+    period_ns: int = field(init=False, repr=False, compare=False)
+    #: The most hits admissible at once: the burst, or the amount when no burst is set.
+    capacity: int = field(init=False, repr=False, compare=False)
+    # Stores key counters by Limit; the generated hash would call Enum.__hash__ on every lookup.
+    _hash: int = field(init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         if self.amount < 0:
             raise LimitParseError(f"amount must be >= 0, got {self.amount}")
@@ -85,21 +94,19 @@ class Limit:
             raise LimitParseError(f"period multiplier must be >= 1, got {self.multiplier}")
         if self.burst is not None and self.burst < 0:
             raise LimitParseError(f"burst must be >= 0, got {self.burst}")
+        period_s = self.unit.value * self.multiplier
+        derived = {
+            "period_s": period_s,
+            "period_ns": period_s * NS_PER_SECOND,
+            "capacity": self.amount if self.burst is None else self.burst,
+            "_hash": hash((self.amount, self.unit.value, self.multiplier, self.burst,
+                           self.algorithm.value)),
+        }  # fmt: skip
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
-    @property
-    def period_s(self) -> int:
-        """The period in whole seconds."""
-        return self.unit.value * self.multiplier
-
-    @property
-    def period_ns(self) -> int:
-        """The period in nanoseconds."""
-        return self.unit.value * self.multiplier * NS_PER_SECOND
-
-    @property
-    def capacity(self) -> int:
-        """The most hits admissible at once: the burst, or the amount when no burst is set."""
-        return self.amount if self.burst is None else self.burst
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def rate_per_s(self) -> float:
