@@ -66,7 +66,10 @@ ARCHITECTURES: dict[str, Architecture] = {
         "A",
         "legacy: sync RLS call per request → service → Redis fixed window",
         redis=True,
-        serve_args=("--algorithm", "fixed_window"),
+        # The legacy service waits for Redis (envoyproxy/ratelimit's REDIS_TIMEOUT is 10 s):
+        # with our 50 ms default, emulated cloud latency trips the store and the service
+        # answers OK to everything, which would measure fail-open, not the legacy design.
+        serve_args=("--algorithm", "fixed_window", "--redis-timeout", "1"),
         client="rls",
     ),
     "B": Architecture(

@@ -22,6 +22,8 @@ __all__ = ["REPORT_RPCS", "TARGETS", "Row", "Verdict", "evaluate", "row_of"]
 NS = 1_000_000_000
 #: The /metrics sample counting batch reports the service answered.
 REPORT_RPCS = 'ratekeeper_call_seconds_count{call="report"}'
+#: The /metrics sample counting calls whose store failed (answered OK: the service fails open).
+STORE_ERRORS = "ratekeeper_store_errors_total"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +53,8 @@ class Row:
     room_rejection_rate: float
     #: Rejections per offered hit on keys under their limit (NaN: no such key).
     false_rejection_rate: float
-    #: Decisions that failed and were admitted (fail open).
+    #: Decisions that failed and were admitted (fail open): at the client (the call failed) or
+    #: in the service (its store failed and it answered OK).
     errors: int
     #: Report RPCs per second over the run; and after a 10× step over before it (NaN: n/a).
     reports_per_s: float
@@ -82,6 +85,11 @@ def _under_limit_false_rate(keys: Sequence[metrics.KeyFigures]) -> float:
     under = [k for k in keys if k.under_limit]
     offered = sum(k.offered for k in under)
     return sum(k.false_rejections for k in under) / offered if offered else math.nan
+
+
+def _store_errors(played: Played) -> int:
+    samples = [values[STORE_ERRORS] for _, values in played.scrapes if STORE_ERRORS in values]
+    return int(metrics.counter_increase(samples))
 
 
 def _report_rates(run: Run, played: Played) -> tuple[float, float]:
@@ -125,7 +133,7 @@ def row_of(run: Run, played: Played) -> Row:
         delta_vs_exact=sum(k.admitted - k.ideal for k in keys),
         room_rejection_rate=sum(k.false_rejections for k in keys) / max(offered, 1),
         false_rejection_rate=_under_limit_false_rate(keys),
-        errors=int(rec["error"].sum()),
+        errors=int(rec["error"].sum()) + _store_errors(played),
         reports_per_s=reports,
         report_spike_ratio=spike,
         service_cpu_per_m=played.service_cpu_s * per_m,

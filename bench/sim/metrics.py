@@ -8,6 +8,7 @@ bucket that starts full can admit, and what a fixed window of the same amount ad
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from ratekeeper.core.limits import NS_PER_SECOND, Limit
 __all__ = [
     "KeyFigures",
     "allowance",
+    "counter_increase",
     "counter_rate",
     "false_rejections",
     "ideal_admits",
@@ -91,6 +93,11 @@ def counter_rate(series: Sequence[tuple[float, float]], t0: float, t1: float) ->
         return float("nan")
     (ta, va), (tb, vb) = inside[0], inside[-1]
     return (vb - va) / (tb - ta)
+
+
+def counter_increase(values: Sequence[float]) -> float:
+    """How much a sampled counter grew, across resets (a restarted process starts from 0)."""
+    return sum(b - a if b >= a else b for a, b in itertools.pairwise(values))
 
 
 @dataclass(frozen=True, slots=True)

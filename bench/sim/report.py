@@ -42,7 +42,7 @@ _COLUMNS = (
     ("delta_vs_exact", "Δ vs exact", "{:+d}"),
     ("false_rejection_rate", "false rej. under limit", "{:.2%}"),
     ("room_rejection_rate", "rej. with room", "{:.1%}"),
-    ("errors", "errors", "{:d}"),
+    ("errors", "fail-open", "{:d}"),
     ("reports_per_s", "reports/s", "{:.0f}"),
     ("service_cpu_per_m", "svc CPU s/M", "{:.0f}"),
     ("redis_cpu_per_m", "redis CPU s/M", "{:.0f}"),

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from bench.sim.metrics import (
     allowance,
+    counter_increase,
     counter_rate,
     false_rejections,
     ideal_admits,
@@ -80,6 +81,20 @@ def test_counter_rate_uses_samples_inside_the_interval() -> None:
     assert counter_rate(series, 0.0, 2.0) == 10.0
     assert counter_rate(series, 2.0, 3.0) == 100.0
     assert np.isnan(counter_rate(series, 5.0, 6.0))
+
+
+def test_counter_increase_survives_a_restart() -> None:
+    assert counter_increase([3.0, 5.0, 9.0]) == 6.0
+    assert counter_increase([3.0, 5.0, 1.0, 4.0]) == 2.0 + 1.0 + 3.0
+    assert counter_increase([7.0]) == 0.0
+
+
+def test_a_key_under_its_limit_is_one_an_exact_bucket_admits_in_full() -> None:
+    limit = Limit(10)
+    slow = np.arange(0, 5 * NS_PER_SECOND, NS_PER_SECOND // 5, dtype=np.int64)  # 5/s
+    fast = np.arange(0, 5 * NS_PER_SECOND, NS_PER_SECOND // 50, dtype=np.int64)  # 50/s
+    assert key_figures(slow, np.ones(slow.size, bool), limit, 5 * NS_PER_SECOND).under_limit
+    assert not key_figures(fast, np.ones(fast.size, bool), limit, 5 * NS_PER_SECOND).under_limit
 
 
 def test_key_figures_of_the_fixed_window_boundary_exploit() -> None:
