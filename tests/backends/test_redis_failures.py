@@ -102,3 +102,22 @@ async def test_a_stopped_redis_fails_fast_and_a_restarted_one_is_found_again(
     recovered_in = await wait_healthy(store)
     print(f"recovered {recovered_in * 1000:.0f} ms after restart")
     assert (await store.hit(HITS, 0))[0].remaining == 99
+
+
+async def test_waiting_for_a_connection_is_bounded_and_says_nothing_of_health(
+    store: RedisStore,
+) -> None:
+    """Every pooled connection busy (a burst of calls): the call fails within the timeout, and
+    Redis is not declared down for it."""
+    await store.connect()
+    slots = store._main.slots  # white-box: hold every connection a call could use
+    for _ in range(store.settings.pool_size):
+        await slots.acquire()
+    started = time.perf_counter()
+    with pytest.raises(BackendError, match="no connection free in time"):
+        await store.hit(HITS, 0)
+    assert time.perf_counter() - started <= TIMEOUT_S + SLACK_S
+    assert store.healthy()
+    for _ in range(store.settings.pool_size):
+        slots.release()
+    assert (await store.hit(HITS, 0))[0].remaining == 99

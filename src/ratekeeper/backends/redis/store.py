@@ -43,13 +43,16 @@ __all__ = ["RedisStore"]
 
 
 class _Redis:
-    """One Redis: its connection pool and its health."""
+    """One Redis: its connection pool, the slots that share it out, and its health."""
 
     def __init__(self, url: str, settings: RedisSettings) -> None:
         timeout = settings.timeout_s
+        #: One per pooled connection a call may use: a call that cannot get one in time failed
+        #: for want of a connection, which says nothing about Redis's health.
+        self.slots = asyncio.Semaphore(settings.pool_size)
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
-            max_connections=settings.pool_size,
+            max_connections=settings.pool_size + 1,  # and one for the health probe
             timeout=timeout,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
@@ -101,6 +104,7 @@ class RedisStore:
         self._cache = OverLimitCache(settings.local_cache_size)
         self._on_local_cache_hit = on_local_cache_hit
         self._jitter = random.Random()
+        self._half = settings.timeout_s / 2
 
     async def hit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
         """Decide and count each hit (Envoy RLS); one round trip per Redis involved."""
@@ -270,8 +274,12 @@ class RedisStore:
         :class:`BackendError`."""
         r.health.check()
         nkeys, script_args = script
+        loop = asyncio.get_running_loop()
+        asked: float | None = None  # when this call got a connection and began asking Redis
         try:
             async with asyncio.timeout_at(deadline):
+                await r.slots.acquire()
+                asked = loop.time()
                 pipe = r.client.pipeline(transaction=False)
                 build(pipe)
                 if nkeys:
@@ -286,8 +294,18 @@ class RedisStore:
                         replies[-1] = exc
         except FAILURES as exc:
             self.errors_total += 1
+            # Out of time while queued for a connection, or left with too little of it, says
+            # nothing about Redis (a burst of calls, a busy event loop): only blame Redis for a
+            # call that had at least half its time to get an answer.
+            if asked is None or (
+                isinstance(exc, TimeoutError) and loop.time() - asked < self._half
+            ):
+                raise BackendError(f"redis {r.health.name}: no connection free in time") from exc
             r.health.failed()
             raise BackendError(f"redis {r.health.name}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            if asked is not None:
+                r.slots.release()
         r.health.succeeded()
         errors = [reply for reply in replies if isinstance(reply, Exception)]
         if errors:
