@@ -175,6 +175,12 @@ def _compare(make: StoreFactory, counters: list[Counter], start: int, sequence: 
 
     got, want = asyncio.run(both())
     assert got == want
+    # What the report service tells clients follows from the outcomes alone.
+    for outcomes in got:
+        for c, outcome in zip(counters, outcomes, strict=True):
+            instruction = instruct(outcome, c.limit, 10.0, 20.0, S)
+            assert instruction.reject_for_ns >= 0
+            assert (instruction.reject_for_ns == 0) is (outcome.remaining > 0)
 
 
 @settings(max_examples=40, deadline=None)
