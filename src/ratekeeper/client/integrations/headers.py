@@ -11,6 +11,7 @@ Seconds are rounded up: a client told to wait 0.2 s waits 1 s, never too little.
 
 from __future__ import annotations
 
+import functools
 import math
 
 from ratekeeper.client.keystate import Decision
@@ -26,26 +27,11 @@ def _seconds(value: float) -> int:
     return _FOREVER_S if math.isinf(value) else math.ceil(value)
 
 
-#: (policy name, id of a Limit) -> (that Limit, quoted name, RateLimit-Policy value). Keyed by
-#: identity because hashing a Limit (a dataclass of enums) costs more than building the fields;
-#: the Limit is kept in the entry, so an id reused by another object is never mistaken for it.
-_POLICIES: dict[tuple[str, int], tuple[Limit, str, str]] = {}
-_MAX_POLICIES = 1024
-
-
+@functools.lru_cache(maxsize=1024)
 def _policy(name: str, limit: Limit) -> tuple[str, str]:
     """The quoted policy name and the ``RateLimit-Policy`` value (stable: computed once)."""
-    entry = _POLICIES.get((name, id(limit)))
-    if entry is None or entry[0] is not limit:
-        if len(_POLICIES) >= _MAX_POLICIES:
-            _POLICIES.clear()
-        quoted = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        entry = _POLICIES[name, id(limit)] = (
-            limit,
-            quoted,
-            f"{quoted};q={limit.amount};w={limit.period_s}",
-        )
-    return entry[1], entry[2]
+    quoted = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return quoted, f"{quoted};q={limit.amount};w={limit.period_s}"
 
 
 def rate_limit_headers(decision: Decision, name: str = "default") -> list[tuple[str, str]]:
