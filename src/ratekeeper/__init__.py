@@ -11,6 +11,7 @@ from ratekeeper.errors import (
     ConfigError,
     LimitParseError,
     RatekeeperError,
+    RateLimited,
 )
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "Limit",
     "LimitParseError",
     "Limiter",
+    "RateLimited",
     "RatekeeperError",
     "Unit",
     "parse_limit",
