@@ -14,7 +14,7 @@ from typing import Any
 from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.backends.redis import RedisSettings, RedisStore
 from ratekeeper.backends.store import Counter, Hit, Store
-from ratekeeper.core.algorithms import STRATEGIES, State, peek
+from ratekeeper.core.algorithms import STRATEGIES, State, after_debit
 from ratekeeper.core.outcome import Outcome
 
 __all__ = ["CoreStore", "StoreFactory", "memory_store", "redis_store"]
@@ -42,15 +42,9 @@ class CoreStore:
         ]
 
     async def debit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
-        out = []
-        for h in hits:
-            limit = h.counter.limit
-            state = self._state(h.counter, now)
-            STRATEGIES[limit.algorithm].debit(state, limit, now, h.hits)
-            after = peek(state, limit, now)
-            # The contract: ``allowed`` says whether one more hit would be admitted now.
-            out.append(replace(after, allowed=after.remaining > 0))
-        return out
+        return [
+            after_debit(self._state(h.counter, now), h.counter.limit, now, h.hits) for h in hits
+        ]
 
     def healthy(self) -> bool:
         return True

@@ -14,7 +14,7 @@ from ratekeeper.core import fixed_window, sliding_window, token_bucket
 from ratekeeper.core.limits import Algorithm, Limit
 from ratekeeper.core.outcome import Outcome
 
-__all__ = ["STRATEGIES", "State", "Strategy", "peek"]
+__all__ = ["STRATEGIES", "State", "Strategy", "after_debit", "peek"]
 
 State = token_bucket.TokenBucket | fixed_window.FixedWindow | sliding_window.SlidingWindow
 
@@ -51,3 +51,11 @@ def peek(state: State, limit: Limit, now: int) -> Outcome:
     given, and a read must not move a bucket's clock or a store's copy of it.
     """
     return STRATEGIES[limit.algorithm].hit(replace(state), limit, now, 0)
+
+
+def after_debit(state: State, limit: Limit, now: int, hits: int) -> Outcome:
+    """Debit ``hits`` admitted elsewhere from ``state`` and describe it after, as a store's
+    ``debit`` answers: ``allowed`` says whether one more hit would be admitted now."""
+    STRATEGIES[limit.algorithm].debit(state, limit, now, hits)
+    outcome = peek(state, limit, now)
+    return replace(outcome, allowed=outcome.remaining > 0)

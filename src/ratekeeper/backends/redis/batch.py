@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from importlib.resources import files
 
 from ratekeeper.core import fixed_window, sliding_window, token_bucket
-from ratekeeper.core.algorithms import STRATEGIES, State, peek
+from ratekeeper.core.algorithms import STRATEGIES, State, after_debit
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit
 from ratekeeper.core.outcome import Outcome
 
@@ -89,6 +88,4 @@ def replay(state: State | None, limit: Limit, now: int, hits: int, take: bool) -
         state = strategy.new(limit, now)
     if take:
         return strategy.hit(state, limit, now, hits)
-    strategy.debit(state, limit, now, hits)
-    after = peek(state, limit, now)
-    return replace(after, allowed=after.remaining > 0)
+    return after_debit(state, limit, now, hits)
