@@ -3,8 +3,9 @@
 -- This is the state transition of ratekeeper.core.token_bucket (refill, take, debit) and
 -- ratekeeper.core.sliding_window (roll, count, debit), nothing more: the outcome maths
 -- (remaining, reset, retry-after) stays in the core. The script returns each counter's state as
--- it was *before* the operation, and the caller replays the core on it; the conformance suite
--- checks that the state stored here equals the core's state after every step.
+-- it was *before* the operation, and the caller replays the core on it. tests/conformance
+-- compares the answers with the core's, and tests/backends/test_redis_store.py the state stored
+-- here with the core's state, after every step of random sequences.
 --
 -- Redis Lua numbers are doubles (53-bit mantissa), but the core's quantities are not: a
 -- timestamp in ns is ~2^61, and a token-bucket level is tokens x period_ns (a one-year period is
