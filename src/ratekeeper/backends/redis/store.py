@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -253,7 +253,7 @@ class RedisStore:
             end = fixed_window.window_start(limit, now) + limit.period_s
             self._cache.add(key, end * NS_PER_SECOND, now)
 
-    async def _each(self, calls: Any) -> None:
+    async def _each(self, calls: Iterable[Coroutine[Any, Any, None]]) -> None:
         """Await ``calls`` concurrently (one per Redis); the first failure cancels the rest."""
         try:
             async with asyncio.TaskGroup() as group:
@@ -300,7 +300,9 @@ class RedisStore:
             if asked is None or (
                 isinstance(exc, TimeoutError) and loop.time() - asked < self._half
             ):
-                raise BackendError(f"redis {r.health.name}: no connection free in time") from exc
+                raise BackendError(
+                    f"redis {r.health.name}: out of time queued for a connection"
+                ) from exc
             r.health.failed()
             raise BackendError(f"redis {r.health.name}: {type(exc).__name__}: {exc}") from exc
         finally:
