@@ -36,7 +36,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ratekeeper.backends.store import Counter, Hit
-from ratekeeper.core.algorithms import STRATEGIES, State
+from ratekeeper.core.algorithms import STRATEGIES, State, after_debit
 from ratekeeper.core.limits import NS_PER_SECOND, Limit
 from ratekeeper.core.outcome import Outcome
 
@@ -147,15 +147,10 @@ class MemoryStore:
         return strategy.hit(strategy.new(limit, now), limit, now, 0)
 
     def _debit_one(self, hit: Hit, now: int) -> Outcome:
-        limit = hit.counter.limit
-        strategy = STRATEGIES[limit.algorithm]
         entry = self._entry(hit.counter, now, create=True)
         if entry is None:
             return _REFUSED
-        strategy.debit(entry.state, limit, now, hit.hits)
-        state = strategy.hit(entry.state, limit, now, 0)
-        allowed = state.remaining > 0
-        return state if state.allowed is allowed else _with_allowed(state, allowed)
+        return after_debit(entry.state, hit.counter.limit, now, hit.hits)
 
     def healthy(self) -> bool:
         """Always: memory has no connection to lose."""
@@ -241,7 +236,3 @@ class MemoryStore:
                 self._evictions += 1
             else:
                 shard[counter] = entry
-
-
-def _with_allowed(outcome: Outcome, allowed: bool) -> Outcome:
-    return Outcome(allowed, outcome.remaining, outcome.reset_after_ns, outcome.retry_after_ns)

@@ -56,6 +56,9 @@ def peek(state: State, limit: Limit, now: int) -> Outcome:
 def after_debit(state: State, limit: Limit, now: int, hits: int) -> Outcome:
     """Debit ``hits`` admitted elsewhere from ``state`` and describe it after, as a store's
     ``debit`` answers: ``allowed`` says whether one more hit would be admitted now."""
-    STRATEGIES[limit.algorithm].debit(state, limit, now, hits)
-    outcome = peek(state, limit, now)
+    strategy = STRATEGIES[limit.algorithm]
+    strategy.debit(state, limit, now, hits)
+    # The debit brought the state up to ``now``, so a zero-hit check here changes nothing and
+    # needs no copy (unlike ``peek``).
+    outcome = strategy.hit(state, limit, now, 0)
     return replace(outcome, allowed=outcome.remaining > 0)
