@@ -26,6 +26,7 @@ from ratekeeper.core.outcome import Outcome
 from ratekeeper.core.sliding_window import SlidingWindow
 from ratekeeper.core.token_bucket import TokenBucket
 from ratekeeper.errors import BackendError
+from ratekeeper.server.metrics import Metrics
 
 from .redis_monitor import monitor
 
@@ -59,10 +60,8 @@ async def open_store(url: str, **options: Any) -> RedisStore:
 async def test_local_cache_answers_keys_over_their_limit_until_the_window_ends(
     redis_server: RedisServer,
 ) -> None:
-    seen: list[Hit] = []
     store = RedisStore(
-        RedisSettings(redis_server.url, key_prefix="lc:", local_cache_size=8, timeout_s=TIMEOUT_S),
-        on_local_cache_hit=seen.append,
+        RedisSettings(redis_server.url, key_prefix="lc:", local_cache_size=8, timeout_s=TIMEOUT_S)
     )
     over = Hit(counter("a", Limit(2, Unit.SECOND, algorithm=FIXED)), 1)
     try:
@@ -71,8 +70,10 @@ async def test_local_cache_answers_keys_over_their_limit_until_the_window_ends(
             (cached,) = await store.hit([over], NOW + S // 2)
         assert sent == []  # answered without Redis
         assert cached == Outcome(False, 0, S // 2, S // 2)
-        assert store.local_cache_hits_total == 1
-        assert seen == [over]
+        assert store.stats().over_limit_with_local_cache == 1
+        metrics = Metrics(max_stats_keys=10)
+        metrics.watch_store(store)
+        assert b"ratekeeper_over_limit_with_local_cache_total 1.0" in metrics.render()
         async with monitor(redis_server.url) as sent:
             (fresh,) = await store.hit([over], NOW + S)  # the next window asks Redis again
         assert fresh.allowed

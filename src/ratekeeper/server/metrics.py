@@ -70,7 +70,7 @@ class RuleStats(Collector):
 
 @runtime_checkable
 class StoreStatsSource(Protocol):
-    """A store that can report its size and evictions (the memory store does)."""
+    """A store that reports counts of its own (size and evictions in memory, errors in Redis)."""
 
     def stats(self) -> object: ...
 
@@ -91,6 +91,16 @@ _STORE_FIELDS: dict[str, tuple[str, str, type[CounterMetricFamily | GaugeMetricF
     "refused": (
         "ratekeeper_store_refused_keys",
         "New keys refused at the key cap (every counter exhausted).",
+        CounterMetricFamily,
+    ),
+    "backend_errors": (
+        "ratekeeper_store_backend_errors",
+        "Calls the backend failed (down, timed out, or answering with an error).",
+        CounterMetricFamily,
+    ),
+    "over_limit_with_local_cache": (
+        "ratekeeper_over_limit_with_local_cache",
+        "Hits answered over the limit from the local cache of keys already over, without Redis.",
         CounterMetricFamily,
     ),
 }

@@ -79,18 +79,26 @@ class _Batch:
     scripted: list[tuple[int, str]] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class RedisStoreStats:
+    """Counts for metrics; read at scrape time."""
+
+    #: Calls that failed (Redis down, timed out, or answering with an error).
+    backend_errors: int
+    #: Hits answered OVER_LIMIT from the local cache without asking Redis.
+    over_limit_with_local_cache: int
+
+
 class RedisStore:
     """:class:`~ratekeeper.backends.store.Store` in Redis; see the module docstring.
 
-    ``on_local_cache_hit`` is called with each hit answered from the local cache, so that the
-    server can count the reference's ``over_limit_with_local_cache``.
+    :meth:`stats` gives the server its error count and the reference's
+    ``over_limit_with_local_cache`` count at scrape time.
     """
 
     def __init__(
         self,
         settings: RedisSettings | None = None,
-        *,
-        on_local_cache_hit: Callable[[Hit], None] | None = None,
     ) -> None:
         self.settings = settings = settings or RedisSettings()
         #: Calls that failed (Redis down, timed out, or answering with an error).
@@ -102,9 +110,12 @@ class RedisStore:
             _Redis(settings.per_second_url, settings) if settings.per_second_url else None
         )
         self._cache = OverLimitCache(settings.local_cache_size)
-        self._on_local_cache_hit = on_local_cache_hit
         self._jitter = random.Random()
         self._half = settings.timeout_s / 2
+
+    def stats(self) -> RedisStoreStats:
+        """Current counts, for metrics."""
+        return RedisStoreStats(self.errors_total, self.local_cache_hits_total)
 
     async def hit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
         """Decide and count each hit (Envoy RLS); one round trip per Redis involved."""
@@ -165,8 +176,6 @@ class RedisStore:
 
     def _from_local_cache(self, hit: Hit, now: int) -> Outcome:
         self.local_cache_hits_total += 1
-        if self._on_local_cache_hit is not None:
-            self._on_local_cache_hit(hit)
         limit = hit.counter.limit
         # The cache knows only that the count went past the amount: the least such count.
         known = fixed_window.FixedWindow(fixed_window.window_start(limit, now), limit.amount + 1)
