@@ -4,6 +4,8 @@ The public API is what ``__all__`` lists; everything else is private and may cha
 """
 
 from ratekeeper.client import Decision, Limiter
+from ratekeeper.client.integrations import RateLimitMiddleware, WsgiRateLimitMiddleware
+from ratekeeper.config import PolicyTree, load_config
 from ratekeeper.core.limits import Algorithm, Limit, Unit, parse_limit, parse_limits
 from ratekeeper.errors import (
     BackendError,
@@ -12,6 +14,7 @@ from ratekeeper.errors import (
     LimitParseError,
     RatekeeperError,
     RateLimited,
+    RequestError,
 )
 
 __all__ = [
@@ -23,9 +26,14 @@ __all__ = [
     "Limit",
     "LimitParseError",
     "Limiter",
+    "PolicyTree",
+    "RateLimitMiddleware",
     "RateLimited",
     "RatekeeperError",
+    "RequestError",
     "Unit",
+    "WsgiRateLimitMiddleware",
+    "load_config",
     "parse_limit",
     "parse_limits",
 ]
