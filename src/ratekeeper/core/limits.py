@@ -39,6 +39,10 @@ NS_PER_SECOND = 1_000_000_000
 class Unit(enum.Enum):
     """A period unit; the value is its length in seconds (month = 30 d, year = 365 d)."""
 
+    # Members are singletons: identity hashing is correct and, unlike Enum's, runs in C (units
+    # key dict lookups on every hit).
+    __hash__ = object.__hash__
+
     SECOND = 1
     MINUTE = 60
     HOUR = 3600
@@ -54,6 +58,8 @@ class Unit(enum.Enum):
 
 class Algorithm(enum.Enum):
     """How hits are counted against a limit."""
+
+    __hash__ = object.__hash__  # as Unit's: STRATEGIES is looked up on every hit
 
     #: Refills continuously up to the burst; reported admissions drive it into debt.
     TOKEN_BUCKET = "token_bucket"
