@@ -1,0 +1,33 @@
+"""The server's own latency histogram renders as Prometheus expects."""
+
+from __future__ import annotations
+
+from ratekeeper.server.metrics import Metrics
+
+
+def _lines(metrics: Metrics, name: str) -> list[str]:
+    return [line for line in metrics.render().decode().splitlines() if line.startswith(name)]
+
+
+def test_latency_buckets_are_cumulative_and_inclusive_of_their_bound() -> None:
+    metrics = Metrics(max_stats_keys=10)
+    series = metrics.latency.labels("ShouldRateLimit")
+    for seconds in (0.0001, 0.0001, 0.0002, 0.3, 7.0):  # 0.0001 is a bound: le is inclusive
+        series.observe(seconds)
+    lines = _lines(metrics, "ratekeeper_call_seconds")
+    assert 'ratekeeper_call_seconds_bucket{call="ShouldRateLimit",le="5e-05"} 0.0' in lines
+    assert 'ratekeeper_call_seconds_bucket{call="ShouldRateLimit",le="0.0001"} 2.0' in lines
+    assert 'ratekeeper_call_seconds_bucket{call="ShouldRateLimit",le="0.00025"} 3.0' in lines
+    assert 'ratekeeper_call_seconds_bucket{call="ShouldRateLimit",le="1.0"} 4.0' in lines
+    assert 'ratekeeper_call_seconds_bucket{call="ShouldRateLimit",le="+Inf"} 5.0' in lines
+    assert 'ratekeeper_call_seconds_count{call="ShouldRateLimit"} 5.0' in lines
+    (total,) = [line for line in lines if line.startswith("ratekeeper_call_seconds_sum")]
+    assert abs(float(total.split()[-1]) - 7.3004) < 1e-9
+
+
+def test_each_call_has_its_own_series() -> None:
+    metrics = Metrics(max_stats_keys=10)
+    metrics.latency.labels("json").observe(0.01)
+    assert metrics.latency.labels("json") is metrics.latency.labels("json")
+    assert 'ratekeeper_call_seconds_count{call="json"} 1.0' in _lines(metrics, "ratekeeper_call")
+    assert not [line for line in _lines(metrics, "ratekeeper_call") if "report" in line]
