@@ -16,12 +16,14 @@ import pytest
 from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2
 from envoy.service.ratelimit.v3 import rls_pb2
 
+from ratekeeper.config import PolicyTree
 from ratekeeper.server.settings import AlgorithmMode
 from tests.server.conftest import CONFIG, Start, descriptor
 
 _Code = rls_pb2.RateLimitResponse.Code
 _Unit = rls_pb2.RateLimitResponse.RateLimit.Unit
 _Override = ratelimit_pb2.RateLimitDescriptor.RateLimitOverride
+LIMIT_7_PER_HOUR = {"unit": "hour", "requests_per_unit": 7}
 
 
 def summary(response: Any) -> tuple[str, list[tuple[Any, ...]]]:
@@ -231,3 +233,15 @@ async def test_no_headers_unless_enabled(serve: Start) -> None:
     running = await serve(CONFIG)
     response = await running.ask("test", K1)
     assert list(response.response_headers_to_add) == []
+
+
+async def test_a_reload_voids_the_plans_cached_for_the_old_policy(serve: Start) -> None:
+    running = await serve(CONFIG)
+    first = await running.ask("test", K1)
+    assert summary(first)[1][0][1] == 2  # key1: 2/minute
+    holder = running.server.components.policy
+    holder.policy = PolicyTree.from_mapping(
+        {"domain": "test", "descriptors": [{"key": "key1", "rate_limit": LIMIT_7_PER_HOUR}]}
+    )
+    second = await running.ask("test", K1)
+    assert summary(second)[1][0][1:3] == (7, "HOUR")

@@ -39,6 +39,7 @@ _UNIT_TO_PROTO: dict[Unit, int] = {
     Unit.WEEK: _RL.WEEK, Unit.MONTH: _RL.MONTH, Unit.YEAR: _RL.YEAR,
 }  # fmt: skip
 _UNIT_FROM_PROTO = {proto: unit for unit, proto in _UNIT_TO_PROTO.items()}
+_UNKNOWN: Any = object()  # a plan-cache miss (None is a cached "no rule matched")
 _OK: int = RateLimitResponse.OK
 _OVER: int = RateLimitResponse.OVER_LIMIT
 #: ``limit_remaining`` of an ``unlimited`` rule, as the reference reports it.
@@ -48,6 +49,10 @@ _UNLIMITED_REMAINING = 2**32 - 1
 MAX_DESCRIPTOR_BYTES = 4096
 #: Most descriptors in one request (Envoy sends a handful): bounds the work one call can demand.
 MAX_DESCRIPTORS = 1024
+#: Plans remembered per policy (see ``RateLimitService._plan_cache``); the cache starts over
+#: when full. With descriptors cached only up to ``_MAX_CACHED_BYTES``, it holds a few MB at most.
+_MAX_PLANS = 16_384
+_MAX_CACHED_BYTES = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,16 +71,32 @@ class Decisions:
     override_algorithm: Algorithm = Algorithm.TOKEN_BUCKET
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Plan:
-    """One descriptor's matched rule and what it counts."""
+    """One descriptor's matched rule and what it counts; the same for every identical descriptor
+    under one policy, so it is built once and cached."""
 
     rule: RateLimitRule
-    counter_entries: Entries
     stats_key: str
     hits: int
-    #: False once another matched rule ``replaces`` this one: answered OK, counted nowhere.
-    active: bool = True
+    #: The store hits this descriptor makes, one per limit (none if unlimited or whitelisted).
+    counted: tuple[Hit, ...]
+
+
+def _new_plan(
+    domain: str, rule: RateLimitRule, entries: Entries, stats_key: str, hits: int
+) -> _Plan:
+    counted = (
+        ()
+        if rule.unlimited
+        else tuple(Hit(Counter(domain, entries, limit), hits) for limit in rule.limits)
+    )
+    return _Plan(rule, stats_key, hits, counted)
+
+
+def _replaced(plans: Sequence[_Plan | None]) -> frozenset[str]:
+    """Names of the rules another matched rule ``replaces``: answered OK, counted nowhere."""
+    return frozenset(name for plan in plans if plan is not None for name in plan.rule.replaces)
 
 
 def _path_key(domain: str, entries: Entries) -> str:
@@ -113,6 +134,10 @@ class RateLimitService:
         self._decisions = decisions
         self._clock = clock
         self._last_store_log = 0
+        # (domain, request hits_addend, serialized descriptor) → plan, for the policy in
+        # ``_plans_policy``: matching, entry tuples and Counter objects cost more than the store.
+        self._plan_cache: dict[tuple[str, int, bytes], _Plan | None] = {}
+        self._plans_policy: object = None
 
     async def should_rate_limit(self, request: RateLimitRequest) -> RateLimitResponse:
         domain = request.domain
@@ -123,47 +148,57 @@ class RateLimitService:
         if len(request.descriptors) > MAX_DESCRIPTORS:
             raise RequestError(f"more than {MAX_DESCRIPTORS} descriptors in one request")
         plans = self._plans(request)
+        replaced = _replaced(plans)
         hits = [
-            Hit(Counter(domain, plan.counter_entries, limit), plan.hits)
+            hit
             for plan in plans
-            if plan is not None and plan.active and not plan.rule.unlimited
-            for limit in plan.rule.limits
+            if plan is not None and plan.rule.name not in replaced
+            for hit in plan.counted
         ]
         now = self._clock()
         outcomes = await self._count(hits, now) if hits else []
-        return self._respond(domain, plans, outcomes)
+        return self._respond(domain, plans, replaced, outcomes)
 
     def _plans(self, request: RateLimitRequest) -> list[_Plan | None]:
         policy = self._policy.policy
+        cache = self._plan_cache
+        if policy is not self._plans_policy:  # a reload: plans of the old policy are void
+            cache.clear()
+            self._plans_policy = policy
         domain = request.domain
         default_hits = request.hits_addend or 1
         plans: list[_Plan | None] = []
         for index, descriptor in enumerate(request.descriptors):
-            if descriptor.ByteSize() > MAX_DESCRIPTOR_BYTES:
-                raise RequestError(f"descriptor {index}: larger than {MAX_DESCRIPTOR_BYTES} bytes")
-            entries = tuple([(entry.key, entry.value) for entry in descriptor.entries])
-            has_own = descriptor.HasField("hits_addend")
-            hits = descriptor.hits_addend.value if has_own else default_hits
-            if descriptor.HasField("limit"):
-                # As the reference does: an override applies within a configured domain only.
-                known = domain in policy.domains
-                plans.append(
-                    self._override(index, domain, entries, descriptor.limit, hits)
-                    if known
-                    else None
-                )
-                continue
-            match = policy.match(domain, entries)
-            plans.append(
-                None
-                if match is None
-                else _Plan(match.rule, match.counter_entries, match.stats_key, hits)
-            )
-        replaced = {name for plan in plans if plan is not None for name in plan.rule.replaces}
-        for plan in plans:
-            if plan is not None and plan.rule.name in replaced:
-                plan.active = False
+            raw = descriptor.SerializeToString()
+            key = (domain, default_hits, raw)
+            plan = cache.get(key, _UNKNOWN)
+            if plan is _UNKNOWN:
+                if len(raw) > MAX_DESCRIPTOR_BYTES:
+                    raise RequestError(
+                        f"descriptor {index}: larger than {MAX_DESCRIPTOR_BYTES} bytes"
+                    )
+                plan = self._plan(index, domain, descriptor, default_hits)
+                if len(raw) <= _MAX_CACHED_BYTES:
+                    if len(cache) >= _MAX_PLANS:
+                        cache.clear()
+                    cache[key] = plan
+            plans.append(plan)
         return plans
+
+    def _plan(self, index: int, domain: str, descriptor: Any, default_hits: int) -> _Plan | None:
+        policy = self._policy.policy
+        entries = tuple([(entry.key, entry.value) for entry in descriptor.entries])
+        has_own = descriptor.HasField("hits_addend")
+        hits = descriptor.hits_addend.value if has_own else default_hits
+        if descriptor.HasField("limit"):
+            # As the reference does: an override applies within a configured domain only.
+            if domain not in policy.domains:
+                return None
+            return self._override(index, domain, entries, descriptor.limit, hits)
+        match = policy.match(domain, entries)
+        if match is None:
+            return None
+        return _new_plan(domain, match.rule, match.counter_entries, match.stats_key, hits)
 
     def _override(
         self, index: int, domain: str, entries: Entries, override: Any, hits: int
@@ -175,7 +210,7 @@ class RateLimitService:
         amount = override.requests_per_unit
         limit = Limit(amount, unit, algorithm=self._decisions.override_algorithm)
         key = _path_key(domain, entries)
-        return _Plan(RateLimitRule(domain, key, (limit,)), entries, key, hits)
+        return _new_plan(domain, RateLimitRule(domain, key, (limit,)), entries, key, hits)
 
     async def _count(self, hits: list[Hit], now: int) -> list[Outcome] | None:
         """The store's outcomes, or ``None`` when it failed."""
@@ -189,13 +224,19 @@ class RateLimitService:
             return None
 
     def _respond(
-        self, domain: str, plans: list[_Plan | None], outcomes: list[Outcome] | None
+        self,
+        domain: str,
+        plans: list[_Plan | None],
+        replaced: frozenset[str],
+        outcomes: list[Outcome] | None,
     ) -> RateLimitResponse:
         response = RateLimitResponse(overall_code=_OK)
         results = iter(outcomes or ())
         for plan in plans:
             status = response.statuses.add(code=_OK)
-            if plan is None or not plan.active or not (plan.rule.limits or plan.rule.unlimited):
+            if plan is None or plan.rule.name in replaced:
+                continue
+            if not (plan.rule.limits or plan.rule.unlimited):
                 continue
             row = self._metrics.rules.row(domain, plan.stats_key)
             row[Column.TOTAL_HITS] += plan.hits
