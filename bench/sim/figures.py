@@ -22,8 +22,9 @@ __all__ = ["REPORT_RPCS", "TARGETS", "Row", "Verdict", "evaluate", "row_of"]
 NS = 1_000_000_000
 #: The /metrics sample counting batch reports the service answered.
 REPORT_RPCS = 'ratekeeper_call_seconds_count{call="report"}'
-#: The /metrics sample counting calls whose store failed (answered OK: the service fails open).
-STORE_ERRORS = "ratekeeper_store_errors_total"
+#: /metrics samples counting calls the service failed: its store failed (it answers OK), or
+#: the call itself failed (the client fails open).
+FAILURES = ("ratekeeper_store_errors_total", "ratekeeper_service_errors_total")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +54,8 @@ class Row:
     room_rejection_rate: float
     #: Rejections per offered hit on keys under their limit (NaN: no such key).
     false_rejection_rate: float
-    #: Decisions that failed and were admitted (fail open): at the client (the call failed) or
-    #: in the service (its store failed and it answered OK).
+    #: Failures answered by admitting (fail open): calls that failed at the client, and calls
+    #: the service failed (its store failed, or the call did: C's reports then fail open).
     errors: int
     #: Report RPCs per second over the run; and after a 10× step over before it (NaN: n/a).
     reports_per_s: float
@@ -87,9 +88,11 @@ def _under_limit_false_rate(keys: Sequence[metrics.KeyFigures]) -> float:
     return sum(k.false_rejections for k in under) / offered if offered else math.nan
 
 
-def _store_errors(played: Played) -> int:
-    samples = [values[STORE_ERRORS] for _, values in played.scrapes if STORE_ERRORS in values]
-    return int(metrics.counter_increase(samples))
+def _service_failures(played: Played) -> int:
+    return sum(
+        int(metrics.counter_increase([v[name] for _, v in played.scrapes if name in v]))
+        for name in FAILURES
+    )
 
 
 def _report_rates(run: Run, played: Played) -> tuple[float, float]:
@@ -133,7 +136,7 @@ def row_of(run: Run, played: Played) -> Row:
         delta_vs_exact=sum(k.admitted - k.ideal for k in keys),
         room_rejection_rate=sum(k.false_rejections for k in keys) / max(offered, 1),
         false_rejection_rate=_under_limit_false_rate(keys),
-        errors=int(rec["error"].sum()) + _store_errors(played),
+        errors=int(rec["error"].sum()) + _service_failures(played),
         reports_per_s=reports,
         report_spike_ratio=spike,
         service_cpu_per_m=played.service_cpu_s * per_m,

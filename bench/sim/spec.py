@@ -140,7 +140,7 @@ _POSITIVE: _Check = (_positive, "a number > 0")
 _NON_NEGATIVE: _Check = (_non_negative, "a number >= 0")
 _COUNT: _Check = (_count, "an integer >= 1")
 
-#: Fields each rate kind requires (beyond ``kind``), and their checks.
+#: Fields each rate kind allows (beyond ``kind``) with their checks, and those it requires.
 _RATE_FIELDS: dict[str, dict[str, _Check]] = {
     "steady": {"multiple": _POSITIVE},
     "step": {"multiple": _POSITIVE, "at_s": _POSITIVE, "before": _NON_NEGATIVE},
