@@ -43,6 +43,9 @@ class Row:
     p50_us: float
     p99_us: float
     p999_us: float
+    #: 99th percentile of how late clients started decisions after they were due (ms): the
+    #: harness's own stalls on a loaded machine (and a sync client's queueing), not the limiter's.
+    late_p99_ms: float
     #: Worst key: worst 1-s window against r·1s + b, and admitted in it per r.
     window_overshoot: float
     peak_window_ratio: float
@@ -130,6 +133,7 @@ def row_of(run: Run, played: Played) -> Row:
         p50_us=p50,
         p99_us=p99,
         p999_us=p999,
+        late_p99_ms=metrics.percentiles(rec["late_ns"] / 1e6, (0.99,))[0],
         window_overshoot=max(k.window_overshoot for k in keys),
         peak_window_ratio=max(k.peak_window_ratio for k in keys),
         run_overshoot=max(k.run_overshoot for k in keys),

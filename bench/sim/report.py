@@ -36,6 +36,7 @@ _COLUMNS = (
     ("p50_us", "p50 µs", "{:,.0f}"),
     ("p99_us", "p99 µs", "{:,.0f}"),
     ("p999_us", "p99.9 µs", "{:,.0f}"),
+    ("late_p99_ms", "late p99 ms", "{:,.0f}"),
     ("window_overshoot", "worst 1-s over r+b", "{:.1%}"),
     ("peak_window_ratio", "peak 1-s / r", "{:.2f}"),
     ("run_overshoot", "run-long over rT+b", "{:.1%}"),

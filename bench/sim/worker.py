@@ -65,6 +65,8 @@ class _Recorder:
         self.latency_ns = np.zeros(n, np.int64)
         self.admitted = np.zeros(n, np.bool_)
         self.error = np.zeros(n, np.bool_)
+        #: How late each decision was started after its arrival was due (client stalls).
+        self.late_ns = np.zeros(n, np.int64)
         self._pending = n
         self._lock = threading.Condition()
 
@@ -102,6 +104,7 @@ def _play(
         wait = start_ns + due - time.monotonic_ns()
         if wait > 0:
             time.sleep(wait / 1e9)
+        rec.late_ns[at + i] = time.monotonic_ns() - start_ns - due
         decide(names[key], rec.done_for(at + i, start_ns))
 
 
@@ -137,6 +140,7 @@ def run_worker(plan: WorkerPlan, ready: Any, go: Event, start_ns: Any) -> None:
         latency_ns=rec.latency_ns,
         admitted=rec.admitted,
         error=rec.error,
+        late_ns=rec.late_ns,
         key=key,
     )
 
