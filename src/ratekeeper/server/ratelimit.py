@@ -39,7 +39,6 @@ _UNIT_TO_PROTO: dict[Unit, int] = {
     Unit.WEEK: _RL.WEEK, Unit.MONTH: _RL.MONTH, Unit.YEAR: _RL.YEAR,
 }  # fmt: skip
 _UNIT_FROM_PROTO = {proto: unit for unit, proto in _UNIT_TO_PROTO.items()}
-_UNKNOWN: Any = object()  # a plan-cache miss (None is a cached "no rule matched")
 _OK: int = RateLimitResponse.OK
 _OVER: int = RateLimitResponse.OVER_LIMIT
 #: ``limit_remaining`` of an ``unlimited`` rule, as the reference reports it.
@@ -49,10 +48,10 @@ _UNLIMITED_REMAINING = 2**32 - 1
 MAX_DESCRIPTOR_BYTES = 4096
 #: Most descriptors in one request (Envoy sends a handful): bounds the work one call can demand.
 MAX_DESCRIPTORS = 1024
-#: Plans remembered per policy (see ``RateLimitService._plan_cache``); the cache starts over
-#: when full. With descriptors cached only up to ``_MAX_CACHED_BYTES``, it holds a few MB at most.
+#: Request plans remembered per policy (see ``RateLimitService._plan_cache``); the cache starts
+#: over when full. With requests cached only up to ``_MAX_CACHED_BYTES``, it holds ~16 MB at most.
 _MAX_PLANS = 16_384
-_MAX_CACHED_BYTES = 256
+_MAX_CACHED_BYTES = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +93,24 @@ def _new_plan(
     return _Plan(rule, stats_key, hits, counted)
 
 
-def _replaced(plans: Sequence[_Plan | None]) -> frozenset[str]:
-    """Names of the rules another matched rule ``replaces``: answered OK, counted nowhere."""
-    return frozenset(name for plan in plans if plan is not None for name in plan.rule.replaces)
+@dataclass(frozen=True, slots=True)
+class _RequestPlan:
+    """Everything a request's answer needs that does not depend on the counters' state."""
+
+    #: One plan per descriptor, aligned with the request; ``None`` where no rule matched.
+    plans: tuple[_Plan | None, ...]
+    #: Names of rules another matched rule ``replaces``: answered OK, counted nowhere.
+    replaced: frozenset[str]
+    #: The store hits of every counted descriptor, in order.
+    hits: tuple[Hit, ...]
+
+    @classmethod
+    def of(cls, plans: tuple[_Plan | None, ...]) -> _RequestPlan:
+        replaced = frozenset(name for p in plans if p is not None for name in p.rule.replaces)
+        hits = tuple(
+            hit for p in plans if p is not None and p.rule.name not in replaced for hit in p.counted
+        )
+        return cls(plans, replaced, hits)
 
 
 def _path_key(domain: str, entries: Entries) -> str:
@@ -134,12 +148,36 @@ class RateLimitService:
         self._decisions = decisions
         self._clock = clock
         self._last_store_log = 0
-        # (domain, request hits_addend, serialized descriptor) → plan, for the policy in
-        # ``_plans_policy``: matching, entry tuples and Counter objects cost more than the store.
-        self._plan_cache: dict[tuple[str, int, bytes], _Plan | None] = {}
+        # Serialized request → its plan, for the policy in ``_plans_policy``. Keyed on the whole
+        # request's bytes (one C call): a request fresh off the wire would otherwise build a
+        # Python wrapper for every descriptor and entry, and matching, entry tuples and Counter
+        # objects cost more than the store itself.
+        self._plan_cache: dict[bytes, _RequestPlan] = {}
         self._plans_policy: object = None
 
     async def should_rate_limit(self, request: RateLimitRequest) -> RateLimitResponse:
+        planned = self._request_plan(request)
+        now = self._clock()
+        outcomes = await self._count(planned.hits, now) if planned.hits else []
+        return self._respond(request.domain, planned.plans, planned.replaced, outcomes)
+
+    def _request_plan(self, request: RateLimitRequest) -> _RequestPlan:
+        cache = self._plan_cache
+        if self._policy.policy is not self._plans_policy:  # a reload voids the old plans
+            cache.clear()
+            self._plans_policy = self._policy.policy
+        raw = request.SerializeToString()
+        planned = cache.get(raw)
+        if planned is None:
+            planned = _RequestPlan.of(self._plans(request))
+            if len(raw) <= _MAX_CACHED_BYTES:
+                if len(cache) >= _MAX_PLANS:
+                    cache.clear()
+                cache[raw] = planned
+        return planned
+
+    def _plans(self, request: RateLimitRequest) -> tuple[_Plan | None, ...]:
+        """Validate ``request`` and plan each descriptor (a cache miss)."""
         domain = request.domain
         if not domain:
             raise RequestError("rate limit domain must not be empty")
@@ -147,43 +185,13 @@ class RateLimitService:
             raise RequestError("rate limit descriptor list must not be empty")
         if len(request.descriptors) > MAX_DESCRIPTORS:
             raise RequestError(f"more than {MAX_DESCRIPTORS} descriptors in one request")
-        plans = self._plans(request)
-        replaced = _replaced(plans)
-        hits = [
-            hit
-            for plan in plans
-            if plan is not None and plan.rule.name not in replaced
-            for hit in plan.counted
-        ]
-        now = self._clock()
-        outcomes = await self._count(hits, now) if hits else []
-        return self._respond(domain, plans, replaced, outcomes)
-
-    def _plans(self, request: RateLimitRequest) -> list[_Plan | None]:
-        policy = self._policy.policy
-        cache = self._plan_cache
-        if policy is not self._plans_policy:  # a reload: plans of the old policy are void
-            cache.clear()
-            self._plans_policy = policy
-        domain = request.domain
         default_hits = request.hits_addend or 1
-        plans: list[_Plan | None] = []
+        plans = []
         for index, descriptor in enumerate(request.descriptors):
-            raw = descriptor.SerializeToString()
-            key = (domain, default_hits, raw)
-            plan = cache.get(key, _UNKNOWN)
-            if plan is _UNKNOWN:
-                if len(raw) > MAX_DESCRIPTOR_BYTES:
-                    raise RequestError(
-                        f"descriptor {index}: larger than {MAX_DESCRIPTOR_BYTES} bytes"
-                    )
-                plan = self._plan(index, domain, descriptor, default_hits)
-                if len(raw) <= _MAX_CACHED_BYTES:
-                    if len(cache) >= _MAX_PLANS:
-                        cache.clear()
-                    cache[key] = plan
-            plans.append(plan)
-        return plans
+            if descriptor.ByteSize() > MAX_DESCRIPTOR_BYTES:
+                raise RequestError(f"descriptor {index}: larger than {MAX_DESCRIPTOR_BYTES} bytes")
+            plans.append(self._plan(index, domain, descriptor, default_hits))
+        return tuple(plans)
 
     def _plan(self, index: int, domain: str, descriptor: Any, default_hits: int) -> _Plan | None:
         policy = self._policy.policy
@@ -212,7 +220,7 @@ class RateLimitService:
         key = _path_key(domain, entries)
         return _new_plan(domain, RateLimitRule(domain, key, (limit,)), entries, key, hits)
 
-    async def _count(self, hits: list[Hit], now: int) -> list[Outcome] | None:
+    async def _count(self, hits: Sequence[Hit], now: int) -> list[Outcome] | None:
         """The store's outcomes, or ``None`` when it failed."""
         try:
             return await self._store.hit(hits, now)
@@ -226,7 +234,7 @@ class RateLimitService:
     def _respond(
         self,
         domain: str,
-        plans: list[_Plan | None],
+        plans: Sequence[_Plan | None],
         replaced: frozenset[str],
         outcomes: list[Outcome] | None,
     ) -> RateLimitResponse:
