@@ -40,6 +40,12 @@ descriptors:
     rate_limit: {unit: minute, requests_per_unit: 1}
   - key: block
     rate_limit: {unit: second, requests_per_unit: 0}
+  - key: quota_a
+    quota_mode: true
+    rate_limit: {unit: minute, requests_per_unit: 1}
+  - key: quota_b
+    quota_mode: true
+    rate_limit: {unit: minute, requests_per_unit: 5}
   - key: multi
     rate_limits:
       - {unit: second, requests_per_unit: 2}

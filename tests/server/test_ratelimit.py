@@ -245,3 +245,32 @@ async def test_a_reload_voids_the_plans_cached_for_the_old_policy(serve: Start) 
     )
     second = await running.ask("test", K1)
     assert summary(second)[1][0][1:3] == (7, "HOUR")
+
+
+QA, QB = descriptor(("quota_a", "x")), descriptor(("quota_b", "x"))
+
+
+def codes(response: Any) -> tuple[str, list[str]]:
+    return (_Code.Name(response.overall_code), [_Code.Name(s.code) for s in response.statuses])
+
+
+async def test_quota_mode_is_over_only_when_every_quota_descriptor_is(serve: Start) -> None:
+    running = await serve(CONFIG)
+    assert codes(await running.ask("test", QA, QB)) == ("OK", ["OK", "OK"])
+    # quota_a (1/minute) is now over but quota_b is not: the request passes, the status says so.
+    assert codes(await running.ask("test", QA, QB)) == ("OK", ["OVER_LIMIT", "OK"])
+    # Alone, quota_a is every quota descriptor of the request.
+    assert codes(await running.ask("test", QA)) == ("OVER_LIMIT", ["OVER_LIMIT"])
+
+
+async def test_quota_mode_leaves_ordinary_descriptors_deciding_alone(serve: Start) -> None:
+    running = await serve(CONFIG)
+    block = descriptor(("block", "x"))  # 0/second: always over, not a quota
+    assert codes(await running.ask("test", QB, block)) == ("OVER_LIMIT", ["OK", "OVER_LIMIT"])
+
+
+async def test_global_quota_mode_makes_every_descriptor_a_quota(serve: Start) -> None:
+    running = await serve(CONFIG, quota_mode=True)
+    block = descriptor(("block", "x"))
+    assert codes(await running.ask("test", K1, block)) == ("OK", ["OK", "OVER_LIMIT"])
+    assert codes(await running.ask("test", block)) == ("OVER_LIMIT", ["OVER_LIMIT"])

@@ -159,6 +159,7 @@ def build(settings: ServerSettings, clock: Callable[[], int] = time.time_ns) -> 
         fail_closed=settings.fail_closed,
         headers=headers,
         override_algorithm=forced or Algorithm.TOKEN_BUCKET,
+        quota_mode=settings.quota_mode,
     )
     service = RateLimitService(policy, store, metrics, decisions, clock)
     return Components(settings, policy, store, metrics, Health(store), service)

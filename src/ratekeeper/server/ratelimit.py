@@ -68,6 +68,8 @@ class Decisions:
     headers: tuple[str, str, str] | None = None
     #: Algorithm of ``RateLimitOverride`` limits sent by Envoy.
     override_algorithm: Algorithm = Algorithm.TOKEN_BUCKET
+    #: Global quota mode: every limited descriptor is a quota descriptor (see ``_respond``).
+    quota_mode: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +242,9 @@ class RateLimitService:
     ) -> RateLimitResponse:
         response = RateLimitResponse(overall_code=_OK)
         results = iter(outcomes or ())
+        # Quota mode: descriptors over a quota make the request OVER_LIMIT only when every
+        # quota descriptor in it is over; each status still says which ones are.
+        quotas = quotas_over = 0
         for plan in plans:
             status = response.statuses.add(code=_OK)
             if plan is None or plan.rule.name in replaced:
@@ -251,13 +256,20 @@ class RateLimitService:
             if plan.rule.unlimited:
                 row[Column.WITHIN_LIMIT] += plan.hits
                 status.limit_remaining = _UNLIMITED_REMAINING
-            elif outcomes is None:
+                continue
+            if outcomes is None:
                 status.code = _OVER if self._decisions.fail_closed else _OK
             else:
                 pairs = [(limit, next(results)) for limit in plan.rule.limits]
                 status.code = self._fill(status, plan, row, *_most_restrictive(pairs))
-            if status.code == _OVER:
+            over = status.code == _OVER
+            if plan.rule.quota_mode or self._decisions.quota_mode:
+                quotas += 1
+                quotas_over += over
+            elif over:
                 response.overall_code = _OVER
+        if quotas and quotas_over == quotas:
+            response.overall_code = _OVER
         if self._decisions.headers is not None:
             self._add_headers(response, self._decisions.headers)
         return response

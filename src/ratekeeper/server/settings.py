@@ -134,6 +134,13 @@ class ServerSettings:
             *(mode.value for mode in AlgorithmMode),
         ),
     )
+    quota_mode: bool = field(
+        default=False,
+        metadata=_doc(
+            "QUOTA_MODE",
+            "Treat every descriptor as a quota: OVER_LIMIT only when all of a request's are over.",
+        ),
+    )
     fail_closed: bool = field(
         default=False,
         metadata=_doc(
