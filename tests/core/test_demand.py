@@ -7,7 +7,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ratekeeper.core.demand import DemandBook, until_repaid, with_surplus
+from ratekeeper.core.demand import DemandBook, until_repaid
 from ratekeeper.core.instructions import UNBOUNDED, Instruction
 from ratekeeper.core.limits import NS_PER_SECOND, Limit, Unit
 
@@ -62,31 +62,6 @@ def test_stale_client_stops_taking_a_share() -> None:
     assert book.record("k", "b", 50.0, 500 * MS) == 50.0  # a expired
     book.sweep(10 * NS_PER_SECOND)
     assert len(book) == 0
-
-
-@FAST
-@given(
-    remaining=st.integers(0, 200),
-    granted=st.floats(0.1, 100.0),
-    horizon_ms=st.integers(100, 5000),
-)
-def test_surplus_adds_at_most_the_remaining_tokens_over_the_horizon(
-    remaining: int, granted: float, horizon_ms: int
-) -> None:
-    limit = Limit(100, Unit.SECOND)
-    base = Instruction(0, granted, 300 * MS)
-    boosted = with_surplus(base, limit, remaining, horizon_ms * MS)
-    extra_hits = (boosted.admit_rate - granted) * horizon_ms / 1000
-    assert boosted.admit_rate >= granted
-    # a client holding share s of the rate gets share s of the surplus
-    assert extra_hits <= remaining * granted / limit.rate_per_s + 1e-6
-
-
-def test_surplus_leaves_unbounded_and_zero_alone() -> None:
-    limit = Limit(100, Unit.SECOND)
-    for rate in (UNBOUNDED, 0.0):
-        base = Instruction(0, rate, 1)
-        assert with_surplus(base, limit, 50, NS_PER_SECOND) is base
 
 
 @FAST

@@ -12,6 +12,7 @@ from ratekeeper.core import token_bucket as tb
 from ratekeeper.core.algorithms import STRATEGIES, peek
 from ratekeeper.core.instructions import UNBOUNDED, Instruction, demand_rate, instruct
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit, Unit
+from ratekeeper.core.outcome import Outcome
 
 from .strategies import FAST, THOROUGH, TODAY_NS, limits
 
@@ -63,9 +64,17 @@ def test_a_limit_of_zero_rejects_for_the_whole_validity(algorithm: Algorithm) ->
     assert instruction == Instruction(VALID, 0.0, VALID)
 
 
+def after_taking(limit: Limit, taken: int) -> Outcome:
+    """A bucket's state once ``taken`` of its tokens are spent."""
+    bucket = tb.new_bucket(limit, TODAY_NS)
+    tb.debit(bucket, limit, TODAY_NS, taken)
+    return peek(bucket, limit, TODAY_NS)
+
+
 def test_one_client_over_the_policy_gets_the_seeds_rejection_rate() -> None:
-    """rejectionRate = (estimatedQps - policy) / estimatedQps, said as what to admit."""
-    state = peek(tb.new_bucket(HUNDRED, TODAY_NS), HUNDRED, TODAY_NS)
+    """rejectionRate = (estimatedQps - policy) / estimatedQps, said as what to admit: the steady
+    state, where the bucket is drained and its refill is all there is to share."""
+    state = after_taking(HUNDRED, HUNDRED.capacity)
     admit = instruct(state, HUNDRED, 400.0, 400.0, VALID).admit_rate
     assert admit == 100.0
     assert 1 - admit / 400.0 == (400.0 - 100.0) / 400.0
@@ -74,21 +83,35 @@ def test_one_client_over_the_policy_gets_the_seeds_rejection_rate() -> None:
 @FAST
 @given(
     limits(Algorithm.TOKEN_BUCKET),
+    st.floats(0.0, 1.0),
+    st.integers(100, 5000),
     st.lists(st.floats(0.0, 1e6, allow_nan=False), min_size=1, max_size=8),
 )
-def test_rate_shares_split_the_policy_in_proportion_to_demand(
-    limit: Limit, demands: list[float]
+def test_rate_shares_split_what_the_counter_can_supply_in_proportion_to_demand(
+    limit: Limit, spent: float, horizon_ms: int, demands: list[float]
 ) -> None:
-    state = peek(tb.new_bucket(limit, TODAY_NS), limit, TODAY_NS)
+    """The supply is the refill rate plus the unspent tokens spread over the horizon: demand
+    within it restricts nobody; demand beyond it gets exactly the supply, split by demand."""
+    state = after_taking(limit, int(limit.capacity * spent))
+    horizon = horizon_ms * 1_000_000
+    supply = limit.rate_per_s + state.remaining * NS_PER_SECOND / horizon
     total = math.fsum(demands)
-    rates = [instruct(state, limit, d, total, VALID).admit_rate for d in demands]
-    if total <= limit.rate_per_s:
+    rates = [instruct(state, limit, d, total, VALID, horizon).admit_rate for d in demands]
+    if total <= supply:
         assert all(rate == UNBOUNDED for rate in rates)
         return
-    assert math.isclose(math.fsum(rates), limit.rate_per_s, rel_tol=1e-9, abs_tol=1e-12)
+    assert math.isclose(math.fsum(rates), supply, rel_tol=1e-9, abs_tol=1e-12)
     for demand, rate in zip(demands, rates, strict=True):
         assert 0.0 <= rate <= demand
-        assert math.isclose(rate * total, limit.rate_per_s * demand, rel_tol=1e-9, abs_tol=1e-9)
+        assert math.isclose(rate * total, supply * demand, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_a_counter_with_tokens_to_spare_restricts_nobody() -> None:
+    """Ten sparse clients whose one-hit reports read as 10/s each: 100/s of apparent demand
+    against a 50/s policy whose bucket is full is no reason to pace anyone."""
+    limit = Limit(50, Unit.SECOND)
+    state = after_taking(limit, 0)
+    assert instruct(state, limit, 10.0, 100.0, VALID).admit_rate == UNBOUNDED
 
 
 @pytest.mark.parametrize(

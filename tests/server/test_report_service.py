@@ -113,8 +113,10 @@ async def test_demand_over_the_policy_is_shared_in_proportion(harness: Harness) 
 async def test_stale_demand_stops_counting(harness: Harness) -> None:
     await harness.report("a", key([("user", "eve")], rejected=10))
     harness.clock.advance(1.0)  # a's demand expires
-    (b,) = (await harness.report("b", key([("user", "eve")], rejected=2))).instructions
-    assert b.admit_rate == pytest.approx(10 * 2)
+    (b,) = (await harness.report("b", key([("user", "eve")], rejected=3))).instructions
+    # b alone: its 30/s gets all the full bucket supplies (10/s + 10 tokens over 1 s), where a
+    # stale 100/s from a would have left it 20 * 30 / 130
+    assert b.admit_rate == pytest.approx(20.0)
 
 
 async def test_inline_limit_counts_unconfigured_keys_and_config_wins(harness: Harness) -> None:

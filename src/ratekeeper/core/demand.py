@@ -16,26 +16,19 @@ at zero) rather than until a whole token is available: once the debt is gone the
 spaces its hits anyway, and waiting for one more token on top would lose up to a token's time
 every report cycle (10% of a 100/s policy at 100 ms reports).
 
-:func:`with_surplus` adds back what a deterministic pace leaves unused: clients admit at their
-granted pace only when a request arrives, so each admission lands a little after its slot and
-the admitted rate falls short of the grant; the unspent tokens accumulate in the bucket. Spreading
-the bucket's current surplus over a horizon returns them, so over a run the admitted total tracks
-``rate * T + burst`` from below and above alike, and never exceeds what the bucket holds.
-
 Pure: time is a parameter; the book is mutated only by its owner (the server's event loop).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 from ratekeeper.core.instructions import Demand, Instruction
-from ratekeeper.core.limits import NS_PER_SECOND, Limit
+from ratekeeper.core.limits import Limit
 
-__all__ = ["DemandBook", "until_repaid", "with_surplus"]
+__all__ = ["DemandBook", "until_repaid"]
 
 K = TypeVar("K", bound=Hashable)
 
@@ -91,22 +84,6 @@ class DemandBook(Generic[K]):
         self._entries -= len(stale)
         if not book and stale:
             del self._books[key]
-
-
-def with_surplus(
-    instruction: Instruction, limit: Limit, remaining: int, horizon_ns: int
-) -> Instruction:
-    """``instruction`` with its admit rate raised by its share of the bucket's ``remaining``.
-
-    The share is the instruction's fraction of the policy rate; the surplus is spread over
-    ``horizon_ns``. Unbounded and zero rates are returned unchanged.
-    """
-    rate = limit.rate_per_s
-    granted = instruction.admit_rate
-    if remaining <= 0 or rate <= 0.0 or math.isinf(granted) or granted <= 0.0:
-        return instruction
-    extra = remaining * NS_PER_SECOND / horizon_ns
-    return dataclasses.replace(instruction, admit_rate=granted * (1.0 + extra / rate))
 
 
 def until_repaid(instruction: Instruction, limit: Limit) -> Instruction:

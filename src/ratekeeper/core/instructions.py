@@ -63,11 +63,18 @@ def instruct(
     client_demand: float,
     total_demand: float,
     valid_for_ns: int,
+    horizon_ns: int = NS_PER_SECOND,
 ) -> Instruction:
     """The instruction for one client, given the key's state after the report was applied.
 
     ``state`` is the counter's outcome at the report's arrival (``peek``), ``client_demand`` this
     client's demand and ``total_demand`` the sum over every client recently reporting the key.
+
+    What the counter can supply is its refill rate plus its unspent tokens spread over
+    ``horizon_ns``. Only demand beyond that is split: a counter with tokens to spare restricts
+    nobody (noisy demand estimates of sparse clients cost no false rejections), and a share of
+    a counter that still holds tokens includes them, so deterministic pacing — which admits a
+    little after each slot — does not leave the policy's tokens unspent.
     """
     if state.remaining > 0:
         reject_for = 0
@@ -75,6 +82,6 @@ def instruct(
         reject_for = valid_for_ns
     else:
         reject_for = state.retry_after_ns
-    rate = limit.rate_per_s
-    admit_rate = UNBOUNDED if total_demand <= rate else rate * client_demand / total_demand
+    budget = limit.rate_per_s + max(0, state.remaining) * NS_PER_SECOND / horizon_ns
+    admit_rate = UNBOUNDED if total_demand <= budget else budget * client_demand / total_demand
     return Instruction(reject_for, admit_rate, valid_for_ns)

@@ -40,7 +40,7 @@ import grpc.aio
 
 from ratekeeper.backends.store import Counter, Hit, Store
 from ratekeeper.config.model import Match
-from ratekeeper.core.demand import DemandBook, until_repaid, with_surplus
+from ratekeeper.core.demand import DemandBook, until_repaid
 from ratekeeper.core.instructions import UNBOUNDED, Instruction, demand_rate, instruct
 from ratekeeper.core.keys import Entries
 from ratekeeper.core.limits import NS_PER_SECOND, Limit
@@ -263,11 +263,15 @@ class ReportService:
         reject_for, rate = 0, UNBOUNDED
         for counter in key.counters:
             outcome = state[counter]
-            one = instruct(outcome, counter.limit, key.demand, totals[counter], valid_for)
-            one = until_repaid(one, counter.limit)
-            one = with_surplus(
-                one, counter.limit, outcome.remaining, self._settings.surplus_horizon_ns
+            one = instruct(
+                outcome,
+                counter.limit,
+                key.demand,
+                totals[counter],
+                valid_for,
+                self._settings.surplus_horizon_ns,
             )
+            one = until_repaid(one, counter.limit)
             reject_for = max(reject_for, one.reject_for_ns)
             rate = min(rate, one.admit_rate)
         return Instruction(reject_for, rate, valid_for)
