@@ -44,7 +44,6 @@ class KeyState:
     """One key's local state; see the module docstring for who writes what."""
 
     __slots__ = (
-        "active_until",
         "admitted",
         "burst",
         "earliest",
@@ -75,8 +74,6 @@ class KeyState:
         #: The counts as of the last report (reporter only).
         self.sent_admitted = 0
         self.sent_rejected = 0
-        #: Reported every cycle until then, counts or not (reporter only; monotonic ns).
-        self.active_until = 0
         #: When the granted pace reverts to the policy pace (0: no granted pace).
         self.granted_until = 0
         self.key_hash = resolved.key_hash
@@ -133,16 +130,8 @@ def rested(st: KeyState, now: int) -> bool:
     return not st.granted_until and st.earliest <= max(0, now - st.burst)
 
 
-def apply_instruction(
-    st: KeyState, instruction: pb.KeyInstruction, received_at: int, phase: float = 0.0
-) -> None:
-    """Fold a server's instruction into ``st``; its durations run from ``received_at``.
-
-    ``phase`` in ``[0, 1)`` is fixed per client: the clients sharing a key all end a reject at
-    about the same instant, and each resumes that fraction of its granted interval later, so
-    their first hits spread over one interval instead of landing together (each would otherwise
-    admit one at once: ten clients on a 1/s key, ten hits in that instant).
-    """
+def apply_instruction(st: KeyState, instruction: pb.KeyInstruction, received_at: int) -> None:
+    """Fold a server's instruction into ``st``; its durations run from ``received_at``."""
     if instruction.limits:
         # a server we cannot understand does not get to change our local limiter
         with contextlib.suppress(ValueError):
@@ -156,9 +145,7 @@ def apply_instruction(
         st.granted_until = 0
         st.use(st.policy)
     if instruction.reject_for_ns:
-        stagger = int(st.emission * phase) if st.granted_until else 0
-        resume = received_at + instruction.reject_for_ns + stagger
-        st.earliest = pacing.reject_until(st.earliest, resume)
+        st.earliest = pacing.reject_until(st.earliest, received_at + instruction.reject_for_ns)
 
 
 def decision(st: KeyState, now: int, hits: int, *, allowed: bool) -> Decision:

@@ -57,9 +57,8 @@ from ratekeeper.client.keystate import (
 from ratekeeper.client.policy import Key, LimitsArg, Policies
 from ratekeeper.config import PolicyTree
 from ratekeeper.core import pacing
-from ratekeeper.core.keys import key_hash
 from ratekeeper.core.limits import NS_PER_SECOND
-from ratekeeper.core.slices import HASH_SPACE, Assignment, Generation, single_owner
+from ratekeeper.core.slices import Assignment, Generation, single_owner
 from ratekeeper.errors import ClientClosedError
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 
@@ -170,10 +169,6 @@ class LimiterState:
         self._failures: dict[str, int] = {}
         self._forgive: set[str] = set()
         self._retry_cycles = max(1, math.ceil(1.0 / report_interval))
-        #: How long a key keeps being reported, with zero counts, after its counts last moved.
-        self._active_ns = max(NS_PER_SECOND, 3 * int(report_interval * NS_PER_SECOND))
-        #: This client's fixed fraction of a granted interval (see ``apply_instruction``).
-        self._phase = key_hash(self.client_id.encode()) / HASH_SPACE
         self._start()
 
     def _start(self) -> None:
@@ -265,7 +260,7 @@ class LimiterState:
         forgive, self._forgive = self._forgive, set()
         retired, self._retired = self._retired, []
         for st in retired:
-            self._drain(fresh, st, forgive, max(interval, 1), now)
+            self._drain(fresh, st, forgive, max(interval, 1))
         # counts held back (an unanswered server, a full report) keep their state until sent
         self._retired.extend(
             st
@@ -274,31 +269,23 @@ class LimiterState:
             or count_value(st.rejected) != st.sent_rejected
         )
         idle: list[Key] = []
-        quiet: list[KeyState] = []
         for key, st in list(self._states.items()):
             if st.granted_until and st.granted_until <= now:
                 st.granted_until = 0
                 st.use(st.policy)
-            if self._drain(fresh, st, forgive, max(interval, 1), now):
-                continue
-            if now < st.active_until:
-                quiet.append(st)
-            elif rested(st, now):
+            if not self._drain(fresh, st, forgive, max(interval, 1)) and rested(st, now):
                 idle.append(key)
-        for st in quiet:  # after every key with counts, so they never crowd one out
-            self._heartbeat(fresh, st, forgive, max(interval, 1))
         if idle:
             self._prune(idle)
         return [*self._unanswered.values(), *fresh.values()]
 
     def _drain(
-        self, batches: dict[str, Batch], st: KeyState, forgive: set[str], interval: int, now: int
+        self, batches: dict[str, Batch], st: KeyState, forgive: set[str], interval: int
     ) -> bool:
         """Move ``st``'s counts since its last report into its server's batch; False if none."""
         admitted, rejected = count_value(st.admitted), count_value(st.rejected)
         if admitted == st.sent_admitted and rejected == st.sent_rejected:
             return False
-        st.active_until = now + self._active_ns
         server = self.assignment.owner_of(st.key_hash)
         if server in self._unanswered:
             return True  # waits until that server has the report it missed
@@ -313,23 +300,6 @@ class LimiterState:
             batch.states.append(st)
         st.sent_admitted, st.sent_rejected = admitted, rejected
         return True
-
-    def _heartbeat(
-        self, batches: dict[str, Batch], st: KeyState, forgive: set[str], interval: int
-    ) -> None:
-        """Report a key active within ``_active_ns`` with zero counts, if its batch has room.
-
-        The server then sees this client's demand fall when it goes quiet (instead of keeping
-        its last busy interval), and report traffic stays one per server per cycle whatever
-        the request rate does.
-        """
-        server = self.assignment.owner_of(st.key_hash)
-        if server in self._unanswered or server in forgive:
-            return
-        batch = batches.get(server) or self._new_batch(batches, server, interval)
-        if len(batch.states) < self._max_per_report:
-            batch.request.keys.add().CopyFrom(st.template)
-            batch.states.append(st)
 
     def _new_batch(self, batches: dict[str, Batch], server: str, interval: int) -> Batch:
         sequence = self._sequences[server] = self._sequences.get(server, 0) + 1
@@ -359,7 +329,7 @@ class LimiterState:
         generation = Generation(response.generation.incarnation, response.generation.number)
         self.server_generation = max(self.server_generation, generation)
         for st, instruction in zip(batch.states, response.instructions, strict=False):
-            apply_instruction(st, instruction, received_at, self._phase)
+            apply_instruction(st, instruction, received_at)
 
     def failed(self, batch: Batch) -> None:
         """A report got no answer: keep deciding with the instructions in force (fail open as

@@ -11,12 +11,6 @@ whatever clients send:
   room is not recorded, but its own demand still counts towards its own share, so it is never
   granted more than a recorded client would be.
 
-A client's demand is smoothed: each report moves it towards the report's rate by the fraction
-``elapsed / smoothing_ns`` (at most all the way), ``elapsed`` being the time since its previous
-report. One 100 ms report of a sparse client reads 0 or 10/s; smoothed over ~half a second it
-reads its true rate, so its share neither drops to nothing between hits (rejecting its next
-hit) nor jumps tenfold on one.
-
 :func:`until_repaid` shortens a reject-for to the time until the debt is repaid (the bucket back
 at zero) rather than until a whole token is available: once the debt is gone the client's pace
 spaces its hits anyway, and waiting for one more token on top would lose up to a token's time
@@ -42,20 +36,11 @@ K = TypeVar("K", bound=Hashable)
 class DemandBook(Generic[K]):
     """Latest demand of each client per counter key; see the module docstring for the bounds."""
 
-    __slots__ = ("_books", "_entries", "max_clients", "max_entries", "smoothing_ns", "ttl_ns")
+    __slots__ = ("_books", "_entries", "max_clients", "max_entries", "ttl_ns")
 
-    def __init__(
-        self,
-        ttl_ns: int,
-        *,
-        smoothing_ns: int = 500_000_000,
-        max_clients: int = 256,
-        max_entries: int = 100_000,
-    ) -> None:
+    def __init__(self, ttl_ns: int, *, max_clients: int = 256, max_entries: int = 100_000) -> None:
         #: How long a reported demand counts (a few report intervals).
         self.ttl_ns = ttl_ns
-        #: The time constant of the demand smoothing (see the module docstring).
-        self.smoothing_ns = smoothing_ns
         #: Most clients remembered per counter.
         self.max_clients = max_clients
         #: Most (counter, client) entries remembered in all.
@@ -67,23 +52,18 @@ class DemandBook(Generic[K]):
         """Entries held (fresh or not yet swept)."""
         return self._entries
 
-    def record(self, key: K, client: str, rate: float, now: int) -> tuple[float, float]:
-        """Record ``client``'s demand for ``key``: its smoothed demand, and the total of every
-        fresh client's including it."""
+    def record(self, key: K, client: str, rate: float, now: int) -> float:
+        """Record ``client``'s demand for ``key``; the total fresh demand including it."""
         book = self._books.get(key)
         if book is not None:
             self._expire(key, book, now)
         book = self._books.setdefault(key, {})
-        previous = book.get(client)
-        if previous is None:
-            if not self._room(book, now):
-                return rate, rate + sum(d.rate for d in book.values())
+        if client not in book and not self._room(book, now):
+            return rate + sum(d.rate for d in book.values())
+        if client not in book:
             self._entries += 1
-        else:
-            weight = min(1.0, max(0, now - previous.at) / self.smoothing_ns)
-            rate = previous.rate + weight * (rate - previous.rate)
         book[client] = Demand(rate, now)
-        return rate, sum(d.rate for d in book.values())
+        return sum(d.rate for d in book.values())
 
     def sweep(self, now: int) -> None:
         """Drop every stale entry (and counters left with none)."""

@@ -115,24 +115,6 @@ class _Key:
     admitted: int
 
 
-@dataclass(frozen=True, slots=True)
-class _CounterDemand:
-    """One client's demand for one counter in one report."""
-
-    #: The client's smoothed demand (hits/s) and the total over every fresh client.
-    smoothed: float
-    total: float
-    #: This report's raw demand, summed over the client's keys counting here, and their number.
-    raw: float
-    keys: int
-
-    def of(self, key_demand: float) -> float:
-        """A key's part of the smoothed demand: by raw demand, or equal when all are quiet."""
-        if self.raw > 0:
-            return self.smoothed * key_demand / self.raw
-        return self.smoothed / self.keys
-
-
 class ReportService:
     """Applies reports to a :class:`Store`; see the module docstring."""
 
@@ -183,14 +165,14 @@ class ReportService:
                 self._sequences[client] = seen  # not applied: the client's resend must count
             raise
         state = dict(zip((h.counter for h in hits), outcomes, strict=True))  # last one wins
-        demands = self._record_demand(request.client_id, keys, now)
+        totals = self._record_demand(request.client_id, keys, now)
         valid_for = s.valid_intervals * interval
         response = pb.ReportResponse(generation=_generation_to_wire(self._generation()))
         for key in keys:
             out = response.instructions.add(valid_for_ns=valid_for)
             if key.shadow or not key.counters:
                 continue
-            answer = self._answer(key, state, demands, valid_for)
+            answer = self._answer(key, state, totals, valid_for)
             out.reject_for_ns = answer.reject_for_ns
             if not math.isinf(answer.admit_rate):
                 out.admit_rate = answer.admit_rate
@@ -262,37 +244,30 @@ class ReportService:
         counters = tuple(Counter(key.domain, entries, lim) for lim in inline)
         return _Key(counters, False, demand, key.admitted)
 
-    def _record_demand(
-        self, client: str, keys: list[_Key], now: int
-    ) -> dict[Counter, _CounterDemand]:
-        """Record the client's demand per counter (keys sharing one add up)."""
-        raw: dict[Counter, tuple[float, int]] = {}
+    def _record_demand(self, client: str, keys: list[_Key], now: int) -> dict[Counter, float]:
+        """Record the client's demand per counter (keys sharing one add up); total per counter."""
+        mine: dict[Counter, float] = {}
         for key in keys:
             for counter in key.counters:
-                rate, n = raw.get(counter, (0.0, 0))
-                raw[counter] = (rate + key.demand, n + 1)
-        out = {}
-        for counter, (rate, n) in raw.items():
-            smoothed, total = self._demand.record(counter, client, rate, now)
-            out[counter] = _CounterDemand(smoothed, total, rate, n)
-        return out
+                mine[counter] = mine.get(counter, 0.0) + key.demand
+        return {c: self._demand.record(c, client, rate, now) for c, rate in mine.items()}
 
     def _answer(
         self,
         key: _Key,
         state: dict[Counter, Outcome],
-        demands: dict[Counter, _CounterDemand],
+        totals: dict[Counter, float],
         valid_for: int,
     ) -> Instruction:
         """The strictest of the key's per-counter instructions."""
         reject_for, rate = 0, UNBOUNDED
         for counter in key.counters:
-            demand = demands[counter]
+            outcome = state[counter]
             one = instruct(
-                state[counter],
+                outcome,
                 counter.limit,
-                demand.of(key.demand),
-                demand.total,
+                key.demand,
+                totals[counter],
                 valid_for,
                 self._settings.surplus_horizon_ns,
             )
