@@ -61,4 +61,4 @@ def after_debit(state: State, limit: Limit, now: int, hits: int) -> Outcome:
     # The debit brought the state up to ``now``, so a zero-hit check here changes nothing and
     # needs no copy (unlike ``peek``).
     outcome = strategy.hit(state, limit, now, 0)
-    return replace(outcome, allowed=outcome.remaining > 0)
+    return outcome._replace(allowed=outcome.remaining > 0)

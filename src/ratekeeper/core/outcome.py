@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Outcome"]
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What one algorithm decided for one hit (or batch of hits) at one instant."""
+class Outcome(NamedTuple):
+    """What one algorithm decided for one hit (or batch of hits) at one instant.
+
+    A named tuple rather than a frozen dataclass: one is built per counter per decision, and a
+    frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field) cost four times as
+    much (858 vs 184 ns on the benchmark machine), a tenth of the RLS handler's CPU.
+    """
 
     #: Whether the hits were admitted.
     allowed: bool
