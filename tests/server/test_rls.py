@@ -16,6 +16,7 @@ from ratekeeper.core.outcome import Outcome
 from ratekeeper.errors import BackendError, ConfigError
 from ratekeeper.server import app
 from ratekeeper.server.ratelimit import MAX_DESCRIPTOR_BYTES, MAX_DESCRIPTORS
+from ratekeeper.server.rls import SERVICE_NAME
 from ratekeeper.server.settings import ServerSettings
 from tests.server.conftest import CONFIG, Start, descriptor
 
@@ -52,6 +53,17 @@ async def test_malformed_requests_get_invalid_argument(
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert caught.value.details() == message
     # ... and the server keeps serving.
+    response = await running.ask("test", descriptor(("key1", "a")))
+    assert response.overall_code == rls_pb2.RateLimitResponse.OK
+
+
+async def test_undecodable_request_bytes_get_invalid_argument(serve: Start) -> None:
+    running = await serve(CONFIG)
+    call = running.channel.unary_unary(f"/{SERVICE_NAME}/ShouldRateLimit")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call(b"\x0a\xff\xff\xff")  # domain: a length running past the end
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.details().startswith("malformed RateLimitRequest")
     response = await running.ask("test", descriptor(("key1", "a")))
     assert response.overall_code == rls_pb2.RateLimitResponse.OK
 

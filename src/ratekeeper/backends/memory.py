@@ -137,10 +137,15 @@ class MemoryStore:
         return [one(hit, now) for hit in hits]
 
     def _hit_one(self, hit: Hit, now: int) -> Outcome:
-        limit = hit.counter.limit
+        counter = hit.counter
+        limit = counter.limit
         strategy = STRATEGIES[limit.algorithm]
-        entry = self._entry(hit.counter, now, create=hit.hits > 0)
+        # The common case, a known counter, inline: this is the RLS hot path.
+        entry = self._shards[counter.entries_hash & self._mask].get(counter)
+        if entry is None:
+            entry = self._entry(counter, now, create=hit.hits > 0)
         if entry is not None:
+            entry.touched = now
             return strategy.hit(entry.state, limit, now, hit.hits)
         if hit.hits:
             return _REFUSED
@@ -175,7 +180,7 @@ class MemoryStore:
 
         ``None`` when absent and not created, or refused at the cap.
         """
-        shard = self._shards[hash(counter.entries) & self._mask]
+        shard = self._shards[counter.entries_hash & self._mask]
         entry = shard.get(counter)
         if entry is None:
             if not create:

@@ -19,7 +19,7 @@ Contract for every implementation:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from ratekeeper.core.keys import Entries
@@ -39,6 +39,19 @@ class Counter:
     entries: Entries
     #: The limit counted against; a descriptor with two limits has two counters.
     limit: Limit
+    #: ``hash(entries)``, kept: it picks the memory store's shard on every hit.
+    entries_hash: int = field(init=False, repr=False, compare=False)
+    # Stores key their counters by Counter; the generated hash would rehash every field (and
+    # every entry) on each lookup.
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        entries_hash = hash(self.entries)
+        object.__setattr__(self, "entries_hash", entries_hash)
+        object.__setattr__(self, "_hash", hash((self.domain, entries_hash, self.limit)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)

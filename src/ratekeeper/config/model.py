@@ -47,6 +47,11 @@ class RateLimitRule:
     #: Free-form metadata from the file, passed through.
     metadata: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
+    @property
+    def whitelisted(self) -> bool:
+        """A node with no limit that is not ``unlimited``: its values pass and count nowhere."""
+        return not (self.limits or self.unlimited)
+
 
 @dataclass(frozen=True, slots=True)
 class Match:

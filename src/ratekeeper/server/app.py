@@ -25,7 +25,6 @@ from urllib.parse import urlsplit
 
 import grpc
 from aiohttp import web
-from envoy.service.ratelimit.v3 import rls_pb2_grpc
 from grpc_health.v1 import health_pb2_grpc
 
 from ratekeeper.backends.memory import MemoryStore
@@ -40,7 +39,7 @@ from ratekeeper.server.metrics import Metrics
 from ratekeeper.server.ratelimit import Decisions, RateLimitService
 from ratekeeper.server.reload import ConfigWatcher, Policy, PolicyHolder, file_signature
 from ratekeeper.server.report_service import add_report_service
-from ratekeeper.server.rls import RlsServicer
+from ratekeeper.server.rls import RlsServicer, add_rls_servicer
 from ratekeeper.server.settings import AlgorithmMode, ServerSettings
 
 __all__ = ["SERVICES", "STORES", "Components", "RateLimitServer", "run"]
@@ -97,7 +96,7 @@ class Components:
 
 
 def _add_rls(server: grpc.aio.Server, c: Components) -> None:
-    rls_pb2_grpc.add_RateLimitServiceServicer_to_server(RlsServicer(c.service, c.metrics), server)
+    add_rls_servicer(RlsServicer(c.service, c.metrics), server)
 
 
 def _add_health(server: grpc.aio.Server, c: Components) -> None:

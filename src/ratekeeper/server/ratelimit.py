@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from envoy.service.ratelimit.v3.rls_pb2 import RateLimitRequest, RateLimitResponse
+from google.protobuf.message import DecodeError
 
 from ratekeeper.backends.store import Counter, Hit, Store
 from ratekeeper.config.model import RateLimitRule
@@ -26,6 +27,7 @@ from ratekeeper.core.keys import Entries
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit, Unit
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.errors import BackendError, RequestError
+from ratekeeper.server import rls_wire
 from ratekeeper.server.metrics import Column, Metrics
 from ratekeeper.server.reload import PolicyHolder
 
@@ -96,23 +98,44 @@ def _new_plan(
 
 
 @dataclass(frozen=True, slots=True)
+class _LimitAnswer:
+    """One limit as a status reports it."""
+
+    limit: Limit
+    #: The status's encoded ``current_limit`` field.
+    field: bytes
+    #: A hit that leaves more than this used counts as near the limit.
+    near: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Counted:
+    """A descriptor whose answer depends on its counters: everything but their outcomes."""
+
+    hits: int
+    #: Its rule's stats row (see :class:`~ratekeeper.server.metrics.RuleStats`).
+    row: list[int]
+    #: One per counter, aligned with the store's outcomes; empty for an ``unlimited`` rule.
+    limits: tuple[_LimitAnswer, ...]
+    shadow: bool
+    quota: bool
+
+
+#: The status of a descriptor that counts nothing: unmatched, whitelisted or replaced.
+_STATUS_OK = rls_wire.status_code_only(_OK)
+_STATUS_UNLIMITED = rls_wire.status_code_only(_OK, _UNLIMITED_REMAINING)
+#: Statuses when the store failed, by ``fail_closed``.
+_STATUS_STORE_DOWN = {True: rls_wire.status_code_only(_OVER), False: _STATUS_OK}
+
+
+@dataclass(frozen=True, slots=True)
 class _RequestPlan:
     """Everything a request's answer needs that does not depend on the counters' state."""
 
-    #: One plan per descriptor, aligned with the request; ``None`` where no rule matched.
-    plans: tuple[_Plan | None, ...]
-    #: Names of rules another matched rule ``replaces``: answered OK, counted nowhere.
-    replaced: frozenset[str]
+    #: One answer per descriptor, aligned with the request: a fixed encoded status, or counted.
+    answers: tuple[bytes | _Counted, ...]
     #: The store hits of every counted descriptor, in order.
     hits: tuple[Hit, ...]
-
-    @classmethod
-    def of(cls, plans: tuple[_Plan | None, ...]) -> _RequestPlan:
-        replaced = frozenset(name for p in plans if p is not None for name in p.rule.replaces)
-        hits = tuple(
-            hit for p in plans if p is not None and p.rule.name not in replaced for hit in p.counted
-        )
-        return cls(plans, replaced, hits)
 
 
 def _path_key(domain: str, entries: Entries) -> str:
@@ -123,10 +146,14 @@ def _seconds(ns: int) -> int:
     return -(-ns // NS_PER_SECOND)
 
 
-def _most_restrictive(pairs: Sequence[tuple[Limit, Outcome]]) -> tuple[Limit, Outcome]:
-    # An over limit first, then the least remaining, then the longest wait to reset.
-    if len(pairs) == 1:
-        return pairs[0]
+def _most_restrictive(
+    limits: Sequence[_LimitAnswer], outcomes: Sequence[Outcome], start: int
+) -> tuple[_LimitAnswer, Outcome]:
+    """The limit a status reports, of ``limits`` and their outcomes from ``outcomes[start:]``:
+    an over limit first, then the least remaining, then the longest wait to reset."""
+    if len(limits) == 1:
+        return limits[0], outcomes[start]
+    pairs = zip(limits, outcomes[start : start + len(limits)], strict=True)
     return min(pairs, key=lambda p: (p[1].allowed, p[1].remaining, -p[1].reset_after_ns))
 
 
@@ -150,36 +177,44 @@ class RateLimitService:
         self._decisions = decisions
         self._clock = clock
         self._last_store_log = 0
-        # Serialized request → its plan, for the policy in ``_plans_policy``. Keyed on the whole
-        # request's bytes (one C call): a request fresh off the wire would otherwise build a
-        # Python wrapper for every descriptor and entry, and matching, entry tuples and Counter
-        # objects cost more than the store itself.
+        names = decisions.headers
+        self._header_names: tuple[bytes, bytes, bytes] | None = None
+        if names is not None:
+            self._header_names = (names[0].encode(), names[1].encode(), names[2].encode())
+        # Serialized request → its plan, for the policy in ``_plans_policy``. Keyed on the bytes
+        # off the wire: a request seen before is neither parsed nor matched again, and matching,
+        # entry tuples and Counter objects cost more than the store itself.
         self._plan_cache: dict[bytes, _RequestPlan] = {}
         self._plans_policy: object = None
 
-    async def should_rate_limit(self, request: RateLimitRequest) -> RateLimitResponse:
+    async def answer(self, request: bytes) -> bytes:
+        """``ShouldRateLimit`` on the wire: a serialized ``RateLimitRequest`` in, a serialized
+        ``RateLimitResponse`` out (what the gRPC servicer exchanges, with no protobuf objects)."""
         planned = self._request_plan(request)
         now = self._clock()
         outcomes = await self._count(planned.hits, now) if planned.hits else []
-        return self._respond(request.domain, planned.plans, planned.replaced, outcomes)
+        return self._respond(planned.answers, outcomes)
 
-    def _request_plan(self, request: RateLimitRequest) -> _RequestPlan:
+    async def should_rate_limit(self, request: RateLimitRequest) -> RateLimitResponse:
+        """:meth:`answer` for a request already parsed (``POST /json``)."""
+        return RateLimitResponse.FromString(await self.answer(request.SerializeToString()))
+
+    def _request_plan(self, raw: bytes) -> _RequestPlan:
         cache = self._plan_cache
         if self._policy.policy is not self._plans_policy:  # a reload voids the old plans
             cache.clear()
             self._plans_policy = self._policy.policy
-        raw = request.SerializeToString()
         planned = cache.get(raw)
         if planned is None:
-            planned = _RequestPlan.of(self._plans(request))
+            planned = self._plan_request(_parse(raw))
             if len(raw) <= _MAX_CACHED_BYTES:
                 if len(cache) >= _MAX_PLANS:
                     cache.clear()
                 cache[raw] = planned
         return planned
 
-    def _plans(self, request: RateLimitRequest) -> tuple[_Plan | None, ...]:
-        """Validate ``request`` and plan each descriptor (a cache miss)."""
+    def _plan_request(self, request: RateLimitRequest) -> _RequestPlan:
+        """Validate ``request`` and plan its answer (a cache miss)."""
         domain = request.domain
         if not domain:
             raise RequestError("rate limit domain must not be empty")
@@ -193,7 +228,35 @@ class RateLimitService:
             if descriptor.ByteSize() > MAX_DESCRIPTOR_BYTES:
                 raise RequestError(f"descriptor {index}: larger than {MAX_DESCRIPTOR_BYTES} bytes")
             plans.append(self._plan(index, domain, descriptor, default_hits))
-        return tuple(plans)
+        replaced = {name for p in plans if p is not None for name in p.rule.replaces}
+        answers: list[bytes | _Counted] = []
+        hits: list[Hit] = []
+        for plan in plans:
+            if plan is None or plan.rule.name in replaced or plan.rule.whitelisted:
+                answers.append(_STATUS_OK)
+            else:
+                answers.append(self._counted(domain, plan))
+                hits.extend(plan.counted)
+        return _RequestPlan(tuple(answers), tuple(hits))
+
+    def _counted(self, domain: str, plan: _Plan) -> _Counted:
+        rule = plan.rule
+        ratio = self._decisions.near_limit_ratio
+        limits = tuple(
+            _LimitAnswer(
+                limit,
+                rls_wire.current_limit(limit.amount, _UNIT_TO_PROTO[limit.unit], rule.name or ""),
+                int(limit.amount * ratio),
+            )
+            for limit in (hit.counter.limit for hit in plan.counted)
+        )
+        return _Counted(
+            plan.hits,
+            self._metrics.rules.row(domain, plan.stats_key),
+            limits,
+            rule.shadow_mode,
+            rule.quota_mode or self._decisions.quota_mode,
+        )
 
     def _plan(self, index: int, domain: str, descriptor: Any, default_hits: int) -> _Plan | None:
         policy = self._policy.policy
@@ -234,90 +297,80 @@ class RateLimitService:
             return None
 
     def _respond(
-        self,
-        domain: str,
-        plans: Sequence[_Plan | None],
-        replaced: frozenset[str],
-        outcomes: list[Outcome] | None,
-    ) -> RateLimitResponse:
-        response = RateLimitResponse(overall_code=_OK)
-        results = iter(outcomes or ())
+        self, answers: Sequence[bytes | _Counted], outcomes: list[Outcome] | None
+    ) -> bytes:
+        fields: list[bytes] = []
+        overall = _OK
+        position = 0
         # Quota mode: descriptors over a quota make the request OVER_LIMIT only when every
         # quota descriptor in it is over; each status still says which ones are.
         quotas = quotas_over = 0
-        for plan in plans:
-            status = response.statuses.add(code=_OK)
-            if plan is None or plan.rule.name in replaced:
+        # The status the RateLimit-* headers describe: the first over, else the least remaining.
+        headers = self._header_names is not None
+        shown: tuple[Limit, Outcome] | None = None
+        shown_over = False
+        for answer in answers:
+            if isinstance(answer, bytes):
+                fields.append(answer)
                 continue
-            if not (plan.rule.limits or plan.rule.unlimited):
-                continue
-            row = self._metrics.rules.row(domain, plan.stats_key)
-            row[Column.TOTAL_HITS] += plan.hits
-            if plan.rule.unlimited:
-                row[Column.WITHIN_LIMIT] += plan.hits
-                status.limit_remaining = _UNLIMITED_REMAINING
+            row = answer.row
+            row[Column.TOTAL_HITS] += answer.hits
+            if not answer.limits:  # unlimited
+                row[Column.WITHIN_LIMIT] += answer.hits
+                fields.append(_STATUS_UNLIMITED)
                 continue
             if outcomes is None:
-                status.code = _OVER if self._decisions.fail_closed else _OK
+                code = _OVER if self._decisions.fail_closed else _OK
+                fields.append(_STATUS_STORE_DOWN[self._decisions.fail_closed])
             else:
-                pairs = [(limit, next(results)) for limit in plan.rule.limits]
-                status.code = self._fill(status, plan, row, *_most_restrictive(pairs))
-            over = status.code == _OVER
-            if plan.rule.quota_mode or self._decisions.quota_mode:
+                chosen, outcome = _most_restrictive(answer.limits, outcomes, position)
+                position += len(answer.limits)
+                code = self._judge(answer, chosen, outcome)
+                reset = _seconds(outcome.reset_after_ns)
+                fields.append(rls_wire.status(code, chosen.field, outcome.remaining, reset))
+                if (
+                    headers
+                    and not shown_over
+                    and (shown is None or code == _OVER or outcome.remaining < shown[1].remaining)
+                ):
+                    shown, shown_over = (chosen.limit, outcome), code == _OVER
+            if answer.quota:
                 quotas += 1
-                quotas_over += over
-            elif over:
-                response.overall_code = _OVER
+                quotas_over += code == _OVER
+            elif code == _OVER:
+                overall = _OVER
         if quotas and quotas_over == quotas:
-            response.overall_code = _OVER
-        if self._decisions.headers is not None:
-            self._add_headers(response, self._decisions.headers)
-        return response
+            overall = _OVER
+        if self._header_names is not None and shown is not None:
+            fields.extend(_headers(self._header_names, *shown))
+        return rls_wire.response(overall, fields)
 
-    def _fill(
-        self, status: Any, plan: _Plan, row: list[int], limit: Limit, outcome: Outcome
-    ) -> int:
-        """Fill one status from its most restrictive outcome; count its stats; return the code."""
-        current = status.current_limit
-        current.requests_per_unit = limit.amount
-        current.unit = _UNIT_TO_PROTO[limit.unit]
-        current.name = plan.rule.name or ""
-        status.limit_remaining = outcome.remaining
-        status.duration_until_reset.seconds = _seconds(outcome.reset_after_ns)
+    def _judge(self, answer: _Counted, chosen: _LimitAnswer, outcome: Outcome) -> int:
+        """The status code of one counted descriptor; counts its stats."""
+        row, hits = answer.row, answer.hits
         if outcome.allowed:
-            row[Column.WITHIN_LIMIT] += plan.hits
-            if limit.amount - outcome.remaining > int(
-                limit.amount * self._decisions.near_limit_ratio
-            ):
-                row[Column.NEAR_LIMIT] += plan.hits
+            row[Column.WITHIN_LIMIT] += hits
+            if chosen.limit.amount - outcome.remaining > chosen.near:
+                row[Column.NEAR_LIMIT] += hits
             return _OK
-        row[Column.OVER_LIMIT] += plan.hits
-        if plan.rule.shadow_mode:
-            row[Column.SHADOW_MODE] += plan.hits
+        row[Column.OVER_LIMIT] += hits
+        if answer.shadow:
+            row[Column.SHADOW_MODE] += hits
             return _OK
         if self._decisions.shadow_mode:
             self._metrics.global_shadow_mode.inc()
             return _OK
         return _OVER
 
-    @staticmethod
-    def _add_headers(response: RateLimitResponse, names: tuple[str, str, str]) -> None:
-        """``RateLimit-*`` headers from the descriptor that is over, else the least remaining."""
-        chosen = None
-        for status in response.statuses:
-            if not status.HasField("current_limit"):
-                continue
-            if status.code == _OVER:
-                chosen = status
-                break
-            if chosen is None or status.limit_remaining < chosen.limit_remaining:
-                chosen = status
-        if chosen is None:
-            return
-        values = (
-            chosen.current_limit.requests_per_unit,
-            chosen.limit_remaining,
-            chosen.duration_until_reset.seconds,
-        )
-        for name, value in zip(names, values, strict=True):
-            response.response_headers_to_add.add(key=name, value=str(value))
+
+def _parse(raw: bytes) -> RateLimitRequest:
+    try:
+        return RateLimitRequest.FromString(raw)
+    except DecodeError as exc:
+        raise RequestError(f"malformed RateLimitRequest: {exc}") from None
+
+
+def _headers(names: tuple[bytes, bytes, bytes], limit: Limit, outcome: Outcome) -> list[bytes]:
+    """``RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (names as configured)."""
+    values = (limit.amount, outcome.remaining, _seconds(outcome.reset_after_ns))
+    return [rls_wire.header(name, str(value)) for name, value in zip(names, values, strict=True)]
