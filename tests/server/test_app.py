@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import signal
+import subprocess
 import sys
 import time
 import urllib.error
@@ -180,3 +181,13 @@ async def test_shutdown_drains_calls_in_flight(
     response = await in_flight
     assert response.statuses[0].limit_remaining == 1
     assert not running.server.components.health.serving()
+
+
+def test_settle_gc_freezes_start_up_objects_and_makes_full_collections_rarer() -> None:
+    # In a child: the collector's settings are process-wide and would leak into other tests.
+    code = (
+        "import gc; from ratekeeper.server.app import settle_gc; settle_gc(); "
+        "print(gc.get_freeze_count() > 10_000, gc.get_threshold()[2])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "100"]
