@@ -2,7 +2,10 @@
 
 Variants, each with one and with two server processes:
 
-* ``no-op``: ``bench.noop_rls``, the gRPC-in-Python floor;
+* ``no-op``: ``bench.noop_rls``, a no-op servicer with the generated protobuf stubs: the
+  reference every ratio is taken against;
+* ``no-op-raw``: ``bench.noop_rls --raw``, registered without (de)serializers as ratekeeper is,
+  answering fixed bytes: gRPC alone, the floor under any Python RLS server;
 * ``ratekeeper``: ``ratekeeper serve`` with ``bench.rls_load.WORKLOAD_CONFIG``.
 
 Two processes are two independent servers that each own half of the key hash space; the load
@@ -17,7 +20,7 @@ taken within each round. A closed-loop pass (as fast as the servers answer) is f
 paced one (the same offered rate for every variant), and the handler alone is timed in-process
 (``bench.rls_handler``).
 
-    python -m bench.rls_bench                 # 5 rounds x 5 s per variant and pass (~5 min)
+    python -m bench.rls_bench                 # 5 rounds x 5 s per variant and pass (~8 min)
     python -m bench.rls_bench --rounds 1 --duration 2   # a quick look
 """
 
@@ -43,7 +46,7 @@ from tests.integration.services import ratekeeper_server
 
 __all__ = ["Sample", "main"]
 
-KINDS = ("no-op", "ratekeeper")
+KINDS = ("no-op", "no-op-raw", "ratekeeper")
 PROCESS_COUNTS = (1, 2)
 
 
@@ -72,9 +75,12 @@ def _percentile(sorted_ns: list[int], q: float) -> float:
 
 
 @contextlib.contextmanager
-def _noop_server(log_dir: Path, name: str) -> Iterator[tuple[ManagedProcess, str]]:
+def _noop_server(
+    log_dir: Path, name: str, raw: bool = False
+) -> Iterator[tuple[ManagedProcess, str]]:
     port = free_port()
     argv = [sys.executable, "-m", "bench.noop_rls", "--grpc-port", str(port)]
+    argv += ["--raw"] if raw else []
     with start(argv, name=name, log_dir=log_dir, ready=log_line(READY_LINE)) as proc:
         yield proc, f"127.0.0.1:{port}"
 
@@ -140,6 +146,10 @@ def _measure(args: argparse.Namespace, work_dir: Path) -> tuple[Samples, float, 
     logs = work_dir / "logs"
     with contextlib.ExitStack() as stack:
         pools = {"no-op": [stack.enter_context(_noop_server(logs, f"noop-{i}")) for i in range(2)]}
+        if "no-op-raw" in args.kinds:
+            pools["no-op-raw"] = [
+                stack.enter_context(_noop_server(logs, f"noop-raw-{i}", raw=True)) for i in range(2)
+            ]
         if "ratekeeper" in args.kinds:
             pools["ratekeeper"] = [
                 stack.enter_context(

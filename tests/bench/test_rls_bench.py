@@ -44,9 +44,10 @@ def test_two_targets_own_the_two_halves_of_the_hash_space() -> None:
 
 
 @pytest.mark.integration
-def test_the_load_process_drives_a_real_server(tmp_path: Path) -> None:
+@pytest.mark.parametrize("flags", [[], ["--raw"]], ids=["protobuf", "raw"])
+def test_the_load_process_drives_a_real_server(tmp_path: Path, flags: list[str]) -> None:
     port = free_port()
-    argv = [sys.executable, "-m", "bench.noop_rls", "--grpc-port", str(port)]
+    argv = [sys.executable, "-m", "bench.noop_rls", "--grpc-port", str(port), *flags]
     with start(argv, name="noop", log_dir=tmp_path, ready=log_line(READY_LINE)) as server:
         latencies = tmp_path / "latencies.bin"
         load = [sys.executable, "-m", "bench.rls_load", "--target", f"127.0.0.1:{port}"]

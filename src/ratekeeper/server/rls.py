@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from envoy.service.ratelimit.v3 import rls_pb2
@@ -20,7 +20,7 @@ from ratekeeper.errors import RequestError
 from ratekeeper.server.metrics import Metrics
 from ratekeeper.server.ratelimit import RateLimitService
 
-__all__ = ["SERVICE_NAME", "RlsServicer", "add_rls_servicer"]
+__all__ = ["SERVICE_NAME", "BytesRlsServicer", "RlsServicer", "add_rls_servicer"]
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,15 @@ class RlsServicer:
         raise AssertionError("unreachable: abort raises")
 
 
-def add_rls_servicer(servicer: RlsServicer, server: grpc.aio.Server) -> None:
+class BytesRlsServicer(Protocol):
+    """A ``ShouldRateLimit`` that exchanges serialized messages (:class:`RlsServicer`)."""
+
+    async def ShouldRateLimit(
+        self, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bytes: ...
+
+
+def add_rls_servicer(servicer: BytesRlsServicer, server: grpc.aio.Server) -> None:
     """Register ``servicer`` as the generated ``add_RateLimitServiceServicer_to_server`` does,
     but exchanging bytes (no request deserializer, no response serializer)."""
     handlers = {"ShouldRateLimit": grpc.unary_unary_rpc_method_handler(servicer.ShouldRateLimit)}
