@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from envoy.service.ratelimit.v3.rls_pb2 import RateLimitRequest, RateLimitResponse
 from google.protobuf.message import DecodeError
@@ -74,32 +74,24 @@ class Decisions:
     quota_mode: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """One descriptor's matched rule and what it counts; the same for every identical descriptor
-    under one policy, so it is built once and cached."""
+# Plan records are built on a request's first sight and read on every call after. They are
+# slotted dataclasses, not frozen (a frozen __init__ makes one object.__setattr__ call per
+# field) and not named tuples (slot reads are faster than a named tuple's field getters on
+# the hot path); nothing mutates them once built.
+
+
+class _Matched(NamedTuple):
+    """One descriptor's matched rule, and what names its counters and stats."""
 
     rule: RateLimitRule
+    entries: Entries
     stats_key: str
     hits: int
-    #: The store hits this descriptor makes, one per limit (none if unlimited or whitelisted).
-    counted: tuple[Hit, ...]
 
 
-def _new_plan(
-    domain: str, rule: RateLimitRule, entries: Entries, stats_key: str, hits: int
-) -> _Plan:
-    counted = (
-        ()
-        if rule.unlimited
-        else tuple(Hit(Counter(domain, entries, limit), hits) for limit in rule.limits)
-    )
-    return _Plan(rule, stats_key, hits, counted)
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _LimitAnswer:
-    """One limit as a status reports it."""
+    """One limit of a rule as a status reports it; the same for every key under the rule."""
 
     limit: Limit
     #: The status's encoded ``current_limit`` field.
@@ -108,7 +100,7 @@ class _LimitAnswer:
     near: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Counted:
     """A descriptor whose answer depends on its counters: everything but their outcomes."""
 
@@ -117,6 +109,8 @@ class _Counted:
     row: list[int]
     #: One per counter, aligned with the store's outcomes; empty for an ``unlimited`` rule.
     limits: tuple[_LimitAnswer, ...]
+    #: The store hits it makes, one per limit.
+    counted: tuple[Hit, ...]
     shadow: bool
     quota: bool
 
@@ -128,7 +122,7 @@ _STATUS_UNLIMITED = rls_wire.status_code_only(_OK, _UNLIMITED_REMAINING)
 _STATUS_STORE_DOWN = {True: rls_wire.status_code_only(_OVER), False: _STATUS_OK}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _RequestPlan:
     """Everything a request's answer needs that does not depend on the counters' state."""
 
@@ -185,6 +179,8 @@ class RateLimitService:
         # off the wire: a request seen before is neither parsed nor matched again, and matching,
         # entry tuples and Counter objects cost more than the store itself.
         self._plan_cache: dict[bytes, _RequestPlan] = {}
+        self._answers_cache: dict[tuple[str | None, tuple[Limit, ...]], tuple[_LimitAnswer, ...]]
+        self._answers_cache = {}
         self._plans_policy: object = None
 
     async def answer(self, request: bytes) -> bytes:
@@ -203,6 +199,7 @@ class RateLimitService:
         cache = self._plan_cache
         if self._policy.policy is not self._plans_policy:  # a reload voids the old plans
             cache.clear()
+            self._answers_cache.clear()
             self._plans_policy = self._policy.policy
         planned = cache.get(raw)
         if planned is None:
@@ -223,42 +220,62 @@ class RateLimitService:
         if len(request.descriptors) > MAX_DESCRIPTORS:
             raise RequestError(f"more than {MAX_DESCRIPTORS} descriptors in one request")
         default_hits = request.hits_addend or 1
-        plans = []
+        matched = []
         for index, descriptor in enumerate(request.descriptors):
             if descriptor.ByteSize() > MAX_DESCRIPTOR_BYTES:
                 raise RequestError(f"descriptor {index}: larger than {MAX_DESCRIPTOR_BYTES} bytes")
-            plans.append(self._plan(index, domain, descriptor, default_hits))
-        replaced = {name for p in plans if p is not None for name in p.rule.replaces}
+            matched.append(self._match(index, domain, descriptor, default_hits))
+        replaced = {name for m in matched if m is not None for name in m.rule.replaces}
         answers: list[bytes | _Counted] = []
         hits: list[Hit] = []
-        for plan in plans:
-            if plan is None or plan.rule.name in replaced or plan.rule.whitelisted:
+        for m in matched:
+            if m is None or m.rule.name in replaced or m.rule.whitelisted:
                 answers.append(_STATUS_OK)
             else:
-                answers.append(self._counted(domain, plan))
-                hits.extend(plan.counted)
+                counted = self._counted(domain, m)
+                answers.append(counted)
+                hits.extend(counted.counted)
         return _RequestPlan(tuple(answers), tuple(hits))
 
-    def _counted(self, domain: str, plan: _Plan) -> _Counted:
-        rule = plan.rule
-        ratio = self._decisions.near_limit_ratio
-        limits = tuple(
-            _LimitAnswer(
-                limit,
-                rls_wire.current_limit(limit.amount, _UNIT_TO_PROTO[limit.unit], rule.name or ""),
-                int(limit.amount * ratio),
-            )
-            for limit in (hit.counter.limit for hit in plan.counted)
+    def _counted(self, domain: str, matched: _Matched) -> _Counted:
+        rule, hits, entries = matched.rule, matched.hits, matched.entries
+        counted = (
+            ()
+            if rule.unlimited
+            else tuple([Hit(Counter(domain, entries, limit), hits) for limit in rule.limits])
         )
         return _Counted(
-            plan.hits,
-            self._metrics.rules.row(domain, plan.stats_key),
-            limits,
+            hits,
+            self._metrics.rules.row(domain, matched.stats_key),
+            () if rule.unlimited else self._limit_answers(rule),
+            counted,
             rule.shadow_mode,
             rule.quota_mode or self._decisions.quota_mode,
         )
 
-    def _plan(self, index: int, domain: str, descriptor: Any, default_hits: int) -> _Plan | None:
+    def _limit_answers(self, rule: RateLimitRule) -> tuple[_LimitAnswer, ...]:
+        """How ``rule``'s limits appear in statuses; cached, as many keys share a rule."""
+        key = (rule.name, rule.limits)
+        answers = self._answers_cache.get(key)
+        if answers is None:
+            ratio = self._decisions.near_limit_ratio
+            name = rule.name or ""
+            answers = tuple(
+                _LimitAnswer(
+                    limit,
+                    rls_wire.current_limit(limit.amount, _UNIT_TO_PROTO[limit.unit], name),
+                    int(limit.amount * ratio),
+                )
+                for limit in rule.limits
+            )
+            if len(self._answers_cache) >= _MAX_PLANS:  # overrides bring limits of their own
+                self._answers_cache.clear()
+            self._answers_cache[key] = answers
+        return answers
+
+    def _match(
+        self, index: int, domain: str, descriptor: Any, default_hits: int
+    ) -> _Matched | None:
         policy = self._policy.policy
         entries = tuple([(entry.key, entry.value) for entry in descriptor.entries])
         has_own = descriptor.HasField("hits_addend")
@@ -271,19 +288,19 @@ class RateLimitService:
         match = policy.match(domain, entries)
         if match is None:
             return None
-        return _new_plan(domain, match.rule, match.counter_entries, match.stats_key, hits)
+        return _Matched(match.rule, match.counter_entries, match.stats_key, hits)
 
     def _override(
         self, index: int, domain: str, entries: Entries, override: Any, hits: int
-    ) -> _Plan:
-        """A plan for a ``RateLimitOverride``: its limit, keyed by the full entries path."""
+    ) -> _Matched:
+        """A ``RateLimitOverride``: its limit, keyed by the full entries path."""
         unit = _UNIT_FROM_PROTO.get(override.unit)
         if unit is None:
             raise RequestError(f"descriptor {index}: limit override has no valid unit")
         amount = override.requests_per_unit
         limit = Limit(amount, unit, algorithm=self._decisions.override_algorithm)
         key = _path_key(domain, entries)
-        return _new_plan(domain, RateLimitRule(domain, key, (limit,)), entries, key, hits)
+        return _Matched(RateLimitRule(domain, key, (limit,)), entries, key, hits)
 
     async def _count(self, hits: Sequence[Hit], now: int) -> list[Outcome] | None:
         """The store's outcomes, or ``None`` when it failed."""
