@@ -28,7 +28,11 @@ from ratekeeper.server.app import build
 from ratekeeper.server.rls import RlsServicer
 from ratekeeper.server.settings import ServerSettings
 
-__all__ = ["handler_cpu_us", "main"]
+__all__ = ["Call", "handler_cpu_us", "main", "serialized", "servicers"]
+
+
+#: How gRPC calls a handler: the request's bytes in, the response's bytes out.
+Call = Callable[[Any, bytes], Awaitable[bytes]]
 
 
 async def _noop_call(servicer: Any, request: bytes) -> bytes:
@@ -42,7 +46,7 @@ async def _bytes_call(servicer: Any, request: bytes) -> bytes:
 
 
 async def _cpu_us_per_call(
-    call: Callable[[Any, bytes], Awaitable[bytes]],
+    call: Call,
     servicer: Any,
     requests: list[bytes],
     calls: int,
@@ -53,18 +57,28 @@ async def _cpu_us_per_call(
     return 1e6 * (time.process_time() - began) / calls
 
 
-async def _measure(rounds: int, calls: int) -> dict[str, float]:
+def servicers() -> dict[str, tuple[Call, Any]]:
+    """Each handler by name, with how gRPC would call it: ratekeeper on the workload's policy."""
     with tempfile.TemporaryDirectory(prefix="rls-handler-") as tmp:
         (Path(tmp) / "bench.yaml").write_text(WORKLOAD_CONFIG)
         components = build(ServerSettings(config=tmp))
-    servicers = {
+    return {
         "no-op": (_noop_call, NoopRateLimitService()),
         "ratekeeper": (_bytes_call, RlsServicer(components.service, components.metrics)),
     }
-    requests = [request.SerializeToString() for request in workload_requests(1000)]
-    samples: dict[str, list[float]] = {name: [] for name in servicers}
+
+
+def serialized(count: int) -> list[bytes]:
+    """The benchmark's requests over ``count`` keys (the first ``count`` are distinct), as bytes."""
+    return [request.SerializeToString() for request in workload_requests(count)]
+
+
+async def _measure(rounds: int, calls: int) -> dict[str, float]:
+    handlers = servicers()
+    requests = serialized(1000)
+    samples: dict[str, list[float]] = {name: [] for name in handlers}
     for _ in range(rounds):  # interleaved, like the end-to-end benchmark
-        for name, (call, servicer) in servicers.items():
+        for name, (call, servicer) in handlers.items():
             samples[name].append(await _cpu_us_per_call(call, servicer, requests, calls))
     return {name: statistics.median(values) for name, values in samples.items()}
 

@@ -12,6 +12,7 @@ import pytest
 from bench.noop_rls import READY_LINE
 from bench.rls_bench import Sample, render
 from bench.rls_handler import handler_cpu_us
+from bench.rls_instructions import VARIANTS
 from bench.rls_load import DOMAIN, WORKLOAD_CONFIG, even_assignment, owner, traffic, workload_keys
 from ratekeeper.config import load_config
 from ratekeeper.core.keys import canonical_bytes, key_hash
@@ -84,3 +85,11 @@ def test_the_table_reports_ratios_within_each_round() -> None:
         "| ratekeeper | 1 | 1,200 | 1.00 | 2.00 | 50 | 130 | 30 | 0.80 | 1.30 |",
         "| ratekeeper | 2 | 900 | 1.00 | 2.00 | 50 + 50 | 110 | 30 | 0.90 | 1.10 |",
     ]
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_each_instruction_count_variant_runs_its_calls(variant: str) -> None:
+    # What runs under callgrind (valgrind itself is too slow for the suite), in a child: it
+    # tunes the garbage collector as the server does, process-wide.
+    argv = [sys.executable, "-m", "bench.rls_instructions", "--child", variant, "--calls", "20"]
+    subprocess.run(argv, capture_output=True, timeout=120, check=True)

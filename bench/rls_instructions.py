@@ -1,0 +1,101 @@
+"""Instructions per ``ShouldRateLimit`` handler call, counted by callgrind.
+
+The benchmark machine's two cores are shared and noisy: CPU time per call moves by a third from
+one run to the next, which hides a change of a few per cent. valgrind's callgrind counts the
+instructions a process executes, the same on every run with a fixed hash seed. Each figure is
+``(I(N calls) - I(0 calls)) / N``, so start-up and warm-up cancel out. The handlers are called
+as gRPC would call them (``bench.rls_handler``): the no-op parses the request and serializes
+its answer; ratekeeper's servicer takes and returns bytes.
+
+Variants:
+
+* ``no-op``: the generated-stub servicer;
+* ``ratekeeper, seen before``: the benchmark's 1 000 keys, each request's plan cached;
+* ``ratekeeper, first sight``: every request a key the server has never seen (parse, match,
+  plan, a new counter): what a key space wider than the plan cache costs.
+
+    python -m bench.rls_instructions        # needs valgrind (apt install valgrind); ~6 min
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+from bench.rls_handler import serialized, servicers
+from ratekeeper.server.app import settle_gc
+
+__all__ = ["VARIANTS", "instructions_per_call", "main", "run_calls"]
+
+#: Variant → (handler, whether each measured request is new).
+VARIANTS = {
+    "no-op": ("no-op", False),
+    "ratekeeper, seen before": ("ratekeeper", False),
+    "ratekeeper, first sight": ("ratekeeper", True),
+}
+_WARM = 1000
+_MAX_CALLS = 20_000
+_COLLECTED = re.compile(rb"Collected : (\d+)")
+
+
+async def run_calls(variant: str, calls: int) -> None:
+    """Warm ``variant`` up, then make ``calls`` calls: what runs under callgrind.
+
+    Everything built before the calls is the same whatever ``calls`` is, so that it cancels out.
+    """
+    if calls > _MAX_CALLS:
+        raise ValueError(f"at most {_MAX_CALLS} calls")
+    name, new_keys = VARIANTS[variant]
+    call, servicer = servicers()[name]
+    distinct = serialized(_MAX_CALLS + _WARM)[: _MAX_CALLS + _WARM]
+    usual = serialized(_WARM)  # the end-to-end benchmark's traffic: 1 000 keys, some hot
+    settle_gc()  # the collector as ``ratekeeper serve`` sets it once started
+    # First sight: warm on keys of their own, then call with keys never seen. Seen before: warm
+    # with one pass of the usual traffic, then call with it again.
+    warm = distinct[_MAX_CALLS:] if new_keys else usual
+    for request in warm:
+        await call(servicer, request)
+    for i in range(calls):
+        await call(servicer, distinct[i] if new_keys else usual[i % len(usual)])
+
+
+def _instructions(variant: str, calls: int) -> int:
+    argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable]
+    argv += ["-m", "bench.rls_instructions", "--child", variant, "--calls", str(calls)]
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    done = subprocess.run(argv, capture_output=True, env=env, timeout=900, check=True)
+    found = _COLLECTED.search(done.stderr)
+    if found is None:
+        raise RuntimeError(f"no instruction count from callgrind:\n{done.stderr[-2000:]!r}")
+    return int(found.group(1))
+
+
+def instructions_per_call(variant: str, calls: int = 10_000) -> float:
+    """Instructions one call of ``variant`` executes, start-up and warm-up subtracted."""
+    return (_instructions(variant, calls) - _instructions(variant, 0)) / calls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=10_000, help="measured calls per variant")
+    parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        asyncio.run(run_calls(args.child, args.calls))
+        return
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is not installed: apt-get install valgrind")
+    counts = {variant: instructions_per_call(variant, args.calls) for variant in VARIANTS}
+    base = counts["no-op"]
+    print("| handler | instructions per call | vs no-op |\n|---|---|---|")
+    for variant, count in counts.items():
+        print(f"| {variant} | {count:,.0f} | {count / base:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
