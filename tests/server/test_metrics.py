@@ -31,3 +31,14 @@ def test_each_call_has_its_own_series() -> None:
     assert metrics.latency.labels("json") is metrics.latency.labels("json")
     assert 'ratekeeper_call_seconds_count{call="json"} 1.0' in _lines(metrics, "ratekeeper_call")
     assert not [line for line in _lines(metrics, "ratekeeper_call") if "report" in line]
+
+
+def test_unknown_domains_are_counted_under_a_capped_label_set() -> None:
+    metrics = Metrics(max_stats_keys=2)
+    for domain in ("a", "b", "c", "d"):
+        metrics.domain_not_found.row(domain)[0] += 1
+    assert _lines(metrics, "ratekeeper_domain_not_found_total") == [
+        'ratekeeper_domain_not_found_total{domain="a"} 1.0',
+        'ratekeeper_domain_not_found_total{domain="b"} 1.0',
+        'ratekeeper_domain_not_found_total{domain="_overflow_"} 2.0',
+    ]

@@ -210,6 +210,15 @@ async def test_unlimited_and_unknown_descriptors_store_nothing(serve: Start) -> 
     assert running.server.components.metrics.render().count(b"ratekeeper_store_keys 0.0") == 1
 
 
+async def test_an_unknown_domain_is_counted_per_descriptor(serve: Start) -> None:
+    running = await serve(CONFIG)
+    for _ in range(2):  # the second time from the plan cache
+        response = await running.ask("nowhere", K1, descriptor(("key2", "b")))
+        assert summary(response) == (OK, [(OK,), (OK,)])
+    text = running.server.components.metrics.render().decode()
+    assert 'ratekeeper_domain_not_found_total{domain="nowhere"} 4.0' in text
+
+
 async def test_response_headers_come_from_the_least_remaining(serve: Start) -> None:
     running = await serve(CONFIG, limit_response_headers_enabled=True)
     response = await running.ask("test", descriptor(("key2", "a")), K1)

@@ -3,7 +3,7 @@
 Hot-path counts (per-rule hits) are plain integer increments on the event loop; Prometheus
 families are built from them only when ``/metrics`` is scraped. Label values that clients choose
 (``detailed_metric`` stats keys, override paths, domains) are capped: past ``max_stats_keys``
-distinct ``(domain, key)`` pairs, new pairs are counted under :data:`OVERFLOW_LABEL`.
+distinct label sets per family, new ones are counted under :data:`OVERFLOW_LABEL`.
 
 Thread safety: record from the event loop only; scrapes run on the same loop.
 """
@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 __all__ = [
     "OVERFLOW_LABEL",
     "Column",
+    "DomainNotFound",
     "Latency",
     "LatencySeries",
     "Metrics",
@@ -97,24 +98,32 @@ class Latency(Collector):
         yield family
 
 
-class RuleStats(Collector):
+class _CappedRows(Collector):
+    """Integer counter rows keyed by client-chosen label values, at most ``max_keys`` label sets:
+    past the cap, new label sets share one row labelled :data:`OVERFLOW_LABEL`."""
+
+    def __init__(self, max_keys: int, width: int) -> None:
+        self._max = max_keys
+        self._width = width
+        self._rows: dict[tuple[str, ...], list[int]] = {}
+
+    def row(self, *labels: str) -> list[int]:
+        """The counters of ``labels``; add to them in place."""
+        row = self._rows.get(labels)
+        if row is None:
+            if len(self._rows) >= self._max:
+                labels = (OVERFLOW_LABEL,) * len(labels)
+            row = self._rows.get(labels)
+            if row is None:
+                row = self._rows[labels] = [0] * self._width
+        return row
+
+
+class RuleStats(_CappedRows):
     """Per-rule hit counters with a bounded number of label sets."""
 
     def __init__(self, max_keys: int) -> None:
-        self._max = max_keys
-        self._rows: dict[tuple[str, str], list[int]] = {}
-
-    def row(self, domain: str, stats_key: str) -> list[int]:
-        """The counters of one rule (index them with :class:`Column`); add to them in place."""
-        row = self._rows.get((domain, stats_key))
-        if row is None:
-            labels = (domain, stats_key)
-            if len(self._rows) >= self._max:
-                labels = (OVERFLOW_LABEL, OVERFLOW_LABEL)
-            row = self._rows.get(labels)
-            if row is None:
-                row = self._rows[labels] = [0] * len(Column)
-        return row
+        super().__init__(max_keys, len(Column))
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         for column in Column:
@@ -123,9 +132,26 @@ class RuleStats(Collector):
                 f"Hits per rule: {column.name.lower()} (envoyproxy/ratelimit's per-rule stat).",
                 labels=("domain", "key"),
             )
-            for (domain, key), row in self._rows.items():
-                family.add_metric((domain, key), row[column])
+            for labels, row in self._rows.items():
+                family.add_metric(labels, row[column])
             yield family
+
+
+class DomainNotFound(_CappedRows):
+    """Descriptors sent for a domain no config defines, by domain (bounded like rule stats)."""
+
+    def __init__(self, max_keys: int) -> None:
+        super().__init__(max_keys, 1)
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "ratekeeper_domain_not_found",
+            "Descriptors whose domain no config defines (answered OK), by domain.",
+            labels=("domain",),
+        )
+        for labels, row in self._rows.items():
+            family.add_metric(labels, row[0])
+        yield family
 
 
 @runtime_checkable
@@ -186,6 +212,8 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.rules = RuleStats(max_stats_keys)
         self.registry.register(self.rules)
+        self.domain_not_found = DomainNotFound(max_stats_keys)
+        self.registry.register(self.domain_not_found)
         reg = self.registry
         self.latency = Latency(_LATENCY_BUCKETS)
         reg.register(self.latency)

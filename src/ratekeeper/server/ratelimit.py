@@ -130,6 +130,8 @@ class _RequestPlan:
     answers: tuple[bytes | _Counted, ...]
     #: The store hits of every counted descriptor, in order.
     hits: tuple[Hit, ...]
+    #: The ``domain_not_found`` row of a domain no config defines, else ``None``.
+    unknown_domain: list[int] | None = None
 
 
 def _path_key(domain: str, entries: Entries) -> str:
@@ -187,6 +189,8 @@ class RateLimitService:
         """``ShouldRateLimit`` on the wire: a serialized ``RateLimitRequest`` in, a serialized
         ``RateLimitResponse`` out (what the gRPC servicer exchanges, with no protobuf objects)."""
         planned = self._request_plan(request)
+        if planned.unknown_domain is not None:
+            planned.unknown_domain[0] += len(planned.answers)
         now = self._clock()
         outcomes = await self._count(planned.hits, now) if planned.hits else []
         return self._respond(planned.answers, outcomes)
@@ -219,12 +223,18 @@ class RateLimitService:
             raise RequestError("rate limit descriptor list must not be empty")
         if len(request.descriptors) > MAX_DESCRIPTORS:
             raise RequestError(f"more than {MAX_DESCRIPTORS} descriptors in one request")
-        default_hits = request.hits_addend or 1
-        matched = []
         for index, descriptor in enumerate(request.descriptors):
             if descriptor.ByteSize() > MAX_DESCRIPTOR_BYTES:
                 raise RequestError(f"descriptor {index}: larger than {MAX_DESCRIPTOR_BYTES} bytes")
-            matched.append(self._match(index, domain, descriptor, default_hits))
+        if domain not in self._policy.policy.domains:
+            # As the reference does: OK with no limit, overrides included, and counted.
+            row = self._metrics.domain_not_found.row(domain)
+            return _RequestPlan((_STATUS_OK,) * len(request.descriptors), (), row)
+        default_hits = request.hits_addend or 1
+        matched = [
+            self._match(index, domain, descriptor, default_hits)
+            for index, descriptor in enumerate(request.descriptors)
+        ]
         replaced = {name for m in matched if m is not None for name in m.rule.replaces}
         answers: list[bytes | _Counted] = []
         hits: list[Hit] = []
@@ -281,9 +291,6 @@ class RateLimitService:
         has_own = descriptor.HasField("hits_addend")
         hits = descriptor.hits_addend.value if has_own else default_hits
         if descriptor.HasField("limit"):
-            # As the reference does: an override applies within a configured domain only.
-            if domain not in policy.domains:
-                return None
             return self._override(index, domain, entries, descriptor.limit, hits)
         match = policy.match(domain, entries)
         if match is None:
