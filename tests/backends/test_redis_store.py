@@ -47,7 +47,7 @@ async def raw(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
 
 
 #: Generous: these tests check answers, not latency (test_redis_failures.py does), on a busy box.
-TIMEOUT_S = 1.0
+TIMEOUT_S = 5.0
 
 
 async def open_store(url: str, **options: Any) -> RedisStore:
