@@ -184,6 +184,7 @@ class RateLimitService:
         self._answers_cache: dict[tuple[str | None, tuple[Limit, ...]], tuple[_LimitAnswer, ...]]
         self._answers_cache = {}
         self._plans_policy: object = None
+        self._known_domains: frozenset[str] = frozenset()
 
     async def answer(self, request: bytes) -> bytes:
         """``ShouldRateLimit`` on the wire: a serialized ``RateLimitRequest`` in, a serialized
@@ -205,6 +206,7 @@ class RateLimitService:
             cache.clear()
             self._answers_cache.clear()
             self._plans_policy = self._policy.policy
+            self._known_domains = frozenset(self._policy.policy.domains)
         planned = cache.get(raw)
         if planned is None:
             planned = self._plan_request(_parse(raw))
@@ -217,24 +219,25 @@ class RateLimitService:
     def _plan_request(self, request: RateLimitRequest) -> _RequestPlan:
         """Validate ``request`` and plan its answer (a cache miss)."""
         domain = request.domain
+        descriptors = request.descriptors
         if not domain:
             raise RequestError("rate limit domain must not be empty")
-        if not request.descriptors:
+        if not descriptors:
             raise RequestError("rate limit descriptor list must not be empty")
-        if len(request.descriptors) > MAX_DESCRIPTORS:
+        if len(descriptors) > MAX_DESCRIPTORS:
             raise RequestError(f"more than {MAX_DESCRIPTORS} descriptors in one request")
-        for index, descriptor in enumerate(request.descriptors):
+        known = domain in self._known_domains
+        default_hits = request.hits_addend or 1
+        matched = []
+        for index, descriptor in enumerate(descriptors):
             if descriptor.ByteSize() > MAX_DESCRIPTOR_BYTES:
                 raise RequestError(f"descriptor {index}: larger than {MAX_DESCRIPTOR_BYTES} bytes")
-        if domain not in self._policy.policy.domains:
+            if known:
+                matched.append(self._match(index, domain, descriptor, default_hits))
+        if not known:
             # As the reference does: OK with no limit, overrides included, and counted.
             row = self._metrics.domain_not_found.row(domain)
-            return _RequestPlan((_STATUS_OK,) * len(request.descriptors), (), row)
-        default_hits = request.hits_addend or 1
-        matched = [
-            self._match(index, domain, descriptor, default_hits)
-            for index, descriptor in enumerate(request.descriptors)
-        ]
+            return _RequestPlan((_STATUS_OK,) * len(descriptors), (), row)
         replaced = {name for m in matched if m is not None for name in m.rule.replaces}
         answers: list[bytes | _Counted] = []
         hits: list[Hit] = []
