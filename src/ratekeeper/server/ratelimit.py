@@ -209,15 +209,15 @@ class RateLimitService:
             self._known_domains = frozenset(self._policy.policy.domains)
         planned = cache.get(raw)
         if planned is None:
-            planned = self._plan_request(_parse(raw))
+            planned = self._plan_request(_parse(raw), len(raw))
             if len(raw) <= _MAX_CACHED_BYTES:
                 if len(cache) >= _MAX_PLANS:
                     cache.clear()
                 cache[raw] = planned
         return planned
 
-    def _plan_request(self, request: RateLimitRequest) -> _RequestPlan:
-        """Validate ``request`` and plan its answer (a cache miss)."""
+    def _plan_request(self, request: RateLimitRequest, size: int) -> _RequestPlan:
+        """Validate ``request`` (``size`` bytes) and plan its answer (a cache miss)."""
         domain = request.domain
         descriptors = request.descriptors
         if not domain:
@@ -230,7 +230,8 @@ class RateLimitService:
         default_hits = request.hits_addend or 1
         matched = []
         for index, descriptor in enumerate(descriptors):
-            if descriptor.ByteSize() > MAX_DESCRIPTOR_BYTES:
+            # No descriptor is larger than the request: most requests need no size check.
+            if size > MAX_DESCRIPTOR_BYTES and descriptor.ByteSize() > MAX_DESCRIPTOR_BYTES:
                 raise RequestError(f"descriptor {index}: larger than {MAX_DESCRIPTOR_BYTES} bytes")
             if known:
                 matched.append(self._match(index, domain, descriptor, default_hits))
