@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ratekeeper.backends.store import Counter, Hit
@@ -120,21 +120,18 @@ class MemoryStore:
 
     async def hit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
         """Decide and count each hit; a zero-hit check of an unknown key stores nothing."""
-        return self._each(hits, now, self._hit_one)
+        if now >= self._next_sweep:
+            self._sweep(now)
+        return [self._hit_one(hit, now) for hit in hits]
 
     async def debit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
         """Count hits admitted elsewhere, into debt if need be; return each counter's state.
 
         ``allowed`` in each outcome says whether one more hit would be admitted now.
         """
-        return self._each(hits, now, self._debit_one)
-
-    def _each(
-        self, hits: Sequence[Hit], now: int, one: Callable[[Hit, int], Outcome]
-    ) -> list[Outcome]:
         if now >= self._next_sweep:
             self._sweep(now)
-        return [one(hit, now) for hit in hits]
+        return [self._debit_one(hit, now) for hit in hits]
 
     def _hit_one(self, hit: Hit, now: int) -> Outcome:
         counter = hit.counter

@@ -193,7 +193,13 @@ class RateLimitService:
         if planned.unknown_domain is not None:
             planned.unknown_domain[0] += len(planned.answers)
         now = self._clock()
-        outcomes = await self._count(planned.hits, now) if planned.hits else []
+        outcomes: list[Outcome] | None = []
+        if planned.hits:
+            try:  # inline, not a helper coroutine: one frame less on every call
+                outcomes = await self._store.hit(planned.hits, now)
+            except (BackendError, OSError) as exc:
+                self._store_failed(exc, now)
+                outcomes = None
         return self._respond(planned.answers, outcomes)
 
     async def should_rate_limit(self, request: RateLimitRequest) -> RateLimitResponse:
@@ -313,16 +319,11 @@ class RateLimitService:
         key = _path_key(domain, entries)
         return _Matched(RateLimitRule(domain, key, (limit,)), entries, key, hits)
 
-    async def _count(self, hits: Sequence[Hit], now: int) -> list[Outcome] | None:
-        """The store's outcomes, or ``None`` when it failed."""
-        try:
-            return await self._store.hit(hits, now)
-        except (BackendError, OSError) as exc:
-            self._metrics.store_errors.inc()
-            if now - self._last_store_log >= NS_PER_SECOND:  # one line a second, not per call
-                self._last_store_log = now
-                log.warning("store error, answering per FAIL_CLOSED: %s", exc)
-            return None
+    def _store_failed(self, exc: Exception, now: int) -> None:
+        self._metrics.store_errors.inc()
+        if now - self._last_store_log >= NS_PER_SECOND:  # one line a second, not per call
+            self._last_store_log = now
+            log.warning("store error, answering per FAIL_CLOSED: %s", exc)
 
     def _respond(
         self, answers: Sequence[bytes | _Counted], outcomes: list[Outcome] | None
