@@ -74,10 +74,10 @@ class Decisions:
     quota_mode: bool = False
 
 
-# Plan records are built on a request's first sight and read on every call after. They are
+# Plan records are built on a request's first sight. Those read on every call after are
 # slotted dataclasses, not frozen (a frozen __init__ makes one object.__setattr__ call per
-# field) and not named tuples (slot reads are faster than a named tuple's field getters on
-# the hot path); nothing mutates them once built.
+# field) and not named tuples (slot reads are faster than a named tuple's field getters);
+# nothing mutates them once built. _Matched, used once while planning, is a named tuple.
 
 
 class _Matched(NamedTuple):
