@@ -186,21 +186,28 @@ class ReportService:
         """The gRPC method: :meth:`report` with errors mapped to status codes."""
         start = time.perf_counter()
         try:
-            return await self.report(request)
+            response = await self.report(request)
         except RequestError as exc:
             self._count_invalid()
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            code, message = grpc.StatusCode.INVALID_ARGUMENT, str(exc)
         except BackendError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"store unavailable: {exc}")
+            code, message = grpc.StatusCode.UNAVAILABLE, f"store unavailable: {exc}"
         except Exception:
             if self._metrics is not None:
                 self._metrics.service_errors.inc()
             log.exception("Report failed")
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
-        finally:
-            if self._metrics is not None:
-                self._metrics.latency.labels("report").observe(time.perf_counter() - start)
+            code, message = grpc.StatusCode.INTERNAL, "internal error"
+        else:
+            self._observe(start)
+            return response
+        # Timed before aborting: the caller sees the status as soon as abort sends it.
+        self._observe(start)
+        await context.abort(code, message)
         raise AssertionError("unreachable: abort raises")
+
+    def _observe(self, start: float) -> None:
+        if self._metrics is not None:
+            self._metrics.latency.labels("report").observe(time.perf_counter() - start)
 
     def _claim(self, client: str, sequence: int) -> int:
         """Mark report ``sequence`` of ``client`` as applied; the highest number seen before.

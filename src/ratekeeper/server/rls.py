@@ -40,16 +40,21 @@ class RlsServicer:
     ) -> bytes:
         start = time.perf_counter()
         try:
-            return await self._service.answer(request)
+            answer = await self._service.answer(request)
         except RequestError as exc:
             self._metrics.invalid_requests.labels("ShouldRateLimit").inc()
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            code, message = grpc.StatusCode.INVALID_ARGUMENT, str(exc)
         except Exception:
             self._metrics.service_errors.inc()
             log.exception("ShouldRateLimit failed")
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
-        finally:
+            code, message = grpc.StatusCode.INTERNAL, "internal error"
+        else:
             self._latency.observe(time.perf_counter() - start)
+            return answer
+        # Timed before aborting: the caller sees the status as soon as abort sends it, and
+        # a scrape right after must already count this call.
+        self._latency.observe(time.perf_counter() - start)
+        await context.abort(code, message)
         raise AssertionError("unreachable: abort raises")
 
 
