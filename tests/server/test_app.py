@@ -165,7 +165,12 @@ def test_a_bad_config_at_startup_exits_2_naming_the_file(tmp_path: Path) -> None
 class SlowStore(MemoryStore):
     """The memory store, answering after a delay: calls stay in flight for a while."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+
     async def hit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
+        self.entered.set()
         await asyncio.sleep(0.5)
         return await super().hit(hits, now)
 
@@ -173,10 +178,11 @@ class SlowStore(MemoryStore):
 async def test_shutdown_drains_calls_in_flight(
     serve: Start, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(app.STORES, "slow", lambda url, settings: SlowStore())
+    store = SlowStore()
+    monkeypatch.setitem(app.STORES, "slow", lambda url, settings: store)
     running = await serve(CONFIG, backend="slow://")
     in_flight = asyncio.create_task(running.ask("test", descriptor(("key1", "a"))))
-    await asyncio.sleep(0.1)
+    await asyncio.wait_for(store.entered.wait(), timeout=10)  # the call is in the server
     await running.server.stop(grace=5.0)
     response = await in_flight
     assert response.statuses[0].limit_remaining == 1
