@@ -127,6 +127,14 @@ def test_embedded_default_config_when_none_is_given(launch: Callable[..., Serve]
     assert "domain rl" in text
 
 
+def test_the_process_exports_its_memory_and_gc_pauses(launch: Callable[..., Serve]) -> None:
+    serve = launch()
+    assert serve.metric("process_resident_memory_bytes") > 10 * 2**20
+    # Exported from the start; settle_gc's own full collection runs before the hook, so the
+    # count may still be 0 this soon.
+    assert serve.metric('ratekeeper_gc_pause_seconds_count{generation="2"}') >= 0
+
+
 def test_reload_keeps_the_old_config_on_a_bad_file_then_takes_a_good_one(
     launch: Callable[..., Serve], config_dir: Path
 ) -> None:

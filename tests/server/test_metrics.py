@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from ratekeeper.server.metrics import Metrics
 
 
@@ -42,3 +44,18 @@ def test_unknown_domains_are_counted_under_a_capped_label_set() -> None:
         'ratekeeper_domain_not_found_total{domain="b"} 1.0',
         'ratekeeper_domain_not_found_total{domain="_overflow_"} 2.0',
     ]
+
+
+def test_gc_pauses_are_timed_by_generation_while_watched() -> None:
+    metrics = Metrics(max_stats_keys=10)
+    metrics.gc_pauses.watch()
+    metrics.gc_pauses.watch()  # idempotent: one hook, each collection timed once
+    try:
+        gc.collect(2)
+    finally:
+        metrics.gc_pauses.unwatch()
+    gc.collect(2)  # unhooked: not counted
+    lines = _lines(metrics, "ratekeeper_gc_pause_seconds_count")
+    assert 'ratekeeper_gc_pause_seconds_count{generation="2"} 1.0' in lines
+    assert 'ratekeeper_gc_pause_seconds_count{generation="0"} 0.0' in lines
+    assert metrics.gc_pauses._on_gc not in gc.callbacks

@@ -250,6 +250,7 @@ async def run(settings: ServerSettings) -> int:
         await server.stop(0)
         return 2
     settle_gc()
+    components.metrics.gc_pauses.watch()
     watcher = ConfigWatcher(
         config_path(settings),
         policy_loader(settings),
@@ -276,5 +277,6 @@ async def run(settings: ServerSettings) -> int:
     with contextlib.suppress(asyncio.CancelledError):
         await chores
     await server.stop(settings.shutdown_grace)
+    components.metrics.gc_pauses.unwatch()
     log.info("stopped")
     return 0

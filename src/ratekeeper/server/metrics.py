@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import bisect
 import enum
+import gc
+import time
 from collections.abc import Callable, Iterator
 from typing import Protocol, runtime_checkable
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
@@ -23,6 +25,7 @@ __all__ = [
     "OVERFLOW_LABEL",
     "Column",
     "DomainNotFound",
+    "GcPauses",
     "Latency",
     "LatencySeries",
     "Metrics",
@@ -90,11 +93,56 @@ class Latency(Collector):
             labels=("call",),
         )
         for call, series in self._series.items():
-            cumulative, buckets = 0, []
-            for bound, count in zip((*series.bounds, float("inf")), series.counts, strict=True):
-                cumulative += count
-                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-            family.add_metric((call,), buckets, series.total)
+            _add_series(family, (call,), series)
+        yield family
+
+
+def _add_series(
+    family: HistogramMetricFamily, labels: tuple[str, ...], series: LatencySeries
+) -> None:
+    cumulative, buckets = 0, []
+    for bound, count in zip((*series.bounds, float("inf")), series.counts, strict=True):
+        cumulative += count
+        buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+    family.add_metric(labels, buckets, series.total)
+
+
+class GcPauses(Collector):
+    """``ratekeeper_gc_pause_seconds``: how long each cyclic garbage collection stopped the
+    process, by generation. A full collection walks every live counter and cached plan, so its
+    pause grows with the keys held (docs/operations.md); this is where a latency spike that no
+    call explains shows up.
+
+    Collections are process-wide: :meth:`watch` hooks ``gc.callbacks`` (``ratekeeper serve``
+    does), :meth:`unwatch` unhooks.
+    """
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self._series = tuple(LatencySeries(bounds) for _ in range(3))
+        self._started = 0.0
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self._series[info["generation"]].observe(time.perf_counter() - self._started)
+
+    def watch(self) -> None:
+        if self._on_gc not in gc.callbacks:
+            gc.callbacks.append(self._on_gc)
+
+    def unwatch(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        family = HistogramMetricFamily(
+            "ratekeeper_gc_pause_seconds",
+            "Time the process stood still in a cyclic garbage collection, by generation.",
+            labels=("generation",),
+        )
+        for generation, series in enumerate(self._series):
+            _add_series(family, (str(generation),), series)
         yield family
 
 
@@ -217,6 +265,9 @@ class Metrics:
         reg = self.registry
         self.latency = Latency(_LATENCY_BUCKETS)
         reg.register(self.latency)
+        self.gc_pauses = GcPauses(_LATENCY_BUCKETS)
+        reg.register(self.gc_pauses)
+        ProcessCollector(registry=reg)  # resident memory, CPU seconds, open files
 
         def counter(name: str, doc: str, *labels: str) -> Counter:
             return Counter(f"ratekeeper_{name}", doc, labels, registry=reg)
