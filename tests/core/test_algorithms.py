@@ -20,6 +20,7 @@ from .strategies import (
     arrivals,
     drive,
     limits,
+    replay,
     settle,
     starts,
     times,
@@ -98,3 +99,17 @@ def test_a_clock_stepping_back_never_reopens_a_window(data: st.DataObject, limit
         if strategy.hit(state, limit, now, arrival.hits).allowed:
             per_window[state.start_s] += arrival.hits
     assert all(total <= limit.amount for total in per_window.values())
+
+
+@FAST
+@given(data=st.data())
+def test_a_packed_state_is_plain_ints_and_unpacks_to_an_equal_state(data: st.DataObject) -> None:
+    limit = data.draw(limits())
+    start = data.draw(starts(limit))
+    state = STRATEGIES[limit.algorithm].new(limit, start)
+    replay(state, limit, start, data.draw(arrivals(limit, reports=True)))
+    strategy = STRATEGIES[limit.algorithm]
+    packed = strategy.pack(state)
+    assert type(packed) is tuple
+    assert all(type(field) is int for field in packed)
+    assert strategy.unpack(*packed) == state

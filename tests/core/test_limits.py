@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -225,3 +227,11 @@ def test_parse_limit_raises_only_limit_parse_error(text: str) -> None:
         assert parse_limit(str(limit)) == limit
         return
     assert repr(text) in refusal
+
+
+@FAST
+@given(limit=limits())
+def test_a_limit_is_rebuilt_from_its_identity_of_plain_values(limit: Limit) -> None:
+    assert Limit.from_identity(limit.identity) == limit
+    gc.collect(0)  # the young collection that untracks tuples of plain values
+    assert not gc.is_tracked(limit.identity)  # what lets a store hold many without the GC

@@ -41,14 +41,21 @@ class Counter:
     limit: Limit
     #: ``hash(entries)``, kept: it picks the memory store's shard on every hit.
     entries_hash: int = field(init=False, repr=False, compare=False)
+    #: The counter as plain values, ``(domain, entries, limit.identity)``: equal exactly when
+    #: the counters are, and untracked by CPython's cyclic collector (see the memory store).
+    identity: tuple[str, Entries, tuple[int, int, int, int | None, str]] = field(
+        init=False, repr=False, compare=False
+    )
     # Stores key their counters by Counter; the generated hash would rehash every field (and
     # every entry) on each lookup.
     _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         entries_hash = hash(self.entries)
+        identity = (self.domain, self.entries, self.limit.identity)
         object.__setattr__(self, "entries_hash", entries_hash)
-        object.__setattr__(self, "_hash", hash((self.domain, entries_hash, self.limit)))
+        object.__setattr__(self, "identity", identity)
+        object.__setattr__(self, "_hash", hash(identity))
 
     def __hash__(self) -> int:
         return self._hash

@@ -7,7 +7,8 @@ algorithm is written once, here in the pure core, and every backend only keeps i
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from operator import attrgetter
 from typing import Any
 
 from ratekeeper.core import fixed_window, sliding_window, token_bucket
@@ -29,17 +30,35 @@ class Strategy:
     hit: Callable[[Any, Limit, int, int], Outcome]
     #: ``debit(state, limit, now, hits)``: count hits admitted elsewhere, past the limit if need be.
     debit: Callable[[Any, Limit, int, int], None]
+    #: ``pack(state)``: the state's fields as a tuple of ints. A tuple of ints is not tracked by
+    #: CPython's cyclic collector (a state object is), so a store holding many keeps them so.
+    pack: Callable[[Any], tuple[int, ...]]
+    #: ``unpack(*fields)``: the state back from :attr:`pack`'s fields.
+    unpack: Callable[..., Any]
+
+
+def _strategy(
+    new: Callable[[Limit, int], Any],
+    hit: Callable[[Any, Limit, int, int], Outcome],
+    debit: Callable[[Any, Limit, int, int], None],
+    state: type,
+) -> Strategy:
+    names = [f.name for f in fields(state)]  # every state has two fields or more: pack → tuple
+    return Strategy(new, hit, debit, attrgetter(*names), state)
 
 
 STRATEGIES: dict[Algorithm, Strategy] = {
-    Algorithm.TOKEN_BUCKET: Strategy(
-        token_bucket.new_bucket, token_bucket.take, token_bucket.debit
+    Algorithm.TOKEN_BUCKET: _strategy(
+        token_bucket.new_bucket, token_bucket.take, token_bucket.debit, token_bucket.TokenBucket
     ),
-    Algorithm.FIXED_WINDOW: Strategy(
-        fixed_window.new_window, fixed_window.count, fixed_window.debit
+    Algorithm.FIXED_WINDOW: _strategy(
+        fixed_window.new_window, fixed_window.count, fixed_window.debit, fixed_window.FixedWindow
     ),
-    Algorithm.SLIDING_WINDOW: Strategy(
-        sliding_window.new_window, sliding_window.count, sliding_window.debit
+    Algorithm.SLIDING_WINDOW: _strategy(
+        sliding_window.new_window,
+        sliding_window.count,
+        sliding_window.debit,
+        sliding_window.SlidingWindow,
     ),
 }
 

@@ -90,6 +90,10 @@ class Limit:
     period_ns: int = field(init=False, repr=False, compare=False)
     #: The most hits admissible at once: the burst, or the amount when no burst is set.
     capacity: int = field(init=False, repr=False, compare=False)
+    #: The limit as plain values (amount, unit seconds, multiplier, burst, algorithm name):
+    #: equal exactly when the limits are, and a tuple CPython's cyclic collector need not track,
+    #: so a store can key many counters by it without slowing every full collection.
+    identity: tuple[int, int, int, int | None, str] = field(init=False, repr=False, compare=False)
     # Stores key counters by Limit; the generated hash would call Enum.__hash__ on every lookup.
     _hash: int = field(init=False, repr=False, compare=False)
 
@@ -101,18 +105,26 @@ class Limit:
         if self.burst is not None and self.burst < 0:
             raise LimitParseError(f"burst must be >= 0, got {self.burst}")
         period_s = self.unit.value * self.multiplier
+        identity = (self.amount, self.unit.value, self.multiplier, self.burst,
+                    self.algorithm.value)  # fmt: skip
         derived = {
             "period_s": period_s,
             "period_ns": period_s * NS_PER_SECOND,
             "capacity": self.amount if self.burst is None else self.burst,
-            "_hash": hash((self.amount, self.unit.value, self.multiplier, self.burst,
-                           self.algorithm.value)),
-        }  # fmt: skip
+            "identity": identity,
+            "_hash": hash(identity),
+        }
         for name, value in derived.items():
             object.__setattr__(self, name, value)
 
     def __hash__(self) -> int:
         return self._hash
+
+    @classmethod
+    def from_identity(cls, identity: tuple[int, int, int, int | None, str]) -> Limit:
+        """The limit whose :attr:`identity` is ``identity``."""
+        amount, unit, multiplier, burst, algorithm = identity
+        return cls(amount, Unit(unit), multiplier, burst, Algorithm(algorithm))
 
     @property
     def rate_per_s(self) -> float:
