@@ -223,9 +223,9 @@ def settle_gc() -> None:
     Start-up leaves a few hundred thousand long-lived objects (gRPC, protobuf descriptors, the
     policy) that every full collection would walk again: they are collected once, then frozen
     out of later collections. Full collections are also made ten times rarer (after 100
-    younger ones instead of 10): counters and cached plans are long-lived and cycle-free, and
-    with 100 000 keys a full collection paused the event loop for ~100 ms, several times a
-    minute (docs/benchmarks.md). Objects are still freed by reference counting as before.
+    younger ones instead of 10): cached plans are long-lived and cycle-free, and each full
+    collection walks them all (the memory store's counters are tuples it does not track; see
+    docs/operations.md). Objects are still freed by reference counting as before.
     """
     gc.collect()
     gc.freeze()
