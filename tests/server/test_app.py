@@ -6,6 +6,7 @@ import asyncio
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -14,7 +15,9 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import grpc
 import pytest
+from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
 from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.backends.store import Hit
@@ -170,6 +173,17 @@ def test_a_bad_config_at_startup_exits_2_naming_the_file(tmp_path: Path) -> None
     assert re.search(r"cannot start: .*bad\.yaml:4", proc.log_text())
 
 
+def test_a_unix_socket_path_taken_by_a_file_exits_2_naming_it(tmp_path: Path) -> None:
+    taken = tmp_path / "notes.txt"
+    taken.write_text("not a socket: never deleted to make room")
+    argv = [sys.executable, "-m", "ratekeeper.cli.main", "serve", "--grpc-uds", str(taken)]
+    env = {"RATEKEEPER_GRPC_PORT": "0", "RATEKEEPER_PORT": "0"}
+    proc = start(argv, name="uds", log_dir=tmp_path / "logs", env=env)
+    assert proc.popen.wait(timeout=20) == 2
+    assert f"cannot listen on 127.0.0.1 or unix:{taken}" in proc.log_text()
+    assert taken.read_text().startswith("not a socket")
+
+
 class SlowStore(MemoryStore):
     """The memory store, answering after a delay: calls stay in flight for a while."""
 
@@ -205,3 +219,29 @@ def test_settle_gc_freezes_start_up_objects_and_makes_full_collections_rarer() -
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True", "100"]
+
+
+async def test_grpc_is_also_served_on_a_unix_socket(serve: Start, tmp_path: Path) -> None:
+    path = tmp_path / "rls.sock"
+    with socket.socket(socket.AF_UNIX) as stale:  # left behind by a process that crashed
+        stale.bind(str(path))
+    await serve(CONFIG, grpc_uds=str(path))
+    async with grpc.aio.insecure_channel(f"unix:{path}") as channel:
+        stub = rls_pb2_grpc.RateLimitServiceStub(channel)
+        request = rls_pb2.RateLimitRequest(domain="test", descriptors=[descriptor(("key1", "a"))])
+        response = await stub.ShouldRateLimit(request, timeout=5)
+    assert response.statuses[0].limit_remaining == 1
+
+
+async def test_connections_are_aged_out_and_clients_reconnect(serve: Start) -> None:
+    aged = await serve(CONFIG, grpc_max_connection_age=0.2, grpc_max_connection_age_grace=0.1)
+    kept = await serve(CONFIG)  # the default age is a day
+    for running in (aged, kept):
+        await running.ask("test", descriptor(("key1", "a")))
+    ready = grpc.ChannelConnectivity.READY
+    deadline = time.monotonic() + 10
+    while aged.channel.get_state() is ready:  # the server sent GOAWAY and closed it
+        assert time.monotonic() < deadline, "the aged connection was never closed"
+        await asyncio.sleep(0.05)
+    assert kept.channel.get_state() is ready
+    assert (await aged.ask("test", descriptor(("key1", "a")))).statuses[0].limit_remaining == 0

@@ -165,6 +165,23 @@ def build(settings: ServerSettings, clock: Callable[[], int] = time.time_ns) -> 
     return Components(settings, policy, store, metrics, Health(store), service)
 
 
+def _grpc_options(settings: ServerSettings) -> list[tuple[str, int]]:
+    # Without SO_REUSEPORT a second server on the same port fails to start instead of
+    # silently sharing the port (and splitting the counters) with the first.
+    options = [("grpc.so_reuseport", 0)]
+    if settings.grpc_max_connection_age > 0:
+        # Envoy holds one HTTP/2 connection per upstream host for as long as it lives; aging
+        # connections out lets a replica added later (or restarted) receive calls again.
+        options += [
+            ("grpc.max_connection_age_ms", int(settings.grpc_max_connection_age * 1000)),
+            (
+                "grpc.max_connection_age_grace_ms",
+                int(settings.grpc_max_connection_age_grace * 1000),
+            ),
+        ]
+    return options
+
+
 class RateLimitServer:
     """The gRPC and HTTP listeners of one process, on the running event loop."""
 
@@ -172,9 +189,7 @@ class RateLimitServer:
         self.components = components
         self.grpc_port = 0
         self.http_port = 0
-        # Without SO_REUSEPORT a second server on the same port fails to start instead of
-        # silently sharing the port (and splitting the counters) with the first.
-        self._grpc = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        self._grpc = grpc.aio.server(options=_grpc_options(components.settings))
         for register in SERVICES:
             register(self._grpc, components)
         endpoints = HttpEndpoints(
@@ -190,6 +205,8 @@ class RateLimitServer:
         """Bind both ports (0 picks a free one) and start serving."""
         settings = self.components.settings
         self.grpc_port = self._grpc.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
+        if settings.grpc_uds:
+            self._grpc.add_insecure_port(f"unix:{settings.grpc_uds}")
         await self._grpc.start()
         await self._http.setup()
         site = web.TCPSite(self._http, settings.host, settings.http_port)
@@ -246,7 +263,8 @@ async def run(settings: ServerSettings) -> int:
     try:
         await server.start()
     except (OSError, RuntimeError) as exc:  # a port in use: grpc raises RuntimeError
-        log.error("cannot start: cannot listen on %s: %s", settings.host, exc)
+        where = settings.host + (f" or unix:{settings.grpc_uds}" if settings.grpc_uds else "")
+        log.error("cannot start: cannot listen on %s: %s", where, exc)
         await server.stop(0)
         return 2
     settle_gc()
@@ -267,9 +285,10 @@ async def run(settings: ServerSettings) -> int:
     polling = watcher if settings.reload_interval > 0 else None
     chores = asyncio.create_task(_housekeeping(server, polling))
     log.info(
-        "ratekeeper ready grpc=%s:%d http=%s:%d config=%s backend=%s",
-        settings.host, server.grpc_port, settings.host, server.http_port,
-        config_path(settings), settings.backend,
+        "ratekeeper ready grpc=%s:%d%s http=%s:%d config=%s backend=%s",
+        settings.host, server.grpc_port,
+        f" grpc=unix:{settings.grpc_uds}" if settings.grpc_uds else "",
+        settings.host, server.http_port, config_path(settings), settings.backend,
     )  # fmt: skip
     await stop.wait()
     log.info("shutting down (grace %.1fs)", settings.shutdown_grace)

@@ -47,6 +47,26 @@ class ServerSettings:
     grpc_port: int = field(
         default=8081, metadata=_doc("GRPC_PORT", "gRPC port (Envoy RLS, health); 0 picks one.")
     )
+    grpc_uds: str = field(
+        default="",
+        metadata=_doc(
+            "GRPC_UDS", "Unix socket path to serve gRPC on as well (a local Envoy); empty: none."
+        ),
+    )
+    grpc_max_connection_age: float = field(
+        default=86_400.0,
+        metadata=_doc(
+            "GRPC_MAX_CONNECTION_AGE",
+            "Seconds before a client's gRPC connection is asked to reconnect; 0: never.",
+        ),
+    )
+    grpc_max_connection_age_grace: float = field(
+        default=3_600.0,
+        metadata=_doc(
+            "GRPC_MAX_CONNECTION_AGE_GRACE",
+            "Seconds calls on an aged connection get to finish before it is closed.",
+        ),
+    )
     http_port: int = field(
         default=8080, metadata=_doc("PORT", "HTTP port (/json, /healthcheck, /metrics); 0 picks.")
     )
@@ -175,7 +195,13 @@ class ServerSettings:
         for name in ("max_keys", "max_stats_keys"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"must be >= 1, got {getattr(self, name)}", key=name)
-        for name in ("idle_expiry", "reload_interval", "shutdown_grace"):
+        for name in (
+            "idle_expiry",
+            "reload_interval",
+            "shutdown_grace",
+            "grpc_max_connection_age",
+            "grpc_max_connection_age_grace",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"must be >= 0, got {getattr(self, name)}", key=name)
         if not 0.0 <= self.near_limit_ratio <= 1.0:
