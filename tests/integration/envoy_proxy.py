@@ -54,7 +54,7 @@ class Route:
     descriptors: Sequence[Sequence[Mapping[str, Any]]] = ()
 
 
-def _http2_cluster(name: str, port: int) -> dict[str, Any]:
+def _http2_cluster(name: str, where: int | Path) -> dict[str, Any]:
     return {
         "name": name,
         "type": "STATIC",
@@ -65,12 +65,16 @@ def _http2_cluster(name: str, port: int) -> dict[str, Any]:
                 "explicit_http_config": {"http2_protocol_options": {}},
             }
         },
-        "load_assignment": _endpoint(name, port),
+        "load_assignment": _endpoint(name, where),
     }
 
 
-def _endpoint(cluster: str, port: int) -> dict[str, Any]:
-    address = {"socket_address": {"address": "127.0.0.1", "port_value": port}}
+def _endpoint(cluster: str, where: int | Path) -> dict[str, Any]:
+    """One host: a loopback port, or a unix socket (Envoy's ``pipe``) given as a path."""
+    if isinstance(where, Path):
+        address: dict[str, Any] = {"pipe": {"path": str(where)}}
+    else:
+        address = {"socket_address": {"address": "127.0.0.1", "port_value": where}}
     return {
         "cluster_name": cluster,
         "endpoints": [{"lb_endpoints": [{"endpoint": {"address": address}}]}],
@@ -81,7 +85,7 @@ def bootstrap(
     *,
     listen_port: int,
     admin_port: int,
-    rls_port: int,
+    rls: int | Path,
     upstream_port: int,
     domain: str,
     routes: Sequence[Route],
@@ -150,7 +154,7 @@ def bootstrap(
         "admin": admin,
         "static_resources": {
             "listeners": [listener],
-            "clusters": [_http2_cluster("ratelimit", rls_port), upstream],
+            "clusters": [_http2_cluster("ratelimit", rls), upstream],
         },
     }
 
@@ -187,14 +191,15 @@ class EnvoyProxy:
 
 @contextlib.contextmanager
 def envoy_proxy(
-    *, rls_port: int, upstream_port: int, domain: str, routes: Sequence[Route], log_dir: Path
+    *, rls: int | Path, upstream_port: int, domain: str, routes: Sequence[Route], log_dir: Path
 ) -> Iterator[EnvoyProxy]:
-    """Run Envoy with :func:`bootstrap` on free ports until the block exits."""
+    """Run Envoy with :func:`bootstrap` on free ports until the block exits; ``rls`` is the
+    service's gRPC port, or the path of its unix socket."""
     listen_port, admin_port = free_port(), free_port()
     config = bootstrap(
         listen_port=listen_port,
         admin_port=admin_port,
-        rls_port=rls_port,
+        rls=rls,
         upstream_port=upstream_port,
         domain=domain,
         routes=routes,

@@ -8,6 +8,7 @@ share buckets); the fail-open test runs its own pair because it stops the server
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -88,10 +89,15 @@ def proxy(
 
 
 @contextlib.contextmanager
-def _proxy_to(rls: RatekeeperServer, upstream: int, logs: Path) -> Iterator[EnvoyProxy]:
-    """Envoy in front of ``upstream`` calling ``rls``, its RLS connection already open."""
-    ports = {"rls_port": rls.grpc_port, "upstream_port": upstream}
-    with envoy_proxy(**ports, domain=DOMAIN, routes=ROUTES, log_dir=logs) as envoy:
+def _proxy_to(
+    rls: RatekeeperServer, upstream: int, logs: Path, *, uds: Path | None = None
+) -> Iterator[EnvoyProxy]:
+    """Envoy in front of ``upstream`` calling ``rls`` (on its unix socket ``uds`` if given), its
+    RLS connection already open."""
+    where = uds or rls.grpc_port
+    with envoy_proxy(
+        rls=where, upstream_port=upstream, domain=DOMAIN, routes=ROUTES, log_dir=logs
+    ) as envoy:
         # Envoy connects to the RLS on the first call; make that call here, on a user of its
         # own, so no test pays for (or times out on) the HTTP/2 handshake.
         assert envoy.get("/users", {"x-user": "warm-up"})[0] == 200
@@ -176,3 +182,18 @@ def test_envoy_fails_open_when_the_service_is_down(
         assert [status for status, _ in answers] == [200, 200]
         assert all("x-envoy-ratelimited" not in headers for _, headers in answers)
         assert proxy.counter("ratelimit.failure_mode_allowed") == 2
+
+
+def test_envoy_reaches_the_service_over_a_unix_socket(
+    policy_dir: Path, upstream: int, tmp_path: Path
+) -> None:
+    # A short path: unix socket paths are limited to about 100 bytes, and tmp_path is long.
+    with tempfile.TemporaryDirectory(prefix="rk-") as short:
+        socket_path = Path(short) / "rls.sock"
+        env = {"RATEKEEPER_GRPC_UDS": str(socket_path)}
+        with (
+            ratekeeper_server(policy_dir, tmp_path, name="uds", env=env) as rls,
+            _proxy_to(rls, upstream, tmp_path, uds=socket_path) as proxy,
+        ):
+            assert [status for status, _ in _as(proxy, "uma", 4)] == [200, 200, 200, 429]
+            assert proxy.counter("ratelimit.over_limit") >= 1
