@@ -57,11 +57,12 @@ async def _cpu_us_per_call(
     return 1e6 * (time.process_time() - began) / calls
 
 
-def servicers() -> dict[str, tuple[Call, Any]]:
-    """Each handler by name, with how gRPC would call it: ratekeeper on the workload's policy."""
+def servicers(clock: Callable[[], int] = time.time_ns) -> dict[str, tuple[Call, Any]]:
+    """Each handler by name, with how gRPC would call it: ratekeeper on the workload's policy,
+    deciding at ``clock``'s time."""
     with tempfile.TemporaryDirectory(prefix="rls-handler-") as tmp:
         (Path(tmp) / "bench.yaml").write_text(WORKLOAD_CONFIG)
-        components = build(ServerSettings(config=tmp))
+        components = build(ServerSettings(config=tmp), clock)
     return {
         "no-op": (_noop_call, NoopRateLimitService()),
         "ratekeeper": (_bytes_call, RlsServicer(components.service, components.metrics)),
