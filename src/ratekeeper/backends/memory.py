@@ -9,10 +9,10 @@ exactly one writer, and it is the unit that housekeeping visits.
 
 Kept as plain values. A shard maps each counter's ``Counter.identity`` to ``(touched, packed
 state)``, tuples of strings and ints only: CPython's cyclic collector stops tracking such
-tuples, so a full collection no longer walks every counter held. Objects per
-counter (a Counter, an entry, a state) made full collections pause the event loop for 0.2 s at
-100 000 keys and 0.7 s at 250 000 (``python -m bench.gc_pauses``). The price is a state object
-unpacked and packed again on each hit.
+tuples, so a full collection no longer walks every counter held. Objects per counter (a
+Counter, an entry, a state) made full collections pause the event loop for 0.2 s at 100 000
+keys and 0.7 s at 250 000 (``python -m bench.gc_pauses``). The price is a state object unpacked
+and packed again on each hit.
 
 Blocking: never. Errors: none on the hot path (memory cannot time out); :meth:`MemoryStore.hit`
 and :meth:`MemoryStore.debit` only raise for misuse.
@@ -159,12 +159,13 @@ class MemoryStore:
         limit = counter.limit
         strategy = STRATEGIES[limit.algorithm]
         shard = self._shards[counter.entries_hash & self._mask]
-        value = shard.get(counter.identity)
+        key = counter.identity
+        value = shard.get(key)
         state = self._new_state(shard, limit, now) if value is None else strategy.unpack(*value[1])
         if state is None:
             return _REFUSED
         outcome = after_debit(state, limit, now, hit.hits)
-        shard[counter.identity] = (now, strategy.pack(state))
+        shard[key] = (now, strategy.pack(state))
         return outcome
 
     def healthy(self) -> bool:

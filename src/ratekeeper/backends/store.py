@@ -46,8 +46,8 @@ class Counter:
     identity: tuple[str, Entries, tuple[int, int, int, int | None, str]] = field(
         init=False, repr=False, compare=False
     )
-    # Stores key their counters by Counter; the generated hash would rehash every field (and
-    # every entry) on each lookup.
+    # Counters key dicts (the report service's, the demand book's); the generated hash would
+    # rehash every field (and every entry) on each lookup.
     _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

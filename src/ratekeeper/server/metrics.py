@@ -73,52 +73,44 @@ class LatencySeries:
 
 
 class Latency(Collector):
-    """``ratekeeper_call_seconds``: latency histograms labelled by call."""
+    """Latency histograms under one metric name, labelled by one server-chosen label."""
 
-    def __init__(self, bounds: tuple[float, ...]) -> None:
+    def __init__(self, name: str, doc: str, label: str, bounds: tuple[float, ...]) -> None:
+        self._name, self._doc, self._label = name, doc, label
         self._bounds = bounds
         self._series: dict[str, LatencySeries] = {}
 
-    def labels(self, call: str) -> LatencySeries:
-        """The series of ``call`` (a fixed, server-chosen name: cardinality is bounded)."""
-        series = self._series.get(call)
+    def labels(self, value: str) -> LatencySeries:
+        """The series of ``value`` (fixed by the server, never by clients: cardinality is
+        bounded)."""
+        series = self._series.get(value)
         if series is None:
-            series = self._series[call] = LatencySeries(self._bounds)
+            series = self._series[value] = LatencySeries(self._bounds)
         return series
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
-        family = HistogramMetricFamily(
-            "ratekeeper_call_seconds",
-            "Time to answer one call, by call (ShouldRateLimit, json, report).",
-            labels=("call",),
-        )
-        for call, series in self._series.items():
-            _add_series(family, (call,), series)
+        family = HistogramMetricFamily(self._name, self._doc, labels=(self._label,))
+        for value, series in self._series.items():
+            cumulative, buckets = 0, []
+            for bound, count in zip((*series.bounds, float("inf")), series.counts, strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+            family.add_metric((value,), buckets, series.total)
         yield family
 
 
-def _add_series(
-    family: HistogramMetricFamily, labels: tuple[str, ...], series: LatencySeries
-) -> None:
-    cumulative, buckets = 0, []
-    for bound, count in zip((*series.bounds, float("inf")), series.counts, strict=True):
-        cumulative += count
-        buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-    family.add_metric(labels, buckets, series.total)
+class GcPauses:
+    """Times each cyclic garbage collection into ``ratekeeper_gc_pause_seconds`` by generation.
 
-
-class GcPauses(Collector):
-    """``ratekeeper_gc_pause_seconds``: how long each cyclic garbage collection stopped the
-    process, by generation. A full collection walks every live counter and cached plan, so its
-    pause grows with the keys held (docs/operations.md); this is where a latency spike that no
-    call explains shows up.
-
-    Collections are process-wide: :meth:`watch` hooks ``gc.callbacks`` (``ratekeeper serve``
-    does), :meth:`unwatch` unhooks.
+    A full collection walks every tracked object (cached plans among them), so its pause grows
+    with what the server holds (docs/operations.md); this is where a latency spike that no call
+    explains shows up. Collections are process-wide: :meth:`watch` hooks ``gc.callbacks``
+    (``ratekeeper serve`` does), :meth:`unwatch` unhooks.
     """
 
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self._series = tuple(LatencySeries(bounds) for _ in range(3))
+    def __init__(self, histograms: Latency) -> None:
+        # One series per generation from the start, so every generation is exported.
+        self._series = tuple(histograms.labels(str(generation)) for generation in range(3))
         self._started = 0.0
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
@@ -134,16 +126,6 @@ class GcPauses(Collector):
     def unwatch(self) -> None:
         if self._on_gc in gc.callbacks:
             gc.callbacks.remove(self._on_gc)
-
-    def collect(self) -> Iterator[HistogramMetricFamily]:
-        family = HistogramMetricFamily(
-            "ratekeeper_gc_pause_seconds",
-            "Time the process stood still in a cyclic garbage collection, by generation.",
-            labels=("generation",),
-        )
-        for generation, series in enumerate(self._series):
-            _add_series(family, (str(generation),), series)
-        yield family
 
 
 class _CappedRows(Collector):
@@ -263,10 +245,21 @@ class Metrics:
         self.domain_not_found = DomainNotFound(max_stats_keys)
         self.registry.register(self.domain_not_found)
         reg = self.registry
-        self.latency = Latency(_LATENCY_BUCKETS)
+        self.latency = Latency(
+            "ratekeeper_call_seconds",
+            "Time to answer one call, by call (ShouldRateLimit, json, report).",
+            "call",
+            _LATENCY_BUCKETS,
+        )
         reg.register(self.latency)
-        self.gc_pauses = GcPauses(_LATENCY_BUCKETS)
-        reg.register(self.gc_pauses)
+        pauses = Latency(
+            "ratekeeper_gc_pause_seconds",
+            "Time the process stood still in a cyclic garbage collection, by generation.",
+            "generation",
+            _LATENCY_BUCKETS,
+        )
+        reg.register(pauses)
+        self.gc_pauses = GcPauses(pauses)
         ProcessCollector(registry=reg)  # resident memory, CPU seconds, open files
 
         def counter(name: str, doc: str, *labels: str) -> Counter:
