@@ -59,7 +59,7 @@ async def test_full_idle_counters_expire_and_indebted_ones_stay() -> None:
         now += 2 * NS_PER_SECOND
         await store.hit([], now)
     assert len(store) == 1
-    assert store.stats().expirations == 50
+    assert store.counts().expirations == 50
     outcome = (await store.hit([hit("debt", 0)], now))[0]
     assert outcome.remaining == 0
 
@@ -71,7 +71,7 @@ async def test_at_the_cap_full_counters_go_first_then_the_fullest() -> None:
     await store.hit([hit("exhausted", 10, limit)], T0)
     await store.hit([hit("new1", 1, limit)], T0)
     # used2 (8 of 10 left) was the fullest that still admits: it is the one evicted.
-    assert store.stats().evictions == 1
+    assert store.counts().evictions == 1
     assert (await store.hit([hit("exhausted", 0, limit)], T0))[0].remaining == 0
     assert (await store.hit([hit("used9", 0, limit)], T0))[0].remaining == 1
 
@@ -81,7 +81,7 @@ async def test_when_every_counter_is_exhausted_new_keys_are_refused() -> None:
     await store.debit([hit("a", 100), hit("b", 100)], T0)
     refused = (await store.hit([hit("c")], T0))[0]
     assert not refused.allowed
-    assert store.stats().refused == 1
+    assert store.counts().refused == 1
     assert len(store) == 2
     for key in ("a", "b"):
         assert (await store.hit([hit(key)], T0))[0].allowed is False
@@ -136,7 +136,7 @@ async def test_a_million_keys_stay_within_the_cap_and_bounded_memory() -> None:
             rss_at_cap = process.memory_info().rss
     growth = process.memory_info().rss - rss_at_cap
     assert len(store) <= cap
-    assert store.stats().evictions + store.stats().expirations >= 1_000_000 - cap
+    assert store.counts().evictions + store.counts().expirations >= 1_000_000 - cap
     # Past the cap, 800 k more keys must not grow memory (allow allocator noise).
     assert growth < 32 * 2**20, f"RSS grew {growth / 2**20:.1f} MiB after the cap was reached"
     debtor = (await store.hit([hit("debtor")], now))[0]

@@ -70,7 +70,7 @@ async def test_local_cache_answers_keys_over_their_limit_until_the_window_ends(
             (cached,) = await store.hit([over], NOW + S // 2)
         assert sent == []  # answered without Redis
         assert cached == Outcome(False, 0, S // 2, S // 2)
-        assert store.stats().over_limit_with_local_cache == 1
+        assert store.counts().over_limit_with_local_cache == 1
         metrics = Metrics(max_stats_keys=10)
         metrics.watch_store(store)
         assert b"ratekeeper_over_limit_with_local_cache_total 1.0" in metrics.render()

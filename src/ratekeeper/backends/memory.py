@@ -42,7 +42,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ratekeeper.backends.store import Hit
+from ratekeeper.backends.store import Hit, Snapshot, StoreStat
 from ratekeeper.core.algorithms import STRATEGIES, State, after_debit
 from ratekeeper.core.keys import Entries
 from ratekeeper.core.limits import NS_PER_SECOND, Limit
@@ -138,7 +138,7 @@ class MemoryStore:
         counter = hit.counter
         limit = counter.limit
         strategy = STRATEGIES[limit.algorithm]
-        shard = self._shards[counter.entries_hash & self._mask]
+        shard = self._shards[counter.key_hash & self._mask]
         key = counter.identity
         # The common case, a known counter, inline: this is the RLS hot path.
         value = shard.get(key)
@@ -158,7 +158,7 @@ class MemoryStore:
         counter = hit.counter
         limit = counter.limit
         strategy = STRATEGIES[limit.algorithm]
-        shard = self._shards[counter.entries_hash & self._mask]
+        shard = self._shards[counter.key_hash & self._mask]
         key = counter.identity
         value = shard.get(key)
         state = self._new_state(shard, limit, now) if value is None else strategy.unpack(*value[1])
@@ -180,9 +180,40 @@ class MemoryStore:
     def __len__(self) -> int:
         return sum(len(shard) for shard in self._shards)
 
-    def stats(self) -> MemoryStoreStats:
-        """Current counts, for metrics."""
+    def counts(self) -> MemoryStoreStats:
+        """Current counts, typed."""
         return MemoryStoreStats(len(self), self._evictions, self._expirations, self._refused)
+
+    def stats(self) -> tuple[StoreStat, ...]:
+        """Current counts, for metrics."""
+        c = self.counts()
+        return (
+            StoreStat("ratekeeper_store_keys", "Counters held.", "gauge", c.keys),
+            StoreStat(
+                "ratekeeper_store_evictions",
+                "Partly used counters evicted to make room.",
+                "counter",
+                c.evictions,
+            ),
+            StoreStat(
+                "ratekeeper_store_expirations", "Full counters dropped.", "counter", c.expirations
+            ),
+            StoreStat(
+                "ratekeeper_store_refused_keys",
+                "New keys refused at the key cap (every counter exhausted).",
+                "counter",
+                c.refused,
+            ),
+        )
+
+    async def export(self, low: int, high: int, now: int) -> Snapshot:
+        raise NotImplementedError  # contract stub: the store work implements it
+
+    async def import_(self, snapshot: Snapshot, now: int) -> int:
+        raise NotImplementedError  # contract stub: the store work implements it
+
+    async def drop(self, low: int, high: int) -> int:
+        raise NotImplementedError  # contract stub: the store work implements it
 
     # --- housekeeping ----------------------------------------------------------------------
 

@@ -14,19 +14,23 @@ Contract for every implementation:
   its configured timeout; it never blocks longer.
 * **Bounded.** Memory held is bounded whatever keys callers send; evicting a counter must never
   hand quota back to a key that is over its limit or in debt.
+* **Slice-aligned.** Every counter carries its 64-bit key hash (the wire contract's hash of its
+  canonical key bytes, :mod:`ratekeeper.core.keys`); :meth:`Store.export` hands over the
+  counters of one hash range ``[low, high)`` and :meth:`Store.import_` takes them in, so a slice
+  of the hash space moves between servers with its state.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
-from ratekeeper.core.keys import Entries
+from ratekeeper.core.keys import Entries, canonical_bytes, key_hash
 from ratekeeper.core.limits import Limit
 from ratekeeper.core.outcome import Outcome
 
-__all__ = ["Counter", "Hit", "Store"]
+__all__ = ["Counter", "CounterSnapshot", "Hit", "Snapshot", "Store", "StoreStat"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +43,9 @@ class Counter:
     entries: Entries
     #: The limit counted against; a descriptor with two limits has two counters.
     limit: Limit
-    #: ``hash(entries)``, kept: it picks the memory store's shard on every hit.
-    entries_hash: int = field(init=False, repr=False, compare=False)
+    #: The 64-bit key hash of ``(domain, entries)``: which slice (so which server) owns the
+    #: counter, and which shard of a memory store holds it.
+    key_hash: int = field(init=False, repr=False, compare=False)
     #: The counter as plain values, ``(domain, entries, limit.identity)``: equal exactly when
     #: the counters are, and untracked by CPython's cyclic collector (see the memory store).
     identity: tuple[str, Entries, tuple[int, int, int, int | None, str]] = field(
@@ -51,9 +56,8 @@ class Counter:
     _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        entries_hash = hash(self.entries)
         identity = (self.domain, self.entries, self.limit.identity)
-        object.__setattr__(self, "entries_hash", entries_hash)
+        object.__setattr__(self, "key_hash", key_hash(canonical_bytes(self.domain, self.entries)))
         object.__setattr__(self, "identity", identity)
         object.__setattr__(self, "_hash", hash(identity))
 
@@ -70,6 +74,38 @@ class Hit:
     hits: int
 
 
+@dataclass(frozen=True, slots=True)
+class CounterSnapshot:
+    """One counter's whole state, portable to another process (plain values only)."""
+
+    counter: Counter
+    #: The algorithm's state fields with every instant written as an age: nanoseconds before
+    #: the exporter's ``now`` (so exporter and importer share no clock).
+    state: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Every counter a store held in the hash range ``[low, high)`` when it was exported."""
+
+    low: int
+    high: int
+    counters: tuple[CounterSnapshot, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStat:
+    """One count a store reports about itself, exported as one metric."""
+
+    #: The metric's full name (``ratekeeper_store_keys``).
+    name: str
+    #: One-line description.
+    help: str
+    #: ``gauge`` for a level, ``counter`` for a running total.
+    kind: Literal["gauge", "counter"]
+    value: float
+
+
 class Store(Protocol):
     """Keeps counters; see the module docstring for the contract."""
 
@@ -83,6 +119,27 @@ class Store(Protocol):
         Returns each counter's state after the debit (``allowed`` is whether one more hit
         would be admitted now).
         """
+        ...
+
+    async def export(self, low: int, high: int, now: int) -> Snapshot:
+        """Every counter whose key hash lies in ``[low, high)``, with its full state.
+
+        Visits only the counters of that range (no scan of the whole store). Leaves them in
+        place: the caller drops them once the importer has confirmed.
+        """
+        ...
+
+    async def import_(self, snapshot: Snapshot, now: int) -> int:
+        """Merge ``snapshot`` in; for a counter held on both sides the stricter state wins
+        (fewer hits admissible now). Returns how many counters were taken in."""
+        ...
+
+    async def drop(self, low: int, high: int) -> int:
+        """Forget every counter whose key hash lies in ``[low, high)``; how many were held."""
+        ...
+
+    def stats(self) -> Sequence[StoreStat]:
+        """The store's own counts, read at scrape time."""
         ...
 
     def healthy(self) -> bool:

@@ -40,6 +40,8 @@ class Instruction:
     admit_rate: float
     #: How long ``admit_rate`` holds from receipt.
     valid_for_ns: int
+    #: The limits the server counts the key against (empty: not limited, or not known).
+    limits: tuple[Limit, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

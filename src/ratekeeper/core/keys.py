@@ -22,7 +22,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-__all__ = ["HASH_BITS", "Entries", "canonical_bytes", "key_hash"]
+__all__ = [
+    "HASH_BITS",
+    "Entries",
+    "canonical_bytes",
+    "descriptor_path",
+    "descriptor_segment",
+    "key_hash",
+]
 
 HASH_BITS = 64
 _PERSON = b"ratekeeper.key.1"
@@ -61,3 +68,14 @@ def key_hash(canonical: bytes) -> int:
     """The stable 64-bit hash of canonical key bytes, in ``[0, 2**64)``."""
     digest = hashlib.blake2b(canonical, digest_size=8, person=_PERSON).digest()
     return int.from_bytes(digest, "big")
+
+
+def descriptor_segment(key: str, value: str) -> str:
+    """One entry as envoyproxy/ratelimit names it in stats and cache keys: ``key_value``, or
+    ``key`` alone when the value is empty."""
+    return f"{key}_{value}" if value else key
+
+
+def descriptor_path(domain: str, entries: Iterable[tuple[str, str]]) -> str:
+    """``domain.key_value.key2_value2``: envoyproxy/ratelimit's name for a descriptor."""
+    return ".".join([domain, *(descriptor_segment(k, v) for k, v in entries)])

@@ -29,11 +29,17 @@ __all__ = [
     "Algorithm",
     "Limit",
     "Unit",
+    "ceil_div",
     "parse_limit",
     "parse_limits",
 ]
 
 NS_PER_SECOND = 1_000_000_000
+
+
+def ceil_div(a: int, b: int) -> int:
+    """``a / b`` rounded up, in exact integer arithmetic (``b > 0``)."""
+    return -(-a // b)
 
 
 class Unit(enum.Enum):

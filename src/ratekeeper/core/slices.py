@@ -9,11 +9,12 @@ each keep their own bucket and admit twice the policy.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ratekeeper.core.keys import HASH_BITS
 
-__all__ = ["HASH_SPACE", "Assignment", "Generation", "Slice", "single_owner"]
+__all__ = ["HASH_SPACE", "Assignment", "Generation", "Slice", "even_split", "single_owner"]
 
 HASH_SPACE = 1 << HASH_BITS
 
@@ -86,3 +87,11 @@ class Assignment:
 def single_owner(address: str, generation: Generation = Generation()) -> Assignment:
     """The whole hash space on one server (the one-replica deployment)."""
     return Assignment(generation, (0,), (address,))
+
+
+def even_split(addresses: Sequence[str], generation: Generation = Generation()) -> Assignment:
+    """The hash space cut into ``len(addresses)`` equal slices, owned in the given order."""
+    if not addresses:
+        raise ValueError("at least one server address is required")
+    n = len(addresses)
+    return Assignment(generation, tuple((i << HASH_BITS) // n for i in range(n)), tuple(addresses))

@@ -15,6 +15,7 @@ import grpc
 import grpc.aio
 
 from ratekeeper.core.limits import Algorithm, Limit, Unit
+from ratekeeper.core.slices import Generation
 from ratekeeper.errors import LimitParseError
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 
@@ -23,6 +24,8 @@ __all__ = [
     "ReportCall",
     "ReportCallAio",
     "aio_report_call",
+    "generation_from_wire",
+    "generation_to_wire",
     "limit_to_spec",
     "report_call",
     "report_handler",
@@ -107,3 +110,13 @@ def spec_to_limit(spec: pb.LimitSpec) -> Limit:
     if spec.multiplier > _MAX_MULTIPLIER:
         raise LimitParseError(f"multiplier above {_MAX_MULTIPLIER}")
     return Limit(spec.amount, unit, spec.multiplier or 1, burst, algorithm)
+
+
+def generation_to_wire(generation: Generation) -> pb.Generation:
+    """The wire form of an assignment generation."""
+    return pb.Generation(incarnation=generation.incarnation, number=generation.number)
+
+
+def generation_from_wire(wire: pb.Generation) -> Generation:
+    """An assignment generation from its wire form."""
+    return Generation(wire.incarnation, wire.number)

@@ -14,12 +14,13 @@ import bisect
 import enum
 import gc
 import time
-from collections.abc import Callable, Iterator
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+
+from ratekeeper.backends.store import Store, StoreStat
 
 __all__ = [
     "OVERFLOW_LABEL",
@@ -30,7 +31,6 @@ __all__ = [
     "LatencySeries",
     "Metrics",
     "RuleStats",
-    "StoreStatsSource",
 ]
 
 #: The ``domain`` and ``key`` labels of counts past the cardinality cap.
@@ -184,55 +184,17 @@ class DomainNotFound(_CappedRows):
         yield family
 
 
-@runtime_checkable
-class StoreStatsSource(Protocol):
-    """A store that reports counts of its own (size and evictions in memory, errors in Redis)."""
-
-    def stats(self) -> object: ...
-
-
-#: Store stats attribute → (metric name, help, family).
-_STORE_FIELDS: dict[str, tuple[str, str, type[CounterMetricFamily | GaugeMetricFamily]]] = {
-    "keys": ("ratekeeper_store_keys", "Counters held.", GaugeMetricFamily),
-    "evictions": (
-        "ratekeeper_store_evictions",
-        "Partly used counters evicted to make room.",
-        CounterMetricFamily,
-    ),
-    "expirations": (
-        "ratekeeper_store_expirations",
-        "Full counters dropped.",
-        CounterMetricFamily,
-    ),
-    "refused": (
-        "ratekeeper_store_refused_keys",
-        "New keys refused at the key cap (every counter exhausted).",
-        CounterMetricFamily,
-    ),
-    "backend_errors": (
-        "ratekeeper_store_backend_errors",
-        "Calls the backend failed (down, timed out, or answering with an error).",
-        CounterMetricFamily,
-    ),
-    "over_limit_with_local_cache": (
-        "ratekeeper_over_limit_with_local_cache",
-        "Hits answered over the limit from the local cache of keys already over, without Redis.",
-        CounterMetricFamily,
-    ),
-}
-
-
 class _StoreCollector(Collector):
-    """Reads a store's counts at scrape time."""
+    """Reads a store's own counts (:meth:`Store.stats <ratekeeper.backends.store.Store.stats>`)
+    at scrape time."""
 
-    def __init__(self, source: Callable[[], object]) -> None:
+    def __init__(self, source: Callable[[], Sequence[StoreStat]]) -> None:
         self._source = source
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        stats = self._source()
-        for attr, (name, doc, family) in _STORE_FIELDS.items():
-            if hasattr(stats, attr):
-                yield family(name, doc, value=getattr(stats, attr))
+        for stat in self._source():
+            family = GaugeMetricFamily if stat.kind == "gauge" else CounterMetricFamily
+            yield family(stat.name, stat.help, value=stat.value)
 
 
 class Metrics:
@@ -280,10 +242,9 @@ class Metrics:
             "invalid_requests", "Calls refused as malformed, by call.", "call"
         )
 
-    def watch_store(self, store: object) -> None:
-        """Export the store's own counts when it has any."""
-        if isinstance(store, StoreStatsSource):
-            self.registry.register(_StoreCollector(store.stats))
+    def watch_store(self, store: Store) -> None:
+        """Export the store's own counts."""
+        self.registry.register(_StoreCollector(store.stats))
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -33,7 +33,7 @@ from ratekeeper.backends.redis import batch, keys
 from ratekeeper.backends.redis.health import FAILURES, Health
 from ratekeeper.backends.redis.local_cache import OverLimitCache
 from ratekeeper.backends.redis.settings import RedisSettings
-from ratekeeper.backends.store import Hit
+from ratekeeper.backends.store import Hit, Snapshot, StoreStat
 from ratekeeper.core import fixed_window
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit, Unit
 from ratekeeper.core.outcome import Outcome
@@ -113,9 +113,36 @@ class RedisStore:
         self._jitter = random.Random()
         self._half = settings.timeout_s / 2
 
-    def stats(self) -> RedisStoreStats:
-        """Current counts, for metrics."""
+    def counts(self) -> RedisStoreStats:
+        """Current counts, typed."""
         return RedisStoreStats(self.errors_total, self.local_cache_hits_total)
+
+    def stats(self) -> tuple[StoreStat, ...]:
+        """Current counts, for metrics."""
+        return (
+            StoreStat(
+                "ratekeeper_store_backend_errors",
+                "Calls the backend failed (down, timed out, or answering with an error).",
+                "counter",
+                self.errors_total,
+            ),
+            StoreStat(
+                "ratekeeper_over_limit_with_local_cache",
+                "Hits answered over the limit from the local cache of keys already over, "
+                "without Redis.",
+                "counter",
+                self.local_cache_hits_total,
+            ),
+        )
+
+    async def export(self, low: int, high: int, now: int) -> Snapshot:
+        raise NotImplementedError  # contract stub: the store work implements it
+
+    async def import_(self, snapshot: Snapshot, now: int) -> int:
+        raise NotImplementedError  # contract stub: the store work implements it
+
+    async def drop(self, low: int, high: int) -> int:
+        raise NotImplementedError  # contract stub: the store work implements it
 
     async def hit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
         """Decide and count each hit (Envoy RLS); one round trip per Redis involved."""
