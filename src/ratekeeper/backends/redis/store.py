@@ -30,7 +30,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, ResponseError
 
 from ratekeeper.backends.redis import batch, keys
-from ratekeeper.backends.redis.health import FAILURES, Health
+from ratekeeper.backends.redis.health import FAILURES, RedisHealth
 from ratekeeper.backends.redis.local_cache import OverLimitCache
 from ratekeeper.backends.redis.settings import RedisSettings
 from ratekeeper.backends.store import Hit, Snapshot, StoreStat
@@ -68,7 +68,7 @@ class _Redis:
             async with asyncio.timeout(timeout):
                 await self.client.ping()
 
-        self.health = Health(name, ping, settings.reconnect_initial_s, settings.reconnect_max_s)
+        self.health = RedisHealth(name, ping, settings.reconnect_initial_s, settings.reconnect_max_s)
 
 
 @dataclass(slots=True)
