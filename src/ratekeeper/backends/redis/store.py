@@ -68,7 +68,9 @@ class _Redis:
             async with asyncio.timeout(timeout):
                 await self.client.ping()
 
-        self.health = RedisHealth(name, ping, settings.reconnect_initial_s, settings.reconnect_max_s)
+        self.health = RedisHealth(
+            name, ping, settings.reconnect_initial_s, settings.reconnect_max_s
+        )
 
 
 @dataclass(slots=True)
