@@ -1,18 +1,27 @@
-"""Counters in process memory: shards of plain dicts, algorithms from the core.
+"""Counters in process memory: shards of plain dicts by key-hash range, algorithms from the core.
 
 Thread safety: **single writer, no locks.** Every method must be called from one thread; in an
 asyncio process that thread is the event loop, and no method awaits between reading a counter
-and writing it back, so a decision is atomic without a lock. Counters are spread over shards by
-the hash of their entries (a key's counters under several limits share a shard); a shard is the
-unit that a later multi-writer layout (one worker per shard, as gubernator does) would hand to
-exactly one writer, and it is the unit that housekeeping visits.
+and writing it back, so a decision is atomic without a lock. A shard is the unit that a later
+multi-writer layout (one worker per shard, as gubernator does) would hand to exactly one writer,
+and it is the unit that housekeeping visits.
+
+Slice-aligned shards. A counter's shard is the *top* bits of its 64-bit key hash
+(:attr:`Counter.key_hash <ratekeeper.backends.store.Counter.key_hash>`, stable across processes,
+unlike Python's salted ``hash()``), so shard ``i`` holds exactly the hash range
+``[i << shift, (i + 1) << shift)`` and a slice ``[low, high)`` is a contiguous run of shards:
+:meth:`MemoryStore.export` and :meth:`MemoryStore.drop` take the shards inside the range whole
+and filter only the (at most two) shards the range's ends cut. Those are filtered on the key
+hash kept in each value: recomputing BLAKE2b per counter there would cost as much as a hit, and
+a sorted structure per shard would put an ``O(log n)`` insert on every new key. A key's counters
+under several limits share a shard.
 
 Kept as plain values. A shard maps each counter's ``Counter.identity`` to ``(touched, packed
-state)``, tuples of strings and ints only: CPython's cyclic collector stops tracking such
-tuples, so a full collection no longer walks every counter held. Objects per counter (a
-Counter, an entry, a state) made full collections pause the event loop for 0.2 s at 100 000
-keys and 0.7 s at 250 000 (``python -m bench.gc_pauses``). The price is a state object unpacked
-and packed again on each hit.
+state, key hash)``, tuples of strings and ints only: CPython's cyclic collector stops tracking
+such tuples, so a full collection no longer walks every counter held. With objects per counter
+(a Counter, an entry, a state) full collections paused the event loop in proportion to the keys
+held (``python -m bench.gc_pauses`` measures it). The price is a state object unpacked and
+packed again on each hit.
 
 Blocking: never. Errors: none on the hot path (memory cannot time out); :meth:`MemoryStore.hit`
 and :meth:`MemoryStore.debit` only raise for misuse.
@@ -44,7 +53,7 @@ from dataclasses import dataclass
 
 from ratekeeper.backends.store import Hit, Snapshot, StoreStat
 from ratekeeper.core.algorithms import STRATEGIES, State, after_debit
-from ratekeeper.core.keys import Entries
+from ratekeeper.core.keys import HASH_BITS, Entries
 from ratekeeper.core.limits import NS_PER_SECOND, Limit
 from ratekeeper.core.outcome import Outcome
 
@@ -60,8 +69,9 @@ _REFUSED = Outcome(
 
 #: A shard's key: :attr:`Counter.identity <ratekeeper.backends.store.Counter.identity>`.
 _Key = tuple[str, Entries, tuple[int, int, int, int | None, str]]
-#: A shard's value: ``now`` of the last hit or debit (caller's clock, ns), and the packed state.
-_Value = tuple[int, tuple[int, ...]]
+#: A shard's value: ``now`` of the last hit or debit (caller's clock, ns), the packed state, and
+#: the counter's key hash (kept so that a range cutting a shard is filtered without rehashing).
+_Value = tuple[int, tuple[int, ...], int]
 #: The limit a shard key names (housekeeping reads it back from the key).
 _limit_of = functools.lru_cache(maxsize=4096)(Limit.from_identity)
 
@@ -110,6 +120,8 @@ class MemoryStore:
         shards = min(shards, 1 << (max_keys.bit_length() - 1))
         self._shards: list[dict[_Key, _Value]] = [{} for _ in range(shards)]
         self._mask = shards - 1
+        #: A counter's shard is the top bits of its key hash (see the module docstring).
+        self._shift = HASH_BITS - (shards.bit_length() - 1)
         self._shard_cap = max_keys // shards
         self._idle_ns = idle_expiry_ns
         self._sweep_step_ns = max(1, sweep_interval_ns // shards)
@@ -123,24 +135,29 @@ class MemoryStore:
         """Decide and count each hit; a zero-hit check of an unknown key stores nothing."""
         if now >= self._next_sweep:
             self._sweep(now)
-        return [self._hit_one(hit, now) for hit in hits]
+        return [self._count(hit, now, True) for hit in hits]
 
     async def debit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
         """Count hits admitted elsewhere, into debt if need be; return each counter's state.
 
-        ``allowed`` in each outcome says whether one more hit would be admitted now.
+        ``allowed`` in each outcome says whether one more hit would be admitted now. A debit
+        of zero hits on an unknown key stores nothing, as a check does.
         """
         if now >= self._next_sweep:
             self._sweep(now)
-        return [self._debit_one(hit, now) for hit in hits]
+        return [self._count(hit, now, False) for hit in hits]
 
-    def _hit_one(self, hit: Hit, now: int) -> Outcome:
+    def _count(self, hit: Hit, now: int, decide: bool) -> Outcome:
+        """One hit: decided (``decide``, the strategy's own hit) or debited (:func:`after_debit`).
+
+        Inline and branch-light: this is the RLS hot path.
+        """
         counter = hit.counter
         limit = counter.limit
         strategy = STRATEGIES[limit.algorithm]
-        shard = self._shards[counter.key_hash & self._mask]
+        key_hash = counter.key_hash
+        shard = self._shards[key_hash >> self._shift]
         key = counter.identity
-        # The common case, a known counter, inline: this is the RLS hot path.
         value = shard.get(key)
         if value is not None:
             state = strategy.unpack(*value[1])
@@ -148,24 +165,16 @@ class MemoryStore:
             state = self._new_state(shard, limit, now)
             if state is None:
                 return _REFUSED
+        else:  # a fresh counter's answer; storing it would change nothing
+            state = strategy.new(limit, now)
+            return (
+                strategy.hit(state, limit, now, 0) if decide else after_debit(state, limit, now, 0)
+            )
+        if decide:
+            outcome = strategy.hit(state, limit, now, hit.hits)
         else:
-            return strategy.hit(strategy.new(limit, now), limit, now, 0)
-        outcome = strategy.hit(state, limit, now, hit.hits)
-        shard[key] = (now, strategy.pack(state))
-        return outcome
-
-    def _debit_one(self, hit: Hit, now: int) -> Outcome:
-        counter = hit.counter
-        limit = counter.limit
-        strategy = STRATEGIES[limit.algorithm]
-        shard = self._shards[counter.key_hash & self._mask]
-        key = counter.identity
-        value = shard.get(key)
-        state = self._new_state(shard, limit, now) if value is None else strategy.unpack(*value[1])
-        if state is None:
-            return _REFUSED
-        outcome = after_debit(state, limit, now, hit.hits)
-        shard[key] = (now, strategy.pack(state))
+            outcome = after_debit(state, limit, now, hit.hits)
+        shard[key] = (now, strategy.pack(state), key_hash)
         return outcome
 
     def healthy(self) -> bool:
@@ -248,7 +257,7 @@ class MemoryStore:
             del shard[key]
         kept: list[tuple[float, _Key, _Value]] = []
         fullest = 0.0
-        for key, (touched, packed) in seen:
+        for key, (touched, packed, key_hash) in seen:
             limit = _limit_of(key[2])
             strategy = STRATEGIES[limit.algorithm]
             state = strategy.unpack(*packed)
@@ -261,7 +270,7 @@ class MemoryStore:
                 continue
             fullness = remaining / full if remaining > 0 else 0.0
             fullest = max(fullest, fullness)
-            kept.append((fullness, key, (touched, strategy.pack(state))))
+            kept.append((fullness, key, (touched, strategy.pack(state), key_hash)))
         evict = evict and len(kept) == len(seen) and fullest > 0.0
         for fullness, key, value in kept:
             if evict and fullness >= fullest:
