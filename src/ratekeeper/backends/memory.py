@@ -48,14 +48,16 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from ratekeeper.backends.store import Hit, Snapshot, StoreStat
+from ratekeeper.backends.portable import export_state, import_state, stricter
+from ratekeeper.backends.store import Counter, CounterSnapshot, Hit, Snapshot, StoreStat
 from ratekeeper.core.algorithms import STRATEGIES, State, after_debit
 from ratekeeper.core.keys import HASH_BITS, Entries
 from ratekeeper.core.limits import NS_PER_SECOND, Limit
 from ratekeeper.core.outcome import Outcome
+from ratekeeper.core.slices import HASH_SPACE
 
 __all__ = ["MemoryStore", "MemoryStoreStats"]
 
@@ -215,14 +217,91 @@ class MemoryStore:
             ),
         )
 
+    # --- hand-off of a hash range ---------------------------------------------------------
+
     async def export(self, low: int, high: int, now: int) -> Snapshot:
-        raise NotImplementedError  # contract stub: the store work implements it
+        """Every counter whose key hash lies in ``[low, high)``, instants as ages before ``now``.
+
+        Visits only the shards of the range; leaves the counters in place (see :meth:`drop`).
+        """
+        found: list[CounterSnapshot] = []
+        for shard, whole in self._covering(low, high):
+            for (domain, entries, limit_id), (_, packed, key_hash) in shard.items():
+                if whole or low <= key_hash < high:
+                    limit = _limit_of(limit_id)
+                    state = STRATEGIES[limit.algorithm].unpack(*packed)
+                    fields = export_state(state, limit, now)
+                    found.append(CounterSnapshot(Counter(domain, entries, limit), fields))
+        return Snapshot(low, high, tuple(found))
 
     async def import_(self, snapshot: Snapshot, now: int) -> int:
-        raise NotImplementedError  # contract stub: the store work implements it
+        """Merge ``snapshot`` in at ``now``: a counter held already keeps the stricter state.
+
+        At a shard's cap an imported counter makes room as a new key does; one that has nothing
+        left to admit is taken in even past the cap (dropping it would hand quota back to a key
+        being limited), so the cap is exceeded by at most the snapshot's exhausted counters.
+        Raises :class:`ValueError`, having taken nothing in, if a counter lies outside the
+        snapshot's range (its exporter hashes keys differently).
+        """
+        for item in snapshot.counters:
+            if not snapshot.low <= item.counter.key_hash < snapshot.high:
+                raise ValueError(
+                    f"counter {item.counter} lies outside its snapshot's hash range "
+                    f"[{snapshot.low:#x}, {snapshot.high:#x})"
+                )
+        taken = 0
+        for item in snapshot.counters:
+            counter = item.counter
+            limit = counter.limit
+            strategy = STRATEGIES[limit.algorithm]
+            state = import_state(item.state, limit, now)
+            shard = self._shards[counter.key_hash >> self._shift]
+            held = shard.get(counter.identity)
+            if held is not None:
+                state = stricter(strategy.unpack(*held[1]), state, limit, now)
+            elif not self._room_for(shard, state, limit, now):
+                continue
+            shard[counter.identity] = (now, strategy.pack(state), counter.key_hash)
+            taken += 1
+        return taken
 
     async def drop(self, low: int, high: int) -> int:
-        raise NotImplementedError  # contract stub: the store work implements it
+        """Forget every counter whose key hash lies in ``[low, high)``; how many were held."""
+        dropped = 0
+        for shard, whole in self._covering(low, high):
+            if whole:
+                dropped += len(shard)
+                shard.clear()
+                continue
+            doomed = [key for key, value in shard.items() if low <= value[2] < high]
+            for key in doomed:
+                del shard[key]
+            dropped += len(doomed)
+        return dropped
+
+    def _covering(self, low: int, high: int) -> Iterator[tuple[dict[_Key, _Value], bool]]:
+        """The shards holding hashes in ``[low, high)``, each with whether it lies wholly inside
+        (else the range cuts it and its counters must be filtered)."""
+        if not 0 <= low <= high <= HASH_SPACE:
+            raise ValueError(f"not a hash range: [{low:#x}, {high:#x})")
+        if low == high:
+            return
+        shift = self._shift
+        for i in range(low >> shift, ((high - 1) >> shift) + 1):
+            yield self._shards[i], low <= i << shift and (i + 1) << shift <= high
+
+    def _room_for(self, shard: dict[_Key, _Value], state: State, limit: Limit, now: int) -> bool:
+        """Whether an imported counter not held yet goes into ``shard`` (see :meth:`import_`)."""
+        if len(shard) < self._shard_cap:
+            return True
+        remaining = STRATEGIES[limit.algorithm].hit(state, limit, now, 0).remaining
+        if remaining >= _full_remaining(limit):
+            return False  # full: a new counter would behave the same, so nothing is lost
+        self._make_room(shard, now)
+        if len(shard) < self._shard_cap or remaining == 0:
+            return True  # an exhausted counter (over its limit, in debt) is kept past the cap
+        self._evictions += 1  # partly used: lost as an eviction would lose it
+        return False
 
     # --- housekeeping ----------------------------------------------------------------------
 
