@@ -37,9 +37,15 @@ from ratekeeper.backends.store import Hit, Snapshot, StoreStat
 from ratekeeper.core import fixed_window
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit, Unit
 from ratekeeper.core.outcome import Outcome
-from ratekeeper.errors import BackendError
+from ratekeeper.errors import BackendError, NotSupportedError
 
-__all__ = ["RedisStore"]
+__all__ = ["NOT_PORTABLE_REASON", "RedisStore"]
+
+#: Why a Redis store neither exports, imports nor drops a hash range of counters.
+NOT_PORTABLE_REASON = (
+    "Redis is already state shared by every server using it: a slice's counters need no moving"
+)
+_NOT_PORTABLE = "redis store: {operation} of counter state is not supported: " + NOT_PORTABLE_REASON
 
 
 class _Redis:
@@ -137,14 +143,20 @@ class RedisStore:
             ),
         )
 
+    # Moving a slice's counters between servers is for stores that each hold their own state.
+    # Every server using this Redis already shares its counters, so there is nothing to move.
+
     async def export(self, low: int, high: int, now: int) -> Snapshot:
-        raise NotImplementedError  # contract stub: the store work implements it
+        """Not supported: raises :class:`NotSupportedError` (Redis is already shared state)."""
+        raise NotSupportedError(_NOT_PORTABLE.format(operation="export"))
 
     async def import_(self, snapshot: Snapshot, now: int) -> int:
-        raise NotImplementedError  # contract stub: the store work implements it
+        """Not supported: raises :class:`NotSupportedError` (Redis is already shared state)."""
+        raise NotSupportedError(_NOT_PORTABLE.format(operation="import"))
 
     async def drop(self, low: int, high: int) -> int:
-        raise NotImplementedError  # contract stub: the store work implements it
+        """Not supported: raises :class:`NotSupportedError` (Redis is already shared state)."""
+        raise NotSupportedError(_NOT_PORTABLE.format(operation="drop"))
 
     async def hit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
         """Decide and count each hit (Envoy RLS); one round trip per Redis involved."""
