@@ -12,8 +12,9 @@ from dataclasses import replace
 from typing import Any
 
 from ratekeeper.backends.memory import MemoryStore
+from ratekeeper.backends.portable import export_state, import_state, stricter
 from ratekeeper.backends.redis import RedisSettings, RedisStore
-from ratekeeper.backends.store import Counter, Hit, Store
+from ratekeeper.backends.store import Counter, CounterSnapshot, Hit, Snapshot, Store
 from ratekeeper.core.algorithms import STRATEGIES, State, after_debit
 from ratekeeper.core.outcome import Outcome
 
@@ -45,6 +46,28 @@ class CoreStore:
         return [
             after_debit(self._state(h.counter, now), h.counter.limit, now, h.hits) for h in hits
         ]
+
+    async def export(self, low: int, high: int, now: int) -> Snapshot:
+        found = (
+            CounterSnapshot(c, export_state(s, c.limit, now))
+            for c, s in self._states.items()
+            if low <= c.key_hash < high
+        )
+        return Snapshot(low, high, tuple(found))
+
+    async def import_(self, snapshot: Snapshot, now: int) -> int:
+        for item in snapshot.counters:
+            c = item.counter
+            state = import_state(item.state, c.limit, now)
+            held = self._states.get(c)
+            self._states[c] = state if held is None else stricter(held, state, c.limit, now)
+        return len(snapshot.counters)
+
+    async def drop(self, low: int, high: int) -> int:
+        doomed = [c for c in self._states if low <= c.key_hash < high]
+        for c in doomed:
+            del self._states[c]
+        return len(doomed)
 
     def healthy(self) -> bool:
         return True

@@ -99,6 +99,16 @@ def _full_remaining(limit: Limit) -> int:
     return strategy.hit(strategy.new(limit, 0), limit, 0, 0).remaining
 
 
+def _is_fresh(packed: tuple[int, ...], limit: Limit, now: int) -> bool:
+    """Whether a state brought up to ``now`` is a new counter's: it carries no information.
+
+    Exact, not "``remaining`` at its maximum": under a limit of 0 a bucket in debt has all the
+    ``remaining`` a full one has (none), yet answers a check differently.
+    """
+    strategy = STRATEGIES[limit.algorithm]
+    return packed == strategy.pack(strategy.new(limit, now))
+
+
 class MemoryStore:
     """The :class:`~ratekeeper.backends.store.Store` kept in this process's memory.
 
@@ -294,8 +304,9 @@ class MemoryStore:
         """Whether an imported counter not held yet goes into ``shard`` (see :meth:`import_`)."""
         if len(shard) < self._shard_cap:
             return True
-        remaining = STRATEGIES[limit.algorithm].hit(state, limit, now, 0).remaining
-        if remaining >= _full_remaining(limit):
+        strategy = STRATEGIES[limit.algorithm]
+        remaining = strategy.hit(state, limit, now, 0).remaining
+        if _is_fresh(strategy.pack(state), limit, now):
             return False  # full: a new counter would behave the same, so nothing is lost
         self._make_room(shard, now)
         if len(shard) < self._shard_cap or remaining == 0:
@@ -344,12 +355,13 @@ class MemoryStore:
             # would see, so the refreshed state is what is kept.
             remaining = strategy.hit(state, limit, now, 0).remaining
             full = _full_remaining(limit)
-            if remaining >= full and now - touched >= idle_ns:
+            packed = strategy.pack(state)
+            if now - touched >= idle_ns and _is_fresh(packed, limit, now):
                 self._expirations += 1
                 continue
             fullness = remaining / full if remaining > 0 else 0.0
             fullest = max(fullest, fullness)
-            kept.append((fullness, key, (touched, strategy.pack(state), key_hash)))
+            kept.append((fullness, key, (touched, packed, key_hash)))
         evict = evict and len(kept) == len(seen) and fullest > 0.0
         for fullness, key, value in kept:
             if evict and fullness >= fullest:
