@@ -103,7 +103,8 @@ def _is_fresh(packed: tuple[int, ...], limit: Limit, now: int) -> bool:
     """Whether a state brought up to ``now`` is a new counter's: it carries no information.
 
     Exact, not "``remaining`` at its maximum": under a limit of 0 a bucket in debt has all the
-    ``remaining`` a full one has (none), yet answers a check differently.
+    ``remaining`` a full one has (none), yet answers a check differently, so it is kept (it can
+    only come from reported debits, and it counts against the key cap like any exhausted one).
     """
     strategy = STRATEGIES[limit.algorithm]
     return packed == strategy.pack(strategy.new(limit, now))
