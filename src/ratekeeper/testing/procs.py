@@ -10,7 +10,8 @@ Usage (leaving the block stops the process, whatever happened in it)::
     with start(["ratekeeper", "serve", ...], name="rk", log_dir=tmp, ready=http_ok(port)) as proc:
         ...  # proc.pid, proc.log_text()
 
-The module imports only the standard library so that bench scripts and simulators can reuse it.
+The module imports only the standard library, so bench scripts, simulators and subprocesses
+that must start fast can use it.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ __all__ = [
     "ManagedProcess",
     "ProcessError",
     "ReadyCheck",
+    "ToolMissing",
     "free_port",
+    "http_get",
     "http_ok",
     "log_line",
     "port_open",
@@ -47,6 +50,14 @@ _LOG_TAIL_CHARS = 4000
 
 class ProcessError(RuntimeError):
     """A managed process exited early or did not become ready in time; carries its log tail."""
+
+
+class ToolMissing(FileNotFoundError):
+    """A program a helper needs (redis-server, envoy) is not installed.
+
+    Test suites turn it into a skip (``tests/conftest.py``); a benchmark lets it end the run
+    with its message, which says how to install the program.
+    """
 
 
 #: Ports this process has handed out: the kernel may offer a just-closed port again, and two
@@ -198,6 +209,20 @@ def port_open(port: int, host: str = "127.0.0.1") -> ReadyCheck:
             return False
 
     return check
+
+
+def http_get(
+    port: int, path: str, headers: Mapping[str, str] | None = None, host: str = "127.0.0.1"
+) -> tuple[int, http.client.HTTPMessage, bytes]:
+    """``GET http://host:port/path``: status, headers and body (error statuses are answers too;
+    a refused connection raises ``OSError``)."""
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    try:
+        conn.request("GET", path, headers=dict(headers or {}))
+        response = conn.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        conn.close()
 
 
 def http_ok(port: int, path: str = "/", host: str = "127.0.0.1") -> ReadyCheck:

@@ -1,7 +1,8 @@
-"""A real redis-server for tests: on a free port, in a temporary directory, persisting nothing.
+"""A real redis-server: on a free port, in a given directory, persisting nothing.
 
 Tests that break Redis on purpose (stop it, freeze it with SIGSTOP) start their own; the rest
-share one per session and keep apart by key prefix.
+share one per session (the ``redis_server`` fixture of ``tests/conftest.py``) and keep apart by
+key prefix. The simulator starts one per run of the legacy architecture.
 """
 
 from __future__ import annotations
@@ -11,17 +12,16 @@ import shutil
 import signal
 from pathlib import Path
 
-import pytest
-from integration.procs import ManagedProcess, free_port, port_open, start
+from ratekeeper.testing.procs import ManagedProcess, ToolMissing, free_port, port_open, start
 
-__all__ = ["RedisServer", "require_redis_server"]
+__all__ = ["RedisServer", "redis_binary"]
 
 
-def require_redis_server() -> str:
-    """The redis-server binary; skips the test when it is missing (``make sysdeps`` installs it)."""
+def redis_binary() -> str:
+    """The redis-server executable; raises :class:`ToolMissing` when it is not installed."""
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.skip("redis-server is not installed (make sysdeps installs it)")
+        raise ToolMissing("redis-server is not installed (make sysdeps installs it)")
     return binary
 
 
@@ -36,8 +36,9 @@ class RedisServer:
         tls_cert: Path | None = None,
     ) -> None:
         """``unixsocket``: listen there too; ``tls_cert``: a PEM file holding the certificate
-        and its key, served (TLS only) on :attr:`port`."""
-        self._binary = require_redis_server()
+        and its key, served (TLS only) on :attr:`port`. Starts at once; raises
+        :class:`ToolMissing` without redis-server and ``ProcessError`` if it does not start."""
+        self._binary = redis_binary()
         self._workdir = workdir
         self._name = name
         self._unixsocket = unixsocket
