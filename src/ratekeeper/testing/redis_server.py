@@ -49,12 +49,19 @@ class RedisServer:
         self.start()
 
     @property
+    def process(self) -> ManagedProcess | None:
+        """The running redis-server (its pid, its log); ``None`` while stopped."""
+        return self._process
+
+    @property
     def url(self) -> str:
+        """The URL clients and ``--backend`` take (``rediss://`` with the CA when TLS)."""
         if self._tls_cert is not None:
             return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self._tls_cert}"
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        """Start (again) on :attr:`port`; waits until it accepts connections."""
         port = str(self.port)
         argv = [self._binary, "--bind", "127.0.0.1", "--port", port]
         if self._tls_cert is not None:
@@ -69,6 +76,7 @@ class RedisServer:
         )
 
     def stop(self) -> None:
+        """Stop it (thawed first if frozen); idempotent."""
         if self._process is not None:
             self.resume()  # a frozen process cannot handle SIGTERM
             self._process.stop()
@@ -80,5 +88,6 @@ class RedisServer:
         os.kill(self._process.pid, signal.SIGSTOP)
 
     def resume(self) -> None:
+        """Thaw a frozen server (SIGCONT); a no-op otherwise."""
         if self._process is not None and self._process.alive():
             os.kill(self._process.pid, signal.SIGCONT)
