@@ -32,6 +32,7 @@ __all__ = [
     "ceil_div",
     "parse_limit",
     "parse_limits",
+    "window_start",
 ]
 
 NS_PER_SECOND = 1_000_000_000
@@ -147,6 +148,13 @@ class Limit:
         if self.algorithm is not Algorithm.TOKEN_BUCKET:
             text += f" ({self.algorithm.value})"
         return text
+
+
+def window_start(limit: Limit, now: int) -> int:
+    """The start, in whole seconds since the epoch, of the epoch-aligned period of ``limit``
+    that contains ``now`` (ns since the epoch): where the window algorithms count."""
+    now_s = now // NS_PER_SECOND
+    return now_s - now_s % limit.period_s
 
 
 _UNIT_NAMES: dict[str, Unit] = {
