@@ -139,11 +139,12 @@ def test_pure_layers_import_no_transport(name: str) -> None:
 
 
 def _subpackage(name: str) -> str | None:
-    """``ratekeeper.<x>`` for a module inside the package (``None`` for the root facade)."""
+    """``<x>`` of ``ratekeeper.<x>...`` (``None`` for the root facade and for non-ratekeeper)."""
     parts = name.split(".")
-    return parts[1] if len(parts) > 1 else None
+    return parts[1] if len(parts) > 1 and parts[0] == "ratekeeper" else None
 
 
+@functools.cache
 def _layer_graph() -> dict[str, set[str]]:
     known = _ratekeeper()
     graph: dict[str, set[str]] = {}
@@ -190,6 +191,55 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if node not in index:
             visit(node)
     return found
+
+
+_ALL = frozenset(
+    {"errors", "core", "config", "proto", "backends", "transport", "protocol", "server"}
+    | {"client", "aio", "cli", "testing"}
+)
+
+#: What each folder of src/ratekeeper may import from the others: the table of
+#: docs/architecture.md ("Boundaries"); change both together.
+ALLOWED: dict[str, frozenset[str]] = {
+    "errors": frozenset(),
+    "core": frozenset({"errors"}),
+    "config": frozenset({"core", "errors"}),
+    "proto": frozenset({"core", "errors"}),
+    "backends": frozenset({"core", "errors"}),
+    "transport": frozenset({"core", "errors"}),
+    "protocol": frozenset({"core", "config", "backends", "proto", "errors"}),
+    "server": frozenset({"protocol", "backends", "config", "core", "proto", "transport", "errors"}),
+    "client": frozenset({"core", "config", "proto", "transport", "errors"}),
+    "aio": frozenset({"client", "core", "config", "proto", "transport", "errors"}),
+    "cli": frozenset({"server", "config", "core", "errors"}),
+    "testing": _ALL - {"cli", "testing"},
+}
+
+
+@pytest.mark.parametrize("layer", sorted(_layer_graph()))
+def test_each_folder_imports_only_what_the_architecture_allows(layer: str) -> None:
+    assert layer in ALLOWED, (
+        f"ratekeeper.{layer} is a new folder: add its row to ALLOWED here and to the "
+        "Boundaries table of docs/architecture.md"
+    )
+    extra = sorted(_layer_graph()[layer] - ALLOWED[layer])
+    importers = {
+        target: sorted(
+            m.name
+            for m in _ratekeeper().values()
+            if _subpackage(m.name) == layer
+            and any(_subpackage(_internal(i, _ratekeeper()) or "") == target for i in m.imports)
+        )
+        for target in extra
+    }
+    assert not extra, f"ratekeeper.{layer} may not import {extra}: {importers}"
+
+
+def test_the_boundaries_table_is_the_documented_one() -> None:
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    for layer in ALLOWED:
+        folder = f"`{layer}.py`" if layer == "errors" else f"`{layer}/`"
+        assert f"| {folder} |" in doc, f"docs/architecture.md has no Boundaries row for {layer}"
 
 
 def test_no_import_cycles_between_subpackages() -> None:
