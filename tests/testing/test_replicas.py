@@ -67,7 +67,7 @@ async def test_replicas_share_the_clock_they_are_given(replicas: StartReplicas) 
 
 def test_threaded_replicas_serve_blocking_callers(tmp_path: Path) -> None:
     (tmp_path / "policy.yaml").write_text(POLICY)
-    with ThreadedReplicas(2, tmp_path) as fleet:
+    with ThreadedReplicas(Replicas(2, tmp_path)) as fleet:
         for node in fleet.nodes:
             status, _, _ = http_get(node.http_port, "/healthcheck")
             assert status == 200

@@ -15,7 +15,10 @@ Two ways to host them:
           targets = fleet.targets            # ("127.0.0.1:port", ...)
 
 * :class:`ThreadedReplicas`, a plain context manager that runs them on a private event loop in a
-  daemon thread, for blocking callers (the sync ``Limiter``, WSGI apps, a simulator's workers).
+  daemon thread, for blocking callers (the sync ``Limiter``, WSGI apps, a simulator's workers)::
+
+      with ThreadedReplicas(Replicas(2, config_dir)) as fleet:
+          ...
 """
 
 from __future__ import annotations
@@ -160,29 +163,22 @@ class Replicas:
 
 
 class ThreadedReplicas:
-    """A :class:`Replicas` set served by a private event loop on a daemon thread.
+    """Hosts a :class:`Replicas` set on a private event loop in a daemon thread, started at once.
 
     Its methods block until the loop has done the work; use it as a context manager (leaving
     the block stops every replica and the loop) or call :meth:`close`.
     """
 
-    def __init__(
-        self,
-        count: int,
-        config: Path,
-        *,
-        clock: Callable[[], int] = time.time_ns,
-        settings: ServerSettings | None = None,
-    ) -> None:
+    def __init__(self, replicas: Replicas) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="ratekeeper-replicas", daemon=True
         )
         self._thread.start()
         #: The replica set, owned by the private loop: read it, drive it through this object.
-        self.replicas = Replicas(count, config, clock=clock, settings=settings)
+        self.replicas = replicas
         try:
-            self.run(self.replicas.start_all())
+            self.run(replicas.start_all())
         except BaseException:
             self.close()
             raise
