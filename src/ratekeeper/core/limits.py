@@ -43,6 +43,13 @@ def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def window_start(limit: Limit, now: int) -> int:
+    """The start, in whole seconds since the epoch, of the epoch-aligned period of ``limit``
+    that contains ``now`` (ns since the epoch): where the window algorithms count."""
+    now_s = now // NS_PER_SECOND
+    return now_s - now_s % limit.period_s
+
+
 class Unit(enum.Enum):
     """A period unit; the value is its length in seconds (month = 30 d, year = 365 d)."""
 
@@ -148,13 +155,6 @@ class Limit:
         if self.algorithm is not Algorithm.TOKEN_BUCKET:
             text += f" ({self.algorithm.value})"
         return text
-
-
-def window_start(limit: Limit, now: int) -> int:
-    """The start, in whole seconds since the epoch, of the epoch-aligned period of ``limit``
-    that contains ``now`` (ns since the epoch): where the window algorithms count."""
-    now_s = now // NS_PER_SECOND
-    return now_s - now_s % limit.period_s
 
 
 _UNIT_NAMES: dict[str, Unit] = {
