@@ -9,12 +9,13 @@ that came from Python.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
+from ratekeeper.config.bounded_yaml import DEFAULT_BOUNDS, SCALAR_TAGS, LoadBounds, compose
 from ratekeeper.errors import ConfigError
 
 __all__ = ["Doc", "Kind", "from_python", "from_yaml", "to_python"]
@@ -49,7 +50,7 @@ class Doc:
     def get(self, key: str) -> Doc | None:
         """The value of ``key`` in a map, or ``None``.
 
-        A repeated key's last value wins, as with the reference's (non-strict) YAML decoder.
+        A repeated key's last value wins (YAML files cannot repeat one: the composer refuses it).
         """
         for name, value in reversed(self.pairs):
             if name.value == key:
@@ -66,25 +67,15 @@ class Doc:
 
 # --- YAML ----------------------------------------------------------------------------------------
 
-# A throwaway SafeLoader gives us PyYAML's own scalar constructors (YAML 1.1 booleans, ints in
-# every base, ...) and merge-key flattening, without constructing whole Python objects.
-_LOADER = yaml.SafeLoader("")
 
-_SCALAR_TAGS: dict[str, Callable[[yaml.ScalarNode], Any]] = {
-    "tag:yaml.org,2002:null": _LOADER.construct_yaml_null,
-    "tag:yaml.org,2002:bool": _LOADER.construct_yaml_bool,
-    "tag:yaml.org,2002:int": _LOADER.construct_yaml_int,
-    "tag:yaml.org,2002:float": _LOADER.construct_yaml_float,
-}
-
-
-def from_yaml(text: str, *, file: str | None = None) -> Doc:
+def from_yaml(text: str, *, file: str | None = None, bounds: LoadBounds = DEFAULT_BOUNDS) -> Doc:
     """Compose YAML ``text`` into a :class:`Doc`; an empty document is an empty map.
 
-    Raises :class:`ConfigError` with the parser's line for a syntax error.
+    Raises :class:`ConfigError` with the parser's line for a syntax error, and for a document
+    beyond ``bounds`` (see :mod:`ratekeeper.config.bounded_yaml`) or with a key written twice.
     """
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = compose(text, bounds, file)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -98,15 +89,15 @@ def from_yaml(text: str, *, file: str | None = None) -> Doc:
 
 
 def _convert(node: yaml.Node) -> Doc:
+    # Merge keys are already resolved and the expansion bounded by the composer.
     line = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
-        _LOADER.flatten_mapping(node)  # resolve `<<: *anchor` merge keys
         pairs = tuple((_convert(key), _convert(value)) for key, value in node.value)
         return Doc(Kind.MAP, line, pairs=pairs)
     if isinstance(node, yaml.SequenceNode):
         return Doc(Kind.LIST, line, items=tuple(_convert(item) for item in node.value))
     assert isinstance(node, yaml.ScalarNode)
-    construct = _SCALAR_TAGS.get(node.tag)
+    construct = SCALAR_TAGS.get(node.tag)
     value = construct(node) if construct else node.value
     return Doc(Kind.SCALAR, line, value=value, text=node.value)
 
