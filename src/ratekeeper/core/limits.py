@@ -25,7 +25,11 @@ from dataclasses import dataclass, field
 from ratekeeper.errors import LimitParseError
 
 __all__ = [
+    "ALGORITHM_BY_NAME",
     "NS_PER_SECOND",
+    "UNIT_BY_NAME",
+    "UNIT_BY_SECONDS",
+    "UNIT_SPELLINGS",
     "Algorithm",
     "Limit",
     "Unit",
@@ -149,7 +153,18 @@ class Limit:
         return text
 
 
-_UNIT_NAMES: dict[str, Unit] = {
+# The one vocabulary of unit and algorithm names: parsers, the config loader and the wire
+# converters all read these tables instead of restating them.
+
+#: Every unit by its name in lower case (``second`` ... ``year``): envoyproxy/ratelimit's
+#: ``unit`` field, checked case-insensitively.
+UNIT_BY_NAME: dict[str, Unit] = {unit.name.lower(): unit for unit in Unit}
+#: Every unit by its length in seconds (the Report wire's ``unit_seconds``).
+UNIT_BY_SECONDS: dict[int, Unit] = {unit.value: unit for unit in Unit}
+#: Every algorithm by its value (``token_bucket``, ``fixed_window``, ``sliding_window``).
+ALGORITHM_BY_NAME: dict[str, Algorithm] = {algorithm.value: algorithm for algorithm in Algorithm}
+#: Every spelling of a unit the limit grammar accepts: the names, plurals and short forms.
+UNIT_SPELLINGS: dict[str, Unit] = {
     "s": Unit.SECOND, "sec": Unit.SECOND, "second": Unit.SECOND, "seconds": Unit.SECOND,
     "m": Unit.MINUTE, "min": Unit.MINUTE, "minute": Unit.MINUTE, "minutes": Unit.MINUTE,
     "h": Unit.HOUR, "hr": Unit.HOUR, "hour": Unit.HOUR, "hours": Unit.HOUR,
@@ -166,7 +181,6 @@ _LIMIT_RE = re.compile(
         (?:\s*\(\s*(?P<algorithm>[a-z_]+)\s*\))?\s*$""",
     re.IGNORECASE | re.VERBOSE | re.ASCII,
 )
-_ALGORITHM_NAMES = {algorithm.value: algorithm for algorithm in Algorithm}
 _SEPARATORS = re.compile(r"[;,|]")
 
 
@@ -182,7 +196,7 @@ def parse_limit(text: str, *, algorithm: Algorithm = Algorithm.TOKEN_BUCKET) -> 
             f"cannot parse limit {text!r}: expected e.g. '100/second', '10 per 5 minutes' "
             "or '100/s burst 200'"
         )
-    unit = _UNIT_NAMES.get(match["unit"].lower())
+    unit = UNIT_SPELLINGS.get(match["unit"].lower())
     if unit is None:
         raise LimitParseError(f"cannot parse limit {text!r}: unknown unit {match['unit']!r}")
     mult = int(match["mult"]) if match["mult"] else 1
@@ -190,7 +204,7 @@ def parse_limit(text: str, *, algorithm: Algorithm = Algorithm.TOKEN_BUCKET) -> 
         raise LimitParseError(f"cannot parse limit {text!r}: period multiplier must be >= 1")
     burst = int(match["burst"]) if match["burst"] else None
     if match["algorithm"]:
-        named = _ALGORITHM_NAMES.get(match["algorithm"].lower())
+        named = ALGORITHM_BY_NAME.get(match["algorithm"].lower())
         if named is None:
             raise LimitParseError(
                 f"cannot parse limit {text!r}: unknown algorithm {match['algorithm']!r}"
