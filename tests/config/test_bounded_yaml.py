@@ -188,3 +188,17 @@ def test_shipped_and_ordinary_files_still_load(tmp_path: Path) -> None:
         "requests_per_unit: 5}}\n  - <<: *base\n    value: v\n"
     )
     assert load_config(write(tmp_path, text)).domains == ("d",)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("a: !!int abc\n", "f.yaml:1: cannot read 'abc' as int"),
+        ("a: !!bool maybe\n", "f.yaml:1: cannot read 'maybe' as bool"),
+        ("!!float x: 1\n", "f.yaml:1: cannot read 'x' as float"),
+    ],
+)
+def test_an_impossible_explicit_tag_is_a_config_error(text: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        from_yaml(text, file="f.yaml")
+    assert str(caught.value) == reason

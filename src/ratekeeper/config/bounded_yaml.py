@@ -134,6 +134,13 @@ class _BoundedComposer(yaml.SafeLoader):
 
     def compose_scalar_node(self, anchor: Any) -> yaml.ScalarNode:
         node: yaml.ScalarNode = super().compose_scalar_node(anchor)
+        construct = SCALAR_TAGS.get(node.tag)
+        if construct is not None:
+            try:  # an explicit tag can ask the impossible: ``!!int abc``, ``!!bool maybe``
+                construct(node)
+            except (ValueError, KeyError, TypeError):
+                tag = node.tag.rpartition(":")[2]
+                raise self._refuse(f"cannot read {node.value!r} as {tag}", _line(node)) from None
         self._measure[id(node)] = (1, 0)
         return node
 
