@@ -8,6 +8,8 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ratekeeper.config import LoadBounds, load_config
 from ratekeeper.config.bounded_yaml import DEFAULT_BOUNDS
@@ -202,3 +204,18 @@ def test_an_impossible_explicit_tag_is_a_config_error(text: str, reason: str) ->
     with pytest.raises(ConfigError) as caught:
         from_yaml(text, file="f.yaml")
     assert str(caught.value) == reason
+
+
+YAMLISH = st.text(alphabet=st.sampled_from(list("ab:-[]{}&*<!,'\"\n #|>?%@`\t0x1.~")), max_size=80)
+
+
+@settings(max_examples=300, deadline=None)
+@given(YAMLISH)
+def test_any_text_loads_or_is_a_config_error(text: str) -> None:
+    error: ConfigError | None = None
+    try:
+        from_yaml(text, file="f.yaml")
+    except ConfigError as raised:  # anything else fails the test
+        error = raised
+    if error is not None:
+        assert error.file == "f.yaml"
