@@ -153,18 +153,7 @@ class Limit:
         return text
 
 
-# The one vocabulary of unit and algorithm names: parsers, the config loader and the wire
-# converters all read these tables instead of restating them.
-
-#: Every unit by its name in lower case (``second`` ... ``year``): envoyproxy/ratelimit's
-#: ``unit`` field, checked case-insensitively.
-UNIT_BY_NAME: dict[str, Unit] = {unit.name.lower(): unit for unit in Unit}
-#: Every unit by its length in seconds (the Report wire's ``unit_seconds``).
-UNIT_BY_SECONDS: dict[int, Unit] = {unit.value: unit for unit in Unit}
-#: Every algorithm by its value (``token_bucket``, ``fixed_window``, ``sliding_window``).
-ALGORITHM_BY_NAME: dict[str, Algorithm] = {algorithm.value: algorithm for algorithm in Algorithm}
-#: Every spelling of a unit the limit grammar accepts: the names, plurals and short forms.
-UNIT_SPELLINGS: dict[str, Unit] = {
+_UNIT_NAMES: dict[str, Unit] = {
     "s": Unit.SECOND, "sec": Unit.SECOND, "second": Unit.SECOND, "seconds": Unit.SECOND,
     "m": Unit.MINUTE, "min": Unit.MINUTE, "minute": Unit.MINUTE, "minutes": Unit.MINUTE,
     "h": Unit.HOUR, "hr": Unit.HOUR, "hour": Unit.HOUR, "hours": Unit.HOUR,
@@ -181,7 +170,21 @@ _LIMIT_RE = re.compile(
         (?:\s*\(\s*(?P<algorithm>[a-z_]+)\s*\))?\s*$""",
     re.IGNORECASE | re.VERBOSE | re.ASCII,
 )
+_ALGORITHM_NAMES = {algorithm.value: algorithm for algorithm in Algorithm}
 _SEPARATORS = re.compile(r"[;,|]")
+
+# The one vocabulary of unit and algorithm names: the limit grammar, the config loader and the
+# wire converters all read these tables instead of restating them.
+
+#: Every spelling of a unit the limit grammar accepts: the names, plurals and short forms.
+UNIT_SPELLINGS: dict[str, Unit] = _UNIT_NAMES
+#: Every unit by its name in lower case (``second`` ... ``year``): envoyproxy/ratelimit's
+#: ``unit`` field, checked case-insensitively.
+UNIT_BY_NAME: dict[str, Unit] = {unit.name.lower(): unit for unit in Unit}
+#: Every unit by its length in seconds (the Report wire's ``unit_seconds``).
+UNIT_BY_SECONDS: dict[int, Unit] = {unit.value: unit for unit in Unit}
+#: Every algorithm by its value (``token_bucket``, ``fixed_window``, ``sliding_window``).
+ALGORITHM_BY_NAME: dict[str, Algorithm] = _ALGORITHM_NAMES
 
 
 def parse_limit(text: str, *, algorithm: Algorithm = Algorithm.TOKEN_BUCKET) -> Limit:
@@ -196,7 +199,7 @@ def parse_limit(text: str, *, algorithm: Algorithm = Algorithm.TOKEN_BUCKET) -> 
             f"cannot parse limit {text!r}: expected e.g. '100/second', '10 per 5 minutes' "
             "or '100/s burst 200'"
         )
-    unit = UNIT_SPELLINGS.get(match["unit"].lower())
+    unit = _UNIT_NAMES.get(match["unit"].lower())
     if unit is None:
         raise LimitParseError(f"cannot parse limit {text!r}: unknown unit {match['unit']!r}")
     mult = int(match["mult"]) if match["mult"] else 1
@@ -204,7 +207,7 @@ def parse_limit(text: str, *, algorithm: Algorithm = Algorithm.TOKEN_BUCKET) -> 
         raise LimitParseError(f"cannot parse limit {text!r}: period multiplier must be >= 1")
     burst = int(match["burst"]) if match["burst"] else None
     if match["algorithm"]:
-        named = ALGORITHM_BY_NAME.get(match["algorithm"].lower())
+        named = _ALGORITHM_NAMES.get(match["algorithm"].lower())
         if named is None:
             raise LimitParseError(
                 f"cannot parse limit {text!r}: unknown algorithm {match['algorithm']!r}"
