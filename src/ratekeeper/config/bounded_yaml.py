@@ -30,7 +30,7 @@ import yaml
 
 from ratekeeper.errors import ConfigError
 
-__all__ = ["DEFAULT_BOUNDS", "SCALAR_TAGS", "LoadBounds", "compose", "key_identity"]
+__all__ = ["DEFAULT_BOUNDS", "LoadBounds", "compose", "key_identity", "scalar_value"]
 
 _MERGE = "tag:yaml.org,2002:merge"
 
@@ -86,11 +86,25 @@ def _line(node: yaml.Node) -> int:
     return int(node.start_mark.line) + 1
 
 
-def key_identity(node: yaml.Node) -> object:
+def scalar_value(node: yaml.ScalarNode, file: str | None) -> Any:
+    """The typed value of a scalar (YAML 1.1 booleans, ints in every base, ...); raises
+    :class:`ConfigError` for an explicit tag that asks the impossible (``!!int abc``)."""
+    construct = SCALAR_TAGS.get(node.tag)
+    if construct is None:
+        return node.value
+    try:
+        return construct(node)
+    except (ValueError, KeyError, TypeError):
+        tag = node.tag.rpartition(":")[2]
+        raise ConfigError(
+            f"cannot read {node.value!r} as {tag}", file=file, line=_line(node)
+        ) from None
+
+
+def key_identity(node: yaml.Node, file: str | None) -> object:
     """What makes two keys the same key: their tag and value (``16`` and ``0x10`` are one)."""
     if isinstance(node, yaml.ScalarNode):
-        construct = SCALAR_TAGS.get(node.tag)
-        return (node.tag, construct(node) if construct else node.value)
+        return (node.tag, scalar_value(node, file))
     return id(node)
 
 
@@ -134,13 +148,6 @@ class _BoundedComposer(yaml.SafeLoader):
 
     def compose_scalar_node(self, anchor: Any) -> yaml.ScalarNode:
         node: yaml.ScalarNode = super().compose_scalar_node(anchor)
-        construct = SCALAR_TAGS.get(node.tag)
-        if construct is not None:
-            try:  # an explicit tag can ask the impossible: ``!!int abc``, ``!!bool maybe``
-                construct(node)
-            except (ValueError, KeyError, TypeError):
-                tag = node.tag.rpartition(":")[2]
-                raise self._refuse(f"cannot read {node.value!r} as {tag}", _line(node)) from None
         self._measure[id(node)] = (1, 0)
         return node
 
@@ -184,9 +191,11 @@ class _BoundedComposer(yaml.SafeLoader):
             if key.tag == _MERGE:
                 for source in self._merge_sources(value):
                     for pair in source.value:  # already merged: composed before this map
-                        merged.setdefault(key_identity(pair[0]), pair)  # earlier sources win
+                        merged.setdefault(
+                            key_identity(pair[0], self._file), pair
+                        )  # earlier sources win
                 continue
-            identity = key_identity(key)
+            identity = key_identity(key, self._file)
             first = own.get(identity)
             if first is not None:
                 shown = str(key.value)

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ratekeeper.config.bounded_yaml import DEFAULT_BOUNDS, SCALAR_TAGS, LoadBounds, compose
+from ratekeeper.config.bounded_yaml import DEFAULT_BOUNDS, LoadBounds, compose, scalar_value
 from ratekeeper.errors import ConfigError
 
 __all__ = ["Doc", "Kind", "from_python", "from_yaml", "to_python"]
@@ -85,21 +85,19 @@ def from_yaml(text: str, *, file: str | None = None, bounds: LoadBounds = DEFAUL
         raise ConfigError(f"error loading config file: {err}", file=file) from None
     if node is None:
         return Doc(Kind.MAP, 1)
-    return _convert(node)
+    return _convert(node, file)
 
 
-def _convert(node: yaml.Node) -> Doc:
+def _convert(node: yaml.Node, file: str | None) -> Doc:
     # Merge keys are already resolved and the expansion bounded by the composer.
     line = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
-        pairs = tuple((_convert(key), _convert(value)) for key, value in node.value)
+        pairs = tuple((_convert(key, file), _convert(value, file)) for key, value in node.value)
         return Doc(Kind.MAP, line, pairs=pairs)
     if isinstance(node, yaml.SequenceNode):
-        return Doc(Kind.LIST, line, items=tuple(_convert(item) for item in node.value))
+        return Doc(Kind.LIST, line, items=tuple(_convert(item, file) for item in node.value))
     assert isinstance(node, yaml.ScalarNode)
-    construct = SCALAR_TAGS.get(node.tag)
-    value = construct(node) if construct else node.value
-    return Doc(Kind.SCALAR, line, value=value, text=node.value)
+    return Doc(Kind.SCALAR, line, value=scalar_value(node, file), text=node.value)
 
 
 # --- Python --------------------------------------------------------------------------------------
