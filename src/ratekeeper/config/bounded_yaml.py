@@ -33,6 +33,7 @@ from ratekeeper.errors import ConfigError
 __all__ = ["DEFAULT_BOUNDS", "LoadBounds", "compose", "key_identity", "scalar_value"]
 
 _MERGE = "tag:yaml.org,2002:merge"
+_Pairs = list[tuple[yaml.Node, yaml.Node]]
 
 # A throwaway SafeLoader gives us PyYAML's own scalar constructors (YAML 1.1 booleans, ints in
 # every base, ...) without constructing whole Python objects.
@@ -75,11 +76,22 @@ def compose(text: str, bounds: LoadBounds, file: str | None) -> yaml.Node | None
     if len(text) > bounds.max_bytes:
         reason = f"document of {len(text)} characters exceeds the bound of {bounds.max_bytes}"
         raise ConfigError(reason, file=file)
-    loader = _BoundedComposer(text, bounds, file)
+    events = _EVENTS(text)
     try:
-        return loader.get_single_node()
+        return _Composer(events, bounds, file).single_document()
+    except yaml.MarkedYAMLError as err:
+        if "nesting depth" not in str(err.problem):
+            raise
+        # libyaml's own bound on open collections (deeper than ours unless raised past it)
+        mark: Any = err.problem_mark
+        line = int(mark.line) + 1 if mark is not None else None
+        raise ConfigError(_too_deep(bounds), file=file, line=line) from None
     finally:
-        loader.dispose()
+        events.dispose()
+
+
+def _too_deep(bounds: LoadBounds) -> str:
+    return f"nesting deeper than {bounds.max_depth} levels (max_depth)"
 
 
 def _line(node: yaml.Node) -> int:
@@ -96,9 +108,8 @@ def scalar_value(node: yaml.ScalarNode, file: str | None) -> Any:
         return construct(node)
     except (ValueError, KeyError, TypeError):
         tag = node.tag.rpartition(":")[2]
-        raise ConfigError(
-            f"cannot read {node.value!r} as {tag}", file=file, line=_line(node)
-        ) from None
+        reason = f"cannot read {node.value!r} as {tag}"
+        raise ConfigError(reason, file=file, line=_line(node)) from None
 
 
 def key_identity(node: yaml.Node, file: str | None) -> object:
@@ -108,58 +119,118 @@ def key_identity(node: yaml.Node, file: str | None) -> object:
     return id(node)
 
 
-class _BoundedComposer(yaml.SafeLoader):
-    """PyYAML's composer, checking each node as it is completed (children before parents)."""
+#: The event source: libyaml's parser where PyYAML was built with it (it scans several times
+#: faster than the pure-Python one, and neither recurses), else PyYAML's own.
+_EVENTS: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-    def __init__(self, text: str, bounds: LoadBounds, file: str | None) -> None:
-        super().__init__(text)
+
+@dataclass(slots=True)
+class _Open:
+    """A map or list whose end event has not come yet."""
+
+    node: yaml.SequenceNode | yaml.MappingNode
+    #: Its children so far (for a map: key, value, key, value, ...).
+    items: list[yaml.Node]
+
+
+class _Composer:
+    """Builds nodes from parser events with an explicit stack (no recursion, so no depth can
+    overflow it), checking each map and list as it closes: children are complete before their
+    parent, so every measure is computed once."""
+
+    def __init__(self, events: Any, bounds: LoadBounds, file: str | None) -> None:
+        self._events = events
         self._bounds = bounds
         self._file = file
-        self._depth = 0
+        self._anchors: dict[str, yaml.Node] = {}
         #: ``id(node) -> (expanded size, height)`` of every completed node.
         self._measure: dict[int, tuple[int, int]] = {}
 
     def _refuse(self, reason: str, line: int | None, key: str | None = None) -> ConfigError:
         return ConfigError(reason, file=self._file, line=line, key=key)
 
-    def fetch_flow_collection_start(self, TokenClass: Any) -> None:
-        # The scanner looks ahead through open flow collections at a cost that grows with their
-        # depth: refuse ``[[[[...`` while scanning, before the composer even sees it.
-        if self.flow_level >= self._bounds.max_depth:
-            line = int(self.get_mark().line) + 1
-            raise self._refuse(self._too_deep, line)
-        super().fetch_flow_collection_start(TokenClass)
+    def single_document(self) -> yaml.Node | None:
+        events = self._events
+        events.get_event()  # stream start
+        if events.check_event(yaml.StreamEndEvent):
+            return None
+        events.get_event()  # document start
+        root = self._document()
+        events.get_event()  # document end
+        if not events.check_event(yaml.StreamEndEvent):
+            event: Any = events.peek_event()
+            reason = "error loading config file: expected a single document, found a second"
+            raise self._refuse(reason, int(event.start_mark.line) + 1)
+        return root
 
-    @property
-    def _too_deep(self) -> str:
-        return f"nesting deeper than {self._bounds.max_depth} levels (max_depth)"
+    def _document(self) -> yaml.Node:
+        stack: list[_Open] = []
+        while True:
+            event: Any = self._events.get_event()
+            node: yaml.Node
+            if isinstance(event, yaml.ScalarEvent):
+                node = self._scalar(event)
+            elif isinstance(event, yaml.AliasEvent):
+                node = self._alias(event)
+            elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
+                if len(stack) >= self._bounds.max_depth:
+                    mark: Any = event.start_mark
+                    raise self._refuse(_too_deep(self._bounds), int(mark.line) + 1)
+                stack.append(self._open(event))
+                continue
+            else:  # the end of the innermost open map or list
+                node = self._close(stack.pop(), event)
+            if not stack:
+                return node
+            stack[-1].items.append(node)
 
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        if self.check_event(yaml.AliasEvent):
-            return super().compose_node(parent, index)
-        self._depth += 1
-        try:
-            if self._depth > self._bounds.max_depth:
-                line = int(self.peek_event().start_mark.line) + 1  # type: ignore[no-untyped-call]
-                raise self._refuse(self._too_deep, line)
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
+    def _tag(self, event: Any, kind: type[yaml.Node], value: str | None) -> str:
+        tag: str | None = event.tag
+        if tag is None or tag == "!":
+            resolved: str = self._events.resolve(kind, value, event.implicit)
+            return resolved
+        return tag
 
-    def compose_scalar_node(self, anchor: Any) -> yaml.ScalarNode:
-        node: yaml.ScalarNode = super().compose_scalar_node(anchor)
+    def _scalar(self, event: Any) -> yaml.ScalarNode:
+        tag = self._tag(event, yaml.ScalarNode, event.value)
+        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+        self._anchor(event, node)
         self._measure[id(node)] = (1, 0)
         return node
 
-    def compose_sequence_node(self, anchor: Any) -> yaml.SequenceNode:
-        node: yaml.SequenceNode = super().compose_sequence_node(anchor)
-        self._check(node, node.value)
+    def _alias(self, event: Any) -> yaml.Node:
+        node = self._anchors.get(str(event.anchor))
+        if node is None:
+            line = int(event.start_mark.line) + 1
+            raise self._refuse(f"alias '*{event.anchor}' names no anchor before it", line)
         return node
 
-    def compose_mapping_node(self, anchor: Any) -> yaml.MappingNode:
-        node: yaml.MappingNode = super().compose_mapping_node(anchor)
-        node.value = self._merged(node)
-        self._check(node, [part for pair in node.value for part in pair])
+    def _open(self, event: Any) -> _Open:
+        mark, flow = event.start_mark, event.flow_style
+        node: yaml.SequenceNode | yaml.MappingNode
+        if isinstance(event, yaml.SequenceStartEvent):
+            node = yaml.SequenceNode(
+                self._tag(event, yaml.SequenceNode, None), [], mark, None, flow
+            )
+        else:
+            node = yaml.MappingNode(self._tag(event, yaml.MappingNode, None), [], mark, None, flow)
+        self._anchor(event, node)
+        return _Open(node, [])
+
+    def _anchor(self, event: Any, node: yaml.Node) -> None:
+        if event.anchor is not None:
+            self._anchors[event.anchor] = node  # a later anchor of the same name replaces it
+
+    def _close(self, done: _Open, event: Any) -> yaml.Node:
+        node = done.node
+        node.end_mark = event.end_mark
+        if isinstance(node, yaml.MappingNode):
+            pairs = list(zip(done.items[::2], done.items[1::2], strict=True))
+            node.value = self._merged(pairs)
+            self._check(node, done.items if node.value == pairs else _flat(node.value))
+        else:
+            node.value = done.items
+            self._check(node, done.items)
         return node
 
     def _check(self, node: yaml.Node, children: list[yaml.Node]) -> None:
@@ -183,17 +254,18 @@ class _BoundedComposer(yaml.SafeLoader):
             raise self._refuse(reason, _line(node))
         self._measure[id(node)] = (size, height)
 
-    def _merged(self, node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node]]:
-        """The map's pairs with merge keys resolved; refuses a key written twice."""
+    def _merged(
+        self, written: list[tuple[yaml.Node, yaml.Node]]
+    ) -> list[tuple[yaml.Node, yaml.Node]]:
+        """A map's pairs with merge keys resolved; refuses a key written twice."""
         own: dict[object, tuple[yaml.Node, yaml.Node]] = {}
         merged: dict[object, tuple[yaml.Node, yaml.Node]] = {}
-        for key, value in node.value:
+        for key, value in written:
             if key.tag == _MERGE:
                 for source in self._merge_sources(value):
-                    for pair in source.value:  # already merged: composed before this map
-                        merged.setdefault(
-                            key_identity(pair[0], self._file), pair
-                        )  # earlier sources win
+                    # Sources were composed (and merged) before this map; earlier ones win.
+                    for pair in source.value:
+                        merged.setdefault(key_identity(pair[0], self._file), pair)
                 continue
             identity = key_identity(key, self._file)
             first = own.get(identity)
@@ -213,3 +285,7 @@ class _BoundedComposer(yaml.SafeLoader):
             if id(item) not in self._measure:
                 raise self._refuse("recursive merge (a map that merges itself)", _line(value), "<<")
         return list(items)
+
+
+def _flat(pairs: _Pairs) -> list[yaml.Node]:
+    return [part for pair in pairs for part in pair]
