@@ -7,6 +7,7 @@ import time
 import traceback
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -200,6 +201,7 @@ def test_shipped_and_ordinary_files_still_load(tmp_path: Path) -> None:
         ("a: !!int abc\n", "f.yaml:1: cannot read 'abc' as int"),
         ("a: !!bool maybe\n", "f.yaml:1: cannot read 'maybe' as bool"),
         ("!!float x: 1\n", "f.yaml:1: cannot read 'x' as float"),
+        ("a: !!int\n", "f.yaml:1: cannot read '' as int"),
     ],
 )
 def test_an_impossible_explicit_tag_is_a_config_error(text: str, reason: str) -> None:
@@ -244,3 +246,30 @@ def test_the_same_refusals_without_libyaml(
         "a": {"b": 1},
         "c": {"b": 1, "d": 2},
     }
+
+
+def test_a_complex_key_in_metadata_is_a_config_error(tmp_path: Path) -> None:
+    text = "domain: d\ndescriptors:\n  - key: k\n    metadata:\n      ? [x]\n      : y\n"
+    error, _, _ = refused(write(tmp_path, text))
+    assert "a map key must be a single value, not a list" in str(error)
+    assert error.line == 5
+
+
+_WORDS = st.sampled_from(
+    ["domain: d\n", "descriptors:\n", "  - key: k\n", "    value: v\n", "    rate_limit:\n",
+     "      unit: second\n", "      requests_per_unit: 5\n", "    metadata: {", "? [x]\n", "&a ",
+     "*a ", "<<: ", "[", "]", "{", "}", ", ", ": ", "- ", "!!int ", "!!bool ", "    ", "\n", "x"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_WORDS, max_size=30).map("".join))
+def test_any_policy_shaped_text_loads_or_is_a_config_error(
+    tmp_path_factory: Any, text: str
+) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "p.yaml"
+    path.write_text(text)
+    try:
+        load_config(path)
+    except ConfigError as raised:  # anything else fails the test
+        assert raised.file == str(path)  # noqa: PT017 (the point: which errors escape)

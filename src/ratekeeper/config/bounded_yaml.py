@@ -106,7 +106,7 @@ def scalar_value(node: yaml.ScalarNode, file: str | None) -> Any:
         return node.value
     try:
         return construct(node)
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, IndexError):
         tag = node.tag.rpartition(":")[2]
         reason = f"cannot read {node.value!r} as {tag}"
         raise ConfigError(reason, file=file, line=_line(node)) from None

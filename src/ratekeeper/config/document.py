@@ -114,10 +114,20 @@ def from_python(data: object) -> Doc:
     return Doc(Kind.SCALAR, None, value=data, text="" if data is None else text)
 
 
-def to_python(doc: Doc) -> Any:
-    """Plain Python data for a free-form value (``metadata``)."""
+def to_python(doc: Doc, file: str | None = None) -> Any:
+    """Plain Python data for a free-form value (``metadata``).
+
+    Raises :class:`ConfigError` (naming ``file``) for a map key that is itself a map or list,
+    which YAML allows and Python dicts cannot hold.
+    """
     if doc.kind is Kind.MAP:
-        return {to_python(key): to_python(value) for key, value in doc.pairs}
+        data = {}
+        for key, value in doc.pairs:
+            if key.kind is not Kind.SCALAR:
+                reason = f"a map key must be a single value, not a {key.kind.value}"
+                raise ConfigError(reason, file=file, line=key.line)
+            data[key.value] = to_python(value, file)
+        return data
     if doc.kind is Kind.LIST:
-        return [to_python(item) for item in doc.items]
+        return [to_python(item, file) for item in doc.items]
     return doc.value
