@@ -3,8 +3,8 @@
 A YAML file can ask for far more than its size: nine anchors each aliasing the previous one
 nine times (a 419-byte "alias bomb") expand to 9^9 values; merge keys (``<<``) that merge a
 map twice double it at every level; nesting a few thousand lists deep overflows the Python
-stack of a recursive composer. The composer here refuses each of these while it reads, before
-anything is expanded:
+stack of PyYAML's recursive composer. The composer here builds nodes from parser events with
+an explicit stack, and refuses each of these while it reads, before anything is expanded:
 
 * **depth**: maps and lists nested deeper than :attr:`LoadBounds.max_depth`, directly or
   through aliases;
