@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,8 @@ from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
 from ratekeeper.core.limits import NS_PER_SECOND
-from ratekeeper.server.app import RateLimitServer, build
+from ratekeeper.server.app import Replica, build
+from ratekeeper.server.options import with_options
 from ratekeeper.server.settings import ServerSettings
 
 #: The rules the RLS tests run against, one per behaviour.
@@ -73,7 +73,7 @@ class ManualClock:
 class Running:
     """One started server and clients for it."""
 
-    server: RateLimitServer
+    server: Replica
     clock: ManualClock
     stub: Any
     channel: grpc.aio.Channel
@@ -116,11 +116,11 @@ async def serve(tmp_path: Path) -> AsyncIterator[Start]:
         config_dir = tmp_path / f"config{len(started)}"
         config_dir.mkdir()
         (config_dir / "test.yaml").write_text(config)
-        settings = dataclasses.replace(
-            ServerSettings(grpc_port=0, http_port=0, config=str(config_dir)), **overrides
+        settings = with_options(
+            ServerSettings(), grpc_port=0, http_port=0, config=str(config_dir), **overrides
         )
         clock = ManualClock()
-        server = RateLimitServer(build(settings, clock))
+        server = Replica(build(settings, clock))
         await server.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}")
         running = Running(

@@ -14,7 +14,7 @@ from typing import TypeAlias
 import grpc
 import grpc.aio
 
-from ratekeeper.core.limits import Algorithm, Limit, Unit
+from ratekeeper.core.limits import UNIT_BY_SECONDS, Algorithm, Limit
 from ratekeeper.core.slices import Generation
 from ratekeeper.errors import LimitParseError
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
@@ -49,7 +49,6 @@ _ALGORITHM_TO_WIRE: dict[Algorithm, pb.Algorithm.ValueType] = {
     Algorithm.SLIDING_WINDOW: pb.SLIDING_WINDOW,
 }
 _ALGORITHM_FROM_WIRE = {wire: algo for algo, wire in _ALGORITHM_TO_WIRE.items()}
-_UNITS = {unit.value: unit for unit in Unit}
 #: Bounds on client-declared limits, so a spec cannot overflow the core's integer maths.
 _MAX_AMOUNT = 1 << 40
 _MAX_MULTIPLIER = 1 << 20
@@ -98,7 +97,7 @@ def limit_to_spec(limit: Limit) -> pb.LimitSpec:
 
 def spec_to_limit(spec: pb.LimitSpec) -> Limit:
     """The limit a wire spec describes; raises :class:`LimitParseError` if it is invalid."""
-    unit = _UNITS.get(spec.unit_seconds)
+    unit = UNIT_BY_SECONDS.get(spec.unit_seconds)
     if unit is None:
         raise LimitParseError(f"unit_seconds {spec.unit_seconds} is not a known unit")
     algorithm = _ALGORITHM_FROM_WIRE.get(spec.algorithm)

@@ -31,7 +31,7 @@ from ratekeeper.server import rls_wire
 from ratekeeper.server.metrics import Column, Metrics
 from ratekeeper.server.reload import PolicyHolder
 
-__all__ = ["Decisions", "RateLimitService"]
+__all__ = ["RateLimitService", "RlsSettings"]
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ _MAX_CACHED_BYTES = 1024
 
 
 @dataclass(frozen=True, slots=True)
-class Decisions:
+class RlsSettings:
     """How decisions are shaped; set once from the server settings."""
 
     #: Global shadow mode: an over-limit descriptor is answered OK (and counted).
@@ -156,7 +156,7 @@ def _most_restrictive(
 class RateLimitService:
     """Answers ``ShouldRateLimit``; raises :class:`~ratekeeper.errors.RequestError` if malformed.
 
-    Never raises for store failures: they are answered per :attr:`Decisions.fail_closed`.
+    Never raises for store failures: they are answered per :attr:`RlsSettings.fail_closed`.
     """
 
     def __init__(
@@ -164,7 +164,7 @@ class RateLimitService:
         policy: PolicyHolder,
         store: Store,
         metrics: Metrics,
-        decisions: Decisions,
+        decisions: RlsSettings,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self._policy = policy
