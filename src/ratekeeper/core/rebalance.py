@@ -1,0 +1,310 @@
+"""Rebalancing: the next assignment from the current one, the healthy servers and the load.
+
+One round, in order:
+
+1. **Split** every slice hotter than ``split_fraction`` of the mean server load, at the reported
+   boundaries inside it where there are some (so a hot key reported alone ends up alone), else in
+   the middle of its hashes. A split moves nothing: both halves stay with the owner.
+2. **Reassign** the slices of servers that are not healthy (departed, or TERMINATING and being
+   drained), heaviest first, each onto the server that is then least loaded.
+3. **Balance**: while the most loaded server is above ``mean × (1 + tolerance)`` or the least
+   loaded is below ``mean × (1 - tolerance)``, move one slice from the first to the second. The
+   slice is the *lightest* that fixes the violation, or else the heaviest that fits, and it must
+   fit: the receiver stays under the upper bound and the giver over the lower one, so a move never
+   creates a new violation. Nothing moves while every server is inside the band, and the load
+   moved off servers that stay is capped at ``max_moved_fraction`` of the total per round: those
+   two rules are the churn penalty, since a moved slice's counters must be handed off. When no
+   slice fits, the lightest slice too big to move is split in two and the round goes on.
+4. **Merge** neighbouring slices of one owner while their joint load stays under
+   ``merge_fraction`` of the mean, so the slice count tracks the load, not the history. Merging
+   stays well below the split threshold, so a merged slice is not split again next round.
+
+Every choice breaks ties by load, then hash position or address, so the same inputs always give
+the same assignment. With no load reported at all, load is taken to be proportional to a slice's
+width: keys hash uniformly, so that is the best guess, and it spreads a new cluster evenly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from ratekeeper.core.assignment import from_pieces, next_generation, pieces, same_layout
+from ratekeeper.core.limits import NS_PER_SECOND
+from ratekeeper.core.rebalance_load import LoadMap
+from ratekeeper.core.slices import HASH_SPACE, Assignment, Generation, Slice
+
+__all__ = [
+    "RebalanceSettings",
+    "Rebalanced",
+    "imbalance",
+    "may_reassign",
+    "reassign_due_at",
+    "rebalance",
+    "server_loads",
+]
+
+#: The load assumed when nobody has reported any: one unit spread evenly over every hash.
+_UNIFORM = LoadMap(density=(1.0 / HASH_SPACE,))
+
+
+@dataclass(frozen=True, slots=True)
+class RebalanceSettings:
+    """How tightly to balance, how finely to cut, and how much may move per round."""
+
+    #: Each server's load is brought within this fraction of the mean load, where slices allow.
+    tolerance: float = 0.05
+    #: A slice carrying more than this fraction of the mean server load is split.
+    split_fraction: float = 0.05
+    #: Neighbouring slices of one owner are merged while together under this fraction of the mean.
+    merge_fraction: float = 0.02
+    #: At most this fraction of the total load moves off servers that stay, per round.
+    max_moved_fraction: float = 0.05
+    #: Assignments are at least this far apart (ns), whatever happens: the floor on churn in time.
+    min_interval_ns: int = 10 * NS_PER_SECOND
+    #: With no change of membership, a round for load alone runs this often (ns).
+    load_interval_ns: int = 60 * NS_PER_SECOND
+
+    def __post_init__(self) -> None:
+        if not 0 < self.tolerance < 1:
+            raise ValueError("tolerance must lie strictly between 0 and 1")
+        if not 0 < self.merge_fraction < self.split_fraction:
+            raise ValueError("merge_fraction must be positive and below split_fraction")
+        if not 0 <= self.max_moved_fraction <= 1:
+            raise ValueError("max_moved_fraction must lie in [0, 1]")
+        if not 0 <= self.min_interval_ns <= self.load_interval_ns:
+            raise ValueError("min_interval_ns must be non-negative and at most load_interval_ns")
+
+
+@dataclass(frozen=True, slots=True)
+class Rebalanced:
+    """The outcome of one round."""
+
+    #: The next assignment; the current one itself (same generation) when nothing changed.
+    assignment: Assignment
+    #: Load moved off servers that stay healthy: the churn the round chose.
+    moved: float
+    #: Load taken from servers that are not healthy: the churn the round had no choice about.
+    reassigned: float
+    #: Load over the whole space, as the round saw it.
+    total: float
+    #: Slices cut in two.
+    splits: int
+    #: Pairs of slices joined.
+    merges: int
+
+
+class _Piece:
+    """A slice under construction: the round's mutable working copy."""
+
+    __slots__ = ("high", "load", "low", "moved", "owner")
+
+    def __init__(self, low: int, high: int, owner: str, load: float, moved: bool = False) -> None:
+        self.low = low
+        self.high = high
+        self.owner = owner
+        self.load = load
+        #: Moved already this round; a slice moves at most once per round.
+        self.moved = moved
+
+
+def rebalance(
+    current: Assignment,
+    healthy: Collection[str],
+    load: LoadMap,
+    settings: RebalanceSettings = RebalanceSettings(),
+    generation: Generation | None = None,
+) -> Rebalanced:
+    """One round of rebalancing (see the module docstring).
+
+    ``healthy`` are the servers that may own slices; servers of ``current`` not among them lose
+    everything. ``generation`` names the new assignment, by default the one after ``current``'s.
+    """
+    servers = sorted(set(healthy))
+    if not servers:
+        raise ValueError("rebalancing needs at least one healthy server")
+    seen = load if load.total > 0 else _UNIFORM
+    round_ = _Round(servers, seen, settings)
+    for piece, owner in pieces(current):
+        round_.add_split(_Piece(piece.low, piece.high, owner, seen.load_in(piece)))
+    round_.reassign_orphans()
+    round_.balance()
+    merged = round_.merged()
+    out = from_pieces(
+        generation or next_generation(current.generation),
+        ((Slice(p.low, p.high), p.owner) for p in merged),
+    )
+    if same_layout(out, current):
+        return Rebalanced(current, 0.0, 0.0, load.total, 0, 0)
+    scale = load.total / seen.total  # report in the caller's units even under the uniform guess
+    return Rebalanced(
+        out,
+        round_.moved * scale,
+        round_.reassigned * scale,
+        load.total,
+        round_.splits,
+        round_.merges,
+    )
+
+
+class _Round:
+    """The working state of one call to :func:`rebalance`."""
+
+    def __init__(self, servers: list[str], load: LoadMap, settings: RebalanceSettings) -> None:
+        self.servers = servers
+        self.map = load
+        self.settings = settings
+        self.mean = load.total / len(servers)
+        self.upper = self.mean * (1 + settings.tolerance)
+        self.lower = self.mean * (1 - settings.tolerance)
+        self.budget = settings.max_moved_fraction * load.total
+        self.loads = dict.fromkeys(servers, 0.0)
+        self.held: dict[str, list[_Piece]] = {s: [] for s in servers}
+        self.orphans: list[_Piece] = []
+        self.moved = 0.0
+        self.reassigned = 0.0
+        self.splits = 0
+        self.merges = 0
+
+    def add_split(self, piece: _Piece) -> None:
+        """Take ``piece`` from the current assignment, split as finely as its load asks."""
+        threshold = self.settings.split_fraction * self.mean
+        stack = [piece]
+        while stack:
+            p = stack.pop()
+            if p.load > threshold and p.high - p.low >= 2:
+                # right half first onto the stack, so pieces come off it in hash order
+                left, right = self.halves(p)
+                stack += (right, left)
+                self.splits += 1
+            elif p.owner in self.loads:
+                self.take(p, p.owner)
+            else:
+                self.orphans.append(p)
+
+    def halves(self, p: _Piece) -> tuple[_Piece, _Piece]:
+        """``p`` cut where its halves' loads come closest: at a reported bound or the middle."""
+        half = self.map.below(p.low) + p.load / 2
+        cuts = (*self.map.cuts_in(Slice(p.low, p.high)), (p.low + p.high) // 2)
+        at = min(cuts, key=lambda c: (abs(self.map.below(c) - half), c))
+        left = self.map.load_in(Slice(p.low, at))
+        right = max(0.0, p.load - left)
+        return (
+            _Piece(p.low, at, p.owner, left, p.moved),
+            _Piece(at, p.high, p.owner, right, p.moved),
+        )
+
+    def take(self, p: _Piece, server: str) -> None:
+        p.owner = server
+        self.held[server].append(p)
+        self.loads[server] += p.load
+
+    def give(self, p: _Piece, server: str) -> None:
+        self.held[p.owner].remove(p)
+        self.loads[p.owner] -= p.load
+        self.take(p, server)
+
+    def lightest(self) -> str:
+        # fewest slices next, so weightless slices (no load anywhere) still spread out
+        return min(self.servers, key=lambda s: (self.loads[s], len(self.held[s]), s))
+
+    def reassign_orphans(self) -> None:
+        for p in sorted(self.orphans, key=lambda p: (-p.load, p.low)):
+            p.moved = True
+            self.take(p, self.lightest())
+            self.reassigned += p.load
+
+    def balance(self) -> None:
+        stuck: set[str] = set()
+        # Each pass moves a slice, splits one or gives up on a server; this bounds the passes
+        # generously without letting a bug spin forever.
+        for _ in range(64 * (sum(map(len, self.held.values())) + len(self.servers))):
+            room_left = self.budget - self.moved
+            donors = [s for s in self.servers if s not in stuck]
+            if room_left <= 0 or not donors:
+                return
+            donor = max(donors, key=lambda s: (self.loads[s], s))
+            receiver = self.lightest()
+            over = self.loads[donor] - self.upper
+            under = self.lower - self.loads[receiver]
+            if (over <= 0 and under <= 0) or donor == receiver:
+                return
+            room = min(self.upper - self.loads[receiver], self.loads[donor] - self.lower, room_left)
+            if not self.move_one(donor, receiver, room, max(over, under)):
+                stuck.add(donor)
+
+    def move_one(self, donor: str, receiver: str, room: float, need: float) -> bool:
+        """Move, or split to make movable, one slice of ``donor``; ``False`` if neither can be."""
+        movable = [p for p in self.held[donor] if not p.moved]
+        fits = [p for p in movable if 0 < p.load <= room]
+        if fits:
+            enough = [p for p in fits if p.load >= need]
+            pick = (
+                min(enough, key=lambda p: (p.load, p.low))
+                if enough
+                else max(fits, key=lambda p: (p.load, -p.low))
+            )
+            pick.moved = True
+            self.give(pick, receiver)
+            self.moved += pick.load
+            return True
+        too_big = [p for p in movable if p.load > room and p.high - p.low >= 2]
+        if not too_big:
+            return False
+        victim = min(too_big, key=lambda p: (p.load, p.low))
+        self.held[donor].remove(victim)
+        self.loads[donor] -= victim.load
+        for half in self.halves(victim):
+            self.take(half, donor)
+        self.splits += 1
+        return True
+
+    def merged(self) -> list[_Piece]:
+        """Every piece in hash order, cold neighbours of one owner joined."""
+        limit = self.settings.merge_fraction * self.mean
+        out: list[_Piece] = []
+        for p in sorted((p for ps in self.held.values() for p in ps), key=lambda p: p.low):
+            last = out[-1] if out else None
+            if last and last.owner == p.owner and last.load + p.load <= limit:
+                last.high = p.high
+                last.load += p.load
+                self.merges += 1
+            else:
+                out.append(p)
+        return out
+
+
+def server_loads(
+    assignment: Assignment, load: LoadMap, servers: Collection[str] = ()
+) -> dict[str, float]:
+    """The load each server carries under ``assignment``; ``servers`` adds owners of nothing."""
+    loads = dict.fromkeys(sorted({*servers, *assignment.servers}), 0.0)
+    for piece, owner in pieces(assignment):
+        loads[owner] += load.load_in(piece)
+    return loads
+
+
+def imbalance(assignment: Assignment, load: LoadMap, servers: Collection[str] = ()) -> float:
+    """The most loaded server's load over the mean (``1.0`` is perfect balance, or no load)."""
+    loads = server_loads(assignment, load, servers)
+    mean = sum(loads.values()) / len(loads)
+    return max(loads.values()) / mean if mean > 0 else 1.0
+
+
+def may_reassign(last_at: int | None, now: int, settings: RebalanceSettings) -> bool:
+    """Whether a new assignment may be published at ``now`` (ns), the last one at ``last_at``."""
+    return last_at is None or now - last_at >= settings.min_interval_ns
+
+
+def reassign_due_at(
+    last_at: int | None, membership_changed: bool, settings: RebalanceSettings
+) -> int:
+    """The earliest time (ns) the next round should run, ``0`` meaning now.
+
+    A change of membership is due as soon as the floor allows; otherwise the next round is the
+    periodic one for load.
+    """
+    if last_at is None:
+        return 0
+    wait = settings.min_interval_ns if membership_changed else settings.load_interval_ns
+    return last_at + wait
