@@ -248,8 +248,11 @@ class _Round:
             self.give(pick, receiver)
             self.moved += pick.load
             return True
+        # Cutting a slice finer than the merge threshold to fill a sliver of room would only
+        # make crumbs that the merge pass joins again.
+        grain = self.settings.merge_fraction * self.mean
         too_big = [p for p in movable if p.load > room and p.high - p.low >= 2]
-        if not too_big:
+        if room < grain or not too_big:
             return False
         victim = min(too_big, key=lambda p: (p.load, p.low))
         self.held[donor].remove(victim)
