@@ -12,9 +12,11 @@ One round, in order:
    slice is the *lightest* that fixes the violation, or else the heaviest that fits, and it must
    fit: the receiver stays under the upper bound and the giver over the lower one, so a move never
    creates a new violation. Nothing moves while every server is inside the band, and the load
-   moved off servers that stay is capped at ``max_moved_fraction`` of the total per round: those
-   two rules are the churn penalty, since a moved slice's counters must be handed off. When no
-   slice fits, the lightest slice too big to move is split in two and the round goes on.
+   moved between servers that stay is capped at ``max_moved_fraction`` of the total per round:
+   those two rules are the churn penalty, since a moved slice's counters must be handed off.
+   Filling a server that joined is not capped, like emptying one that left: membership changes
+   must take effect in one round. When no slice fits, the lightest slice too big to move is split
+   in two and the round goes on.
 4. **Merge** neighbouring slices of one owner while their joint load stays under
    ``merge_fraction`` of the mean, so the slice count tracks the load, not the history. Merging
    stays well below the split threshold, so a merged slice is not split again next round.
@@ -58,7 +60,7 @@ class RebalanceSettings:
     split_fraction: float = 0.05
     #: Neighbouring slices of one owner are merged while together under this fraction of the mean.
     merge_fraction: float = 0.02
-    #: At most this fraction of the total load moves off servers that stay, per round.
+    #: At most this fraction of the total load moves between servers that stay, per round.
     max_moved_fraction: float = 0.05
     #: Assignments are at least this far apart (ns), whatever happens: the floor on churn in time.
     min_interval_ns: int = 10 * NS_PER_SECOND
@@ -82,10 +84,12 @@ class Rebalanced:
 
     #: The next assignment; the current one itself (same generation) when nothing changed.
     assignment: Assignment
-    #: Load moved off servers that stay healthy: the churn the round chose.
+    #: Load moved between servers that stay: the churn the round chose, capped by the settings.
     moved: float
-    #: Load taken from servers that are not healthy: the churn the round had no choice about.
+    #: Load taken from servers that are not healthy: churn the round had no choice about.
     reassigned: float
+    #: Load moved onto servers new to the assignment: churn that membership asked for.
+    filled: float
     #: Load over the whole space, as the round saw it.
     total: float
     #: Slices cut in two.
@@ -124,7 +128,7 @@ def rebalance(
     if not servers:
         raise ValueError("rebalancing needs at least one healthy server")
     seen = load if load.total > 0 else _UNIFORM
-    round_ = _Round(servers, seen, settings)
+    round_ = _Round(servers, seen, settings, set(servers) - current.servers)
     for piece, owner in pieces(current):
         round_.add_split(_Piece(piece.low, piece.high, owner, seen.load_in(piece)))
     round_.reassign_orphans()
@@ -135,12 +139,13 @@ def rebalance(
         ((Slice(p.low, p.high), p.owner) for p in merged),
     )
     if same_layout(out, current):
-        return Rebalanced(current, 0.0, 0.0, load.total, 0, 0)
+        return Rebalanced(current, 0.0, 0.0, 0.0, load.total, 0, 0)
     scale = load.total / seen.total  # report in the caller's units even under the uniform guess
     return Rebalanced(
         out,
         round_.moved * scale,
         round_.reassigned * scale,
+        round_.filled * scale,
         load.total,
         round_.splits,
         round_.merges,
@@ -150,8 +155,12 @@ def rebalance(
 class _Round:
     """The working state of one call to :func:`rebalance`."""
 
-    def __init__(self, servers: list[str], load: LoadMap, settings: RebalanceSettings) -> None:
+    def __init__(
+        self, servers: list[str], load: LoadMap, settings: RebalanceSettings, new: set[str]
+    ) -> None:
         self.servers = servers
+        #: Servers that own nothing yet: filling them is not charged to the move budget.
+        self.new = new
         self.map = load
         self.settings = settings
         self.mean = load.total / len(servers)
@@ -163,6 +172,7 @@ class _Round:
         self.orphans: list[_Piece] = []
         self.moved = 0.0
         self.reassigned = 0.0
+        self.filled = 0.0
         self.splits = 0
         self.merges = 0
 
@@ -219,12 +229,12 @@ class _Round:
         # Each pass moves a slice, splits one or gives up on a server; this bounds the passes
         # generously without letting a bug spin forever.
         for _ in range(64 * (sum(map(len, self.held.values())) + len(self.servers))):
-            room_left = self.budget - self.moved
             donors = [s for s in self.servers if s not in stuck]
+            receiver = self.lightest()
+            room_left = float("inf") if receiver in self.new else self.budget - self.moved
             if room_left <= 0 or not donors:
                 return
             donor = max(donors, key=lambda s: (self.loads[s], s))
-            receiver = self.lightest()
             over = self.loads[donor] - self.upper
             under = self.lower - self.loads[receiver]
             if (over <= 0 and under <= 0) or donor == receiver:
@@ -246,7 +256,10 @@ class _Round:
             )
             pick.moved = True
             self.give(pick, receiver)
-            self.moved += pick.load
+            if receiver in self.new:
+                self.filled += pick.load
+            else:
+                self.moved += pick.load
             return True
         # Cutting a slice finer than the merge threshold to fill a sliver of room would only
         # make crumbs that the merge pass joins again.
