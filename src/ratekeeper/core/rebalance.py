@@ -121,8 +121,9 @@ def rebalance(
 ) -> Rebalanced:
     """One round of rebalancing (see the module docstring).
 
-    ``healthy`` are the servers that may own slices; servers of ``current`` not among them lose
-    everything. ``generation`` names the new assignment, by default the one after ``current``'s.
+    ``healthy`` are the servers that may own slices (RUNNING ones: a NOT_READY server should not
+    take slices yet, a TERMINATING one is being drained); servers of ``current`` not among them
+    lose everything. ``generation`` names the new assignment, by default the one after ``current``'s.
     """
     servers = sorted(set(healthy))
     if not servers:
@@ -134,10 +135,9 @@ def rebalance(
     round_.reassign_orphans()
     round_.balance()
     merged = round_.merged()
-    out = from_pieces(
-        generation or next_generation(current.generation),
-        ((Slice(p.low, p.high), p.owner) for p in merged),
-    )
+    if generation is None:
+        generation = next_generation(current.generation)
+    out = from_pieces(generation, ((Slice(p.low, p.high), p.owner) for p in merged))
     if same_layout(out, current):
         return Rebalanced(current, 0.0, 0.0, 0.0, load.total, 0, 0)
     scale = load.total / seen.total  # report in the caller's units even under the uniform guess
