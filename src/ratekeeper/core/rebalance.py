@@ -123,7 +123,8 @@ def rebalance(
 
     ``healthy`` are the servers that may own slices (RUNNING ones: a NOT_READY server should not
     take slices yet, a TERMINATING one is being drained); servers of ``current`` not among them
-    lose everything. ``generation`` names the new assignment, by default the one after ``current``'s.
+    lose everything. ``generation`` names the new assignment, by default the one after
+    ``current``'s.
     """
     servers = sorted(set(healthy))
     if not servers:
