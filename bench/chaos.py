@@ -141,6 +141,8 @@ class ChaosResult:
     chosen: list[float]
     bound: list[float]
     slices: list[int]
+    #: Wall time of each call to the rebalancer.
+    compute: list[float]
     seconds: float
 
 
@@ -159,7 +161,7 @@ def run_chaos(spec: ChaosSpec) -> ChaosResult:
     joined = spec.servers
     current = even_split(names, Generation(1, 0))
     healthy = list(names)
-    result = ChaosResult([], [], [], [], [], 0.0)
+    result = ChaosResult([], [], [], [], [], [], 0.0)
     started = time.perf_counter()
     for round_ in range(spec.warmup + spec.rounds):
         if rng.random() < spec.membership and len(healthy) > 1:
@@ -171,7 +173,9 @@ def run_chaos(spec: ChaosSpec) -> ChaosResult:
             if rng.random() < spec.drift:
                 world.swap_ranks(rank, rng.randrange(len(world.hashes)))
         seen = reports(world, current, spec)
+        began = time.perf_counter()
         nxt = rebalance(current, healthy, seen, spec.settings).assignment
+        took = time.perf_counter() - began
         if round_ >= spec.warmup:
             loads = true_loads(world, nxt, healthy)
             mean = world.total / len(healthy)
@@ -184,6 +188,7 @@ def run_chaos(spec: ChaosSpec) -> ChaosResult:
             result.chosen.append(chosen / world.total)
             result.bound.append(max(1.0, world.hottest(1)[0][1] / mean))
             result.slices.append(len(nxt.starts))
+            result.compute.append(took)
         current = nxt
     return ChaosResult(
         result.imbalance,
@@ -191,6 +196,7 @@ def run_chaos(spec: ChaosSpec) -> ChaosResult:
         result.chosen,
         result.bound,
         result.slices,
+        result.compute,
         time.perf_counter() - started,
     )
 
@@ -205,7 +211,8 @@ def table(spec: ChaosSpec, result: ChaosResult) -> str:
     """The run as a Markdown table."""
     head = (
         "| rounds | servers | keys | zipf | imbalance p50 / p99 / max | bound max "
-        "| churn p50 / p99 / max | chosen churn max | slices p50 | seconds |"
+        "| churn p50 / p99 / max | chosen churn max | slices p50 | rebalance ms p50 / max "
+        "| seconds |"
     )
     imb, churn = result.imbalance, result.churn
     row = (
@@ -213,9 +220,11 @@ def table(spec: ChaosSpec, result: ChaosResult) -> str:
         f"| {quantile(imb, 0.5):.3f} / {quantile(imb, 0.99):.3f} / {max(imb):.3f} "
         f"| {max(result.bound):.3f} "
         f"| {quantile(churn, 0.5):.1%} / {quantile(churn, 0.99):.1%} / {max(churn):.1%} "
-        f"| {max(result.chosen):.1%} | {int(quantile(result.slices, 0.5))} | {result.seconds:.0f} |"
+        f"| {max(result.chosen):.1%} | {int(quantile(result.slices, 0.5))} "
+        f"| {quantile(result.compute, 0.5) * 1e3:.0f} / {max(result.compute) * 1e3:.0f} "
+        f"| {result.seconds:.0f} |"
     )
-    return "\n".join([head, "|---|---|---|---|---|---|---|---|---|---|", row])
+    return "\n".join([head, "|---|---|---|---|---|---|---|---|---|---|---|", row])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
