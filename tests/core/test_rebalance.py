@@ -28,6 +28,8 @@ HALF = HASH_SPACE // 2
 QUARTER = HASH_SPACE // 4
 #: No cap on moves, so the band is always reachable when the load can be cut finely enough.
 FREE = RebalanceSettings(max_moved_fraction=1.0)
+#: The same, with so few slices allowed that cold neighbours of two owners get joined.
+FREE_FEW = RebalanceSettings(max_moved_fraction=1.0, max_slices_per_server=2)
 
 
 def uniform(total: float = 1.0) -> LoadMap:
@@ -110,6 +112,24 @@ def test_no_load_at_all_is_read_as_load_by_width() -> None:
     assert out.moved == 0  # no load reported, so none moved, whatever the guess was
 
 
+def test_too_many_slices_join_cold_neighbours_across_owners() -> None:
+    starts = tuple(i * (HASH_SPACE // 16) for i in range(16))
+    current = Assignment(Generation(1, 1), starts, ("a", "b") * 8)
+    load = LoadMap.of([(Slice(0, HASH_SPACE), 16.0)])
+    settings = RebalanceSettings(
+        tolerance=0.2,
+        split_fraction=0.25,  # a joined pair carries a quarter of the mean: it stays joined
+        merge_fraction=0.1,
+        max_slices_per_server=4,
+        max_moved_fraction=1.0,
+    )
+    out = rebalance(current, ["a", "b"], load, settings)
+    assert len(out.assignment.starts) == 8
+    assert out.merges == 8
+    assert out.moved == pytest.approx(8.0)  # one slice of each joined pair changed owner
+    assert imbalance(out.assignment, load) == pytest.approx(1.0)  # alternately, to stay balanced
+
+
 def test_the_generation_can_be_named() -> None:
     out = rebalance(even_split(["a"]), ["b"], uniform(), generation=Generation(5, 0))
     assert out.assignment.generation == Generation(5, 0)
@@ -167,9 +187,11 @@ healthy_sets = st.sets(st.sampled_from("abcdef"), min_size=1)
 
 
 @THOROUGH
-@given(assignments(), healthy_sets, wide_loads)
-def test_a_round_keeps_every_promise(current: Assignment, healthy: set[str], load: LoadMap) -> None:
-    out = rebalance(current, healthy, load, FREE)
+@given(assignments(), healthy_sets, wide_loads, st.sampled_from([FREE, FREE_FEW]))
+def test_a_round_keeps_every_promise(
+    current: Assignment, healthy: set[str], load: LoadMap, settings: RebalanceSettings
+) -> None:
+    out = rebalance(current, healthy, load, settings)
     nxt = out.assignment
     assert covers_once(nxt)
     assert nxt.servers <= healthy  # departed servers own nothing

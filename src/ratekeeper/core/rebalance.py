@@ -19,7 +19,9 @@ One round, in order:
    in two and the round goes on.
 4. **Merge** neighbouring slices of one owner while their joint load stays under
    ``merge_fraction`` of the mean, so the slice count tracks the load, not the history. Merging
-   stays well below the split threshold, so a merged slice is not split again next round.
+   stays well below the split threshold, so a merged slice is not split again next round. Then,
+   if there are more than ``max_slices_per_server`` slices per server, join the coldest pairs
+   of neighbours even across owners (moving the colder one, charged like any move).
 
 Every choice breaks ties by load, then hash position or address, so the same inputs always give
 the same assignment. With no load reported at all, load is taken to be proportional to a slice's
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from itertools import pairwise
 
 from ratekeeper.core.assignment import from_pieces, next_generation, pieces, same_layout
 from ratekeeper.core.limits import NS_PER_SECOND
@@ -60,6 +63,8 @@ class RebalanceSettings:
     split_fraction: float = 0.05
     #: Neighbouring slices of one owner are merged while together under this fraction of the mean.
     merge_fraction: float = 0.02
+    #: Above this many slices per server, the coldest neighbours are joined even across owners.
+    max_slices_per_server: int = 64
     #: At most this fraction of the total load moves between servers that stay, per round.
     max_moved_fraction: float = 0.05
     #: Assignments are at least this far apart (ns), whatever happens: the floor on churn in time.
@@ -72,6 +77,8 @@ class RebalanceSettings:
             raise ValueError("tolerance must lie strictly between 0 and 1")
         if not 0 < self.merge_fraction < self.split_fraction:
             raise ValueError("merge_fraction must be positive and below split_fraction")
+        if self.max_slices_per_server < 1:
+            raise ValueError("max_slices_per_server must be at least 1")
         if not 0 <= self.max_moved_fraction <= 1:
             raise ValueError("max_moved_fraction must lie in [0, 1]")
         if not 0 <= self.min_interval_ns <= self.load_interval_ns:
@@ -285,10 +292,58 @@ class _Round:
             if last and last.owner == p.owner and last.load + p.load <= limit:
                 last.high = p.high
                 last.load += p.load
+                last.moved = last.moved or p.moved  # so a moved part never moves twice
                 self.merges += 1
             else:
                 out.append(p)
-        return out
+        return self.capped(out)
+
+    def capped(self, ordered: list[_Piece]) -> list[_Piece]:
+        """``ordered`` with its coldest neighbours joined while there are too many slices.
+
+        Moves fragment the space (neighbours of two owners never join above), so without a cap
+        the count creeps up round after round. A pair of two owners joins by moving the colder
+        slice to the other owner: that is churn, so it is charged like a move, and must fit.
+        """
+        excess = len(ordered) - self.settings.max_slices_per_server * len(self.servers)
+        limit = self.settings.split_fraction * self.mean  # joined, it must not split again
+        joint = [a.load + b.load for a, b in pairwise(ordered)]
+        absorbed: set[int] = set()
+        for i in sorted(range(len(joint)), key=lambda i: (joint[i], ordered[i].low)):
+            if excess <= 0 or joint[i] > limit:
+                break
+            a, b = ordered[i], ordered[i + 1]
+            # a slice absorbed into its left neighbour is gone; its pairs wait for next round
+            if i in absorbed or i + 1 in absorbed or a.load + b.load > limit:
+                continue
+            # the colder one moves; of two as cold, the one whose move helps the balance
+            cold, warm = sorted((a, b), key=lambda p: (p.load, -self.loads[p.owner]))
+            if a.owner != b.owner and not self.join(cold, warm):
+                continue
+            a.high, a.load = b.high, a.load + b.load
+            absorbed.add(i + 1)
+            excess -= 1
+            self.merges += 1
+        return [p for i, p in enumerate(ordered) if i not in absorbed]
+
+    def join(self, cold: _Piece, warm: _Piece) -> bool:
+        """Move ``cold`` to the owner of ``warm`` if it may move and fits; whether it did."""
+        charged = warm.owner not in self.new
+        if cold.moved or self.loads[warm.owner] + cold.load > self.upper:
+            return False
+        if self.loads[cold.owner] - cold.load < self.lower:
+            return False
+        if charged and self.moved + cold.load > self.budget:
+            return False
+        self.loads[cold.owner] -= cold.load
+        self.loads[warm.owner] += cold.load
+        if charged:
+            self.moved += cold.load
+        else:
+            self.filled += cold.load
+        cold.owner = warm.owner
+        cold.moved = warm.moved = True  # the joined slice has now moved, in part
+        return True
 
 
 def server_loads(
