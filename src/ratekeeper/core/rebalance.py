@@ -248,8 +248,19 @@ class _Round:
             if (over <= 0 and under <= 0) or donor == receiver:
                 return
             room = min(self.upper - self.loads[receiver], self.loads[donor] - self.lower, room_left)
-            if not self.move_one(donor, receiver, room, max(over, under)):
+            if self.move_one(donor, receiver, room, max(over, under)):
+                continue
+            if over <= 0 or not self.make_room(donor):
                 stuck.add(donor)
+
+    def shift(self, p: _Piece, server: str) -> None:
+        """Move ``p`` to ``server`` and charge it: as filling if ``server`` is new, else a move."""
+        p.moved = True
+        if server in self.new:
+            self.filled += p.load
+        else:
+            self.moved += p.load
+        self.give(p, server)
 
     def move_one(self, donor: str, receiver: str, room: float, need: float) -> bool:
         """Move, or split to make movable, one slice of ``donor``; ``False`` if neither can be."""
@@ -262,12 +273,7 @@ class _Round:
                 if enough
                 else max(fits, key=lambda p: (p.load, -p.low))
             )
-            pick.moved = True
-            self.give(pick, receiver)
-            if receiver in self.new:
-                self.filled += pick.load
-            else:
-                self.moved += pick.load
+            self.shift(pick, receiver)
             return True
         # Cutting a slice finer than the merge threshold to fill a sliver of room would only
         # make crumbs that the merge pass joins again.
@@ -281,6 +287,48 @@ class _Round:
         for half in self.halves(victim):
             self.take(half, donor)
         self.splits += 1
+        return True
+
+    def make_room(self, donor: str) -> bool:
+        """Move a slice too big for anyone's room, after emptying part of the lightest server.
+
+        A server left over the band with only slices bigger than any other server's room (two
+        hot keys together, say) cannot shed by single moves. Moving enough of the lightest
+        server's own slices to servers that have room, and then the big slice to it, can: a
+        swap in several moves, all charged to the budget. ``False`` if no such plan fits.
+        """
+        over = self.loads[donor] - self.upper
+        big = [p for p in self.held[donor] if not p.moved and 0 < p.load <= self.upper]
+        enough = [p for p in big if p.load >= over]
+        if enough:
+            pick = min(enough, key=lambda p: (p.load, p.low))
+        elif big:
+            pick = max(big, key=lambda p: (p.load, -p.low))
+        else:
+            return False
+        others = [s for s in self.servers if s != donor]
+        if not others:
+            return False
+        receiver = min(others, key=lambda s: (self.loads[s], len(self.held[s]), s))
+        to_free = self.loads[receiver] + pick.load - self.upper
+        trial = {s: self.loads[s] for s in others if s != receiver}
+        plan: list[tuple[_Piece, str]] = []
+        movable = (p for p in self.held[receiver] if not p.moved and p.load > 0)
+        for p in sorted(movable, key=lambda p: (-p.load, p.low)):
+            if to_free <= 0:
+                break
+            fitting = [s for s in trial if trial[s] + p.load <= self.upper]
+            if fitting:
+                target = min(fitting, key=lambda s: (trial[s], s))
+                plan.append((p, target))
+                trial[target] += p.load
+                to_free -= p.load
+        charged = sum(p.load for p, s in [*plan, (pick, receiver)] if s not in self.new)
+        if to_free > 0 or self.moved + charged > self.budget:
+            return False
+        for p, target in plan:
+            self.shift(p, target)
+        self.shift(pick, receiver)
         return True
 
     def merged(self) -> list[_Piece]:
