@@ -89,6 +89,17 @@ def test_a_hot_key_is_cut_out_alone_and_its_slice_split() -> None:
     assert single.generation < out.assignment.generation
 
 
+def test_two_hot_keys_on_one_server_are_separated() -> None:
+    # each key is too big for any other server's room: only a swap in several moves helps
+    k1, k2 = HASH_SPACE // 16 + 5, HASH_SPACE // 8 + 7
+    load = LoadMap.of(
+        [(Slice(0, HASH_SPACE), 10.0), (Slice(k1, k1 + 1), 3.0), (Slice(k2, k2 + 1), 3.0)]
+    )
+    out = rebalance(even_split(["a", "b", "c", "d"], Generation(1, 1)), "abcd", load, FREE)
+    assert out.assignment.owner_of(k1) != out.assignment.owner_of(k2)
+    assert imbalance(out.assignment, load) <= 1.05 + 1e-9
+
+
 def test_cold_neighbours_of_one_owner_merge() -> None:
     starts = tuple(i * (HASH_SPACE // 8) for i in range(8))
     current = Assignment(Generation(2, 2), starts, ("a",) * 4 + ("b",) * 4)

@@ -280,7 +280,9 @@ class _Round:
             return False
         receiver = min(others, key=lambda s: (self.loads[s], len(self.held[s]), s))
         to_free = self.loads[receiver] + pick.load - self.upper
+        # the donor itself can take some back, once the big slice has left it
         trial = {s: self.loads[s] for s in others if s != receiver}
+        trial[donor] = self.loads[donor] - pick.load
         plan: list[tuple[_Piece, str]] = []
         movable = (p for p in self.held[receiver] if not p.moved and p.load > 0)
         for p in sorted(movable, key=lambda p: (-p.load, p.low)):
