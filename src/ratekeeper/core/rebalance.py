@@ -16,7 +16,8 @@ One round, in order:
    those two rules are the churn penalty, since a moved slice's counters must be handed off.
    Filling a server that joined is not capped, like emptying one that left: membership changes
    must take effect in one round. When no slice fits, the lightest slice too big to move is split
-   in two and the round goes on.
+   in two and the round goes on; when it cannot be split (one hot key), the lightest server first
+   sheds enough of its own slices to servers with room, and then takes it (a swap, in moves).
 4. **Merge** neighbouring slices of one owner while their joint load stays under
    ``merge_fraction`` of the mean, so the slice count tracks the load, not the history. Merging
    stays well below the split threshold, so a merged slice is not split again next round. Then,
