@@ -25,7 +25,7 @@ from envoy.service.ratelimit.v3.rls_pb2 import RateLimitRequest
 from bench.noop_rls import NoopRateLimitService
 from bench.rls_load import WORKLOAD_CONFIG, workload_requests
 from ratekeeper.server.app import build
-from ratekeeper.server.rls import RlsServicer
+from ratekeeper.server.rls_servicer import RlsServicer
 from ratekeeper.server.settings import ServerSettings
 
 __all__ = ["Call", "handler_cpu_us", "main", "serialized", "servicers"]
@@ -65,7 +65,7 @@ def servicers(clock: Callable[[], int] = time.time_ns) -> dict[str, tuple[Call, 
         components = build(ServerSettings(config=tmp), clock)
     return {
         "no-op": (_noop_call, NoopRateLimitService()),
-        "ratekeeper": (_bytes_call, RlsServicer(components.service, components.metrics)),
+        "ratekeeper": (_bytes_call, RlsServicer(components.decider, components.metrics, clock)),
     }
 
 

@@ -16,7 +16,7 @@ from ratekeeper.backends.store import Hit, Store
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.errors import RequestError
 
-__all__ = ["Ownership", "StoreCall", "StoreGate", "WholeSpace"]
+__all__ = ["WHOLE_SPACE", "Ownership", "StoreCall", "StoreGate", "WholeSpace"]
 
 
 class Ownership(Protocol):
@@ -34,6 +34,10 @@ class WholeSpace:
         return True
 
 
+#: The ownership of a replica that is the only one.
+WHOLE_SPACE = WholeSpace()
+
+
 #: ``Store.hit`` and ``Store.debit``: hits in, outcomes aligned with them out.
 StoreCall = Callable[[Sequence[Hit], int], Awaitable[list[Outcome]]]
 
@@ -45,7 +49,7 @@ class StoreGate:
     cluster will answer with where it lives instead); otherwise exactly as :class:`Store`.
     """
 
-    def __init__(self, store: Store, ownership: Ownership = WholeSpace()) -> None:
+    def __init__(self, store: Store, ownership: Ownership = WHOLE_SPACE) -> None:
         #: The store behind the gate.
         self.store = store
         #: What this replica owns.

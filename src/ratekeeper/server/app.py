@@ -5,7 +5,7 @@ Extension points, one line each:
 * :data:`STORES` maps a backend URL scheme (``memory://``, ``redis://``) to a factory
   ``(url, settings) -> Store``.
 * :data:`SERVICES` lists the gRPC registrations ``(grpc.aio.Server, Components) -> None``; each
-  reads what it needs (store, policy, metrics, settings) from :class:`Components`.
+  wraps the protocol logic it serves (``decider``, ``reports``) in its servicer.
 
 :class:`RateLimitServer` starts and stops the listeners on the running event loop (tests use it
 in-process); :func:`run` adds what a real process needs: signals, reload, graceful shutdown.
@@ -34,13 +34,17 @@ from ratekeeper.backends.store import Store
 from ratekeeper.config import default_config_path, load_config
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm
 from ratekeeper.errors import ConfigError, RatekeeperError
+from ratekeeper.protocol.ownership import StoreGate
+from ratekeeper.protocol.policy import Policy, PolicyHolder
+from ratekeeper.protocol.report import ReportProcessor
+from ratekeeper.protocol.rls import RlsDecider, RlsSettings
+from ratekeeper.protocol.stats import Event
 from ratekeeper.server.health import Health
 from ratekeeper.server.http import HttpEndpoints, build_app
 from ratekeeper.server.metrics import Metrics
-from ratekeeper.server.ratelimit import Decisions, RateLimitService
-from ratekeeper.server.reload import ConfigWatcher, Policy, PolicyHolder, file_signature
-from ratekeeper.server.report_service import add_report_service
-from ratekeeper.server.rls import RlsServicer, add_rls_servicer
+from ratekeeper.server.reload import ConfigWatcher, file_signature
+from ratekeeper.server.report_servicer import ReportServicer, add_report_servicer
+from ratekeeper.server.rls_servicer import RlsServicer, add_rls_servicer
 from ratekeeper.server.settings import AlgorithmMode, ServerSettings
 
 __all__ = ["SERVICES", "STORES", "Components", "RateLimitServer", "run"]
@@ -93,11 +97,20 @@ class Components:
     store: Store
     metrics: Metrics
     health: Health
-    service: RateLimitService
+    #: Envoy RLS decisions (gRPC and ``POST /json``).
+    decider: RlsDecider
+    #: Batch reports.
+    reports: ReportProcessor
+    #: The wall clock calls are decided at (ns since the epoch).
+    clock: Callable[[], int] = time.time_ns
 
 
 def _add_rls(server: grpc.aio.Server, c: Components) -> None:
-    add_rls_servicer(RlsServicer(c.service, c.metrics), server)
+    add_rls_servicer(RlsServicer(c.decider, c.metrics, c.clock), server)
+
+
+def _add_reports(server: grpc.aio.Server, c: Components) -> None:
+    add_report_servicer(ReportServicer(c.reports, c.metrics, c.clock), server)
 
 
 def _add_health(server: grpc.aio.Server, c: Components) -> None:
@@ -108,7 +121,7 @@ def _add_health(server: grpc.aio.Server, c: Components) -> None:
 SERVICES: tuple[Callable[[grpc.aio.Server, Components], None], ...] = (
     _add_rls,
     _add_health,
-    add_report_service,
+    _add_reports,
 )
 
 
@@ -144,7 +157,7 @@ def build(settings: ServerSettings, clock: Callable[[], int] = time.time_ns) -> 
     """
     metrics = Metrics(settings.max_stats_keys)
     policy = PolicyHolder(policy_loader(settings)())
-    metrics.config_load_success.inc()
+    metrics.count(Event.CONFIG_LOAD_SUCCESS)
     store = open_store(settings)
     metrics.watch_store(store)
     forced = _FORCED_ALGORITHM[settings.algorithm]
@@ -153,7 +166,7 @@ def build(settings: ServerSettings, clock: Callable[[], int] = time.time_ns) -> 
         if settings.limit_response_headers_enabled
         else None
     )
-    decisions = Decisions(
+    rls_settings = RlsSettings(
         shadow_mode=settings.shadow_mode,
         near_limit_ratio=settings.near_limit_ratio,
         fail_closed=settings.fail_closed,
@@ -161,8 +174,10 @@ def build(settings: ServerSettings, clock: Callable[[], int] = time.time_ns) -> 
         override_algorithm=forced or Algorithm.TOKEN_BUCKET,
         quota_mode=settings.quota_mode,
     )
-    service = RateLimitService(policy, store, metrics, decisions, clock)
-    return Components(settings, policy, store, metrics, Health(store), service)
+    gate = StoreGate(store)
+    decider = RlsDecider(policy, gate, metrics, rls_settings)
+    reports = ReportProcessor(gate, lambda: policy.policy)
+    return Components(settings, policy, store, metrics, Health(store), decider, reports, clock)
 
 
 def _grpc_options(settings: ServerSettings) -> list[tuple[str, int]]:
@@ -192,9 +207,8 @@ class RateLimitServer:
         self._grpc = grpc.aio.server(options=_grpc_options(components.settings))
         for register in SERVICES:
             register(self._grpc, components)
-        endpoints = HttpEndpoints(
-            components.service, components.health, components.metrics, components.policy
-        )
+        c = components
+        endpoints = HttpEndpoints(c.decider, c.clock, c.health, c.metrics, c.policy)
         self._http = web.AppRunner(
             build_app(endpoints),
             access_log=None,
