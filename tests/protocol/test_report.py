@@ -68,11 +68,9 @@ class Clocked:
         self.now += int(seconds * NS_PER_SECOND)
 
 
-def processor(
-    store: MemoryStore | None = None, settings: ReportSettings = ReportSettings()
-) -> Clocked:
+def processor(store: MemoryStore | None = None, settings: ReportSettings | None = None) -> Clocked:
     gate = StoreGate(MemoryStore() if store is None else store)
-    return Clocked(ReportProcessor(gate, lambda: POLICY, settings))
+    return Clocked(ReportProcessor(gate, lambda: POLICY, settings or ReportSettings()))
 
 
 async def test_configured_rule_counts_and_admitted_hits_go_into_debt() -> None:

@@ -14,8 +14,8 @@ from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.backends.store import Hit
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.errors import BackendError, ConfigError
-from ratekeeper.server import app
 from ratekeeper.protocol.rls_plan import MAX_DESCRIPTOR_BYTES, MAX_DESCRIPTORS
+from ratekeeper.server import app
 from ratekeeper.server.rls_servicer import SERVICE_NAME
 from ratekeeper.server.settings import ServerSettings
 from tests.server.conftest import CONFIG, Start, descriptor
