@@ -51,15 +51,12 @@ def request(domain: str = "d", value: str = "a") -> bytes:
 class Decider:
     """A decider on the memory store, and what it counted."""
 
-    def __init__(self, store: Any = None, settings: RlsSettings = RlsSettings()) -> None:
+    def __init__(self, store: Any = None, settings: RlsSettings | None = None) -> None:
         self.holder = PolicyHolder(policy(2))
         self.stats = MemoryStats()
-        gate = (
-            store
-            if isinstance(store, StoreGate)
-            else StoreGate(MemoryStore() if store is None else store)
-        )
-        self.decider = RlsDecider(self.holder, gate, self.stats, settings)
+        if not isinstance(store, StoreGate):
+            store = StoreGate(MemoryStore() if store is None else store)
+        self.decider = RlsDecider(self.holder, store, self.stats, settings or RlsSettings())
 
     async def ask(self, raw: bytes) -> Any:
         return rls_pb2.RateLimitResponse.FromString(await self.decider.answer(raw, NOW))
