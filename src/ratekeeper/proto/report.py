@@ -1,6 +1,6 @@
 """Typed boundary to the generated ``ratekeeper.v1.ReportService`` code.
 
-protoc's ``*_pb2_grpc`` module is untyped (and not generated), so clients and the server reach
+protoc's ``*_pb2_grpc`` modules are untyped (so not generated here): clients and the server reach
 the RPC only through the helpers here (typed with grpc-stubs and the generated ``.pyi``).
 Conversions between the typed values (:class:`~ratekeeper.core.limits.Limit`,
 :mod:`ratekeeper.protocol.report_values`, :class:`~ratekeeper.core.instructions.Instruction`)
