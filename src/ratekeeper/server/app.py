@@ -39,7 +39,7 @@ from ratekeeper.protocol.policy import Policy, PolicyHolder
 from ratekeeper.protocol.report import ReportProcessor
 from ratekeeper.protocol.rls import RlsDecider, RlsSettings
 from ratekeeper.protocol.stats import Event
-from ratekeeper.server.health import Health
+from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.http import HttpEndpoints, build_app
 from ratekeeper.server.metrics import Metrics
 from ratekeeper.server.reload import ConfigWatcher, file_signature
@@ -96,7 +96,7 @@ class Components:
     policy: PolicyHolder
     store: Store
     metrics: Metrics
-    health: Health
+    health: ServingHealth
     #: Envoy RLS decisions (gRPC and ``POST /json``).
     decider: RlsDecider
     #: Batch reports.
@@ -177,7 +177,8 @@ def build(settings: ServerSettings, clock: Callable[[], int] = time.time_ns) -> 
     gate = StoreGate(store)
     decider = RlsDecider(policy, gate, metrics, rls_settings)
     reports = ReportProcessor(gate, lambda: policy.policy)
-    return Components(settings, policy, store, metrics, Health(store), decider, reports, clock)
+    health = ServingHealth(store)
+    return Components(settings, policy, store, metrics, health, decider, reports, clock)
 
 
 def _grpc_options(settings: ServerSettings) -> list[tuple[str, int]]:

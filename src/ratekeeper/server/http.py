@@ -26,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from ratekeeper.errors import RequestError
 from ratekeeper.protocol.policy import PolicyHolder
 from ratekeeper.protocol.rls import RlsDecider
-from ratekeeper.server.health import Health
+from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.metrics import Metrics
 
 __all__ = ["ROUTES", "HttpEndpoints", "build_app"]
@@ -41,7 +41,7 @@ class HttpEndpoints:
     decider: RlsDecider
     #: The wall clock ``/json`` decisions are taken at (ns since the epoch).
     clock: Callable[[], int]
-    health: Health
+    health: ServingHealth
     metrics: Metrics
     policy: PolicyHolder
 
