@@ -5,12 +5,11 @@ Translates the wire and nothing else: a ``ReportRequest`` becomes a typed
 applies it at the clock's time, and its answer goes back as a ``ReportResponse``. A malformed
 report gets ``INVALID_ARGUMENT`` naming the key and the reason; a store that fails gets
 ``UNAVAILABLE`` (the client keeps its last instructions until they expire: fail open); anything
-unexpected gets ``INTERNAL`` and is logged.
+unexpected gets ``INTERNAL`` and is logged (``ratekeeper.server.refusal``).
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,15 +17,13 @@ from typing import Any
 import grpc
 import grpc.aio
 
-from ratekeeper.errors import BackendError, RequestError
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 from ratekeeper.proto.report import answer_to_wire, report_from_wire, report_handler
 from ratekeeper.protocol.report import ReportProcessor
-from ratekeeper.protocol.stats import Event, MemoryStats, StatsSink
+from ratekeeper.protocol.stats import MemoryStats, StatsSink
+from ratekeeper.server.refusal import refusal, refuse
 
 __all__ = ["ReportServicer", "add_report_servicer"]
-
-log = logging.getLogger(__name__)
 
 _CALL = "report"
 
@@ -63,22 +60,12 @@ class ReportServicer:
         start = time.perf_counter()
         try:
             response = await self.report(request)
-        except RequestError as exc:
-            self._stats.invalid(_CALL)
-            code, message = grpc.StatusCode.INVALID_ARGUMENT, str(exc)
-        except BackendError as exc:
-            code, message = grpc.StatusCode.UNAVAILABLE, f"store unavailable: {exc}"
-        except Exception:
-            self._stats.count(Event.SERVICE_ERROR)
-            log.exception("Report failed")
-            code, message = grpc.StatusCode.INTERNAL, "internal error"
+        except Exception as exc:
+            refused = refusal(exc, self._stats, _CALL)
         else:
             self._latency.observe(time.perf_counter() - start)
             return response
-        # Timed before aborting: the caller sees the status as soon as abort sends it.
-        self._latency.observe(time.perf_counter() - start)
-        await context.abort(code, message)
-        raise AssertionError("unreachable: abort raises")
+        return await refuse(context, refused, self._latency, start)
 
 
 def add_report_servicer(servicer: ReportServicer, server: grpc.aio.Server) -> None:

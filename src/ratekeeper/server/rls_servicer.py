@@ -4,12 +4,11 @@ Registered without protobuf (de)serializers: the servicer takes the request's by
 the response's bytes (:meth:`RlsDecider.answer`), so a request seen before is never parsed
 and no response object is built. A malformed request gets ``INVALID_ARGUMENT`` with the
 reference service's message; anything unexpected inside the server gets ``INTERNAL`` and is
-logged: no request can stop the server.
+logged (``ratekeeper.server.refusal``): no request can stop the server.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -17,13 +16,11 @@ from typing import Any, Protocol
 import grpc
 from envoy.service.ratelimit.v3 import rls_pb2
 
-from ratekeeper.errors import RequestError
 from ratekeeper.protocol.rls import RlsDecider
-from ratekeeper.protocol.stats import Event, StatsSink
+from ratekeeper.protocol.stats import StatsSink
+from ratekeeper.server.refusal import refusal, refuse
 
 __all__ = ["SERVICE_NAME", "BytesRlsServicer", "RlsServicer", "add_rls_servicer"]
-
-log = logging.getLogger(__name__)
 
 SERVICE_NAME: str = rls_pb2.DESCRIPTOR.services_by_name["RateLimitService"].full_name
 _CALL = "ShouldRateLimit"
@@ -47,21 +44,12 @@ class RlsServicer:
         start = time.perf_counter()
         try:
             answer = await self._answer(request, self._clock())
-        except RequestError as exc:
-            self._stats.invalid(_CALL)
-            code, message = grpc.StatusCode.INVALID_ARGUMENT, str(exc)
-        except Exception:
-            self._stats.count(Event.SERVICE_ERROR)
-            log.exception("ShouldRateLimit failed")
-            code, message = grpc.StatusCode.INTERNAL, "internal error"
+        except Exception as exc:
+            refused = refusal(exc, self._stats, _CALL)
         else:
             self._latency.observe(time.perf_counter() - start)
             return answer
-        # Timed before aborting: the caller sees the status as soon as abort sends it, and
-        # a scrape right after must already count this call.
-        self._latency.observe(time.perf_counter() - start)
-        await context.abort(code, message)
-        raise AssertionError("unreachable: abort raises")
+        return await refuse(context, refused, self._latency, start)
 
 
 class BytesRlsServicer(Protocol):
