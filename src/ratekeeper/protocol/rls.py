@@ -21,7 +21,7 @@ from ratekeeper.core.limits import NS_PER_SECOND, Algorithm
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.errors import BackendError, RequestError
 from ratekeeper.protocol.ownership import StoreGate
-from ratekeeper.protocol.policy import PolicyHolder
+from ratekeeper.protocol.policy import Policy, PolicyHolder
 from ratekeeper.protocol.rls_answer import Answerer
 from ratekeeper.protocol.rls_plan import Planner, RequestPlan
 from ratekeeper.protocol.stats import Event, StatsSink
@@ -72,12 +72,8 @@ class RlsDecider:
         self._policy = policy
         self._store = store
         self._stats = stats
-        self._planner = Planner(
-            stats,
-            near_limit_ratio=settings.near_limit_ratio,
-            override_algorithm=settings.override_algorithm,
-            quota_mode=settings.quota_mode,
-        )
+        self._settings = settings
+        self._planner = self._planner_for(policy.policy)
         self._respond = Answerer(
             stats,
             shadow_mode=settings.shadow_mode,
@@ -89,7 +85,7 @@ class RlsDecider:
         # off the wire: a request seen before is neither parsed nor matched again, and matching,
         # entry tuples and Counter objects cost more than the store itself.
         self._plan_cache: dict[bytes, RequestPlan] = {}
-        self._plans_policy: object = None
+        self._plans_policy: object = policy.policy
 
     async def answer(self, request: bytes, now: int) -> bytes:
         """``ShouldRateLimit`` on the wire, decided at ``now`` (ns since the epoch): a
@@ -116,7 +112,7 @@ class RlsDecider:
         policy = self._policy.policy
         if policy is not self._plans_policy:  # a reload voids the old plans
             cache.clear()
-            self._planner.use(policy)
+            self._planner = self._planner_for(policy)
             self._plans_policy = policy
         planned = cache.get(raw)
         if planned is None:
@@ -126,6 +122,16 @@ class RlsDecider:
                     cache.clear()
                 cache[raw] = planned
         return planned
+
+    def _planner_for(self, policy: Policy) -> Planner:
+        s = self._settings
+        return Planner(
+            policy,
+            self._stats,
+            near_limit_ratio=s.near_limit_ratio,
+            override_algorithm=s.override_algorithm,
+            quota_mode=s.quota_mode,
+        )
 
     def _store_failed(self, exc: Exception, now: int) -> None:
         self._stats.count(Event.STORE_ERROR)

@@ -111,30 +111,25 @@ class _Matched(NamedTuple):
 
 
 class Planner:
-    """Plans requests against one policy at a time; :meth:`use` switches policy."""
+    """Plans requests against one policy (a reload makes a new planner)."""
 
     def __init__(
         self,
+        policy: Policy,
         stats: StatsSink,
         *,
         near_limit_ratio: float,
         override_algorithm: Algorithm,
         quota_mode: bool,
     ) -> None:
+        self._policy = policy
+        self._known_domains = frozenset(policy.domains)
         self._stats = stats
         self._near_limit_ratio = near_limit_ratio
         self._override_algorithm = override_algorithm
         self._quota_mode = quota_mode
-        self._policy: Policy | None = None
-        self._known_domains: frozenset[str] = frozenset()
         self._limit_answers: dict[tuple[str | None, tuple[Limit, ...]], tuple[LimitAnswer, ...]]
         self._limit_answers = {}
-
-    def use(self, policy: Policy) -> None:
-        """Plan against ``policy`` from now on (after a reload)."""
-        self._policy = policy
-        self._known_domains = frozenset(policy.domains)
-        self._limit_answers.clear()
 
     def plan(self, request: RateLimitRequest, size: int) -> RequestPlan:
         """Validate ``request`` (``size`` bytes encoded) and plan its answer.
@@ -177,7 +172,6 @@ class Planner:
     def _match(
         self, index: int, domain: str, descriptor: Any, default_hits: int
     ) -> _Matched | None:
-        assert self._policy is not None, "use() a policy first"
         entries = tuple([(entry.key, entry.value) for entry in descriptor.entries])
         has_own = descriptor.HasField("hits_addend")
         hits = descriptor.hits_addend.value if has_own else default_hits
