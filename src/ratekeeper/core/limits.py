@@ -32,6 +32,7 @@ __all__ = [
     "ceil_div",
     "parse_limit",
     "parse_limits",
+    "window_start",
 ]
 
 NS_PER_SECOND = 1_000_000_000
@@ -40,6 +41,13 @@ NS_PER_SECOND = 1_000_000_000
 def ceil_div(a: int, b: int) -> int:
     """``a / b`` rounded up, in exact integer arithmetic (``b > 0``)."""
     return -(-a // b)
+
+
+def window_start(limit: Limit, now: int) -> int:
+    """The start, in whole seconds since the epoch, of the epoch-aligned period of ``limit``
+    that contains ``now`` (ns since the epoch): where the window algorithms count."""
+    now_s = now // NS_PER_SECOND
+    return now_s - now_s % limit.period_s
 
 
 class Unit(enum.Enum):
