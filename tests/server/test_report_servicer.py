@@ -21,8 +21,7 @@ from ratekeeper.protocol.ownership import StoreGate
 from ratekeeper.protocol.report import ReportProcessor
 from ratekeeper.protocol.stats import Event, MemoryStats
 from ratekeeper.server.report_servicer import ReportServicer, add_report_servicer
-
-from .conftest import ManualClock
+from ratekeeper.testing.clock import ManualClock
 
 MS = 1_000_000
 INTERVAL = 100 * MS
