@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -18,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis_server import RedisServer
 
-from ratekeeper.backends.redis import RedisSettings, RedisStore
+from ratekeeper.backends.redis import RedisSettings, RedisStore, batch, keys
 from ratekeeper.backends.store import Counter, Hit
 from ratekeeper.core.algorithms import STRATEGIES
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit, Unit
@@ -260,3 +261,11 @@ def test_the_script_stores_exactly_the_core_state(
             await asyncio.sleep(0)
 
     asyncio.run(play())
+
+
+def test_the_script_names_its_operations_as_the_keys_are_tagged() -> None:
+    """keys.STATE_TAGS is the one Python table of tags; batch.lua must offer exactly those."""
+    table = re.search(r"local OPERATIONS = \{(.*)\}", batch.SCRIPT)
+    assert table is not None
+    assert set(re.findall(r"(\w+) = \{", table.group(1))) == set(keys.STATE_TAGS.values())
+    assert set(keys.STATE_TAGS) == set(Algorithm) - {Algorithm.FIXED_WINDOW}
