@@ -80,7 +80,8 @@ class CounterSnapshot:
 
     counter: Counter
     #: The algorithm's state fields with every instant written as an age: nanoseconds before
-    #: the exporter's ``now`` (so exporter and importer share no clock).
+    #: the exporter's ``now`` (so exporter and importer share no clock); the encoding of each
+    #: algorithm is :mod:`ratekeeper.backends.portable`'s.
     state: tuple[int, ...]
 
 
@@ -125,7 +126,9 @@ class Store(Protocol):
         """Every counter whose key hash lies in ``[low, high)``, with its full state.
 
         Visits only the counters of that range (no scan of the whole store). Leaves them in
-        place: the caller drops them once the importer has confirmed.
+        place: the caller drops them once the importer has confirmed. A store whose state every
+        server shares already (Redis) raises :class:`~ratekeeper.errors.NotSupportedError`
+        here, in :meth:`import_` and in :meth:`drop`.
         """
         ...
 
