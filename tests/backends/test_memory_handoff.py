@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.backends.store import Counter, CounterSnapshot, Hit, Snapshot
@@ -107,3 +109,27 @@ async def test_a_range_must_lie_in_the_hash_space() -> None:
         await store.export(5, 4, T0)
     with pytest.raises(ValueError, match="not a hash range"):
         await store.drop(0, HASH_SPACE + 1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    theirs=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 15)), max_size=12),
+    ours=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 15)), max_size=12),
+)
+async def test_an_import_never_frees_a_limited_key(
+    theirs: list[tuple[int, int]], ours: list[tuple[int, int]]
+) -> None:
+    """Into a store at its cap: whatever it holds, every key limited on either side stays so."""
+    source, store = MemoryStore(), MemoryStore(max_keys=3, shards=1)
+    for side, ops in ((source, theirs), (store, ours)):
+        for key, n in ops:
+            await side.debit([Hit(counter(str(key)), n)], T0)
+    limited: set[Counter] = set()
+    for side in (source, store):
+        for item in (await side.export(0, HASH_SPACE, T0)).counters:
+            (o,) = await side.hit([Hit(item.counter, 0)], T0)
+            if o.remaining == 0:
+                limited.add(item.counter)
+    await store.import_(await source.export(0, HASH_SPACE, T0), T0)
+    for c in limited:
+        assert (await store.hit([Hit(c, 0)], T0))[0].remaining == 0, c
