@@ -101,6 +101,16 @@ def _full_remaining(limit: Limit) -> int:
     return strategy.hit(strategy.new(limit, 0), limit, 0, 0).remaining
 
 
+def _fresh(limit: Limit, state: State, now: int) -> bool:
+    """Whether ``state``, brought up to ``now``, is a new counter's: it carries nothing.
+
+    Not ``remaining`` at its maximum: a limit of zero has nothing remaining either way, and
+    its debt still changes what a check answers.
+    """
+    strategy = STRATEGIES[limit.algorithm]
+    return bool(strategy.pack(state) == strategy.pack(strategy.new(limit, now)))
+
+
 class MemoryStore:
     """The :class:`~ratekeeper.backends.store.Store` kept in this process's memory.
 
@@ -246,7 +256,7 @@ class MemoryStore:
                 state = stricter(limit, strategy.unpack(*value[1]), state, now)
             else:
                 remaining = strategy.hit(state, limit, now, 0).remaining
-                if remaining >= _full_remaining(limit):
+                if _fresh(limit, state, now):
                     continue  # a full counter says what a missing one does
                 if len(shard) >= self._shard_cap:
                     self._make_room(shard, now)
@@ -326,7 +336,7 @@ class MemoryStore:
             # would see, so the refreshed state is what is kept.
             remaining = strategy.hit(state, limit, now, 0).remaining
             full = _full_remaining(limit)
-            if remaining >= full and now - touched >= idle_ns:
+            if now - touched >= idle_ns and _fresh(limit, state, now):
                 self._expirations += 1
                 continue
             fullness = remaining / full if remaining > 0 else 0.0
