@@ -13,10 +13,10 @@ import pytest
 from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
-from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.server.app import Replica, build
 from ratekeeper.server.options import with_options
 from ratekeeper.server.settings import ServerSettings
+from ratekeeper.testing.clock import ManualClock
 
 #: The rules the RLS tests run against, one per behaviour.
 CONFIG = """
@@ -51,22 +51,6 @@ descriptors:
       - {unit: second, requests_per_unit: 2}
       - {unit: minute, requests_per_unit: 3}
 """
-
-#: 5.5 s into a minute (and an hour) of the epoch, so fixed-window resets are easy to read.
-START_NS = 1_700_002_805 * NS_PER_SECOND + NS_PER_SECOND // 2
-
-
-class ManualClock:
-    """Wall-clock nanoseconds that move only when a test says so."""
-
-    def __init__(self, now: int = START_NS) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += int(seconds * NS_PER_SECOND)
 
 
 @dataclass

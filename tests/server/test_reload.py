@@ -31,9 +31,8 @@ INTERVAL = 0.02
 
 
 def counted(metrics: Metrics, name: str) -> float:
-    counter = getattr(metrics, name)
-    value: float = counter._value.get()
-    return value
+    value = metrics.registry.get_sample_value(f"ratekeeper_{name}_total")
+    return value or 0.0
 
 
 class Watched:

@@ -14,10 +14,10 @@ from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.backends.store import Hit
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.errors import BackendError, ConfigError
+from ratekeeper.protocol.rls_plan import MAX_DESCRIPTOR_BYTES, MAX_DESCRIPTORS
 from ratekeeper.server import app
 from ratekeeper.server.options import with_options
-from ratekeeper.server.ratelimit import MAX_DESCRIPTOR_BYTES, MAX_DESCRIPTORS
-from ratekeeper.server.rls import SERVICE_NAME
+from ratekeeper.server.rls_servicer import SERVICE_NAME
 from ratekeeper.server.settings import ServerSettings
 from tests.server.conftest import CONFIG, Start, descriptor
 

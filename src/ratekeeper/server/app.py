@@ -5,7 +5,7 @@ Extension points, one line each:
 * :data:`STORES` maps a backend URL scheme (``memory://``, ``redis://``) to a factory
   ``(url, store settings) -> Store``.
 * :data:`SERVICES` lists the gRPC registrations ``(grpc.aio.Server, Components) -> None``; each
-  reads what it needs (store, policy, metrics, settings) from :class:`Components`.
+  wraps the protocol logic it serves (``decider``, ``reports``) in its servicer.
 
 :class:`Replica` starts and stops the listeners on the running event loop (tests use it
 in-process); :func:`run` adds what a real process needs: signals, reload, graceful shutdown.
@@ -35,13 +35,17 @@ from ratekeeper.backends.store import Store
 from ratekeeper.config import default_config_path, load_config
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm
 from ratekeeper.errors import ConfigError, RatekeeperError
-from ratekeeper.server.health import Health
+from ratekeeper.protocol.ownership import StoreGate
+from ratekeeper.protocol.policy import Policy, PolicyHolder
+from ratekeeper.protocol.report import ReportProcessor
+from ratekeeper.protocol.rls import RlsDecider, RlsSettings
+from ratekeeper.protocol.stats import Event
+from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.http import HttpEndpoints, build_app
 from ratekeeper.server.metrics import Metrics
-from ratekeeper.server.ratelimit import RateLimitService, RlsSettings
-from ratekeeper.server.reload import ConfigWatcher, Policy, PolicyHolder, file_signature
-from ratekeeper.server.report_service import add_report_service
-from ratekeeper.server.rls import RlsServicer, add_rls_servicer
+from ratekeeper.server.reload import ConfigWatcher, file_signature
+from ratekeeper.server.report_servicer import ReportServicer, add_report_servicer
+from ratekeeper.server.rls_servicer import RlsServicer, add_rls_servicer
 from ratekeeper.server.settings import (
     AlgorithmMode,
     ListenerSettings,
@@ -88,12 +92,21 @@ class Components:
     policy: PolicyHolder
     store: Store
     metrics: Metrics
-    health: Health
-    service: RateLimitService
+    health: ServingHealth
+    #: Envoy RLS decisions (gRPC and ``POST /json``).
+    decider: RlsDecider
+    #: Batch reports.
+    reports: ReportProcessor
+    #: The wall clock calls are decided at (ns since the epoch).
+    clock: Callable[[], int] = time.time_ns
 
 
 def _add_rls(server: grpc.aio.Server, c: Components) -> None:
-    add_rls_servicer(RlsServicer(c.service, c.metrics), server)
+    add_rls_servicer(RlsServicer(c.decider, c.metrics, c.clock), server)
+
+
+def _add_reports(server: grpc.aio.Server, c: Components) -> None:
+    add_report_servicer(ReportServicer(c.reports, c.metrics, c.clock), server)
 
 
 def _add_health(server: grpc.aio.Server, c: Components) -> None:
@@ -104,7 +117,7 @@ def _add_health(server: grpc.aio.Server, c: Components) -> None:
 SERVICES: tuple[Callable[[grpc.aio.Server, Components], None], ...] = (
     _add_rls,
     _add_health,
-    add_report_service,
+    _add_reports,
 )
 
 
@@ -154,11 +167,14 @@ def build(settings: ServerSettings, clock: Callable[[], int] = time.time_ns) -> 
     """
     metrics = Metrics(settings.metrics.max_stats_keys)
     policy = PolicyHolder(policy_loader(settings)())
-    metrics.config_load_success.inc()
+    metrics.count(Event.CONFIG_LOAD_SUCCESS)
     store = open_store(settings)
     metrics.watch_store(store)
-    service = RateLimitService(policy, store, metrics, rls_settings(settings), clock)
-    return Components(settings, policy, store, metrics, Health(store), service)
+    gate = StoreGate(store)
+    decider = RlsDecider(policy, gate, metrics, rls_settings(settings))
+    reports = ReportProcessor(gate, lambda: policy.policy, settings.reports)
+    health = ServingHealth(store)
+    return Components(settings, policy, store, metrics, health, decider, reports, clock)
 
 
 def _grpc_options(settings: ListenerSettings) -> list[tuple[str, int]]:
@@ -188,9 +204,8 @@ class Replica:
         self._grpc = grpc.aio.server(options=_grpc_options(components.settings.listeners))
         for register in SERVICES:
             register(self._grpc, components)
-        endpoints = HttpEndpoints(
-            components.service, components.health, components.metrics, components.policy
-        )
+        c = components
+        endpoints = HttpEndpoints(c.decider, c.clock, c.health, c.metrics, c.policy)
         self._http = web.AppRunner(
             build_app(endpoints),
             access_log=None,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from ratekeeper.backends.redis.settings import RedisSettings
 from ratekeeper.config import LoadBounds
 from ratekeeper.errors import ConfigError
-from ratekeeper.server.report_service import ReportSettings
+from ratekeeper.protocol.report import ReportSettings
 
 __all__ = [
     "AlgorithmMode",
