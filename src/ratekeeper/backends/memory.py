@@ -18,8 +18,8 @@ Kept as plain values. A shard maps each counter's ``Counter.identity`` to ``(tou
 state)``, tuples of strings and ints only: CPython's cyclic collector stops tracking such
 tuples, so a full collection no longer walks every counter held. Objects per counter (a
 Counter, an entry, a state) made full collections pause the event loop for a long time with
-many keys (``python -m bench.gc_pauses`` measures it). The price is a state object unpacked and
-packed again on each hit.
+many keys (``python -m bench.gc_pauses``; figures in docs/benchmarks.md). The price is a state
+object unpacked and packed again on each hit.
 
 Blocking: never. Errors: none on the hot path (memory cannot time out); :meth:`MemoryStore.hit`
 and :meth:`MemoryStore.debit` only raise for misuse.
