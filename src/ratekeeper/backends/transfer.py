@@ -76,6 +76,8 @@ def stricter(limit: Limit, mine: State, theirs: State, now: int) -> State:
       count (every hit either side counted stays counted); if not (a clock ran ahead), the newer
       window, as the algorithms themselves keep the newer counts when a clock steps back.
     """
+    if type(mine) is not type(theirs):
+        raise TypeError(f"states of different algorithms: {mine!r}, {theirs!r}")
     if isinstance(mine, TokenBucket) and isinstance(theirs, TokenBucket):
         at = max(now, mine.updated_at, theirs.updated_at)
         refill(mine, limit, at)
@@ -93,4 +95,4 @@ def stricter(limit: Limit, mine: State, theirs: State, now: int) -> State:
             return mine if mine.start_s > theirs.start_s else theirs
         current = max(mine.current, theirs.current)
         return SlidingWindow(mine.start_s, current, max(mine.previous, theirs.previous))
-    raise TypeError(f"states of different algorithms: {mine!r}, {theirs!r}")
+    raise TypeError(f"not a state of {limit.algorithm.value}: {mine!r}")
