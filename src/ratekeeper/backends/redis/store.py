@@ -8,6 +8,11 @@
 * Token buckets and sliding windows (the migration path) go through ``batch.lua``, which applies
   every such counter of a call in one ``EVALSHA`` appended to the same pipeline.
 
+* Slices move without state: every server sharing this Redis already reads and writes the same
+  counters, so :meth:`RedisStore.export`, :meth:`RedisStore.import_` and :meth:`RedisStore.drop`
+  raise :class:`~ratekeeper.backends.store.TransferUnsupported` (and the conformance cases of
+  slice transfer skip Redis with that reason).
+
 Every outcome is computed by :mod:`ratekeeper.core` from the state Redis held (see
 :mod:`.batch`); ``now`` always comes from the caller, never from Redis ``TIME``, so that this
 store answers exactly as the core does and can be tested against it. Only key expiry follows
