@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import given, settings
@@ -34,10 +35,47 @@ counter_sets = st.lists(wide_limits, min_size=1, max_size=6).map(
 
 async def play(store: Store, counters: list[Counter], now: int, sequence: list[Call]) -> int:
     """Every call of ``sequence`` on every counter; the clock after the last."""
-    for gap, hits, reported in sequence:
+    return await play_some(store, counters, now, [(-1, call) for call in sequence])
+
+
+#: A history: calls, each on the counters whose bit is set in its mask (so states differ).
+Step = tuple[int, Call]
+histories = st.lists(st.tuples(st.integers(0, 63), calls), max_size=12)
+
+
+async def play_some(store: Store, counters: list[Counter], now: int, history: list[Step]) -> int:
+    for mask, (gap, hits, reported) in history:
         now += gap
-        await (store.debit if reported else store.hit)([Hit(c, hits) for c in counters], now)
+        batch = [Hit(c, hits) for i, c in enumerate(counters) if mask >> i & 1]
+        await (store.debit if reported else store.hit)(batch, now)
     return now
+
+
+@dataclass(frozen=True)
+class Case:
+    """Counters with a history, a hash range, and the calls that follow."""
+
+    counters: list[Counter]
+    start: int
+    before: list[Step]
+    span: tuple[int, int]
+    after: list[Call]
+
+    def moved(self) -> tuple[list[Counter], list[Counter]]:
+        """The counters inside the range, and those outside."""
+        low, high = self.span
+        inside = [c for c in self.counters if low <= c.key_hash < high]
+        return inside, [c for c in self.counters if c not in inside]
+
+
+cases = st.builds(
+    Case,
+    counters=counter_sets,
+    start=starts,
+    before=histories,
+    span=ranges,
+    after=st.lists(calls, min_size=1, max_size=10),
+)
 
 
 async def answers(
@@ -51,42 +89,26 @@ async def answers(
     return out
 
 
-def in_range(counters: list[Counter], low: int, high: int) -> list[Counter]:
-    return [c for c in counters if low <= c.key_hash < high]
-
-
 @settings(max_examples=40, deadline=None)
-@given(
-    counters=counter_sets,
-    start=starts,
-    before=st.lists(calls, max_size=12),
-    span=ranges,
-    after=st.lists(calls, min_size=1, max_size=12),
-)
+@given(case=cases)
 def test_imported_counters_decide_as_the_exported_ones(
-    make_movable: StoreFactory,
-    counters: list[Counter],
-    start: int,
-    before: list[Call],
-    span: tuple[int, int],
-    after: list[Call],
+    make_movable: StoreFactory, case: Case
 ) -> None:
-    low, high = span
+    (low, high), after = case.span, case.after
+    moved, left = case.moved()
 
     async def run() -> None:
         source, target = make_movable(), make_movable()
         try:
-            now = await play(source, counters, start, before)
+            now = await play_some(source, case.counters, case.start, case.before)
             snapshot = pickle.loads(pickle.dumps(await source.export(low, high, now)))
             assert (snapshot.low, snapshot.high) == (low, high)
-            assert all(low <= cs.counter.key_hash < high for cs in snapshot.counters)
+            assert {cs.counter for cs in snapshot.counters} <= set(moved)
             await target.import_(snapshot, now)
-            moved = in_range(counters, low, high)
             assert await answers(target, moved, now, after) == await answers(
                 source, moved, now, after
             )
             # Counters outside the range did not come along: fresh in the target.
-            left = [c for c in counters if c not in moved]
             assert await answers(target, left, now, after) == await answers(
                 CoreStore(), left, now, after
             )
@@ -166,16 +188,16 @@ async def test_a_window_lands_on_the_importers_window_boundary(
 @given(
     counters=counter_sets,
     start=starts,
-    theirs=st.lists(calls, max_size=10),
-    mine=st.lists(calls, max_size=10),
+    theirs=histories,
+    mine=histories,
     probes=st.lists(st.integers(0, 10**3) | st.integers(0, 10**11), min_size=1, max_size=6),
 )
 def test_a_counter_both_hold_keeps_the_stricter_state(
     make_movable: StoreFactory,
     counters: list[Counter],
     start: int,
-    theirs: list[Call],
-    mine: list[Call],
+    theirs: list[Step],
+    mine: list[Step],
     probes: list[int],
 ) -> None:
     """After the merge no counter admits more, at import time or later, than either side would
@@ -184,9 +206,9 @@ def test_a_counter_both_hold_keeps_the_stricter_state(
     async def run() -> None:
         exporter, merged, alone = make_movable(), make_movable(), make_movable()
         try:
-            t_theirs = await play(exporter, counters, start, theirs)
-            t_mine = await play(merged, counters, start, mine)
-            await play(alone, counters, start, mine)
+            t_theirs = await play_some(exporter, counters, start, theirs)
+            t_mine = await play_some(merged, counters, start, mine)
+            await play_some(alone, counters, start, mine)
             now = max(t_theirs, t_mine)  # neither clock steps back
             await merged.import_(await exporter.export(0, HASH_SPACE, now), now)
             for gap in probes:
@@ -205,33 +227,18 @@ def test_a_counter_both_hold_keeps_the_stricter_state(
 
 
 @settings(max_examples=30, deadline=None)
-@given(
-    counters=counter_sets,
-    start=starts,
-    before=st.lists(calls, max_size=10),
-    span=ranges,
-    after=st.lists(calls, min_size=1, max_size=8),
-)
-def test_drop_forgets_exactly_the_range(
-    make_movable: StoreFactory,
-    counters: list[Counter],
-    start: int,
-    before: list[Call],
-    span: tuple[int, int],
-    after: list[Call],
-) -> None:
-    low, high = span
+@given(case=cases)
+def test_drop_forgets_exactly_the_range(make_movable: StoreFactory, case: Case) -> None:
+    (low, high), after = case.span, case.after
+    gone, stay = case.moved()
 
     async def run() -> None:
         store, kept = make_movable(), make_movable()
         try:
-            now = await play(store, counters, start, before)
-            await play(kept, counters, start, before)
-            dropped = await store.drop(low, high)
-            assert dropped <= len(in_range(counters, low, high))
+            now = await play_some(store, case.counters, case.start, case.before)
+            await play_some(kept, case.counters, case.start, case.before)
+            assert await store.drop(low, high) <= len(gone)
             assert await store.export(low, high, now) == Snapshot(low, high)
-            gone = in_range(counters, low, high)
-            stay = [c for c in counters if c not in gone]
             assert await answers(store, gone, now, after) == await answers(
                 CoreStore(), gone, now, after
             )
