@@ -6,7 +6,6 @@
     ├── LimitParseError        a limit string such as "100/s burst 200" is malformed
     ├── ConfigError            a policy file is invalid (names file, line, key and reason)
     ├── BackendError           a storage backend (Redis) failed or timed out
-    ├── NotSupportedError      a backend cannot do what was asked (Redis: hand counters over)
     ├── RequestError           a request (RPC, /json body) is malformed: INVALID_ARGUMENT / 400
     ├── ClientClosedError      a Limiter was used after close()
     └── RateLimited            a function decorated with @limiter.limit(...) was refused
@@ -21,7 +20,6 @@ __all__ = [
     "ClientClosedError",
     "ConfigError",
     "LimitParseError",
-    "NotSupportedError",
     "RateLimited",
     "RatekeeperError",
     "RequestError",
@@ -68,10 +66,6 @@ class ConfigError(RatekeeperError):
 
 class BackendError(RatekeeperError):
     """A storage backend failed or did not answer within its timeout."""
-
-
-class NotSupportedError(RatekeeperError, NotImplementedError):
-    """A backend does not offer this operation, by design; the message says why."""
 
 
 class RequestError(RatekeeperError, ValueError):

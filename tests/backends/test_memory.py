@@ -64,19 +64,6 @@ async def test_full_idle_counters_expire_and_indebted_ones_stay() -> None:
     assert outcome.remaining == 0
 
 
-async def test_a_bucket_in_debt_under_a_limit_of_zero_is_not_taken_for_a_full_one() -> None:
-    store = MemoryStore(idle_expiry_ns=NS_PER_SECOND, shards=1)
-    nothing = Limit(0)
-    await store.debit([hit("owes", 1, nothing)], T0)
-    now = T0
-    for _ in range(5):
-        now += 2 * NS_PER_SECOND
-        await store.hit([], now)
-    assert len(store) == 1
-    assert (await store.hit([hit("owes", 0, nothing)], now))[0].allowed is False
-    assert (await store.hit([hit("new", 0, nothing)], now))[0].allowed is True  # as the core
-
-
 async def test_at_the_cap_full_counters_go_first_then_the_fullest() -> None:
     store = MemoryStore(max_keys=4, shards=1)
     limit = Limit(10, Unit.HOUR)  # no refill to speak of within the test

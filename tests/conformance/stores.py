@@ -12,9 +12,9 @@ from dataclasses import replace
 from typing import Any
 
 from ratekeeper.backends.memory import MemoryStore
-from ratekeeper.backends.portable import export_state, import_state, stricter
 from ratekeeper.backends.redis import RedisSettings, RedisStore
-from ratekeeper.backends.store import Counter, CounterSnapshot, Hit, Snapshot, Store
+from ratekeeper.backends.store import Counter, CounterSnapshot, Hit, Snapshot, Store, StoreStat
+from ratekeeper.backends.transfer import aged, restored, stricter
 from ratekeeper.core.algorithms import STRATEGIES, State, after_debit
 from ratekeeper.core.outcome import Outcome
 
@@ -48,19 +48,23 @@ class CoreStore:
         ]
 
     async def export(self, low: int, high: int, now: int) -> Snapshot:
-        found = (
-            CounterSnapshot(c, export_state(s, c.limit, now))
-            for c, s in self._states.items()
-            if low <= c.key_hash < high
+        return Snapshot(
+            low,
+            high,
+            tuple(
+                CounterSnapshot(c, aged(c.limit, STRATEGIES[c.limit.algorithm].pack(s), now))
+                for c, s in self._states.items()
+                if low <= c.key_hash < high
+            ),
         )
-        return Snapshot(low, high, tuple(found))
 
     async def import_(self, snapshot: Snapshot, now: int) -> int:
-        for item in snapshot.counters:
-            c = item.counter
-            state = import_state(item.state, c.limit, now)
-            held = self._states.get(c)
-            self._states[c] = state if held is None else stricter(held, state, c.limit, now)
+        incoming = [
+            (cs.counter, restored(cs.counter.limit, cs.state, now)) for cs in snapshot.counters
+        ]
+        for c, state in incoming:
+            mine = self._states.get(c)
+            self._states[c] = state if mine is None else stricter(c.limit, mine, state, now)
         return len(snapshot.counters)
 
     async def drop(self, low: int, high: int) -> int:
@@ -68,6 +72,9 @@ class CoreStore:
         for c in doomed:
             del self._states[c]
         return len(doomed)
+
+    def stats(self) -> tuple[StoreStat, ...]:
+        return ()
 
     def healthy(self) -> bool:
         return True

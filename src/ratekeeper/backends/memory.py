@@ -1,4 +1,4 @@
-"""Counters in process memory: shards of plain dicts by key-hash range, algorithms from the core.
+"""Counters in process memory: shards of plain dicts, algorithms from the core.
 
 Thread safety: **single writer, no locks.** Every method must be called from one thread; in an
 asyncio process that thread is the event loop, and no method awaits between reading a counter
@@ -6,22 +6,20 @@ and writing it back, so a decision is atomic without a lock. A shard is the unit
 multi-writer layout (one worker per shard, as gubernator does) would hand to exactly one writer,
 and it is the unit that housekeeping visits.
 
-Slice-aligned shards. A counter's shard is the *top* bits of its 64-bit key hash
-(:attr:`Counter.key_hash <ratekeeper.backends.store.Counter.key_hash>`, stable across processes,
-unlike Python's salted ``hash()``), so shard ``i`` holds exactly the hash range
-``[i << shift, (i + 1) << shift)`` and a slice ``[low, high)`` is a contiguous run of shards:
+Sharded by slice. A counter's shard is the top bits of its 64-bit key hash
+(:attr:`Counter.key_hash <ratekeeper.backends.store.Counter.key_hash>`, the wire contract's
+hash, the same in every process), so shard ``i`` of ``n`` holds exactly the hashes in
+``[i * 2**64 / n, (i + 1) * 2**64 / n)`` and a hash range maps to a contiguous run of shards:
 :meth:`MemoryStore.export` and :meth:`MemoryStore.drop` take the shards inside the range whole
-and filter only the (at most two) shards the range's ends cut. Those are filtered on the key
-hash kept in each value: recomputing BLAKE2b per counter there would cost as much as a hit, and
-a sorted structure per shard would put an ``O(log n)`` insert on every new key. A key's counters
-under several limits share a shard.
+and filter only the (at most two) shards the range cuts. A key's counters under several limits
+share a shard, since the hash covers the key and not the limit.
 
 Kept as plain values. A shard maps each counter's ``Counter.identity`` to ``(touched, packed
-state, key hash)``, tuples of strings and ints only: CPython's cyclic collector stops tracking
-such tuples, so a full collection no longer walks every counter held. With objects per counter
-(a Counter, an entry, a state) full collections paused the event loop in proportion to the keys
-held (``python -m bench.gc_pauses`` measures it). The price is a state object unpacked and
-packed again on each hit.
+state)``, tuples of strings and ints only: CPython's cyclic collector stops tracking such
+tuples, so a full collection no longer walks every counter held. Objects per counter (a
+Counter, an entry, a state) made full collections pause the event loop for a long time with
+many keys (``python -m bench.gc_pauses``; figures in docs/benchmarks.md). The price is a state
+object unpacked and packed again on each hit.
 
 Blocking: never. Errors: none on the hot path (memory cannot time out); :meth:`MemoryStore.hit`
 and :meth:`MemoryStore.debit` only raise for misuse.
@@ -42,19 +40,24 @@ hand: the 64 oldest entries in the shard's order are looked at and, when kept, r
 * **Every key hot.** When the hand finds only exhausted counters, the new key is refused: it is
   reported over its limit (retry in one second) and, for a debit, its hits are not recorded.
   Refusing new keys is the conservative side: limited keys stay limited, and memory stays bounded.
+* **Imports** follow the same rules: a full counter is not taken in (it carries no information),
+  a shard at its cap first makes room, and an incoming counter that still admits a hit is
+  refused when none can be made. An incoming counter with nothing remaining is taken in even
+  past the cap (refusing it would hand its key quota back), so a shard may hold more than its
+  share until such counters recover and are swept.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ratekeeper.backends.portable import export_state, import_state, stricter
 from ratekeeper.backends.store import Counter, CounterSnapshot, Hit, Snapshot, StoreStat
+from ratekeeper.backends.transfer import aged, restored, stricter
 from ratekeeper.core.algorithms import STRATEGIES, State, after_debit
-from ratekeeper.core.keys import HASH_BITS, Entries
+from ratekeeper.core.keys import HASH_BITS, Entries, canonical_bytes, key_hash
 from ratekeeper.core.limits import NS_PER_SECOND, Limit
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.core.slices import HASH_SPACE
@@ -71,9 +74,8 @@ _REFUSED = Outcome(
 
 #: A shard's key: :attr:`Counter.identity <ratekeeper.backends.store.Counter.identity>`.
 _Key = tuple[str, Entries, tuple[int, int, int, int | None, str]]
-#: A shard's value: ``now`` of the last hit or debit (caller's clock, ns), the packed state, and
-#: the counter's key hash (kept so that a range cutting a shard is filtered without rehashing).
-_Value = tuple[int, tuple[int, ...], int]
+#: A shard's value: ``now`` of the last hit or debit (caller's clock, ns), and the packed state.
+_Value = tuple[int, tuple[int, ...]]
 #: The limit a shard key names (housekeeping reads it back from the key).
 _limit_of = functools.lru_cache(maxsize=4096)(Limit.from_identity)
 
@@ -99,15 +101,14 @@ def _full_remaining(limit: Limit) -> int:
     return strategy.hit(strategy.new(limit, 0), limit, 0, 0).remaining
 
 
-def _is_fresh(packed: tuple[int, ...], limit: Limit, now: int) -> bool:
-    """Whether a state brought up to ``now`` is a new counter's: it carries no information.
+def _fresh(limit: Limit, state: State, now: int) -> bool:
+    """Whether ``state``, brought up to ``now``, is a new counter's: it carries nothing.
 
-    Exact, not "``remaining`` at its maximum": under a limit of 0 a bucket in debt has all the
-    ``remaining`` a full one has (none), yet answers a check differently, so it is kept (it can
-    only come from reported debits, and it counts against the key cap like any exhausted one).
+    Not ``remaining`` at its maximum: a limit of zero has nothing remaining either way, and
+    its debt still changes what a check answers.
     """
     strategy = STRATEGIES[limit.algorithm]
-    return packed == strategy.pack(strategy.new(limit, now))
+    return bool(strategy.pack(state) == strategy.pack(strategy.new(limit, now)))
 
 
 class MemoryStore:
@@ -115,7 +116,8 @@ class MemoryStore:
 
     ``max_keys`` caps the counters held; ``idle_expiry_ns`` is how long a full counter must go
     untouched before it is dropped; ``sweep_interval_ns`` is how often (in callers' ``now``) a
-    housekeeping step visits the next shard.
+    housekeeping step visits the next shard; ``shards`` (a power of two) is how many slices of
+    the hash space the counters are kept in.
     """
 
     def __init__(
@@ -133,7 +135,7 @@ class MemoryStore:
         shards = min(shards, 1 << (max_keys.bit_length() - 1))
         self._shards: list[dict[_Key, _Value]] = [{} for _ in range(shards)]
         self._mask = shards - 1
-        #: A counter's shard is the top bits of its key hash (see the module docstring).
+        #: ``key_hash >> shift`` is the shard: the hash's top ``log2(shards)`` bits.
         self._shift = HASH_BITS - (shards.bit_length() - 1)
         self._shard_cap = max_keys // shards
         self._idle_ns = idle_expiry_ns
@@ -148,46 +150,38 @@ class MemoryStore:
         """Decide and count each hit; a zero-hit check of an unknown key stores nothing."""
         if now >= self._next_sweep:
             self._sweep(now)
-        return [self._count(hit, now, True) for hit in hits]
+        return [self._one(hit, now, True) for hit in hits]
 
     async def debit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
         """Count hits admitted elsewhere, into debt if need be; return each counter's state.
 
-        ``allowed`` in each outcome says whether one more hit would be admitted now. A debit
-        of zero hits on an unknown key stores nothing, as a check does.
+        ``allowed`` in each outcome says whether one more hit would be admitted now.
         """
         if now >= self._next_sweep:
             self._sweep(now)
-        return [self._count(hit, now, False) for hit in hits]
+        return [self._one(hit, now, False) for hit in hits]
 
-    def _count(self, hit: Hit, now: int, decide: bool) -> Outcome:
-        """One hit: decided (``decide``, the strategy's own hit) or debited (:func:`after_debit`).
-
-        Inline and branch-light: this is the RLS hot path.
-        """
+    def _one(self, hit: Hit, now: int, take: bool) -> Outcome:
+        """Decide (``take``) or debit one hit. This is the RLS hot path: kept inline."""
         counter = hit.counter
         limit = counter.limit
         strategy = STRATEGIES[limit.algorithm]
-        key_hash = counter.key_hash
-        shard = self._shards[key_hash >> self._shift]
+        shard = self._shards[counter.key_hash >> self._shift]
         key = counter.identity
         value = shard.get(key)
-        if value is not None:
+        if value is not None:  # the common case: a known counter
             state = strategy.unpack(*value[1])
-        elif hit.hits:
+        elif hit.hits or not take:
             state = self._new_state(shard, limit, now)
             if state is None:
                 return _REFUSED
-        else:  # a fresh counter's answer; storing it would change nothing
-            state = strategy.new(limit, now)
-            return (
-                strategy.hit(state, limit, now, 0) if decide else after_debit(state, limit, now, 0)
-            )
-        if decide:
+        else:  # a check of an unknown key: what a fresh counter says, nothing stored
+            return strategy.hit(strategy.new(limit, now), limit, now, 0)
+        if take:
             outcome = strategy.hit(state, limit, now, hit.hits)
         else:
             outcome = after_debit(state, limit, now, hit.hits)
-        shard[key] = (now, strategy.pack(state), key_hash)
+        shard[key] = (now, strategy.pack(state))
         return outcome
 
     def healthy(self) -> bool:
@@ -228,92 +222,78 @@ class MemoryStore:
             ),
         )
 
-    # --- hand-off of a hash range ---------------------------------------------------------
+    # --- slices ----------------------------------------------------------------------------
 
     async def export(self, low: int, high: int, now: int) -> Snapshot:
-        """Every counter whose key hash lies in ``[low, high)``, instants as ages before ``now``.
-
-        Visits only the shards of the range; leaves the counters in place (see :meth:`drop`).
-        """
+        """Every counter whose key hash is in ``[low, high)``, each instant as an age before
+        ``now``; the counters stay. Atomic: nothing awaits, so no hit lands half-way."""
         found: list[CounterSnapshot] = []
-        for shard, whole in self._covering(low, high):
-            for (domain, entries, limit_id), (_, packed, key_hash) in shard.items():
-                if whole or low <= key_hash < high:
-                    limit = _limit_of(limit_id)
-                    state = STRATEGIES[limit.algorithm].unpack(*packed)
-                    fields = export_state(state, limit, now)
-                    found.append(CounterSnapshot(Counter(domain, entries, limit), fields))
+        for shard, whole in self._shards_in(low, high):
+            for (domain, entries, identity), (_, packed) in shard.items():
+                counter = Counter(domain, entries, _limit_of(identity))
+                if whole or low <= counter.key_hash < high:
+                    found.append(CounterSnapshot(counter, aged(counter.limit, packed, now)))
         return Snapshot(low, high, tuple(found))
 
     async def import_(self, snapshot: Snapshot, now: int) -> int:
-        """Merge ``snapshot`` in at ``now``: a counter held already keeps the stricter state.
+        """Merge ``snapshot`` (exported on another clock) in, rebuilt on the clock whose
+        instant is ``now``; where a counter is already held, the stricter state stays. Returns
+        how many of the snapshot's counters are held now (full ones need not be).
 
-        At a shard's cap an imported counter makes room as a new key does; one that has nothing
-        left to admit is taken in even past the cap (dropping it would hand quota back to a key
-        being limited), so the cap is exceeded by at most the snapshot's exhausted counters.
-        Raises :class:`ValueError`, having taken nothing in, if a counter lies outside the
-        snapshot's range (its exporter hashes keys differently).
+        Raises :class:`ValueError`, having taken nothing in, if a counter's state is malformed.
         """
-        for item in snapshot.counters:
-            if not snapshot.low <= item.counter.key_hash < snapshot.high:
-                raise ValueError(
-                    f"counter {item.counter} lies outside its snapshot's hash range "
-                    f"[{snapshot.low:#x}, {snapshot.high:#x})"
-                )
+        incoming = [
+            (cs.counter, restored(cs.counter.limit, cs.state, now)) for cs in snapshot.counters
+        ]
         taken = 0
-        for item in snapshot.counters:
-            counter = item.counter
+        for counter, state in incoming:
             limit = counter.limit
             strategy = STRATEGIES[limit.algorithm]
-            state = import_state(item.state, limit, now)
             shard = self._shards[counter.key_hash >> self._shift]
-            held = shard.get(counter.identity)
-            if held is not None:
-                state = stricter(strategy.unpack(*held[1]), state, limit, now)
-            elif not self._room_for(shard, state, limit, now):
-                continue
-            shard[counter.identity] = (now, strategy.pack(state), counter.key_hash)
+            key = counter.identity
+            value = shard.get(key)
+            if value is not None:
+                state = stricter(limit, strategy.unpack(*value[1]), state, now)
+            else:
+                remaining = strategy.hit(state, limit, now, 0).remaining
+                if _fresh(limit, state, now):
+                    continue  # a full counter says what a missing one does
+                if len(shard) >= self._shard_cap:
+                    self._make_room(shard, now)
+                    if len(shard) >= self._shard_cap and remaining > 0:
+                        self._refused += 1  # as an eviction would: it hands back what it used
+                        continue
+            shard[key] = (now, strategy.pack(state))
             taken += 1
         return taken
 
     async def drop(self, low: int, high: int) -> int:
-        """Forget every counter whose key hash lies in ``[low, high)``; how many were held."""
+        """Forget every counter whose key hash is in ``[low, high)``; how many there were."""
         dropped = 0
-        for shard, whole in self._covering(low, high):
+        for shard, whole in self._shards_in(low, high):
             if whole:
                 dropped += len(shard)
                 shard.clear()
                 continue
-            doomed = [key for key, value in shard.items() if low <= value[2] < high]
+            doomed = [
+                key for key in shard if low <= key_hash(canonical_bytes(key[0], key[1])) < high
+            ]
             for key in doomed:
                 del shard[key]
             dropped += len(doomed)
         return dropped
 
-    def _covering(self, low: int, high: int) -> Iterator[tuple[dict[_Key, _Value], bool]]:
-        """The shards holding hashes in ``[low, high)``, each with whether it lies wholly inside
-        (else the range cuts it and its counters must be filtered)."""
+    def _shards_in(self, low: int, high: int) -> list[tuple[dict[_Key, _Value], bool]]:
+        """The shards holding hashes in ``[low, high)``, each with whether it lies wholly in."""
         if not 0 <= low <= high <= HASH_SPACE:
-            raise ValueError(f"not a hash range: [{low:#x}, {high:#x})")
+            raise ValueError(f"not a hash range: [{low}, {high})")
         if low == high:
-            return
+            return []
         shift = self._shift
-        for i in range(low >> shift, ((high - 1) >> shift) + 1):
-            yield self._shards[i], low <= i << shift and (i + 1) << shift <= high
-
-    def _room_for(self, shard: dict[_Key, _Value], state: State, limit: Limit, now: int) -> bool:
-        """Whether an imported counter not held yet goes into ``shard`` (see :meth:`import_`)."""
-        if len(shard) < self._shard_cap:
-            return True
-        strategy = STRATEGIES[limit.algorithm]
-        remaining = strategy.hit(state, limit, now, 0).remaining
-        if _is_fresh(strategy.pack(state), limit, now):
-            return False  # full: a new counter would behave the same, so nothing is lost
-        self._make_room(shard, now)
-        if len(shard) < self._shard_cap or remaining == 0:
-            return True  # an exhausted counter (over its limit, in debt) is kept past the cap
-        self._evictions += 1  # partly used: lost as an eviction would lose it
-        return False
+        return [
+            (self._shards[i], low <= i << shift and (i + 1) << shift <= high)
+            for i in range(low >> shift, ((high - 1) >> shift) + 1)
+        ]
 
     # --- housekeeping ----------------------------------------------------------------------
 
@@ -348,7 +328,7 @@ class MemoryStore:
             del shard[key]
         kept: list[tuple[float, _Key, _Value]] = []
         fullest = 0.0
-        for key, (touched, packed, key_hash) in seen:
+        for key, (touched, packed) in seen:
             limit = _limit_of(key[2])
             strategy = STRATEGIES[limit.algorithm]
             state = strategy.unpack(*packed)
@@ -356,13 +336,12 @@ class MemoryStore:
             # would see, so the refreshed state is what is kept.
             remaining = strategy.hit(state, limit, now, 0).remaining
             full = _full_remaining(limit)
-            packed = strategy.pack(state)
-            if now - touched >= idle_ns and _is_fresh(packed, limit, now):
+            if now - touched >= idle_ns and _fresh(limit, state, now):
                 self._expirations += 1
                 continue
             fullness = remaining / full if remaining > 0 else 0.0
             fullest = max(fullest, fullness)
-            kept.append((fullness, key, (touched, packed, key_hash)))
+            kept.append((fullness, key, (touched, strategy.pack(state))))
         evict = evict and len(kept) == len(seen) and fullest > 0.0
         for fullness, key, value in kept:
             if evict and fullness >= fullest:

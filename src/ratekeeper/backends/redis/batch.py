@@ -71,8 +71,8 @@ def header(now: int, take: bool) -> list[str]:
 
 def arguments(limit: Limit, now: int, hits: int) -> list[str]:
     """The script's arguments for one key, after :func:`header`: ``hits`` at ``now``."""
-    # The operation's tag is the key's: ``batch.lua`` names its operations as keys.py does.
-    return [STATE_TAGS[limit.algorithm], *map(str, _ENCODERS[limit.algorithm](limit, now, hits))]
+    algorithm = limit.algorithm
+    return [STATE_TAGS[algorithm], *map(str, _ENCODERS[algorithm](limit, now, hits))]
 
 
 def stored_state(limit: Limit, reply: Reply) -> State | None:

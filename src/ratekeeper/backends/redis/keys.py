@@ -24,8 +24,8 @@ from ratekeeper.core.limits import Algorithm
 
 __all__ = ["STATE_TAGS", "counter_key", "fixed_window_key", "state_key"]
 
-#: The tag of each algorithm whose state lives under a key of its own: the suffix of its key
-#: here, and the operation ``batch.lua`` applies to it (one table, so the two cannot disagree).
+#: The tag of each algorithm whose state lives under a key of its own: its keys end in it, and
+#: ``batch.lua`` names the operation on such a key by it.
 STATE_TAGS = {Algorithm.TOKEN_BUCKET: "tb", Algorithm.SLIDING_WINDOW: "sw"}
 
 
