@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, ParamSpec, Protocol, TypeVar
 
-from ratekeeper.client.keystate import Decision
+from ratekeeper.client.decide import Decision
 from ratekeeper.client.policy import Key
 from ratekeeper.errors import RateLimited
 
