@@ -203,8 +203,9 @@ class KeyState:
         if len(lanes) == 1:
             self._single(before.get(_kind(lanes[0][0]), self.earliest), lanes[0][1])
             return
+        first_earliest = before.get(_kind(first_limit), self._first_earliest())
         self.lanes = [Lane(before.get(_kind(lim), 0), pace, lim) for lim, pace in lanes]
-        self.lanes[0].earliest = before.get(_kind(lanes[0][0]), self._first_earliest())
+        self.lanes[0].earliest = first_earliest
         self.pace = self.lanes[0].pace
         self.emission, self.tolerance, self.burst = 0, ALWAYS_RESTART, 0
         self.earliest = max(lane.earliest for lane in self.lanes)

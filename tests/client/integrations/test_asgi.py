@@ -9,7 +9,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from ratekeeper.client.integrations import RateLimitMiddleware
-from ratekeeper.client.state import LimiterState
+from ratekeeper.client.base import BaseLimiter as LimiterState
 
 
 async def hello(request: Request) -> PlainTextResponse:

@@ -6,7 +6,7 @@ import inspect
 
 import pytest
 
-from ratekeeper.client.state import LimiterState
+from ratekeeper.client.base import BaseLimiter as LimiterState
 from ratekeeper.errors import RateLimited
 
 

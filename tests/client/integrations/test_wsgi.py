@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from ratekeeper.client.integrations import WsgiRateLimitMiddleware
-from ratekeeper.client.state import LimiterState
+from ratekeeper.client.base import BaseLimiter as LimiterState
 
 
 def build(lim: LimiterState) -> Flask:
