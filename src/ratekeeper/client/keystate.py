@@ -32,10 +32,14 @@ from ratekeeper.core.limits import NS_PER_SECOND, Limit
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 from ratekeeper.proto.report import limit_to_spec
 
-__all__ = ["ALWAYS_RESTART", "FREE", "KeyState", "Lane", "apply_instruction"]
+__all__ = ["ALWAYS_RESTART", "FREE", "FRESH", "KeyState", "Lane", "apply_instruction"]
 
 #: The pace of a key with no known limit: ``earliest`` never moves, every hit is admitted.
 FREE = pacing.Pace(0, pacing.NEVER, 0)
+#: The ``earliest`` of a fresh schedule: far enough in the past that its first hit restarts it
+#: with the full burst, however young the monotonic clock is (it starts near 0 at boot, and a
+#: per-day limit's burst spans a day).
+FRESH = -pacing.NEVER
 #: The flat ``tolerance`` of a key with several lanes: ``earliest < now - tolerance`` always
 #: holds, so every admission takes the branch that decides by the lanes.
 ALWAYS_RESTART = -pacing.NEVER
@@ -82,7 +86,7 @@ class KeyState:
 
     def __init__(self, domain: str, resolved: KeyPolicy) -> None:
         #: First instant (monotonic ns) the next hit may be admitted (by every lane).
-        self.earliest = 0
+        self.earliest = FRESH
         #: The single lane's pace, and its numbers copied flat for the decision path.
         self.pace = FREE
         self.emission = 0
@@ -204,7 +208,7 @@ class KeyState:
             self._single(before.get(_kind(lanes[0][0]), self.earliest), lanes[0][1])
             return
         first_earliest = before.get(_kind(first_limit), self._first_earliest())
-        self.lanes = [Lane(before.get(_kind(lim), 0), pace, lim) for lim, pace in lanes]
+        self.lanes = [Lane(before.get(_kind(lim), FRESH), pace, lim) for lim, pace in lanes]
         self.lanes[0].earliest = first_earliest
         self.pace = self.lanes[0].pace
         self.emission, self.tolerance, self.burst = 0, ALWAYS_RESTART, 0
