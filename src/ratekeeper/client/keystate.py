@@ -21,6 +21,7 @@ never interrupts, so concurrent increments are never lost. The reporter reads a 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -34,8 +35,9 @@ from ratekeeper.proto.report import limit_to_spec
 
 __all__ = ["ALWAYS_RESTART", "FREE", "FRESH", "KeyState", "Lane", "apply_instruction"]
 
-#: The pace of a key with no known limit: ``earliest`` never moves, every hit is admitted.
-FREE = pacing.Pace(0, pacing.NEVER, 0)
+#: The pace of a key with no known limit: ``earliest`` never moves, every hit is admitted (the
+#: tolerance reaches past :data:`FRESH`, so a fresh schedule stays fresh for a later limit).
+FREE = pacing.Pace(0, 2 * pacing.NEVER, 0)
 #: The ``earliest`` of a fresh schedule: far enough in the past that its first hit restarts it
 #: with the full burst, however young the monotonic clock is (it starts near 0 at boot, and a
 #: per-day limit's burst spans a day).
@@ -111,12 +113,14 @@ class KeyState:
         #: The policy's limits, strictest window first; ``limit`` is the first (``None``: none).
         self.limits: tuple[Limit, ...] = ()
         self.limit: Limit | None = None
-        #: The report entry for this key, counts excepted; inline limits ride along.
+        #: The report entry for this key, counts excepted, serialised (bytes are an object the
+        #: cyclic collector need not track: a full collection's pause grows with every tracked
+        #: object, and a client may hold a hundred thousand keys); inline limits ride along.
         self.template = pb.KeyReport(
             domain=domain,
             entries=[pb.Entry(key=k, value=v) for k, v in resolved.entries],
             limits=[limit_to_spec(lim) for lim in resolved.limits] if resolved.inline else [],
-        )
+        ).SerializeToString()
         self.set_limits(resolved.limits, 0)
 
     # --- the reporter's steps ------------------------------------------------------------------
@@ -135,17 +139,17 @@ class KeyState:
 
     def set_limits(self, limits: Sequence[Limit], now: int) -> None:
         """Enforce every one of ``limits`` locally from now on (the policy lanes)."""
-        ordered = tuple(sorted(limits, key=lambda lim: (lim.period_ns, lim.rate_per_s)))
+        ordered = _strictest_first(limits)
         if ordered == self.limits and limits:
             return
-        if self.limit_blocks() and not any(pacing.policy_pace(x) is None for x in ordered):
+        if self.limit_blocks() and not any(_policy_pace(x) is None for x in ordered):
             self._set_earliest(now)  # a limit of 0 was lifted: start from empty, forgive nothing
         self.limits, self.limit = ordered, local_limit(ordered)
         self.arrange()
 
     def limit_blocks(self) -> bool:
         """Whether some policy limit is 0 (the key admits nothing)."""
-        return any(pacing.policy_pace(lim) is None for lim in self.limits)
+        return any(_policy_pace(lim) is None for lim in self.limits)
 
     def grant_rate(self, rate: float, until: int) -> None:
         """Admit at most ``rate`` hits/s (never more than the policy) until ``until``."""
@@ -189,7 +193,7 @@ class KeyState:
         gets a lane of its own instead: folding it into the policy lane would drop the policy's
         burst and pace the key at the policy's long-run rate, far below what was granted.
         """
-        paces = [(lim, pacing.policy_pace(lim)) for lim in self.limits]
+        paces = [(lim, _policy_pace(lim)) for lim in self.limits]
         if any(pace is None for _, pace in paces):
             self._single(pacing.NEVER, FREE)  # a limit of 0 admits nothing
             return
@@ -236,6 +240,25 @@ class KeyState:
         self.earliest = now
         for lane in self.lanes or ():
             lane.earliest = now
+
+
+@functools.lru_cache(maxsize=4096)
+def _policy_pace(limit: Limit) -> pacing.Pace | None:
+    """The policy pace of ``limit``, one shared object per limit (keys share their limits)."""
+    return pacing.policy_pace(limit)
+
+
+def _order(limit: Limit) -> tuple[int, float]:
+    return (limit.period_ns, limit.rate_per_s)
+
+
+def _strictest_first(limits: Sequence[Limit]) -> tuple[Limit, ...]:
+    """``limits`` shortest window first (then lowest rate); the same tuple if already so."""
+    if isinstance(limits, tuple) and all(
+        _order(a) <= _order(b) for a, b in zip(limits, limits[1:], strict=False)
+    ):
+        return limits
+    return tuple(sorted(limits, key=_order))
 
 
 def _kind(limit: Limit | None) -> object:

@@ -44,7 +44,8 @@ from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 
 __all__ = ["LimiterMachine", "LimiterStats", "Outbound"]
 
-#: Most report cycles a closing machine still runs (one sends everything unless a resend waits).
+#: Most report cycles a closing machine runs while a server fails to answer (one sends
+#: everything unless a resend waits or reports were full; full ones are drained while answered).
 _CLOSING_ROUNDS = 3
 
 
@@ -159,8 +160,10 @@ class LimiterMachine:
         if self._closed:
             if not self._closing_rounds:
                 return now
-            more = self._closing_held or bool(self._book.unanswered)
-            return now if more and self._closing_rounds < _CLOSING_ROUNDS else None
+            if self._book.unanswered or self._closing_held:
+                return now if self._closing_rounds < _CLOSING_ROUNDS else None
+            # every report answered, but full reports carried counts over: keep draining
+            return now if self._retired else None
         if self._next_due is None:
             self._next_due = now + self.interval_ns
         return self._next_due
@@ -284,7 +287,7 @@ class LimiterMachine:
         if len(report.states) >= self._max_per_report:
             return True  # carried over: its counts stay unsent until the next cycle
         entry = report.request.keys.add()
-        entry.CopyFrom(st.template)
+        entry.MergeFromString(st.template)
         entry.admitted, entry.rejected = st.unsent_admitted, st.unsent_rejected
         st.unsent_admitted = st.unsent_rejected = 0
         report.states.append(st)
