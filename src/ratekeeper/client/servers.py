@@ -25,8 +25,8 @@ def assignment_of(servers: str | Sequence[str] | Assignment) -> Assignment:
         return servers
     if isinstance(servers, str):
         return even_split([check_address(servers)])
-    if not servers:
-        raise ValueError("at least one server address is required")
+    if not isinstance(servers, Sequence) or not servers:
+        raise ValueError(f"servers is one address or a list of them, not {servers!r}")
     return even_split([check_address(server) for server in servers])
 
 
