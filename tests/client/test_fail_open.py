@@ -24,14 +24,20 @@ from .conftest import ReportServer
      " host:1", "::1:8081", "[::1:8081", "unix:", 8081],
 )  # fmt: skip
 def test_a_malformed_address_is_a_clear_error_at_construction(address: object) -> None:
-    with pytest.raises(ValueError, match="server address|a string|servers is"):
+    with pytest.raises(ValueError, match=r"server address|a string|servers is"):
         Limiter(address)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         ratekeeper.aio.Limiter(["127.0.0.1:1", address])  # type: ignore[list-item]
 
 
 def test_addresses_gRPC_accepts_pass() -> None:
-    for address in ["127.0.0.1:8081", "rk.svc:80", "[::1]:8081", "unix:/tmp/rk.sock", "dns:///rk:1"]:
+    for address in [
+        "127.0.0.1:8081",
+        "rk.svc:80",
+        "[::1]:8081",
+        "unix:/tmp/rk.sock",
+        "dns:///rk:1",
+    ]:
         assert check_address(address) == address
     with pytest.raises(ValueError, match="bad:x"):
         Limiter(Assignment(Generation(), (0,), ("bad:x",)))
@@ -48,18 +54,22 @@ def test_a_dead_server_is_logged_named_and_counted(caplog: pytest.LogCaptureFixt
             time.sleep(0.01)
         assert not lim.ready
         health = lim.servers["127.0.0.1:9"]
-        assert health.failed >= 5 and health.answered == 0
-        assert health.last_error is not None and "UNAVAILABLE" in health.last_error
+        assert health.failed >= 5
+        assert health.answered == 0
+        assert health.last_error is not None
+        assert "UNAVAILABLE" in health.last_error
         assert lim.stats.admitted_failing_open > 0
         assert registry.get_sample_value("ratekeeper_client_ready", {"client": lim.client_id}) == 0
         failed = registry.get_sample_value(
             "ratekeeper_client_reports_total",
             {"client": lim.client_id, "server": "127.0.0.1:9", "result": "failed"},
         )
-        assert failed is not None and failed >= 5
+        assert failed is not None
+        assert failed >= 5
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1  # rate-limited
-    assert "127.0.0.1:9" in warnings[0] and "UNAVAILABLE" in warnings[0]
+    assert "127.0.0.1:9" in warnings[0]
+    assert "UNAVAILABLE" in warnings[0]
     # closing took the metrics away
     assert registry.get_sample_value("ratekeeper_client_ready", {"client": lim.client_id}) is None
 

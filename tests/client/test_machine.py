@@ -148,7 +148,7 @@ def test_every_limit_of_a_multi_limit_policy_is_enforced_locally(
     assert per_second[:2] == [3, 1]
     assert sum(per_second[:15]) == 4
     for length in (1, 8, 30, 60):
-        for start in range(0, 120 - length):
+        for start in range(120 - length):
             window = sum(per_second[start : start + length])
             assert window <= min(3 + 2 * length, 4 + -(-length // 15))
     decision = lim.acquire("k", 0)

@@ -72,7 +72,7 @@ async def test_a_lone_client_gets_its_whole_allowance_at_a_small_limit(
 async def test_every_limit_of_a_multi_limit_policy_holds_server_up_or_down(
     clock: FakeClock, up: bool
 ) -> None:
-    """"2/s; 4/minute" offered 10/s for 8 s: 4 admitted (the probe saw 16 with no server)."""
+    """ "2/s; 4/minute" offered 10/s for 8 s: 4 admitted (the probe saw 16 with no server)."""
     lim, _ = sans_io("s:1", limit="2/s; 4/minute")
     fleet = Fleet(clock, [lim])
     fleet.up = up

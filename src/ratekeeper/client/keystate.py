@@ -255,7 +255,7 @@ def _order(limit: Limit) -> tuple[int, float]:
 def _strictest_first(limits: Sequence[Limit]) -> tuple[Limit, ...]:
     """``limits`` shortest window first (then lowest rate); the same tuple if already so."""
     if isinstance(limits, tuple) and all(
-        _order(a) <= _order(b) for a, b in zip(limits, limits[1:], strict=False)
+        _order(a) <= _order(b) for a, b in itertools.pairwise(limits)
     ):
         return limits
     return tuple(sorted(limits, key=_order))

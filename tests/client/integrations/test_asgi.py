@@ -8,8 +8,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from ratekeeper.client.integrations import RateLimitMiddleware
 from ratekeeper.client.base import BaseLimiter as LimiterState
+from ratekeeper.client.integrations import RateLimitMiddleware
 
 
 async def hello(request: Request) -> PlainTextResponse:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Flask
 
-from ratekeeper.client.integrations import WsgiRateLimitMiddleware
 from ratekeeper.client.base import BaseLimiter as LimiterState
+from ratekeeper.client.integrations import WsgiRateLimitMiddleware
 
 
 def build(lim: LimiterState) -> Flask:
