@@ -94,12 +94,6 @@ class Health:
         health = self.servers.get(address)
         return health is not None and health.failing_for > 0
 
-    def silent_for(self, address: str, now: int, since: int) -> int:
-        """How long (ns) the server has not answered; ``since`` stands in if it never has."""
-        health = self.servers.get(address)
-        heard = since if health is None or health.answered_at is None else health.answered_at
-        return now - heard
-
     def ready(self, addresses: frozenset[str]) -> bool:
         """Every one of ``addresses`` has answered and is not failing repeatedly."""
         return all(address in self.servers and self.servers[address].ok for address in addresses)
