@@ -21,8 +21,8 @@ from time import monotonic_ns
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from ratekeeper.client.decide import Decision, decide, take
+from ratekeeper.client.decorator import limit as limit_decorator
 from ratekeeper.client.health import ServerHealth
-from ratekeeper.client.integrations.decorator import limit as limit_decorator
 from ratekeeper.client.keystate import KeyState
 from ratekeeper.client.machine import LimiterMachine, LimiterStats
 from ratekeeper.client.policy import Key, LimitsArg
