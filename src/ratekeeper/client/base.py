@@ -7,8 +7,8 @@ is never awaited and never waits on the network, so it is the same plain method 
 **The decision** (:meth:`BaseLimiter.allow`) reads only local state: one dict lookup, one clock
 read, a comparison against the key's ``earliest`` admissible instant, one store, one count. Every
 instruction was folded into that number and the key's pace when it arrived
-(:mod:`ratekeeper.client.keystate`); a key decided by several lanes (several limits, or a grant
-above its policy's rate) takes the general path of :func:`~ratekeeper.client.decide.take`.
+(:mod:`ratekeeper.client.keystate`), including a key decided by several lanes (several limits,
+or a grant above its policy's rate), whose flat fields route the same steps through every lane.
 ``earliest`` is read-modify-written without a lock: two threads deciding one key at the same
 instant may both admit; both hits are counted and reported, so the server's bucket sees them.
 """
@@ -20,10 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 from time import monotonic_ns
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-from ratekeeper.client.decide import Decision, decide, take
+from ratekeeper.client.decide import Decision, decide
 from ratekeeper.client.decorator import limit as limit_decorator
 from ratekeeper.client.health import ServerHealth
-from ratekeeper.client.keystate import KeyState
 from ratekeeper.client.machine import LimiterMachine, LimiterStats
 from ratekeeper.client.policy import Key, LimitsArg
 from ratekeeper.config import PolicyTree
@@ -108,10 +107,9 @@ class BaseLimiter:
         if earliest > now:
             next(st.rejected)
             return False
-        # pacing.admit for one hit on one lane, inlined: a call here would weigh on every hit
+        # pacing.admit for one hit, inlined: a call here would weigh on every hit. A key with
+        # several lanes takes the same steps (its flat fields route them: see keystate)
         if earliest < now - st.tolerance:
-            if st.lanes is not None:
-                return _take_one(st, now)
             earliest = now - st.burst  # the schedule fell behind: restart it, burst included
         st.earliest = earliest + st.emission
         next(st.admitted)
@@ -184,12 +182,3 @@ class BaseLimiter:
         for registry in self._registries:
             unregister(self._machine, registry)
         self._registries.clear()
-
-
-def _take_one(st: KeyState, now: int) -> bool:
-    """The decision path's branch for a key with several lanes."""
-    if take(st, now):
-        next(st.admitted)
-        return True
-    next(st.rejected)
-    return False

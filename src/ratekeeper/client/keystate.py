@@ -7,10 +7,15 @@ policy's own rate. A hit is admitted when every lane admits it, and then every l
 
 Most keys have one lane, and then it lives in the flat fields ``earliest``, ``emission``,
 ``tolerance`` and ``burst`` that the decision path reads inline (``lanes`` is ``None``). A key
-with several lanes keeps them in ``lanes``; its ``earliest`` is the latest of theirs (so the
-rejection test stays one comparison) and its ``tolerance`` is :data:`ALWAYS_RESTART`, which sends
-every admission down the branch where the decision path looks for lanes: single-lane keys pay
-nothing for multi-limit support.
+with several lanes keeps them in ``lanes`` and its flat fields are arranged so that the very same
+inline code decides it, with no test for lanes on the decision path:
+
+* ``earliest`` is the latest of the lanes' (a hit is admissible when every lane admits it, so
+  the rejection test stays one comparison);
+* ``tolerance`` is :data:`ALWAYS_RESTART` and ``burst`` 0, so an admitted hit always "restarts"
+  the flat schedule at exactly ``now``;
+* ``emission`` is an :class:`AdmitAll`, whose ``now + emission`` advances every lane for the
+  hit and returns the new latest ``earliest``.
 
 Who writes what: request threads write ``earliest`` (and the lanes') without a lock and count into
 ``admitted`` / ``rejected``; the reporter (:class:`~ratekeeper.client.machine.LimiterMachine`)
@@ -33,7 +38,7 @@ from ratekeeper.core.limits import NS_PER_SECOND, Limit
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 from ratekeeper.proto.report import limit_to_spec
 
-__all__ = ["ALWAYS_RESTART", "FREE", "FRESH", "KeyState", "Lane", "apply_instruction"]
+__all__ = ["ALWAYS_RESTART", "FREE", "FRESH", "AdmitAll", "KeyState", "Lane", "apply_instruction"]
 
 #: The pace of a key with no known limit: ``earliest`` never moves, every hit is admitted (the
 #: tolerance reaches past :data:`FRESH`, so a fresh schedule stays fresh for a later limit).
@@ -43,7 +48,7 @@ FREE = pacing.Pace(0, 2 * pacing.NEVER, 0)
 #: per-day limit's burst spans a day).
 FRESH = -pacing.NEVER
 #: The flat ``tolerance`` of a key with several lanes: ``earliest < now - tolerance`` always
-#: holds, so every admission takes the branch that decides by the lanes.
+#: holds, so every admission restarts the flat schedule at ``now`` (see the module docstring).
 ALWAYS_RESTART = -pacing.NEVER
 
 
@@ -59,6 +64,32 @@ class Lane:
         self.pace = pace
         #: The policy limit the lane enforces (``None``: a granted rate).
         self.limit = limit
+
+
+class AdmitAll:
+    """The ``emission`` of a key with several lanes: ``now + emission`` admits a hit in all.
+
+    Only reached once the decision path has seen the key's latest ``earliest`` at or before
+    ``now``, so every lane admits the hit; each lane's schedule is kept or restarted as
+    :func:`~ratekeeper.core.pacing.admit` would, then moved by its own interval.
+    """
+
+    __slots__ = ("lanes",)
+
+    def __init__(self, lanes: list[Lane]) -> None:
+        self.lanes = lanes
+
+    def __radd__(self, now: int) -> int:
+        latest = FRESH
+        for lane in self.lanes:
+            pace = lane.pace
+            earliest = lane.earliest
+            if earliest < now - pace.tolerance_ns:
+                earliest = now - pace.burst_ns
+            earliest += pace.emission_ns
+            lane.earliest = earliest
+            latest = max(latest, earliest)
+        return latest
 
 
 class KeyState:
@@ -91,7 +122,7 @@ class KeyState:
         self.earliest = FRESH
         #: The single lane's pace, and its numbers copied flat for the decision path.
         self.pace = FREE
-        self.emission = 0
+        self.emission: int | AdmitAll = 0
         self.tolerance = pacing.NEVER
         self.burst = 0
         #: The lanes of a key with several (``None``: one lane, in the flat fields).
@@ -215,7 +246,7 @@ class KeyState:
         self.lanes = [Lane(before.get(_kind(lim), FRESH), pace, lim) for lim, pace in lanes]
         self.lanes[0].earliest = first_earliest
         self.pace = self.lanes[0].pace
-        self.emission, self.tolerance, self.burst = 0, ALWAYS_RESTART, 0
+        self.emission, self.tolerance, self.burst = AdmitAll(self.lanes), ALWAYS_RESTART, 0
         self.earliest = max(lane.earliest for lane in self.lanes)
 
     def _single(self, earliest: int, pace: pacing.Pace) -> None:
