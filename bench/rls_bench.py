@@ -41,8 +41,8 @@ from pathlib import Path
 from bench.noop_rls import READY_LINE
 from bench.rls_handler import handler_cpu_us
 from bench.rls_load import WORKLOAD_CONFIG
-from tests.integration.procs import ManagedProcess, free_port, log_line, start
-from tests.integration.services import ratekeeper_server
+from ratekeeper.testing.procs import ManagedProcess, free_port, log_line, start
+from ratekeeper.testing.server_process import ratekeeper_server
 
 __all__ = ["Sample", "main"]
 

@@ -14,11 +14,13 @@ call on its request path: ``decide(key) -> admitted``. The decider times exactly
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from ratekeeper.testing.procs import ToolMissing
+from ratekeeper.testing.redis_server import redis_binary
 
 __all__ = [
     "ARCHITECTURES",
@@ -149,8 +151,11 @@ def make_decider(
 
 def unavailable_reason(arch: Architecture) -> str | None:
     """Why ``arch`` cannot run on this machine or at this commit (None: it can)."""
-    if arch.redis and shutil.which("redis-server") is None:
-        return "redis-server is not installed (make sysdeps)"
+    if arch.redis:
+        try:
+            redis_binary()
+        except ToolMissing as exc:
+            return str(exc)
     if arch.client == "limiter" and importlib.util.find_spec("ratekeeper.client.limiter") is None:
         return "ratekeeper.Limiter (the batch-reporting client) is missing"
     if importlib.util.find_spec("ratekeeper.cli.serve") is None:

@@ -10,7 +10,6 @@ if the shape says so, samples ``/metrics`` and the service's CPU, and returns wh
 from __future__ import annotations
 
 import contextlib
-import http.client
 import multiprocessing as mp
 import queue
 import re
@@ -24,13 +23,14 @@ from typing import Any
 
 import numpy.typing as npt
 import psutil
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench.sim import schedule
 from bench.sim.archs import DOMAIN, KEY_NAME, Architecture
 from bench.sim.spec import NetworkModel, Run
 from bench.sim.worker import ClientPlan, WorkerPlan, load_records, run_worker
-from tests.integration.procs import ManagedProcess, free_port, http_ok, log_line, port_open, start
+from ratekeeper.testing.procs import ManagedProcess, ReadyCheck, free_port, log_line, start
+from ratekeeper.testing.redis_server import RedisServer
+from ratekeeper.testing.server_process import START_TIMEOUT_S, metric_samples, serve_argv, serving
 
 __all__ = ["Played", "Stack", "play"]
 
@@ -83,7 +83,7 @@ class Stack:
     def __init__(self, arch: Architecture, run: Run, workdir: Path) -> None:
         self.arch, self.run, self.workdir = arch, run, workdir
         self.grpc_port, self.http_port = free_port(), free_port()
-        self.redis: ManagedProcess | None = None
+        self.redis: RedisServer | None = None
         self.service: ManagedProcess | None = None
         self._exit = contextlib.ExitStack()
         self._cpu_done = 0.0  # CPU of service incarnations already stopped
@@ -99,8 +99,9 @@ class Stack:
     def __exit__(self, *exc: object) -> None:
         self._exit.close()
 
-    def _spawn(self, argv: list[str], name: str, ready: Any) -> ManagedProcess:
-        proc = start(argv, name=name, log_dir=self.workdir, ready=ready, timeout=60, cwd=REPO)
+    def _spawn(self, argv: list[str], name: str, ready: ReadyCheck) -> ManagedProcess:
+        log_dir, timeout = self.workdir, START_TIMEOUT_S
+        proc = start(argv, name=name, log_dir=log_dir, ready=ready, timeout=timeout, cwd=REPO)
         self._exit.callback(proc.stop)
         return proc
 
@@ -122,22 +123,21 @@ class Stack:
         self.config.write_text(_policy_yaml(self.run))
         backend = "memory://"
         if self.arch.redis:
-            port = free_port()
-            argv = ["redis-server", "--port", str(port), "--bind", "127.0.0.1"]
-            argv += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
-            self.redis = self._spawn(argv, "redis", port_open(port))
-            backend = f"redis://127.0.0.1:{self._remote(port, 'relay-redis')}/0"
-        self._serve_argv = [
-            *(sys.executable, "-m", "ratekeeper.cli.main", "serve", "--config", str(config)),
-            *("--grpc-port", str(self.grpc_port), "--http-port", str(self.http_port)),
+            self.redis = RedisServer(self.workdir)
+            self._exit.callback(self.redis.stop)
+            backend = f"redis://127.0.0.1:{self._remote(self.redis.port, 'relay-redis')}/0"
+        self._serve_argv = serve_argv(
+            config,
+            self.grpc_port,
+            self.http_port,
             *("--backend", backend, "--reload-interval", "0", "--log-level", "WARNING"),
             *self.arch.serve_args,
-        ]
+        )
         self.service = self._start_service()
         self.target = f"127.0.0.1:{self._remote(self.grpc_port, 'relay-service')}"
 
     def _start_service(self) -> ManagedProcess:
-        return self._spawn(self._serve_argv, "service", http_ok(self.http_port, "/healthcheck"))
+        return self._spawn(self._serve_argv, "service", serving(self.http_port))
 
     def restart(self) -> float:
         """Stop the service (SIGTERM) and start it again on the same ports; returns downtime."""
@@ -151,23 +151,18 @@ class Stack:
     def cpu_seconds(self) -> tuple[float, float]:
         """CPU used so far by the service (all incarnations) and by redis-server."""
         service = self._cpu_done + (_cpu(self.service) if self.service else 0.0)
-        return service, _cpu(self.redis) if self.redis else 0.0
+        return service, _cpu(self.redis.process if self.redis else None)
 
     def scrape(self) -> dict[str, float]:
         """``/metrics`` as {``name{label="value",...}``: value}; empty if unreachable."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=2)
         try:
-            conn.request("GET", "/metrics")
-            body = conn.getresponse().read().decode()
-        except (OSError, http.client.HTTPException):
+            samples = metric_samples(self.http_port)
+        except OSError:  # down during a restart
             return {}
-        finally:
-            conn.close()
         totals: dict[str, float] = {}
-        for family in text_string_to_metric_families(body):
-            for sample in family.samples:
-                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-                totals[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+        for sample in samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            totals[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
         return totals
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from bench.sim.archs import ARCHITECTURES, unavailable_reason
 from bench.sim.spec import load_profile
+from ratekeeper.cli import bench as bench_command
 from ratekeeper.cli.main import main as ratekeeper_main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,8 +43,21 @@ def test_quick_profile_runs_every_available_architecture(tmp_path: Path) -> None
     assert len(list((out / "img").glob("sim-*.png"))) == len(runs)
 
 
-def test_ratekeeper_bench_delegates_to_the_simulator(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as info:
-        ratekeeper_main(["bench", "--help"])
-    assert info.value.code == 0
-    assert "--quick" in capsys.readouterr().out
+def test_ratekeeper_bench_delegates_to_the_simulator(capfd: pytest.CaptureFixture[str]) -> None:
+    assert ratekeeper_main(["bench", "--help"]) == 0
+    out = capfd.readouterr().out
+    assert "--quick" in out
+    assert "usage: ratekeeper bench" in out
+
+
+def test_ratekeeper_bench_passes_the_exit_code_on(capfd: pytest.CaptureFixture[str]) -> None:
+    assert ratekeeper_main(["bench", "--no-such-option"]) == 2
+    assert "usage: ratekeeper bench" in capfd.readouterr().err
+
+
+def test_ratekeeper_bench_without_a_checkout_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(bench_command, "checkout", lambda: None)
+    assert ratekeeper_main(["bench", "--quick"]) == 2
+    assert "source checkout" in capsys.readouterr().err

@@ -16,7 +16,7 @@ from bench.rls_instructions import VARIANTS
 from bench.rls_load import DOMAIN, WORKLOAD_CONFIG, even_assignment, owner, traffic, workload_keys
 from ratekeeper.config import load_config
 from ratekeeper.core.keys import canonical_bytes, key_hash
-from tests.integration.procs import free_port, log_line, start
+from ratekeeper.testing.procs import free_port, log_line, start
 
 
 def test_every_workload_key_matches_a_rule(tmp_path: Path) -> None:

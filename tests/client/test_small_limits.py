@@ -1,8 +1,8 @@
 """The client against the real report logic in virtual time: small limits, several limits.
 
-A :class:`LimiterMachine` and the server's :class:`ReportService` on one hand-moved clock, the
-report cycle run by hand every 100 ms with no network between them, so each case is exact and
-repeatable. (The server's clock and the client's are the same number here; nothing relies on
+A :class:`LimiterMachine` and the server's report logic (:class:`ReportProcessor` behind its
+servicer) on one hand-moved clock, the report cycle run by hand every 100 ms with no network
+between them, so each case is exact and repeatable. (The server's clock and the client's are the same number here; nothing relies on
 it, since instructions carry relative durations.)
 """
 
@@ -12,7 +12,9 @@ import pytest
 
 from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.client.base import BaseLimiter
-from ratekeeper.server.report_service import ReportService
+from ratekeeper.protocol.ownership import StoreGate
+from ratekeeper.protocol.report import ReportProcessor
+from ratekeeper.server.report_servicer import ReportServicer
 
 from .conftest import FakeClock, sans_io
 
@@ -25,7 +27,8 @@ class Fleet:
     def __init__(self, clock: FakeClock, clients: list[BaseLimiter]) -> None:
         self.clock = clock
         self.clients = clients
-        self.service = ReportService(MemoryStore(), lambda: None, clock=clock)
+        processor = ReportProcessor(StoreGate(MemoryStore()), lambda: None)
+        self.service = ReportServicer(processor, clock=clock)
         self.up = True
 
     async def cycle(self) -> None:

@@ -13,8 +13,10 @@ from ratekeeper.core.limits import (
     Algorithm,
     Limit,
     Unit,
+    ceil_div,
     parse_limit,
     parse_limits,
+    window_start,
 )
 from ratekeeper.errors import LimitParseError, RatekeeperError
 
@@ -235,3 +237,18 @@ def test_a_limit_is_rebuilt_from_its_identity_of_plain_values(limit: Limit) -> N
     assert Limit.from_identity(limit.identity) == limit
     gc.collect(0)  # the young collection that untracks tuples of plain values
     assert not gc.is_tracked(limit.identity)  # what lets a store hold many without the GC
+
+
+@FAST
+@given(limits(), st.integers(min_value=0, max_value=2**62))
+def test_window_start_is_the_aligned_period_holding_now(limit: Limit, now: int) -> None:
+    start = window_start(limit, now)
+    assert start % limit.period_s == 0
+    assert start * NS_PER_SECOND <= now < (start + limit.period_s) * NS_PER_SECOND
+
+
+@FAST
+@given(st.integers(min_value=-(2**70), max_value=2**70), st.integers(min_value=1, max_value=2**40))
+def test_ceil_div_rounds_up_exactly(a: int, b: int) -> None:
+    q = ceil_div(a, b)
+    assert (q - 1) * b < a <= q * b

@@ -257,3 +257,19 @@ def test_a_clock_stepping_back_admits_nothing_extra(
     hits = admitted(sequence, drive(limit, start, sequence))
     latest = max([start, *times(start, sequence)])
     assert sum(hits) <= limit.capacity + limit.amount * (latest - start) // limit.period_ns
+
+
+@FAST
+@given(limits(), st.integers(min_value=-(10**6), max_value=10**6), st.booleans())
+def test_outcome_reads_the_bucket_as_ns_until_does(
+    limit: Limit, tokens: int, allowed: bool
+) -> None:
+    """``outcome`` inlines ns_until for the reset; both must say the same of any level."""
+    bucket = tb.TokenBucket(min(tokens * limit.period_ns, limit.capacity * limit.period_ns), T0)
+    result = tb.outcome(bucket, limit, allowed)
+    remaining = max(0, tb.available(bucket, limit))
+    retry = tb.ns_until(bucket, limit, 1) if remaining == 0 else 0
+    expected = Outcome(
+        allowed, remaining, max(0, tb.ns_until(bucket, limit, limit.capacity)), retry
+    )
+    assert result == expected

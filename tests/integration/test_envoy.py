@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from .envoy_proxy import EnvoyProxy, Route, envoy_proxy
-from .services import RatekeeperServer, ratekeeper_server, upstream_http
+from ratekeeper.testing.envoy_proxy import EnvoyProxy, Route, envoy_proxy, upstream_http
+from ratekeeper.testing.server_process import RatekeeperServer, ratekeeper_server
 
 pytestmark = pytest.mark.integration
 

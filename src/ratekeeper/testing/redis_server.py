@@ -1,0 +1,93 @@
+"""A real redis-server: on a free port, in a given directory, persisting nothing.
+
+Tests that break Redis on purpose (stop it, freeze it with SIGSTOP) start their own; the rest
+share one per session (the ``redis_server`` fixture of ``tests/conftest.py``) and keep apart by
+key prefix. The simulator starts one per run of the legacy architecture.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from pathlib import Path
+
+from ratekeeper.testing.procs import ManagedProcess, ToolMissing, free_port, port_open, start
+
+__all__ = ["RedisServer", "redis_binary"]
+
+
+def redis_binary() -> str:
+    """The redis-server executable; raises :class:`ToolMissing` when it is not installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise ToolMissing("redis-server is not installed (make sysdeps installs it)")
+    return binary
+
+
+class RedisServer:
+    """One redis-server process that can be stopped, frozen and brought back on the same port."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        name: str = "redis",
+        unixsocket: Path | None = None,
+        tls_cert: Path | None = None,
+    ) -> None:
+        """``unixsocket``: listen there too; ``tls_cert``: a PEM file holding the certificate
+        and its key, served (TLS only) on :attr:`port`. Starts at once; raises
+        :class:`ToolMissing` without redis-server and ``ProcessError`` if it does not start."""
+        self._binary = redis_binary()
+        self._workdir = workdir
+        self._name = name
+        self._unixsocket = unixsocket
+        self._tls_cert = tls_cert
+        #: The TCP port, the same across restarts.
+        self.port = free_port()
+        self._process: ManagedProcess | None = None
+        self.start()
+
+    @property
+    def process(self) -> ManagedProcess | None:
+        """The running redis-server (its pid, its log); ``None`` while stopped."""
+        return self._process
+
+    @property
+    def url(self) -> str:
+        """The URL clients and ``--backend`` take (``rediss://`` with the CA when TLS)."""
+        if self._tls_cert is not None:
+            return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self._tls_cert}"
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        """Start (again) on :attr:`port`; waits until it accepts connections."""
+        port = str(self.port)
+        argv = [self._binary, "--bind", "127.0.0.1", "--port", port]
+        if self._tls_cert is not None:
+            cert = str(self._tls_cert)
+            argv[-2:] = ["--port", "0", "--tls-port", port, "--tls-auth-clients", "no"]
+            argv += ["--tls-cert-file", cert, "--tls-key-file", cert, "--tls-ca-cert-file", cert]
+        argv += ["--save", "", "--appendonly", "no", "--dir", str(self._workdir)]
+        if self._unixsocket is not None:
+            argv += ["--unixsocket", str(self._unixsocket), "--unixsocketperm", "700"]
+        self._process = start(
+            argv, name=self._name, log_dir=self._workdir, ready=port_open(self.port), timeout=10
+        )
+
+    def stop(self) -> None:
+        """Stop it (thawed first if frozen); idempotent."""
+        if self._process is not None:
+            self.resume()  # a frozen process cannot handle SIGTERM
+            self._process.stop()
+            self._process = None
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open and nothing answers, as in a hang."""
+        assert self._process is not None
+        os.kill(self._process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Thaw a frozen server (SIGCONT); a no-op otherwise."""
+        if self._process is not None and self._process.alive():
+            os.kill(self._process.pid, signal.SIGCONT)
