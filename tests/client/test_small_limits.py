@@ -2,8 +2,8 @@
 
 A :class:`LimiterMachine` and the server's report logic (:class:`ReportProcessor` behind its
 servicer) on one hand-moved clock, the report cycle run by hand every 100 ms with no network
-between them, so each case is exact and repeatable. (The server's clock and the client's are the same number here; nothing relies on
-it, since instructions carry relative durations.)
+between them, so each case is exact and repeatable. (The server's clock and the client's are
+the same number here; nothing relies on it, since instructions carry relative durations.)
 """
 
 from __future__ import annotations
