@@ -59,4 +59,4 @@ def test_a_flood_of_new_keys_loses_no_cycle_and_no_hit(
     worst_gc = max(pauses, default=0)
     print(f"{KEYS} keys: worst allow {worst / 1e6:.1f} ms, worst gc pause {worst_gc / 1e6:.1f} ms")
     # the only long stalls left are the interpreter's own full collections
-    assert worst <= max(worst_gc, 0) + 50_000_000
+    assert worst <= worst_gc + 100_000_000
