@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ratekeeper.backends.memory as memory
 from ratekeeper.backends.memory import MemoryStore
@@ -124,3 +126,28 @@ async def test_import_makes_room_from_partly_used_counters() -> None:
     assert store.counts().evictions >= 1
     (outcome,) = await store.hit([Hit(incoming, 1)], NOW)
     assert outcome.allowed is False  # its empty bucket came along
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    theirs=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 15)), max_size=12),
+    ours=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 15)), max_size=12),
+)
+async def test_an_import_at_the_cap_never_frees_a_limited_key(
+    theirs: list[tuple[int, int]], ours: list[tuple[int, int]]
+) -> None:
+    """Into a store at its cap: whatever it holds, every key limited on either side stays so."""
+    keys = counters(10)
+    source, store = MemoryStore(), MemoryStore(max_keys=3, shards=1)
+    for side, ops in ((source, theirs), (store, ours)):
+        for key, n in ops:
+            await side.debit([Hit(keys[key], n)], NOW)
+    limited: set[Counter] = set()
+    for side in (source, store):
+        for item in (await side.export(0, HASH_SPACE, NOW)).counters:
+            (o,) = await side.hit([Hit(item.counter, 0)], NOW)
+            if o.remaining == 0:
+                limited.add(item.counter)
+    await store.import_(await source.export(0, HASH_SPACE, NOW), NOW)
+    for c in limited:
+        assert (await store.hit([Hit(c, 0)], NOW))[0].remaining == 0, c

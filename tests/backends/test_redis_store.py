@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ import redis.asyncio as aioredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ratekeeper.backends.redis import RedisSettings, RedisStore
+from ratekeeper.backends.redis import RedisSettings, RedisStore, batch, keys
 from ratekeeper.backends.store import Counter, Hit, Snapshot, TransferUnsupported
 from ratekeeper.core.algorithms import STRATEGIES
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit, Unit
@@ -273,3 +274,11 @@ async def test_slices_move_without_state_so_transfer_says_why(redis_server: Redi
         assert issubclass(TransferUnsupported, RatekeeperError)
     finally:
         await store.close()
+
+
+def test_the_script_offers_exactly_the_operations_the_keys_are_tagged_with() -> None:
+    """keys.STATE_TAGS is the one Python table of tags; batch.lua must offer exactly those."""
+    table = re.search(r"local OPERATIONS = \{(.*)\}", batch.SCRIPT)
+    assert table is not None
+    assert set(re.findall(r"(\w+) = \{", table.group(1))) == set(keys.STATE_TAGS.values())
+    assert set(keys.STATE_TAGS) == set(Algorithm) - {Algorithm.FIXED_WINDOW}
