@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from ratekeeper.backends.transfer import aged, restored, stricter
 from ratekeeper.core.fixed_window import FixedWindow
-from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit, Unit
+from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit, Unit, window_start
 from ratekeeper.core.sliding_window import SlidingWindow
 from ratekeeper.core.token_bucket import TokenBucket
 
@@ -26,13 +26,24 @@ def test_a_bucket_keeps_its_level_and_the_age_of_its_update(level: int, age: int
     assert restored(BUCKET, packed, T0 + 5 * S) == TokenBucket(level, T0 + 5 * S - age)
 
 
-@given(windows_back=st.integers(-3, 1000), skew=st.integers(-29 * S, 29 * S))
-def test_a_window_start_lands_on_the_nearest_boundary(windows_back: int, skew: int) -> None:
+@given(
+    windows_back=st.integers(-3, 1000),
+    phase=st.integers(0, 60 * S - 1),
+    skew=st.integers(-3600 * S, 3600 * S),
+)
+def test_a_window_is_as_many_windows_back_on_the_importers_clock(
+    windows_back: int, phase: int, skew: int
+) -> None:
+    # Counts of the exporter's current window stay in the importer's current one whatever the
+    # two clocks' phases: a hand-off never rolls a window over early.
+    exporter_now = T0 + phase
     start_s = T0 // S - 60 * windows_back
-    packed = aged(FIXED, (start_s, 4), T0 + 12 * S)
-    assert restored(FIXED, packed, T0 + 12 * S + skew) == FixedWindow(start_s, 4)
-    packed = aged(SLIDING, (start_s, 4, 2), T0 + 12 * S)
-    assert restored(SLIDING, packed, T0 + 12 * S + skew) == SlidingWindow(start_s, 4, 2)
+    importer_now = exporter_now + skew
+    importer_start = window_start(FIXED, importer_now) - 60 * windows_back
+    packed = aged(FIXED, (start_s, 4), exporter_now)
+    assert restored(FIXED, packed, importer_now) == FixedWindow(importer_start, 4)
+    packed = aged(SLIDING, (start_s, 4, 2), exporter_now)
+    assert restored(SLIDING, packed, importer_now) == SlidingWindow(importer_start, 4, 2)
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,12 @@ as its own ``now`` minus that age, so the two processes share no clock:
 
 * token bucket ``(level, updated_at)`` travels as ``(level, age of updated_at)``;
 * fixed window ``(start_s, count)`` and sliding window ``(start_s, current, previous)`` travel
-  with the age of the window's start, in ns, in place of ``start_s``. The window algorithms
-  count in epoch-aligned windows, so the importer puts the start back on the window boundary
-  nearest to it on its own clock: clocks that disagree by less than half a period still agree
-  on which window the counts belong to, and the state stays aligned whatever they disagree by.
+  with the age of the window's start *measured from the start of the exporter's current
+  window* (a whole number of periods), in ns, in place of ``start_s``. The importer counts the
+  same number of windows back from its own current window, so counts of the exporter's current
+  window land in the importer's current window whatever phase the two clocks disagree by: a
+  hand-off never rolls a window over early (which would hand its quota back); at worst the
+  counts are kept for up to one period longer than the exporter would have.
 
 Everything here is pure, and works on the core's state objects.
 """
@@ -42,7 +44,7 @@ def aged(limit: Limit, packed: tuple[int, ...], now: int) -> tuple[int, ...]:
         level, updated_at = packed
         return (level, now - updated_at)
     start_s, *counts = packed
-    return (now - start_s * NS_PER_SECOND, *counts)
+    return ((window_start(limit, now) - start_s) * NS_PER_SECOND, *counts)
 
 
 def restored(limit: Limit, state: tuple[int, ...], now: int) -> State:
@@ -58,8 +60,9 @@ def restored(limit: Limit, state: tuple[int, ...], now: int) -> State:
         level, age = state
         return TokenBucket(level, now - age)
     age, *counts = state
-    # The nearest boundary: half a period later, then down to the window's start.
-    start_s = window_start(limit, now - age + limit.period_ns // 2)
+    # Whole periods back from this clock's current window (see the module docstring).
+    periods_back = -(-age // limit.period_ns)
+    start_s = window_start(limit, now) - periods_back * limit.period_s
     if limit.algorithm is Algorithm.FIXED_WINDOW:
         return FixedWindow(start_s, *counts)
     return SlidingWindow(start_s, *counts)
