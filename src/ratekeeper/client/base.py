@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 from ratekeeper.client.decide import Decision, decide
 from ratekeeper.client.decorator import limit as limit_decorator
 from ratekeeper.client.health import ServerHealth
-from ratekeeper.client.machine import LimiterMachine, LimiterStats
+from ratekeeper.client.machine import LimiterMachine, LimiterOptions, LimiterStats
 from ratekeeper.client.policy import Key, LimitsArg
 from ratekeeper.config import PolicyTree
 from ratekeeper.core.slices import Assignment
@@ -73,17 +73,9 @@ class BaseLimiter:
         max_keys_per_report: int = 10_000,
         timeout: float | None = None,
     ) -> None:
-        machine = LimiterMachine(
-            servers,
-            domain=domain,
-            limit=limit,
-            policies=policies,
-            report_interval=report_interval,
-            client_id=client_id,
-            max_keys=max_keys,
-            max_keys_per_report=max_keys_per_report,
-            timeout=timeout,
-        )
+        options = LimiterOptions(domain, limit, policies, report_interval, client_id,
+                                 max_keys, max_keys_per_report, timeout)  # fmt: skip
+        machine = LimiterMachine(servers, options)
         self._machine = machine
         # the same dict and bound method the machine keeps: no indirection on the decision path
         self._states = machine.states

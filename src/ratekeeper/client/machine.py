@@ -42,7 +42,7 @@ from ratekeeper.core.slices import Assignment
 from ratekeeper.errors import ClientClosedError
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 
-__all__ = ["LimiterMachine", "LimiterStats", "Outbound"]
+__all__ = ["LimiterMachine", "LimiterOptions", "LimiterStats", "Outbound"]
 
 #: Most report cycles a closing machine runs while a server fails to answer (one sends
 #: everything unless a resend waits or reports were full; full ones are drained while answered).
@@ -78,6 +78,20 @@ class LimiterStats:
     pruned: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class LimiterOptions:
+    """Everything a limiter is told besides its servers; documented on ``ratekeeper.Limiter``."""
+
+    domain: str = "default"
+    limit: LimitsArg | Mapping[str, LimitsArg] | None = None
+    policies: PolicyTree | str | os.PathLike[str] | None = None
+    report_interval: float = 0.1
+    client_id: str | None = None
+    max_keys: int = 100_000
+    max_keys_per_report: int = 10_000
+    timeout: float | None = None
+
+
 class LimiterMachine:
     """Keys, reports and instructions of one client; see the module docstring.
 
@@ -85,25 +99,16 @@ class LimiterMachine:
     """
 
     def __init__(
-        self,
-        servers: str | Sequence[str] | Assignment,
-        *,
-        domain: str = "default",
-        limit: LimitsArg | Mapping[str, LimitsArg] | None = None,
-        policies: PolicyTree | str | os.PathLike[str] | None = None,
-        report_interval: float = 0.1,
-        client_id: str | None = None,
-        max_keys: int = 100_000,
-        max_keys_per_report: int = 10_000,
-        timeout: float | None = None,
+        self, servers: str | Sequence[str] | Assignment, options: LimiterOptions | None = None
     ) -> None:
-        if report_interval <= 0:
+        o = options or LimiterOptions()
+        if o.report_interval <= 0:
             raise ValueError("report_interval must be positive")
         self.assignment = assignment_of(servers)
-        self.client_id = client_id or default_client_id()
-        self.interval_ns = round(report_interval * NS_PER_SECOND)
+        self.client_id = o.client_id or default_client_id()
+        self.interval_ns = round(o.report_interval * NS_PER_SECOND)
         #: Seconds each report may take (default: half the interval, so a cycle never overruns).
-        self.timeout = report_interval / 2 if timeout is None else timeout
+        self.timeout = o.report_interval / 2 if o.timeout is None else o.timeout
         #: Longest a server goes without a report (an empty one if nothing is counted).
         self.probe_ns = max(NS_PER_SECOND, self.interval_ns)
         self.stats = LimiterStats()
@@ -111,10 +116,10 @@ class LimiterMachine:
         #: Every tracked key's state; read by decisions without a lock, never replaced.
         self.states: dict[Key, KeyState] = {}
         self.lock = threading.Lock()
-        self._policies = Policies(domain, limit, policies)
-        self._max_keys = max_keys
-        self._max_per_report = max_keys_per_report
-        self._book = ReportBook(self.client_id, max(1, math.ceil(1.0 / report_interval)))
+        self._policies = Policies(o.domain, o.limit, o.policies)
+        self._max_keys = o.max_keys
+        self._max_per_report = o.max_keys_per_report
+        self._book = ReportBook(self.client_id, max(1, math.ceil(1.0 / o.report_interval)))
         self._retired: list[KeyState] = []
         self._in_flight: dict[str, PendingReport] = {}
         self._sent_at: dict[str, int] = {}
