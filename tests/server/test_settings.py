@@ -48,3 +48,16 @@ def test_headers_are_named_only_when_enabled() -> None:
         "RateLimit-Remaining",
         "X-Reset",
     )
+
+
+@pytest.mark.parametrize(
+    ("backend", "logged"),
+    [
+        ("redis://default:S3cretPW@cache:6379/0", "redis://default:***@cache:6379/0"),
+        ("rediss://:S3cretPW@cache:6380", "rediss://:***@cache:6380"),
+        ("redis://cache:6379/0", "redis://cache:6379/0"),
+        ("memory://", "memory://"),
+    ],
+)
+def test_a_backend_password_never_reaches_a_log_line(backend: str, logged: str) -> None:
+    assert StoreSettings(backend=backend).backend_for_logs == logged

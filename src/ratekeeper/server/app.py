@@ -300,7 +300,7 @@ async def run(settings: ServerSettings) -> int:
         "ratekeeper ready grpc=%s:%d%s http=%s:%d config=%s backend=%s",
         listeners.host, server.grpc_port,
         f" grpc=unix:{listeners.grpc_uds}" if listeners.grpc_uds else "",
-        listeners.host, server.http_port, config_path(settings), settings.store.backend,
+        listeners.host, server.http_port, config_path(settings), settings.store.backend_for_logs,
     )  # fmt: skip
     await stop.wait()
     log.info("shutting down (grace %.1fs)", listeners.shutdown_grace_s)

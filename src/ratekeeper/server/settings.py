@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 from ratekeeper.backends.redis.settings import RedisSettings
 from ratekeeper.config import LoadBounds
@@ -171,6 +172,21 @@ class StoreSettings:
     def __post_init__(self) -> None:
         _at_least("store", self, 1, "max_keys")
         _at_least("store", self, 0, "idle_expiry_s")
+
+    @property
+    def backend_for_logs(self) -> str:
+        """:attr:`backend` with any password in it replaced by ``***``: safe for a log line."""
+        return redacted_url(self.backend)
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with the password of its user-info part replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{name}:***@{host}"))
 
 
 @dataclass(frozen=True, slots=True)
