@@ -27,6 +27,10 @@ __all__ = ["CLIENT_EPOCH_NS", "FleetClient", "Outbound", "virtual_time"]
 CLIENT_EPOCH_NS = 1000 * NS_PER_SECOND
 
 
+#: The clock ``LimiterState`` reads, by its name in that module.
+_CLOCK_NAME = "monotonic_ns"
+
+
 @dataclass(frozen=True, slots=True)
 class Outbound:
     """One report on its way to the server, and what its answer must be handed back with."""
@@ -38,12 +42,12 @@ class Outbound:
 @contextlib.contextmanager
 def virtual_time(clock: Callable[[], int]) -> Iterator[None]:
     """Make every ``LimiterState`` read ``clock`` (virtual ns) instead of the monotonic clock."""
-    saved = client_state.monotonic_ns
-    client_state.monotonic_ns = clock
+    saved = getattr(client_state, _CLOCK_NAME)
+    setattr(client_state, _CLOCK_NAME, clock)
     try:
         yield
     finally:
-        client_state.monotonic_ns = saved
+        setattr(client_state, _CLOCK_NAME, saved)
 
 
 class FleetClient:
