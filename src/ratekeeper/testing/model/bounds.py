@@ -69,9 +69,7 @@ def run_long_excess(run: Run) -> float:
     """Worst key: hits admitted beyond ``r·T + b + E`` (at most 0 when the bound holds)."""
     limit = local_limit_of(run)
     t_s = run.scenario.duration_s
-    return max(
-        sum(run.admitted[k]) - envelope(limit, t_s) - optimism(run, k) for k in run.times
-    )
+    return max(sum(run.admitted[k]) - envelope(limit, t_s) - optimism(run, k) for k in run.times)
 
 
 def run_long_overshoot(run: Run) -> float:

@@ -35,7 +35,7 @@ def _fleet(n: int, limit: str, factor: float, shape: str, seed: int, **kw: objec
         arrivals = OnOff(2 * per, 1.0, 1.0)
     else:
         arrivals = Poisson(per)
-    return dataclasses.replace(Scenario(n, limit, arrivals, seed=seed), **kw)  # type: ignore[arg-type]
+    return dataclasses.replace(Scenario(n, limit, arrivals, duration_s=20.0, seed=seed), **kw)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +102,7 @@ def _report_cases() -> Iterator[tuple[str, Callable[[], float]]]:
     for n in (1, 10, 40):
         for limit in ("5/s", "100/s"):
             for interval in (0.05, 0.1, 1.0):
-                low = _fleet(n, limit, 0.5, "poisson", 5, duration_s=20.0, report_interval_s=interval)
+                low = _fleet(n, limit, 0.5, "poisson", 5, report_interval_s=interval)
                 high = dataclasses.replace(low, arrivals=Poisson(_rate(limit) * 5.0 / n))
 
                 def one(lo: Scenario = low, hi: Scenario = high) -> float:
@@ -130,4 +130,3 @@ def measure_bound(bound: Bound) -> tuple[int, float, str]:
         if value > worst:
             worst, where = value, name
     return count, worst, where
-
