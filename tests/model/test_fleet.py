@@ -57,7 +57,8 @@ def test_a_partitioned_client_fails_open_and_its_reports_fail() -> None:
 
 
 def test_speed_is_at_least_a_thousand_client_seconds_per_second() -> None:
+    """CPU time, not wall time: seven engineers share two cores (bench/model_speed.py: wall)."""
     sc = Scenario(40, "100/s", Poisson(5.0), duration_s=10.0, network=CLOUD, seed=1)
-    start = time.perf_counter()
+    start = time.process_time()
     run = simulate(sc)
-    assert run.client_seconds / (time.perf_counter() - start) >= 1_000
+    assert run.client_seconds / (time.process_time() - start) >= 1_000
