@@ -21,7 +21,7 @@ from typing import Any
 import grpc
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
-from ratekeeper.server.rls import add_rls_servicer
+from ratekeeper.server.rls_servicer import add_rls_servicer
 
 __all__ = ["READY_LINE", "NoopRateLimitService", "RawNoopRateLimitService", "main", "serve"]
 

@@ -25,7 +25,8 @@ from envoy.service.ratelimit.v3.rls_pb2 import RateLimitRequest
 from bench.noop_rls import NoopRateLimitService
 from bench.rls_load import WORKLOAD_CONFIG, workload_requests
 from ratekeeper.server.app import build
-from ratekeeper.server.rls import RlsServicer
+from ratekeeper.server.options import with_options
+from ratekeeper.server.rls_servicer import RlsServicer
 from ratekeeper.server.settings import ServerSettings
 
 __all__ = ["Call", "handler_cpu_us", "main", "serialized", "servicers"]
@@ -62,10 +63,10 @@ def servicers(clock: Callable[[], int] = time.time_ns) -> dict[str, tuple[Call, 
     deciding at ``clock``'s time."""
     with tempfile.TemporaryDirectory(prefix="rls-handler-") as tmp:
         (Path(tmp) / "bench.yaml").write_text(WORKLOAD_CONFIG)
-        components = build(ServerSettings(config=tmp), clock)
+        components = build(with_options(ServerSettings(), config=tmp), clock)
     return {
         "no-op": (_noop_call, NoopRateLimitService()),
-        "ratekeeper": (_bytes_call, RlsServicer(components.service, components.metrics)),
+        "ratekeeper": (_bytes_call, RlsServicer(components.decider, components.metrics, clock)),
     }
 
 

@@ -3,7 +3,8 @@
 Sources live beside their output under ``src/ratekeeper/proto/``. protoc runs with ``src`` as the
 include root so that generated imports read ``ratekeeper.proto.ratekeeper.v1...`` and never shadow
 the ``ratekeeper`` package itself. ``.pyi`` stubs are generated too, so ``mypy --strict`` sees the
-message types; the untyped ``*_pb2_grpc`` modules are only used through ``ratekeeper.proto.report``.
+message types. No ``*_pb2_grpc`` modules: they would be untyped, and ``ratekeeper.proto.report``
+makes the RPC's callables and handlers from the message types alone.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ def main() -> int:
             f"-I{include}",
             f"--python_out={SRC}",
             f"--pyi_out={SRC}",
-            f"--grpc_python_out={SRC}",
             source,
         ]
         if protoc.main(args) != 0:

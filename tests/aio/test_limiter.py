@@ -12,14 +12,17 @@ import pytest
 from ratekeeper.aio import Limiter
 from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.core.limits import parse_limit
-from ratekeeper.server.report_service import ReportService, register
+from ratekeeper.protocol.ownership import StoreGate
+from ratekeeper.protocol.report import ReportProcessor
+from ratekeeper.server.report_servicer import ReportServicer as ReportService
+from ratekeeper.server.report_servicer import add_report_servicer
 
 
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[str, ReportService, grpc.aio.Server]]:
-    service = ReportService(MemoryStore(), lambda: None)
+    service = ReportService(ReportProcessor(StoreGate(MemoryStore()), lambda: None))
     server = grpc.aio.server()
-    register(server, service)
+    add_report_servicer(service, server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:

@@ -16,7 +16,8 @@ from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 from integration.procs import free_port, http_ok, start
 from redis_server import RedisServer
 
-from ratekeeper.proto.ratekeeper.v1 import report_pb2, report_pb2_grpc
+from ratekeeper.proto.ratekeeper.v1 import report_pb2
+from ratekeeper.proto.report import report_call
 
 CONFIG = """\
 domain: rl
@@ -84,7 +85,7 @@ def test_batch_reports_drive_the_redis_token_bucket_into_debt(
     report = report_pb2.ReportRequest(client_id="c1", interval_ns=100_000_000, keys=[key])
     with serve(redis_server.url, tmp_path) as channel:
         assert should_rate_limit(channel, "bucket") == OK  # 2 tokens left of 3
-        response = report_pb2_grpc.ReportServiceStub(channel).Report(report, timeout=5)
+        response = report_call(channel)(report, timeout=5)
         assert should_rate_limit(channel, "bucket") == OVER
     # 3 - 1 - 10 = 8 tokens of debt, repaid at 3 a minute: rejected for about 160 s.
     (instruction,) = response.instructions

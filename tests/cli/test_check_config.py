@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,42 @@ def test_merge_domains_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert "duplicate domain 'd'" in capsys.readouterr().err
     assert main(["check-config", "--merge-domains", str(tmp_path)]) == 0
     assert "  b: whitelisted (no limit)" in capsys.readouterr().out
+
+
+BOMB = "a: &a [lol]\n" + "".join(
+    f"{name}: &{name} [{','.join([f'*{prev}'] * 9)}]\n"
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (BOMB, "aliases expand"),
+        ("domain: d\ndescriptors: " + "[" * 5000 + "]" * 5000 + "\n", "nesting deeper than 64"),
+        ("domain: d\ndomain: e\n", "2: domain: duplicate key 'domain' (first written at line 1)"),
+    ],
+)
+def test_a_hostile_file_is_one_line_on_stderr_fast(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, reason: str
+) -> None:
+    path = tmp_path / "hostile.yaml"
+    path.write_text(text)
+    started = time.perf_counter()
+    assert main(["check-config", str(path)]) == 1
+    assert time.perf_counter() - started < 1.0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"error: {path}:")
+    assert reason in err
+
+
+def test_bounds_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("domain: d\ndescriptors:\n  - key: k\n")
+    assert main(["check-config", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["check-config", "--config-max-depth", "2", str(path)]) == 1
+    assert "nesting deeper than 2 levels" in capsys.readouterr().err
+    assert main(["check-config", "--config-max-bytes", "10", str(path)]) == 1
+    assert "larger than the bound of 10 bytes" in capsys.readouterr().err

@@ -20,14 +20,17 @@ from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.client import state
 from ratekeeper.config import PolicyTree
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
-from ratekeeper.server.report_service import ReportService, register
+from ratekeeper.protocol.ownership import StoreGate
+from ratekeeper.protocol.report import ReportProcessor
+from ratekeeper.server.report_servicer import ReportServicer as ReportService
+from ratekeeper.server.report_servicer import add_report_servicer
 
 
 class RecordingService(ReportService):
     """The real service, keeping every request it applied."""
 
     def __init__(self, policy: PolicyTree | None) -> None:
-        super().__init__(MemoryStore(), lambda: policy)
+        super().__init__(ReportProcessor(StoreGate(MemoryStore()), lambda: policy))
         self.requests: list[pb.ReportRequest] = []
 
     async def report(self, request: pb.ReportRequest) -> pb.ReportResponse:
@@ -60,7 +63,7 @@ class ReportServer:
 
     async def _start(self) -> int:
         self._server = grpc.aio.server()
-        register(self._server, self.service)
+        add_report_servicer(self.service, self._server)
         port = self._server.add_insecure_port("127.0.0.1:0")
         await self._server.start()
         return port

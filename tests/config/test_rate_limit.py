@@ -179,3 +179,14 @@ def test_extension_errors(
         _limits(descriptor, **root)
     assert reason in caught.value.reason
     assert caught.value.key == key
+
+
+def test_units_and_algorithms_come_from_the_one_vocabulary() -> None:
+    """config reads core's tables: a unit or algorithm added there is accepted here too."""
+    from ratekeeper.config import fields, rate_limit
+    from ratekeeper.core import limits
+
+    assert rate_limit.UNIT_BY_NAME is limits.UNIT_BY_NAME
+    assert fields.ALGORITHM_BY_NAME is limits.ALGORITHM_BY_NAME
+    assert set(limits.UNIT_BY_NAME) <= set(limits.UNIT_SPELLINGS)
+    assert sorted(limits.UNIT_BY_SECONDS) == sorted(unit.value for unit in limits.Unit)

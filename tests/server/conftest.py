@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +13,10 @@ import pytest
 from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
-from ratekeeper.core.limits import NS_PER_SECOND
-from ratekeeper.server.app import RateLimitServer, build
+from ratekeeper.server.app import Replica, build
+from ratekeeper.server.options import with_options
 from ratekeeper.server.settings import ServerSettings
+from ratekeeper.testing.clock import ManualClock
 
 #: The rules the RLS tests run against, one per behaviour.
 CONFIG = """
@@ -52,28 +52,12 @@ descriptors:
       - {unit: minute, requests_per_unit: 3}
 """
 
-#: 5.5 s into a minute (and an hour) of the epoch, so fixed-window resets are easy to read.
-START_NS = 1_700_002_805 * NS_PER_SECOND + NS_PER_SECOND // 2
-
-
-class ManualClock:
-    """Wall-clock nanoseconds that move only when a test says so."""
-
-    def __init__(self, now: int = START_NS) -> None:
-        self.now = now
-
-    def __call__(self) -> int:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += int(seconds * NS_PER_SECOND)
-
 
 @dataclass
 class Running:
     """One started server and clients for it."""
 
-    server: RateLimitServer
+    server: Replica
     clock: ManualClock
     stub: Any
     channel: grpc.aio.Channel
@@ -116,11 +100,11 @@ async def serve(tmp_path: Path) -> AsyncIterator[Start]:
         config_dir = tmp_path / f"config{len(started)}"
         config_dir.mkdir()
         (config_dir / "test.yaml").write_text(config)
-        settings = dataclasses.replace(
-            ServerSettings(grpc_port=0, http_port=0, config=str(config_dir)), **overrides
+        settings = with_options(
+            ServerSettings(), grpc_port=0, http_port=0, config=str(config_dir), **overrides
         )
         clock = ManualClock()
-        server = RateLimitServer(build(settings, clock))
+        server = Replica(build(settings, clock))
         await server.start()
         channel = grpc.aio.insecure_channel(f"127.0.0.1:{server.grpc_port}")
         running = Running(

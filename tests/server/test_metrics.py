@@ -1,9 +1,10 @@
-"""The server's own latency histogram renders as Prometheus expects."""
+"""The Prometheus stats sink renders its counts as Prometheus expects."""
 
 from __future__ import annotations
 
 import gc
 
+from ratekeeper.protocol.stats import Event
 from ratekeeper.server.metrics import Metrics
 
 
@@ -13,7 +14,7 @@ def _lines(metrics: Metrics, name: str) -> list[str]:
 
 def test_latency_buckets_are_cumulative_and_inclusive_of_their_bound() -> None:
     metrics = Metrics(max_stats_keys=10)
-    series = metrics.latency.labels("ShouldRateLimit")
+    series = metrics.timer("ShouldRateLimit")
     for seconds in (0.0001, 0.0001, 0.0002, 0.3, 7.0):  # 0.0001 is a bound: le is inclusive
         series.observe(seconds)
     lines = _lines(metrics, "ratekeeper_call_seconds")
@@ -29,8 +30,8 @@ def test_latency_buckets_are_cumulative_and_inclusive_of_their_bound() -> None:
 
 def test_each_call_has_its_own_series() -> None:
     metrics = Metrics(max_stats_keys=10)
-    metrics.latency.labels("json").observe(0.01)
-    assert metrics.latency.labels("json") is metrics.latency.labels("json")
+    metrics.timer("json").observe(0.01)
+    assert metrics.timer("json") is metrics.timer("json")
     assert 'ratekeeper_call_seconds_count{call="json"} 1.0' in _lines(metrics, "ratekeeper_call")
     assert not [line for line in _lines(metrics, "ratekeeper_call") if "report" in line]
 
@@ -38,7 +39,7 @@ def test_each_call_has_its_own_series() -> None:
 def test_unknown_domains_are_counted_under_a_capped_label_set() -> None:
     metrics = Metrics(max_stats_keys=2)
     for domain in ("a", "b", "c", "d"):
-        metrics.domain_not_found.row(domain)[0] += 1
+        metrics.unknown_domain(domain).count += 1
     assert _lines(metrics, "ratekeeper_domain_not_found_total") == [
         'ratekeeper_domain_not_found_total{domain="a"} 1.0',
         'ratekeeper_domain_not_found_total{domain="b"} 1.0',
@@ -59,3 +60,30 @@ def test_gc_pauses_are_timed_by_generation_while_watched() -> None:
     assert 'ratekeeper_gc_pause_seconds_count{generation="2"} 1.0' in lines
     assert 'ratekeeper_gc_pause_seconds_count{generation="0"} 0.0' in lines
     assert metrics.gc_pauses._on_gc not in gc.callbacks
+
+
+def test_rule_counts_render_one_family_per_field_under_a_capped_label_set() -> None:
+    metrics = Metrics(max_stats_keys=1)
+    counts = metrics.rule("d", "d.k")
+    assert metrics.rule("d", "d.k") is counts
+    counts.total_hits += 3
+    counts.over_limit += 1
+    metrics.rule("d", "d.other").total_hits += 2  # past the cap: the overflow labels
+    lines = _lines(metrics, "ratekeeper_rule_")
+    assert 'ratekeeper_rule_total_hits_total{domain="d",key="d.k"} 3.0' in lines
+    assert 'ratekeeper_rule_over_limit_total{domain="d",key="d.k"} 1.0' in lines
+    assert 'ratekeeper_rule_shadow_mode_total{domain="d",key="d.k"} 0.0' in lines
+    overflow = 'ratekeeper_rule_total_hits_total{domain="_overflow_",key="_overflow_"} 2.0'
+    assert overflow in lines
+
+
+def test_events_and_invalid_calls_are_counters() -> None:
+    metrics = Metrics(max_stats_keys=10)
+    metrics.count(Event.STORE_ERROR)
+    metrics.count(Event.STORE_ERROR)
+    metrics.invalid("report")
+    assert _lines(metrics, "ratekeeper_store_errors_total") == ["ratekeeper_store_errors_total 2.0"]
+    lines = _lines(metrics, "ratekeeper_invalid_requests_total")
+    assert lines == ['ratekeeper_invalid_requests_total{call="report"} 1.0']
+    for event in Event:
+        assert _lines(metrics, f"ratekeeper_{event.value}_total")

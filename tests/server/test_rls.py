@@ -14,9 +14,10 @@ from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.backends.store import Hit
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.errors import BackendError, ConfigError
+from ratekeeper.protocol.rls_plan import MAX_DESCRIPTOR_BYTES, MAX_DESCRIPTORS
 from ratekeeper.server import app
-from ratekeeper.server.ratelimit import MAX_DESCRIPTOR_BYTES, MAX_DESCRIPTORS
-from ratekeeper.server.rls import SERVICE_NAME
+from ratekeeper.server.options import with_options
+from ratekeeper.server.rls_servicer import SERVICE_NAME
 from ratekeeper.server.settings import ServerSettings
 from tests.server.conftest import CONFIG, Start, descriptor
 
@@ -120,7 +121,7 @@ async def test_one_store_call_per_request(serve: Start, monkeypatch: pytest.Monk
 
 def test_unknown_backend_scheme_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"unknown backend 'nosuch://x'; known: memory://"):
-        app.open_store(ServerSettings(backend="nosuch://x"))
+        app.open_store(with_options(ServerSettings(), backend="nosuch://x"))
 
 
 async def test_calls_are_timed_and_malformed_ones_counted(serve: Start) -> None:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from ratekeeper.config import load_config
+from ratekeeper.config import LoadBounds, load_config
 from ratekeeper.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
@@ -25,13 +25,31 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="let several files add descriptors to one domain",
     )
+    defaults = LoadBounds()
+    for name, what in _BOUNDS.items():
+        parser.add_argument(
+            f"--config-{name.replace('_', '-')}",
+            dest=name,
+            type=int,
+            default=getattr(defaults, name),
+            help=f"{what} (as ratekeeper serve's flag of the same name; default %(default)s)",
+        )
     parser.set_defaults(func=run)
+
+
+#: The loader's bounds, each with the flag ``--config-<name>`` that sets it.
+_BOUNDS = {
+    "max_bytes": "largest file read, in bytes",
+    "max_depth": "deepest nesting of maps and lists",
+    "max_nodes": "most values once YAML aliases and merges are expanded",
+}
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the tree and return 0, or print the error to stderr and return 1."""
     try:
-        tree = load_config(args.path, merge_domains=args.merge_domains)
+        bounds = LoadBounds(**{name: getattr(args, name) for name in _BOUNDS})
+        tree = load_config(args.path, merge_domains=args.merge_domains, bounds=bounds)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -11,7 +11,8 @@ from typing import Any
 
 from ratekeeper.errors import ConfigError
 from ratekeeper.server.app import run
-from ratekeeper.server.settings import ServerSettings, add_arguments, from_sources
+from ratekeeper.server.options import add_arguments, from_sources
+from ratekeeper.server.settings import ServerSettings
 
 __all__ = ["add_parser"]
 

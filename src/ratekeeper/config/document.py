@@ -9,12 +9,13 @@ that came from Python.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
+from ratekeeper.config.bounded_yaml import DEFAULT_BOUNDS, LoadBounds, compose, scalar_value
 from ratekeeper.errors import ConfigError
 
 __all__ = ["Doc", "Kind", "from_python", "from_yaml", "to_python"]
@@ -49,7 +50,7 @@ class Doc:
     def get(self, key: str) -> Doc | None:
         """The value of ``key`` in a map, or ``None``.
 
-        A repeated key's last value wins, as with the reference's (non-strict) YAML decoder.
+        A repeated key's last value wins (YAML files cannot repeat one: the composer refuses it).
         """
         for name, value in reversed(self.pairs):
             if name.value == key:
@@ -66,25 +67,15 @@ class Doc:
 
 # --- YAML ----------------------------------------------------------------------------------------
 
-# A throwaway SafeLoader gives us PyYAML's own scalar constructors (YAML 1.1 booleans, ints in
-# every base, ...) and merge-key flattening, without constructing whole Python objects.
-_LOADER = yaml.SafeLoader("")
 
-_SCALAR_TAGS: dict[str, Callable[[yaml.ScalarNode], Any]] = {
-    "tag:yaml.org,2002:null": _LOADER.construct_yaml_null,
-    "tag:yaml.org,2002:bool": _LOADER.construct_yaml_bool,
-    "tag:yaml.org,2002:int": _LOADER.construct_yaml_int,
-    "tag:yaml.org,2002:float": _LOADER.construct_yaml_float,
-}
-
-
-def from_yaml(text: str, *, file: str | None = None) -> Doc:
+def from_yaml(text: str, *, file: str | None = None, bounds: LoadBounds = DEFAULT_BOUNDS) -> Doc:
     """Compose YAML ``text`` into a :class:`Doc`; an empty document is an empty map.
 
-    Raises :class:`ConfigError` with the parser's line for a syntax error.
+    Raises :class:`ConfigError` with the parser's line for a syntax error, and for a document
+    beyond ``bounds`` (see :mod:`ratekeeper.config.bounded_yaml`) or with a key written twice.
     """
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = compose(text, bounds, file)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -94,21 +85,19 @@ def from_yaml(text: str, *, file: str | None = None) -> Doc:
         raise ConfigError(f"error loading config file: {err}", file=file) from None
     if node is None:
         return Doc(Kind.MAP, 1)
-    return _convert(node)
+    return _convert(node, file)
 
 
-def _convert(node: yaml.Node) -> Doc:
+def _convert(node: yaml.Node, file: str | None) -> Doc:
+    # Merge keys are already resolved and the expansion bounded by the composer.
     line = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
-        _LOADER.flatten_mapping(node)  # resolve `<<: *anchor` merge keys
-        pairs = tuple((_convert(key), _convert(value)) for key, value in node.value)
+        pairs = tuple((_convert(key, file), _convert(value, file)) for key, value in node.value)
         return Doc(Kind.MAP, line, pairs=pairs)
     if isinstance(node, yaml.SequenceNode):
-        return Doc(Kind.LIST, line, items=tuple(_convert(item) for item in node.value))
+        return Doc(Kind.LIST, line, items=tuple(_convert(item, file) for item in node.value))
     assert isinstance(node, yaml.ScalarNode)
-    construct = _SCALAR_TAGS.get(node.tag)
-    value = construct(node) if construct else node.value
-    return Doc(Kind.SCALAR, line, value=value, text=node.value)
+    return Doc(Kind.SCALAR, line, value=scalar_value(node, file), text=node.value)
 
 
 # --- Python --------------------------------------------------------------------------------------
@@ -125,10 +114,20 @@ def from_python(data: object) -> Doc:
     return Doc(Kind.SCALAR, None, value=data, text="" if data is None else text)
 
 
-def to_python(doc: Doc) -> Any:
-    """Plain Python data for a free-form value (``metadata``)."""
+def to_python(doc: Doc, file: str | None = None) -> Any:
+    """Plain Python data for a free-form value (``metadata``).
+
+    Raises :class:`ConfigError` (naming ``file``) for a map key that is itself a map or list,
+    which YAML allows and Python dicts cannot hold.
+    """
     if doc.kind is Kind.MAP:
-        return {to_python(key): to_python(value) for key, value in doc.pairs}
+        data = {}
+        for key, value in doc.pairs:
+            if key.kind is not Kind.SCALAR:
+                reason = f"a map key must be a single value, not a {key.kind.value}"
+                raise ConfigError(reason, file=file, line=key.line)
+            data[key.value] = to_python(value, file)
+        return data
     if doc.kind is Kind.LIST:
-        return [to_python(item) for item in doc.items]
+        return [to_python(item, file) for item in doc.items]
     return doc.value

@@ -10,15 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ratekeeper.config.document import Doc, Kind
-from ratekeeper.core.limits import Algorithm
+from ratekeeper.core.limits import ALGORITHM_BY_NAME, Algorithm
 from ratekeeper.errors import ConfigError
 
 __all__ = ["UINT32_MAX", "Fields"]
 
 #: ``requests_per_unit`` is a uint32 on the wire (``RateLimitResponse.RateLimit``).
 UINT32_MAX = 2**32 - 1
-
-_ALGORITHMS = {algorithm.value: algorithm for algorithm in Algorithm}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +69,9 @@ class Fields:
         doc = self.scalar(owner, "algorithm")
         if doc is None:
             return default
-        found = _ALGORITHMS.get(doc.text.lower())
+        found = ALGORITHM_BY_NAME.get(doc.text.lower())
         if found is None:
-            choices = ", ".join(_ALGORITHMS)
+            choices = ", ".join(ALGORITHM_BY_NAME)
             reason = f"unknown algorithm {doc.text!r} (expected one of {choices})"
             raise self.error(reason, doc, "algorithm")
         return found

@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ratekeeper.config.bounded_yaml import DEFAULT_BOUNDS, LoadBounds
 from ratekeeper.config.document import from_yaml
 from ratekeeper.config.schema import DomainSpec, read_domain
 from ratekeeper.config.tree import PolicyTree
 from ratekeeper.core.limits import Algorithm
 from ratekeeper.errors import ConfigError
 
-__all__ = ["config_files", "default_config_path", "load_config"]
+__all__ = ["LoadBounds", "config_files", "default_config_path", "load_config"]
 
 _SUFFIXES = (".yaml", ".yml")
 
@@ -25,13 +26,15 @@ def load_config(
     *,
     merge_domains: bool = False,
     algorithm: Algorithm | None = None,
+    bounds: LoadBounds = DEFAULT_BOUNDS,
 ) -> PolicyTree:
     """Load a policy file, or every ``*.yaml``/``*.yml`` file of a directory in name order.
 
     ``merge_domains`` lets several files add descriptors to one domain (the reference's
-    ``MERGE_DOMAIN_CONFIG``); ``algorithm`` forces every limit onto one algorithm.
+    ``MERGE_DOMAIN_CONFIG``); ``algorithm`` forces every limit onto one algorithm; ``bounds``
+    caps what each file may hold (size, nesting, alias expansion).
     """
-    specs = [_read(file) for file in config_files(path)]
+    specs = [_read(file, bounds) for file in config_files(path)]
     tree = PolicyTree.from_specs(specs, merge_domains=merge_domains)
     return tree if algorithm is None else tree.with_algorithm(algorithm)
 
@@ -50,13 +53,18 @@ def config_files(path: str | os.PathLike[str]) -> list[Path]:
     raise ConfigError("no such file or directory", file=str(root))
 
 
-def _read(file: Path) -> DomainSpec:
+def _read(file: Path, bounds: LoadBounds) -> DomainSpec:
     name = str(file)
     try:
-        text = file.read_text(encoding="utf-8")
+        with file.open("rb") as stream:
+            data = stream.read(bounds.max_bytes + 1)  # never more, whatever the file's size
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read config file: {err}", file=name) from None
-    return read_domain(from_yaml(text, file=name), name)
+    if len(data) > bounds.max_bytes:
+        reason = f"file is larger than the bound of {bounds.max_bytes} bytes (max_bytes)"
+        raise ConfigError(reason, file=name)
+    return read_domain(from_yaml(text, file=name, bounds=bounds), name)
 
 
 def default_config_path() -> Path:

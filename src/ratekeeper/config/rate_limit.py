@@ -14,13 +14,10 @@ from dataclasses import dataclass
 
 from ratekeeper.config.document import Doc, Kind
 from ratekeeper.config.fields import Fields
-from ratekeeper.core.limits import Algorithm, Limit, Unit, parse_limits
+from ratekeeper.core.limits import UNIT_BY_NAME, Algorithm, Limit, Unit, parse_limits
 from ratekeeper.errors import LimitParseError
 
 __all__ = ["LimitSpec", "read_limits"]
-
-#: The reference's units (the proto enum, minus UNKNOWN), matched case-insensitively.
-_UNITS = {unit.name.lower(): unit for unit in Unit}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +61,7 @@ def _one(block: Doc, fields: Fields, algorithm: Algorithm) -> LimitSpec:
     replaces = _replaces(block, fields, name)
     unlimited = fields.flag(block, "unlimited")
     unit_text = fields.text(block, "unit")
-    unit = _UNITS.get(unit_text.lower())
+    unit = UNIT_BY_NAME.get(unit_text.lower())  # the reference's names, any case
     if unlimited:
         if unit is not None:
             reason = "should not specify rate limit unit when unlimited"

@@ -110,4 +110,4 @@ def _metadata(doc: Doc, fields: Fields) -> MappingProxyType[str, object]:
         return MappingProxyType({})
     if metadata.kind is not Kind.MAP:
         raise fields.error("'metadata' must be a map", metadata, "metadata")
-    return MappingProxyType(to_python(metadata))
+    return MappingProxyType(to_python(metadata, fields.file))

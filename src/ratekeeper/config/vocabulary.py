@@ -68,8 +68,8 @@ def check_document(doc: Doc, fields: Fields) -> None:
 
 
 def _check_map(doc: Doc, place: Place, fields: Fields) -> None:
-    # A repeated key's last value wins (Doc.get); the earlier ones are never read, so, as in
-    # the reference, they are not checked either.
+    # YAML cannot repeat a key (the composer refuses it) and Python mappings cannot either; were
+    # one repeated, its last value would win (Doc.get) and only that one is checked.
     last = {key.value: index for index, (key, _) in enumerate(doc.pairs)}
     for index, (key, value) in enumerate(doc.pairs):
         if not isinstance(key.value, str):

@@ -25,7 +25,11 @@ from dataclasses import dataclass, field
 from ratekeeper.errors import LimitParseError
 
 __all__ = [
+    "ALGORITHM_BY_NAME",
     "NS_PER_SECOND",
+    "UNIT_BY_NAME",
+    "UNIT_BY_SECONDS",
+    "UNIT_SPELLINGS",
     "Algorithm",
     "Limit",
     "Unit",
@@ -176,6 +180,19 @@ _LIMIT_RE = re.compile(
 )
 _ALGORITHM_NAMES = {algorithm.value: algorithm for algorithm in Algorithm}
 _SEPARATORS = re.compile(r"[;,|]")
+
+# The one vocabulary of unit and algorithm names: the limit grammar, the config loader and the
+# wire converters all read these tables instead of restating them.
+
+#: Every spelling of a unit the limit grammar accepts: the names, plurals and short forms.
+UNIT_SPELLINGS: dict[str, Unit] = _UNIT_NAMES
+#: Every unit by its name in lower case (``second`` ... ``year``): envoyproxy/ratelimit's
+#: ``unit`` field, checked case-insensitively.
+UNIT_BY_NAME: dict[str, Unit] = {unit.name.lower(): unit for unit in Unit}
+#: Every unit by its length in seconds (the Report wire's ``unit_seconds``).
+UNIT_BY_SECONDS: dict[int, Unit] = {unit.value: unit for unit in Unit}
+#: Every algorithm by its value (``token_bucket``, ``fixed_window``, ``sliding_window``).
+ALGORITHM_BY_NAME: dict[str, Algorithm] = _ALGORITHM_NAMES
 
 
 def parse_limit(text: str, *, algorithm: Algorithm = Algorithm.TOKEN_BUCKET) -> Limit:

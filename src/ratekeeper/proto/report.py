@@ -1,34 +1,45 @@
 """Typed boundary to the generated ``ratekeeper.v1.ReportService`` code.
 
-The ``*_pb2_grpc`` module protoc writes is untyped, so clients and the server reach the RPC only
-through the helpers here (typed with grpc-stubs and the generated ``.pyi``). Conversions between
-:class:`~ratekeeper.core.limits.Limit` and its wire form live here too, written once for both
-ends; :func:`spec_to_limit` validates, since specs arrive from untrusted clients.
+protoc's ``*_pb2_grpc`` modules are untyped (so not generated here): clients and the server reach
+the RPC only through the helpers here (typed with grpc-stubs and the generated ``.pyi``).
+Conversions between the typed values (:class:`~ratekeeper.core.limits.Limit`,
+:mod:`ratekeeper.protocol.report_values`, :class:`~ratekeeper.core.instructions.Instruction`)
+and their wire forms live here too, written once for both ends; :func:`spec_to_limit` and
+:func:`report_from_wire` validate, since specs arrive from untrusted clients.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import TypeAlias
 
 import grpc
 import grpc.aio
 
-from ratekeeper.core.limits import Algorithm, Limit, Unit
+from ratekeeper.core.instructions import UNBOUNDED, Instruction
+from ratekeeper.core.limits import UNIT_BY_SECONDS, Algorithm, Limit
 from ratekeeper.core.slices import Generation
-from ratekeeper.errors import LimitParseError
+from ratekeeper.errors import LimitParseError, RequestError
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
+from ratekeeper.protocol.report_values import KeyCounts, Report, ReportAnswer
 
 __all__ = [
     "SERVICE",
     "ReportCall",
     "ReportCallAio",
     "aio_report_call",
+    "answer_from_wire",
+    "answer_to_wire",
     "generation_from_wire",
     "generation_to_wire",
+    "instruction_from_wire",
+    "instruction_to_wire",
     "limit_to_spec",
     "report_call",
+    "report_from_wire",
     "report_handler",
+    "report_to_wire",
     "spec_to_limit",
 ]
 
@@ -49,7 +60,6 @@ _ALGORITHM_TO_WIRE: dict[Algorithm, pb.Algorithm.ValueType] = {
     Algorithm.SLIDING_WINDOW: pb.SLIDING_WINDOW,
 }
 _ALGORITHM_FROM_WIRE = {wire: algo for algo, wire in _ALGORITHM_TO_WIRE.items()}
-_UNITS = {unit.value: unit for unit in Unit}
 #: Bounds on client-declared limits, so a spec cannot overflow the core's integer maths.
 _MAX_AMOUNT = 1 << 40
 _MAX_MULTIPLIER = 1 << 20
@@ -98,7 +108,7 @@ def limit_to_spec(limit: Limit) -> pb.LimitSpec:
 
 def spec_to_limit(spec: pb.LimitSpec) -> Limit:
     """The limit a wire spec describes; raises :class:`LimitParseError` if it is invalid."""
-    unit = _UNITS.get(spec.unit_seconds)
+    unit = UNIT_BY_SECONDS.get(spec.unit_seconds)
     if unit is None:
         raise LimitParseError(f"unit_seconds {spec.unit_seconds} is not a known unit")
     algorithm = _ALGORITHM_FROM_WIRE.get(spec.algorithm)
@@ -120,3 +130,72 @@ def generation_to_wire(generation: Generation) -> pb.Generation:
 def generation_from_wire(wire: pb.Generation) -> Generation:
     """An assignment generation from its wire form."""
     return Generation(wire.incarnation, wire.number)
+
+
+def report_from_wire(request: pb.ReportRequest) -> Report:
+    """The report ``request`` carries; raises :class:`RequestError` naming a key whose inline
+    limit is invalid (the rest is validated by the report logic)."""
+    return Report(
+        request.client_id,
+        tuple(_key_from_wire(i, key) for i, key in enumerate(request.keys)),
+        request.interval_ns,
+        request.sequence,
+    )
+
+
+def _key_from_wire(index: int, key: pb.KeyReport) -> KeyCounts:
+    try:
+        limits = tuple(spec_to_limit(spec) for spec in key.limits)
+    except LimitParseError as exc:
+        raise RequestError(f"keys[{index}]: invalid inline limit: {exc}") from exc
+    entries = tuple((e.key, e.value) for e in key.entries)
+    return KeyCounts(key.domain, entries, key.admitted, key.rejected, limits)
+
+
+def report_to_wire(report: Report) -> pb.ReportRequest:
+    """The wire form of ``report``."""
+    return pb.ReportRequest(
+        client_id=report.client_id,
+        interval_ns=report.interval_ns,
+        sequence=report.sequence,
+        keys=[
+            pb.KeyReport(
+                domain=key.domain,
+                entries=[pb.Entry(key=k, value=v) for k, v in key.entries],
+                admitted=key.admitted,
+                rejected=key.rejected,
+                limits=[limit_to_spec(limit) for limit in key.limits],
+            )
+            for key in report.keys
+        ],
+    )
+
+
+def instruction_to_wire(instruction: Instruction) -> pb.KeyInstruction:
+    """The wire form of one key's instruction (an unbounded rate is left unset)."""
+    wire = pb.KeyInstruction(
+        reject_for_ns=instruction.reject_for_ns,
+        valid_for_ns=instruction.valid_for_ns,
+        limits=[limit_to_spec(limit) for limit in instruction.limits],
+    )
+    if not math.isinf(instruction.admit_rate):
+        wire.admit_rate = instruction.admit_rate
+    return wire
+
+
+def instruction_from_wire(wire: pb.KeyInstruction) -> Instruction:
+    """One key's instruction from its wire form; raises :class:`LimitParseError` if a limit is
+    invalid."""
+    rate = wire.admit_rate if wire.HasField("admit_rate") else UNBOUNDED
+    limits = tuple(spec_to_limit(spec) for spec in wire.limits)
+    return Instruction(wire.reject_for_ns, rate, wire.valid_for_ns, limits)
+
+
+def answer_to_wire(answer: ReportAnswer) -> pb.ReportResponse:
+    """The wire form of a report's answer."""
+    return pb.ReportResponse(instructions=[instruction_to_wire(i) for i in answer.instructions])
+
+
+def answer_from_wire(response: pb.ReportResponse) -> ReportAnswer:
+    """A report's answer from its wire form."""
+    return ReportAnswer(tuple(instruction_from_wire(i) for i in response.instructions))

@@ -3,11 +3,11 @@
 Extension points, one line each:
 
 * :data:`STORES` maps a backend URL scheme (``memory://``, ``redis://``) to a factory
-  ``(url, settings) -> Store``.
+  ``(url, store settings) -> Store``.
 * :data:`SERVICES` lists the gRPC registrations ``(grpc.aio.Server, Components) -> None``; each
-  reads what it needs (store, policy, metrics, settings) from :class:`Components`.
+  wraps the protocol logic it serves (``decider``, ``reports``) in its servicer.
 
-:class:`RateLimitServer` starts and stops the listeners on the running event loop (tests use it
+:class:`Replica` starts and stops the listeners on the running event loop (tests use it
 in-process); :func:`run` adds what a real process needs: signals, reload, graceful shutdown.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import signal
@@ -29,54 +30,53 @@ from aiohttp import web
 from grpc_health.v1 import health_pb2_grpc
 
 from ratekeeper.backends.memory import MemoryStore
-from ratekeeper.backends.redis import RedisSettings, RedisStore
+from ratekeeper.backends.redis import RedisStore
 from ratekeeper.backends.store import Store
 from ratekeeper.config import default_config_path, load_config
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm
 from ratekeeper.errors import ConfigError, RatekeeperError
-from ratekeeper.server.health import Health
+from ratekeeper.protocol.ownership import StoreGate
+from ratekeeper.protocol.policy import Policy, PolicyHolder
+from ratekeeper.protocol.report import ReportProcessor
+from ratekeeper.protocol.rls import RlsDecider, RlsSettings
+from ratekeeper.protocol.stats import Event
+from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.http import HttpEndpoints, build_app
 from ratekeeper.server.metrics import Metrics
-from ratekeeper.server.ratelimit import Decisions, RateLimitService
-from ratekeeper.server.reload import ConfigWatcher, Policy, PolicyHolder, file_signature
-from ratekeeper.server.report_service import add_report_service
-from ratekeeper.server.rls import RlsServicer, add_rls_servicer
-from ratekeeper.server.settings import AlgorithmMode, ServerSettings
+from ratekeeper.server.reload import ConfigWatcher, file_signature
+from ratekeeper.server.report_servicer import ReportServicer, add_report_servicer
+from ratekeeper.server.rls_servicer import RlsServicer, add_rls_servicer
+from ratekeeper.server.settings import (
+    AlgorithmMode,
+    ListenerSettings,
+    ServerSettings,
+    StoreSettings,
+)
 
-__all__ = ["SERVICES", "STORES", "Components", "RateLimitServer", "run"]
+__all__ = ["SERVICES", "STORES", "Components", "Replica", "run"]
 
 log = logging.getLogger(__name__)
 
 #: The algorithm each mode forces on every rule (``None``: each rule's own).
 _FORCED_ALGORITHM: dict[AlgorithmMode, Algorithm | None] = {
-    AlgorithmMode.TOKEN_BUCKET: None,
+    AlgorithmMode.AS_CONFIGURED: None,
     AlgorithmMode.FIXED_WINDOW: Algorithm.FIXED_WINDOW,
 }
 
 
-def _memory_store(url: str, settings: ServerSettings) -> Store:
+def _memory_store(url: str, settings: StoreSettings) -> Store:
     return MemoryStore(
-        max_keys=settings.max_keys, idle_expiry_ns=int(settings.idle_expiry * NS_PER_SECOND)
+        max_keys=settings.max_keys, idle_expiry_ns=int(settings.idle_expiry_s * NS_PER_SECOND)
     )
 
 
-def _redis_store(url: str, settings: ServerSettings) -> Store:
-    return RedisStore(
-        RedisSettings(
-            url=url,
-            per_second_url=settings.redis_persecond_url or None,
-            key_prefix=settings.cache_key_prefix,
-            timeout_s=settings.redis_timeout,
-            pool_size=settings.redis_pool_size,
-            expiration_jitter_max_s=settings.expiration_jitter_max_seconds,
-            local_cache_size=settings.local_cache_size,
-            stop_increment_when_over=settings.stop_cache_key_increment_when_overlimit,
-        )
-    )
+def _redis_store(url: str, settings: StoreSettings) -> Store:
+    # Every Redis field passes through as set; only the URL comes from the backend.
+    return RedisStore(dataclasses.replace(settings.redis, url=url))
 
 
 #: Backend URL scheme → store factory.
-STORES: dict[str, Callable[[str, ServerSettings], Store]] = {
+STORES: dict[str, Callable[[str, StoreSettings], Store]] = {
     "memory": _memory_store,
     "redis": _redis_store,
     "rediss": _redis_store,
@@ -92,12 +92,21 @@ class Components:
     policy: PolicyHolder
     store: Store
     metrics: Metrics
-    health: Health
-    service: RateLimitService
+    health: ServingHealth
+    #: Envoy RLS decisions (gRPC and ``POST /json``).
+    decider: RlsDecider
+    #: Batch reports.
+    reports: ReportProcessor
+    #: The wall clock calls are decided at (ns since the epoch).
+    clock: Callable[[], int] = time.time_ns
 
 
 def _add_rls(server: grpc.aio.Server, c: Components) -> None:
-    add_rls_servicer(RlsServicer(c.service, c.metrics), server)
+    add_rls_servicer(RlsServicer(c.decider, c.metrics, c.clock), server)
+
+
+def _add_reports(server: grpc.aio.Server, c: Components) -> None:
+    add_report_servicer(ReportServicer(c.reports, c.metrics, c.clock), server)
 
 
 def _add_health(server: grpc.aio.Server, c: Components) -> None:
@@ -108,13 +117,13 @@ def _add_health(server: grpc.aio.Server, c: Components) -> None:
 SERVICES: tuple[Callable[[grpc.aio.Server, Components], None], ...] = (
     _add_rls,
     _add_health,
-    add_report_service,
+    _add_reports,
 )
 
 
 def config_path(settings: ServerSettings) -> str:
     """The configured policy path, or the embedded default."""
-    return settings.config or str(default_config_path())
+    return settings.policy.path or str(default_config_path())
 
 
 def policy_loader(settings: ServerSettings) -> Callable[[], Policy]:
@@ -122,19 +131,33 @@ def policy_loader(settings: ServerSettings) -> Callable[[], Policy]:
     return partial(
         load_config,
         config_path(settings),
-        merge_domains=settings.merge_domains,
-        algorithm=_FORCED_ALGORITHM[settings.algorithm],
+        merge_domains=settings.policy.merge_domains,
+        algorithm=_FORCED_ALGORITHM[settings.policy.algorithm],
+        bounds=settings.policy.bounds,
     )
 
 
 def open_store(settings: ServerSettings) -> Store:
     """The store the backend URL names; raises ConfigError for an unknown scheme."""
-    scheme = urlsplit(settings.backend).scheme
-    factory = STORES.get(scheme)
+    backend = settings.store.backend
+    factory = STORES.get(urlsplit(backend).scheme)
     if factory is None:
         known = ", ".join(f"{name}://" for name in STORES)
-        raise ConfigError(f"unknown backend {settings.backend!r}; known: {known}", key="backend")
-    return factory(settings.backend, settings)
+        raise ConfigError(f"unknown backend {backend!r}; known: {known}", key="backend")
+    return factory(backend, settings.store)
+
+
+def rls_settings(settings: ServerSettings) -> RlsSettings:
+    """How RLS answers are shaped, from the answers and policy sections."""
+    answers = settings.answers
+    return RlsSettings(
+        shadow_mode=answers.shadow_mode,
+        near_limit_ratio=answers.near_limit_ratio,
+        fail_closed=answers.fail_closed,
+        headers=answers.headers.names,
+        override_algorithm=_FORCED_ALGORITHM[settings.policy.algorithm] or Algorithm.TOKEN_BUCKET,
+        quota_mode=answers.quota_mode,
+    )
 
 
 def build(settings: ServerSettings, clock: Callable[[], int] = time.time_ns) -> Components:
@@ -142,68 +165,56 @@ def build(settings: ServerSettings, clock: Callable[[], int] = time.time_ns) -> 
 
     ``clock`` is the wall clock (ns since the epoch) decisions are taken at.
     """
-    metrics = Metrics(settings.max_stats_keys)
+    metrics = Metrics(settings.metrics.max_stats_keys)
     policy = PolicyHolder(policy_loader(settings)())
-    metrics.config_load_success.inc()
+    metrics.count(Event.CONFIG_LOAD_SUCCESS)
     store = open_store(settings)
     metrics.watch_store(store)
-    forced = _FORCED_ALGORITHM[settings.algorithm]
-    headers = (
-        (settings.limit_limit_header, settings.limit_remaining_header, settings.limit_reset_header)
-        if settings.limit_response_headers_enabled
-        else None
-    )
-    decisions = Decisions(
-        shadow_mode=settings.shadow_mode,
-        near_limit_ratio=settings.near_limit_ratio,
-        fail_closed=settings.fail_closed,
-        headers=headers,
-        override_algorithm=forced or Algorithm.TOKEN_BUCKET,
-        quota_mode=settings.quota_mode,
-    )
-    service = RateLimitService(policy, store, metrics, decisions, clock)
-    return Components(settings, policy, store, metrics, Health(store), service)
+    gate = StoreGate(store)
+    decider = RlsDecider(policy, gate, metrics, rls_settings(settings))
+    reports = ReportProcessor(gate, lambda: policy.policy, settings.reports)
+    health = ServingHealth(store)
+    return Components(settings, policy, store, metrics, health, decider, reports, clock)
 
 
-def _grpc_options(settings: ServerSettings) -> list[tuple[str, int]]:
+def _grpc_options(settings: ListenerSettings) -> list[tuple[str, int]]:
     # Without SO_REUSEPORT a second server on the same port fails to start instead of
     # silently sharing the port (and splitting the counters) with the first.
     options = [("grpc.so_reuseport", 0)]
-    if settings.grpc_max_connection_age > 0:
+    if settings.grpc_max_connection_age_s > 0:
         # Envoy holds one HTTP/2 connection per upstream host for as long as it lives; aging
         # connections out lets a replica added later (or restarted) receive calls again.
         options += [
-            ("grpc.max_connection_age_ms", int(settings.grpc_max_connection_age * 1000)),
+            ("grpc.max_connection_age_ms", int(settings.grpc_max_connection_age_s * 1000)),
             (
                 "grpc.max_connection_age_grace_ms",
-                int(settings.grpc_max_connection_age_grace * 1000),
+                int(settings.grpc_max_connection_age_grace_s * 1000),
             ),
         ]
     return options
 
 
-class RateLimitServer:
+class Replica:
     """The gRPC and HTTP listeners of one process, on the running event loop."""
 
     def __init__(self, components: Components) -> None:
         self.components = components
         self.grpc_port = 0
         self.http_port = 0
-        self._grpc = grpc.aio.server(options=_grpc_options(components.settings))
+        self._grpc = grpc.aio.server(options=_grpc_options(components.settings.listeners))
         for register in SERVICES:
             register(self._grpc, components)
-        endpoints = HttpEndpoints(
-            components.service, components.health, components.metrics, components.policy
-        )
+        c = components
+        endpoints = HttpEndpoints(c.decider, c.clock, c.health, c.metrics, c.policy)
         self._http = web.AppRunner(
             build_app(endpoints),
             access_log=None,
-            shutdown_timeout=components.settings.shutdown_grace,
+            shutdown_timeout=components.settings.listeners.shutdown_grace_s,
         )
 
     async def start(self) -> None:
         """Bind both ports (0 picks a free one) and start serving."""
-        settings = self.components.settings
+        settings = self.components.settings.listeners
         self.grpc_port = self._grpc.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
         if settings.grpc_uds:
             self._grpc.add_insecure_port(f"unix:{settings.grpc_uds}")
@@ -222,7 +233,7 @@ class RateLimitServer:
         await self.components.store.close()
 
 
-async def _housekeeping(server: RateLimitServer, watcher: ConfigWatcher | None) -> None:
+async def _housekeeping(server: Replica, watcher: ConfigWatcher | None) -> None:
     """Reload on file change and keep gRPC health current, until cancelled."""
     tasks = [asyncio.create_task(watcher.run())] if watcher else []
     try:
@@ -259,11 +270,12 @@ async def run(settings: ServerSettings) -> int:
     except RatekeeperError as exc:  # a bad config, or a store that cannot be opened
         log.error("cannot start: %s", exc)
         return 2
-    server = RateLimitServer(components)
+    server = Replica(components)
+    listeners = settings.listeners
     try:
         await server.start()
     except (OSError, RuntimeError) as exc:  # a port in use: grpc raises RuntimeError
-        where = settings.host + (f" or unix:{settings.grpc_uds}" if settings.grpc_uds else "")
+        where = listeners.host + (f" or unix:{listeners.grpc_uds}" if listeners.grpc_uds else "")
         log.error("cannot start: cannot listen on %s: %s", where, exc)
         await server.stop(0)
         return 2
@@ -274,7 +286,7 @@ async def run(settings: ServerSettings) -> int:
         policy_loader(settings),
         components.policy,
         components.metrics,
-        settings.reload_interval,
+        settings.policy.reload_interval_s,
         signature,
     )
     loop = asyncio.get_running_loop()
@@ -282,20 +294,20 @@ async def run(settings: ServerSettings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, watcher.reload_soon)
-    polling = watcher if settings.reload_interval > 0 else None
+    polling = watcher if settings.policy.reload_interval_s > 0 else None
     chores = asyncio.create_task(_housekeeping(server, polling))
     log.info(
         "ratekeeper ready grpc=%s:%d%s http=%s:%d config=%s backend=%s",
-        settings.host, server.grpc_port,
-        f" grpc=unix:{settings.grpc_uds}" if settings.grpc_uds else "",
-        settings.host, server.http_port, config_path(settings), settings.backend,
+        listeners.host, server.grpc_port,
+        f" grpc=unix:{listeners.grpc_uds}" if listeners.grpc_uds else "",
+        listeners.host, server.http_port, config_path(settings), settings.store.backend,
     )  # fmt: skip
     await stop.wait()
-    log.info("shutting down (grace %.1fs)", settings.shutdown_grace)
+    log.info("shutting down (grace %.1fs)", listeners.shutdown_grace_s)
     chores.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await chores
-    await server.stop(settings.shutdown_grace)
+    await server.stop(listeners.shutdown_grace_s)
     components.metrics.gc_pauses.unwatch()
     log.info("stopped")
     return 0

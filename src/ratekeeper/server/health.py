@@ -1,7 +1,7 @@
-"""Health of one server process: config loaded, store healthy, not shutting down.
+"""Whether one server process is serving: config loaded, store healthy, not shutting down.
 
 One answer feeds both ``GET /healthcheck`` and ``grpc.health.v1`` (service names ``""`` and
-``"ratelimit"``). Thread safety: event loop only; :meth:`Health.refresh` never blocks.
+``"ratelimit"``). Thread safety: event loop only; :meth:`ServingHealth.refresh` never blocks.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 
 from ratekeeper.backends.store import Store
 
-__all__ = ["GRPC_SERVICE_NAMES", "Health"]
+__all__ = ["GRPC_SERVICE_NAMES", "ServingHealth"]
 
 #: Names under which gRPC health is served (the reference uses "ratelimit").
 GRPC_SERVICE_NAMES = ("", "ratelimit")
@@ -21,7 +21,7 @@ _STATUS = {
 }
 
 
-class Health:
+class ServingHealth:
     """Serving when the config is loaded and the store answers, until shutdown begins."""
 
     def __init__(self, store: Store) -> None:

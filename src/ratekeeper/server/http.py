@@ -24,10 +24,10 @@ from google.protobuf import json_format
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ratekeeper.errors import RequestError
-from ratekeeper.server.health import Health
+from ratekeeper.protocol.policy import PolicyHolder
+from ratekeeper.protocol.rls import RlsDecider
+from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.metrics import Metrics
-from ratekeeper.server.ratelimit import RateLimitService
-from ratekeeper.server.reload import PolicyHolder
 
 __all__ = ["ROUTES", "HttpEndpoints", "build_app"]
 
@@ -38,8 +38,10 @@ log = logging.getLogger(__name__)
 class HttpEndpoints:
     """What the HTTP handlers read."""
 
-    service: RateLimitService
-    health: Health
+    decider: RlsDecider
+    #: The wall clock ``/json`` decisions are taken at (ns since the epoch).
+    clock: Callable[[], int]
+    health: ServingHealth
     metrics: Metrics
     policy: PolicyHolder
 
@@ -48,14 +50,14 @@ class HttpEndpoints:
         try:
             return await self._json(request)
         finally:
-            self.metrics.latency.labels("json").observe(time.perf_counter() - start)
+            self.metrics.timer("json").observe(time.perf_counter() - start)
 
     async def _json(self, request: web.Request) -> web.Response:
         try:
             message = json_format.Parse(await request.text(), RateLimitRequest())
-            response = await self.service.should_rate_limit(message)
+            response = await self.decider.should_rate_limit(message, self.clock())
         except (json_format.ParseError, RequestError, UnicodeDecodeError) as exc:
-            self.metrics.invalid_requests.labels("json").inc()
+            self.metrics.invalid("json")
             return web.Response(status=400, text=f"bad request: {exc}\n")
         status = 429 if response.overall_code == RateLimitResponse.OVER_LIMIT else 200
         return web.Response(

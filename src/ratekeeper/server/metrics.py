@@ -1,9 +1,11 @@
-"""Prometheus metrics of one server process, in a registry of its own.
+"""Prometheus metrics of one server process, in a registry of its own: the server's StatsSink.
 
-Hot-path counts (per-rule hits) are plain integer increments on the event loop; Prometheus
-families are built from them only when ``/metrics`` is scraped. Label values that clients choose
-(``detailed_metric`` stats keys, override paths, domains) are capped: past ``max_stats_keys``
-distinct label sets per family, new ones are counted under :data:`OVERFLOW_LABEL`.
+:class:`Metrics` is the :class:`~ratekeeper.protocol.stats.StatsSink` the server's deciders and
+servicers count through. Hot-path counts (per-rule hits) are plain integer fields added to on
+the event loop; Prometheus families are built from them only when ``/metrics`` is scraped.
+Label values that clients choose (``detailed_metric`` stats keys, override paths, domains) are
+capped: past ``max_stats_keys`` distinct label sets per family, new ones are counted under
+:data:`~ratekeeper.protocol.stats.OVERFLOW_LABEL`.
 
 Thread safety: record from the event loop only; scrapes run on the same loop.
 """
@@ -11,7 +13,6 @@ Thread safety: record from the event loop only; scrapes run on the same loop.
 from __future__ import annotations
 
 import bisect
-import enum
 import gc
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -21,10 +22,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from ratekeeper.backends.store import Store, StoreStat
+from ratekeeper.protocol.stats import RULE_COUNTS, CappedLabels, Event, RuleCounts, Tally
 
 __all__ = [
-    "OVERFLOW_LABEL",
-    "Column",
     "DomainNotFound",
     "GcPauses",
     "Latency",
@@ -33,28 +33,17 @@ __all__ = [
     "RuleStats",
 ]
 
-#: The ``domain`` and ``key`` labels of counts past the cardinality cap.
-OVERFLOW_LABEL = "_overflow_"
 _LATENCY_BUCKETS = (
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
 )  # fmt: skip
 
 
-class Column(enum.IntEnum):
-    """The per-rule counters, as envoyproxy/ratelimit names them."""
-
-    TOTAL_HITS = 0
-    OVER_LIMIT = 1
-    NEAR_LIMIT = 2
-    WITHIN_LIMIT = 3
-    SHADOW_MODE = 4
-
-
 class LatencySeries:
     """One call's latency histogram: a bisect and two additions per observation.
 
-    prometheus_client's Histogram takes a lock and walks its buckets in Python on every call,
-    which was 7% of a ShouldRateLimit; one event loop writes here, so no lock is needed.
+    prometheus_client's Histogram takes a lock and walks its buckets in Python on every call, a
+    visible part of a ShouldRateLimit (docs/benchmarks.md); one event loop writes here, so no
+    lock is needed.
     """
 
     __slots__ = ("bounds", "counts", "total")
@@ -128,50 +117,30 @@ class GcPauses:
             gc.callbacks.remove(self._on_gc)
 
 
-class _CappedRows(Collector):
-    """Integer counter rows keyed by client-chosen label values, at most ``max_keys`` label sets:
-    past the cap, new label sets share one row labelled :data:`OVERFLOW_LABEL`."""
-
-    def __init__(self, max_keys: int, width: int) -> None:
-        self._max = max_keys
-        self._width = width
-        self._rows: dict[tuple[str, ...], list[int]] = {}
-
-    def row(self, *labels: str) -> list[int]:
-        """The counters of ``labels``; add to them in place."""
-        row = self._rows.get(labels)
-        if row is None:
-            if len(self._rows) >= self._max:
-                labels = (OVERFLOW_LABEL,) * len(labels)
-            row = self._rows.get(labels)
-            if row is None:
-                row = self._rows[labels] = [0] * self._width
-        return row
-
-
-class RuleStats(_CappedRows):
-    """Per-rule hit counters with a bounded number of label sets."""
+class RuleStats(Collector):
+    """Per-rule hit counts (:class:`~ratekeeper.protocol.stats.RuleCounts`) with a bounded
+    number of label sets; one counter family per field."""
 
     def __init__(self, max_keys: int) -> None:
-        super().__init__(max_keys, len(Column))
+        self.counts: CappedLabels[RuleCounts] = CappedLabels(max_keys, RuleCounts)
 
     def collect(self) -> Iterator[CounterMetricFamily]:
-        for column in Column:
+        for name in RULE_COUNTS:
             family = CounterMetricFamily(
-                f"ratekeeper_rule_{column.name.lower()}",
-                f"Hits per rule: {column.name.lower()} (envoyproxy/ratelimit's per-rule stat).",
+                f"ratekeeper_rule_{name}",
+                f"Hits per rule: {name} (envoyproxy/ratelimit's per-rule stat).",
                 labels=("domain", "key"),
             )
-            for labels, row in self._rows.items():
-                family.add_metric(labels, row[column])
+            for labels, counts in self.counts.records.items():
+                family.add_metric(labels, getattr(counts, name))
             yield family
 
 
-class DomainNotFound(_CappedRows):
+class DomainNotFound(Collector):
     """Descriptors sent for a domain no config defines, by domain (bounded like rule stats)."""
 
     def __init__(self, max_keys: int) -> None:
-        super().__init__(max_keys, 1)
+        self.counts: CappedLabels[Tally] = CappedLabels(max_keys, Tally)
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(
@@ -179,8 +148,8 @@ class DomainNotFound(_CappedRows):
             "Descriptors whose domain no config defines (answered OK), by domain.",
             labels=("domain",),
         )
-        for labels, row in self._rows.items():
-            family.add_metric(labels, row[0])
+        for labels, tally in self.counts.records.items():
+            family.add_metric(labels, tally.count)
         yield family
 
 
@@ -197,23 +166,33 @@ class _StoreCollector(Collector):
             yield family(stat.name, stat.help, value=stat.value)
 
 
+#: Each event's help text (its metric is ``ratekeeper_<event value>``).
+_EVENT_HELP: dict[Event, str] = {
+    Event.CONFIG_LOAD_SUCCESS: "Config loads that succeeded.",
+    Event.CONFIG_LOAD_ERROR: "Config loads that failed (old config kept).",
+    Event.STORE_ERROR: "Calls whose store failed (answered per FAIL_CLOSED).",
+    Event.SERVICE_ERROR: "Calls that failed inside the server.",
+    Event.GLOBAL_SHADOW_MODE: "Descriptors over their limit answered OK by SHADOW_MODE.",
+}
+
+
 class Metrics:
-    """Every metric the server exports, and the text ``/metrics`` serves."""
+    """Every metric the server exports, and the text ``/metrics`` serves; a
+    :class:`~ratekeeper.protocol.stats.StatsSink`."""
 
     def __init__(self, max_stats_keys: int) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.rules = RuleStats(max_stats_keys)
-        self.registry.register(self.rules)
-        self.domain_not_found = DomainNotFound(max_stats_keys)
-        self.registry.register(self.domain_not_found)
-        reg = self.registry
-        self.latency = Latency(
+        self.registry = reg = CollectorRegistry(auto_describe=True)
+        self._rules = RuleStats(max_stats_keys)
+        reg.register(self._rules)
+        self._domain_not_found = DomainNotFound(max_stats_keys)
+        reg.register(self._domain_not_found)
+        self._latency = Latency(
             "ratekeeper_call_seconds",
             "Time to answer one call, by call (ShouldRateLimit, json, report).",
             "call",
             _LATENCY_BUCKETS,
         )
-        reg.register(self.latency)
+        reg.register(self._latency)
         pauses = Latency(
             "ratekeeper_gc_pause_seconds",
             "Time the process stood still in a cyclic garbage collection, by generation.",
@@ -223,24 +202,29 @@ class Metrics:
         reg.register(pauses)
         self.gc_pauses = GcPauses(pauses)
         ProcessCollector(registry=reg)  # resident memory, CPU seconds, open files
+        self._events = {
+            event: Counter(f"ratekeeper_{event.value}", help, registry=reg)
+            for event, help in _EVENT_HELP.items()
+        }
+        self._invalid = Counter(
+            "ratekeeper_invalid_requests", "Calls refused as malformed, by call.", ["call"],
+            registry=reg,
+        )  # fmt: skip
 
-        def counter(name: str, doc: str, *labels: str) -> Counter:
-            return Counter(f"ratekeeper_{name}", doc, labels, registry=reg)
+    def rule(self, domain: str, key: str) -> RuleCounts:
+        return self._rules.counts.get(domain, key)
 
-        self.config_load_success = counter("config_load_success", "Config loads that succeeded.")
-        self.config_load_error = counter(
-            "config_load_error", "Config loads that failed (old config kept)."
-        )
-        self.store_errors = counter(
-            "store_errors", "Calls whose store failed (answered per FAIL_CLOSED)."
-        )
-        self.service_errors = counter("service_errors", "Calls that failed inside the server.")
-        self.global_shadow_mode = counter(
-            "global_shadow_mode", "Descriptors over their limit answered OK by SHADOW_MODE."
-        )
-        self.invalid_requests = counter(
-            "invalid_requests", "Calls refused as malformed, by call.", "call"
-        )
+    def unknown_domain(self, domain: str) -> Tally:
+        return self._domain_not_found.counts.get(domain)
+
+    def count(self, event: Event) -> None:
+        self._events[event].inc()
+
+    def invalid(self, call: str) -> None:
+        self._invalid.labels(call).inc()
+
+    def timer(self, call: str) -> LatencySeries:
+        return self._latency.labels(call)
 
     def watch_store(self, store: Store) -> None:
         """Export the store's own counts."""

@@ -1,9 +1,11 @@
-"""The loaded policy, and its reload when files change or on SIGHUP.
+"""The policy's reload when files change or on SIGHUP.
 
-The policy is swapped atomically: readers take :attr:`PolicyHolder.policy` once per request and
-use that object throughout, so a request never sees half of an old config and half of a new one.
-A load that fails keeps the old policy, counts ``config_load_error`` and logs the error, whose
-message names the file, line and key.
+The policy is swapped whole into its :class:`~ratekeeper.protocol.policy.PolicyHolder`. A load
+that fails keeps the old policy, counts ``config_load_error`` and logs the error, whose message
+names the file, line and key. The poller outlives every failure, expected or not (a file removed
+mid-poll, a loader bug, memory running out on a hostile file): each is logged on one line,
+counted in :attr:`ConfigWatcher.failures` and ``config_load_error``, and polling goes on with
+the old policy.
 
 Thread safety: event loop only. Parsing runs in a worker thread (``asyncio.to_thread``) so a
 large config does not stall requests; the swap happens back on the loop.
@@ -15,41 +17,14 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
-from typing import Protocol
 
-from ratekeeper.config.model import Match
-from ratekeeper.core.keys import Entries
 from ratekeeper.errors import ConfigError
-from ratekeeper.server.metrics import Metrics
+from ratekeeper.protocol.policy import Policy, PolicyHolder
+from ratekeeper.protocol.stats import Event, StatsSink
 
-__all__ = ["ConfigWatcher", "Policy", "PolicyHolder", "Signature", "file_signature"]
+__all__ = ["ConfigWatcher", "Signature", "file_signature"]
 
 log = logging.getLogger(__name__)
-
-
-class Policy(Protocol):
-    """What the server reads from a loaded config (a ``ratekeeper.config.PolicyTree``)."""
-
-    def match(self, domain: str, entries: Entries) -> Match | None:
-        """The rule for one descriptor, or ``None`` (unknown domain, no rule)."""
-        ...
-
-    def describe(self) -> str:
-        """A human-readable dump (``/rlconfig``)."""
-        ...
-
-    @property
-    def domains(self) -> tuple[str, ...]:
-        """The configured domain names."""
-        ...
-
-
-class PolicyHolder:
-    """The current policy; replaced whole, never mutated."""
-
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
-
 
 #: ``(path, mtime_ns, size)`` of each file: what a reload is triggered by.
 Signature = tuple[tuple[str, int, int], ...]
@@ -81,7 +56,7 @@ class ConfigWatcher:
         path: str,
         load: Callable[[], Policy],
         holder: PolicyHolder,
-        metrics: Metrics,
+        stats: StatsSink,
         interval: float,
         signature: Signature | None = None,
     ) -> None:
@@ -89,18 +64,33 @@ class ConfigWatcher:
         self._path = path
         self._load = load
         self._holder = holder
-        self._metrics = metrics
+        self._stats = stats
         self._interval = interval
         self._lock = asyncio.Lock()
         self._signature = file_signature(path) if signature is None else signature
         self._pending: set[asyncio.Task[bool]] = set()
+        #: Loads and polls that failed, for any reason (a test and health hook).
+        self.failures = 0
+        #: Polls done (each looks at the files once): shows the poller is alive.
+        self.polls = 0
 
     async def run(self) -> None:
-        """Poll the files' mtimes every ``interval`` seconds until cancelled."""
+        """Poll the files' mtimes every ``interval`` seconds until cancelled; never dies of an
+        error (see the module docstring)."""
         while True:
             await asyncio.sleep(self._interval)
-            if file_signature(self._path) != self._signature:
-                await self.reload()
+            self.polls += 1
+            try:
+                if file_signature(self._path) != self._signature:
+                    await self.reload()
+            except Exception as exc:  # the poller must outlive anything (reload catches most)
+                self._failed("config poll failed, keeping the previous config", exc)
+
+    def _failed(self, what: str, exc: BaseException) -> None:
+        self.failures += 1
+        self._stats.count(Event.CONFIG_LOAD_ERROR)
+        # One line: a traceback of a deep or hostile file can run to thousands of lines.
+        log.error("%s: %s", what, _one_line(exc))
 
     def reload_soon(self) -> None:
         """Schedule :meth:`reload` (for a signal handler, which cannot await)."""
@@ -111,16 +101,27 @@ class ConfigWatcher:
     async def reload(self) -> bool:
         """Load now; swap on success, keep the old policy on error. Returns success."""
         async with self._lock:
-            signature = file_signature(self._path)
+            try:
+                signature = file_signature(self._path)
+            except Exception as exc:  # the path vanished, or cannot be listed
+                self._failed("config reload failed, keeping the previous config", exc)
+                return False
             try:
                 policy = await asyncio.to_thread(self._load)
-            except ConfigError as exc:
+            except Exception as exc:  # a ConfigError, or anything a loader bug raises
                 self._signature = signature  # do not retry a broken file on every poll
-                self._metrics.config_load_error.inc()
-                log.error("config load error, keeping the previous config: %s", exc)
+                self._failed("config load error, keeping the previous config", exc)
                 return False
             self._signature = signature
             self._holder.policy = policy
-            self._metrics.config_load_success.inc()
+            self._stats.count(Event.CONFIG_LOAD_SUCCESS)
             log.info("config reloaded from %s", self._path)
             return True
+
+
+def _one_line(exc: BaseException) -> str:
+    """``exc`` as one short line: a ConfigError's own message, else its type and message."""
+    if isinstance(exc, ConfigError):
+        return str(exc)
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:500]}" if text else type(exc).__name__

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ratekeeper.server.app import RateLimitServer, build
+from ratekeeper.server.app import Replica, build
 from ratekeeper.server.settings import ServerSettings
 
 __all__ = ["Node", "Replicas", "ThreadedReplicas"]
@@ -53,9 +53,11 @@ def replica_settings(
 
     The one place that knows the settings' field names, so a change of their shape is one edit.
     """
-    return dataclasses.replace(
-        base, host="127.0.0.1", grpc_port=grpc_port, http_port=http_port, config=str(config)
+    listeners = dataclasses.replace(
+        base.listeners, host="127.0.0.1", grpc_port=grpc_port, http_port=http_port
     )
+    policy = dataclasses.replace(base.policy, path=str(config))
+    return dataclasses.replace(base, listeners=listeners, policy=policy)
 
 
 @dataclass(slots=True)
@@ -65,7 +67,7 @@ class Node:
     #: Its position in the set, from 0.
     index: int
     #: The running server (``None`` while stopped).
-    server: RateLimitServer | None
+    server: Replica | None
     #: Its gRPC port; kept across a stop so a restart binds the same one.
     grpc_port: int = 0
     #: Its HTTP port (/healthcheck, /metrics, /json), kept likewise.
@@ -126,7 +128,7 @@ class Replicas:
         node = self.nodes[index]
         if node.server is None:
             settings = replica_settings(self._base, self._config, node.grpc_port, node.http_port)
-            server = RateLimitServer(build(settings, self._clock))
+            server = Replica(build(settings, self._clock))
             try:
                 await server.start()
             except BaseException:

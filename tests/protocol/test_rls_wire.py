@@ -1,6 +1,6 @@
 """The hand-written RLS response encoder against the generated protobuf classes.
 
-Each case builds the same response twice, with :mod:`ratekeeper.server.rls_wire` and with the
+Each case builds the same response twice, with :mod:`ratekeeper.protocol.rls_wire` and with the
 protobuf API the server used before, and requires the same bytes: the encoder writes fields in
 field-number order, exactly as upb serializes them.
 """
@@ -11,7 +11,7 @@ from envoy.service.ratelimit.v3.rls_pb2 import RateLimitResponse
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ratekeeper.server import rls_wire
+from ratekeeper.protocol import rls_wire
 
 _UINT32 = st.integers(0, 2**32 - 1)
 _CODES = st.sampled_from([rls_wire.OK, rls_wire.OVER_LIMIT])

@@ -5,7 +5,7 @@ call into upb, and gRPC then serializes the object again. An RLS answer is mostl
 request shape (a descriptor's ``current_limit`` is fixed by its rule), so the constant parts are
 encoded once per request plan and only the changing numbers (code, remaining, seconds to reset)
 are written per call. Fields are written in field-number order, as protobuf serializers do;
-``tests/server/test_rls_wire.py`` checks that the generated parser reads back exactly the
+``tests/protocol/test_rls_wire.py`` checks that the generated parser reads back exactly the
 message the protobuf API would have built.
 
 Wire format facts used (protobuf encoding spec): a field is a key ``(number << 3) | wire_type``

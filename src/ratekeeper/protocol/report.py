@@ -1,0 +1,207 @@
+"""Batch reports: apply a client's :class:`Report`, answer each key with an instruction.
+
+A report carries, per key, the hits the client admitted and rejected since its previous report.
+:class:`ReportProcessor`
+
+1. resolves each key's limits: a configured rule matched like an Envoy RLS descriptor wins; a
+   key no rule matches is counted against the limits the client declared inline for it (e.g.
+   ``"100/s burst 200"``; validated and capped on the wire), or not counted at all if it
+   declared none;
+2. debits the admitted hits from every counter in one ``debit`` call, past zero if need be (the
+   bucket's debt is how overshoot between reports is paid back);
+3. records the client's demand (admitted + rejected per second) per counter, and answers each
+   key with :func:`~ratekeeper.core.instructions.instruct`: reject until the counter's debt is
+   repaid, then admit at the client's proportional share of the refill rate (plus its share of
+   any unspent surplus) when total demand exceeds the policy, unbounded otherwise.
+   Instructions hold for a few of the client's report intervals.
+
+Reports are applied at most once: a client numbers its reports to each server and resends one
+whose answer it never got (a timeout: the server may or may not have applied it); the processor
+remembers each client's last applied number (bounded, least recently seen forgotten first) and
+answers a repeat without debiting it again. With the client's resend this makes every hit count
+exactly once unless the server restarts (and then the buckets are gone too).
+
+Raises :class:`~ratekeeper.errors.RequestError` naming the key and the reason for a malformed
+report, and the store's :class:`~ratekeeper.errors.BackendError` when it fails (the client keeps
+its last instructions until they expire: fail open). Event loop only: single writer.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ratekeeper.backends.store import Counter, Hit
+from ratekeeper.core.demand import DemandBook, until_repaid
+from ratekeeper.core.instructions import UNBOUNDED, Instruction, demand_rate, instruct
+from ratekeeper.core.limits import NS_PER_SECOND, Limit
+from ratekeeper.core.outcome import Outcome
+from ratekeeper.errors import RequestError
+from ratekeeper.protocol.ownership import StoreGate
+from ratekeeper.protocol.policy import Matcher
+from ratekeeper.protocol.report_values import KeyCounts, Report, ReportAnswer
+
+__all__ = ["ReportProcessor", "ReportSettings"]
+
+_MS = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSettings:
+    """Bounds on what a report may carry, and how long answers hold."""
+
+    #: Most keys one report may carry (a client with more sends the rest next cycle).
+    max_keys: int = 10_000
+    #: Most descriptor entries per key (Envoy's descriptors are short).
+    max_entries: int = 16
+    #: Longest domain, entry key or entry value, in characters.
+    max_text: int = 256
+    #: Longest client id.
+    max_client_id: int = 128
+    #: Most inline limits per key.
+    max_limits: int = 4
+    #: Report intervals are clamped to this range before use (ns).
+    min_interval_ns: int = 10 * _MS
+    max_interval_ns: int = 10 * NS_PER_SECOND
+    #: An instruction holds for this many of the client's report intervals.
+    valid_intervals: int = 3
+    #: A client's demand counts for this long after its report (a few intervals).
+    demand_ttl_ns: int = 500 * _MS
+    #: Most clients remembered per counter, and (counter, client) entries in all.
+    max_clients_per_counter: int = 256
+    max_demand_entries: int = 100_000
+    #: A counter's unspent tokens are handed out over this horizon.
+    surplus_horizon_ns: int = NS_PER_SECOND
+    #: Most clients whose last report number is remembered (for resent reports).
+    max_sequenced_clients: int = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    """One report key, resolved: what it counts against and how to answer it."""
+
+    counters: tuple[Counter, ...]
+    #: Counted, but always answered "admit" (a shadow-mode rule).
+    shadow: bool
+    #: Demand of this key alone (hits/s).
+    demand: float
+    admitted: int
+
+
+class ReportProcessor:
+    """Applies reports through a :class:`StoreGate`; see the module docstring."""
+
+    def __init__(
+        self,
+        store: StoreGate,
+        policies: Callable[[], Matcher | None],
+        settings: ReportSettings = ReportSettings(),
+    ) -> None:
+        """``policies`` returns the policy in force (``None``: no configured rules)."""
+        self._store = store
+        self._policies = policies
+        self._settings = settings
+        self._demand: DemandBook[Counter] = DemandBook(
+            settings.demand_ttl_ns,
+            max_clients=settings.max_clients_per_counter,
+            max_entries=settings.max_demand_entries,
+        )
+        self._sequences: OrderedDict[str, int] = OrderedDict()
+        #: Reports answered (one per client per cycle).
+        self.reports = 0
+
+    async def process(self, report: Report, now: int) -> ReportAnswer:
+        """Apply ``report`` at ``now`` (ns since the epoch) and answer each of its keys."""
+        s = self._settings
+        if not 0 < len(report.client_id) <= s.max_client_id:
+            raise RequestError(f"client_id must have 1..{s.max_client_id} characters")
+        if len(report.keys) > s.max_keys:
+            raise RequestError(f"{len(report.keys)} keys in one report; at most {s.max_keys}")
+        interval = min(max(report.interval_ns, s.min_interval_ns), s.max_interval_ns)
+        policy = self._policies()
+        keys = [self._resolve(i, k, policy, interval) for i, k in enumerate(report.keys)]
+        client, sequence = report.client_id, report.sequence
+        seen = self._claim(client, sequence)
+        fresh = sequence == 0 or sequence > seen
+        hits = [Hit(c, key.admitted if fresh else 0) for key in keys for c in key.counters]
+        try:
+            outcomes = await self._store.debit(hits, now) if hits else []
+        except BaseException:
+            if fresh and self._sequences.get(client) == sequence:
+                self._sequences[client] = seen  # not applied: the client's resend must count
+            raise
+        state = dict(zip((h.counter for h in hits), outcomes, strict=True))  # last one wins
+        totals = self._record_demand(client, keys, now)
+        valid_for = s.valid_intervals * interval
+        self.reports += 1
+        return ReportAnswer(tuple(self._instruct(key, state, totals, valid_for) for key in keys))
+
+    def _claim(self, client: str, sequence: int) -> int:
+        """Mark report ``sequence`` of ``client`` as applied; the highest number seen before.
+
+        Claimed before the store is awaited, so a resend arriving meanwhile is a repeat; undone
+        if the store fails, so the resend is applied instead.
+        """
+        if sequence == 0:
+            return 0
+        seen = self._sequences.pop(client, 0)
+        self._sequences[client] = max(seen, sequence)
+        if len(self._sequences) > self._settings.max_sequenced_clients:
+            self._sequences.popitem(last=False)
+        return seen
+
+    def _resolve(self, index: int, key: KeyCounts, policy: Matcher | None, interval: int) -> _Key:
+        s = self._settings
+        where = f"keys[{index}]"
+        if not 0 < len(key.domain) <= s.max_text:
+            raise RequestError(f"{where}: domain must have 1..{s.max_text} characters")
+        if not 0 < len(key.entries) <= s.max_entries:
+            raise RequestError(f"{where}: 1..{s.max_entries} entries required")
+        if any(len(k) > s.max_text or len(v) > s.max_text for k, v in key.entries):
+            raise RequestError(f"{where}: entry longer than {s.max_text} characters")
+        if len(key.limits) > s.max_limits:
+            raise RequestError(f"{where}: at most {s.max_limits} inline limits")
+        demand = demand_rate(key.admitted, key.rejected, interval)
+        match = policy.match(key.domain, key.entries) if policy is not None else None
+        if match is None:
+            counters = tuple(Counter(key.domain, key.entries, lim) for lim in key.limits)
+            return _Key(counters, False, demand, key.admitted)
+        rule = match.rule
+        limits: Sequence[Limit] = () if rule.unlimited else rule.limits
+        counters = tuple(Counter(key.domain, match.counter_entries, lim) for lim in limits)
+        return _Key(counters, rule.shadow_mode, demand, key.admitted)
+
+    def _record_demand(self, client: str, keys: list[_Key], now: int) -> dict[Counter, float]:
+        """Record the client's demand per counter (keys sharing one add up); total per counter."""
+        mine: dict[Counter, float] = {}
+        for key in keys:
+            for counter in key.counters:
+                mine[counter] = mine.get(counter, 0.0) + key.demand
+        return {c: self._demand.record(c, client, rate, now) for c, rate in mine.items()}
+
+    def _instruct(
+        self,
+        key: _Key,
+        state: dict[Counter, Outcome],
+        totals: dict[Counter, float],
+        valid_for: int,
+    ) -> Instruction:
+        """The strictest of the key's per-counter instructions; unlimited when it counts
+        nothing (or is in shadow mode)."""
+        if key.shadow or not key.counters:
+            return Instruction(0, UNBOUNDED, valid_for)
+        reject_for, rate = 0, UNBOUNDED
+        for counter in key.counters:
+            one = instruct(
+                state[counter],
+                counter.limit,
+                key.demand,
+                totals[counter],
+                valid_for,
+                self._settings.surplus_horizon_ns,
+            )
+            one = until_repaid(one, counter.limit)
+            reject_for = max(reject_for, one.reject_for_ns)
+            rate = min(rate, one.admit_rate)
+        return Instruction(reject_for, rate, valid_for, tuple(c.limit for c in key.counters))

@@ -1,0 +1,54 @@
+"""A batch report and its answer as typed values: what the report logic takes and returns.
+
+The wire forms (``ratekeeper.v1.ReportRequest`` / ``ReportResponse``) are converted to and from
+these at the edge (``ratekeeper.proto.report``), so the logic never sees protobuf.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ratekeeper.core.instructions import Instruction
+from ratekeeper.core.keys import Entries
+from ratekeeper.core.limits import Limit
+
+__all__ = ["KeyCounts", "Report", "ReportAnswer"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCounts:
+    """One key of a report: what the client counted for it since its previous report."""
+
+    #: The rate limit domain.
+    domain: str
+    #: The descriptor entries naming the key, as the client sent them.
+    entries: Entries
+    #: Hits the client admitted.
+    admitted: int = 0
+    #: Hits the client rejected (they count as demand, not against the limit).
+    rejected: int = 0
+    #: Limits the client declares for a key no configured rule matches (validated on the wire).
+    limits: tuple[Limit, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One client's batch report to one server."""
+
+    #: Stable identity of the reporting client process (demand is tracked per client).
+    client_id: str
+    #: Every key the client has on this server with counts to report.
+    keys: tuple[KeyCounts, ...]
+    #: Time the counts cover, in nanoseconds (client clock).
+    interval_ns: int = 0
+    #: The client's report number to this server, from 1; a repeat is answered, not applied
+    #: again. 0: not numbered, always applied.
+    sequence: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReportAnswer:
+    """The server's answer to one report."""
+
+    #: One per report key, in report order (``limits`` empty: the key is not limited).
+    instructions: tuple[Instruction, ...]

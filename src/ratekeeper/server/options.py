@@ -1,0 +1,261 @@
+"""The flags and ``RATEKEEPER_*`` variables of ``ratekeeper serve``, and where each one lands.
+
+Users see one flat list of options, named as envoyproxy/ratelimit names its variables where it
+has one (``GRPC_PORT``, ``PORT``, ``SHADOW_MODE``, ...); the process reads typed sections
+(:mod:`ratekeeper.server.settings`). :data:`OPTIONS` is the one table between the two: each row
+gives the option's name (flag ``--<name>``, with dashes), its variable, the settings field it
+sets and how its text is parsed. Defaults are the settings' own, so they are written once.
+
+Precedence, lowest first: the field's default, the variable, the flag. A bad value raises
+:class:`~ratekeeper.errors.ConfigError` naming the flag or variable it came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ratekeeper.errors import ConfigError
+from ratekeeper.server.settings import ALGORITHM_MODE_ALIASES, AlgorithmMode, ServerSettings
+
+__all__ = [
+    "ENV_PREFIX",
+    "OPTIONS",
+    "Option",
+    "add_arguments",
+    "flat_values",
+    "from_sources",
+    "with_options",
+]
+
+ENV_PREFIX = "RATEKEEPER_"
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def _optional(text: str) -> str | None:
+    """Empty text means "none" (a second Redis that is not there)."""
+    return text or None
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One flag and its environment variable, and the settings field they set."""
+
+    #: Flag name with underscores (``grpc_port`` is ``--grpc-port``): the name users know.
+    name: str
+    #: Environment variable without :data:`ENV_PREFIX`.
+    env: str
+    #: Dotted path of the field it sets in :class:`ServerSettings` (``listeners.grpc_port``).
+    path: str
+    #: Turns the flag's or variable's text into the field's value; raises ValueError.
+    parse: Callable[[str], Any]
+    #: One line for ``--help``.
+    help: str
+    #: The texts allowed, if the set is closed (checked before parsing).
+    choices: tuple[str, ...] = ()
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def variable(self) -> str:
+        return ENV_PREFIX + self.env
+
+
+_MODES = tuple(mode.value for mode in AlgorithmMode) + tuple(ALGORITHM_MODE_ALIASES)
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+#: Every option, in ``--help`` order. Names and variables are what users type: never rename one.
+OPTIONS: tuple[Option, ...] = (
+    Option("host", "HOST", "listeners.host", str,
+           "Address the gRPC and HTTP listeners bind to."),
+    Option("grpc_port", "GRPC_PORT", "listeners.grpc_port", int,
+           "gRPC port (Envoy RLS, health); 0 picks one."),
+    Option("grpc_uds", "GRPC_UDS", "listeners.grpc_uds", str,
+           "Unix socket path to serve gRPC on as well (a local Envoy); empty: none."),
+    Option("grpc_max_connection_age", "GRPC_MAX_CONNECTION_AGE",
+           "listeners.grpc_max_connection_age_s", float,
+           "Seconds before a client's gRPC connection is asked to reconnect; 0: never."),
+    Option("grpc_max_connection_age_grace", "GRPC_MAX_CONNECTION_AGE_GRACE",
+           "listeners.grpc_max_connection_age_grace_s", float,
+           "Seconds calls on an aged connection get to finish before it is closed."),
+    Option("http_port", "PORT", "listeners.http_port", int,
+           "HTTP port (/json, /healthcheck, /metrics); 0 picks."),
+    Option("config", "CONFIG", "policy.path", str,
+           "Policy file or directory; empty: the embedded default config."),
+    Option("merge_domains", "MERGE_DOMAIN_CONFIG", "policy.merge_domains", _parse_bool,
+           "Merge files that declare the same domain."),
+    Option("backend", "BACKEND", "store.backend", str, "Where counters live, as a URL."),
+    Option("max_keys", "MAX_KEYS", "store.max_keys", int, "Most counters the memory store holds."),
+    Option("idle_expiry", "IDLE_EXPIRY", "store.idle_expiry_s", float,
+           "Seconds a full (information-free) counter stays before it is dropped."),
+    Option("redis_persecond_url", "REDIS_PERSECOND_URL", "store.redis.per_second_url", _optional,
+           "A second Redis for per-second limits; empty: none."),
+    Option("cache_key_prefix", "CACHE_KEY_PREFIX", "store.redis.key_prefix", str,
+           "Prefix of every Redis key."),
+    Option("redis_timeout", "REDIS_TIMEOUT", "store.redis.timeout_s", float,
+           "Seconds a Redis call may take before it fails."),
+    Option("redis_pool_size", "REDIS_POOL_SIZE", "store.redis.pool_size", int,
+           "Connections per Redis."),
+    Option("redis_reconnect_initial", "REDIS_RECONNECT_INITIAL", "store.redis.reconnect_initial_s",
+           float, "Seconds before the first probe of a Redis that failed; doubles each time."),
+    Option("redis_reconnect_max", "REDIS_RECONNECT_MAX", "store.redis.reconnect_max_s", float,
+           "Longest wait in seconds between two probes of a Redis that is down."),
+    Option("expiration_jitter_max_seconds", "EXPIRATION_JITTER_MAX_SECONDS",
+           "store.redis.expiration_jitter_max_s", int,
+           "Random extra life of Redis window keys, at most."),
+    Option("local_cache_size", "LOCAL_CACHE_SIZE", "store.redis.local_cache_size", int,
+           "Redis keys cached in process as over limit; 0: off."),
+    Option("stop_cache_key_increment_when_overlimit", "STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT",
+           "store.redis.stop_increment_when_over", _parse_bool,
+           "Redis: count nothing when any window of a request would go over."),
+    Option("shadow_mode", "SHADOW_MODE", "answers.shadow_mode", _parse_bool,
+           "Answer OK to everything, still counting what would be over."),
+    Option("limit_response_headers_enabled", "LIMIT_RESPONSE_HEADERS_ENABLED",
+           "answers.headers.enabled", _parse_bool, "Add RateLimit-* headers to RLS responses."),
+    Option("limit_limit_header", "LIMIT_LIMIT_HEADER", "answers.headers.limit", str,
+           "Limit header."),
+    Option("limit_remaining_header", "LIMIT_REMAINING_HEADER", "answers.headers.remaining", str,
+           "Remaining header."),
+    Option("limit_reset_header", "LIMIT_RESET_HEADER", "answers.headers.reset", str,
+           "Reset header."),
+    Option("near_limit_ratio", "NEAR_LIMIT_RATIO", "answers.near_limit_ratio", float,
+           "Fraction of a limit past which hits count as near_limit."),
+    Option("algorithm", "ALGORITHM", "policy.algorithm", AlgorithmMode,
+           "as_configured (each rule's own; token_bucket is an old name for it), or fixed_window "
+           "to count every rule as envoyproxy/ratelimit does.", _MODES),
+    Option("quota_mode", "QUOTA_MODE", "answers.quota_mode", _parse_bool,
+           "Treat every descriptor as a quota: OVER_LIMIT only when all of a request's are over."),
+    Option("fail_closed", "FAIL_CLOSED", "answers.fail_closed", _parse_bool,
+           "On a store error answer OVER_LIMIT instead of OK (fail open)."),
+    Option("reload_interval", "RELOAD_INTERVAL", "policy.reload_interval_s", float,
+           "Seconds between checks of the config files' mtimes; 0: off."),
+    Option("config_max_bytes", "CONFIG_MAX_BYTES", "policy.bounds.max_bytes", int,
+           "Largest policy file read, in bytes."),
+    Option("config_max_depth", "CONFIG_MAX_DEPTH", "policy.bounds.max_depth", int,
+           "Deepest nesting of maps and lists in a policy file."),
+    Option("config_max_nodes", "CONFIG_MAX_NODES", "policy.bounds.max_nodes", int,
+           "Most values in a policy file once YAML aliases and merges are expanded."),
+    Option("shutdown_grace", "SHUTDOWN_GRACE", "listeners.shutdown_grace_s", float,
+           "Seconds in-flight calls get to finish after SIGTERM."),
+    Option("max_stats_keys", "MAX_STATS_KEYS", "metrics.max_stats_keys", int,
+           "Most distinct (domain, key) label sets in per-rule metrics."),
+    Option("log_level", "LOG_LEVEL", "log_level", str, "Logging level.", _LEVELS),
+)  # fmt: skip
+
+_BY_NAME = {option.name: option for option in OPTIONS}
+
+
+def _read(settings: object, path: str) -> Any:
+    value = settings
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, enum.Enum):
+        return repr(value.value)
+    return "''" if value is None else repr(value)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per option; an absent flag leaves the variable or the default in force."""
+    defaults = ServerSettings()
+    for option in OPTIONS:
+        boolean = option.parse is _parse_bool
+        extra: dict[str, Any] = {"nargs": "?", "const": "true"} if boolean else {}
+        parser.add_argument(
+            option.flag,
+            dest=option.name,
+            default=None,
+            metavar="BOOL" if boolean else option.name.upper(),
+            help=f"{option.help} [env {option.variable}, "
+            f"default {_shown(_read(defaults, option.path))}]",
+            **extra,
+        )
+
+
+def flat_values(settings: ServerSettings) -> dict[str, Any]:
+    """Each option's current value in ``settings``, by option name."""
+    return {option.name: _read(settings, option.path) for option in OPTIONS}
+
+
+def with_options(settings: ServerSettings, **values: Any) -> ServerSettings:
+    """``settings`` with options set by name to typed values (``grpc_port=0``, ``quota_mode=True``).
+
+    Raises :class:`ConfigError` for an unknown name or a value its section refuses.
+    """
+    changes: dict[str, Any] = {}
+    for name, value in values.items():
+        option = _BY_NAME.get(name)
+        if option is None:
+            raise ConfigError(f"no such option; known: {', '.join(_BY_NAME)}", key=name)
+        changes[option.path] = value
+    replaced: ServerSettings = _replace(settings, changes)
+    return replaced
+
+
+def _replace(owner: Any, changes: Mapping[str, Any]) -> Any:
+    """``owner`` with dotted ``changes`` applied, building each section once (so checks that
+    span two fields see both new values)."""
+    direct: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for path, value in changes.items():
+        head, _, rest = path.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            direct[head] = value
+    for head, inner in nested.items():
+        direct[head] = _replace(getattr(owner, head), inner)
+    return dataclasses.replace(owner, **direct)
+
+
+def from_sources(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> ServerSettings:
+    """Settings from defaults, overridden by ``environ``, overridden by ``flags`` (text values).
+
+    Raises :class:`~ratekeeper.errors.ConfigError` naming the variable or flag at fault.
+    """
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for option in OPTIONS:
+        text, source = flags.get(option.name), option.flag
+        if text is None:
+            text, source = environ.get(option.variable), option.variable
+        if text is None:
+            continue
+        if option.choices and text not in option.choices:
+            choices = ", ".join(option.choices)
+            raise ConfigError(f"must be one of {choices}; got {text!r}", key=source)
+        try:
+            values[option.name] = option.parse(text)
+        except ValueError as exc:
+            raise ConfigError(f"cannot parse {text!r}: {exc}", key=source) from None
+        sources[option.path] = source
+    try:
+        return with_options(ServerSettings(), **values)
+    except ConfigError as exc:
+        raise _renamed(exc, sources) from None
+
+
+def _renamed(exc: ConfigError, sources: Mapping[str, str]) -> ConfigError:
+    """``exc`` naming the flag or variable that set the field it is about, if one did."""
+    key = exc.key or ""
+    for path, source in sources.items():
+        if key and (path == key or path.endswith("." + key)):
+            return ConfigError(exc.reason, key=source)
+    return exc
