@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ratekeeper.core.limits import NS_PER_SECOND
@@ -137,6 +137,13 @@ class _Loop:
         return CLIENT_EPOCH_NS + self.now
 
     def run(self) -> Run:
+        handlers: dict[int, Callable[[int, object], None]] = {
+            _ARRIVE: self.arrive,
+            _TICK: self.tick,
+            _DELIVER: self.deliver,
+            _ANSWER: self.answer,
+            _FAIL: self.fail,
+        }
         with virtual_time(self.clock):
             while self.heap:
                 at, _, kind, i, payload = heapq.heappop(self.heap)
@@ -145,24 +152,20 @@ class _Loop:
                 self.now = at
                 self.result.events += 1
                 self.result._digest.update(b"%d %d %d;" % (at, kind, i))
-                if kind == _ARRIVE:
-                    self.arrive(i)
-                elif kind == _TICK:
-                    self.tick(i)
-                elif kind == _DELIVER:
-                    assert isinstance(payload, tuple)
-                    self.deliver(i, payload[0], payload[1])
-                elif kind == _ANSWER:
-                    assert isinstance(payload, tuple)
-                    self.clients[i].answered(payload[0], payload[1], self.clock())
-                    self.result.answered[i] += 1
-                else:
-                    assert isinstance(payload, Outbound)
-                    self.clients[i].failed(payload, self.clock())
-                    self.result.failed[i] += 1
+                handlers[kind](i, payload)
         return self.result
 
-    def arrive(self, i: int) -> None:
+    def answer(self, i: int, payload: object) -> None:
+        assert isinstance(payload, tuple)
+        self.clients[i].answered(payload[0], payload[1], self.clock())
+        self.result.answered[i] += 1
+
+    def fail(self, i: int, payload: object) -> None:
+        assert isinstance(payload, Outbound)
+        self.clients[i].failed(payload, self.clock())
+        self.result.failed[i] += 1
+
+    def arrive(self, i: int, payload: object = None) -> None:
         keys = self.key_names
         key = keys[0] if len(keys) == 1 else keys[self.key_rngs[i].randrange(len(keys))]
         ok = self.clients[i].decide(key)
@@ -171,7 +174,7 @@ class _Loop:
         self.result._digest.update(b"+" if ok else b"-")
         self._next_arrival(i)
 
-    def tick(self, i: int) -> None:
+    def tick(self, i: int, payload: object = None) -> None:
         client = self.clients[i]
         self.result.cycles[i] += 1
         self.push(self.now + client.interval_ns, _TICK, i, None)
@@ -184,7 +187,9 @@ class _Loop:
             if delay is not None:  # a late report is still applied: the server got it
                 self.push(self.now + delay, _DELIVER, i, (out, deadline))
 
-    def deliver(self, i: int, out: Outbound, deadline: int) -> None:
+    def deliver(self, i: int, payload: object) -> None:
+        assert isinstance(payload, tuple)
+        out, deadline = payload
         answer: pb.ReportResponse = self.server.process(out.request, self.now)
         if self.now > deadline:
             return  # its client has already counted it failed
