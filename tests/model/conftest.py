@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 LONG = os.environ.get("RATEKEEPER_LONG_PROPERTIES") == "1"
 
@@ -22,4 +22,6 @@ PROPERTIES = settings(
     derandomize=not LONG,
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    # shrinking re-runs whole fleets hundreds of times: minutes, not the fast profile's seconds
+    phases=tuple(Phase) if LONG else (Phase.explicit, Phase.generate),
 )
