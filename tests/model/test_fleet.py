@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import time
 
-from ratekeeper.client import state as client_state
 from ratekeeper.core.limits import parse_limit
 from ratekeeper.testing.model.arrivals import Poisson, Steady
 from ratekeeper.testing.model.fleet import Scenario, simulate
@@ -21,12 +20,6 @@ def test_the_same_scenario_gives_the_same_trace() -> None:
     assert a.admitted == b.admitted
     assert a.sent == b.sent
     assert simulate(dataclasses.replace(FLEET, seed=4)).digest() != a.digest()
-
-
-def test_the_client_clock_is_restored_after_a_run() -> None:
-    before = client_state.monotonic_ns  # type: ignore[attr-defined]
-    simulate(FLEET)
-    assert client_state.monotonic_ns is before  # type: ignore[attr-defined]
 
 
 def test_a_lone_client_is_held_to_its_policy_by_the_real_local_limiter() -> None:

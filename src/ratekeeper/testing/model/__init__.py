@@ -1,7 +1,7 @@
 """A deterministic virtual-time model of the report protocol: a fleet of real clients, one real
 server, a simulated network, all driven by one discrete-event loop.
 
-The client is the production :class:`~ratekeeper.client.state.LimiterState` and the server the
+The client is the production :class:`~ratekeeper.client.machine.LimiterMachine` and the server the
 production :class:`~ratekeeper.protocol.report.ReportProcessor`; only time, the network and the
 traffic are simulated. Each side is reached through one adapter module (:mod:`.fleet_client`,
 :mod:`.fleet_server`) so that the model can be retargeted when those layers are refactored.

@@ -21,12 +21,7 @@ from dataclasses import dataclass, field
 from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 from ratekeeper.testing.model.arrivals import Arrivals
-from ratekeeper.testing.model.fleet_client import (
-    CLIENT_EPOCH_NS,
-    FleetClient,
-    Outbound,
-    virtual_time,
-)
+from ratekeeper.testing.model.fleet_client import CLIENT_EPOCH_NS, FleetClient, Outbound
 from ratekeeper.testing.model.fleet_server import FleetServer
 from ratekeeper.testing.model.network import LAN, Network
 
@@ -144,15 +139,14 @@ class _Loop:
             _ANSWER: self.answer,
             _FAIL: self.fail,
         }
-        with virtual_time(self.clock):
-            while self.heap:
-                at, _, kind, i, payload = heapq.heappop(self.heap)
-                if at >= self.end:
-                    break
-                self.now = at
-                self.result.events += 1
-                self.result._digest.update(b"%d %d %d;" % (at, kind, i))
-                handlers[kind](i, payload)
+        while self.heap:
+            at, _, kind, i, payload = heapq.heappop(self.heap)
+            if at >= self.end:
+                break
+            self.now = at
+            self.result.events += 1
+            self.result._digest.update(b"%d %d %d;" % (at, kind, i))
+            handlers[kind](i, payload)
         return self.result
 
     def answer(self, i: int, payload: object) -> None:
@@ -168,7 +162,7 @@ class _Loop:
     def arrive(self, i: int, payload: object = None) -> None:
         keys = self.key_names
         key = keys[0] if len(keys) == 1 else keys[self.key_rngs[i].randrange(len(keys))]
-        ok = self.clients[i].decide(key)
+        ok = self.clients[i].decide(key, self.clock())
         self.result.times[key].append(self.now)
         self.result.admitted[key].append(ok)
         self.result._digest.update(b"+" if ok else b"-")
@@ -177,9 +171,10 @@ class _Loop:
     def tick(self, i: int, payload: object = None) -> None:
         client = self.clients[i]
         self.result.cycles[i] += 1
-        self.push(self.now + client.interval_ns, _TICK, i, None)
         deadline = self.now + client.timeout_ns
-        for out in client.collect(self.clock()):
+        outbound = client.collect(self.clock())
+        self.push(client.due(self.clock()) - CLIENT_EPOCH_NS, _TICK, i, None)
+        for out in outbound:
             self.result.sent[i] += 1
             delay = self.sc.network.send_up(self.net_rngs[i], i, self.now)
             if delay is None or self.now + delay > deadline:

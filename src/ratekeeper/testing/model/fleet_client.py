@@ -1,82 +1,74 @@
-"""The one place the model touches the client: today's :class:`LimiterState`, on virtual time.
+"""The one place the model touches the client: the production :class:`LimiterMachine`.
 
-The model needs four things of a client: decide a hit at an instant, build this cycle's reports,
-take an answer, take a failure. Everything else the fleet loop does goes through
-:class:`FleetClient`, so retargeting the model onto another client state machine (a passive
-``LimiterMachine`` with ``collect`` / ``answered`` / ``failed``) means rewriting this module only.
+The model needs five things of a client: decide a hit at an instant, say when its next report
+cycle is due, build that cycle's reports, take an answer, take a failure. The machine is
+passive and takes ``now`` as an argument everywhere, so the model drives it exactly as the
+reporter thread of ``ratekeeper.Limiter`` does, with virtual instants instead of
+``monotonic_ns``. Everything else the fleet loop does goes through :class:`FleetClient`, so
+retargeting the model onto another client means rewriting this module only.
 
-``LimiterState.allow`` reads ``monotonic_ns`` from its own module; :func:`virtual_time` swaps that
-name for the model's clock while a simulation runs (single-threaded, restored on exit). A state
-machine that takes its clock as an argument needs no such swap.
+Decisions go through :meth:`LimiterMachine.decide` (what ``Limiter.acquire`` does). The
+``allow`` fast path takes the same steps on the same state, but it reads the process clock.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from ratekeeper.client import state as client_state
-from ratekeeper.client.state import Batch, LimiterState
+from ratekeeper.client.machine import LimiterMachine, LimiterOptions
 from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 
-__all__ = ["CLIENT_EPOCH_NS", "FleetClient", "Outbound", "virtual_time"]
+__all__ = ["CLIENT_EPOCH_NS", "FleetClient", "Outbound"]
 
 #: Where client clocks start: far enough from 0 that a fresh key's ``earliest = 0`` is the past.
 CLIENT_EPOCH_NS = 1000 * NS_PER_SECOND
 
-
-#: The clock ``LimiterState`` reads, by its name in that module.
-_CLOCK_NAME = "monotonic_ns"
+#: The address every model client reports to (the model has one server).
+SERVER = "model-server:1"
 
 
 @dataclass(frozen=True, slots=True)
 class Outbound:
-    """One report on its way to the server, and what its answer must be handed back with."""
+    """One report on its way to the server, and the address its answer is handed back for."""
 
     request: pb.ReportRequest
-    handle: Batch
-
-
-@contextlib.contextmanager
-def virtual_time(clock: Callable[[], int]) -> Iterator[None]:
-    """Make every ``LimiterState`` read ``clock`` (virtual ns) instead of the monotonic clock."""
-    saved = getattr(client_state, _CLOCK_NAME)
-    setattr(client_state, _CLOCK_NAME, clock)
-    try:
-        yield
-    finally:
-        setattr(client_state, _CLOCK_NAME, saved)
+    address: str
 
 
 class FleetClient:
     """One client of the fleet: the production state machine, with no driver around it."""
 
-    __slots__ = ("_state", "interval_ns", "timeout_ns")
+    __slots__ = ("_machine", "interval_ns", "timeout_ns")
 
     def __init__(self, client_id: str, limit: str, report_interval_s: float) -> None:
-        self._state = LimiterState(
-            "model-server:1", limit=limit, report_interval=report_interval_s, client_id=client_id
+        options = LimiterOptions(
+            limit=limit, report_interval=report_interval_s, client_id=client_id
         )
-        self.interval_ns = round(report_interval_s * NS_PER_SECOND)
+        self._machine = LimiterMachine(SERVER, options)
+        self.interval_ns = self._machine.interval_ns
         #: A report not answered within this long has failed (the real driver's deadline).
-        self.timeout_ns = round(self._state.timeout * NS_PER_SECOND)
+        self.timeout_ns = round(self._machine.timeout * NS_PER_SECOND)
 
-    def decide(self, key: str) -> bool:
-        """Admit one hit for ``key`` now (the clock installed by :func:`virtual_time`)."""
-        return self._state.allow(key)
+    def decide(self, key: str, now: int) -> bool:
+        """Admit one hit for ``key`` at ``now``?"""
+        return self._machine.decide(key, 1, now).allowed
+
+    def due(self, now: int) -> int:
+        """When the next report cycle runs (the machine's own schedule)."""
+        due = self._machine.due(now)
+        return now + self.interval_ns if due is None else due
 
     def collect(self, now: int) -> list[Outbound]:
         """This cycle's reports."""
-        return [Outbound(b.request, b) for b in self._state.collect(now)]
+        return [Outbound(o.request, o.address) for o in self._machine.collect(now)]
 
     def answered(self, sent: Outbound, answer: pb.ReportResponse, now: int) -> None:
-        self._state.apply(sent.handle, answer, now)
+        self._machine.answered(sent.address, answer, now)
 
     def failed(self, sent: Outbound, now: int) -> None:
-        self._state.failed(sent.handle)
+        self._machine.failed(sent.address, "model: lost or past its deadline", now)
 
     @property
     def tracked(self) -> int:
-        return self._state.tracked
+        return len(self._machine.states)
