@@ -17,8 +17,9 @@ under it, so keys added while it reports are never a race: they are reported nex
 state is kept one more cycle and its late counts reported, so a hit is lost only if a thread
 stalls for a whole report interval between its lookup and its count.
 
-Every server is sent a report at least every ``probe_ns`` (empty if it has nothing to count), so
-a wrong or dead address shows in :attr:`LimiterMachine.health` and the log even without traffic.
+Every server is sent a report every cycle (``probe_ns``; empty if it has nothing to count): report
+traffic stays flat whatever the request traffic, and a wrong or dead address shows in
+:attr:`LimiterMachine.health` and the log even without traffic.
 """
 
 from __future__ import annotations
@@ -109,8 +110,10 @@ class LimiterMachine:
         self.interval_ns = round(o.report_interval * NS_PER_SECOND)
         #: Seconds each report may take (default: half the interval, so a cycle never overruns).
         self.timeout = o.report_interval / 2 if o.timeout is None else o.timeout
-        #: Longest a server goes without a report (an empty one if nothing is counted).
-        self.probe_ns = max(NS_PER_SECOND, self.interval_ns)
+        #: Longest a server goes without a report (an empty one if nothing is counted): one
+        #: interval, so every cycle reports to every server and report traffic does not grow
+        #: with request traffic (a sparse client hears about hot keys every cycle, too).
+        self.probe_ns = self.interval_ns
         self.stats = LimiterStats()
         self.health = Health(warn_every_ns=30 * NS_PER_SECOND)
         #: Every tracked key's state; read by decisions without a lock, never replaced.
