@@ -13,18 +13,19 @@ schedule is kept (``earliest += T``), and otherwise it restarts ``burst`` behind
   client alone never admits more than the policy would, in any window;
 * a **granted pace** (a server's admit rate): ``T = 1 / rate``, ``tolerance = T / 2`` (or the
   burst, if larger) and the policy's burst, capped as below: a burstless share rejects a large
-  fraction of Poisson traffic that stays well within it. Between bursts, hits are spaced deterministically, so a small limit such as 5/s admits exactly 5 in each
-  second where a coin flip per hit would let the count wander. The tolerance is lateness credit:
-  hits arrive when requests do, a little after their slot, and without it each admission would
-  push the schedule back by that delay (an arrival every 20 ms against a 200 ms slot loses 5%).
-  A schedule that has fallen further behind restarts its burst behind ``now``.
+  fraction of Poisson traffic that stays well within it. Between bursts, hits are spaced
+  deterministically, so a small limit such as 5/s admits exactly 5 in each second where a coin
+  flip per hit would let the count wander. The tolerance is lateness credit: hits arrive when
+  requests do, a little after their slot, and without it each admission would push the schedule
+  back by that delay (an arrival every 20 ms against a 200 ms slot loses 5%). A schedule that
+  has fallen further behind restarts its burst behind ``now``.
 
 A granted pace is never looser than the policy pace: ``T`` at least the policy's, and a
-tolerance and a burst of at most ``tau + T - T_policy`` (``tau`` the policy's). Then, whichever pace each
-hit is decided under, ``earliest`` never falls below the value the policy pace alone would have
-reached (induction over admissions: each admission requires ``earliest <= now`` and moves
-``earliest`` at least as far as the policy pace would), so switching paces can never admit a hit
-the policy forbids.
+tolerance and a burst of at most ``tau + T - T_policy`` (``tau`` the policy's). Then, whichever
+pace each hit is decided under, ``earliest`` never falls below the value the policy pace alone
+would have reached (induction over admissions: each admission requires ``earliest <= now`` and
+moves ``earliest`` at least as far as the policy pace would), so switching paces can never admit
+a hit the policy forbids.
 
 A *reject-for* instruction folds into the same number (:func:`reject_until`), so the hot path has
 no separate check for it. Times are integer nanoseconds on the caller's monotonic clock; nothing

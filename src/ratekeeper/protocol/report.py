@@ -38,6 +38,7 @@ from ratekeeper.core.instructions import UNBOUNDED, Instruction, demand_rate, in
 from ratekeeper.core.limits import NS_PER_SECOND, Limit
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.errors import RequestError
+from ratekeeper.protocol.hot import HotKeys
 from ratekeeper.protocol.ownership import StoreGate
 from ratekeeper.protocol.policy import Matcher
 from ratekeeper.protocol.report_values import KeyCounts, Report, ReportAnswer
@@ -75,6 +76,8 @@ class ReportSettings:
     surplus_horizon_ns: int = NS_PER_SECOND
     #: Most clients whose last report number is remembered (for resent reports).
     max_sequenced_clients: int = 100_000
+    #: Most keys in a rejection period sent with every answer (:mod:`ratekeeper.protocol.hot`).
+    max_hot_keys: int = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,7 @@ class ReportProcessor:
             max_entries=settings.max_demand_entries,
         )
         self._sequences: OrderedDict[str, int] = OrderedDict()
+        self._hot = HotKeys(settings.max_hot_keys)
         #: Reports answered (one per client per cycle).
         self.reports = 0
 
@@ -135,7 +139,10 @@ class ReportProcessor:
         totals = self._record_demand(client, keys, now)
         valid_for = s.valid_intervals * interval
         self.reports += 1
-        return ReportAnswer(tuple(self._instruct(key, state, totals, valid_for) for key in keys))
+        answers = tuple(self._instruct(key, state, totals, valid_for) for key in keys)
+        for sent, answer in zip(report.keys, answers, strict=True):
+            self._hot.note(sent.domain, sent.entries, answer.reject_for_ns, now)
+        return ReportAnswer(answers, self._hot.current(now))
 
     def _claim(self, client: str, sequence: int) -> int:
         """Mark report ``sequence`` of ``client`` as applied; the highest number seen before.
