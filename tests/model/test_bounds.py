@@ -48,10 +48,6 @@ def test_one_client_stays_within_r_t_plus_b(sc: Scenario) -> None:
     assert bounds.run_long_overshoot(simulate(sc)) <= 0.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11: measured 146 hits beyond r*T + b + E (200 clients, 5/s, 5x steady)",
-)
 @given(fleets(factor=OVERLOAD))
 @example(DENSE_OVERLOAD)
 @example(SPARSE_OVERLOAD)
@@ -71,10 +67,6 @@ def test_run_long_overshoot_at_most_one_percent_on_steady_shapes(sc: Scenario) -
     assert bounds.run_long_overshoot(simulate(sc)) <= 0.01
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11: measured 14.5% falsely rejected (40 clients, 100/s, 0.9x Poisson)",
-)
 @given(fleets(factor=WITHIN, shapes=st.sampled_from(["steady", "poisson"])))
 @example(SPARSE_WITHIN)
 @PROPERTIES
@@ -116,10 +108,6 @@ def test_cold_onset_first_second_within_r_plus_b_plus_ten_percent(
     assert bounds.onset_excess(simulate(sc), 2.0) <= 0.10
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11: measured 2.38x report RPCs per cycle (10 clients, 100/s, 0.5x->5x)",
-)
 @given(fleets(factor=st.floats(0.05, 0.5), shapes=st.sampled_from(["poisson", "steady"])))
 @example(STEADY_REPORTS)
 @PROPERTIES
@@ -148,7 +136,6 @@ def test_every_limit_of_a_multi_limit_policy_holds(partitioned: bool) -> None:
     assert early <= 4
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: measured 3 of the first 4 admitted")
 def test_a_lone_client_gets_its_whole_allowance_at_a_small_limit() -> None:
     run = simulate(Scenario(1, "4/minute", Steady(1 / 0.3), duration_s=10.0, seed=1))
     assert run.admitted["k0"][:4] == [True] * 4
