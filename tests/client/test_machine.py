@@ -427,3 +427,31 @@ def test_every_hit_is_counted_once_whatever_reports_fail(
     for _ in range(8):  # the servers are back: a few cycles settle everything
         run([True, True, True])
     assert sum(k.admitted for r in applied.values() for k in r.keys) == counted
+
+
+def hot_answer(size: int, key_hash: int, reject_for_ns: int) -> pb.ReportResponse:
+    response = answer(size)
+    response.hot.add(key_hash=key_hash, reject_for_ns=reject_for_ns)
+    return response
+
+
+def test_a_broadcast_hot_key_is_rejected_tracked_or_first_seen(clock: FakeClock) -> None:
+    lim, m = sans_io("s:1", limit="5/s")
+    assert lim.allow("seen")
+    seen = m.states["seen"].key_hash
+    unseen = m._policies.resolve("later").key_hash
+    for out in m.collect(clock()):
+        response = hot_answer(len(out.request.keys), seen, 500 * MS)
+        response.hot.add(key_hash=unseen, reject_for_ns=300 * MS)
+        response.hot.add(key_hash=12345, reject_for_ns=300 * MS)  # not tracked: only remembered
+        m.answered(out.address, response, clock())
+    assert not lim.allow("seen")
+    assert not lim.allow("later")  # first seen while hot elsewhere: its bucket is empty
+    assert lim.allow("other")
+    clock.advance(0.3)
+    assert lim.allow("later")
+    assert not lim.allow("seen")
+    clock.advance(0.2)
+    assert lim.allow("seen")
+    cycle(m, clock())
+    assert m._hot == {}  # expired entries are dropped: the table stays bounded
