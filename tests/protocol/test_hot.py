@@ -25,13 +25,6 @@ async def test_a_key_rejected_for_one_client_is_broadcast_to_every_client() -> N
     assert (await send("c2")).hot == ()  # repaid: no longer hot
 
 
-async def test_a_key_answered_without_rejection_leaves_the_broadcast() -> None:
-    send = processor()
-    await send("c1", key([("user", "bob")], admitted=11))
-    send.advance(0.2)
-    assert (await send("c1", key([("user", "bob")]))).hot == ()
-
-
 async def test_the_broadcast_is_bounded_least_recently_rejected_dropped() -> None:
     send = processor(settings=ReportSettings(max_hot_keys=3))
     for i in range(5):

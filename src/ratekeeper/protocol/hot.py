@@ -31,13 +31,14 @@ class HotKeys:
         self._until: OrderedDict[int, int] = OrderedDict()
 
     def note(self, domain: str, entries: Entries, reject_for_ns: int, now: int) -> None:
-        """Record a key's latest answer: rejected for ``reject_for_ns`` from ``now``, or not."""
-        if self._capacity <= 0 or (not reject_for_ns and not self._until):
+        """Record a key answered with a rejection period of ``reject_for_ns`` from ``now``.
+
+        A key answered without one is not looked up (that would hash every reported key): its
+        period, which ends when its debt is repaid, expires on its own.
+        """
+        if self._capacity <= 0 or not reject_for_ns:
             return
         hashed = key_hash(canonical_bytes(domain, entries))
-        if not reject_for_ns:
-            self._until.pop(hashed, None)
-            return
         self._until[hashed] = now + reject_for_ns
         self._until.move_to_end(hashed)
         if len(self._until) > self._capacity:
