@@ -32,6 +32,8 @@ SPARSE_WITHIN = Scenario(40, "100/s", Poisson(90.0 / 40), duration_s=20.0, netwo
 SMALL = Scenario(1, "5/s", Steady(20.0), duration_s=10.0, seed=1)
 SMALL_FLEET = Scenario(10, "1/s", Poisson(5.0 / 10), duration_s=20.0, network=CLOUD, seed=3)
 ONSET = Scenario(40, "50/s", Step(0.0, 5000.0 / 40, 2.0), duration_s=4.0, network=CLOUD, seed=4)
+#: The bench grid's worst run-long case with A + B + E (bench/model_accuracy.py).
+SPARSE_RUN_LONG = Scenario(40, "1/s", Poisson(2.0 / 40), duration_s=20.0, network=CLOUD, seed=1)
 STEADY_REPORTS = Scenario(10, "100/s", Poisson(50.0 / 10), duration_s=10.0, seed=5)
 
 
@@ -48,9 +50,17 @@ def test_one_client_stays_within_r_t_plus_b(sc: Scenario) -> None:
     assert bounds.run_long_overshoot(simulate(sc)) <= 0.0
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "issue 11: measured 1 hit beyond r*T + b + E (40 clients, 1/s, 2x Poisson; 146 hits"
+        " before A+B+E; cause not yet isolated)"
+    ),
+)
 @given(fleets(factor=OVERLOAD))
 @example(DENSE_OVERLOAD)
 @example(SPARSE_OVERLOAD)
+@example(SPARSE_RUN_LONG)
 @PROPERTIES
 def test_run_long_admitted_within_r_t_plus_b_plus_e(sc: Scenario) -> None:
     assert bounds.run_long_excess(simulate(sc)) <= 0.0
