@@ -193,8 +193,10 @@ class RlqsQuotas:
             sub = self._resolve(domain, usage.bucket, policy)
             subs[domain, usage.bucket] = sub
             for counter in sub.counters:
-                self._sharers.setdefault(counter, set()).add(key)
-                self._due[counter] = now  # the others' shares shrink
+                sharers = self._sharers.setdefault(counter, set())
+                if sharers:
+                    self._due[counter] = now  # the others' shares shrink
+                sharers.add(key)
         sub.idle = 0 if usage.allowed or usage.denied else sub.idle + 1
         if sub.idle >= self._settings.idle_reports:
             self._unshare(key, subs.pop((domain, usage.bucket)), now)
