@@ -122,6 +122,7 @@ async def test_a_closed_stream_hands_its_share_back() -> None:
     (pushed,) = push.actions
     assert isinstance(pushed.strategy, TokenBucket)
     assert pushed.strategy.tokens_per_fill * NS_PER_SECOND / pushed.strategy.fill_interval_ns == 1
+    assert pushed.strategy.tokens_per_fill == 60  # one sharer again: 60 per minute
 
 
 async def test_an_idle_bucket_is_abandoned_and_resubscribes_on_its_next_report() -> None:

@@ -35,13 +35,19 @@ def test_sharers_split_rate_and_burst_equally() -> None:
     assert abs(rate(got) - 100 / 60 / 2) < 1e-9
 
 
-def test_slow_shares_are_exact_and_fast_ones_refill_several_tokens_per_interval() -> None:
+def test_fill_intervals_are_whole_seconds_and_the_share_shows_in_tokens_per_fill() -> None:
+    # Envoy reads fill_interval in whole seconds, and keeps its bucket when tokens_per_fill,
+    # max_tokens and the interval's nanos are unchanged: a new share must change tokens_per_fill.
+    one = assign(state(0 + 1), Limit(5, Unit.SECOND), 1, SETTINGS).strategy
+    two = assign(state(0 + 1), Limit(5, Unit.SECOND), 2, SETTINGS).strategy
+    assert one == TokenBucket(1, 5, NS_PER_SECOND)
+    assert two == TokenBucket(1, 10, 4 * NS_PER_SECOND)
+    for bucket in (one, two):
+        assert isinstance(bucket, TokenBucket)
+        assert bucket.fill_interval_ns % NS_PER_SECOND == 0
     slow = assign(state(3), Limit(3, Unit.MINUTE), 2, SETTINGS).strategy
-    assert slow == TokenBucket(1, 1, 40 * NS_PER_SECOND)
-    fast = assign(state(1), Limit(1_000_000, Unit.SECOND), 1, SETTINGS).strategy
-    assert isinstance(fast, TokenBucket)
-    assert fast.fill_interval_ns >= SETTINGS.min_fill_interval_ns
-    assert rate(fast) == 1_000_000
+    assert isinstance(slow, TokenBucket)
+    assert rate(slow) == 3 / 60 / 2
 
 
 def test_a_share_that_rounds_to_zero_still_holds_one_token() -> None:

@@ -101,8 +101,8 @@ async def test_first_report_is_answered_with_a_token_bucket(harness: Harness) ->
     assert assignment.assignment_time_to_live.seconds == 15
     bucket = assignment.rate_limit_strategy.token_bucket
     assert bucket.max_tokens == 59
-    assert bucket.tokens_per_fill.value == 1
-    assert bucket.fill_interval.ToNanoseconds() == 1_000_000_000
+    assert bucket.tokens_per_fill.value == 60
+    assert bucket.fill_interval.ToNanoseconds() == 60_000_000_000
     assert harness.stats.timings["StreamRateLimitQuotas"].calls == 1
     await call.done_writing()
     assert await call.code() == grpc.StatusCode.OK
@@ -130,10 +130,11 @@ async def test_a_second_envoy_halves_the_first_ones_share_unasked(harness: Harne
     assert second.quota_assignment_action.rate_limit_strategy.token_bucket.max_tokens == 30
     (pushed,) = (await read(one)).bucket_action  # no report of its own asked for this
     bucket = pushed.quota_assignment_action.rate_limit_strategy.token_bucket
-    assert bucket.fill_interval.ToNanoseconds() == 2_000_000_000
+    assert bucket.tokens_per_fill.value == 120
+    assert bucket.fill_interval.ToNanoseconds() == 240_000_000_000
     two.cancel()  # the second Envoy goes away: its share comes back to the first
     (back,) = (await read(one)).bucket_action
-    assert back.quota_assignment_action.rate_limit_strategy.token_bucket.fill_interval.seconds == 1
+    assert back.quota_assignment_action.rate_limit_strategy.token_bucket.fill_interval.seconds == 60
     assert harness.servicer.streams == 1
     one.cancel()
 

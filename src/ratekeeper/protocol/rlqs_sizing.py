@@ -6,10 +6,11 @@ the assignment alone must keep the bucket's counter out of debt. Each of the ``n
 subscribed to a bucket gets an equal share:
 
 * a ``token_bucket`` refilling at ``rate / n`` and holding ``max(1, remaining // n)`` tokens,
-  ``remaining`` being what the counter could admit when the report was applied. Envoy starts a
-  new bucket full, so over the next interval ``I`` the Envoys admit at most
-  ``remaining + rate × I`` together (plus one token per Envoy whose share rounds to zero):
-  what the counter refills meanwhile, so Envoy traffic alone never drives it into debt;
+  ``remaining`` being what the counter could admit when the report was applied. Envoy starts
+  a bucket at most full (a replaced one keeps its fill ratio), so over the next interval ``I``
+  the Envoys admit at most ``remaining + rate × I`` together (plus one token per Envoy whose
+  share rounds to zero): what the counter refills meanwhile, so Envoy traffic alone never
+  drives it into debt;
 * ``DENY_ALL`` while the counter has nothing to admit (exhausted, or in debt because another API
   shares it), for as long as it needs to refill plus a grace, with a re-check due when it has
   refilled, so that the next token bucket is pushed before the denial expires;
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ratekeeper.core.limits import NS_PER_SECOND, Limit, ceil_div
+from ratekeeper.core.limits import NS_PER_SECOND, Limit
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.protocol.rlqs_values import Blanket, TokenBucket
 
@@ -46,8 +47,6 @@ class RlqsSettings:
     #: A ``DENY_ALL`` outlives the counter's refill by this much: the re-check pushes the next
     #: token bucket before it expires, so Envoy never falls back to allowing in between.
     deny_grace_ns: int = NS_PER_SECOND
-    #: Shortest ``fill_interval`` handed out (a fast share refills several tokens at a time).
-    min_fill_interval_ns: int = _MS
     #: Most buckets one stream may subscribe to.
     max_buckets: int = 10_000
     #: Most keys in one bucket id, and the longest domain, key or value (characters).
@@ -78,17 +77,16 @@ def assign(state: Outcome, limit: Limit, sharers: int, settings: RlqsSettings) -
     if state.remaining <= 0:
         wait = max(state.retry_after_ns, _MS)
         return Assignment(Blanket.DENY_ALL, wait + settings.deny_grace_ns, wait)
-    return Assignment(_bucket(limit, sharers, state.remaining, settings), settings.ttl_ns)
+    return Assignment(_bucket(limit, sharers, state.remaining), settings.ttl_ns)
 
 
-def _bucket(limit: Limit, sharers: int, remaining: int, settings: RlqsSettings) -> TokenBucket:
-    # rate / sharers = amount / (period × sharers) tokens per ns: k tokens every
-    # k × period × sharers / amount ns, with k the fewest tokens that make the interval at
-    # least the minimum (exact integers: no float rounding of the rate).
-    per_token_ns = limit.period_ns * sharers  # ns per token, times amount
-    tokens = max(1, ceil_div(settings.min_fill_interval_ns * limit.amount, per_token_ns))
-    interval = max(1, per_token_ns * tokens // limit.amount)
-    return TokenBucket(max(1, min(remaining, limit.capacity) // sharers), tokens, interval)
+def _bucket(limit: Limit, sharers: int, remaining: int) -> TokenBucket:
+    # rate / n = amount × n tokens every period × n². Envoy reads ``fill_interval`` in whole
+    # seconds (a sub-second interval becomes 0: an infinite rate), and it keeps the bucket it
+    # has when ``max_tokens``, ``tokens_per_fill`` and the interval's *nanos* are unchanged, so
+    # the share must show in ``tokens_per_fill``: ``amount / (period × n)`` would not.
+    burst = max(1, min(remaining, limit.capacity) // sharers)
+    return TokenBucket(burst, limit.amount * sharers, limit.period_ns * sharers * sharers)
 
 
 def _rate(bucket: TokenBucket) -> float:
