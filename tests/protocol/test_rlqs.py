@@ -180,3 +180,17 @@ async def test_malformed_reports_are_refused() -> None:
     except RequestError:
         return
     raise AssertionError("accepted a report on a stream never opened")
+
+
+async def test_a_denial_still_in_debt_at_its_recheck_is_pushed_again_with_a_new_ttl() -> None:
+    q, store = quotas()
+    one, two = q.open_stream(), q.open_stream()
+    await q.report(one, usage(ACME, allowed=70), START)  # 10 in debt: re-check after 11 s
+    await q.report(two, usage(ACME, allowed=30), START)  # 40 in debt now
+    pushes = await q.refresh(START + 11 * NS_PER_SECOND)
+    assert {p.stream for p in pushes} == {one, two}
+    for push in pushes:
+        (action,) = push.actions
+        assert action.strategy is Blanket.DENY_ALL
+        assert action.ttl_ns == 30 * NS_PER_SECOND + SETTINGS.deny_grace_ns
+    assert await remaining(store, START + 11 * NS_PER_SECOND) == 0

@@ -253,10 +253,11 @@ class RlqsQuotas:
 
 
 def _material(before: BucketAction | None, after: BucketAction) -> bool:
-    """Whether ``after`` is worth pushing over ``before``: another kind of strategy, or another
-    refill rate. A bucket size that only drifted with the counter's refill waits for the next
-    report's answer (Envoy restarts a changed bucket full: every push hands out its tokens)."""
-    if before is None:
+    """Whether ``after`` is worth pushing over ``before``: another kind of strategy, another
+    refill rate, or a denial (each renews its TTL: the denial ``before`` may run out before the
+    counter is repaid). A bucket size that only drifted with the counter's refill waits for the
+    next report's answer."""
+    if before is None or after.strategy is Blanket.DENY_ALL:
         return True
     old, new = before.strategy, after.strategy
     if isinstance(old, TokenBucket) and isinstance(new, TokenBucket):
