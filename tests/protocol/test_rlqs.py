@@ -194,3 +194,35 @@ async def test_a_denial_still_in_debt_at_its_recheck_is_pushed_again_with_a_new_
         assert action.strategy is Blanket.DENY_ALL
         assert action.ttl_ns == 30 * NS_PER_SECOND + SETTINGS.deny_grace_ns
     assert await remaining(store, START + 11 * NS_PER_SECOND) == 0
+
+
+async def test_admissions_are_debited_ahead_at_the_assigned_pace_and_the_report_settles() -> None:
+    q, store = quotas()
+    stream = q.open_stream()
+    await q.report(stream, usage(ACME, allowed=1, elapsed_s=0), START)
+    due = q.due()  # pacing: one Envoy at 60/min is expected to admit 1/s
+    assert due is not None
+    assert due <= START
+    await q.refresh(START)
+    await q.refresh(START + 2 * NS_PER_SECOND)
+    # debited ahead: 2 s at 1/s, against a counter that refilled to its capacity of 60
+    assert await remaining(store, START + 2 * NS_PER_SECOND) == 58
+    (action,) = await q.report(stream, usage(ACME, allowed=5), START + 5 * NS_PER_SECOND)
+    # 5 admitted, 2 of them already debited: 3 more, against a counter refilled to 60
+    assert await remaining(store, START + 5 * NS_PER_SECOND) == 57
+    assert isinstance(action.strategy, TokenBucket)
+
+
+async def test_a_capped_counter_does_not_see_a_debt_the_envoys_never_ran_up() -> None:
+    # 60/min with capacity 60: an Envoy admitting its full rate for a minute, reported once,
+    # would meet a counter capped at 60 and seem 60 in debt; paced, it is not.
+    q, _ = quotas()
+    stream = q.open_stream()
+    await q.report(stream, usage(ACME, allowed=60, elapsed_s=0), START)  # the whole burst
+    for second in range(1, 61):
+        await q.refresh(START + second * NS_PER_SECOND)
+    # Its bucket (1 token, 1/s from the re-check at 1 s) admitted 60 more by 60 s.
+    (action,) = await q.report(stream, usage(ACME, allowed=60), START + 60 * NS_PER_SECOND)
+    # Debited ahead, the counter is at most the bucket's one token in debt: denied ~2 s, not
+    # the minute an unpaced report of 60 against a capped counter would cost.
+    assert action.ttl_ns <= 2 * NS_PER_SECOND + SETTINGS.deny_grace_ns

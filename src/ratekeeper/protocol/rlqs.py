@@ -28,6 +28,7 @@ Raises :class:`~ratekeeper.errors.RequestError` for a malformed report and the s
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -80,6 +81,19 @@ class _Sub:
     idle: int = 0
     #: The action last sent, so a refresh pushes only what changed.
     last: BucketAction | None = None
+    #: When its last report was applied (server clock, ns; 0: never).
+    reported_at: int = 0
+    #: Requests per ns it offered over its last report interval (allowed + denied); unknown
+    #: (infinite) until its second report: a new subscriber is expected to use its share.
+    demand: float = math.inf
+    #: Requests per ns it is expected to admit now: debited ahead of its report (see
+    #: :meth:`RlqsQuotas.refresh`).
+    pace: float = 0.0
+    #: Hits debited ahead since its last report, the fraction of one not yet debited, and when
+    #: the pace was last debited.
+    debited: int = 0
+    carry: float = 0.0
+    paced_at: int = 0
 
 
 class RlqsQuotas:
@@ -100,6 +114,7 @@ class RlqsQuotas:
         #: Counters whose sharers' assignments are due again, and when (ns).
         self._due: dict[Counter, int] = {}
         self._next_stream = 0
+        self._paced_until = 0
 
     def open_stream(self) -> int:
         """A new stream's id (one per Envoy connection, reconnects included)."""
@@ -118,7 +133,13 @@ class RlqsQuotas:
 
     def due(self) -> int | None:
         """When :meth:`refresh` must run next (ns since the epoch), or ``None``."""
-        return min(self._due.values(), default=None)
+        due = min(self._due.values(), default=None)
+        if self._pacing():
+            return self._paced_until if due is None else min(due, self._paced_until)
+        return due
+
+    def _pacing(self) -> bool:
+        return any(sub.pace > 0.0 for subs in self._streams.values() for sub in subs.values())
 
     async def report(self, stream: int, usage: Usage, now: int) -> tuple[BucketAction, ...]:
         """Apply ``stream``'s ``usage`` at ``now`` and answer each of its buckets."""
@@ -132,7 +153,7 @@ class RlqsQuotas:
         policy = self._policies()
         resolved = [self._subscribe(stream, subs, domain, u, policy, now) for u in usage.usages]
         hits = [
-            Hit(c, u.allowed)
+            Hit(c, max(0, u.allowed - sub.debited))  # the rest was debited ahead
             for u, sub in zip(usage.usages, resolved, strict=True)
             if sub is not None and sub.mode is not _Mode.FREE
             for c in sub.counters
@@ -143,20 +164,27 @@ class RlqsQuotas:
         for u, sub in zip(usage.usages, resolved, strict=True):
             if sub is None:
                 actions.append(BucketAction(u.bucket, None))
-            else:
-                actions.append(self._answer(u.bucket, sub, state, now))
+                continue
+            if sub.reported_at:
+                sub.demand = (u.allowed + u.denied) / max(now - sub.reported_at, 1)
+            sub.reported_at, sub.debited, sub.carry = now, 0, 0.0
+            actions.append(self._answer(u.bucket, sub, state, now))
         return tuple(actions)
 
     async def refresh(self, now: int) -> list[Push]:
         """The assignments due by ``now`` that changed, per stream and domain."""
+        paced = self._pace_hits(now)
         counters = [c for c, at in self._due.items() if at <= now]
         for counter in counters:
             del self._due[counter]
         counters = [c for c in counters if self._sharers.get(c)]
+        hits = [*paced, *(Hit(c, 0) for c in counters)]
+        if not hits:
+            return []
+        outcomes = await self._store.debit(hits, now)
+        state = dict(zip((h.counter for h in hits), outcomes, strict=True))
         if not counters:
             return []
-        outcomes = await self._store.debit([Hit(c, 0) for c in counters], now)
-        state = dict(zip(counters, outcomes, strict=True))
         changed: dict[tuple[int, str], list[BucketAction]] = {}
         for key in {k for c in counters for k in self._sharers[c]}:
             stream, domain, bucket = key
@@ -168,6 +196,31 @@ class RlqsQuotas:
             if _material(before, action):
                 changed.setdefault((stream, domain), []).append(action)
         return [Push(stream, domain, tuple(a)) for (stream, domain), a in sorted(changed.items())]
+
+    def _pace_hits(self, now: int) -> list[Hit]:
+        """Each paced subscription's admissions since it was last paced, as hits.
+
+        Envoy reports only every few seconds; debited then, a whole interval's admissions would
+        meet a counter whose refill stopped at its capacity meanwhile, and the counter would
+        show a debt the Envoys never ran up. So each subscription is debited ahead at the pace
+        it is expected to admit (its demand, at most its assignment's rate), and its report
+        settles the rest (admissions beyond what was debited ahead; none is handed back).
+        """
+        if now < self._paced_until:
+            return []
+        self._paced_until = now + self._settings.pace_interval_ns
+        hits: list[Hit] = []
+        for subs in self._streams.values():
+            for sub in subs.values():
+                if sub.pace <= 0.0 or now <= sub.paced_at:
+                    continue
+                owed = sub.pace * (now - sub.paced_at) + sub.carry
+                whole = int(owed)
+                sub.carry, sub.paced_at = owed - whole, now
+                if whole:
+                    sub.debited += whole
+                    hits.extend(Hit(c, whole) for c in sub.counters)
+        return hits
 
     async def _peek(self, counters: list[Counter], now: int) -> dict[Counter, Outcome]:
         outcomes = await self._store.debit([Hit(c, 0) for c in counters], now)
@@ -246,7 +299,21 @@ class RlqsQuotas:
                     self._due[counter] = min(self._due.get(counter, at), at)
             action = BucketAction(bucket, chosen.strategy, chosen.ttl_ns)
         sub.last = action
+        self._set_pace(sub, now)
         return action
+
+    def _set_pace(self, sub: _Sub, now: int) -> None:
+        """The pace ``sub`` is debited ahead at under its current action."""
+        strategy = sub.last.strategy if sub.last is not None else None
+        if sub.mode is _Mode.FREE or strategy is Blanket.DENY_ALL or strategy is None:
+            pace = 0.0
+        elif isinstance(strategy, TokenBucket):
+            pace = min(sub.demand, strategy.tokens_per_fill / strategy.fill_interval_ns)
+        else:
+            pace = sub.demand if math.isfinite(sub.demand) else 0.0  # shadow: admits all
+        if pace > 0.0 and sub.pace <= 0.0:
+            sub.paced_at = now
+        sub.pace = pace
 
     def _assign(self, counter: Counter, state: Outcome) -> Assignment:
         return assign(state, counter.limit, self.sharers(counter), self._settings)

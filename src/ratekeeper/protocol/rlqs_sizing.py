@@ -47,6 +47,8 @@ class RlqsSettings:
     #: A ``DENY_ALL`` outlives the counter's refill by this much: the re-check pushes the next
     #: token bucket before it expires, so Envoy never falls back to allowing in between.
     deny_grace_ns: int = NS_PER_SECOND
+    #: How often expected admissions are debited ahead of Envoy's reports.
+    pace_interval_ns: int = 500 * _MS
     #: Most buckets one stream may subscribe to.
     max_buckets: int = 10_000
     #: Most keys in one bucket id, and the longest domain, key or value (characters).
