@@ -30,6 +30,7 @@ from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
 from ratekeeper.core.keys import Entries, canonical_bytes, key_hash
 from ratekeeper.core.slices import HASH_SPACE, Assignment, Generation
+from ratekeeper.transport.channels import open_aio_channel
 
 __all__ = [
     "DOMAIN",
@@ -169,7 +170,7 @@ def _cpu_seconds(procs: list[psutil.Process]) -> list[float]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
-    channels = {target: grpc.aio.insecure_channel(target) for target in args.target}
+    channels = {target: open_aio_channel(target) for target in args.target}
     stubs = {t: rls_pb2_grpc.RateLimitServiceStub(channel) for t, channel in channels.items()}
     assignment = even_assignment(args.target)
     work = [(stubs[owner(assignment, k)], _request(k)) for k in traffic(args.keys)]

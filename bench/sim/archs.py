@@ -96,7 +96,9 @@ def _rls(target: str, config: Path, client_id: str) -> tuple[Decider, Callable[[
     from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2
     from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
-    channel = grpc.insecure_channel(target)
+    from ratekeeper.transport.channels import open_channel
+
+    channel = open_channel(target)
     grpc.channel_ready_future(channel).result(timeout=30)
     call = rls_pb2_grpc.RateLimitServiceStub(channel).ShouldRateLimit
     over = rls_pb2.RateLimitResponse.OVER_LIMIT

@@ -7,11 +7,11 @@ Each row: the counters of one request and the exact commands Redis must see (cap
 from __future__ import annotations
 
 import pytest
-from redis_server import RedisServer
 
 from ratekeeper.backends.redis import RedisSettings, RedisStore
 from ratekeeper.backends.store import Counter, Hit
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit, Unit
+from ratekeeper.testing.redis_server import RedisServer
 
 from .redis_monitor import monitor
 

@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from redis_server import RedisServer
 
 from ratekeeper.backends.redis import RedisSettings, RedisStore
 from ratekeeper.backends.store import Counter, Hit
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit, Unit
 from ratekeeper.errors import BackendError
+from ratekeeper.testing.redis_server import RedisServer
 
 TIMEOUT_S = 0.05
 #: What a loaded two-core machine may add to the deadline (scheduling, the cancelled read).

@@ -13,11 +13,11 @@ import pytest
 import redis
 from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
-from integration.procs import free_port, http_ok, start
-from redis_server import RedisServer
 
 from ratekeeper.proto.ratekeeper.v1 import report_pb2
 from ratekeeper.proto.report import report_call
+from ratekeeper.testing.procs import free_port, http_ok, start
+from ratekeeper.testing.redis_server import RedisServer
 
 CONFIG = """\
 domain: rl

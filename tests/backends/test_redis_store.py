@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -16,17 +17,17 @@ import pytest
 import redis.asyncio as aioredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from redis_server import RedisServer
 
-from ratekeeper.backends.redis import RedisSettings, RedisStore
-from ratekeeper.backends.store import Counter, Hit
+from ratekeeper.backends.redis import RedisSettings, RedisStore, batch, keys
+from ratekeeper.backends.store import Counter, Hit, Snapshot, TransferUnsupported
 from ratekeeper.core.algorithms import STRATEGIES
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit, Unit
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.core.sliding_window import SlidingWindow
 from ratekeeper.core.token_bucket import TokenBucket
-from ratekeeper.errors import BackendError
+from ratekeeper.errors import BackendError, RatekeeperError
 from ratekeeper.server.metrics import Metrics
+from ratekeeper.testing.redis_server import RedisServer
 
 from .redis_monitor import monitor
 
@@ -260,3 +261,24 @@ def test_the_script_stores_exactly_the_core_state(
             await asyncio.sleep(0)
 
     asyncio.run(play())
+
+
+async def test_slices_move_without_state_so_transfer_says_why(redis_server: RedisServer) -> None:
+    """Every server sharing Redis already sees its counters: there is nothing to export."""
+    store = RedisStore(RedisSettings(redis_server.url, key_prefix="transfer:"))
+    try:
+        calls = [store.export(0, 1, NOW), store.import_(Snapshot(0, 1), NOW), store.drop(0, 1)]
+        for call in calls:
+            with pytest.raises(TransferUnsupported, match="Redis is already the state"):
+                await call
+        assert issubclass(TransferUnsupported, RatekeeperError)
+    finally:
+        await store.close()
+
+
+def test_the_script_offers_exactly_the_operations_the_keys_are_tagged_with() -> None:
+    """keys.STATE_TAGS is the one Python table of tags; batch.lua must offer exactly those."""
+    table = re.search(r"local OPERATIONS = \{(.*)\}", batch.SCRIPT)
+    assert table is not None
+    assert set(re.findall(r"(\w+) = \{", table.group(1))) == set(keys.STATE_TAGS.values())
+    assert set(keys.STATE_TAGS) == set(Algorithm) - {Algorithm.FIXED_WINDOW}

@@ -17,7 +17,9 @@ import grpc.aio
 import pytest
 
 from ratekeeper.backends.memory import MemoryStore
-from ratekeeper.client import state
+from ratekeeper.client import base
+from ratekeeper.client.base import BaseLimiter
+from ratekeeper.client.machine import LimiterMachine
 from ratekeeper.config import PolicyTree
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 from ratekeeper.protocol.ownership import StoreGate
@@ -113,5 +115,11 @@ class FakeClock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     fake = FakeClock()
-    monkeypatch.setattr(state, "monotonic_ns", fake)
+    monkeypatch.setattr(base, "monotonic_ns", fake)
     return fake
+
+
+def sans_io(*args: object, **kwargs: object) -> tuple[BaseLimiter, LimiterMachine]:
+    """A Limiter with no driver: its decisions, and its machine to drive by hand."""
+    lim = BaseLimiter(*args, **kwargs)  # type: ignore[arg-type]
+    return lim, lim._machine

@@ -13,7 +13,8 @@ from typing import Any
 
 from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.backends.redis import RedisSettings, RedisStore
-from ratekeeper.backends.store import Counter, Hit, Store
+from ratekeeper.backends.store import Counter, CounterSnapshot, Hit, Snapshot, Store, StoreStat
+from ratekeeper.backends.transfer import aged, restored, stricter
 from ratekeeper.core.algorithms import STRATEGIES, State, after_debit
 from ratekeeper.core.outcome import Outcome
 
@@ -45,6 +46,35 @@ class CoreStore:
         return [
             after_debit(self._state(h.counter, now), h.counter.limit, now, h.hits) for h in hits
         ]
+
+    async def export(self, low: int, high: int, now: int) -> Snapshot:
+        return Snapshot(
+            low,
+            high,
+            tuple(
+                CounterSnapshot(c, aged(c.limit, STRATEGIES[c.limit.algorithm].pack(s), now))
+                for c, s in self._states.items()
+                if low <= c.key_hash < high
+            ),
+        )
+
+    async def import_(self, snapshot: Snapshot, now: int) -> int:
+        incoming = [
+            (cs.counter, restored(cs.counter.limit, cs.state, now)) for cs in snapshot.counters
+        ]
+        for c, state in incoming:
+            mine = self._states.get(c)
+            self._states[c] = state if mine is None else stricter(c.limit, mine, state, now)
+        return len(snapshot.counters)
+
+    async def drop(self, low: int, high: int) -> int:
+        doomed = [c for c in self._states if low <= c.key_hash < high]
+        for c in doomed:
+            del self._states[c]
+        return len(doomed)
+
+    def stats(self) -> tuple[StoreStat, ...]:
+        return ()
 
     def healthy(self) -> bool:
         return True

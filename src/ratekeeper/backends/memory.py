@@ -2,17 +2,24 @@
 
 Thread safety: **single writer, no locks.** Every method must be called from one thread; in an
 asyncio process that thread is the event loop, and no method awaits between reading a counter
-and writing it back, so a decision is atomic without a lock. Counters are spread over shards by
-the hash of their entries (a key's counters under several limits share a shard); a shard is the
-unit that a later multi-writer layout (one worker per shard, as gubernator does) would hand to
-exactly one writer, and it is the unit that housekeeping visits.
+and writing it back, so a decision is atomic without a lock. A shard is the unit that a later
+multi-writer layout (one worker per shard, as gubernator does) would hand to exactly one writer,
+and it is the unit that housekeeping visits.
+
+Sharded by slice. A counter's shard is the top bits of its 64-bit key hash
+(:attr:`Counter.key_hash <ratekeeper.backends.store.Counter.key_hash>`, the wire contract's
+hash, the same in every process), so shard ``i`` of ``n`` holds exactly the hashes in
+``[i * 2**64 / n, (i + 1) * 2**64 / n)`` and a hash range maps to a contiguous run of shards:
+:meth:`MemoryStore.export` and :meth:`MemoryStore.drop` take the shards inside the range whole
+and filter only the (at most two) shards the range cuts. A key's counters under several limits
+share a shard, since the hash covers the key and not the limit.
 
 Kept as plain values. A shard maps each counter's ``Counter.identity`` to ``(touched, packed
 state)``, tuples of strings and ints only: CPython's cyclic collector stops tracking such
 tuples, so a full collection no longer walks every counter held. Objects per counter (a
-Counter, an entry, a state) made full collections pause the event loop for 0.2 s at 100 000
-keys and 0.7 s at 250 000 (``python -m bench.gc_pauses``). The price is a state object unpacked
-and packed again on each hit.
+Counter, an entry, a state) made full collections pause the event loop for a long time with
+many keys (``python -m bench.gc_pauses``; figures in docs/benchmarks.md). The price is a state
+object unpacked and packed again on each hit.
 
 Blocking: never. Errors: none on the hot path (memory cannot time out); :meth:`MemoryStore.hit`
 and :meth:`MemoryStore.debit` only raise for misuse.
@@ -33,6 +40,11 @@ hand: the 64 oldest entries in the shard's order are looked at and, when kept, r
 * **Every key hot.** When the hand finds only exhausted counters, the new key is refused: it is
   reported over its limit (retry in one second) and, for a debit, its hits are not recorded.
   Refusing new keys is the conservative side: limited keys stay limited, and memory stays bounded.
+* **Imports** follow the same rules: a full counter is not taken in (it carries no information),
+  a shard at its cap first makes room, and an incoming counter that still admits a hit is
+  refused when none can be made. An incoming counter with nothing remaining is taken in even
+  past the cap (refusing it would hand its key quota back), so a shard may hold more than its
+  share until such counters recover and are swept.
 """
 
 from __future__ import annotations
@@ -42,11 +54,13 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ratekeeper.backends.store import Hit, Snapshot, StoreStat
+from ratekeeper.backends.store import Counter, CounterSnapshot, Hit, Snapshot, StoreStat
+from ratekeeper.backends.transfer import aged, restored, stricter
 from ratekeeper.core.algorithms import STRATEGIES, State, after_debit
-from ratekeeper.core.keys import Entries
+from ratekeeper.core.keys import HASH_BITS, Entries, canonical_bytes, key_hash
 from ratekeeper.core.limits import NS_PER_SECOND, Limit
 from ratekeeper.core.outcome import Outcome
+from ratekeeper.core.slices import HASH_SPACE
 
 __all__ = ["MemoryStore", "MemoryStoreStats"]
 
@@ -87,12 +101,23 @@ def _full_remaining(limit: Limit) -> int:
     return strategy.hit(strategy.new(limit, 0), limit, 0, 0).remaining
 
 
+def _fresh(limit: Limit, state: State, now: int) -> bool:
+    """Whether ``state``, brought up to ``now``, is a new counter's: it carries nothing.
+
+    Not ``remaining`` at its maximum: a limit of zero has nothing remaining either way, and
+    its debt still changes what a check answers.
+    """
+    strategy = STRATEGIES[limit.algorithm]
+    return bool(strategy.pack(state) == strategy.pack(strategy.new(limit, now)))
+
+
 class MemoryStore:
     """The :class:`~ratekeeper.backends.store.Store` kept in this process's memory.
 
     ``max_keys`` caps the counters held; ``idle_expiry_ns`` is how long a full counter must go
     untouched before it is dropped; ``sweep_interval_ns`` is how often (in callers' ``now``) a
-    housekeeping step visits the next shard.
+    housekeeping step visits the next shard; ``shards`` (a power of two) is how many slices of
+    the hash space the counters are kept in.
     """
 
     def __init__(
@@ -110,6 +135,8 @@ class MemoryStore:
         shards = min(shards, 1 << (max_keys.bit_length() - 1))
         self._shards: list[dict[_Key, _Value]] = [{} for _ in range(shards)]
         self._mask = shards - 1
+        #: ``key_hash >> shift`` is the shard: the hash's top ``log2(shards)`` bits.
+        self._shift = HASH_BITS - (shards.bit_length() - 1)
         self._shard_cap = max_keys // shards
         self._idle_ns = idle_expiry_ns
         self._sweep_step_ns = max(1, sweep_interval_ns // shards)
@@ -123,7 +150,7 @@ class MemoryStore:
         """Decide and count each hit; a zero-hit check of an unknown key stores nothing."""
         if now >= self._next_sweep:
             self._sweep(now)
-        return [self._hit_one(hit, now) for hit in hits]
+        return [self._one(hit, now, True) for hit in hits]
 
     async def debit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
         """Count hits admitted elsewhere, into debt if need be; return each counter's state.
@@ -132,39 +159,28 @@ class MemoryStore:
         """
         if now >= self._next_sweep:
             self._sweep(now)
-        return [self._debit_one(hit, now) for hit in hits]
+        return [self._one(hit, now, False) for hit in hits]
 
-    def _hit_one(self, hit: Hit, now: int) -> Outcome:
+    def _one(self, hit: Hit, now: int, take: bool) -> Outcome:
+        """Decide (``take``) or debit one hit. This is the RLS hot path: kept inline."""
         counter = hit.counter
         limit = counter.limit
         strategy = STRATEGIES[limit.algorithm]
-        shard = self._shards[counter.key_hash & self._mask]
+        shard = self._shards[counter.key_hash >> self._shift]
         key = counter.identity
-        # The common case, a known counter, inline: this is the RLS hot path.
         value = shard.get(key)
-        if value is not None:
+        if value is not None:  # the common case: a known counter
             state = strategy.unpack(*value[1])
-        elif hit.hits:
+        elif hit.hits or not take:
             state = self._new_state(shard, limit, now)
             if state is None:
                 return _REFUSED
-        else:
+        else:  # a check of an unknown key: what a fresh counter says, nothing stored
             return strategy.hit(strategy.new(limit, now), limit, now, 0)
-        outcome = strategy.hit(state, limit, now, hit.hits)
-        shard[key] = (now, strategy.pack(state))
-        return outcome
-
-    def _debit_one(self, hit: Hit, now: int) -> Outcome:
-        counter = hit.counter
-        limit = counter.limit
-        strategy = STRATEGIES[limit.algorithm]
-        shard = self._shards[counter.key_hash & self._mask]
-        key = counter.identity
-        value = shard.get(key)
-        state = self._new_state(shard, limit, now) if value is None else strategy.unpack(*value[1])
-        if state is None:
-            return _REFUSED
-        outcome = after_debit(state, limit, now, hit.hits)
+        if take:
+            outcome = strategy.hit(state, limit, now, hit.hits)
+        else:
+            outcome = after_debit(state, limit, now, hit.hits)
         shard[key] = (now, strategy.pack(state))
         return outcome
 
@@ -206,14 +222,78 @@ class MemoryStore:
             ),
         )
 
+    # --- slices ----------------------------------------------------------------------------
+
     async def export(self, low: int, high: int, now: int) -> Snapshot:
-        raise NotImplementedError  # contract stub: the store work implements it
+        """Every counter whose key hash is in ``[low, high)``, each instant as an age before
+        ``now``; the counters stay. Atomic: nothing awaits, so no hit lands half-way."""
+        found: list[CounterSnapshot] = []
+        for shard, whole in self._shards_in(low, high):
+            for (domain, entries, identity), (_, packed) in shard.items():
+                counter = Counter(domain, entries, _limit_of(identity))
+                if whole or low <= counter.key_hash < high:
+                    found.append(CounterSnapshot(counter, aged(counter.limit, packed, now)))
+        return Snapshot(low, high, tuple(found))
 
     async def import_(self, snapshot: Snapshot, now: int) -> int:
-        raise NotImplementedError  # contract stub: the store work implements it
+        """Merge ``snapshot`` (exported on another clock) in, rebuilt on the clock whose
+        instant is ``now``; where a counter is already held, the stricter state stays. Returns
+        how many of the snapshot's counters are held now (full ones need not be).
+
+        Raises :class:`ValueError`, having taken nothing in, if a counter's state is malformed.
+        """
+        incoming = [
+            (cs.counter, restored(cs.counter.limit, cs.state, now)) for cs in snapshot.counters
+        ]
+        taken = 0
+        for counter, state in incoming:
+            limit = counter.limit
+            strategy = STRATEGIES[limit.algorithm]
+            shard = self._shards[counter.key_hash >> self._shift]
+            key = counter.identity
+            value = shard.get(key)
+            if value is not None:
+                state = stricter(limit, strategy.unpack(*value[1]), state, now)
+            else:
+                remaining = strategy.hit(state, limit, now, 0).remaining
+                if _fresh(limit, state, now):
+                    continue  # a full counter says what a missing one does
+                if len(shard) >= self._shard_cap:
+                    self._make_room(shard, now)
+                    if len(shard) >= self._shard_cap and remaining > 0:
+                        self._refused += 1  # as an eviction would: it hands back what it used
+                        continue
+            shard[key] = (now, strategy.pack(state))
+            taken += 1
+        return taken
 
     async def drop(self, low: int, high: int) -> int:
-        raise NotImplementedError  # contract stub: the store work implements it
+        """Forget every counter whose key hash is in ``[low, high)``; how many there were."""
+        dropped = 0
+        for shard, whole in self._shards_in(low, high):
+            if whole:
+                dropped += len(shard)
+                shard.clear()
+                continue
+            doomed = [
+                key for key in shard if low <= key_hash(canonical_bytes(key[0], key[1])) < high
+            ]
+            for key in doomed:
+                del shard[key]
+            dropped += len(doomed)
+        return dropped
+
+    def _shards_in(self, low: int, high: int) -> list[tuple[dict[_Key, _Value], bool]]:
+        """The shards holding hashes in ``[low, high)``, each with whether it lies wholly in."""
+        if not 0 <= low <= high <= HASH_SPACE:
+            raise ValueError(f"not a hash range: [{low}, {high})")
+        if low == high:
+            return []
+        shift = self._shift
+        return [
+            (self._shards[i], low <= i << shift and (i + 1) << shift <= high)
+            for i in range(low >> shift, ((high - 1) >> shift) + 1)
+        ]
 
     # --- housekeeping ----------------------------------------------------------------------
 
@@ -256,7 +336,7 @@ class MemoryStore:
             # would see, so the refreshed state is what is kept.
             remaining = strategy.hit(state, limit, now, 0).remaining
             full = _full_remaining(limit)
-            if remaining >= full and now - touched >= idle_ns:
+            if now - touched >= idle_ns and _fresh(limit, state, now):
                 self._expirations += 1
                 continue
             fullness = remaining / full if remaining > 0 else 0.0

@@ -17,7 +17,8 @@ Contract for every implementation:
 * **Slice-aligned.** Every counter carries its 64-bit key hash (the wire contract's hash of its
   canonical key bytes, :mod:`ratekeeper.core.keys`); :meth:`Store.export` hands over the
   counters of one hash range ``[low, high)`` and :meth:`Store.import_` takes them in, so a slice
-  of the hash space moves between servers with its state.
+  of the hash space moves between servers with its state. A store whose counters are already
+  shared by every server (Redis) has nothing to move and raises :class:`TransferUnsupported`.
 """
 
 from __future__ import annotations
@@ -29,8 +30,23 @@ from typing import Literal, Protocol
 from ratekeeper.core.keys import Entries, canonical_bytes, key_hash
 from ratekeeper.core.limits import Limit
 from ratekeeper.core.outcome import Outcome
+from ratekeeper.errors import RatekeeperError
 
-__all__ = ["Counter", "CounterSnapshot", "Hit", "Snapshot", "Store", "StoreStat"]
+__all__ = [
+    "Counter",
+    "CounterSnapshot",
+    "Hit",
+    "Snapshot",
+    "Store",
+    "StoreStat",
+    "TransferUnsupported",
+]
+
+
+class TransferUnsupported(RatekeeperError, NotImplementedError):
+    """The store keeps its counters in state every server already shares (Redis), so a slice
+    moves between servers without its state: :meth:`Store.export`, :meth:`Store.import_` and
+    :meth:`Store.drop` are not supported. The message says why, for the operator."""
 
 
 @dataclass(frozen=True, slots=True)

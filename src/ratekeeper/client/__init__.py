@@ -1,7 +1,8 @@
 """The batch-reporting client: ``Limiter`` decides locally and reports in the background."""
 
-from ratekeeper.client.keystate import Decision
+from ratekeeper.client.decide import Decision
+from ratekeeper.client.health import ServerHealth
 from ratekeeper.client.limiter import Limiter
-from ratekeeper.client.state import LimiterStats
+from ratekeeper.client.machine import LimiterStats
 
-__all__ = ["Decision", "Limiter", "LimiterStats"]
+__all__ = ["Decision", "Limiter", "LimiterStats", "ServerHealth"]

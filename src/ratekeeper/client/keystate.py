@@ -1,43 +1,95 @@
-"""One key's client-side state, and the pure steps on it: decide, explain, apply an instruction.
+"""One key's client-side state: the schedules that decide it, its counts, its instruction.
 
-See :mod:`ratekeeper.client.state` for who writes which field from which thread.
+A key is decided by one or more *lanes*, each a GCRA schedule (:mod:`ratekeeper.core.pacing`):
+one per limit of its policy (``"2/s; 4/minute"`` has two, so the local limiter holds the key to
+every limit, not only the shortest), plus one for a server-granted rate that is looser than the
+policy's own rate. A hit is admitted when every lane admits it, and then every lane advances.
+
+Most keys have one lane, and then it lives in the flat fields ``earliest``, ``emission``,
+``tolerance`` and ``burst`` that the decision path reads inline (``lanes`` is ``None``). A key
+with several lanes keeps them in ``lanes`` and its flat fields are arranged so that the very same
+inline code decides it, with no test for lanes on the decision path:
+
+* ``earliest`` is the latest of the lanes' (a hit is admissible when every lane admits it, so
+  the rejection test stays one comparison);
+* ``tolerance`` is :data:`ALWAYS_RESTART` and ``burst`` 0, so an admitted hit always "restarts"
+  the flat schedule at exactly ``now``;
+* ``emission`` is an :class:`AdmitAll`, whose ``now + emission`` advances every lane for the
+  hit and returns the new latest ``earliest``.
+
+Who writes what: request threads write ``earliest`` (and the lanes') without a lock and count into
+``admitted`` / ``rejected``; the reporter (:class:`~ratekeeper.client.machine.LimiterMachine`)
+writes everything else. Counts are ``itertools.count`` objects: ``next()`` is one C call the GIL
+never interrupts, so concurrent increments are never lost. The reporter reads a count with
+``next()`` as well and subtracts the increments its own reads made (:meth:`KeyState.drain`).
 """
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import itertools
-from collections import deque
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from ratekeeper.client.policy import KeyPolicy, local_limit
 from ratekeeper.core import pacing
+from ratekeeper.core.instructions import Instruction
 from ratekeeper.core.limits import NS_PER_SECOND, Limit
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
-from ratekeeper.proto.report import limit_to_spec, spec_to_limit
+from ratekeeper.proto.report import limit_to_spec
 
-__all__ = ["Decision", "KeyState", "apply_instruction", "bump", "count_value", "decision", "rested"]
+__all__ = ["ALWAYS_RESTART", "FREE", "FRESH", "AdmitAll", "KeyState", "Lane", "apply_instruction"]
+
+#: The pace of a key with no known limit: ``earliest`` never moves, every hit is admitted (the
+#: tolerance reaches past :data:`FRESH`, so a fresh schedule stays fresh for a later limit).
+FREE = pacing.Pace(0, 2 * pacing.NEVER, 0)
+#: The ``earliest`` of a fresh schedule: far enough in the past that its first hit restarts it
+#: with the full burst, however young the monotonic clock is (it starts near 0 at boot, and a
+#: per-day limit's burst spans a day).
+FRESH = -pacing.NEVER
+#: The flat ``tolerance`` of a key with several lanes: ``earliest < now - tolerance`` always
+#: holds, so every admission restarts the flat schedule at ``now`` (see the module docstring).
+ALWAYS_RESTART = -pacing.NEVER
 
 
-#: The pace of a key with no known limit: ``earliest`` never moves, every hit is admitted.
-_FREE = pacing.Pace(0, pacing.NEVER, 0)
+class Lane:
+    """One schedule of a key with several: its own ``earliest`` and pace."""
+
+    __slots__ = ("earliest", "limit", "pace")
+
+    def __init__(self, earliest: int, pace: pacing.Pace, limit: Limit | None) -> None:
+        #: First instant (monotonic ns) this lane admits the next hit.
+        self.earliest = earliest
+        #: How this lane paces hits.
+        self.pace = pace
+        #: The policy limit the lane enforces (``None``: a granted rate).
+        self.limit = limit
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The answer to :meth:`LimiterState.acquire`."""
+class AdmitAll:
+    """The ``emission`` of a key with several lanes: ``now + emission`` admits a hit in all.
 
-    #: Whether the hits were admitted (and counted as admitted).
-    allowed: bool
-    #: Hits admissible right after this decision, by local state (``None``: no known limit).
-    remaining: int | None
-    #: Seconds until the hits would be admitted (0 when allowed; ``inf``: never).
-    retry_after: float
-    #: Seconds until the local limiter is back to full capacity.
-    reset_after: float
-    #: The limit enforced locally (``None``: none known).
-    limit: Limit | None
+    Only reached once the decision path has seen the key's latest ``earliest`` at or before
+    ``now``, so every lane admits the hit; each lane's schedule is kept or restarted as
+    :func:`~ratekeeper.core.pacing.admit` would, then moved by its own interval.
+    """
+
+    __slots__ = ("lanes",)
+
+    def __init__(self, lanes: list[Lane]) -> None:
+        self.lanes = lanes
+
+    def __radd__(self, now: int) -> int:
+        latest = FRESH
+        for lane in self.lanes:
+            pace = lane.pace
+            earliest = lane.earliest
+            if earliest < now - pace.tolerance_ns:
+                earliest = now - pace.burst_ns
+            earliest += pace.emission_ns
+            lane.earliest = earliest
+            latest = max(latest, earliest)
+        return latest
 
 
 class KeyState:
@@ -48,114 +100,218 @@ class KeyState:
         "burst",
         "earliest",
         "emission",
+        "grant",
         "granted_until",
+        "instructed_until",
         "key_hash",
+        "lanes",
         "limit",
+        "limits",
         "pace",
-        "policy",
         "rejected",
-        "sent_admitted",
-        "sent_rejected",
+        "seen_admitted",
+        "seen_rejected",
         "template",
         "tolerance",
+        "unsent_admitted",
+        "unsent_rejected",
     )
 
     def __init__(self, domain: str, resolved: KeyPolicy) -> None:
-        #: First instant (monotonic ns) the next hit may be admitted.
-        self.earliest = 0
-        #: The current pace, and its numbers copied flat for the decision path.
-        self.pace = _FREE
-        self.emission = 0
+        #: First instant (monotonic ns) the next hit may be admitted (by every lane).
+        self.earliest = FRESH
+        #: The single lane's pace, and its numbers copied flat for the decision path.
+        self.pace = FREE
+        self.emission: int | AdmitAll = 0
         self.tolerance = pacing.NEVER
         self.burst = 0
-        #: Hits admitted / rejected so far (never reset; see the module docstring).
+        #: The lanes of a key with several (``None``: one lane, in the flat fields).
+        self.lanes: list[Lane] | None = None
+        #: Hits admitted / rejected so far (never reset; read only through :meth:`drain`).
         self.admitted = itertools.count()
         self.rejected = itertools.count()
-        #: The counts as of the last report (reporter only).
-        self.sent_admitted = 0
-        self.sent_rejected = 0
-        #: When the granted pace reverts to the policy pace (0: no granted pace).
+        #: What the reporter's last reads returned, and counts read but not yet reported.
+        self.seen_admitted = -1
+        self.seen_rejected = -1
+        self.unsent_admitted = 0
+        self.unsent_rejected = 0
+        #: A server-granted rate (hits/s) and when it reverts (0: no grant in force).
+        self.grant = math.inf
         self.granted_until = 0
+        #: Until when a server's instruction (a rejection period or a rate) is in force.
+        self.instructed_until = 0
         self.key_hash = resolved.key_hash
-        #: The local limiter's limit and pace (``None`` pace with a limit: it admits nothing).
+        #: The policy's limits, strictest window first; ``limit`` is the first (``None``: none).
+        self.limits: tuple[Limit, ...] = ()
         self.limit: Limit | None = None
-        self.policy: pacing.Pace | None = _FREE
-        #: The report entry for this key, counts excepted; inline limits ride along.
+        #: The report entry for this key, counts excepted, serialised (bytes are an object the
+        #: cyclic collector need not track: a full collection's pause grows with every tracked
+        #: object, and a client may hold a hundred thousand keys); inline limits ride along.
         self.template = pb.KeyReport(
             domain=domain,
             entries=[pb.Entry(key=k, value=v) for k, v in resolved.entries],
             limits=[limit_to_spec(lim) for lim in resolved.limits] if resolved.inline else [],
-        )
+        ).SerializeToString()
         self.set_limits(resolved.limits, 0)
 
-    def set_limits(self, limits: Sequence[Limit], now: int) -> None:
-        """Enforce ``limits`` locally from now on (the policy pace)."""
-        limit = local_limit(limits)
-        if limit == self.limit and limits:
-            return
-        policy = _FREE if limit is None else pacing.policy_pace(limit)
-        if self.policy is None and policy is not None:
-            self.earliest = now  # a limit of 0 was lifted: start from empty, forgive nothing
-        self.limit, self.policy = limit, policy
-        self.use(policy)
+    # --- the reporter's steps ------------------------------------------------------------------
 
-    def use(self, pace: pacing.Pace | None) -> None:
-        """Decide with ``pace`` from now on (``None``: admit nothing)."""
-        if pace is None:
-            self.earliest = pacing.NEVER
-            pace = _FREE
-        self.pace = pace
+    def drain(self) -> tuple[int, int]:
+        """Hits admitted and rejected since the previous call (reporter only).
+
+        Each read is a ``next()`` that counts one phantom increment of its own: read ``k``
+        returns the real hits so far plus ``k - 1``, so the difference of two reads, less one,
+        is the real hits between them (``seen_*`` start at -1 for the first read).
+        """
+        admitted, rejected = next(self.admitted), next(self.rejected)
+        fresh = admitted - self.seen_admitted - 1, rejected - self.seen_rejected - 1
+        self.seen_admitted, self.seen_rejected = admitted, rejected
+        return fresh
+
+    def set_limits(self, limits: Sequence[Limit], now: int) -> None:
+        """Enforce every one of ``limits`` locally from now on (the policy lanes)."""
+        ordered = _strictest_first(limits)
+        if ordered == self.limits and limits:
+            return
+        if self.limit_blocks() and not any(_policy_pace(x) is None for x in ordered):
+            self._set_earliest(now)  # a limit of 0 was lifted: start from empty, forgive nothing
+        self.limits, self.limit = ordered, local_limit(ordered)
+        self.arrange()
+
+    def limit_blocks(self) -> bool:
+        """Whether some policy limit is 0 (the key admits nothing)."""
+        return any(_policy_pace(lim) is None for lim in self.limits)
+
+    def grant_rate(self, rate: float, until: int) -> None:
+        """Admit at most ``rate`` hits/s (never more than the policy) until ``until``."""
+        self.granted_until = until
+        if rate != self.grant:
+            self.grant = rate
+            self.arrange()
+
+    def end_grant(self) -> None:
+        """Back to the policy lanes alone."""
+        self.granted_until = 0
+        if not math.isinf(self.grant):
+            self.grant = math.inf
+            self.arrange()
+
+    def reject_until(self, until: int) -> None:
+        """Admit no hit before ``until`` (in every lane: none is ever forgiven)."""
+        if self.lanes is None:
+            self.earliest = pacing.reject_until(self.earliest, until)
+            return
+        for lane in self.lanes:
+            lane.earliest = pacing.reject_until(lane.earliest, until)
+        self.earliest = max(lane.earliest for lane in self.lanes)
+
+    def rested(self, now: int) -> bool:
+        """Whether a fresh state would decide exactly as this one does (so it may be dropped)."""
+        if self.granted_until:
+            return False
+        if self.lanes is None:
+            return self.earliest <= max(0, now - self.burst)
+        return all(lane.earliest <= max(0, now - lane.pace.burst_ns) for lane in self.lanes)
+
+    # --- arranging the lanes -------------------------------------------------------------------
+
+    def arrange(self) -> None:
+        """Rebuild the lanes from the limits and the grant, keeping each schedule's position.
+
+        The first lane is the strictest window's policy pace, or the granted pace when the grant
+        is at most the policy's rate (then :func:`~ratekeeper.core.pacing.granted_pace` is never
+        looser than the policy, and the two share one schedule). A grant above the policy's rate
+        gets a lane of its own instead: folding it into the policy lane would drop the policy's
+        burst and pace the key at the policy's long-run rate, far below what was granted.
+        """
+        paces = [(lim, _policy_pace(lim)) for lim in self.limits]
+        if any(pace is None for _, pace in paces):
+            self._single(pacing.NEVER, FREE)  # a limit of 0 admits nothing
+            return
+        lanes: list[tuple[Limit | None, pacing.Pace]] = [
+            (lim, pace) for lim, pace in paces if pace is not None
+        ] or [(None, FREE)]
+        first_limit, first = lanes[0]
+        if not math.isinf(self.grant):
+            emission = math.ceil(NS_PER_SECOND / self.grant)
+            if emission < first.emission_ns:
+                lanes.append((None, pacing.Pace(emission, emission // 2, 0)))
+            else:
+                lanes[0] = (first_limit, pacing.granted_pace(self.grant, first))
+        before = self._positions()
+        if len(lanes) == 1:
+            self._single(before.get(_kind(lanes[0][0]), self.earliest), lanes[0][1])
+            return
+        first_earliest = before.get(_kind(first_limit), self._first_earliest())
+        self.lanes = [Lane(before.get(_kind(lim), FRESH), pace, lim) for lim, pace in lanes]
+        self.lanes[0].earliest = first_earliest
+        self.pace = self.lanes[0].pace
+        self.emission, self.tolerance, self.burst = AdmitAll(self.lanes), ALWAYS_RESTART, 0
+        self.earliest = max(lane.earliest for lane in self.lanes)
+
+    def _single(self, earliest: int, pace: pacing.Pace) -> None:
+        self.lanes = None
+        self.earliest, self.pace = earliest, pace
         self.emission, self.tolerance, self.burst = (
             pace.emission_ns,
             pace.tolerance_ns,
             pace.burst_ns,
         )
 
+    def _positions(self) -> dict[object, int]:
+        """Each current lane's ``earliest``, by what it enforces (a limit, or the grant)."""
+        if self.lanes is None:
+            return {}
+        return {_kind(lane.limit): lane.earliest for lane in self.lanes}
 
-def count_value(counter: itertools.count[int]) -> int:
-    """The next value ``counter`` would yield, without advancing it (``repr`` is ``count(N)``)."""
-    return int(repr(counter)[6:-1])
+    def _first_earliest(self) -> int:
+        return self.earliest if self.lanes is None else self.lanes[0].earliest
 
-
-def bump(counter: itertools.count[int], hits: int) -> None:
-    """Advance ``counter`` by ``hits``, each step atomic (the loop runs in C)."""
-    if hits == 1:
-        next(counter)
-    else:
-        deque(itertools.islice(counter, hits), maxlen=0)
-
-
-def rested(st: KeyState, now: int) -> bool:
-    """Whether a fresh state would decide exactly as ``st`` does (so ``st`` may be dropped)."""
-    return not st.granted_until and st.earliest <= max(0, now - st.burst)
+    def _set_earliest(self, now: int) -> None:
+        self.earliest = now
+        for lane in self.lanes or ():
+            lane.earliest = now
 
 
-def apply_instruction(st: KeyState, instruction: pb.KeyInstruction, received_at: int) -> None:
+@functools.lru_cache(maxsize=4096)
+def _policy_pace(limit: Limit) -> pacing.Pace | None:
+    """The policy pace of ``limit``, one shared object per limit (keys share their limits)."""
+    return pacing.policy_pace(limit)
+
+
+def _order(limit: Limit) -> tuple[int, float]:
+    return (limit.period_ns, limit.rate_per_s)
+
+
+def _strictest_first(limits: Sequence[Limit]) -> tuple[Limit, ...]:
+    """``limits`` shortest window first (then lowest rate); the same tuple if already so."""
+    if isinstance(limits, tuple) and all(
+        _order(a) <= _order(b) for a, b in itertools.pairwise(limits)
+    ):
+        return limits
+    return tuple(sorted(limits, key=_order))
+
+
+def _kind(limit: Limit | None) -> object:
+    """What a lane enforces, as a key matching it across rearrangements."""
+    return "grant" if limit is None else limit
+
+
+def apply_instruction(st: KeyState, instruction: Instruction, received_at: int) -> None:
     """Fold a server's instruction into ``st``; its durations run from ``received_at``."""
     if instruction.limits:
-        # a server we cannot understand does not get to change our local limiter
-        with contextlib.suppress(ValueError):
-            st.set_limits([spec_to_limit(spec) for spec in instruction.limits], received_at)
-    if instruction.HasField("admit_rate") and instruction.admit_rate <= 0.0:
-        st.earliest = pacing.reject_until(st.earliest, received_at + instruction.valid_for_ns)
-    elif instruction.HasField("admit_rate") and st.policy is not None:
-        st.use(pacing.granted_pace(instruction.admit_rate, st.policy))
-        st.granted_until = received_at + instruction.valid_for_ns
+        st.set_limits(instruction.limits, received_at)
+    rate = instruction.admit_rate
+    valid_until = received_at + instruction.valid_for_ns
+    if rate <= 0.0:
+        st.reject_until(valid_until)
+        st.instructed_until = max(st.instructed_until, valid_until)
+    elif not math.isinf(rate) and not st.limit_blocks():
+        st.grant_rate(rate, valid_until)
+        st.instructed_until = max(st.instructed_until, valid_until)
     elif st.granted_until:
-        st.granted_until = 0
-        st.use(st.policy)
+        st.end_grant()
     if instruction.reject_for_ns:
-        st.earliest = pacing.reject_until(st.earliest, received_at + instruction.reject_for_ns)
-
-
-def decision(st: KeyState, now: int, hits: int, *, allowed: bool) -> Decision:
-    """Explain the decision just taken on ``st`` for ``hits`` at ``now``."""
-    if st.limit is None:
-        wait = max(0, st.earliest - now)
-        return Decision(allowed, None, 0.0 if allowed else wait / NS_PER_SECOND, 0.0, None)
-    pace = st.pace
-    wait = 0 if allowed else pacing.wait_ns(st.earliest, now, pace, max(hits, 1))
-    remaining = pacing.remaining(st.earliest, now, pace) if pace.emission_ns else 0
-    reset = max(0, st.earliest + pace.burst_ns - now)
-    retry = float("inf") if wait < 0 else wait / NS_PER_SECOND
-    return Decision(allowed, remaining, retry, reset / NS_PER_SECOND, st.limit)
+        until = received_at + instruction.reject_for_ns
+        st.reject_until(until)
+        st.instructed_until = max(st.instructed_until, until)

@@ -1,13 +1,12 @@
 """``ratekeeper.Limiter``: local decisions, reported in the background by a daemon thread.
 
-The decision methods (``allow``, ``acquire``) come from :class:`LimiterState` and never wait on
-the network. Every ``report_interval`` the reporter thread drains the counts, sends at most one
-``Report`` per owning server (all of them in flight at once, each with a deadline well under the
-interval), and applies the answers. A slow or dead server costs the reporter at most its deadline
-per cycle; its keys keep their last instructions until they expire (fail open), and nothing
-queues up: counts accumulate in place and are sent next cycle.
+The thread only does I/O and sleeping; what to send, to whom and when is the
+:class:`~ratekeeper.client.machine.LimiterMachine`'s. Each cycle sends at most one ``Report`` per
+owning server, all in flight at once, each with a deadline well under the interval. A slow or
+dead server costs the reporter at most its deadline per cycle; its keys keep their last
+instructions until they expire (fail open, loudly: see ``ready``, ``stats`` and the log).
 
-The reporter thread holds a lock of its own while it reports (so ``flush()`` from another thread
+The reporter holds a lock of its own while it runs a cycle (so ``flush()`` from another thread
 cannot interleave with it); the decision path never takes it.
 """
 
@@ -20,17 +19,18 @@ from types import TracebackType
 
 import grpc
 
-from ratekeeper.client.state import Batch, LimiterState
-from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
+from ratekeeper.client.base import BaseLimiter
+from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.proto.report import ReportCall, report_call
+from ratekeeper.transport.channels import describe_error, open_channel
 
 __all__ = ["Limiter"]
 
 log = logging.getLogger(__name__)
 
 
-class Limiter(LimiterState):
-    """A batch-reporting rate limiter; see :class:`LimiterState` for the arguments."""
+class Limiter(BaseLimiter):
+    """A batch-reporting rate limiter; the arguments are :class:`BaseLimiter`'s."""
 
     def _start(self) -> None:
         self._channels: dict[str, tuple[grpc.Channel, ReportCall]] = {}
@@ -45,59 +45,63 @@ class Limiter(LimiterState):
             self._thread.start()
 
     def _run(self) -> None:
-        interval = self.report_interval
-        next_at = time.monotonic() + interval
-        while not self._stop.wait(max(0.0, next_at - time.monotonic())):
+        machine = self._machine
+        while True:
+            now = time.monotonic_ns()
+            deadline = machine.due(now)
+            if deadline is None or self._stop.wait(max(0, deadline - now) / NS_PER_SECOND):
+                return
             try:
                 self.flush()
             except Exception:  # a bug must not end reporting: decisions would go stale
-                log.exception("report cycle failed; next one in %.3fs", interval)
-            # a cycle that overran skips the ticks it missed rather than bursting to catch up
-            next_at = max(next_at + interval, time.monotonic())
+                log.exception("report cycle failed; the next one runs as scheduled")
 
     def flush(self) -> None:
         """Report now, on the calling thread, and apply the answers."""
         with self._cycle_lock:
-            batches = self.collect(time.monotonic_ns())
-            calls = [(batch, self._call(batch.server)) for batch in batches]
-            futures = [(b, call.future(b.request, timeout=self.timeout)) for b, call in calls]
-            for batch, future in futures:
-                self._settle(batch, future)
-            self._forget_channels()
+            self._cycle()
 
-    def _settle(self, batch: Batch, future: grpc.Future[pb.ReportResponse]) -> None:
-        try:
-            response = future.result()
-        except grpc.RpcError:
-            self.failed(batch)
-        else:
-            self.apply(batch, response, time.monotonic_ns())
+    def _cycle(self) -> None:
+        machine = self._machine
+        outbound = machine.collect(time.monotonic_ns())
+        timeout = machine.timeout
+        futures = [
+            (out.address, self._call(out.address).future(out.request, timeout=timeout))
+            for out in outbound
+        ]
+        for address, future in futures:
+            try:
+                answer = future.result()
+            except grpc.RpcError as exc:
+                machine.failed(address, describe_error(exc), time.monotonic_ns())
+            else:
+                machine.answered(address, answer, time.monotonic_ns())
+        for address in set(self._channels) - machine.assignment.servers:
+            self._channels.pop(address)[0].close()
 
-    def _call(self, server: str) -> ReportCall:
-        entry = self._channels.get(server)
+    def _call(self, address: str) -> ReportCall:
+        entry = self._channels.get(address)
         if entry is None:
-            channel = grpc.insecure_channel(server)
-            entry = self._channels[server] = (channel, report_call(channel))
+            channel = open_channel(address)
+            entry = self._channels[address] = (channel, report_call(channel))
         return entry[1]
-
-    def _forget_channels(self) -> None:
-        """Close channels to servers the assignment no longer names."""
-        for server in set(self._channels) - self.assignment.servers:
-            self._channels.pop(server)[0].close()
 
     def close(self) -> None:
         """Stop the reporter, send the last counts, release the channels. Idempotent."""
         if self._stop.is_set():
             return
         self._stop.set()
-        if self._thread is not threading.current_thread():
+        if self._thread is not threading.current_thread() and self._thread.ident is not None:
             self._thread.join()
-        self.mark_closed()
-        for _ in self.closing_rounds():
-            self.flush()
+        machine = self._machine
+        machine.close()
+        with self._cycle_lock:
+            while machine.due(time.monotonic_ns()) is not None:
+                self._cycle()
         for channel, _call in self._channels.values():
             channel.close()
         self._channels.clear()
+        self._unregister_metrics()
 
     def __enter__(self) -> Limiter:
         return self

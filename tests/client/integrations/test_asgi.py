@@ -8,15 +8,15 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from ratekeeper.client.base import BaseLimiter
 from ratekeeper.client.integrations import RateLimitMiddleware
-from ratekeeper.client.state import LimiterState
 
 
 async def hello(request: Request) -> PlainTextResponse:
     return PlainTextResponse("hello", headers={"x-app": "1"})
 
 
-def build(lim: LimiterState) -> RateLimitMiddleware:
+def build(lim: BaseLimiter) -> RateLimitMiddleware:
     app = Starlette(routes=[Route("/", hello)])
     return RateLimitMiddleware(app, lim, key=_user, policy_name="per-user")
 
@@ -28,7 +28,7 @@ def _user(scope: dict[str, object]) -> str | None:
 
 
 async def test_429_with_ietf_headers_past_the_limit() -> None:
-    lim = LimiterState("127.0.0.1:1", limit="2/minute")
+    lim = BaseLimiter("127.0.0.1:1", limit="2/minute")
     transport = httpx.ASGITransport(app=build(lim))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         first = await client.get("/", headers={"x-user": "ann"})
@@ -49,7 +49,7 @@ async def test_429_with_ietf_headers_past_the_limit() -> None:
 
 
 async def test_requests_without_a_key_and_non_http_scopes_pass() -> None:
-    lim = LimiterState("127.0.0.1:1", limit="0/s")
+    lim = BaseLimiter("127.0.0.1:1", limit="0/s")
     transport = httpx.ASGITransport(app=build(lim))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         response = await client.get("/")

@@ -6,12 +6,12 @@ import inspect
 
 import pytest
 
-from ratekeeper.client.state import LimiterState
+from ratekeeper.client.base import BaseLimiter
 from ratekeeper.errors import RateLimited
 
 
 def test_sync_function_keyed_by_argument() -> None:
-    lim = LimiterState("127.0.0.1:1", limit="2/minute")
+    lim = BaseLimiter("127.0.0.1:1", limit="2/minute")
     calls: list[str] = []
 
     @lim.limit(key=lambda user: f"user:{user}")
@@ -30,7 +30,7 @@ def test_sync_function_keyed_by_argument() -> None:
 
 
 async def test_coroutine_function_with_a_constant_key() -> None:
-    lim = LimiterState("127.0.0.1:1", limit="1/minute")
+    lim = BaseLimiter("127.0.0.1:1", limit="1/minute")
 
     @lim.limit(key="ping", hits=1)
     async def ping() -> str:

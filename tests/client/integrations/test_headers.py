@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
+from ratekeeper.client.decide import Decision
 from ratekeeper.client.integrations import rate_limit_headers
-from ratekeeper.client.keystate import Decision
 from ratekeeper.core.limits import Limit, Unit
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Flask
 
+from ratekeeper.client.base import BaseLimiter
 from ratekeeper.client.integrations import WsgiRateLimitMiddleware
-from ratekeeper.client.state import LimiterState
 
 
-def build(lim: LimiterState) -> Flask:
+def build(lim: BaseLimiter) -> Flask:
     app = Flask(__name__)
 
     @app.get("/")
@@ -20,7 +20,7 @@ def build(lim: LimiterState) -> Flask:
 
 
 def test_429_with_ietf_headers_past_the_limit() -> None:
-    lim = LimiterState("127.0.0.1:1", limit="1/s")
+    lim = BaseLimiter("127.0.0.1:1", limit="1/s")
     client = build(lim).test_client()
     first = client.get("/", environ_base={"REMOTE_ADDR": "10.0.0.1"})
     assert first.status_code == 200
@@ -35,6 +35,6 @@ def test_429_with_ietf_headers_past_the_limit() -> None:
 
 
 def test_no_address_no_limit() -> None:
-    lim = LimiterState("127.0.0.1:1", limit="0/s")
+    lim = BaseLimiter("127.0.0.1:1", limit="0/s")
     client = build(lim).test_client()
     assert client.get("/", environ_base={"REMOTE_ADDR": ""}).status_code == 200

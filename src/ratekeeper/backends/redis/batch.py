@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from importlib.resources import files
 
+from ratekeeper.backends.redis.keys import STATE_TAGS
 from ratekeeper.core import fixed_window, sliding_window, token_bucket
 from ratekeeper.core.algorithms import STRATEGIES, State, after_debit
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit
@@ -53,9 +54,9 @@ def _sliding_window_state(reply: Reply) -> State | None:
     return sliding_window.SlidingWindow(int(start), int(current), int(previous))
 
 
-_CODECS: dict[Algorithm, tuple[str, Callable[[Limit, int, int], list[int]]]] = {
-    Algorithm.TOKEN_BUCKET: ("tb", _token_bucket_args),
-    Algorithm.SLIDING_WINDOW: ("sw", _sliding_window_args),
+_ENCODERS: dict[Algorithm, Callable[[Limit, int, int], list[int]]] = {
+    Algorithm.TOKEN_BUCKET: _token_bucket_args,
+    Algorithm.SLIDING_WINDOW: _sliding_window_args,
 }
 _DECODERS: dict[Algorithm, Callable[[Reply], State | None]] = {
     Algorithm.TOKEN_BUCKET: _token_bucket_state,
@@ -70,8 +71,8 @@ def header(now: int, take: bool) -> list[str]:
 
 def arguments(limit: Limit, now: int, hits: int) -> list[str]:
     """The script's arguments for one key, after :func:`header`: ``hits`` at ``now``."""
-    tag, encode = _CODECS[limit.algorithm]
-    return [tag, *map(str, encode(limit, now, hits))]
+    algorithm = limit.algorithm
+    return [STATE_TAGS[algorithm], *map(str, _ENCODERS[algorithm](limit, now, hits))]
 
 
 def stored_state(limit: Limit, reply: Reply) -> State | None:

@@ -16,13 +16,13 @@ from redis.exceptions import RedisError
 
 from ratekeeper.errors import BackendError
 
-__all__ = ["FAILURES", "Health"]
+__all__ = ["FAILURES", "RedisHealth"]
 
 #: What a Redis that is down, hung or unreachable raises (``TimeoutError``: our own deadline).
 FAILURES = (RedisError, OSError, TimeoutError)
 
 
-class Health:
+class RedisHealth:
     """One Redis's health. Single writer: used from the event loop that runs the store."""
 
     def __init__(

@@ -22,10 +22,11 @@ from ratekeeper.backends.store import Counter
 from ratekeeper.core import fixed_window
 from ratekeeper.core.limits import Algorithm
 
-__all__ = ["counter_key", "fixed_window_key", "state_key"]
+__all__ = ["STATE_TAGS", "counter_key", "fixed_window_key", "state_key"]
 
-#: Suffix tag of each algorithm whose state lives under a key of its own.
-_STATE_TAGS = {Algorithm.TOKEN_BUCKET: "tb", Algorithm.SLIDING_WINDOW: "sw"}
+#: The tag of each algorithm whose state lives under a key of its own: its keys end in it, and
+#: ``batch.lua`` names the operation on such a key by it.
+STATE_TAGS = {Algorithm.TOKEN_BUCKET: "tb", Algorithm.SLIDING_WINDOW: "sw"}
 
 
 def counter_key(prefix: str, counter: Counter) -> str:
@@ -44,4 +45,4 @@ def fixed_window_key(prefix: str, counter: Counter, now: int) -> str:
 def state_key(prefix: str, counter: Counter) -> str:
     """The key of a token bucket's or sliding window's state."""
     limit = counter.limit
-    return f"{counter_key(prefix, counter)}{_STATE_TAGS[limit.algorithm]}{limit.period_s}"
+    return f"{counter_key(prefix, counter)}{STATE_TAGS[limit.algorithm]}{limit.period_s}"

@@ -8,6 +8,11 @@
 * Token buckets and sliding windows (the migration path) go through ``batch.lua``, which applies
   every such counter of a call in one ``EVALSHA`` appended to the same pipeline.
 
+* Slices move without state: every server sharing this Redis already reads and writes the same
+  counters, so :meth:`RedisStore.export`, :meth:`RedisStore.import_` and :meth:`RedisStore.drop`
+  raise :class:`~ratekeeper.backends.store.TransferUnsupported` (and the conformance cases of
+  slice transfer skip Redis with that reason).
+
 Every outcome is computed by :mod:`ratekeeper.core` from the state Redis held (see
 :mod:`.batch`); ``now`` always comes from the caller, never from Redis ``TIME``, so that this
 store answers exactly as the core does and can be tested against it. Only key expiry follows
@@ -30,16 +35,22 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, ResponseError
 
 from ratekeeper.backends.redis import batch, keys
-from ratekeeper.backends.redis.health import FAILURES, Health
+from ratekeeper.backends.redis.health import FAILURES, RedisHealth
 from ratekeeper.backends.redis.local_cache import OverLimitCache
 from ratekeeper.backends.redis.settings import RedisSettings
-from ratekeeper.backends.store import Hit, Snapshot, StoreStat
+from ratekeeper.backends.store import Hit, Snapshot, StoreStat, TransferUnsupported
 from ratekeeper.core import fixed_window
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit, Unit
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.errors import BackendError
 
 __all__ = ["RedisStore"]
+
+#: Why a Redis store moves no state with a slice.
+_SHARED = (
+    "the redis store does not export, import or drop counters: Redis is already the state "
+    "every server shares, so a slice moves between servers without moving its counters"
+)
 
 
 class _Redis:
@@ -68,7 +79,9 @@ class _Redis:
             async with asyncio.timeout(timeout):
                 await self.client.ping()
 
-        self.health = Health(name, ping, settings.reconnect_initial_s, settings.reconnect_max_s)
+        self.health = RedisHealth(
+            name, ping, settings.reconnect_initial_s, settings.reconnect_max_s
+        )
 
 
 @dataclass(slots=True)
@@ -135,14 +148,20 @@ class RedisStore:
             ),
         )
 
+    # Slices: not supported. Every server sharing this Redis already reads and writes the same
+    # counters, so the server that takes a slice over finds its state there; nothing to move.
+
     async def export(self, low: int, high: int, now: int) -> Snapshot:
-        raise NotImplementedError  # contract stub: the store work implements it
+        """Raises :class:`TransferUnsupported`: Redis is already the shared state."""
+        raise TransferUnsupported(_SHARED)
 
     async def import_(self, snapshot: Snapshot, now: int) -> int:
-        raise NotImplementedError  # contract stub: the store work implements it
+        """Raises :class:`TransferUnsupported`: Redis is already the shared state."""
+        raise TransferUnsupported(_SHARED)
 
     async def drop(self, low: int, high: int) -> int:
-        raise NotImplementedError  # contract stub: the store work implements it
+        """Raises :class:`TransferUnsupported`: Redis is already the shared state."""
+        raise TransferUnsupported(_SHARED)
 
     async def hit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
         """Decide and count each hit (Envoy RLS); one round trip per Redis involved."""

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypedDict, TypeVar
 
+from ratekeeper.client.decide import Decision
 from ratekeeper.client.integrations.decorator import Acquirer
 from ratekeeper.client.integrations.headers import rate_limit_headers
-from ratekeeper.client.keystate import Decision
 from ratekeeper.client.policy import Key
 
 __all__ = ["REFUSED_BODY", "Guard", "GuardOptions"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import math
 
-from ratekeeper.client.keystate import Decision
+from ratekeeper.client.decide import Decision
 from ratekeeper.core.limits import Limit
 
 __all__ = ["rate_limit_headers"]

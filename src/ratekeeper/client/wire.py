@@ -1,0 +1,34 @@
+"""The client's wire edge: a server's ``ReportResponse`` read into typed instructions.
+
+Everything past this module works on :class:`~ratekeeper.core.instructions.Instruction`; only
+here is ``pb.KeyInstruction`` read. A server's limits that this client cannot read (a newer unit,
+an out-of-range amount) are dropped, so a server we cannot understand does not get to change the
+local limiter; the rest of its instruction still applies.
+"""
+
+from __future__ import annotations
+
+from ratekeeper.core.instructions import UNBOUNDED, Instruction
+from ratekeeper.core.limits import Limit
+from ratekeeper.errors import LimitParseError
+from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
+from ratekeeper.proto.report import spec_to_limit
+
+__all__ = ["instruction_from_wire", "instructions_from_wire"]
+
+
+def instruction_from_wire(wire: pb.KeyInstruction) -> Instruction:
+    """One key's instruction; an unset ``admit_rate`` is unbounded."""
+    rate = wire.admit_rate if wire.HasField("admit_rate") else UNBOUNDED
+    limits: tuple[Limit, ...] = ()
+    if wire.limits:
+        try:
+            limits = tuple(spec_to_limit(spec) for spec in wire.limits)
+        except LimitParseError:
+            limits = ()
+    return Instruction(wire.reject_for_ns, rate, wire.valid_for_ns, limits)
+
+
+def instructions_from_wire(response: pb.ReportResponse) -> list[Instruction]:
+    """The instructions of ``response``, in request order."""
+    return [instruction_from_wire(wire) for wire in response.instructions]
