@@ -109,10 +109,13 @@ def test_beyond_the_limit_envoy_answers_429_and_recovers_as_its_bucket_refills(
     assert status(port, None) == 200  # no x-user: no bucket, never limited
     assert status(port, "alice") == 200  # no assignment yet: allowed, reported at once
     time.sleep(SETTLE_S)
+    began = time.monotonic()
     burst = [status(port, "alice") for _ in range(3 * RATE)]
+    took = time.monotonic() - began
     assert 429 in burst, burst
-    allowed = burst.count(200)
-    assert RATE - 2 <= allowed <= RATE + 2, burst  # the bucket's tokens, plus refill meanwhile
+    # The assignment's tokens (the capacity less the first request), plus Envoy's own refill
+    # while the burst ran (a loaded machine makes it slow).
+    assert RATE - 2 <= burst.count(200) <= RATE - 1 + RATE * took + 1, (burst, took)
     time.sleep(1.0)  # Envoy's bucket refills at RATE/s by itself: no round trip needed
     assert status(port, "alice") == 200
 
