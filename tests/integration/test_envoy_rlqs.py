@@ -18,8 +18,15 @@ from pathlib import Path
 import pytest
 
 from ratekeeper.testing.envoy_proxy import envoy_binary, upstream_http
-from ratekeeper.testing.procs import free_port, http_get, http_ok, start
-from ratekeeper.testing.server_process import RatekeeperServer, ratekeeper_server
+from ratekeeper.testing.procs import ManagedProcess, free_port, http_get, http_ok, start
+from ratekeeper.testing.server_process import (
+    START_TIMEOUT_S,
+    RatekeeperServer,
+    metric_samples,
+    ratekeeper_server,
+    serve_argv,
+    serving,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -173,3 +180,50 @@ def test_with_the_server_stopped_a_new_bucket_is_allowed(
         running.process.stop()
         # Fail open: a new bucket has no assignment, and no_assignment_behavior allows.
         assert [status(port, "carol") for _ in range(3 * RATE)] == [200] * (3 * RATE)
+
+
+def _serve_on(
+    grpc_port: int, http_port: int, policy: Path, logs: Path, name: str
+) -> contextlib.AbstractContextManager[ManagedProcess]:
+    """``ratekeeper serve`` on given ports (a restart must come back on the same gRPC port)."""
+    argv = serve_argv(policy, grpc_port, http_port)
+    return start(argv, name=name, log_dir=logs, ready=serving(http_port), timeout=START_TIMEOUT_S)
+
+
+def test_after_a_server_restart_envoy_reconnects_and_is_limited_again(
+    upstream: int, logs: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    policy = tmp_path_factory.mktemp("policy-restart")
+    (policy / "rl.yaml").write_text(POLICY)
+    grpc_port = free_port()
+    with contextlib.ExitStack() as stack:
+        first = stack.enter_context(
+            _serve_on(grpc_port, free_port(), policy, logs, "ratekeeper-rlqs-1")
+        )
+        port = stack.enter_context(guide_envoy(grpc_port, upstream, logs))
+        assert status(port, "erin") == 200
+        time.sleep(SETTLE_S)
+        assert 429 in [status(port, "erin") for _ in range(3 * RATE)]
+        first.stop()
+        http_port = free_port()
+        stack.enter_context(_serve_on(grpc_port, http_port, policy, logs, "ratekeeper-rlqs-2"))
+        # Envoy reopens the stream on its next 5 s report, which re-subscribes every bucket it
+        # holds; keep the bucket busy (an idle one is abandoned) until the new server has
+        # answered a report and the limit bites.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            limited = 429 in [status(port, "erin") for _ in range(3 * RATE)]
+            if limited and _reports_answered(http_port) > 0:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("not limited by the restarted server within 20 s")
+
+
+def _reports_answered(http_port: int) -> float:
+    return sum(
+        s.value
+        for s in metric_samples(http_port)
+        if s.name == "ratekeeper_call_seconds_count"
+        and s.labels.get("call") == "StreamRateLimitQuotas"
+    )
