@@ -10,15 +10,18 @@ server assigns. :class:`RlqsQuotas` is the server side of that, for every stream
   shadow mode is counted but answered ``ALLOW_ALL``;
 * each report's admitted requests are debited from those counters through the
   :class:`~ratekeeper.protocol.ownership.StoreGate`, in one store call: the same counters every
-  other API (RLS, batch reports) counts, so all of them share one limit;
+  other API (RLS, batch reports) counts, so all of them share one limit. Between reports each
+  subscription is debited ahead at the pace it is expected to admit, and its report settles
+  the rest (:meth:`RlqsQuotas.refresh`);
 * each bucket is answered with its assignment (:mod:`~ratekeeper.protocol.rlqs_sizing`): this
   Envoy's equal share among every stream subscribed to the counter, ``DENY_ALL`` while the
   counter has nothing to admit; a bucket with no request for a few reports in a row is
   abandoned;
 * when a counter's sharers change (a subscription, an abandon, a stream closed) or a denial's
-  counter has refilled, the other streams' assignments are due again: :meth:`due` says when and
-  :meth:`refresh` returns the :class:`~ratekeeper.protocol.rlqs_values.Push` es that changed,
-  which the servicer sends unasked.
+  counter has refilled, the other streams' assignments are due again: :meth:`due` says when (so
+  does the next debit ahead) and :meth:`refresh` returns the
+  :class:`~ratekeeper.protocol.rlqs_values.Push` es that changed, which the servicer sends
+  unasked.
 
 ``time_elapsed`` is never validated (Envoy 1.40 sends 0 on a bucket's first report).
 Raises :class:`~ratekeeper.errors.RequestError` for a malformed report and the store's
@@ -172,7 +175,8 @@ class RlqsQuotas:
         return tuple(actions)
 
     async def refresh(self, now: int) -> list[Push]:
-        """The assignments due by ``now`` that changed, per stream and domain."""
+        """Debit ahead what is due, and return the assignments due by ``now`` that changed,
+        per stream and domain."""
         paced = self._pace_hits(now)
         counters = [c for c, at in self._due.items() if at <= now]
         for counter in counters:
