@@ -30,6 +30,7 @@ from ratekeeper.client.decide import Decision, bump, decide, take
 from ratekeeper.client.keystate import KeyState
 from ratekeeper.client.machine import LimiterMachine
 from ratekeeper.client.policy import Key, KeyPolicy
+from ratekeeper.core import pacing
 from ratekeeper.core.keys import Entries
 from ratekeeper.core.limits import NS_PER_SECOND, Limit
 from ratekeeper.core.outcome import Outcome
@@ -61,17 +62,17 @@ class SidecarStore:
         groups: dict[tuple[str, Entries], list[Limit]] = {}
         for h in hits:
             groups.setdefault((h.counter.domain, h.counter.entries), []).append(h.counter.limit)
-        decided: dict[tuple[str, Entries], Outcome] = {}
+        decided: dict[tuple[str, Entries], tuple[KeyState, Decision]] = {}
         out: list[Outcome] = []
         for h in hits:
             c = h.counter
             group = (c.domain, c.entries)
-            outcome = decided.get(group)
-            if outcome is None:
+            taken = decided.get(group)
+            if taken is None:
                 st = self._state(c.domain, c.entries, c.key_hash, groups[group], mono)
-                outcome = decided[group] = _outcome(_debit(st, mono, h.hits) if debit
-                                                    else decide(st, mono, h.hits))  # fmt: skip
-            out.append(outcome)
+                d = _debit(st, mono, h.hits) if debit else decide(st, mono, h.hits)
+                taken = decided[group] = (st, d)
+            out.append(_outcome(*taken, c.limit, mono, h.hits))
         return out
 
     def _state(
@@ -135,7 +136,21 @@ def _debit(st: KeyState, now: int, hits: int) -> Decision:
     return decide(st, now, 0)
 
 
-def _outcome(d: Decision) -> Outcome:
+def _outcome(st: KeyState, d: Decision, limit: Limit, now: int, hits: int) -> Outcome:
+    """The counter of ``limit`` after the key's decision ``d``: its own lane's view (each
+    counter of the server answers for itself, so headers name the binding one)."""
+    lanes = [(st.earliest, st.pace, st.limit)] if st.lanes is None else [
+        (lane.earliest, lane.pace, lane.limit) for lane in st.lanes
+    ]  # fmt: skip
+    for earliest, pace, lane_limit in lanes:
+        if lane_limit == limit and pace.emission_ns:
+            wait = 0 if d.allowed else pacing.wait_ns(earliest, now, pace, max(hits, 1))
+            return Outcome(
+                d.allowed,
+                pacing.remaining(earliest, now, pace),
+                max(0, earliest + pace.burst_ns - now),
+                wait,
+            )
     retry = -1 if math.isinf(d.retry_after) else round(d.retry_after * NS_PER_SECOND)
     remaining = d.remaining if d.remaining is not None else 2**31 - 1
     return Outcome(d.allowed, remaining, round(d.reset_after * NS_PER_SECOND), retry)
