@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,6 @@ from envoy.service.ratelimit.v3 import rls_pb2_grpc
 from ratekeeper.server.options import with_options
 from ratekeeper.server.settings import ServerSettings
 from ratekeeper.sidecar.app import Sidecar, SidecarOptions
-from ratekeeper.testing.clock import ManualClock
 
 #: The example config shipped with the project.
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "config"
@@ -47,7 +47,7 @@ async def sidecar() -> AsyncIterator[StartSidecar]:
         values: dict[str, Any] = {"grpc_port": 0, "http_port": 0, "config": str(EXAMPLES)}
         settings = with_options(ServerSettings(), **(values | overrides))
         options = SidecarOptions(servers, report_interval=report_interval)
-        sc = Sidecar(settings, options, clock or ManualClock())
+        sc = Sidecar(settings, options, clock or time.time_ns)
         await sc.start()
         channel = grpc.aio.insecure_channel(target or f"127.0.0.1:{sc.grpc_port}")
         running = RunningSidecar(sc, rls_pb2_grpc.RateLimitServiceStub(channel), channel)
