@@ -129,7 +129,9 @@ class SidecarStore:
 
 
 def _debit(st: KeyState, now: int, hits: int) -> Decision:
-    """Count ``hits`` as admitted whatever the local state (advancing it if it can)."""
+    """Count ``hits`` as admitted whatever the local state, so they are reported (the local
+    schedule advances only if it admits them: the server's answer then puts the key in debt).
+    RLS never debits; this keeps the store whole for any other caller."""
     take(st, now, hits)
     if hits:
         bump(st.admitted, hits)
