@@ -39,6 +39,7 @@ from ratekeeper.server.app import config_path, policy_loader, rls_settings
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.http import HttpEndpoints, build_app
 from ratekeeper.server.metrics import Metrics
+from ratekeeper.server.reload import ConfigWatcher, file_signature
 from ratekeeper.server.rls_servicer import RlsServicer, add_rls_servicer
 from ratekeeper.server.settings import ServerSettings
 from ratekeeper.sidecar.store import SidecarStore
@@ -149,7 +150,8 @@ class Sidecar:
 
 
 async def run(settings: ServerSettings, options: SidecarOptions) -> int:
-    """Serve until SIGTERM or SIGINT. Returns the exit code."""
+    """Serve until SIGTERM or SIGINT; reload the config on SIGHUP. Returns the exit code."""
+    signature = file_signature(config_path(settings))  # before the first load, as the server
     try:
         sidecar = Sidecar(settings, options)
     except (RatekeeperError, ValueError) as exc:  # a bad config or server address
@@ -165,7 +167,13 @@ async def run(settings: ServerSettings, options: SidecarOptions) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    chores = asyncio.create_task(_refresh(sidecar))
+    policy = settings.policy
+    watcher = ConfigWatcher(
+        config_path(settings), policy_loader(settings), sidecar.policy, sidecar.metrics,
+        policy.reload_interval_s, signature,
+    )  # fmt: skip
+    loop.add_signal_handler(signal.SIGHUP, watcher.reload_soon)
+    chores = asyncio.create_task(_refresh(sidecar, watcher if policy.reload_interval_s else None))
     listeners = settings.listeners
     uds = f" grpc=unix:{listeners.grpc_uds}" if listeners.grpc_uds else ""
     log.info(
@@ -181,10 +189,16 @@ async def run(settings: ServerSettings, options: SidecarOptions) -> int:
     return 0
 
 
-async def _refresh(sidecar: Sidecar) -> None:
-    while True:
-        await asyncio.sleep(1.0)
-        await sidecar.health.refresh()
+async def _refresh(sidecar: Sidecar, watcher: ConfigWatcher | None) -> None:
+    """Reload on file change and keep gRPC health current, until cancelled."""
+    tasks = [asyncio.create_task(watcher.run())] if watcher else []
+    try:
+        while True:
+            await asyncio.sleep(1.0)
+            await sidecar.health.refresh()
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 def servers_of(text: Sequence[str]) -> tuple[str, ...]:
