@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 
 from ratekeeper.backends.store import Hit, Snapshot, StoreStat, TransferUnsupported
-from ratekeeper.client.decide import Decision, bump, decide, take
+from ratekeeper.client.decide import bump, decide, take
 from ratekeeper.client.keystate import KeyState
 from ratekeeper.client.machine import LimiterMachine
 from ratekeeper.client.policy import Key, KeyPolicy
@@ -59,24 +59,30 @@ class SidecarStore:
 
     def _decide(self, hits: Sequence[Hit], now: int, *, debit: bool) -> list[Outcome]:
         mono = now - self._offset
+        if len(hits) == 1:  # most requests: one descriptor, one limit
+            h = hits[0]
+            c = h.counter
+            st = self._state(c.domain, c.entries, c.key_hash, (c.limit,), mono)
+            allowed = _debit(st, mono, h.hits) if debit else _take(st, mono, h.hits)
+            return [_outcome(st, allowed, c.limit, mono, h.hits)]
         groups: dict[tuple[str, Entries], list[Limit]] = {}
         for h in hits:
             groups.setdefault((h.counter.domain, h.counter.entries), []).append(h.counter.limit)
-        decided: dict[tuple[str, Entries], tuple[KeyState, Decision]] = {}
+        decided: dict[tuple[str, Entries], tuple[KeyState, bool]] = {}
         out: list[Outcome] = []
         for h in hits:
             c = h.counter
             group = (c.domain, c.entries)
             taken = decided.get(group)
             if taken is None:
-                st = self._state(c.domain, c.entries, c.key_hash, groups[group], mono)
-                d = _debit(st, mono, h.hits) if debit else decide(st, mono, h.hits)
-                taken = decided[group] = (st, d)
+                st = self._state(c.domain, c.entries, c.key_hash, tuple(groups[group]), mono)
+                allowed = _debit(st, mono, h.hits) if debit else _take(st, mono, h.hits)
+                taken = decided[group] = (st, allowed)
             out.append(_outcome(*taken, c.limit, mono, h.hits))
         return out
 
     def _state(
-        self, domain: str, entries: Entries, hashed: int, limits: list[Limit], now: int
+        self, domain: str, entries: Entries, hashed: int, limits: Sequence[Limit], now: int
     ) -> KeyState:
         key: Key = ((_DOMAIN, domain), *entries)
         states = self.machine.states
@@ -90,8 +96,8 @@ class SidecarStore:
                         self.machine.stats.untracked += 1
                         return fresh  # decided on a throwaway state: bounded memory wins
                     st = states[key] = fresh
-        elif set(st.limits) != set(limits):
-            st.set_limits(limits, now)
+        elif st.limits != limits and set(st.limits) != set(limits):
+            st.set_limits(limits, now)  # only if the plan's limits changed (a reload)
         return st
 
     async def export(self, low: int, high: int, now: int) -> Snapshot:
@@ -128,31 +134,41 @@ class SidecarStore:
         """Nothing to release: the reporter belongs to the sidecar."""
 
 
-def _debit(st: KeyState, now: int, hits: int) -> Decision:
+def _take(st: KeyState, now: int, hits: int) -> bool:
+    """Decide and count ``hits`` (0: whether one more would pass, counting nothing)."""
+    if not hits:
+        return decide(st, now, 0).allowed
+    allowed = take(st, now, hits)
+    bump(st.admitted if allowed else st.rejected, hits)
+    return allowed
+
+
+def _debit(st: KeyState, now: int, hits: int) -> bool:
     """Count ``hits`` as admitted whatever the local state, so they are reported (the local
     schedule advances only if it admits them: the server's answer then puts the key in debt).
     RLS never debits; this keeps the store whole for any other caller."""
     take(st, now, hits)
     if hits:
         bump(st.admitted, hits)
-    return decide(st, now, 0)
+    return decide(st, now, 0).allowed
 
 
-def _outcome(st: KeyState, d: Decision, limit: Limit, now: int, hits: int) -> Outcome:
-    """The counter of ``limit`` after the key's decision ``d``: its own lane's view (each
-    counter of the server answers for itself, so headers name the binding one)."""
+def _outcome(st: KeyState, allowed: bool, limit: Limit, now: int, hits: int) -> Outcome:
+    """The counter of ``limit`` after the key's decision: its own lane's view (each counter
+    of the server answers for itself, so headers name the binding one)."""
     lanes = [(st.earliest, st.pace, st.limit)] if st.lanes is None else [
         (lane.earliest, lane.pace, lane.limit) for lane in st.lanes
     ]  # fmt: skip
     for earliest, pace, lane_limit in lanes:
         if lane_limit == limit and pace.emission_ns:
-            wait = 0 if d.allowed else pacing.wait_ns(earliest, now, pace, max(hits, 1))
+            wait = 0 if allowed else pacing.wait_ns(earliest, now, pace, max(hits, 1))
             return Outcome(
-                d.allowed,
+                allowed,
                 pacing.remaining(earliest, now, pace),
                 max(0, earliest + pace.burst_ns - now),
                 wait,
             )
+    d = decide(st, now, 0)  # no lane of its own (a limit of 0, or the server's limits)
     retry = -1 if math.isinf(d.retry_after) else round(d.retry_after * NS_PER_SECOND)
     remaining = d.remaining if d.remaining is not None else 2**31 - 1
-    return Outcome(d.allowed, remaining, round(d.reset_after * NS_PER_SECOND), retry)
+    return Outcome(allowed, remaining, round(d.reset_after * NS_PER_SECOND), retry)
