@@ -7,6 +7,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,3 +57,19 @@ def _post_json(port: int) -> int:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return exc.code
+
+
+def test_default_ports_sit_beside_a_servers(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Any] = []
+
+    async def fake_run(settings: Any, options: Any) -> int:
+        seen.append((settings.listeners, options))
+        return 0
+
+    monkeypatch.setattr("ratekeeper.cli.sidecar.run", fake_run)
+    monkeypatch.delenv("RATEKEEPER_GRPC_PORT", raising=False)
+    monkeypatch.setenv("RATEKEEPER_PORT", "7000")  # a variable still wins over the default
+    assert main(["sidecar", "--server", "a:1,b:2", "--log-level", "WARNING"]) == 0
+    [(listeners, options)] = seen
+    assert (listeners.grpc_port, listeners.http_port) == (8091, 7000)
+    assert options.servers == ("a:1", "b:2")

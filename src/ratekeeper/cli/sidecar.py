@@ -3,7 +3,8 @@
 Answers every ``ShouldRateLimit`` (gRPC on TCP and, with ``--grpc-uds``, a unix socket) and
 ``POST /json`` from local state, with the server's RLS semantics and config, and reports the
 admitted and rejected counts to ``--server`` every ``--report-interval`` seconds. Every flag of
-``ratekeeper serve`` that shapes answers applies (the store flags do not).
+``ratekeeper serve`` that shapes answers applies (the store flags do not); its default ports are
+8091 (gRPC) and 8090 (HTTP), beside a server's 8081 and 8080.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ import sys
 from typing import Any
 
 from ratekeeper.errors import ConfigError
-from ratekeeper.server.options import add_arguments, from_sources
+from ratekeeper.server.options import OPTIONS, add_arguments, from_sources
 from ratekeeper.server.settings import ServerSettings
 from ratekeeper.sidecar.app import SidecarOptions, run, servers_of
 
 __all__ = ["add_parser"]
+
+#: The sidecar's own default ports, so that it runs beside a server on one host as it is.
+DEFAULT_PORTS = {"grpc_port": "8091", "http_port": "8090"}
 
 
 def add_parser(subparsers: Any) -> None:
@@ -55,6 +59,10 @@ def _sidecar(args: argparse.Namespace) -> int:
     )
     values.pop("func", None)
     values.pop("command", None)
+    for option in OPTIONS:
+        name = option.name
+        if name in DEFAULT_PORTS and values.get(name) is None and option.variable not in os.environ:
+            values[name] = DEFAULT_PORTS[name]
     try:
         settings: ServerSettings = from_sources(values, os.environ)
     except ConfigError as exc:
