@@ -43,23 +43,30 @@ INTERVAL, TIMEOUT = 0.1, 0.05
 DURATION_S = 8.0
 
 
-def guide_config(ports: dict[str, int], socket: Path) -> str:
+def guide_config(ports: dict[str, int], socket: Path | int) -> str:
+    """The guide's file on these ports, calling the sidecar on ``socket`` (a path), or on TCP
+    port ``socket`` as the file's comment says (an int)."""
     text = GUIDE.read_text()
     for role, port in GUIDE_PORTS.items():
         text, count = re.subn(rf"\bport_value: {port}\b", f"port_value: {ports[role]}", text)
         assert count == 1, f"{GUIDE} should name port {port} ({role}) exactly once"
-    assert text.count(f"path: {GUIDE_SOCKET}") == 1
+    assert text.count(f"{{pipe: {{path: {GUIDE_SOCKET}}}}}") == 1
+    if isinstance(socket, int):
+        tcp = f"{{socket_address: {{address: 127.0.0.1, port_value: {socket}}}}}"
+        return text.replace(f"{{pipe: {{path: {GUIDE_SOCKET}}}}}", tcp)
     return text.replace(f"path: {GUIDE_SOCKET}", f"path: {socket}")
 
 
 @contextlib.contextmanager
-def sidecar(server_grpc: int, policy: Path, logs: Path, name: str) -> Iterator[Path]:
-    """``ratekeeper sidecar`` on a unix socket; yields the socket path."""
+def sidecar(
+    server_grpc: int, policy: Path, logs: Path, name: str, grpc_port: int = 0
+) -> Iterator[Path]:
+    """``ratekeeper sidecar`` on a unix socket (and ``grpc_port``); yields the socket path."""
     socket = logs / f"{name}.sock"
     http_port = free_port()
     argv = [sys.executable, "-m", "ratekeeper.cli.main", "sidecar"]
     argv += ["--server", f"127.0.0.1:{server_grpc}", "--config", str(policy)]
-    argv += ["--grpc-port", str(free_port()), "--http-port", str(http_port)]
+    argv += ["--grpc-port", str(grpc_port or free_port()), "--http-port", str(http_port)]
     argv += ["--grpc-uds", str(socket)]
     ready = http_ok(http_port, "/healthcheck")
     with start(argv, name=name, log_dir=logs, ready=ready, timeout=START_TIMEOUT_S):
@@ -67,7 +74,7 @@ def sidecar(server_grpc: int, policy: Path, logs: Path, name: str) -> Iterator[P
 
 
 @contextlib.contextmanager
-def guide_envoy(socket: Path, upstream: int, logs: Path) -> Iterator[int]:
+def guide_envoy(socket: Path | int, upstream: int, logs: Path) -> Iterator[int]:
     ports = {"listen": free_port(), "admin": free_port(), "upstream": upstream}
     path = logs / f"envoy-sidecar-{ports['listen']}.yaml"
     path.write_text(guide_config(ports, socket))
@@ -109,6 +116,19 @@ def test_429_beyond_the_limit_then_recovery(upstream: int, policy: Path, tmp_pat
         assert burst.count(200) >= RATE
         time.sleep(1.2)
         assert status(port, "alice") == 200
+
+
+def test_over_tcp_as_the_guide_says(upstream: int, policy: Path, tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    grpc_port = free_port()
+    with (
+        ratekeeper_server(policy, logs, name="server") as server,
+        sidecar(server.grpc_port, policy, logs, "sidecar", grpc_port),
+        guide_envoy(grpc_port, upstream, logs) as port,
+    ):
+        burst = [status(port, "erin") for _ in range(3 * RATE)]
+        assert 429 in burst, burst
+        assert burst.count(200) >= RATE
 
 
 def _offer(port: int, user: str, rate: float, until: float, admitted: list[int]) -> None:
