@@ -16,7 +16,8 @@ Envoy ``RateLimitOverride``) still counts them; a configured rule wins there.
 Counters of one request that share their entries (a rule with two limits) share one key: the
 server debits each of its limits once per reported hit. Time: the decider passes wall-clock
 ns; the machine's instructions run on the monotonic clock its driver reads, so hits are decided
-at ``now`` shifted onto that clock by an offset fixed at construction.
+at ``now`` shifted onto that clock by an offset fixed at construction (a later step of the
+wall clock shifts local decisions by as much, never the server's counters).
 """
 
 from __future__ import annotations
