@@ -177,6 +177,7 @@ def instruction_to_wire(instruction: Instruction) -> pb.KeyInstruction:
         reject_for_ns=instruction.reject_for_ns,
         valid_for_ns=instruction.valid_for_ns,
         limits=[limit_to_spec(limit) for limit in instruction.limits],
+        error=instruction.error,
     )
     if not math.isinf(instruction.admit_rate):
         wire.admit_rate = instruction.admit_rate
@@ -188,7 +189,7 @@ def instruction_from_wire(wire: pb.KeyInstruction) -> Instruction:
     invalid."""
     rate = wire.admit_rate if wire.HasField("admit_rate") else UNBOUNDED
     limits = tuple(spec_to_limit(spec) for spec in wire.limits)
-    return Instruction(wire.reject_for_ns, rate, wire.valid_for_ns, limits)
+    return Instruction(wire.reject_for_ns, rate, wire.valid_for_ns, limits, wire.error)
 
 
 def answer_to_wire(answer: ReportAnswer) -> pb.ReportResponse:
