@@ -1,0 +1,74 @@
+"""The one place the model touches the client: the production :class:`LimiterMachine`.
+
+The model needs five things of a client: decide a hit at an instant, say when its next report
+cycle is due, build that cycle's reports, take an answer, take a failure. The machine is
+passive and takes ``now`` as an argument everywhere, so the model drives it exactly as the
+reporter thread of ``ratekeeper.Limiter`` does, with virtual instants instead of
+``monotonic_ns``. Everything else the fleet loop does goes through :class:`FleetClient`, so
+retargeting the model onto another client means rewriting this module only.
+
+Decisions go through :meth:`LimiterMachine.decide` (what ``Limiter.acquire`` does). The
+``allow`` fast path takes the same steps on the same state, but it reads the process clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ratekeeper.client.machine import LimiterMachine, LimiterOptions
+from ratekeeper.core.limits import NS_PER_SECOND
+from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
+
+__all__ = ["CLIENT_EPOCH_NS", "FleetClient", "Outbound"]
+
+#: Where client clocks start: far enough from 0 that a fresh key's ``earliest = 0`` is the past.
+CLIENT_EPOCH_NS = 1000 * NS_PER_SECOND
+
+#: The address every model client reports to (the model has one server).
+SERVER = "model-server:1"
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """One report on its way to the server, and the address its answer is handed back for."""
+
+    request: pb.ReportRequest
+    address: str
+
+
+class FleetClient:
+    """One client of the fleet: the production state machine, with no driver around it."""
+
+    __slots__ = ("_machine", "interval_ns", "timeout_ns")
+
+    def __init__(self, client_id: str, limit: str, report_interval_s: float) -> None:
+        options = LimiterOptions(
+            limit=limit, report_interval=report_interval_s, client_id=client_id
+        )
+        self._machine = LimiterMachine(SERVER, options)
+        self.interval_ns = self._machine.interval_ns
+        #: A report not answered within this long has failed (the real driver's deadline).
+        self.timeout_ns = round(self._machine.timeout * NS_PER_SECOND)
+
+    def decide(self, key: str, now: int) -> bool:
+        """Admit one hit for ``key`` at ``now``?"""
+        return self._machine.decide(key, 1, now).allowed
+
+    def due(self, now: int) -> int:
+        """When the next report cycle runs (the machine's own schedule)."""
+        due = self._machine.due(now)
+        return now + self.interval_ns if due is None else due
+
+    def collect(self, now: int) -> list[Outbound]:
+        """This cycle's reports."""
+        return [Outbound(o.request, o.address) for o in self._machine.collect(now)]
+
+    def answered(self, sent: Outbound, answer: pb.ReportResponse, now: int) -> None:
+        self._machine.answered(sent.address, answer, now)
+
+    def failed(self, sent: Outbound, now: int) -> None:
+        self._machine.failed(sent.address, "model: lost or past its deadline", now)
+
+    @property
+    def tracked(self) -> int:
+        return len(self._machine.states)
