@@ -180,7 +180,7 @@ def build(settings: ServerSettings, clock: Callable[[], int] = time.time_ns) -> 
     metrics.watch_store(store)
     gate = StoreGate(store)
     decider = RlsDecider(policy, gate, metrics, rls_settings(settings))
-    reports = ReportProcessor(gate, lambda: policy.policy, settings.reports)
+    reports = ReportProcessor(gate, lambda: policy.policy, settings.reports, metrics)
     health = ServingHealth(store)
     return Components(settings, policy, store, metrics, health, decider, reports, clock)
 
