@@ -211,7 +211,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "server": frozenset({"protocol", "backends", "config", "core", "proto", "transport", "errors"}),
     "client": frozenset({"core", "config", "proto", "transport", "errors"}),
     "aio": frozenset({"client", "core", "config", "proto", "transport", "errors"}),
-    "cli": frozenset({"server", "config", "core", "errors"}),
+    "sidecar": frozenset(
+        {"server", "protocol", "backends", "client", "aio", "config", "core", "proto", "errors"}
+    ),
+    "cli": frozenset({"server", "sidecar", "config", "core", "errors"}),
     "testing": _ALL - {"cli", "testing"},
 }
 

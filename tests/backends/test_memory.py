@@ -16,6 +16,8 @@ from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit, Unit
 T0 = 1_700_000_000 * NS_PER_SECOND
 TEN_PER_S = Limit(10)
 
+TEN_PER_MIN = Limit(10, Unit.MINUTE)
+
 
 def hit(key: str, n: int = 1, limit: Limit = TEN_PER_S) -> Hit:
     return Hit(Counter("d", (("k", key),), limit), n)
@@ -53,14 +55,14 @@ async def test_debit_goes_into_debt_and_reports_whether_one_more_would_pass() ->
 async def test_full_idle_counters_expire_and_indebted_ones_stay() -> None:
     store = MemoryStore(max_keys=1000, idle_expiry_ns=NS_PER_SECOND, shards=1)
     await store.hit([hit(str(n)) for n in range(50)], T0)
-    await store.debit([hit("debt", 1000)], T0)  # 99 s to repay
+    await store.debit([hit("debt", 1000, TEN_PER_MIN)], T0)  # debt capped at 2 periods: 2 min
     now = T0
     for _ in range(5):  # each sweep step visits the shard's hand
         now += 2 * NS_PER_SECOND
         await store.hit([], now)
     assert len(store) == 1
     assert store.counts().expirations == 50
-    outcome = (await store.hit([hit("debt", 0)], now))[0]
+    outcome = (await store.hit([hit("debt", 0, TEN_PER_MIN)], now))[0]
     assert outcome.remaining == 0
 
 
@@ -126,7 +128,7 @@ async def test_a_million_keys_stay_within_the_cap_and_bounded_memory() -> None:
     cap = 100_000
     store = MemoryStore(max_keys=cap)
     process = psutil.Process()
-    await store.debit([hit("debtor", 1000)], T0)  # 99 s of debt at 10/s
+    await store.debit([hit("debtor", 1000, TEN_PER_MIN)], T0)  # capped: 2 min of debt
     now = T0
     rss_at_cap = 0
     for batch in range(1000):
@@ -139,7 +141,7 @@ async def test_a_million_keys_stay_within_the_cap_and_bounded_memory() -> None:
     assert store.counts().evictions + store.counts().expirations >= 1_000_000 - cap
     # Past the cap, 800 k more keys must not grow memory (allow allocator noise).
     assert growth < 32 * 2**20, f"RSS grew {growth / 2**20:.1f} MiB after the cap was reached"
-    debtor = (await store.hit([hit("debtor")], now))[0]
+    debtor = (await store.hit([hit("debtor", 1, TEN_PER_MIN)], now))[0]
     assert not debtor.allowed
     assert debtor.retry_after_ns > 90 * NS_PER_SECOND
 

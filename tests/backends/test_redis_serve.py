@@ -87,8 +87,10 @@ def test_batch_reports_drive_the_redis_token_bucket_into_debt(
         assert should_rate_limit(channel, "bucket") == OK  # 2 tokens left of 3
         response = report_call(channel)(report, timeout=5)
         assert should_rate_limit(channel, "bucket") == OVER
-    # 3 - 1 - 10 = 8 tokens of debt, repaid at 3 a minute: rejected for about 160 s.
+    # 3 - 1 - 10 = 8 tokens of debt, capped at the horizon of 2 periods (6 tokens), repaid at
+    # 3 a minute: rejected for about 120 s.
     (instruction,) = response.instructions
-    assert 150e9 < instruction.reject_for_ns <= 160e9
+    assert 110e9 < instruction.reject_for_ns <= 120e9
     level = int(redis_client.hget("serve:rl_key1_bucket_tb60", "l") or 0)
-    assert -8 * 60 * 10**9 <= level < -7 * 60 * 10**9  # tokens x period_ns, refilled a little
+    assert -6 * 60 * 10**9 <= level < -5 * 60 * 10**9  # tokens x period_ns: at the debt floor
+    assert redis_client.pttl("serve:rl_key1_bucket_tb60") <= 190_000  # full again in 180 s

@@ -171,7 +171,8 @@ class ExactBucket:
     def apply(self, arrival: Arrival, now: int) -> bool | None:
         self.advance(now)
         if arrival.reported:
-            self.tokens -= arrival.hits
+            floor = -tb.DEBT_HORIZON_PERIODS * self.limit.amount
+            self.tokens = max(Fraction(floor), self.tokens - arrival.hits)
             return None
         allowed = self.tokens >= arrival.hits
         if allowed:

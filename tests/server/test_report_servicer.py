@@ -50,6 +50,7 @@ class Harness:
     call: ReportCallAio
     clock: ManualClock
     stats: MemoryStats
+    target: str
 
 
 def key(
@@ -76,7 +77,7 @@ async def _serve(store: MemoryStore) -> AsyncIterator[Harness]:
     await server.start()
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
-        yield Harness(servicer, aio_report_call(channel), clock, stats)
+        yield Harness(servicer, aio_report_call(channel), clock, stats, f"127.0.0.1:{port}")
     finally:
         await channel.close()
         await server.stop(None)
@@ -142,3 +143,36 @@ async def test_a_failing_store_is_unavailable(failing: Harness) -> None:
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "store unavailable: connection refused" in (caught.value.details() or "")
     assert failing.stats.events[Event.SERVICE_ERROR] == 0
+
+
+async def test_garbage_bytes_are_invalid_argument_not_unknown(harness: Harness) -> None:
+    """Issue 16 item 8: bytes that are no ReportRequest."""
+    channel = grpc.aio.insecure_channel(harness.target)
+    raw = channel.unary_unary("/ratekeeper.v1.ReportService/Report")
+    try:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await raw(b"\xff\xff\xff\xff garbage", timeout=5)
+    finally:
+        await channel.close()
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    request = pb.ReportRequest(client_id="c1", interval_ns=INTERVAL, keys=[key([("user", "a")], 1)])
+    assert len((await harness.call(request, timeout=5)).instructions) == 1  # still serving
+
+
+async def test_a_uint64_max_count_on_the_wire_refuses_that_key_not_the_report(
+    harness: Harness,
+) -> None:
+    """Issue 16 items 1 and 3: no INTERNAL, no debit, the other keys answered."""
+    request = pb.ReportRequest(
+        client_id="x",
+        interval_ns=INTERVAL,
+        keys=[key([("user", "victim")], 2**64 - 1), key([("user", "a")], 25)],
+    )
+    poisoned, good = (await harness.call(request, timeout=5)).instructions
+    assert poisoned.error
+    assert (poisoned.valid_for_ns, poisoned.reject_for_ns) == (0, 0)
+    assert not good.error
+    assert good.reject_for_ns == 1_500 * MS
+    again = pb.ReportRequest(client_id="y", interval_ns=INTERVAL, keys=[key([("user", "victim")])])
+    (victim,) = (await harness.call(again, timeout=5)).instructions
+    assert victim.reject_for_ns == 0  # never debited

@@ -18,6 +18,7 @@ __all__ = ["main"]
 SUBCOMMANDS: tuple[str, ...] = (
     "ratekeeper.cli.check_config",
     "ratekeeper.cli.serve",
+    "ratekeeper.cli.sidecar",
     "ratekeeper.cli.bench",
 )
 

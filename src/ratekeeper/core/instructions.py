@@ -42,6 +42,8 @@ class Instruction:
     valid_for_ns: int
     #: The limits the server counts the key against (empty: not limited, or not known).
     limits: tuple[Limit, ...] = ()
+    #: Why the server refused the key's counts (nothing of it applied); empty if it did not.
+    error: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,9 @@ Two ways hits arrive:
 * :func:`debit` is told: hits already admitted elsewhere (batch reports) are subtracted even past
   zero. The resulting debt must be repaid at the refill rate before :func:`take` admits again,
   so the long-run admitted rate cannot exceed the policy whatever clients did between reports.
+  The debt is capped at :data:`DEBT_HORIZON_PERIODS` periods of refill (the trust bound: no
+  report, however large its counts, blocks a key for longer than that horizon after the bucket
+  is empty; overshoot past it is forgiven, not carried).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from ratekeeper.core.limits import Limit, ceil_div
 from ratekeeper.core.outcome import Outcome
 
 __all__ = [
+    "DEBT_HORIZON_PERIODS",
     "TokenBucket",
     "available",
     "debit",
@@ -31,6 +35,10 @@ __all__ = [
     "refill",
     "take",
 ]
+
+
+#: Most debt a bucket carries, in periods of its refill (``amount`` tokens each).
+DEBT_HORIZON_PERIODS = 2
 
 
 @dataclass(slots=True)
@@ -104,6 +112,8 @@ def take(bucket: TokenBucket, limit: Limit, now: int, hits: int = 1) -> Outcome:
 
 
 def debit(bucket: TokenBucket, limit: Limit, now: int, hits: int) -> None:
-    """Subtract ``hits`` admitted elsewhere, going into debt if need be."""
+    """Subtract ``hits`` admitted elsewhere, going into debt if need be, but never deeper than
+    :data:`DEBT_HORIZON_PERIODS` periods of refill."""
     refill(bucket, limit, now)
-    bucket.level -= hits * limit.period_ns
+    floor = -DEBT_HORIZON_PERIODS * limit.amount * limit.period_ns
+    bucket.level = max(floor, bucket.level - hits * limit.period_ns)

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import grpc
 import grpc.aio
+from google.protobuf.message import DecodeError
 
 from ratekeeper.core.instructions import UNBOUNDED, Instruction
 from ratekeeper.core.limits import UNIT_BY_SECONDS, Algorithm, Limit
@@ -84,11 +85,20 @@ def aio_report_call(channel: grpc.aio.Channel) -> ReportCallAio:
 
 
 def report_handler(behaviour: ReportBehaviour) -> grpc.GenericRpcHandler:
-    """A handler serving ``behaviour`` as ``ReportService.Report`` on a ``grpc.aio`` server."""
+    """A handler serving ``behaviour`` as ``ReportService.Report`` on a ``grpc.aio`` server.
+
+    The request is decoded here rather than by grpc, so bytes that are no ``ReportRequest`` are
+    answered ``INVALID_ARGUMENT`` (grpc answers a failed deserializer ``UNKNOWN``)."""
+
+    async def decoded(data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        try:
+            request = pb.ReportRequest.FromString(data)
+        except DecodeError:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "not a ReportRequest")
+        return await behaviour(request, context)
+
     method = grpc.unary_unary_rpc_method_handler(
-        behaviour,
-        request_deserializer=pb.ReportRequest.FromString,
-        response_serializer=pb.ReportResponse.SerializeToString,
+        decoded, response_serializer=pb.ReportResponse.SerializeToString
     )
     return grpc.method_handlers_generic_handler(SERVICE, {"Report": method})
 
@@ -177,6 +187,7 @@ def instruction_to_wire(instruction: Instruction) -> pb.KeyInstruction:
         reject_for_ns=instruction.reject_for_ns,
         valid_for_ns=instruction.valid_for_ns,
         limits=[limit_to_spec(limit) for limit in instruction.limits],
+        error=instruction.error,
     )
     if not math.isinf(instruction.admit_rate):
         wire.admit_rate = instruction.admit_rate
@@ -188,7 +199,7 @@ def instruction_from_wire(wire: pb.KeyInstruction) -> Instruction:
     invalid."""
     rate = wire.admit_rate if wire.HasField("admit_rate") else UNBOUNDED
     limits = tuple(spec_to_limit(spec) for spec in wire.limits)
-    return Instruction(wire.reject_for_ns, rate, wire.valid_for_ns, limits)
+    return Instruction(wire.reject_for_ns, rate, wire.valid_for_ns, limits, wire.error)
 
 
 def answer_to_wire(answer: ReportAnswer) -> pb.ReportResponse:

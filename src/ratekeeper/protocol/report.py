@@ -21,6 +21,24 @@ remembers each client's last applied number (bounded, least recently seen forgot
 answers a repeat without debiting it again. With the client's resend this makes every hit count
 exactly once unless the server restarts (and then the buckets are gone too).
 
+Reports come from untrusted clients, so what one report can do is bounded (issue 16):
+
+* a key whose admitted or rejected count is out of range (negative, or above
+  ``ReportSettings.max_count``) is refused alone: nothing of it is applied, its instruction
+  carries the ``error`` and holds for no time (the client falls back to its local limiter); the
+  report's other keys are applied and answered. Every key is validated before anything is
+  applied, so no report is refused after a partial apply;
+* counts in range but above what the policy could admit in the longest report interval, times
+  ``ReportSettings.count_bound_intervals``, are clamped to that bound (counted:
+  ``Event.REPORT_COUNT_CLAMPED``);
+* a counter's debt is capped at ``DEBT_HORIZON_PERIODS`` periods of its refill
+  (:mod:`ratekeeper.core.token_bucket`), so no report blocks a key for longer than that horizon
+  after its bucket is empty (a window counter is blocked at most until its window rolls);
+* report numbers cannot be hijacked by a spoofed client id: a number more than
+  ``ReportSettings.sequence_window`` past the client's last one, plus one per minimum report
+  interval elapsed since, is refused (``Event.REPORT_SEQUENCE_REFUSED``) and changes nothing; a
+  client first seen with a number beyond the window is applied but not remembered.
+
 Raises :class:`~ratekeeper.errors.RequestError` naming the key and the reason for a malformed
 report, and the store's :class:`~ratekeeper.errors.BackendError` when it fails (the client keeps
 its last instructions until they expire: fail open). Event loop only: single writer.
@@ -35,13 +53,14 @@ from dataclasses import dataclass
 from ratekeeper.backends.store import Counter, Hit
 from ratekeeper.core.demand import DemandBook, until_repaid
 from ratekeeper.core.instructions import UNBOUNDED, Instruction, demand_rate, instruct
-from ratekeeper.core.limits import NS_PER_SECOND, Limit
+from ratekeeper.core.limits import NS_PER_SECOND, Limit, ceil_div
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.errors import RequestError
 from ratekeeper.protocol.hot import HotKeys
 from ratekeeper.protocol.ownership import StoreGate
 from ratekeeper.protocol.policy import Matcher
 from ratekeeper.protocol.report_values import KeyCounts, Report, ReportAnswer
+from ratekeeper.protocol.stats import Event, MemoryStats, StatsSink
 
 __all__ = ["ReportProcessor", "ReportSettings"]
 
@@ -76,6 +95,14 @@ class ReportSettings:
     surplus_horizon_ns: int = NS_PER_SECOND
     #: Most clients whose last report number is remembered (for resent reports).
     max_sequenced_clients: int = 100_000
+    #: Largest admitted or rejected count a key may carry; a key beyond it is refused alone.
+    max_count: int = 2**53 - 1
+    #: Counts above this many times what a counter's limit admits in ``max_interval_ns`` (plus
+    #: its burst) are clamped to that bound.
+    count_bound_intervals: int = 10
+    #: Most report numbers a client may skip (plus one per ``min_interval_ns`` elapsed since its
+    #: last report); a bigger jump is refused.
+    sequence_window: int = 1024
     #: Most keys in a rejection period sent with every answer (:mod:`ratekeeper.protocol.hot`).
     max_hot_keys: int = 256
 
@@ -89,7 +116,10 @@ class _Key:
     shadow: bool
     #: Demand of this key alone (hits/s).
     demand: float
-    admitted: int
+    #: Admitted hits to debit from each of ``counters`` (clamped per counter), aligned.
+    admitted: tuple[int, ...]
+    #: Why the key's counts were refused (nothing applied); empty if they were not.
+    error: str = ""
 
 
 class ReportProcessor:
@@ -100,17 +130,20 @@ class ReportProcessor:
         store: StoreGate,
         policies: Callable[[], Matcher | None],
         settings: ReportSettings = ReportSettings(),
+        stats: StatsSink | None = None,
     ) -> None:
         """``policies`` returns the policy in force (``None``: no configured rules)."""
         self._store = store
         self._policies = policies
         self._settings = settings
+        self._stats: StatsSink = MemoryStats() if stats is None else stats
         self._demand: DemandBook[Counter] = DemandBook(
             settings.demand_ttl_ns,
             max_clients=settings.max_clients_per_counter,
             max_entries=settings.max_demand_entries,
         )
-        self._sequences: OrderedDict[str, int] = OrderedDict()
+        #: Per client: its last applied report number and when it was applied.
+        self._sequences: OrderedDict[str, tuple[int, int]] = OrderedDict()
         self._hot = HotKeys(settings.max_hot_keys)
         #: Reports answered (one per client per cycle).
         self.reports = 0
@@ -126,14 +159,23 @@ class ReportProcessor:
         policy = self._policies()
         keys = [self._resolve(i, k, policy, interval) for i, k in enumerate(report.keys)]
         client, sequence = report.client_id, report.sequence
-        seen = self._claim(client, sequence)
-        fresh = sequence == 0 or sequence > seen
-        hits = [Hit(c, key.admitted if fresh else 0) for key in keys for c in key.counters]
+        before = self._claim(client, sequence, now)
+        fresh = before is None or sequence > before[0]
+        hits = [
+            Hit(c, n if fresh else 0)
+            for key in keys
+            for c, n in zip(key.counters, key.admitted, strict=True)
+        ]
         try:
             outcomes = await self._store.debit(hits, now) if hits else []
         except BaseException:
-            if fresh and self._sequences.get(client) == sequence:
-                self._sequences[client] = seen  # not applied: the client's resend must count
+            mine = self._sequences.get(client)
+            if fresh and mine is not None and mine[0] == sequence:
+                # not applied: the client's resend must count
+                if before is None or before[0] == 0:
+                    del self._sequences[client]
+                else:
+                    self._sequences[client] = before
             raise
         state = dict(zip((h.counter for h in hits), outcomes, strict=True))  # last one wins
         totals = self._record_demand(client, keys, now)
@@ -144,17 +186,35 @@ class ReportProcessor:
             self._hot.note(sent.domain, sent.entries, answer.reject_for_ns, now)
         return ReportAnswer(answers, self._hot.current(now))
 
-    def _claim(self, client: str, sequence: int) -> int:
-        """Mark report ``sequence`` of ``client`` as applied; the highest number seen before.
+    def _claim(self, client: str, sequence: int, now: int) -> tuple[int, int] | None:
+        """Mark report ``sequence`` of ``client`` as applied; its number and time before (``(0,
+        now)`` at first sight), or ``None`` when the report is applied unnumbered.
 
         Claimed before the store is awaited, so a resend arriving meanwhile is a repeat; undone
-        if the store fails, so the resend is applied instead.
+        if the store fails, so the resend is applied instead. Raises :class:`RequestError` for a
+        jump past the window (a spoofed client id must not make the real client's reports
+        repeats).
         """
         if sequence == 0:
-            return 0
-        seen = self._sequences.pop(client, 0)
-        self._sequences[client] = max(seen, sequence)
-        if len(self._sequences) > self._settings.max_sequenced_clients:
+            return None
+        s = self._settings
+        seen = self._sequences.get(client)
+        if seen is None:
+            if sequence > s.sequence_window:
+                # Far from 1 at first sight: a spoof, or a server that forgot the client. Apply
+                # it, but remember nothing a later report could be mistaken a repeat of.
+                self._stats.count(Event.REPORT_SEQUENCE_REFUSED)
+                return None
+            seen = (0, now)
+        window = s.sequence_window + max(0, now - seen[1]) // s.min_interval_ns
+        if sequence > seen[0] + window:
+            self._stats.count(Event.REPORT_SEQUENCE_REFUSED)
+            raise RequestError(
+                f"sequence {sequence} jumps more than {window} past this client's last report"
+            )
+        self._sequences.pop(client, None)
+        self._sequences[client] = (sequence, now) if sequence > seen[0] else seen
+        if len(self._sequences) > s.max_sequenced_clients:
             self._sequences.popitem(last=False)
         return seen
 
@@ -169,15 +229,32 @@ class ReportProcessor:
             raise RequestError(f"{where}: entry longer than {s.max_text} characters")
         if len(key.limits) > s.max_limits:
             raise RequestError(f"{where}: at most {s.max_limits} inline limits")
-        demand = demand_rate(key.admitted, key.rejected, interval)
+        if not (0 <= key.admitted <= s.max_count and 0 <= key.rejected <= s.max_count):
+            self._stats.count(Event.REPORT_KEY_REFUSED)
+            return _Key((), False, 0.0, (), f"{where}: counts must be 0..{s.max_count}")
         match = policy.match(key.domain, key.entries) if policy is not None else None
         if match is None:
             counters = tuple(Counter(key.domain, key.entries, lim) for lim in key.limits)
-            return _Key(counters, False, demand, key.admitted)
-        rule = match.rule
-        limits: Sequence[Limit] = () if rule.unlimited else rule.limits
-        counters = tuple(Counter(key.domain, match.counter_entries, lim) for lim in limits)
-        return _Key(counters, rule.shadow_mode, demand, key.admitted)
+            shadow = False
+        else:
+            rule = match.rule
+            limits: Sequence[Limit] = () if rule.unlimited else rule.limits
+            counters = tuple(Counter(key.domain, match.counter_entries, lim) for lim in limits)
+            shadow = rule.shadow_mode
+        bounds = [self._bound(c.limit) for c in counters]
+        admitted = tuple(min(key.admitted, b) for b in bounds)
+        rejected = min(key.rejected, max(bounds, default=key.rejected))
+        if rejected < key.rejected or admitted != (key.admitted,) * len(bounds):
+            self._stats.count(Event.REPORT_COUNT_CLAMPED)
+        demand = demand_rate(max(admitted, default=key.admitted), rejected, interval)
+        return _Key(counters, shadow, demand, admitted)
+
+    def _bound(self, limit: Limit) -> int:
+        """Most hits a report may count against ``limit``: what it could admit in the longest
+        report interval (plus its burst), times ``count_bound_intervals``."""
+        s = self._settings
+        refill = ceil_div(limit.amount * s.max_interval_ns, limit.period_ns)
+        return s.count_bound_intervals * (limit.capacity + refill)
 
     def _record_demand(self, client: str, keys: list[_Key], now: int) -> dict[Counter, float]:
         """Record the client's demand per counter (keys sharing one add up); total per counter."""
@@ -196,6 +273,8 @@ class ReportProcessor:
     ) -> Instruction:
         """The strictest of the key's per-counter instructions; unlimited when it counts
         nothing (or is in shadow mode)."""
+        if key.error:
+            return Instruction(0, UNBOUNDED, 0, (), key.error)
         if key.shadow or not key.counters:
             return Instruction(0, UNBOUNDED, valid_for)
         reject_for, rate = 0, UNBOUNDED

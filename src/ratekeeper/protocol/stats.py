@@ -81,6 +81,12 @@ class Event(enum.Enum):
     CONFIG_LOAD_SUCCESS = "config_load_success"
     #: A config load failed (the old config is kept).
     CONFIG_LOAD_ERROR = "config_load_error"
+    #: A report key's counts were above the bound its policy allows, and clamped to it.
+    REPORT_COUNT_CLAMPED = "report_counts_clamped"
+    #: A report key's counts were out of range: that key was refused, nothing of it applied.
+    REPORT_KEY_REFUSED = "report_keys_refused"
+    #: A report's number jumped past the client's window: refused (or applied unnumbered).
+    REPORT_SEQUENCE_REFUSED = "report_sequences_refused"
 
 
 class Timer(Protocol):

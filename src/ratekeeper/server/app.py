@@ -38,6 +38,7 @@ from ratekeeper.errors import ConfigError, RatekeeperError
 from ratekeeper.protocol.ownership import StoreGate
 from ratekeeper.protocol.policy import Policy, PolicyHolder
 from ratekeeper.protocol.report import ReportProcessor
+from ratekeeper.protocol.rlqs import RlqsQuotas
 from ratekeeper.protocol.rls import RlsDecider, RlsSettings
 from ratekeeper.protocol.stats import Event
 from ratekeeper.server.health import ServingHealth
@@ -45,6 +46,7 @@ from ratekeeper.server.http import HttpEndpoints, build_app
 from ratekeeper.server.metrics import Metrics
 from ratekeeper.server.reload import ConfigWatcher, file_signature
 from ratekeeper.server.report_servicer import ReportServicer, add_report_servicer
+from ratekeeper.server.rlqs_servicer import RlqsServicer, add_rlqs_servicer
 from ratekeeper.server.rls_servicer import RlsServicer, add_rls_servicer
 from ratekeeper.server.settings import (
     AlgorithmMode,
@@ -109,6 +111,11 @@ def _add_reports(server: grpc.aio.Server, c: Components) -> None:
     add_report_servicer(ReportServicer(c.reports, c.metrics, c.clock), server)
 
 
+def _add_rlqs(server: grpc.aio.Server, c: Components) -> None:
+    quotas = RlqsQuotas(StoreGate(c.store), lambda: c.policy.policy)
+    add_rlqs_servicer(RlqsServicer(quotas, c.metrics, c.clock), server)
+
+
 def _add_health(server: grpc.aio.Server, c: Components) -> None:
     health_pb2_grpc.add_HealthServicer_to_server(c.health.servicer, server)
 
@@ -118,6 +125,7 @@ SERVICES: tuple[Callable[[grpc.aio.Server, Components], None], ...] = (
     _add_rls,
     _add_health,
     _add_reports,
+    _add_rlqs,
 )
 
 
@@ -172,7 +180,7 @@ def build(settings: ServerSettings, clock: Callable[[], int] = time.time_ns) -> 
     metrics.watch_store(store)
     gate = StoreGate(store)
     decider = RlsDecider(policy, gate, metrics, rls_settings(settings))
-    reports = ReportProcessor(gate, lambda: policy.policy, settings.reports)
+    reports = ReportProcessor(gate, lambda: policy.policy, settings.reports, metrics)
     health = ServingHealth(store)
     return Components(settings, policy, store, metrics, health, decider, reports, clock)
 

@@ -193,7 +193,7 @@ local function expire_bucket(key, level, top, amount)
 end
 
 local function token_bucket(key, take, now, args)
-  local amount, top, cost = arg(args[1]), arg(args[2]), arg(args[3])
+  local amount, top, cost, floor = arg(args[1]), arg(args[2]), arg(args[3]), arg(args[4])
   local old = redis.call("HMGET", key, "l", "t")
   local level, updated, updated_text = top, now, ARGV[2]
   if old[1] then
@@ -212,6 +212,10 @@ local function token_bucket(key, take, now, args)
   end
   if not take or cmp(level, cost) >= 0 then
     level = sub(level, cost)
+    -- a debit's debt is capped at the core's horizon (DEBT_HORIZON_PERIODS): so is the TTL
+    if cmp(level, floor) < 0 then
+      level = floor
+    end
   end
   redis.call("HSET", key, "l", text(level), "t", updated_text)
   expire_bucket(key, level, top, amount)
@@ -248,7 +252,7 @@ local function sliding_window(key, take, _, args)
 end
 
 -- operation -> its function and how many arguments follow its name
-local OPERATIONS = { tb = { token_bucket, 3 }, sw = { sliding_window, 7 } }
+local OPERATIONS = { tb = { token_bucket, 4 }, sw = { sliding_window, 7 } }
 
 local take, now = ARGV[1] == "1", arg(ARGV[2])
 local replies = {}

@@ -28,7 +28,8 @@ Reply = Sequence[bytes | None]
 
 
 def _token_bucket_args(limit: Limit, now: int, hits: int) -> list[int]:
-    return [limit.amount, limit.capacity * limit.period_ns, hits * limit.period_ns]
+    floor = -token_bucket.DEBT_HORIZON_PERIODS * limit.amount * limit.period_ns
+    return [limit.amount, limit.capacity * limit.period_ns, hits * limit.period_ns, floor]
 
 
 def _sliding_window_args(limit: Limit, now: int, hits: int) -> list[int]:

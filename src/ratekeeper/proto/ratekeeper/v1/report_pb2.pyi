@@ -75,16 +75,18 @@ class ReportRequest(_message.Message):
     def __init__(self, client_id: _Optional[str] = ..., generation: _Optional[_Union[Generation, _Mapping]] = ..., interval_ns: _Optional[int] = ..., keys: _Optional[_Iterable[_Union[KeyReport, _Mapping]]] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class KeyInstruction(_message.Message):
-    __slots__ = ("reject_for_ns", "admit_rate", "valid_for_ns", "limits")
+    __slots__ = ("reject_for_ns", "admit_rate", "valid_for_ns", "limits", "error")
     REJECT_FOR_NS_FIELD_NUMBER: _ClassVar[int]
     ADMIT_RATE_FIELD_NUMBER: _ClassVar[int]
     VALID_FOR_NS_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     reject_for_ns: int
     admit_rate: float
     valid_for_ns: int
     limits: _containers.RepeatedCompositeFieldContainer[LimitSpec]
-    def __init__(self, reject_for_ns: _Optional[int] = ..., admit_rate: _Optional[float] = ..., valid_for_ns: _Optional[int] = ..., limits: _Optional[_Iterable[_Union[LimitSpec, _Mapping]]] = ...) -> None: ...
+    error: str
+    def __init__(self, reject_for_ns: _Optional[int] = ..., admit_rate: _Optional[float] = ..., valid_for_ns: _Optional[int] = ..., limits: _Optional[_Iterable[_Union[LimitSpec, _Mapping]]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ReportResponse(_message.Message):
     __slots__ = ("instructions", "generation", "hot")

@@ -1,0 +1,76 @@
+"""``ratekeeper sidecar``: a localhost Envoy RLS endpoint deciding locally, reporting in batches.
+
+Answers every ``ShouldRateLimit`` (gRPC on TCP and, with ``--grpc-uds``, a unix socket) and
+``POST /json`` from local state, with the server's RLS semantics and config, and reports the
+admitted and rejected counts to ``--server`` every ``--report-interval`` seconds. Every flag of
+``ratekeeper serve`` that shapes answers applies (the store flags do not); its default ports are
+8091 (gRPC) and 8090 (HTTP), beside a server's 8081 and 8080.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from typing import Any
+
+from ratekeeper.errors import ConfigError
+from ratekeeper.server.options import OPTIONS, add_arguments, from_sources
+from ratekeeper.server.settings import ServerSettings
+from ratekeeper.sidecar.app import SidecarOptions, run, servers_of
+
+__all__ = ["add_parser"]
+
+#: The sidecar's own default ports, so that it runs beside a server on one host as it is.
+DEFAULT_PORTS = {"grpc_port": "8091", "http_port": "8090"}
+
+
+def add_parser(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "sidecar",
+        help=__doc__.splitlines()[0].split(": ", 1)[1],
+        description=__doc__,
+        epilog="Flags override RATEKEEPER_* environment variables, which override defaults.",
+    )
+    parser.add_argument(
+        "--server",
+        action="append",
+        required=True,
+        metavar="HOST:PORT",
+        help="A server to report to (repeat, or comma separate, for several: they split the "
+        "hash space in order).",
+    )
+    parser.add_argument(
+        "--report-interval", type=float, default=0.1, help="Seconds between reports [0.1]."
+    )
+    parser.add_argument("--client-id", default=None, help="This sidecar's identity on servers.")
+    add_arguments(parser)
+    parser.set_defaults(func=_sidecar)
+
+
+def _sidecar(args: argparse.Namespace) -> int:
+    values = vars(args).copy()
+    options = SidecarOptions(
+        servers_of(values.pop("server")),
+        report_interval=values.pop("report_interval"),
+        client_id=values.pop("client_id"),
+    )
+    values.pop("func", None)
+    values.pop("command", None)
+    for option in OPTIONS:
+        name = option.name
+        if name in DEFAULT_PORTS and values.get(name) is None and option.variable not in os.environ:
+            values[name] = DEFAULT_PORTS[name]
+    try:
+        settings: ServerSettings = from_sources(values, os.environ)
+    except ConfigError as exc:
+        print(f"ratekeeper sidecar: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return asyncio.run(run(settings, options))
