@@ -235,7 +235,10 @@ class KeyState:
         if not math.isinf(self.grant):
             emission = math.ceil(NS_PER_SECOND / self.grant)
             if emission < first.emission_ns:
-                lanes.append((None, pacing.Pace(emission, emission // 2, 0)))
+                # the grant keeps the policy's burst (the policy lane still binds the total): a
+                # burstless lane rejects Poisson traffic well within the grant
+                burst = first.burst_ns
+                lanes.append((None, pacing.Pace(emission, max(emission // 2, burst), burst)))
             else:
                 lanes[0] = (first_limit, pacing.granted_pace(self.grant, first))
         before = self._positions()

@@ -17,8 +17,9 @@ under it, so keys added while it reports are never a race: they are reported nex
 state is kept one more cycle and its late counts reported, so a hit is lost only if a thread
 stalls for a whole report interval between its lookup and its count.
 
-Every server is sent a report at least every ``probe_ns`` (empty if it has nothing to count), so
-a wrong or dead address shows in :attr:`LimiterMachine.health` and the log even without traffic.
+Every server is sent a report every cycle (``probe_ns``; empty if it has nothing to count): report
+traffic stays flat whatever the request traffic, and a wrong or dead address shows in
+:attr:`LimiterMachine.health` and the log even without traffic.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from ratekeeper.client.keystate import KeyState, apply_instruction
 from ratekeeper.client.policy import Key, LimitsArg, Policies
 from ratekeeper.client.reports import PendingReport, ReportBook
 from ratekeeper.client.servers import assignment_of, default_client_id
-from ratekeeper.client.wire import instructions_from_wire
+from ratekeeper.client.wire import MAX_HOT_KEYS, hot_keys_from_wire, instructions_from_wire
 from ratekeeper.config import PolicyTree
 from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.core.slices import Assignment
@@ -109,8 +110,10 @@ class LimiterMachine:
         self.interval_ns = round(o.report_interval * NS_PER_SECOND)
         #: Seconds each report may take (default: half the interval, so a cycle never overruns).
         self.timeout = o.report_interval / 2 if o.timeout is None else o.timeout
-        #: Longest a server goes without a report (an empty one if nothing is counted).
-        self.probe_ns = max(NS_PER_SECOND, self.interval_ns)
+        #: Longest a server goes without a report (an empty one if nothing is counted): one
+        #: interval, so every cycle reports to every server and report traffic does not grow
+        #: with request traffic (a sparse client hears about hot keys every cycle, too).
+        self.probe_ns = self.interval_ns
         self.stats = LimiterStats()
         self.health = Health(warn_every_ns=30 * NS_PER_SECOND)
         #: Every tracked key's state; read by decisions without a lock, never replaced.
@@ -128,6 +131,9 @@ class LimiterMachine:
         self._closed = False
         self._closing_rounds = 0
         self._closing_held = False
+        #: Until when each key a server broadcast as hot is rejected (monotonic ns; replaced,
+        #: never mutated, so ``track`` reads it without a lock). Bounded: entries expire.
+        self._hot: dict[int, int] = {}
 
     # --- keys ----------------------------------------------------------------------------------
 
@@ -139,6 +145,9 @@ class LimiterMachine:
         if st is not None:
             return st
         fresh = KeyState(self._policies.domain, self._policies.resolve(key))
+        until = self._hot.get(fresh.key_hash)
+        if until is not None:
+            fresh.reject_until(until)  # hot elsewhere in the fleet: its bucket is empty
         with self.lock:
             st = self.states.get(key)
             if st is not None:
@@ -217,6 +226,29 @@ class LimiterMachine:
         instructions = instructions_from_wire(answer)
         for st, instruction in zip(report.states, instructions, strict=False):
             apply_instruction(st, instruction, now)
+        self._apply_hot(hot_keys_from_wire(answer), now)
+
+    def _apply_hot(self, hot: list[tuple[int, int]], now: int) -> None:
+        """Reject the keys a server says are over their limit fleet-wide, if tracked here, and
+        remember them for keys first seen before they expire."""
+        if not hot and not self._hot:
+            return
+        table = {h: until for h, until in self._hot.items() if until > now}
+        for hashed, left in hot:
+            table[hashed] = max(table.get(hashed, 0), now + left)
+        if len(table) > MAX_HOT_KEYS:
+            table = dict(sorted(table.items(), key=lambda item: item[1])[-MAX_HOT_KEYS:])
+        self._hot = table
+        if not hot:
+            return
+        fresh = dict(hot)
+        with self.lock:
+            states = list(self.states.values())
+        for st in states:
+            if st.key_hash in fresh:
+                until = table[st.key_hash]
+                st.reject_until(until)
+                st.instructed_until = max(st.instructed_until, until)
 
     def failed(self, address: str, error: str, now: int) -> None:
         """A report got no answer: keep deciding with the instructions in force (fail open as

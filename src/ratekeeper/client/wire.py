@@ -14,7 +14,10 @@ from ratekeeper.errors import LimitParseError
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 from ratekeeper.proto.report import spec_to_limit
 
-__all__ = ["instruction_from_wire", "instructions_from_wire"]
+__all__ = ["MAX_HOT_KEYS", "hot_keys_from_wire", "instruction_from_wire", "instructions_from_wire"]
+
+#: Most hot keys read from one answer (a server sends far fewer; this bounds a broken one).
+MAX_HOT_KEYS = 4096
 
 
 def instruction_from_wire(wire: pb.KeyInstruction) -> Instruction:
@@ -32,3 +35,8 @@ def instruction_from_wire(wire: pb.KeyInstruction) -> Instruction:
 def instructions_from_wire(response: pb.ReportResponse) -> list[Instruction]:
     """The instructions of ``response``, in request order."""
     return [instruction_from_wire(wire) for wire in response.instructions]
+
+
+def hot_keys_from_wire(response: pb.ReportResponse) -> list[tuple[int, int]]:
+    """The keys ``response`` says are rejected for every client: (key hash, ns left)."""
+    return [(k.key_hash, k.reject_for_ns) for k in response.hot[:MAX_HOT_KEYS] if k.reject_for_ns]

@@ -11,19 +11,21 @@ schedule is kept (``earliest += T``), and otherwise it restarts ``burst`` behind
 * the **policy pace** (the local limiter, defence in depth): ``T = period / amount`` and
   ``tolerance = burst = (capacity - 1) * T``, which is the policy's token bucket exactly, so one
   client alone never admits more than the policy would, in any window;
-* a **granted pace** (a server's admit rate): ``T = 1 / rate``, ``tolerance = T / 2`` and no
-  burst. Hits are spaced deterministically, so a small limit such as 5/s admits exactly 5 in each
-  second where a coin flip per hit would let the count wander. The tolerance is lateness credit:
-  hits arrive when requests do, a little after their slot, and without it each admission would
-  push the schedule back by that delay (an arrival every 20 ms against a 200 ms slot loses 5%).
-  A schedule that has fallen further behind restarts at ``now`` with no burst.
+* a **granted pace** (a server's admit rate): ``T = 1 / rate``, ``tolerance = T / 2`` (or the
+  burst, if larger) and the policy's burst, capped as below: a burstless share rejects a large
+  fraction of Poisson traffic that stays well within it. Between bursts, hits are spaced
+  deterministically, so a small limit such as 5/s admits exactly 5 in each second where a coin
+  flip per hit would let the count wander. The tolerance is lateness credit: hits arrive when
+  requests do, a little after their slot, and without it each admission would push the schedule
+  back by that delay (an arrival every 20 ms against a 200 ms slot loses 5%). A schedule that
+  has fallen further behind restarts its burst behind ``now``.
 
-A granted pace is never looser than the policy pace: ``T`` at least the policy's, no burst, and
-a tolerance of at most ``tau + T - T_policy`` (``tau`` the policy's). Then, whichever pace each
-hit is decided under, ``earliest`` never falls below the value the policy pace alone would have
-reached (induction over admissions: each admission requires ``earliest <= now`` and moves
-``earliest`` at least as far as the policy pace would), so switching paces can never admit a hit
-the policy forbids.
+A granted pace is never looser than the policy pace: ``T`` at least the policy's, and a
+tolerance and a burst of at most ``tau + T - T_policy`` (``tau`` the policy's). Then, whichever
+pace each hit is decided under, ``earliest`` never falls below the value the policy pace alone
+would have reached (induction over admissions: each admission requires ``earliest <= now`` and
+moves ``earliest`` at least as far as the policy pace would), so switching paces can never admit
+a hit the policy forbids.
 
 A *reject-for* instruction folds into the same number (:func:`reject_until`), so the hot path has
 no separate check for it. Times are integer nanoseconds on the caller's monotonic clock; nothing
@@ -83,7 +85,10 @@ def granted_pace(rate: float, policy: Pace) -> Pace:
     emission = math.ceil(NS_PER_SECOND / rate) if rate > 0.0 else NEVER
     emission = min(max(policy.emission_ns, emission), NEVER)
     slack = policy.tolerance_ns + emission - policy.emission_ns
-    return Pace(emission, min(emission // 2, slack), 0)
+    # the share keeps the policy's burst (never more than the slack, so never looser than the
+    # policy): a burstless share rejects noisy traffic the policy would admit
+    burst = min(policy.burst_ns, slack)
+    return Pace(emission, max(min(emission // 2, slack), burst), burst)
 
 
 def _start(earliest: int, now: int, pace: Pace) -> int:

@@ -204,9 +204,15 @@ def instruction_from_wire(wire: pb.KeyInstruction) -> Instruction:
 
 def answer_to_wire(answer: ReportAnswer) -> pb.ReportResponse:
     """The wire form of a report's answer."""
-    return pb.ReportResponse(instructions=[instruction_to_wire(i) for i in answer.instructions])
+    return pb.ReportResponse(
+        instructions=[instruction_to_wire(i) for i in answer.instructions],
+        hot=[pb.HotKey(key_hash=h, reject_for_ns=left) for h, left in answer.hot],
+    )
 
 
 def answer_from_wire(response: pb.ReportResponse) -> ReportAnswer:
     """A report's answer from its wire form."""
-    return ReportAnswer(tuple(instruction_from_wire(i) for i in response.instructions))
+    return ReportAnswer(
+        tuple(instruction_from_wire(i) for i in response.instructions),
+        tuple((k.key_hash, k.reject_for_ns) for k in response.hot),
+    )

@@ -56,6 +56,7 @@ from ratekeeper.core.instructions import UNBOUNDED, Instruction, demand_rate, in
 from ratekeeper.core.limits import NS_PER_SECOND, Limit, ceil_div
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.errors import RequestError
+from ratekeeper.protocol.hot import HotKeys
 from ratekeeper.protocol.ownership import StoreGate
 from ratekeeper.protocol.policy import Matcher
 from ratekeeper.protocol.report_values import KeyCounts, Report, ReportAnswer
@@ -102,6 +103,8 @@ class ReportSettings:
     #: Most report numbers a client may skip (plus one per ``min_interval_ns`` elapsed since its
     #: last report); a bigger jump is refused.
     sequence_window: int = 1024
+    #: Most keys in a rejection period sent with every answer (:mod:`ratekeeper.protocol.hot`).
+    max_hot_keys: int = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +144,7 @@ class ReportProcessor:
         )
         #: Per client: its last applied report number and when it was applied.
         self._sequences: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self._hot = HotKeys(settings.max_hot_keys)
         #: Reports answered (one per client per cycle).
         self.reports = 0
 
@@ -177,7 +181,10 @@ class ReportProcessor:
         totals = self._record_demand(client, keys, now)
         valid_for = s.valid_intervals * interval
         self.reports += 1
-        return ReportAnswer(tuple(self._instruct(key, state, totals, valid_for) for key in keys))
+        answers = tuple(self._instruct(key, state, totals, valid_for) for key in keys)
+        for sent, answer in zip(report.keys, answers, strict=True):
+            self._hot.note(sent.domain, sent.entries, answer.reject_for_ns, now)
+        return ReportAnswer(answers, self._hot.current(now))
 
     def _claim(self, client: str, sequence: int, now: int) -> tuple[int, int] | None:
         """Mark report ``sequence`` of ``client`` as applied; its number and time before (``(0,

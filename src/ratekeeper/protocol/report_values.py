@@ -52,3 +52,5 @@ class ReportAnswer:
 
     #: One per report key, in report order (``limits`` empty: the key is not limited).
     instructions: tuple[Instruction, ...]
+    #: Keys the server rejects for every client, reported or not: (key hash, ns left).
+    hot: tuple[tuple[int, int], ...] = ()

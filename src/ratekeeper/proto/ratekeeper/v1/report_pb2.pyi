@@ -89,9 +89,19 @@ class KeyInstruction(_message.Message):
     def __init__(self, reject_for_ns: _Optional[int] = ..., admit_rate: _Optional[float] = ..., valid_for_ns: _Optional[int] = ..., limits: _Optional[_Iterable[_Union[LimitSpec, _Mapping]]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ReportResponse(_message.Message):
-    __slots__ = ("instructions", "generation")
+    __slots__ = ("instructions", "generation", "hot")
     INSTRUCTIONS_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
+    HOT_FIELD_NUMBER: _ClassVar[int]
     instructions: _containers.RepeatedCompositeFieldContainer[KeyInstruction]
     generation: Generation
-    def __init__(self, instructions: _Optional[_Iterable[_Union[KeyInstruction, _Mapping]]] = ..., generation: _Optional[_Union[Generation, _Mapping]] = ...) -> None: ...
+    hot: _containers.RepeatedCompositeFieldContainer[HotKey]
+    def __init__(self, instructions: _Optional[_Iterable[_Union[KeyInstruction, _Mapping]]] = ..., generation: _Optional[_Union[Generation, _Mapping]] = ..., hot: _Optional[_Iterable[_Union[HotKey, _Mapping]]] = ...) -> None: ...
+
+class HotKey(_message.Message):
+    __slots__ = ("key_hash", "reject_for_ns")
+    KEY_HASH_FIELD_NUMBER: _ClassVar[int]
+    REJECT_FOR_NS_FIELD_NUMBER: _ClassVar[int]
+    key_hash: int
+    reject_for_ns: int
+    def __init__(self, key_hash: _Optional[int] = ..., reject_for_ns: _Optional[int] = ...) -> None: ...
