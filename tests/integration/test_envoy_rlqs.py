@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from ratekeeper.testing.envoy_proxy import envoy_binary, upstream_http
-from ratekeeper.testing.procs import ManagedProcess, free_port, http_get, http_ok, start
+from ratekeeper.testing.envoy_proxy import envoy_on_file, upstream_http
+from ratekeeper.testing.envoy_proxy import user_status as status
+from ratekeeper.testing.procs import ManagedProcess, free_port, start
 from ratekeeper.testing.server_process import (
     START_TIMEOUT_S,
     RatekeeperServer,
@@ -65,20 +66,8 @@ def guide_envoy(grpc_port: int, upstream: int, log_dir: Path) -> Iterator[int]:
         "ratekeeper": grpc_port,
         "upstream": upstream,
     }
-    log_dir.mkdir(parents=True, exist_ok=True)
-    path = log_dir / f"envoy-rlqs-{ports['listen']}.yaml"
-    path.write_text(guide_config(ports))
-    argv = [envoy_binary(), "-c", str(path), "--base-id", str(ports["admin"])]
-    argv += ["--concurrency", "1", "-l", "warning"]
-    ready = http_ok(ports["admin"], "/ready")
-    with start(
-        argv, name=f"envoy-rlqs-{ports['listen']}", log_dir=log_dir, ready=ready, timeout=60
-    ):
+    with envoy_on_file(guide_config(ports), ports["listen"], ports["admin"], log_dir, "envoy-rlqs"):
         yield ports["listen"]
-
-
-def status(port: int, user: str | None) -> int:
-    return http_get(port, "/", {"x-user": user} if user else None)[0]
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from ratekeeper.testing.envoy_proxy import envoy_binary, upstream_http
-from ratekeeper.testing.procs import free_port, http_get, http_ok, start
+from ratekeeper.testing.envoy_proxy import envoy_on_file, upstream_http
+from ratekeeper.testing.envoy_proxy import user_status as status
+from ratekeeper.testing.procs import free_port, http_ok, start
 from ratekeeper.testing.server_process import START_TIMEOUT_S, ratekeeper_server
 
 pytestmark = pytest.mark.integration
@@ -76,17 +77,8 @@ def sidecar(
 @contextlib.contextmanager
 def guide_envoy(socket: Path | int, upstream: int, logs: Path) -> Iterator[int]:
     ports = {"listen": free_port(), "admin": free_port(), "upstream": upstream}
-    path = logs / f"envoy-sidecar-{ports['listen']}.yaml"
-    path.write_text(guide_config(ports, socket))
-    argv = [envoy_binary(), "-c", str(path), "--base-id", str(ports["admin"])]
-    argv += ["--concurrency", "1", "-l", "warning"]
-    ready = http_ok(ports["admin"], "/ready")
-    with start(argv, name=f"envoy-{ports['listen']}", log_dir=logs, ready=ready, timeout=60):
+    with envoy_on_file(guide_config(ports, socket), ports["listen"], ports["admin"], logs):
         yield ports["listen"]
-
-
-def status(port: int, user: str | None) -> int:
-    return http_get(port, "/", {"x-user": user} if user else None)[0]
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,16 @@ from ratekeeper.testing.procs import (
     start,
 )
 
-__all__ = ["EnvoyProxy", "Route", "bootstrap", "envoy_binary", "envoy_proxy", "upstream_http"]
+__all__ = [
+    "EnvoyProxy",
+    "Route",
+    "bootstrap",
+    "envoy_binary",
+    "envoy_on_file",
+    "envoy_proxy",
+    "upstream_http",
+    "user_status",
+]
 
 _TYPES = "type.googleapis.com/envoy.extensions"
 
@@ -216,17 +225,35 @@ def envoy_proxy(
         domain=domain,
         routes=routes,
     )
+    text = yaml.safe_dump(config, sort_keys=False)
+    with envoy_on_file(text, listen_port, admin_port, log_dir) as proc:
+        yield EnvoyProxy(proc, listen_port, admin_port)
+
+
+@contextlib.contextmanager
+def envoy_on_file(
+    config: str, listen_port: int, admin_port: int, log_dir: Path, name: str = "envoy"
+) -> Iterator[ManagedProcess]:
+    """Run Envoy on the bootstrap text ``config`` (whose admin listener is ``admin_port``) until
+    the block exits, once it says it is ready."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    path = log_dir / f"envoy-{listen_port}.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path = log_dir / f"{name}-{listen_port}.yaml"
+    path.write_text(config)
     # The base id names Envoy's hot-restart shared memory; two live Envoys must not share one.
     # Each live Envoy holds its admin port, so that port is unique among them on this machine.
     argv = [envoy_binary(), "-c", str(path), "--base-id", str(admin_port)]
     # One worker thread: enough for a test, and kinder to a shared two-core machine.
     argv += ["--concurrency", "1", "-l", "warning"]
     ready = http_ok(admin_port, "/ready")
-    with start(argv, name=f"envoy-{listen_port}", log_dir=log_dir, ready=ready, timeout=60) as proc:
-        yield EnvoyProxy(proc, listen_port, admin_port)
+    with start(
+        argv, name=f"{name}-{listen_port}", log_dir=log_dir, ready=ready, timeout=60
+    ) as proc:
+        yield proc
+
+
+def user_status(port: int, user: str | None) -> int:
+    """The status of ``GET /`` through Envoy on ``port``, as the user ``x-user: user``."""
+    return http_get(port, "/", {"x-user": user} if user else None)[0]
 
 
 class _Upstream(http.server.BaseHTTPRequestHandler):
