@@ -195,7 +195,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 _ALL = frozenset(
     {"errors", "core", "config", "proto", "backends", "transport", "protocol", "server"}
-    | {"client", "aio", "cli", "testing"}
+    | {"client", "aio", "cli", "testing", "assigner"}
 )
 
 #: What each folder of src/ratekeeper may import from the others: the table of
@@ -208,13 +208,18 @@ ALLOWED: dict[str, frozenset[str]] = {
     "backends": frozenset({"core", "errors"}),
     "transport": frozenset({"core", "errors"}),
     "protocol": frozenset({"core", "config", "backends", "errors"}),
-    "server": frozenset({"protocol", "backends", "config", "core", "proto", "transport", "errors"}),
+    "assigner": frozenset({"core", "config", "proto", "transport", "errors"}),
+    "server": frozenset(
+        {"assigner", "protocol", "backends", "config", "core", "proto", "transport", "errors"}
+    ),
     "client": frozenset({"core", "config", "proto", "transport", "errors"}),
     "aio": frozenset({"client", "core", "config", "proto", "transport", "errors"}),
     "sidecar": frozenset(
         {"server", "protocol", "backends", "client", "aio", "config", "core", "proto", "errors"}
     ),
-    "cli": frozenset({"server", "sidecar", "config", "core", "errors"}),
+    "cli": frozenset(
+        {"server", "sidecar", "assigner", "config", "core", "proto", "transport", "errors"}
+    ),
     "testing": _ALL - {"cli", "testing"},
 }
 

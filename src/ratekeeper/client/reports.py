@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 from ratekeeper.client.keystate import KeyState
 from ratekeeper.core.slices import Generation
+from ratekeeper.proto.assignment import generation_to_wire
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
-from ratekeeper.proto.report import generation_to_wire
 
 __all__ = ["PendingReport", "ReportBook"]
 

@@ -20,7 +20,6 @@ from google.protobuf.message import DecodeError
 
 from ratekeeper.core.instructions import UNBOUNDED, Instruction
 from ratekeeper.core.limits import UNIT_BY_SECONDS, Algorithm, Limit
-from ratekeeper.core.slices import Generation
 from ratekeeper.errors import LimitParseError, RequestError
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 from ratekeeper.protocol.report_values import KeyCounts, Report, ReportAnswer
@@ -32,8 +31,6 @@ __all__ = [
     "aio_report_call",
     "answer_from_wire",
     "answer_to_wire",
-    "generation_from_wire",
-    "generation_to_wire",
     "instruction_from_wire",
     "instruction_to_wire",
     "limit_to_spec",
@@ -130,16 +127,6 @@ def spec_to_limit(spec: pb.LimitSpec) -> Limit:
     if spec.multiplier > _MAX_MULTIPLIER:
         raise LimitParseError(f"multiplier above {_MAX_MULTIPLIER}")
     return Limit(spec.amount, unit, spec.multiplier or 1, burst, algorithm)
-
-
-def generation_to_wire(generation: Generation) -> pb.Generation:
-    """The wire form of an assignment generation."""
-    return pb.Generation(incarnation=generation.incarnation, number=generation.number)
-
-
-def generation_from_wire(wire: pb.Generation) -> Generation:
-    """An assignment generation from its wire form."""
-    return Generation(wire.incarnation, wire.number)
 
 
 def report_from_wire(request: pb.ReportRequest) -> Report:

@@ -22,33 +22,32 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from ratekeeper.proto.ratekeeper.v1 import assignment_pb2 as ratekeeper_dot_proto_dot_ratekeeper_dot_v1_dot_assignment__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+ratekeeper/proto/ratekeeper/v1/report.proto\x12\rratekeeper.v1\"1\n\nGeneration\x12\x13\n\x0bincarnation\x18\x01 \x01(\x04\x12\x0e\n\x06number\x18\x02 \x01(\x04\"\x90\x01\n\tLimitSpec\x12\x0e\n\x06\x61mount\x18\x01 \x01(\x04\x12\x14\n\x0cunit_seconds\x18\x02 \x01(\x04\x12\x12\n\nmultiplier\x18\x03 \x01(\x04\x12\x12\n\x05\x62urst\x18\x04 \x01(\x04H\x00\x88\x01\x01\x12+\n\talgorithm\x18\x05 \x01(\x0e\x32\x18.ratekeeper.v1.AlgorithmB\x08\n\x06_burst\"#\n\x05\x45ntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\x90\x01\n\tKeyReport\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12%\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x14.ratekeeper.v1.Entry\x12\x10\n\x08\x61\x64mitted\x18\x03 \x01(\x04\x12\x10\n\x08rejected\x18\x04 \x01(\x04\x12(\n\x06limits\x18\x05 \x03(\x0b\x32\x18.ratekeeper.v1.LimitSpec\"\xa0\x01\n\rReportRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12-\n\ngeneration\x18\x02 \x01(\x0b\x32\x19.ratekeeper.v1.Generation\x12\x13\n\x0binterval_ns\x18\x03 \x01(\x04\x12&\n\x04keys\x18\x04 \x03(\x0b\x32\x18.ratekeeper.v1.KeyReport\x12\x10\n\x08sequence\x18\x05 \x01(\x04\"\x9e\x01\n\x0eKeyInstruction\x12\x15\n\rreject_for_ns\x18\x01 \x01(\x04\x12\x17\n\nadmit_rate\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x0cvalid_for_ns\x18\x03 \x01(\x04\x12(\n\x06limits\x18\x04 \x03(\x0b\x32\x18.ratekeeper.v1.LimitSpec\x12\r\n\x05\x65rror\x18\x05 \x01(\tB\r\n\x0b_admit_rate\"\x98\x01\n\x0eReportResponse\x12\x33\n\x0cinstructions\x18\x01 \x03(\x0b\x32\x1d.ratekeeper.v1.KeyInstruction\x12-\n\ngeneration\x18\x02 \x01(\x0b\x32\x19.ratekeeper.v1.Generation\x12\"\n\x03hot\x18\x03 \x03(\x0b\x32\x15.ratekeeper.v1.HotKey\"1\n\x06HotKey\x12\x10\n\x08key_hash\x18\x01 \x01(\x06\x12\x15\n\rreject_for_ns\x18\x02 \x01(\x04*C\n\tAlgorithm\x12\x10\n\x0cTOKEN_BUCKET\x10\x00\x12\x10\n\x0c\x46IXED_WINDOW\x10\x01\x12\x12\n\x0eSLIDING_WINDOW\x10\x02\x32V\n\rReportService\x12\x45\n\x06Report\x12\x1c.ratekeeper.v1.ReportRequest\x1a\x1d.ratekeeper.v1.ReportResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+ratekeeper/proto/ratekeeper/v1/report.proto\x12\rratekeeper.v1\x1a/ratekeeper/proto/ratekeeper/v1/assignment.proto\"\x90\x01\n\tLimitSpec\x12\x0e\n\x06\x61mount\x18\x01 \x01(\x04\x12\x14\n\x0cunit_seconds\x18\x02 \x01(\x04\x12\x12\n\nmultiplier\x18\x03 \x01(\x04\x12\x12\n\x05\x62urst\x18\x04 \x01(\x04H\x00\x88\x01\x01\x12+\n\talgorithm\x18\x05 \x01(\x0e\x32\x18.ratekeeper.v1.AlgorithmB\x08\n\x06_burst\"#\n\x05\x45ntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\x90\x01\n\tKeyReport\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12%\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x14.ratekeeper.v1.Entry\x12\x10\n\x08\x61\x64mitted\x18\x03 \x01(\x04\x12\x10\n\x08rejected\x18\x04 \x01(\x04\x12(\n\x06limits\x18\x05 \x03(\x0b\x32\x18.ratekeeper.v1.LimitSpec\"\xa0\x01\n\rReportRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12-\n\ngeneration\x18\x02 \x01(\x0b\x32\x19.ratekeeper.v1.Generation\x12\x13\n\x0binterval_ns\x18\x03 \x01(\x04\x12&\n\x04keys\x18\x04 \x03(\x0b\x32\x18.ratekeeper.v1.KeyReport\x12\x10\n\x08sequence\x18\x05 \x01(\x04\"\x9e\x01\n\x0eKeyInstruction\x12\x15\n\rreject_for_ns\x18\x01 \x01(\x04\x12\x17\n\nadmit_rate\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x0cvalid_for_ns\x18\x03 \x01(\x04\x12(\n\x06limits\x18\x04 \x03(\x0b\x32\x18.ratekeeper.v1.LimitSpec\x12\r\n\x05\x65rror\x18\x05 \x01(\tB\r\n\x0b_admit_rate\"\xcd\x01\n\x0eReportResponse\x12\x33\n\x0cinstructions\x18\x01 \x03(\x0b\x32\x1d.ratekeeper.v1.KeyInstruction\x12-\n\ngeneration\x18\x02 \x01(\x0b\x32\x19.ratekeeper.v1.Generation\x12\"\n\x03hot\x18\x03 \x03(\x0b\x32\x15.ratekeeper.v1.HotKey\x12\x33\n\nassignment\x18\x04 \x01(\x0b\x32\x1f.ratekeeper.v1.AssignmentUpdate\"1\n\x06HotKey\x12\x10\n\x08key_hash\x18\x01 \x01(\x06\x12\x15\n\rreject_for_ns\x18\x02 \x01(\x04*C\n\tAlgorithm\x12\x10\n\x0cTOKEN_BUCKET\x10\x00\x12\x10\n\x0c\x46IXED_WINDOW\x10\x01\x12\x12\n\x0eSLIDING_WINDOW\x10\x02\x32V\n\rReportService\x12\x45\n\x06Report\x12\x1c.ratekeeper.v1.ReportRequest\x1a\x1d.ratekeeper.v1.ReportResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ratekeeper.proto.ratekeeper.v1.report_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ALGORITHM']._serialized_start=974
-  _globals['_ALGORITHM']._serialized_end=1041
-  _globals['_GENERATION']._serialized_start=62
-  _globals['_GENERATION']._serialized_end=111
-  _globals['_LIMITSPEC']._serialized_start=114
-  _globals['_LIMITSPEC']._serialized_end=258
-  _globals['_ENTRY']._serialized_start=260
-  _globals['_ENTRY']._serialized_end=295
-  _globals['_KEYREPORT']._serialized_start=298
-  _globals['_KEYREPORT']._serialized_end=442
-  _globals['_REPORTREQUEST']._serialized_start=445
-  _globals['_REPORTREQUEST']._serialized_end=605
-  _globals['_KEYINSTRUCTION']._serialized_start=608
-  _globals['_KEYINSTRUCTION']._serialized_end=766
-  _globals['_REPORTRESPONSE']._serialized_start=769
-  _globals['_REPORTRESPONSE']._serialized_end=921
-  _globals['_HOTKEY']._serialized_start=923
-  _globals['_HOTKEY']._serialized_end=972
-  _globals['_REPORTSERVICE']._serialized_start=1043
-  _globals['_REPORTSERVICE']._serialized_end=1129
+  _globals['_ALGORITHM']._serialized_start=1025
+  _globals['_ALGORITHM']._serialized_end=1092
+  _globals['_LIMITSPEC']._serialized_start=112
+  _globals['_LIMITSPEC']._serialized_end=256
+  _globals['_ENTRY']._serialized_start=258
+  _globals['_ENTRY']._serialized_end=293
+  _globals['_KEYREPORT']._serialized_start=296
+  _globals['_KEYREPORT']._serialized_end=440
+  _globals['_REPORTREQUEST']._serialized_start=443
+  _globals['_REPORTREQUEST']._serialized_end=603
+  _globals['_KEYINSTRUCTION']._serialized_start=606
+  _globals['_KEYINSTRUCTION']._serialized_end=764
+  _globals['_REPORTRESPONSE']._serialized_start=767
+  _globals['_REPORTRESPONSE']._serialized_end=972
+  _globals['_HOTKEY']._serialized_start=974
+  _globals['_HOTKEY']._serialized_end=1023
+  _globals['_REPORTSERVICE']._serialized_start=1094
+  _globals['_REPORTSERVICE']._serialized_end=1180
 # @@protoc_insertion_point(module_scope)

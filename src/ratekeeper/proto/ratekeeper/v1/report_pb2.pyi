@@ -1,3 +1,4 @@
+from ratekeeper.proto.ratekeeper.v1 import assignment_pb2 as _assignment_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -15,14 +16,6 @@ class Algorithm(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 TOKEN_BUCKET: Algorithm
 FIXED_WINDOW: Algorithm
 SLIDING_WINDOW: Algorithm
-
-class Generation(_message.Message):
-    __slots__ = ("incarnation", "number")
-    INCARNATION_FIELD_NUMBER: _ClassVar[int]
-    NUMBER_FIELD_NUMBER: _ClassVar[int]
-    incarnation: int
-    number: int
-    def __init__(self, incarnation: _Optional[int] = ..., number: _Optional[int] = ...) -> None: ...
 
 class LimitSpec(_message.Message):
     __slots__ = ("amount", "unit_seconds", "multiplier", "burst", "algorithm")
@@ -68,11 +61,11 @@ class ReportRequest(_message.Message):
     KEYS_FIELD_NUMBER: _ClassVar[int]
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     client_id: str
-    generation: Generation
+    generation: _assignment_pb2.Generation
     interval_ns: int
     keys: _containers.RepeatedCompositeFieldContainer[KeyReport]
     sequence: int
-    def __init__(self, client_id: _Optional[str] = ..., generation: _Optional[_Union[Generation, _Mapping]] = ..., interval_ns: _Optional[int] = ..., keys: _Optional[_Iterable[_Union[KeyReport, _Mapping]]] = ..., sequence: _Optional[int] = ...) -> None: ...
+    def __init__(self, client_id: _Optional[str] = ..., generation: _Optional[_Union[_assignment_pb2.Generation, _Mapping]] = ..., interval_ns: _Optional[int] = ..., keys: _Optional[_Iterable[_Union[KeyReport, _Mapping]]] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class KeyInstruction(_message.Message):
     __slots__ = ("reject_for_ns", "admit_rate", "valid_for_ns", "limits", "error")
@@ -89,14 +82,16 @@ class KeyInstruction(_message.Message):
     def __init__(self, reject_for_ns: _Optional[int] = ..., admit_rate: _Optional[float] = ..., valid_for_ns: _Optional[int] = ..., limits: _Optional[_Iterable[_Union[LimitSpec, _Mapping]]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ReportResponse(_message.Message):
-    __slots__ = ("instructions", "generation", "hot")
+    __slots__ = ("instructions", "generation", "hot", "assignment")
     INSTRUCTIONS_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     HOT_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENT_FIELD_NUMBER: _ClassVar[int]
     instructions: _containers.RepeatedCompositeFieldContainer[KeyInstruction]
-    generation: Generation
+    generation: _assignment_pb2.Generation
     hot: _containers.RepeatedCompositeFieldContainer[HotKey]
-    def __init__(self, instructions: _Optional[_Iterable[_Union[KeyInstruction, _Mapping]]] = ..., generation: _Optional[_Union[Generation, _Mapping]] = ..., hot: _Optional[_Iterable[_Union[HotKey, _Mapping]]] = ...) -> None: ...
+    assignment: _assignment_pb2.AssignmentUpdate
+    def __init__(self, instructions: _Optional[_Iterable[_Union[KeyInstruction, _Mapping]]] = ..., generation: _Optional[_Union[_assignment_pb2.Generation, _Mapping]] = ..., hot: _Optional[_Iterable[_Union[HotKey, _Mapping]]] = ..., assignment: _Optional[_Union[_assignment_pb2.AssignmentUpdate, _Mapping]] = ...) -> None: ...
 
 class HotKey(_message.Message):
     __slots__ = ("key_hash", "reject_for_ns")
