@@ -34,7 +34,7 @@ from ratekeeper.client.decide import Decision, decide
 from ratekeeper.client.health import Health
 from ratekeeper.client.keystate import KeyState, apply_instruction
 from ratekeeper.client.policy import Key, LimitsArg, Policies
-from ratekeeper.client.reports import PendingReport, ReportBook
+from ratekeeper.client.reports import PendingReport, ReportBook, report_timeout
 from ratekeeper.client.servers import assignment_of, default_client_id
 from ratekeeper.client.wire import MAX_HOT_KEYS, hot_keys_from_wire, instructions_from_wire
 from ratekeeper.config import PolicyTree
@@ -52,10 +52,13 @@ _CLOSING_ROUNDS = 3
 
 @dataclass(frozen=True, slots=True)
 class Outbound:
-    """One report to send: ``request`` to the server at ``address``."""
+    """One report to send: ``request`` to the server at ``address``, within ``timeout`` s."""
 
     address: str
     request: pb.ReportRequest
+    #: Seconds the report may take: the limiter's timeout plus a share per key it carries
+    #: (:func:`~ratekeeper.client.reports.report_timeout`).
+    timeout: float
 
 
 @dataclass(slots=True)
@@ -108,7 +111,8 @@ class LimiterMachine:
         self.assignment = assignment_of(servers)
         self.client_id = o.client_id or default_client_id()
         self.interval_ns = round(o.report_interval * NS_PER_SECOND)
-        #: Seconds each report may take (default: half the interval, so a cycle never overruns).
+        #: Seconds each report may take (default: half the interval, so a cycle never overruns),
+        #: plus ``reports.TIMEOUT_PER_KEY_S`` per key it carries.
         self.timeout = o.report_interval / 2 if o.timeout is None else o.timeout
         #: Longest a server goes without a report (an empty one if nothing is counted): one
         #: interval, so every cycle reports to every server and report traffic does not grow
@@ -213,7 +217,10 @@ class LimiterMachine:
         self._in_flight = {**resent, **fresh}
         for address in self._in_flight:
             self._sent_at[address] = now
-        return [Outbound(r.address, r.request) for r in self._in_flight.values()]
+        return [
+            Outbound(r.address, r.request, report_timeout(self.timeout, len(r.request.keys)))
+            for r in self._in_flight.values()
+        ]
 
     def answered(self, address: str, answer: pb.ReportResponse, now: int) -> None:
         """Apply a server's answer, its durations counted from ``now`` (receipt)."""

@@ -6,6 +6,13 @@ server's report of the next cycle; the counts of its keys wait in place meanwhil
 second of failures the backlog is forgiven instead: the hits it would carry were admitted while
 the server could not be asked, and debiting an outage's worth at once would keep a recovered key
 rejected long after the outage ended.
+
+A report's deadline grows with its size (:func:`report_timeout`): a server applies a large
+report in chunks, resting between them so its other calls are served (issue 15), and a fixed
+50 ms deadline left reports of 2,000 keys or more unanswered forever (each resend timed out
+too). Reports are split by size by the machine's ``max_keys_per_report`` (the rest of the keys
+wait for the next cycle), never into parallel parts: a server applies a client's report numbers
+in order, so one report per server is in flight at a time.
 """
 
 from __future__ import annotations
@@ -17,7 +24,17 @@ from ratekeeper.core.slices import Generation
 from ratekeeper.proto.assignment import generation_to_wire
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 
-__all__ = ["PendingReport", "ReportBook"]
+__all__ = ["TIMEOUT_PER_KEY_S", "PendingReport", "ReportBook", "report_timeout"]
+
+#: Seconds of deadline per key a report carries, on top of the limiter's timeout: several times
+#: what a server spends per key (docs/benchmarks.md, "Large reports"), so a report the server's
+#: limits accept is answered even on a loaded machine.
+TIMEOUT_PER_KEY_S = 200e-6
+
+
+def report_timeout(base: float, keys: int) -> float:
+    """Seconds a report of ``keys`` keys may take, given the limiter's ``base`` timeout."""
+    return base + TIMEOUT_PER_KEY_S * keys
 
 
 @dataclass(slots=True)

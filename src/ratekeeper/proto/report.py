@@ -11,11 +11,12 @@ and their wire forms live here too, written once for both ends; :func:`spec_to_l
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeAlias
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeAlias, overload
 
 import grpc
 import grpc.aio
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.message import DecodeError
 
 from ratekeeper.core.instructions import UNBOUNDED, Instruction
@@ -28,11 +29,13 @@ __all__ = [
     "SERVICE",
     "ReportCall",
     "ReportCallAio",
+    "WireKeys",
     "aio_report_call",
     "answer_from_wire",
     "answer_to_wire",
     "instruction_from_wire",
     "instruction_to_wire",
+    "lazy_report_from_wire",
     "limit_to_spec",
     "report_call",
     "report_from_wire",
@@ -129,6 +132,33 @@ def spec_to_limit(spec: pb.LimitSpec) -> Limit:
     return Limit(spec.amount, unit, spec.multiplier or 1, burst, algorithm)
 
 
+class WireKeys(Sequence[KeyCounts]):
+    """The keys of a ``ReportRequest``, each converted when it is read (so a large report is
+    converted chunk by chunk as the report logic walks it, not all at once before it starts).
+
+    Reading a key raises :class:`RequestError` naming it if its inline limit is invalid.
+    """
+
+    __slots__ = ("_wire",)
+
+    def __init__(self, wire: RepeatedCompositeFieldContainer[pb.KeyReport]) -> None:
+        self._wire = wire
+
+    def __len__(self) -> int:
+        return len(self._wire)
+
+    @overload
+    def __getitem__(self, index: int) -> KeyCounts: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[KeyCounts]: ...
+    def __getitem__(self, index: int | slice) -> KeyCounts | Sequence[KeyCounts]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self._wire)))]
+        if index < 0:
+            index += len(self._wire)
+        return _key_from_wire(index, self._wire[index])
+
+
 def report_from_wire(request: pb.ReportRequest) -> Report:
     """The report ``request`` carries; raises :class:`RequestError` naming a key whose inline
     limit is invalid (the rest is validated by the report logic)."""
@@ -138,6 +168,12 @@ def report_from_wire(request: pb.ReportRequest) -> Report:
         request.interval_ns,
         request.sequence,
     )
+
+
+def lazy_report_from_wire(request: pb.ReportRequest) -> Report:
+    """:func:`report_from_wire` with its keys read as the report logic walks them
+    (:class:`WireKeys`): the server's form, so a large report is converted chunk by chunk."""
+    return Report(request.client_id, WireKeys(request.keys), request.interval_ns, request.sequence)
 
 
 def _key_from_wire(index: int, key: pb.KeyReport) -> KeyCounts:

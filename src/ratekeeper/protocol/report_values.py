@@ -6,6 +6,7 @@ these at the edge (``ratekeeper.proto.report``), so the logic never sees protobu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ratekeeper.core.instructions import Instruction
@@ -37,8 +38,9 @@ class Report:
 
     #: Stable identity of the reporting client process (demand is tracked per client).
     client_id: str
-    #: Every key the client has on this server with counts to report.
-    keys: tuple[KeyCounts, ...]
+    #: Every key the client has on this server with counts to report (any sequence: the wire
+    #: edge hands a lazy view that converts a key when it is read).
+    keys: Sequence[KeyCounts]
     #: Time the counts cover, in nanoseconds (client clock).
     interval_ns: int = 0
     #: The client's report number to this server, from 1; a repeat is answered, not applied

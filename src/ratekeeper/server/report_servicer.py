@@ -6,6 +6,11 @@ applies it at the clock's time, and its answer goes back as a ``ReportResponse``
 report gets ``INVALID_ARGUMENT`` naming the key and the reason; a store that fails gets
 ``UNAVAILABLE`` (the client keeps its last instructions until they expire: fail open); anything
 unexpected gets ``INTERNAL`` and is logged (``ratekeeper.server.refusal``).
+
+A large report never stalls the event loop (issue 15): its keys are read from the wire as the
+processor walks them, it is applied and answered in chunks, and between chunks the servicer's
+:class:`~ratekeeper.protocol.chunked.TimeBudget` rests on the loop once ``yield_budget_ns`` of
+work has run, so ``ShouldRateLimit`` calls arriving meanwhile wait about that long at most.
 """
 
 from __future__ import annotations
@@ -18,14 +23,26 @@ import grpc
 import grpc.aio
 
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
-from ratekeeper.proto.report import answer_to_wire, report_from_wire, report_handler
+from ratekeeper.proto.report import (
+    answer_to_wire,
+    instruction_to_wire,
+    lazy_report_from_wire,
+    report_handler,
+)
+from ratekeeper.protocol.chunked import Chunker, TimeBudget
 from ratekeeper.protocol.report import ReportProcessor
+from ratekeeper.protocol.report_values import ReportAnswer
 from ratekeeper.protocol.stats import MemoryStats, StatsSink
 from ratekeeper.server.refusal import refusal, refuse
 
-__all__ = ["ReportServicer", "add_report_servicer"]
+__all__ = ["YIELD_BUDGET_NS", "YIELD_REST_NS", "ReportServicer", "add_report_servicer"]
 
 _CALL = "report"
+
+#: Longest a report runs on the event loop before it lets other calls in, and how long it rests
+#: then (ns; see :class:`~ratekeeper.protocol.chunked.TimeBudget`).
+YIELD_BUDGET_NS = 1_000_000
+YIELD_REST_NS = 500_000
 
 
 class ReportServicer:
@@ -36,11 +53,17 @@ class ReportServicer:
         processor: ReportProcessor,
         stats: StatsSink | None = None,
         clock: Callable[[], int] = time.time_ns,
+        yield_budget_ns: int = YIELD_BUDGET_NS,
+        yield_rest_ns: int = YIELD_REST_NS,
     ) -> None:
         self._processor = processor
         self._stats: StatsSink = MemoryStats() if stats is None else stats
         self._clock = clock
         self._latency = self._stats.timer(_CALL)
+        #: Shared by every report in progress: yields once the budget is spent.
+        self.budget = TimeBudget(yield_budget_ns, yield_rest_ns, time.perf_counter_ns)
+        processor.pause = self.budget
+        self._chunks = Chunker(processor.chunk_keys, self.budget)
 
     @property
     def reports(self) -> int:
@@ -50,8 +73,17 @@ class ReportServicer:
     async def report(self, request: pb.ReportRequest) -> pb.ReportResponse:
         """Apply ``request`` now; raises :class:`RequestError` if it is malformed and the
         store's :class:`BackendError` if it fails."""
-        answer = await self._processor.process(report_from_wire(request), self._clock())
-        return answer_to_wire(answer)
+        answer = await self._processor.process(lazy_report_from_wire(request), self._clock())
+        return await self._to_wire(answer)
+
+    async def _to_wire(self, answer: ReportAnswer) -> pb.ReportResponse:
+        """``answer_to_wire``, its instructions written a chunk at a time."""
+        response = answer_to_wire(ReportAnswer((), answer.hot))
+        instructions, chunks = answer.instructions, self._chunks
+        for start, stop in chunks.spans(len(instructions)):
+            response.instructions.extend(instruction_to_wire(i) for i in instructions[start:stop])
+            await chunks.between(stop, len(instructions))
+        return response
 
     async def Report(
         self, request: pb.ReportRequest, context: grpc.aio.ServicerContext[Any, Any]
