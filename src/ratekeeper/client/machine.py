@@ -32,11 +32,11 @@ from dataclasses import dataclass
 
 from ratekeeper.client.decide import Decision, decide
 from ratekeeper.client.health import Health
-from ratekeeper.client.keystate import KeyState, apply_instruction
+from ratekeeper.client.keystate import KeyState
 from ratekeeper.client.policy import Key, LimitsArg, Policies
 from ratekeeper.client.reports import PendingReport, ReportBook, report_timeout
 from ratekeeper.client.servers import assignment_of, default_client_id
-from ratekeeper.client.wire import MAX_HOT_KEYS, hot_keys_from_wire, instructions_from_wire
+from ratekeeper.client.wire import MAX_HOT_KEYS, hot_keys_from_wire
 from ratekeeper.config import PolicyTree
 from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.core.slices import Assignment
@@ -94,6 +94,8 @@ class LimiterOptions:
     max_keys: int = 100_000
     max_keys_per_report: int = 10_000
     timeout: float | None = None
+    #: Intern keys per server: the descriptor once, then an id and counts (issue 15).
+    compact_reports: bool = False
 
 
 class LimiterMachine:
@@ -126,7 +128,9 @@ class LimiterMachine:
         self._policies = Policies(o.domain, o.limit, o.policies)
         self._max_keys = o.max_keys
         self._max_per_report = o.max_keys_per_report
-        self._book = ReportBook(self.client_id, max(1, math.ceil(1.0 / o.report_interval)))
+        self._book = ReportBook(
+            self.client_id, max(1, math.ceil(1.0 / o.report_interval)), o.compact_reports
+        )
         self._retired: list[KeyState] = []
         self._in_flight: dict[str, PendingReport] = {}
         self._sent_at: dict[str, int] = {}
@@ -218,7 +222,7 @@ class LimiterMachine:
         for address in self._in_flight:
             self._sent_at[address] = now
         return [
-            Outbound(r.address, r.request, report_timeout(self.timeout, len(r.request.keys)))
+            Outbound(r.address, r.request, report_timeout(self.timeout, len(r)))
             for r in self._in_flight.values()
         ]
 
@@ -230,9 +234,7 @@ class LimiterMachine:
         self.stats.answered += 1
         self.health.answered(address, now)
         self._book.answered(address)
-        instructions = instructions_from_wire(answer)
-        for st, instruction in zip(report.states, instructions, strict=False):
-            apply_instruction(st, instruction, now)
+        report.apply(answer, now)
         self._apply_hot(hot_keys_from_wire(answer), now)
 
     def _apply_hot(self, hot: list[tuple[int, int]], now: int) -> None:
@@ -328,13 +330,10 @@ class LimiterMachine:
         report = fresh.get(address)
         if report is None:
             report = fresh[address] = self._book.new(address, interval, self.assignment.generation)
-        if len(report.states) >= self._max_per_report:
+        if len(report) >= self._max_per_report:
             return True  # carried over: its counts stay unsent until the next cycle
-        entry = report.request.keys.add()
-        entry.MergeFromString(st.template)
-        entry.admitted, entry.rejected = st.unsent_admitted, st.unsent_rejected
+        report.add(st, st.unsent_admitted, st.unsent_rejected)
         st.unsent_admitted = st.unsent_rejected = 0
-        report.states.append(st)
         return True
 
     def _probe(self, fresh: dict[str, PendingReport], interval: int, now: int) -> None:

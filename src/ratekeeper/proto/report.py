@@ -167,13 +167,32 @@ def report_from_wire(request: pb.ReportRequest) -> Report:
         tuple(_key_from_wire(i, key) for i, key in enumerate(request.keys)),
         request.interval_ns,
         request.sequence,
+        *_known_from_wire(request),
+    )
+
+
+def _known_from_wire(
+    request: pb.ReportRequest,
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], bool]:
+    """The compact part of ``request``: packed arrays read in one C call each."""
+    return (
+        tuple(request.known_ids),
+        tuple(request.known_admitted),
+        tuple(request.known_rejected),
+        request.omit_unchanged,
     )
 
 
 def lazy_report_from_wire(request: pb.ReportRequest) -> Report:
     """:func:`report_from_wire` with its keys read as the report logic walks them
     (:class:`WireKeys`): the server's form, so a large report is converted chunk by chunk."""
-    return Report(request.client_id, WireKeys(request.keys), request.interval_ns, request.sequence)
+    return Report(
+        request.client_id,
+        WireKeys(request.keys),
+        request.interval_ns,
+        request.sequence,
+        *_known_from_wire(request),
+    )
 
 
 def _key_from_wire(index: int, key: pb.KeyReport) -> KeyCounts:
@@ -182,7 +201,7 @@ def _key_from_wire(index: int, key: pb.KeyReport) -> KeyCounts:
     except LimitParseError as exc:
         raise RequestError(f"keys[{index}]: invalid inline limit: {exc}") from exc
     entries = tuple((e.key, e.value) for e in key.entries)
-    return KeyCounts(key.domain, entries, key.admitted, key.rejected, limits)
+    return KeyCounts(key.domain, entries, key.admitted, key.rejected, limits, key.key_id)
 
 
 def report_to_wire(report: Report) -> pb.ReportRequest:
@@ -198,9 +217,14 @@ def report_to_wire(report: Report) -> pb.ReportRequest:
                 admitted=key.admitted,
                 rejected=key.rejected,
                 limits=[limit_to_spec(limit) for limit in key.limits],
+                key_id=key.key_id,
             )
             for key in report.keys
         ],
+        known_ids=report.known_ids,
+        known_admitted=report.known_admitted,
+        known_rejected=report.known_rejected,
+        omit_unchanged=report.omit_unchanged,
     )
 
 
@@ -230,6 +254,10 @@ def answer_to_wire(answer: ReportAnswer) -> pb.ReportResponse:
     return pb.ReportResponse(
         instructions=[instruction_to_wire(i) for i in answer.instructions],
         hot=[pb.HotKey(key_hash=h, reject_for_ns=left) for h, left in answer.hot],
+        changed=answer.changed,
+        changed_instructions=[instruction_to_wire(i) for i in answer.changed_instructions],
+        valid_for_ns=answer.valid_for_ns,
+        unknown_ids=answer.unknown_ids,
     )
 
 
@@ -238,4 +266,8 @@ def answer_from_wire(response: pb.ReportResponse) -> ReportAnswer:
     return ReportAnswer(
         tuple(instruction_from_wire(i) for i in response.instructions),
         tuple((k.key_hash, k.reject_for_ns) for k in response.hot),
+        tuple(response.changed),
+        tuple(instruction_from_wire(i) for i in response.changed_instructions),
+        response.valid_for_ns,
+        tuple(response.unknown_ids),
     )

@@ -74,8 +74,20 @@ class TimeBudget:
         self.rest_ns = rest_ns
         self._clock = clock
         self._since = clock()
+        self._active = 0
         #: Times it rested.
         self.rests = 0
+
+    def enter(self) -> None:
+        """A report starts: the budget counts from now if none was in progress (time the loop
+        spent idle or on other calls is not charged to it)."""
+        if not self._active:
+            self._since = self._clock()
+        self._active += 1
+
+    def leave(self) -> None:
+        """A report :meth:`enter` counted is done."""
+        self._active -= 1
 
     async def __call__(self) -> None:
         now = self._clock()

@@ -64,6 +64,7 @@ from ratekeeper.protocol.chunked import Chunker, Pause
 from ratekeeper.protocol.hot import HotKeys
 from ratekeeper.protocol.ownership import StoreGate
 from ratekeeper.protocol.policy import Matcher
+from ratekeeper.protocol.report_interned import Interning, Known
 from ratekeeper.protocol.report_keys import KeyResolver, ResolvedKey
 from ratekeeper.protocol.report_settings import ReportSettings
 from ratekeeper.protocol.report_values import Report, ReportAnswer
@@ -92,7 +93,7 @@ class ReportProcessor:
         self._policies = policies
         self._settings = settings
         self._stats: StatsSink = MemoryStats() if stats is None else stats
-        self._keys = KeyResolver(settings, self._stats)
+        self._interning = Interning(KeyResolver(settings, self._stats), settings.max_interned_keys)
         self._chunks = Chunker(settings.chunk_keys, pause)
         self._demand: DemandBook[Counter] = DemandBook(
             settings.demand_ttl_ns,
@@ -126,28 +127,42 @@ class ReportProcessor:
         key is resolved (and validated) before anything is applied.
         """
         s = self._settings
-        if not 0 < len(report.client_id) <= s.max_client_id:
+        client, sequence = report.client_id, report.sequence
+        if not 0 < len(client) <= s.max_client_id:
             raise RequestError(f"client_id must have 1..{s.max_client_id} characters")
-        if len(report.keys) > s.max_keys:
-            raise RequestError(f"{len(report.keys)} keys in one report; at most {s.max_keys}")
+        ids = report.known_ids
+        if len(report.keys) + len(ids) > s.max_keys:
+            raise RequestError(
+                f"{len(report.keys) + len(ids)} keys in one report; at most {s.max_keys}"
+            )
+        if not len(ids) == len(report.known_admitted) == len(report.known_rejected):
+            raise RequestError("known_ids, known_admitted and known_rejected must align")
         interval = min(max(report.interval_ns, s.min_interval_ns), s.max_interval_ns)
         policy = self._policies()
-        resolve = self._keys.resolve
-        chunks = self._chunks
+        chunks, interning = self._chunks, self._interning
         sent = report.keys
         keys: list[ResolvedKey] = []
+        known = Known()
         for start, stop in chunks.spans(len(sent)):
-            keys.extend(resolve(i, sent[i], policy, interval) for i in range(start, stop))
+            keys.extend(
+                interning.full(client, i, sent[i], policy, interval, known)
+                for i in range(start, stop)
+            )
             await chunks.between(stop, len(sent))
-        client, sequence = report.client_id, report.sequence
+        if ids:
+            mine = interning.table.of(client)
+            for span in chunks.spans(len(ids)):
+                interning.known(mine, report, span, policy, interval, known)
+                await chunks.between(span[1], len(ids))
+        counted = keys + known.keys if known.keys else keys
         before = self._claim(client, sequence, now)
         fresh = before is None or sequence > before[0]
         state: dict[Counter, Outcome] = {}
         try:
-            await self._debit(keys, 1 if fresh else 0, state, now)
+            await self._debit(counted, 1 if fresh else 0, state, now)
         except BaseException:
-            mine = self._sequences.get(client)
-            if not state and fresh and mine is not None and mine[0] == sequence:
+            claimed = self._sequences.get(client)
+            if not state and fresh and claimed is not None and claimed[0] == sequence:
                 # nothing applied: the client's resend must count (after a partial apply the
                 # claim stands: the rest is lost, as a lost report's is, rather than the applied
                 # part counted twice)
@@ -156,14 +171,32 @@ class ReportProcessor:
                 else:
                     self._sequences[client] = before
             raise
-        totals = await self._record_demand(client, keys, now)
+        totals = await self._record_demand(client, counted, now)
         valid_for = s.valid_intervals * interval
         self.reports += 1
-        answers = await chunks.map(lambda key: self._instruct(key, state, totals, valid_for), keys)
-        for i, answer in enumerate(answers):
+        answers = await chunks.map(
+            lambda key: self._instruct(key, state, totals, valid_for), counted
+        )
+        full, rest = answers[: len(keys)], answers[len(keys) :]
+        for i, answer in enumerate(full):
             if answer.reject_for_ns:  # only these are hashed (and re-read from the report)
                 self._hot.note(sent[i].domain, sent[i].entries, answer.reject_for_ns, now)
-        return ReportAnswer(tuple(answers), self._hot.current(now))
+        for entry, answer in zip(known.entries, rest, strict=True):
+            if answer.reject_for_ns:
+                key = entry.shape.key
+                self._hot.note(key.domain, key.entries, answer.reject_for_ns, now)
+        # leave unchanged ones out only right after an answer the client applied
+        omit = report.omit_unchanged and before is not None and 0 < before[0] == sequence - 1
+        changed, instructions = interning.answer(known, rest, omit, valid_for)
+        interning.sent(known.fresh, full)
+        return ReportAnswer(
+            tuple(full),
+            self._hot.current(now),
+            changed,
+            instructions,
+            valid_for,
+            tuple(known.unknown),
+        )
 
     def _claim(self, client: str, sequence: int, now: int) -> tuple[int, int] | None:
         """Mark report ``sequence`` of ``client`` as applied; its number and time before (``(0,

@@ -56,3 +56,6 @@ class ReportSettings:
     #: Keys resolved, debited or answered between two pauses of a large report (the servicer's
     #: pause yields to the event loop once its time budget is spent: ``protocol.chunked``).
     chunk_keys: int = 32
+    #: Most keys interned (``KeyReport.key_id``), all clients together; the least recently
+    #: reporting clients are forgotten first (:mod:`ratekeeper.protocol.report_interned`).
+    max_interned_keys: int = 1_000_000

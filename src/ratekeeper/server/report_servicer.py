@@ -73,16 +73,28 @@ class ReportServicer:
     async def report(self, request: pb.ReportRequest) -> pb.ReportResponse:
         """Apply ``request`` now; raises :class:`RequestError` if it is malformed and the
         store's :class:`BackendError` if it fails."""
-        answer = await self._processor.process(lazy_report_from_wire(request), self._clock())
-        return await self._to_wire(answer)
+        self.budget.enter()
+        try:
+            answer = await self._processor.process(lazy_report_from_wire(request), self._clock())
+            return await self._to_wire(answer)
+        finally:
+            self.budget.leave()
 
     async def _to_wire(self, answer: ReportAnswer) -> pb.ReportResponse:
         """``answer_to_wire``, its instructions written a chunk at a time."""
-        response = answer_to_wire(ReportAnswer((), answer.hot))
-        instructions, chunks = answer.instructions, self._chunks
-        for start, stop in chunks.spans(len(instructions)):
-            response.instructions.extend(instruction_to_wire(i) for i in instructions[start:stop])
-            await chunks.between(stop, len(instructions))
+        response = answer_to_wire(
+            ReportAnswer(
+                (), answer.hot, answer.changed, (), answer.valid_for_ns, answer.unknown_ids
+            )
+        )
+        chunks = self._chunks
+        for instructions, wire in (
+            (answer.instructions, response.instructions),
+            (answer.changed_instructions, response.changed_instructions),
+        ):
+            for start, stop in chunks.spans(len(instructions)):
+                wire.extend(instruction_to_wire(i) for i in instructions[start:stop])
+                await chunks.between(stop, len(instructions))
         return response
 
     async def Report(
