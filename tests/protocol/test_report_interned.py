@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 
 from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.config import PolicyTree
+from ratekeeper.core.instructions import Instruction
 from ratekeeper.core.limits import NS_PER_SECOND, Limit, Unit
 from ratekeeper.protocol.ownership import StoreGate
 from ratekeeper.protocol.report import ReportProcessor, ReportSettings
@@ -104,3 +105,15 @@ def test_the_table_forgets_the_least_recent_clients_past_its_bound() -> None:
     lone.add("c", 2, replace(shape))
     assert len(lone) == 1
     assert set(lone.of("c")) == {2}
+
+
+def test_the_omission_rule_compares_every_field_of_an_instruction() -> None:
+    # Interning.answer leaves a key out when each of these equals what the client rebuilds; a
+    # new field must be compared there too (and rebuilt in client.wire) before this is updated.
+    assert [f.name for f in fields(Instruction)] == [
+        "reject_for_ns",
+        "admit_rate",
+        "valid_for_ns",
+        "limits",
+        "error",
+    ]

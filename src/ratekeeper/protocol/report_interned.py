@@ -158,7 +158,7 @@ class Interning:
                 and answer.valid_for_ns == valid_for
                 and answer.admit_rate == last.admit_rate
                 and answer.limits == last.limits
-                and answer == Instruction(0, last.admit_rate, valid_for, last.limits)
+                and not answer.error  # every field of Instruction compared: keep it so
             ):
                 continue
             entry.last = answer
