@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextvars import ContextVar
 from typing import TypeVar
 
 __all__ = ["Chunker", "Pause", "TimeBudget"]
@@ -57,42 +58,36 @@ class Chunker:
 
 
 class TimeBudget:
-    """A :data:`Pause` that, once ``budget_ns`` have passed (on ``clock``) since it last
-    paused, sleeps ``rest_ns`` on the event loop; otherwise it costs one clock read.
+    """A :data:`Pause` that rests a report ``rest_ns`` on the event loop once it has run
+    ``budget_ns`` (on ``clock``) since it started or last rested; otherwise it costs one clock
+    read.
 
     Yielding on time rather than on a key count bounds the wait of a call that arrives during a
     report whatever a key costs. The rest is a real sleep, not ``sleep(0)``: measured on this
     two-core machine (docs/benchmarks.md, "Large reports"), a loop that only passes through its
     selector between chunks still delays gRPC's completions by several milliseconds, one that
-    blocks in it for a moment lets them in. A report is slowed by about ``rest / budget``
-    (plus the selector's millisecond rounding) only while it is long enough to reach the budget.
-    One per servicer: every report in progress shares it.
+    blocks in it for a moment lets them in. The budget is each report's own (a context
+    variable: one report is one task), so many small reports in flight do not make the server
+    rest while work waits: only a report that itself runs past the budget rests, and the loop
+    runs the others meanwhile. Call :meth:`enter` as a report starts.
     """
 
     def __init__(self, budget_ns: int, rest_ns: int, clock: Callable[[], int]) -> None:
         self.budget_ns = budget_ns
         self.rest_ns = rest_ns
         self._clock = clock
-        self._since = clock()
-        self._active = 0
+        #: When the current task's report started or last rested.
+        self._since: ContextVar[int] = ContextVar(f"budget-{id(self)}", default=0)
         #: Times it rested.
         self.rests = 0
 
     def enter(self) -> None:
-        """A report starts: the budget counts from now if none was in progress (time the loop
-        spent idle or on other calls is not charged to it)."""
-        if not self._active:
-            self._since = self._clock()
-        self._active += 1
-
-    def leave(self) -> None:
-        """A report :meth:`enter` counted is done."""
-        self._active -= 1
+        """The current task starts a report: its budget counts from now."""
+        self._since.set(self._clock())
 
     async def __call__(self) -> None:
-        now = self._clock()
-        if now - self._since < self.budget_ns:
+        if self._clock() - self._since.get() < self.budget_ns:
             return
         await asyncio.sleep(self.rest_ns / 1e9)
         self.rests += 1
-        self._since = self._clock()
+        self._since.set(self._clock())

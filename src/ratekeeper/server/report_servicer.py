@@ -60,7 +60,7 @@ class ReportServicer:
         self._stats: StatsSink = MemoryStats() if stats is None else stats
         self._clock = clock
         self._latency = self._stats.timer(_CALL)
-        #: Shared by every report in progress: yields once the budget is spent.
+        #: Rests a report on the loop once it has run its budget.
         self.budget = TimeBudget(yield_budget_ns, yield_rest_ns, time.perf_counter_ns)
         processor.pause = self.budget
         self._chunks = Chunker(processor.chunk_keys, self.budget)
@@ -74,11 +74,8 @@ class ReportServicer:
         """Apply ``request`` now; raises :class:`RequestError` if it is malformed and the
         store's :class:`BackendError` if it fails."""
         self.budget.enter()
-        try:
-            answer = await self._processor.process(lazy_report_from_wire(request), self._clock())
-            return await self._to_wire(answer)
-        finally:
-            self.budget.leave()
+        answer = await self._processor.process(lazy_report_from_wire(request), self._clock())
+        return await self._to_wire(answer)
 
     async def _to_wire(self, answer: ReportAnswer) -> pb.ReportResponse:
         """``answer_to_wire``, its instructions written a chunk at a time."""
