@@ -18,6 +18,7 @@ counted).
 
     python -m bench.fanin                          # 1,000 clients x 10/s x 100 keys, compact
     python -m bench.fanin --clients 100 --wire full --duration 10
+    python -m bench.fanin --replay                 # simulated clients: the server's capacity
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
 from ratekeeper.client.machine import LimiterMachine, LimiterOptions
+from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 from ratekeeper.proto.report import aio_report_call
 from ratekeeper.testing.procs import http_get
 from ratekeeper.testing.server_process import ratekeeper_server
@@ -108,6 +110,51 @@ async def _client(
         await asyncio.sleep(max(0.0, period - (time.monotonic() - started)))
 
 
+async def _replayed(
+    index: int, args: argparse.Namespace, call: Any, tally: dict[str, Any], stop: float
+) -> None:
+    """A simulated client: the compact reports a client machine would send (one hit per key
+    per cycle), without the machine, so the load costs little besides gRPC."""
+    rng = random.Random(index)
+    keys = rng.sample(range(KEY_SPACE), args.keys)
+    period = 1 / args.rate
+    interval = round(period * 1e9)
+    first = pb.ReportRequest(client_id=f"fanin-{index}", interval_ns=interval, sequence=1)
+    for n, k in enumerate(keys, 1):
+        key = first.keys.add(domain=DOMAIN, admitted=1, key_id=n)
+        key.entries.add(key="key", value=f"k{k}")
+    compact = pb.ReportRequest(client_id=f"fanin-{index}", interval_ns=interval)
+    compact.known_ids.extend(range(1, args.keys + 1))
+    compact.known_admitted.extend([1] * args.keys)
+    compact.known_rejected.extend([0] * args.keys)
+    await asyncio.sleep(rng.random() * period)
+    request, sequence, synced = first, 1, False
+    while time.monotonic() < stop:
+        started = time.monotonic()
+        request.sequence = sequence
+        body = request.ByteSize()
+        sent = time.perf_counter()
+        try:
+            deadline = 0.05 + 0.0005 * args.keys if synced else 5.0  # interning: let it land
+            answer = await call(request, timeout=deadline)
+        except grpc.aio.AioRpcError:
+            synced = False
+            if started >= tally["measure_from"]:
+                tally["failed"] += 1
+        else:
+            sequence, request, synced = sequence + 1, compact, True
+            if started >= tally["measure_from"]:
+                tally["latency"].append(time.perf_counter() - sent)
+                tally["answered"] += 1
+                tally["key_updates"] += args.keys
+                tally["up"] += body
+                tally["down"] += answer.ByteSize()
+        compact.omit_unchanged = synced
+        if started >= tally["measure_from"]:
+            tally["offered"] += args.keys
+        await asyncio.sleep(max(0.0, period - (time.monotonic() - started)))
+
+
 async def _load(args: argparse.Namespace) -> dict[str, Any]:
     tally: dict[str, Any] = {
         "latency": [],
@@ -123,7 +170,8 @@ async def _load(args: argparse.Namespace) -> dict[str, Any]:
     channel = grpc.aio.insecure_channel(args.target)
     call = aio_report_call(channel)
     clients = range(args.first, args.first + args.count)
-    await asyncio.gather(*(_client(i, args, call, tally, stop) for i in clients))
+    simulate = _replayed if args.replay else _client
+    await asyncio.gather(*(simulate(i, args, call, tally, stop) for i in clients))
     await channel.close()
     del tally["measure_from"]
     return tally
@@ -188,6 +236,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 argv += ["--first", str(first), "--count", str(count), "--wire", args.wire]
                 argv += ["--keys", str(args.keys), "--rate", str(args.rate)]
                 argv += ["--duration", str(args.duration), "--warmup", str(args.warmup)]
+                argv += ["--replay"] if args.replay else []
                 children.append(subprocess.Popen(argv, stdout=subprocess.PIPE))
                 first += count
             cpu = psutil.Process(server.process.pid)
@@ -219,7 +268,7 @@ def _summary(
         "clients": args.clients,
         "keys": args.keys,
         "rate": args.rate,
-        "wire": args.wire,
+        "wire": "replayed compact" if args.replay else args.wire,
         "offered_key_updates_per_s": round(total["offered"] / args.duration),
         "answered_key_updates_per_s": round(per_second),
         "server_cpu_us_per_key_update": round(cpu_seconds / wall / max(per_second, 1) * 1e6, 2),
@@ -245,6 +294,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--procs", type=int, default=4, help="load processes")
     parser.add_argument("--wire", choices=("full", "compact"), default="compact")
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds")
+    parser.add_argument(
+        "--replay",
+        action="store_true",
+        help="simulated clients replaying compact reports instead of client machines",
+    )
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
