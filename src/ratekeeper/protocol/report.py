@@ -237,11 +237,16 @@ class ReportProcessor:
         chunk per store call; each counter's outcome into ``state`` (the last one wins)."""
         chunks, debit = self._chunks, self._store.debit
         for start, stop in chunks.spans(len(keys)):
-            hits = [
-                Hit(c, n * scale)
-                for key in keys[start:stop]
-                for c, n in zip(key.counters, key.admitted, strict=True)
-            ]
+            hits: list[Hit] = []
+            add = hits.append
+            for key in keys[start:stop]:
+                counters = key.counters
+                if len(counters) == 1:  # the common case, without a zip per key
+                    add(Hit(counters[0], key.admitted[0] * scale))
+                elif counters:
+                    hits.extend(
+                        Hit(c, n * scale) for c, n in zip(counters, key.admitted, strict=True)
+                    )
             if hits:
                 outcomes = await debit(hits, now)
                 state.update(zip((h.counter for h in hits), outcomes, strict=True))

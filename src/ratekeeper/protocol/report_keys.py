@@ -64,6 +64,7 @@ class KeyResolver:
     def __init__(self, settings: ReportSettings, stats: StatsSink) -> None:
         self._settings = settings
         self._stats = stats
+        self._max_count = settings.max_count
 
     def resolve(
         self, index: int, key: KeyCounts, policy: Matcher | None, interval: int
@@ -104,10 +105,10 @@ class KeyResolver:
     ) -> ResolvedKey:
         """``shape`` with these counts: validated (a key out of range is refused alone) and
         clamped; ``index`` names it in an error."""
-        s = self._settings
-        if not (0 <= admitted <= s.max_count and 0 <= rejected <= s.max_count):
+        most = self._max_count
+        if not (0 <= admitted <= most and 0 <= rejected <= most):
             self._stats.count(Event.REPORT_KEY_REFUSED)
-            error = f"keys[{index}]: counts must be 0..{s.max_count}"
+            error = f"keys[{index}]: counts must be 0..{most}"
             return ResolvedKey(_NO_COUNTERS, False, 0.0, (), error)
         bounds = shape.bounds
         if len(bounds) == 1:  # the common case, without the generic walk
