@@ -95,6 +95,8 @@ async def _client(
                 answer = await call(out.request, timeout=out.timeout)
             except grpc.aio.AioRpcError as exc:
                 machine.failed(out.address, str(exc.code()), time.monotonic_ns())
+                tally.setdefault("errors", {}).setdefault(str(exc.code()), 0)
+                tally["errors"][str(exc.code())] += 1
                 if started >= measuring_from:
                     tally["failed"] += 1
                 continue
@@ -283,7 +285,16 @@ def _summary(
         "rls_p99_loaded_ms": round(percentile(loaded.rls, 0.99) * 1e3, 2),
         "bytes_up_per_key_update": round(total["up"] / updates, 2),
         "bytes_down_per_key_update": round(total["down"] / updates, 2),
+        "errors": _merged([r.get("errors", {}) for r in results]),
     }
+
+
+def _merged(counts: list[dict[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for one in counts:
+        for code, n in one.items():
+            out[code] = out.get(code, 0) + n
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

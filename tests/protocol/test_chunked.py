@@ -39,7 +39,7 @@ async def test_a_report_rests_only_once_it_has_run_its_own_budget() -> None:
     budget = TimeBudget(1_000, 0, ticks)
 
     async def report(work_per_chunk: int, chunks: int) -> None:
-        budget.enter()
+        budget.enter(1000)
         for _ in range(chunks):
             ticks.now += work_per_chunk
             await budget()
@@ -52,7 +52,7 @@ async def test_a_report_rests_only_once_it_has_run_its_own_budget() -> None:
     budget.rests = 0
 
     async def suspended() -> None:
-        budget.enter()
+        budget.enter(1000)
         ticks.now += 900
         await asyncio.sleep(0)  # the store's await: another report runs meanwhile
 
@@ -61,3 +61,12 @@ async def test_a_report_rests_only_once_it_has_run_its_own_budget() -> None:
     await report(600, 1)
     await first
     assert budget.rests == 0
+    small = TimeBudget(1_000, 0, ticks, rest_from_keys=100)
+    small.enter(99)
+    ticks.now += 10**6
+    await small()
+    assert small.rests == 0  # a small report never rests
+    small.enter(100)
+    ticks.now += 10**6
+    await small()
+    assert small.rests == 1

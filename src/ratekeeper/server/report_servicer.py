@@ -35,7 +35,13 @@ from ratekeeper.protocol.report_values import ReportAnswer
 from ratekeeper.protocol.stats import MemoryStats, StatsSink
 from ratekeeper.server.refusal import refusal, refuse
 
-__all__ = ["YIELD_BUDGET_NS", "YIELD_REST_NS", "ReportServicer", "add_report_servicer"]
+__all__ = [
+    "YIELD_BUDGET_NS",
+    "YIELD_FROM_KEYS",
+    "YIELD_REST_NS",
+    "ReportServicer",
+    "add_report_servicer",
+]
 
 _CALL = "report"
 
@@ -43,6 +49,8 @@ _CALL = "report"
 #: then (ns; see :class:`~ratekeeper.protocol.chunked.TimeBudget`).
 YIELD_BUDGET_NS = 1_000_000
 YIELD_REST_NS = 500_000
+#: Reports with fewer keys never rest (a few ms of work at most).
+YIELD_FROM_KEYS = 256
 
 
 class ReportServicer:
@@ -55,13 +63,16 @@ class ReportServicer:
         clock: Callable[[], int] = time.time_ns,
         yield_budget_ns: int = YIELD_BUDGET_NS,
         yield_rest_ns: int = YIELD_REST_NS,
+        yield_from_keys: int = YIELD_FROM_KEYS,
     ) -> None:
         self._processor = processor
         self._stats: StatsSink = MemoryStats() if stats is None else stats
         self._clock = clock
         self._latency = self._stats.timer(_CALL)
         #: Rests a report on the loop once it has run its budget.
-        self.budget = TimeBudget(yield_budget_ns, yield_rest_ns, time.perf_counter_ns)
+        self.budget = TimeBudget(
+            yield_budget_ns, yield_rest_ns, time.perf_counter_ns, yield_from_keys
+        )
         processor.pause = self.budget
         self._chunks = Chunker(processor.chunk_keys, self.budget)
 
@@ -73,7 +84,7 @@ class ReportServicer:
     async def report(self, request: pb.ReportRequest) -> pb.ReportResponse:
         """Apply ``request`` now; raises :class:`RequestError` if it is malformed and the
         store's :class:`BackendError` if it fails."""
-        self.budget.enter()
+        self.budget.enter(len(request.keys) + len(request.known_ids))
         answer = await self._processor.process(lazy_report_from_wire(request), self._clock())
         return await self._to_wire(answer)
 
