@@ -196,12 +196,14 @@ def test_an_abandoned_proposal_is_proposed_again_and_nothing_was_published() -> 
     machine.abandon(150 * MS)
     assert machine.current is not None
     assert machine.current.servers == {"a"}
-    again = machine.step(160 * MS)
+    assert machine.step(160 * MS) is None  # retried a heartbeat interval later
+    assert machine.next_deadline() == 250 * MS
+    again = machine.step(250 * MS)
     assert again == proposal
     with pytest.raises(ValueError):
-        machine.commit(proposal, 160 * MS)
+        machine.commit(proposal, 250 * MS)
     assert again is not None
-    machine.commit(again, 160 * MS)
+    machine.commit(again, 250 * MS)
 
 
 def test_members_beyond_the_bound_are_refused() -> None:
@@ -283,5 +285,8 @@ def test_the_deadline_says_when_a_step_has_work(history: list[Event]) -> None:
             before = machine.current
             assert machine.step(deadline - 1) is None or deadline - 1 < now
             assert machine.current is before
-        run(machine, max(now, deadline or now))
         now = max(now, deadline or now)
+        run(machine, now)
+        # stepping at the deadline does its work: the next one is later (no busy timer)
+        after = machine.next_deadline()
+        assert after is None or after > now

@@ -84,6 +84,8 @@ class AssignerMachine:
         self._last_round_ns: int | None = None
         self._last_commit_ns: int | None = None
         self._forced = False
+        #: No round before this (ns): a proposal that could not be persisted is retried later.
+        self._not_before = now
         if start is not None:
             self._publish(start, now)
             self._settled_at = now
@@ -133,11 +135,12 @@ class AssignerMachine:
         ]
         if self._pending is None and self.running():
             if self._current is None:
-                times.append(self._settled_at)
+                due = self._settled_at
             elif self._forced or self.running() != self._round_members:
-                times.append(self._last_round_ns or 0)
+                due = self._last_round_ns or 0
             else:
-                times.append(self._load_round_at())
+                due = self._load_round_at()
+            times.append(max(due, self._not_before))
         return min(times, default=None)
 
     # --- events -----------------------------------------------------------------------------
@@ -169,7 +172,7 @@ class AssignerMachine:
         """
         self._expire(now)
         running = self.running()
-        if self._pending is not None or not running:
+        if self._pending is not None or not running or now < self._not_before:
             return None
         current = self._current
         proposal: Assignment | None
@@ -203,10 +206,12 @@ class AssignerMachine:
         self._publish(assignment, now)
 
     def abandon(self, now: int) -> None:
-        """Drop the pending proposal (it could not be persisted); the round is tried again."""
+        """Drop the pending proposal (it could not be persisted); the round is tried again one
+        heartbeat interval later."""
         self._pending = None
         self._forced = True
         self._last_round_ns = now
+        self._not_before = now + self.settings.heartbeat_interval_ns
 
     # --- inside -----------------------------------------------------------------------------
 
