@@ -20,6 +20,8 @@ SUBCOMMANDS: tuple[str, ...] = (
     "ratekeeper.cli.serve",
     "ratekeeper.cli.sidecar",
     "ratekeeper.cli.bench",
+    "ratekeeper.cli.assigner",
+    "ratekeeper.cli.cluster",
 )
 
 
