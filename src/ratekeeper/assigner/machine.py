@@ -12,6 +12,9 @@ The rules:
 * When the set of RUNNING members changes (a join, a leave, a death, a drain, a restart at the
   same address) a new assignment is proposed at once: the slices of a member that may not own
   any are reassigned on the next step, never later.
+* Load is what the live members last reported per slice; a member that died or was replaced
+  since the last commit still counts with its last report, so its slices are spread by what
+  they carried rather than taken as idle and handed whole to one survivor.
 * Otherwise a round for load runs every ``load_interval`` and never sooner than ``min_interval``
   after the last published assignment (the rebalancer's churn penalty limits what each moves).
 * Publishing is two-phase, the seam for a durable, leader-elected assigner: :meth:`step` returns
