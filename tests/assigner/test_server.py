@@ -253,3 +253,28 @@ async def test_an_assignment_is_published_only_once_persisted() -> None:
         assert [s.generation for s in seen] == [Generation(9, 1), Generation(9, 1)]
         assert a.held.starts == (0,)
         await channel.close()
+
+
+async def test_heartbeats_are_answered_while_a_proposal_is_being_persisted() -> None:
+    release = asyncio.Event()
+
+    async def slow(assignment: Assignment) -> bool:
+        await release.wait()
+        return True
+
+    async with running_assigner(FAST, persist=slow) as service:
+        channel = open_aio_channel(service.address)
+        calls = AssignerCallsAio(channel)
+        a, b = Member(calls, "127.0.0.1:9001"), Member(calls, "127.0.0.1:9002")
+        first = asyncio.ensure_future(a.beat())  # proposes, and waits on the slow store
+        await asyncio.sleep(0.1)
+        began = time.monotonic()
+        await b.beat()  # not held behind the store
+        assert time.monotonic() - began < 0.5
+        assert b.held is None
+        release.set()
+        await first
+        while b.held is None or b.held.servers != {a.address, b.address}:
+            await asyncio.sleep(0.02)
+            await b.beat()
+        await channel.close()

@@ -111,7 +111,12 @@ class AssignerService:
         if accepted in _REFUSALS:
             code, reason = _REFUSALS[accepted]
             await context.abort(code, f"{beat.address} ({beat.incarnation_id}): {reason}")
-        await self.advance()
+        if self._lock.locked():
+            # a proposal is being persisted: answer now with what is published, and let the
+            # timer take the next round once it is through (a slow store never stalls beats)
+            self._wake.set()
+        else:
+            await self.advance()
         machine = self.machine.settings
         response = pb.HeartbeatResponse(
             heartbeat_interval_ns=machine.heartbeat_interval_ns,
