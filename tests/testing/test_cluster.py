@@ -51,3 +51,22 @@ def test_members_are_killed_restarted_and_added_and_the_assignment_follows(
     assert not any(s.process.alive() for s in cluster.servers)
     assert cluster.assigner_process is not None
     assert not cluster.assigner_process.alive()
+
+
+def test_an_embedded_assigner_rebuilds_the_assignment_after_its_member_restarts(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("ratekeeper.server.slicelet", reason="serve --join is not merged yet")
+    with Cluster(
+        3, log_dir=tmp_path, heartbeat_interval=0.1, unhealthy_after=0.6, embedded=True
+    ) as cluster:
+        assert cluster.assigner == cluster.addresses[0]
+        assert cluster.assigner_process is None
+        before = cluster.status().assignment.generation
+        cluster.kill(2)
+        cluster.wait_covered(cluster.addresses[:2], timeout=10)
+        cluster.restart(2)
+        cluster.restart(0)  # the assigner too: soft state, rebuilt from heartbeats
+        after = cluster.status().assignment.generation
+        assert after.incarnation > before.incarnation
+        assert set(cluster.status().assignment.servers) == set(cluster.addresses)

@@ -37,6 +37,11 @@ def add_parser(subparsers: Any) -> None:
     up.add_argument("-n", type=int, default=3, help="Members to start [3].")
     up.add_argument("--config", default=None, help="Policy file or directory for every member.")
     up.add_argument("--log-dir", default=None, help="Where process logs go [a new temp dir].")
+    up.add_argument(
+        "--embedded",
+        action="store_true",
+        help="No assigner process: the first member runs it (serve --assigner-embedded).",
+    )
     up.add_argument("--heartbeat-interval", type=float, default=1.0, help="Seconds [1.0].")
     up.add_argument("--unhealthy-after", type=float, default=3.0, help="Seconds [3.0].")
     up.add_argument("--min-interval", type=float, default=10.0, help="Seconds [10.0].")
@@ -60,6 +65,7 @@ def _up(args: argparse.Namespace) -> int:
         "unhealthy_after": args.unhealthy_after,
         "min_interval": args.min_interval,
         "load_interval": args.load_interval,
+        "embedded": args.embedded,
     }
     sys.stdout.flush()
     # the child takes this process's place, so Ctrl-C and SIGTERM reach it as they would us

@@ -49,10 +49,11 @@ def assigner_argv(listen: str, *flags: str) -> list[str]:
 def member_argv(
     join: str, grpc_port: int, http_port: int, config: Path | None, *flags: str
 ) -> list[str]:
-    """The command line of ``ratekeeper serve --join join`` on these ports (no ``config``: the
-    embedded default policy)."""
+    """The command line of ``ratekeeper serve --join join`` on these ports (no ``join``: not
+    joining, as the member that embeds the assigner; no ``config``: the default policy)."""
     return [
-        *(sys.executable, "-m", "ratekeeper.cli.main", "serve", "--join", join),
+        *(sys.executable, "-m", "ratekeeper.cli.main", "serve"),
+        *(("--join", join) if join else ()),
         *("--grpc-port", str(grpc_port), "--http-port", str(http_port)),
         *(("--config", str(config)) if config is not None else ()),
         *flags,
@@ -64,7 +65,9 @@ class Cluster:
 
     Timings are in seconds and go to the assigner; they are short by default so that tests of
     failures run quickly. ``server_flags`` are added to every member's command line, ``env`` to
-    every process's environment. Not thread-safe: drive it from one thread.
+    every process's environment. With ``embedded``, member 0 runs the assigner itself
+    (``serve --assigner-embedded``) and the others join it: there is no assigner process, and
+    restarting member 0 restarts the assigner. Not thread-safe: drive it from one thread.
     """
 
     def __init__(
@@ -80,9 +83,11 @@ class Cluster:
         server_flags: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         start_timeout: float = START_TIMEOUT_S,
+        embedded: bool = False,
     ) -> None:
-        if n < 0:
-            raise ValueError("a cluster has at least zero members")
+        if n < (1 if embedded else 0):
+            raise ValueError("a cluster has at least zero members, one when it embeds the assigner")
+        self.embedded = embedded
         self.n = n
         self.log_dir = Path(log_dir)
         self.config = config
@@ -95,8 +100,10 @@ class Cluster:
             *("--min-interval", str(min_interval)),
             *("--load-interval", str(load_interval)),
         )
-        #: The assigner's address (members join it; Status is asked here).
-        self.assigner = f"127.0.0.1:{free_port()}"
+        self._first_ports = (free_port(), free_port())
+        #: The assigner's address (members join it; Status is asked here): member 0's when
+        #: the assigner is embedded.
+        self.assigner = f"127.0.0.1:{self._first_ports[0] if embedded else free_port()}"
         self.assigner_process: ManagedProcess | None = None
         #: Member ``i``'s current process and ports (a restart replaces the entry).
         self.servers: list[RatekeeperServer] = []
@@ -109,16 +116,18 @@ class Cluster:
     def start(self) -> Cluster:
         """Start the assigner and every member; return once all are RUNNING and own slices."""
         try:
-            self.assigner_process = start(
-                assigner_argv(self.assigner, *self._timings),
-                name="assigner",
-                log_dir=self.log_dir,
-                ready=log_line("assigner listening on"),
-                timeout=self.start_timeout,
-                env=self.env,
-            )
-            for _ in range(self.n):
-                self.servers.append(self._spawn(free_port(), free_port()))
+            if not self.embedded:
+                self.assigner_process = start(
+                    assigner_argv(self.assigner, *self._timings),
+                    name="assigner",
+                    log_dir=self.log_dir,
+                    ready=log_line("assigner listening on"),
+                    timeout=self.start_timeout,
+                    env=self.env,
+                )
+            for i in range(self.n):
+                ports = self._first_ports if i == 0 else (free_port(), free_port())
+                self.servers.append(self._spawn(*ports))
             for server in self.servers:
                 server.process.wait_ready(serving(server.http_port), self.start_timeout)
             self.wait_covered()
@@ -227,7 +236,12 @@ class Cluster:
 
     def _spawn(self, grpc_port: int, http_port: int) -> RatekeeperServer:
         self._starts += 1
-        argv = member_argv(self.assigner, grpc_port, http_port, self.config, *self.server_flags)
+        flags: tuple[str, ...] = self.server_flags
+        hosts = self.embedded and f"127.0.0.1:{grpc_port}" == self.assigner
+        if hosts:
+            flags = ("--assigner-embedded", *self._timings, *flags)
+        join = "" if hosts else self.assigner
+        argv = member_argv(join, grpc_port, http_port, self.config, *flags)
         name = f"member-{grpc_port}-{self._starts}"
         process = start(argv, name=name, log_dir=self.log_dir, env=self.env)
         return RatekeeperServer(process, grpc_port, http_port)
