@@ -19,6 +19,7 @@ import dataclasses
 import gc
 import logging
 import signal
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from ratekeeper.protocol.rls import RlsDecider, RlsSettings
 from ratekeeper.protocol.stats import Event
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.http import HttpEndpoints, build_app
+from ratekeeper.server.member_service import MemberService
 from ratekeeper.server.metrics import Metrics
 from ratekeeper.server.reload import ConfigWatcher, file_signature
 from ratekeeper.server.report_servicer import ReportServicer, add_report_servicer
@@ -50,10 +52,12 @@ from ratekeeper.server.rlqs_servicer import RlqsServicer, add_rlqs_servicer
 from ratekeeper.server.rls_servicer import RlsServicer, add_rls_servicer
 from ratekeeper.server.settings import (
     AlgorithmMode,
+    ClusterSettings,
     ListenerSettings,
     ServerSettings,
     StoreSettings,
 )
+from ratekeeper.server.slicelet import Slicelet
 
 __all__ = ["SERVICES", "STORES", "Components", "Replica", "run"]
 
@@ -101,6 +105,8 @@ class Components:
     reports: ReportProcessor
     #: The wall clock calls are decided at (ns since the epoch).
     clock: Callable[[], int] = time.time_ns
+    #: This server's membership in a cluster (``None``: it runs alone).
+    slicelet: Slicelet | None = None
 
 
 def _add_rls(server: grpc.aio.Server, c: Components) -> None:
@@ -108,7 +114,8 @@ def _add_rls(server: grpc.aio.Server, c: Components) -> None:
 
 
 def _add_reports(server: grpc.aio.Server, c: Components) -> None:
-    add_report_servicer(ReportServicer(c.reports, c.metrics, c.clock), server)
+    view = c.slicelet.view if c.slicelet is not None else None
+    add_report_servicer(ReportServicer(c.reports, c.metrics, c.clock, view), server)
 
 
 def _add_rlqs(server: grpc.aio.Server, c: Components) -> None:
@@ -120,12 +127,18 @@ def _add_health(server: grpc.aio.Server, c: Components) -> None:
     health_pb2_grpc.add_HealthServicer_to_server(c.health.servicer, server)
 
 
+def _add_cluster(server: grpc.aio.Server, c: Components) -> None:
+    if c.slicelet is not None:
+        server.add_generic_rpc_handlers((MemberService(c.slicelet).handler(),))
+
+
 #: gRPC services every server registers.
 SERVICES: tuple[Callable[[grpc.aio.Server, Components], None], ...] = (
     _add_rls,
     _add_health,
     _add_reports,
     _add_rlqs,
+    _add_cluster,
 )
 
 
@@ -178,11 +191,27 @@ def build(settings: ServerSettings, clock: Callable[[], int] = time.time_ns) -> 
     metrics.count(Event.CONFIG_LOAD_SUCCESS)
     store = open_store(settings)
     metrics.watch_store(store)
-    gate = StoreGate(store)
+    slicelet = Slicelet(settings.cluster) if settings.cluster.enabled else None
+    gate = StoreGate(store) if slicelet is None else StoreGate(store, slicelet.view, metrics)
     decider = RlsDecider(policy, gate, metrics, rls_settings(settings))
     reports = ReportProcessor(gate, lambda: policy.policy, settings.reports, metrics)
     health = ServingHealth(store)
-    return Components(settings, policy, store, metrics, health, decider, reports, clock)
+    return Components(
+        settings, policy, store, metrics, health, decider, reports, clock, slicelet=slicelet
+    )
+
+
+def advertised(cluster: ClusterSettings, listeners: ListenerSettings, grpc_port: int) -> str:
+    """This member's address in assignments: the configured one, else where gRPC listens (a
+    wildcard host is replaced by this machine's name, which other machines can resolve)."""
+    if cluster.advertise:
+        return cluster.advertise
+    host = listeners.host
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = socket.gethostname()
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{grpc_port}"
 
 
 def _grpc_options(settings: ListenerSettings) -> list[tuple[str, int]]:
@@ -232,11 +261,24 @@ class Replica:
         await site.start()
         self.http_port = self._http.addresses[0][1]
         await self.components.health.config_loaded()
+        slicelet = self.components.slicelet
+        if slicelet is not None:
+            cluster = self.components.settings.cluster
+            await slicelet.start(advertised(cluster, settings, self.grpc_port))
+            slicelet.serving()
 
     async def stop(self, grace: float) -> None:
-        """NOT_SERVING, stop accepting, let in-flight calls finish within ``grace`` seconds."""
+        """NOT_SERVING, stop accepting, let in-flight calls finish within ``grace`` seconds.
+
+        A cluster member first drains: its slices move away (and are handed off) while it
+        still serves, bounded by ``cluster.drain_timeout_s``."""
+        slicelet = self.components.slicelet
+        if slicelet is not None and self.grpc_port:
+            await slicelet.drain()
         await self.components.health.shutting_down()
         await self._grpc.stop(grace)
+        if slicelet is not None:
+            await slicelet.stop()
         await self._http.cleanup()
         await self.components.store.close()
 

@@ -154,6 +154,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_stats_keys", "MAX_STATS_KEYS", "metrics.max_stats_keys", int,
            "Most distinct (domain, key) label sets in per-rule metrics."),
     Option("log_level", "LOG_LEVEL", "log_level", str, "Logging level.", _LEVELS),
+    Option("join", "JOIN", "cluster.join", str,
+           "HOST:PORT of the assigner or any member: join that cluster; empty: run alone."),
+    Option("advertise", "ADVERTISE", "cluster.advertise", str,
+           "HOST:PORT others dial to reach this server; empty: the gRPC listen address."),
+    Option("assigner_embedded", "ASSIGNER_EMBEDDED", "cluster.assigner_embedded", _parse_bool,
+           "Also run the cluster's assigner on this server's gRPC port; others --join it."),
+    Option("heartbeat_timeout", "HEARTBEAT_TIMEOUT", "cluster.heartbeat_timeout_s", float,
+           "Seconds a heartbeat to the assigner may take before it counts as failed."),
+    Option("join_retry_max", "JOIN_RETRY_MAX", "cluster.retry_max_s", float,
+           "Longest wait in seconds between heartbeats while the assigner is unreachable."),
+    Option("drain_timeout", "DRAIN_TIMEOUT", "cluster.drain_timeout_s", float,
+           "Seconds a stopping member waits for its slices to move away and be handed off."),
 )  # fmt: skip
 
 _BY_NAME = {option.name: option for option in OPTIONS}
