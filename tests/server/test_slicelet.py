@@ -268,3 +268,15 @@ async def test_an_unreachable_assigner_keeps_the_assignment_and_is_retried(
         assert new is not None
         assert held is not None
         assert new.generation > held.generation
+
+
+async def test_a_server_embedding_the_assigner_owns_the_space_then_shares_it(join: Join) -> None:
+    first = await join("", assigner_embedded=True, assigner=ASSIGNER)
+    await until(lambda: agreed(first) is not None)
+    assigner = first.components.assigner
+    assert assigner is not None
+    assert assigner.address == slicelet_of(first).address
+    second = await join(slicelet_of(first).address)
+    await until(lambda: agreed(first, second) is not None)
+    assert slicelet_of(second).view.owned()
+    assert agreed(first, second) == assigner.machine.current

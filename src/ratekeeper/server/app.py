@@ -19,7 +19,6 @@ import dataclasses
 import gc
 import logging
 import signal
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +29,8 @@ import grpc
 from aiohttp import web
 from grpc_health.v1 import health_pb2_grpc
 
+from ratekeeper.assigner.machine import AssignerMachine
+from ratekeeper.assigner.server import AssignerService, new_incarnation
 from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.backends.redis import RedisStore
 from ratekeeper.backends.store import Store
@@ -57,7 +58,7 @@ from ratekeeper.server.settings import (
     ServerSettings,
     StoreSettings,
 )
-from ratekeeper.server.slicelet import Slicelet
+from ratekeeper.server.slicelet import Slicelet, advertised
 
 __all__ = ["SERVICES", "STORES", "Components", "Replica", "run"]
 
@@ -107,6 +108,8 @@ class Components:
     clock: Callable[[], int] = time.time_ns
     #: This server's membership in a cluster (``None``: it runs alone).
     slicelet: Slicelet | None = None
+    #: The cluster's assigner, when this server embeds it (``--assigner-embedded``).
+    assigner: AssignerService | None = None
 
 
 def _add_rls(server: grpc.aio.Server, c: Components) -> None:
@@ -128,7 +131,10 @@ def _add_health(server: grpc.aio.Server, c: Components) -> None:
 
 
 def _add_cluster(server: grpc.aio.Server, c: Components) -> None:
-    if c.slicelet is not None:
+    # the member embedding the assigner serves the assigner's own AssignerService
+    if c.assigner is not None:
+        server.add_generic_rpc_handlers((c.assigner.handler(),))
+    elif c.slicelet is not None:
         server.add_generic_rpc_handlers((MemberService(c.slicelet).handler(),))
 
 
@@ -196,22 +202,17 @@ def build(settings: ServerSettings, clock: Callable[[], int] = time.time_ns) -> 
     decider = RlsDecider(policy, gate, metrics, rls_settings(settings))
     reports = ReportProcessor(gate, lambda: policy.policy, settings.reports, metrics)
     health = ServingHealth(store)
+    assigner = embedded_assigner(settings.cluster) if settings.cluster.assigner_embedded else None
     return Components(
-        settings, policy, store, metrics, health, decider, reports, clock, slicelet=slicelet
+        settings, policy, store, metrics, health, decider, reports, clock, slicelet, assigner
     )
 
 
-def advertised(cluster: ClusterSettings, listeners: ListenerSettings, grpc_port: int) -> str:
-    """This member's address in assignments: the configured one, else where gRPC listens (a
-    wildcard host is replaced by this machine's name, which other machines can resolve)."""
-    if cluster.advertise:
-        return cluster.advertise
-    host = listeners.host
-    if host in ("", "0.0.0.0", "::", "[::]"):
-        host = socket.gethostname()
-    elif ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return f"{host}:{grpc_port}"
+def embedded_assigner(cluster: ClusterSettings) -> AssignerService:
+    """The assigner a server embeds; its address is set once the gRPC port is bound."""
+    clock = time.monotonic_ns
+    machine = AssignerMachine(cluster.assigner.machine(), new_incarnation(), clock())
+    return AssignerService(machine, cluster.assigner, address="", clock=clock)
 
 
 def _grpc_options(settings: ListenerSettings) -> list[tuple[str, int]]:
@@ -239,6 +240,7 @@ class Replica:
         self.grpc_port = 0
         self.http_port = 0
         self._grpc = grpc.aio.server(options=_grpc_options(components.settings.listeners))
+        self._assigner_timer: asyncio.Task[None] | None = None
         for register in SERVICES:
             register(self._grpc, components)
         c = components
@@ -261,10 +263,13 @@ class Replica:
         await site.start()
         self.http_port = self._http.addresses[0][1]
         await self.components.health.config_loaded()
-        slicelet = self.components.slicelet
+        slicelet, assigner = self.components.slicelet, self.components.assigner
         if slicelet is not None:
-            cluster = self.components.settings.cluster
-            await slicelet.start(advertised(cluster, settings, self.grpc_port))
+            address = advertised(self.components.settings.cluster, settings, self.grpc_port)
+            if assigner is not None:
+                assigner.address = address
+                self._assigner_timer = asyncio.create_task(assigner.run(), name="assigner")
+            await slicelet.start(address)
             slicelet.serving()
 
     async def stop(self, grace: float) -> None:
@@ -276,9 +281,16 @@ class Replica:
         if slicelet is not None and self.grpc_port:
             await slicelet.drain()
         await self.components.health.shutting_down()
+        assigner = self.components.assigner
+        if assigner is not None:
+            assigner.close()  # held Watch calls answer now, so the stop below is quick
         await self._grpc.stop(grace)
         if slicelet is not None:
             await slicelet.stop()
+        if self._assigner_timer is not None:
+            self._assigner_timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._assigner_timer
         await self._http.cleanup()
         await self.components.store.close()
 

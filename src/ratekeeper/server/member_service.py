@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from ratekeeper.assigner.wire import state_to_wire
 from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.proto.assignment import assignment_to_wire, generation_from_wire, update_to_wire
 from ratekeeper.proto.cluster import assigner_handler
@@ -100,7 +101,7 @@ class MemberService:
             response.members.append(
                 pb.MemberStatus(
                     address=address,
-                    state=int(state),  # type: ignore[arg-type]  # MemberState's numbers
+                    state=state_to_wire(state),
                     slices=len(held.slices_of(address)),
                 )
             )

@@ -7,7 +7,8 @@ what to do: the :class:`Beat` to send now, the :class:`Change` of assignment to 
 in) and does no IO: the asyncio driver (:mod:`ratekeeper.server.slicelet`) sends the beats and
 sleeps until :attr:`Membership.next_at`.
 
-States follow a table (:data:`TRANSITIONS`): ``NOT_READY`` until the member serves, then
+States (the assigner's :class:`~ratekeeper.assigner.members.MemberState`, here ``State``)
+follow a table of events (:data:`TRANSITIONS`): ``NOT_READY`` until the member serves, then
 ``RUNNING``; ``TERMINATING`` once it drains, from either. A state change makes a beat due at
 once, so the assigner hears of it without waiting an interval.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from ratekeeper.assigner.members import MemberState as State
 from ratekeeper.core.assignment_diff import Update, apply_update
 from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.core.slices import Assignment, Generation
@@ -39,17 +41,6 @@ __all__ = [
     "MembershipTiming",
     "State",
 ]
-
-
-class State(enum.IntEnum):
-    """A member's state; the values are ``ratekeeper.v1.MemberState``'s numbers."""
-
-    #: Started, not serving yet: given no slices.
-    NOT_READY = 0
-    #: Serving; may own slices.
-    RUNNING = 1
-    #: Draining: its slices are being moved away.
-    TERMINATING = 2
 
 
 class Event(enum.Enum):

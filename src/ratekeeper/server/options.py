@@ -166,6 +166,15 @@ OPTIONS: tuple[Option, ...] = (
            "Longest wait in seconds between heartbeats while the assigner is unreachable."),
     Option("drain_timeout", "DRAIN_TIMEOUT", "cluster.drain_timeout_s", float,
            "Seconds a stopping member waits for its slices to move away and be handed off."),
+    # the embedded assigner's rows, named as `ratekeeper assigner` names them
+    Option("heartbeat_interval", "HEARTBEAT_INTERVAL", "cluster.assigner.heartbeat_interval_s",
+           float, "Embedded assigner: seconds between a member's heartbeats."),
+    Option("unhealthy_after", "UNHEALTHY_AFTER", "cluster.assigner.unhealthy_after_s", float,
+           "Embedded assigner: seconds without a heartbeat after which a member's slices move."),
+    Option("min_interval", "MIN_INTERVAL", "cluster.assigner.min_interval_s", float,
+           "Embedded assigner: least seconds between load rounds (membership never waits)."),
+    Option("load_interval", "LOAD_INTERVAL", "cluster.assigner.load_interval_s", float,
+           "Embedded assigner: seconds between rounds for load alone."),
 )  # fmt: skip
 
 _BY_NAME = {option.name: option for option in OPTIONS}
@@ -217,7 +226,10 @@ def with_options(settings: ServerSettings, **values: Any) -> ServerSettings:
         if option is None:
             raise ConfigError(f"no such option; known: {', '.join(_BY_NAME)}", key=name)
         changes[option.path] = value
-    replaced: ServerSettings = _replace(settings, changes)
+    try:
+        replaced: ServerSettings = _replace(settings, changes)
+    except ValueError as exc:  # a section checked by another package (the assigner's)
+        raise ConfigError(str(exc), key="cluster.assigner") from None
     return replaced
 
 

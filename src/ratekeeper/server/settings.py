@@ -23,6 +23,7 @@ import enum
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
+from ratekeeper.assigner.settings import AssignerSettings
 from ratekeeper.backends.redis.settings import RedisSettings
 from ratekeeper.config import LoadBounds
 from ratekeeper.errors import ConfigError
@@ -215,6 +216,8 @@ class ClusterSettings:
     advertise: str = ""
     #: This server also runs the assigner on its gRPC port; others join it.
     assigner_embedded: bool = False
+    #: The embedded assigner's timeouts (its ``listen`` is unused: it serves on the gRPC port).
+    assigner: AssignerSettings = field(default_factory=AssignerSettings)
     #: Seconds between heartbeats until the assigner names its own interval.
     heartbeat_interval_s: float = 1.0
     #: Seconds one heartbeat (or relayed call) may take before it counts as failed.
@@ -244,6 +247,11 @@ class ClusterSettings:
                 raise ConfigError(f"must be > 0, got {getattr(self, name)}", key=f"cluster.{name}")
         if self.retry_max_s < self.retry_initial_s:
             raise ConfigError("must be >= cluster.retry_initial_s", key="cluster.retry_max_s")
+        if self.join and self.assigner_embedded:
+            raise ConfigError(
+                "a server embedding the assigner is the one others join; it joins nobody",
+                key="cluster.join",
+            )
 
     @property
     def enabled(self) -> bool:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from typing import Protocol
 import grpc
 import grpc.aio
 
+from ratekeeper.assigner.wire import state_to_wire
 from ratekeeper.core.assignment_diff import Update
 from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.core.slices import Assignment, Generation
@@ -50,11 +52,11 @@ from ratekeeper.server.membership import (
     MembershipTiming,
     State,
 )
-from ratekeeper.server.settings import ClusterSettings
+from ratekeeper.server.settings import ClusterSettings, ListenerSettings
 from ratekeeper.server.slice_view import SliceView
 from ratekeeper.transport.channels import describe_error, open_aio_channel
 
-__all__ = ["RELAY_HOPS", "AssignmentListener", "Slicelet"]
+__all__ = ["RELAY_HOPS", "AssignmentListener", "Slicelet", "advertised"]
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ def beat_to_wire(beat: Beat, address: str, incarnation_id: str) -> pb.HeartbeatR
     """The wire form of a heartbeat."""
     request = pb.HeartbeatRequest(
         address=address,
-        state=int(beat.state),  # type: ignore[arg-type]  # MemberState's numbers, by design
+        state=state_to_wire(beat.state),
         incarnation_id=incarnation_id,
         load=[
             pb.SliceLoad(low=p.low, high=high_to_wire(p.high), load=rate) for p, rate in beat.load
@@ -97,6 +99,19 @@ def beat_to_wire(beat: Beat, address: str, incarnation_id: str) -> pb.HeartbeatR
     if beat.known is not None:
         request.known.CopyFrom(generation_to_wire(beat.known))
     return request
+
+
+def advertised(cluster: ClusterSettings, listeners: ListenerSettings, grpc_port: int) -> str:
+    """This member's address in assignments: the configured one, else where gRPC listens (a
+    wildcard host is replaced by this machine's name, which other machines can resolve)."""
+    if cluster.advertise:
+        return cluster.advertise
+    host = listeners.host
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = socket.gethostname()
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{grpc_port}"
 
 
 class Slicelet:
