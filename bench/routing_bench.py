@@ -63,7 +63,7 @@ def route_ns(table: RoutingTable, states: Sequence[State], repeat: int, adopt: b
     elapsed = 0
     for i in range(repeat):
         if adopt:
-            table.replace(layouts[i % 2])
+            table = table.replace(layouts[i % 2])
         t0 = time.perf_counter_ns()
         for st in states:
             route(table, st)

@@ -7,10 +7,12 @@ state's hash is 64-bit by construction). It adopts whatever is newer — a whole
 Watch or a report's answer, or a diff against the one it holds — and never goes back to an older
 generation (:func:`~ratekeeper.core.assignment_diff.apply_update`).
 
-Each adoption bumps :attr:`RoutingTable.version`, a plain int. A key's owner is cached on its state
-(:func:`route` reads and writes ``owner`` and ``routed``), so a key the table has routed since the
-last adoption costs one int comparison and one attribute read per report cycle; only after an
-adoption does it pay the bisect again. Writers: the reporter alone (one thread or one task).
+A table is immutable: adopting returns a new table with the next :attr:`RoutingTable.version` (a
+plain int), so a report cycle that took a table routes all its keys by one assignment and names
+that one's generation, whoever adopts meanwhile. A key's owner is cached on its state (:func:`route`
+reads and writes ``owner`` and ``routed``), so a key routed by the same table before costs one int
+comparison and one attribute read per report cycle; only after an adoption does it pay the bisect
+again.
 """
 
 from __future__ import annotations
@@ -36,15 +38,15 @@ class Routed(Protocol):
 
 
 class RoutingTable:
-    """The assignment a client routes by; see the module docstring."""
+    """One assignment to route by, and its version; immutable (see the module docstring)."""
 
     __slots__ = ("_owners", "_starts", "assignment", "version")
 
-    def __init__(self, assignment: Assignment) -> None:
+    def __init__(self, assignment: Assignment, version: int = 0) -> None:
         #: The assignment held.
         self.assignment = assignment
-        #: Bumped by every adoption of a different assignment (cached owners older are stale).
-        self.version = 0
+        #: Distinct for every table a client holds in turn (owners cached at another are stale).
+        self.version = version
         self._starts = assignment.starts
         self._owners = assignment.owners
 
@@ -62,24 +64,17 @@ class RoutingTable:
         """The owner of ``key_hash`` (``0 <= key_hash < 2**64``, unchecked)."""
         return self._owners[bisect_right(self._starts, key_hash) - 1]
 
-    def adopt(self, update: Update) -> bool:
-        """Hold ``update`` (a whole assignment, or a diff against the one held) if it is newer;
-        whether the table changed. A diff that does not fit raises :class:`ValueError`."""
-        return self._hold(apply_update(self.assignment, update))
+    def adopt(self, update: Update) -> RoutingTable:
+        """The table after ``update`` (a whole assignment, or a diff against the one held):
+        ``self`` unless it is newer. A diff that does not fit raises :class:`ValueError`."""
+        return self.replace(apply_update(self.assignment, update))
 
-    def replace(self, assignment: Assignment) -> bool:
-        """Hold ``assignment`` whatever its generation (the first one learned replaces the
-        provisional one a client starts with); whether the table changed."""
-        return self._hold(assignment)
-
-    def _hold(self, assignment: Assignment) -> bool:
+    def replace(self, assignment: Assignment) -> RoutingTable:
+        """The table holding ``assignment`` whatever its generation (the first one learned
+        replaces the provisional one a client starts with); ``self`` if it is the one held."""
         if assignment is self.assignment:
-            return False
-        self.assignment = assignment
-        self._starts = assignment.starts
-        self._owners = assignment.owners
-        self.version += 1
-        return True
+            return self
+        return RoutingTable(assignment, self.version + 1)
 
 
 def route(table: RoutingTable, state: Routed) -> str:
