@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from ratekeeper import Limiter
 from ratekeeper.core.slices import Generation, even_split
@@ -39,10 +40,16 @@ def test_one_address_learns_the_cluster_and_routes_every_key_to_its_owner(
 ) -> None:
     a, b = members.addresses
     members.publish(even_split([a, b], Generation(1, 1)))
+    registry = CollectorRegistry()
     with Limiter(a, limit="1000/s", report_interval=0.05) as lim:
+        lim.register_metrics(registry)
         assert lim.wait_ready(10)
         assert (lim.stats.owners, lim.stats.generation) == (2, (1, 1))
         assert set(lim.servers) == {a, b}
+        labels = {"client": lim.client_id}
+        assert registry.get_sample_value("ratekeeper_client_owners", labels) == 2
+        assert registry.get_sample_value("ratekeeper_client_assignment_generation", labels) == 1
+        assert registry.get_sample_value("ratekeeper_client_ready", labels) == 1
         for key in KEYS:
             lim.allow(key)
         lim.flush()
