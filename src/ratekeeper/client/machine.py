@@ -142,7 +142,6 @@ class LimiterMachine:
         self._closed = False
         self._closing_rounds = 0
         self._closing_held = False
-        self._table_seen = self.clerk.table
         #: Until when each key a server broadcast as hot is rejected (monotonic ns; replaced,
         #: never mutated, so ``track`` reads it without a lock). Bounded: entries expire.
         self._hot: dict[int, int] = {}
@@ -215,8 +214,7 @@ class LimiterMachine:
         self._next_due = max((self._next_due or now) + self.interval_ns, now)
         self.stats.cycles += 1
         table = self.clerk.table  # one assignment for the whole cycle, whoever adopts meanwhile
-        if table is not self._table_seen:
-            self._follow(table)
+        self._follow(table)
         if self._closed:
             self._closing_rounds += 1
             self._closing_held = bool(self._book.unanswered)
@@ -301,12 +299,15 @@ class LimiterMachine:
     # --- the cycle's steps ---------------------------------------------------------------------
 
     def _follow(self, table: RoutingTable) -> None:
-        """A new assignment: the unanswered reports of servers that left it go, their counts
-        back to their keys, so this cycle routes them to the new owners (none is lost)."""
-        self._table_seen = table
-        with self.lock:
-            live = {id(st) for st in self.states.values()}
-        for report in self._book.withdraw(table.servers):
+        """The unanswered reports of servers that left the assignment go, their counts back to
+        their keys, so this cycle routes them to the new owners (none is lost). Checked every
+        cycle: a report sent by the previous assignment may fail after the adoption."""
+        withdrawn = self._book.withdraw(table.servers)
+        live: set[int] = set()
+        if withdrawn:
+            with self.lock:
+                live = {id(st) for st in self.states.values()}
+        for report in withdrawn:
             for st, entry in zip(report.states, report.request.keys, strict=False):
                 st.unsent_admitted += entry.admitted
                 st.unsent_rejected += entry.rejected
