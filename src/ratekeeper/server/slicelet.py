@@ -129,7 +129,7 @@ class Slicelet:
         assigner's member targets its own address, given at :meth:`start`)."""
         self.settings = settings
         #: The held assignment: the gate's ownership.
-        self.view = SliceView(settings.advertise)
+        self.view = SliceView(settings.advertise, window_ns=_ns(settings.load_window_s))
         #: Unique per process start.
         self.incarnation_id = incarnation_id or uuid.uuid4().hex
         self._target = target or settings.join
