@@ -21,6 +21,7 @@ from ratekeeper.server.membership import (
     Membership,
     MembershipTiming,
     State,
+    fallback_target,
 )
 from ratekeeper.server.slice_view import MIN_REPORTED_RATE, SliceView
 
@@ -344,3 +345,23 @@ def test_pieces_and_load_agree_on_slice_order() -> None:
     assert [p for p, _ in view.take_load(NS_PER_SECOND)] == [
         p for p, owner in pieces(a) if owner == ME
     ]
+
+
+def test_after_a_few_failures_in_a_row_the_next_target_is_tried() -> None:
+    m = machine()
+    m.due(0)
+    switches = []
+    for _ in range(7):
+        m.due(m.next_at)
+        switches.append(m.failed(m.next_at).switch)
+    assert switches == [False, False, True, False, False, True, False]
+
+
+def test_fallback_targets_cycle_through_the_join_address_and_the_other_members() -> None:
+    held = Assignment(G1, (0, HALF // 2, HALF), (ME, "b:1", "c:1"))
+    cycle = ["join:1"]
+    for _ in range(4):
+        cycle.append(fallback_target("join:1", cycle[-1], held, ME))
+    assert cycle == ["join:1", "b:1", "c:1", "join:1", "b:1"]
+    assert fallback_target("b:1", "b:1", held, ME) == "c:1"  # joined through a member
+    assert fallback_target("join:1", "join:1", None, ME) == "join:1"  # nobody else known
