@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 from ratekeeper.assigner.machine import Accepted, AssignerMachine
 from ratekeeper.assigner.members import Heartbeat, MemberState
 from ratekeeper.assigner.settings import MachineSettings
-from ratekeeper.core.assignment import pieces
+from ratekeeper.core.assignment import next_generation, pieces
 from ratekeeper.core.assignment_diff import AssignmentDiff, apply_update
+from ratekeeper.core.rebalance import server_loads
+from ratekeeper.core.rebalance_load import LoadMap
 from ratekeeper.core.rebalance_settings import RebalanceSettings
 from ratekeeper.core.slices import HASH_SPACE, Assignment, Generation, Slice, even_split
 
@@ -290,3 +292,55 @@ def test_the_deadline_says_when_a_step_has_work(history: list[Event]) -> None:
         # stepping at the deadline does its work: the next one is later (no busy timer)
         after = machine.next_deadline()
         assert after is None or after > now
+
+
+def uniform_reports(machine: AssignerMachine, now: int, per_server: dict[str, float]) -> None:
+    """Each member heartbeats its slices of the current assignment with its load spread evenly
+    over their width (what a slicelet's per-slice counts would say)."""
+    current = machine.current
+    assert current is not None
+    for address, total in per_server.items():
+        held = current.slices_of(address)
+        width = sum(s.high - s.low for s in held) or 1
+        load = tuple((s, total * (s.high - s.low) / width) for s in held)
+        machine.heartbeat(beat(address, load=load), now)
+
+
+def test_scaling_from_two_to_four_members_balances_in_one_round() -> None:
+    machine = started("a", "b")
+    uniform_reports(machine, 150 * MS, {"a": 100.0, "b": 100.0})
+    machine.heartbeat(beat("c"), 150 * MS)
+    machine.heartbeat(beat("d"), 150 * MS)
+    before = machine.current
+    scaled = run(machine, 150 * MS)
+    assert scaled is not None
+    assert before is not None
+    assert scaled.generation == next_generation(before.generation)  # one round
+    loads = server_loads(scaled, machine.load())
+    assert set(loads) == {"a", "b", "c", "d"}
+    assert max(loads.values()) / (sum(loads.values()) / 4) <= 1 + SETTINGS.rebalance.tolerance
+
+
+def test_a_dead_members_slices_are_placed_by_the_load_it_last_reported() -> None:
+    machine = started("a", "b", "c")
+    # c carries most of the load; once it dies, its slices must not be taken as idle
+    for t in range(150, 450, 100):
+        uniform_reports(machine, t * MS, {"a": 10.0, "b": 10.0, "c": 100.0})
+        run(machine, t * MS)
+    gone_at = 350 * MS + SETTINGS.unhealthy_after_ns + 1
+    for t in range(450, gone_at // MS, 100):
+        uniform_reports(machine, t * MS, {"a": 10.0, "b": 10.0})
+        run(machine, t * MS)
+    uniform_reports(machine, gone_at, {"a": 10.0, "b": 10.0})
+    placed = run(machine, gone_at)
+    assert placed is not None
+    assert placed.servers == {"a", "b"}
+    # priced by c's last report, the two survivors share its 100 hits/s about evenly (taken
+    # as idle, c's one slice would go whole to one of them: 110 against 10)
+    first = even_split(["a", "b", "c"])
+    truth = LoadMap.of(zip(first.slices_of("a") + first.slices_of("b") + first.slices_of("c"),
+                           (10.0, 10.0, 100.0), strict=True))  # fmt: skip
+    carried = server_loads(placed, truth)
+    assert (
+        max(carried.values()) / (sum(carried.values()) / 2) <= 1 + 2 * SETTINGS.rebalance.tolerance
+    )

@@ -13,7 +13,7 @@ import pytest
 from ratekeeper.assigner.server import AssignerService, Persist, running_assigner
 from ratekeeper.assigner.settings import AssignerSettings
 from ratekeeper.core.assignment_diff import apply_update
-from ratekeeper.core.slices import Assignment, Generation
+from ratekeeper.core.slices import Assignment, Generation, even_split
 from ratekeeper.proto.assignment import generation_to_wire, update_from_wire
 from ratekeeper.proto.cluster import AssignerCallsAio
 from ratekeeper.proto.ratekeeper.v1 import cluster_pb2 as pb
@@ -76,6 +76,23 @@ async def test_a_heartbeat_is_answered_with_the_assignment_and_the_timeouts(
     assert a.held.servers == {"127.0.0.1:9001"}
     again = await a.beat()
     assert not again.HasField("update")  # up to date: nothing to send
+
+
+async def test_the_timer_publishes_the_first_assignment_once_settled() -> None:
+    settings = AssignerSettings(
+        listen="127.0.0.1:0", heartbeat_interval_s=0.1, unhealthy_after_s=2.0, settle_s=0.3
+    )
+    async with running_assigner(settings, incarnation=1) as service:
+        channel = open_aio_channel(service.address)
+        calls = AssignerCallsAio(channel)
+        a = Member(calls, "127.0.0.1:9001")
+        began = time.monotonic()
+        await a.beat()
+        assert a.held is None  # too early: the assigner is still hearing members out
+        response = await calls.watch(pb.WatchRequest(wait_ns=5 * NS), timeout=10)
+        assert update_from_wire(response.update) == even_split([a.address], Generation(1, 1))
+        assert time.monotonic() - began < 2
+        await channel.close()
 
 
 async def test_a_join_reaches_a_waiting_watch_as_an_update(calls: AssignerCallsAio) -> None:
@@ -235,4 +252,29 @@ async def test_an_assignment_is_published_only_once_persisted() -> None:
         assert a.held.generation == Generation(9, 1)
         assert [s.generation for s in seen] == [Generation(9, 1), Generation(9, 1)]
         assert a.held.starts == (0,)
+        await channel.close()
+
+
+async def test_heartbeats_are_answered_while_a_proposal_is_being_persisted() -> None:
+    release = asyncio.Event()
+
+    async def slow(assignment: Assignment) -> bool:
+        await release.wait()
+        return True
+
+    async with running_assigner(FAST, persist=slow) as service:
+        channel = open_aio_channel(service.address)
+        calls = AssignerCallsAio(channel)
+        a, b = Member(calls, "127.0.0.1:9001"), Member(calls, "127.0.0.1:9002")
+        first = asyncio.ensure_future(a.beat())  # proposes, and waits on the slow store
+        await asyncio.sleep(0.1)
+        began = time.monotonic()
+        await b.beat()  # not held behind the store
+        assert time.monotonic() - began < 0.5
+        assert b.held is None
+        release.set()
+        await first
+        while b.held is None or b.held.servers != {a.address, b.address}:
+            await asyncio.sleep(0.02)
+            await b.beat()
         await channel.close()

@@ -12,6 +12,9 @@ The rules:
 * When the set of RUNNING members changes (a join, a leave, a death, a drain, a restart at the
   same address) a new assignment is proposed at once: the slices of a member that may not own
   any are reassigned on the next step, never later.
+* Load is what the live members last reported per slice; a member that died or was replaced
+  since the last commit still counts with its last report, so its slices are spread by what
+  they carried rather than taken as idle and handed whole to one survivor.
 * Otherwise a round for load runs every ``load_interval`` and never sooner than ``min_interval``
   after the last published assignment (the rebalancer's churn penalty limits what each moves).
 * Publishing is two-phase, the seam for a durable, leader-elected assigner: :meth:`step` returns
@@ -36,7 +39,7 @@ from ratekeeper.core.assignment import next_generation
 from ratekeeper.core.assignment_diff import Update, update_for
 from ratekeeper.core.rebalance import rebalance
 from ratekeeper.core.rebalance_load import LoadMap
-from ratekeeper.core.slices import Assignment, Generation, even_split
+from ratekeeper.core.slices import Assignment, Generation, Slice, even_split
 
 __all__ = ["Accepted", "AssignerMachine"]
 
@@ -75,6 +78,8 @@ class AssignerMachine:
         self.incarnation = incarnation
         self._members: dict[str, Member] = {}
         self._retired: dict[str, tuple[str, ...]] = {}
+        #: The last load of members dropped or replaced since the last commit, by address.
+        self._departed: dict[str, tuple[tuple[Slice, float], ...]] = {}
         self._current: Assignment | None = None
         self._history: OrderedDict[Generation, Assignment] = OrderedDict()
         self._pending: Assignment | None = None
@@ -117,8 +122,12 @@ class AssignerMachine:
         return frozenset(a for a, m in self._members.items() if m.state is MemberState.RUNNING)
 
     def load(self) -> LoadMap:
-        """The load over the hash space, summed from every live member's last heartbeat."""
-        return LoadMap.of(entry for m in self._members.values() for entry in m.load)
+        """The load over the hash space, summed from every live member's last heartbeat and
+        the last report of members gone since the last commit (so their slices are priced by
+        what they carried when they are reassigned, not as if they were idle)."""
+        live = (entry for m in self._members.values() for entry in m.load)
+        gone = (entry for load in self._departed.values() for entry in load)
+        return LoadMap.of((*live, *gone))
 
     def update_for(self, known: Generation | None) -> Update | None:
         """What to send a party holding ``known``: ``None`` if it is up to date or ahead."""
@@ -156,6 +165,7 @@ class AssignerMachine:
             # the process at this address restarted: the old one is gone, whatever it said
             retired = (*self._retired.get(beat.address, ()), old.incarnation_id)
             self._retired[beat.address] = retired[-_RETIRED_PER_ADDRESS:]
+            self._departed[beat.address] = old.load
             self._forced = True
             old = None
         state = beat.state if old is None else next_state(old.state, beat.state)
@@ -192,6 +202,8 @@ class AssignerMachine:
                 self._next_generation(current.generation),
             )
             proposal = None if outcome.assignment is current else outcome.assignment
+            if proposal is None:
+                self._departed.clear()  # the round priced them; nothing of theirs moved
         self._forced = False
         self._round_members = running
         self._last_round_ns = now
@@ -203,6 +215,7 @@ class AssignerMachine:
         if assignment is not self._pending:
             raise ValueError("only the pending proposal can be committed")
         self._pending = None
+        self._departed.clear()  # their slices are placed; the new owners report them now
         self._publish(assignment, now)
 
     def abandon(self, now: int) -> None:
@@ -218,7 +231,7 @@ class AssignerMachine:
     def _expire(self, now: int) -> None:
         limit = self.settings.unhealthy_after_ns
         for address in [a for a, m in self._members.items() if now - m.last_heartbeat_ns > limit]:
-            del self._members[address]
+            self._departed[address] = self._members.pop(address).load
 
     def _load_round_at(self) -> int:
         settings = self.settings.rebalance

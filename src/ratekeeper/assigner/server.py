@@ -111,7 +111,12 @@ class AssignerService:
         if accepted in _REFUSALS:
             code, reason = _REFUSALS[accepted]
             await context.abort(code, f"{beat.address} ({beat.incarnation_id}): {reason}")
-        await self.advance()
+        if self._lock.locked():
+            # a proposal is being persisted: answer now with what is published, and let the
+            # timer take the next round once it is through (a slow store never stalls beats)
+            self._wake.set()
+        else:
+            await self.advance()
         machine = self.machine.settings
         response = pb.HeartbeatResponse(
             heartbeat_interval_ns=machine.heartbeat_interval_ns,
@@ -158,24 +163,29 @@ class AssignerService:
     # --- the driver -------------------------------------------------------------------------
 
     async def advance(self) -> None:
-        """Step the machine now; persist and commit what it proposes, then wake watchers."""
-        async with self._lock:
-            proposal = self.machine.step(self._clock())
-            if proposal is None:
-                return
-            if await self._persisted(proposal):
-                self.machine.commit(proposal, self._clock())
-                self._announce(proposal)
-            else:
-                self.machine.abandon(self._clock())
-        self._wake.set()
+        """Step the machine now; persist and commit what it proposes, then wake watchers.
+
+        The timer is woken too, so it sleeps until the deadline the machine has now.
+        """
+        try:
+            async with self._lock:
+                proposal = self.machine.step(self._clock())
+                if proposal is None:
+                    return
+                if await self._persisted(proposal):
+                    self.machine.commit(proposal, self._clock())
+                    self._announce(proposal)
+                else:
+                    self.machine.abandon(self._clock())
+        finally:
+            self._wake.set()
 
     async def run(self) -> None:
         """Step the machine whenever it is due, until cancelled or :meth:`close`."""
         while not self._closed:
+            self._wake.clear()  # before reading the deadline, so no wake-up is lost
             deadline = self.machine.next_deadline()
             delay = None if deadline is None else max(0, deadline - self._clock()) / NS_PER_SECOND
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
             if not self._closed:
@@ -246,7 +256,10 @@ async def running_assigner(
     )
     server = grpc.aio.server()
     host, _, _ = settings.listen.rpartition(":")
-    port = server.add_insecure_port(settings.listen)
+    try:
+        port = server.add_insecure_port(settings.listen)
+    except RuntimeError as exc:  # grpc's way of saying the address is taken or invalid
+        raise OSError(f"cannot listen on {settings.listen}: {exc}") from None
     if port == 0:
         raise OSError(f"cannot listen on {settings.listen}")
     service = AssignerService(
