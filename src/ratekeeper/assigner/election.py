@@ -42,11 +42,12 @@ class ElectionSettings:
     @classmethod
     def for_ttl(cls, ttl_s: int) -> ElectionSettings:
         """Settings scaled to a lease of ``ttl_s`` seconds: renewed four times per ttl, given up
-        a fifth of a ttl before it could run out, campaigns at most every half second."""
+        a fifth of a ttl before it could run out, campaigns every fifth of a second at most (a
+        successor leads within the ttl and one campaign; a campaign is one etcd transaction)."""
         return cls(
             ttl_s=ttl_s,
             keepalive_s=ttl_s / 4,
-            campaign_s=min(0.5, ttl_s / 4),
+            campaign_s=min(0.2, ttl_s / 10),
             safety_s=ttl_s / 5,
             retry_s=min(0.25, ttl_s / 8),
         )
