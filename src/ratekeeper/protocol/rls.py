@@ -6,12 +6,17 @@ exactly one store call carrying every counter it touches. The semantics follow
 envoyproxy/ratelimit (see ``docs/operations.md``): :mod:`~ratekeeper.protocol.rls_plan` plans a
 request on first sight (validation, matching, ``hits_addend``, ``replaces``, overrides, quota
 mode) and :mod:`~ratekeeper.protocol.rls_answer` writes the answer with its stats (shadow mode,
-the most restrictive limit, headers).
+the most restrictive limit, headers). In a cluster, a :class:`~ratekeeper.protocol.rls_forward.
+Forwarder` sits between the two: descriptors another member owns are decided by that member
+(:mod:`~ratekeeper.protocol.rls_forward`); a call another member forwarded is answered with
+:meth:`RlsDecider.answer_forwarded`, here, whoever this member thinks owns its keys.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from envoy.service.ratelimit.v3.rls_pb2 import RateLimitRequest, RateLimitResponse
@@ -19,10 +24,11 @@ from google.protobuf.message import DecodeError
 
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm
 from ratekeeper.core.outcome import Outcome
-from ratekeeper.errors import BackendError, RequestError
+from ratekeeper.errors import BackendError, ForwardError, RequestError
 from ratekeeper.protocol.ownership import StoreGate
 from ratekeeper.protocol.policy import Policy, PolicyHolder
 from ratekeeper.protocol.rls_answer import Answerer
+from ratekeeper.protocol.rls_forward import DescriptorStatus, Forwarder, Routes, merge, route
 from ratekeeper.protocol.rls_plan import Planner, RequestPlan
 from ratekeeper.protocol.stats import Event, StatsSink
 
@@ -68,11 +74,13 @@ class RlsDecider:
         store: StoreGate,
         stats: StatsSink,
         settings: RlsSettings = RlsSettings(),
+        forwarder: Forwarder | None = None,
     ) -> None:
         self._policy = policy
         self._store = store
         self._stats = stats
         self._settings = settings
+        self._forwarder = forwarder
         self._planner = self._planner_for(policy.policy)
         self._respond = Answerer(
             stats,
@@ -80,7 +88,7 @@ class RlsDecider:
             fail_closed=settings.fail_closed,
             headers=settings.headers,
         ).respond
-        self._last_store_log = -NS_PER_SECOND
+        self._last_store_log = self._last_forward_log = -NS_PER_SECOND
         # Serialized request → its plan, for the policy in ``_plans_policy``. Keyed on the bytes
         # off the wire: a request seen before is neither parsed nor matched again, and matching,
         # entry tuples and Counter objects cost more than the store itself.
@@ -96,12 +104,65 @@ class RlsDecider:
             planned.unknown_domain.count += len(planned.answers)
         outcomes: list[Outcome] | None = []
         if planned.hits:
+            if self._forwarder is not None:
+                routes = route(planned, self._forwarder.owner_of)
+                if routes is not None:
+                    return await self._answer_routed(planned, routes, now)
             try:  # inline, not a helper coroutine: one frame less on every call
                 outcomes = await self._store.hit(planned.hits, now)
             except (BackendError, OSError) as exc:
                 self._store_failed(exc, now)
                 outcomes = None
         return self._respond(planned.answers, outcomes)
+
+    @property
+    def forwarding(self) -> bool:
+        """Whether descriptors owned by other members are forwarded (a cluster member)."""
+        return self._forwarder is not None
+
+    async def answer_forwarded(self, request: bytes, now: int) -> bytes:
+        """:meth:`answer` for a call another member forwarded: decided here, in the store
+        itself, even for keys this member thinks it does not own (never forwarded twice)."""
+        planned = self._request_plan(request)
+        outcomes: list[Outcome] | None = []
+        if planned.hits:
+            try:
+                outcomes = await self._store.store.hit(planned.hits, now)
+            except (BackendError, OSError) as exc:
+                self._store_failed(exc, now)
+                outcomes = None
+        return self._respond(planned.answers, outcomes)
+
+    async def _answer_routed(self, planned: RequestPlan, routes: Routes, now: int) -> bytes:
+        """One forward per owner, started before the local store call and running with it."""
+        assert self._forwarder is not None
+        domain = routes.domain
+        owners = list(routes.remote)
+        calls = [
+            asyncio.ensure_future(
+                self._forwarder.forward(owner, domain, [planned.wires[i] for i in indexes])
+            )
+            for owner, indexes in routes.remote.items()
+        ]
+        outcomes: list[Outcome] | None = []
+        if routes.local_hits:
+            try:
+                outcomes = await self._store.hit(routes.local_hits, now)
+            except (BackendError, OSError) as exc:
+                self._store_failed(exc, now)
+                outcomes = None
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        answered: dict[str, Sequence[DescriptorStatus] | None] = {}
+        for owner, result in zip(owners, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, ForwardError):
+                    raise result
+                self._forward_failed(result, now)
+                answered[owner] = None
+            else:
+                answered[owner] = result
+        answers = merge(planned, routes.remote, answered, self._settings.fail_closed)
+        return self._respond(answers, outcomes)
 
     async def should_rate_limit(self, request: RateLimitRequest, now: int) -> RateLimitResponse:
         """:meth:`answer` for a request already parsed (``POST /json``)."""
@@ -131,6 +192,7 @@ class RlsDecider:
             near_limit_ratio=s.near_limit_ratio,
             override_algorithm=s.override_algorithm,
             quota_mode=s.quota_mode,
+            forwarding=self._forwarder is not None,
         )
 
     def _store_failed(self, exc: Exception, now: int) -> None:
@@ -138,6 +200,12 @@ class RlsDecider:
         if now - self._last_store_log >= NS_PER_SECOND:  # one line a second, not per call
             self._last_store_log = now
             log.warning("store error, answering per FAIL_CLOSED: %s", exc)
+
+    def _forward_failed(self, exc: ForwardError, now: int) -> None:
+        self._stats.count(Event.FORWARD_ERROR)
+        if now - self._last_forward_log >= NS_PER_SECOND:
+            self._last_forward_log = now
+            log.warning("forwarding failed, answering per FAIL_CLOSED: %s", exc)
 
 
 def _parse(raw: bytes) -> RateLimitRequest:

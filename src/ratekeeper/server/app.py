@@ -41,13 +41,14 @@ from ratekeeper.protocol.report import ReportProcessor
 from ratekeeper.protocol.rlqs import RlqsQuotas
 from ratekeeper.protocol.rls import RlsDecider, RlsSettings
 from ratekeeper.protocol.stats import Event
+from ratekeeper.server.forwarding import GrpcForwarder, OwnerLookup
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.http import HttpEndpoints, build_app
 from ratekeeper.server.metrics import Metrics
 from ratekeeper.server.reload import ConfigWatcher, file_signature
 from ratekeeper.server.report_servicer import ReportServicer, add_report_servicer
 from ratekeeper.server.rlqs_servicer import RlqsServicer, add_rlqs_servicer
-from ratekeeper.server.rls_servicer import RlsServicer, add_rls_servicer
+from ratekeeper.server.rls_servicer import add_rls_servicer, rls_servicer
 from ratekeeper.server.settings import (
     AlgorithmMode,
     ListenerSettings,
@@ -55,7 +56,7 @@ from ratekeeper.server.settings import (
     StoreSettings,
 )
 
-__all__ = ["SERVICES", "STORES", "Components", "Replica", "run"]
+__all__ = ["SERVICES", "STORES", "Components", "Replica", "build_member", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +102,12 @@ class Components:
     reports: ReportProcessor
     #: The wall clock calls are decided at (ns since the epoch).
     clock: Callable[[], int] = time.time_ns
+    #: A cluster member's RLS forwarding to other members; ``None`` for a lone server.
+    forwarder: GrpcForwarder | None = None
 
 
 def _add_rls(server: grpc.aio.Server, c: Components) -> None:
-    add_rls_servicer(RlsServicer(c.decider, c.metrics, c.clock), server)
+    add_rls_servicer(rls_servicer(c.decider, c.metrics, c.clock), server)
 
 
 def _add_reports(server: grpc.aio.Server, c: Components) -> None:
@@ -168,10 +171,15 @@ def rls_settings(settings: ServerSettings) -> RlsSettings:
     )
 
 
-def build(settings: ServerSettings, clock: Callable[[], int] = time.time_ns) -> Components:
+def build(
+    settings: ServerSettings,
+    clock: Callable[[], int] = time.time_ns,
+    forwarder: GrpcForwarder | None = None,
+) -> Components:
     """Load the config and open the store; raises ConfigError (nothing is listening yet).
 
-    ``clock`` is the wall clock (ns since the epoch) decisions are taken at.
+    ``clock`` is the wall clock (ns since the epoch) decisions are taken at; ``forwarder``
+    sends RLS descriptors owned by other cluster members to them.
     """
     metrics = Metrics(settings.metrics.max_stats_keys)
     policy = PolicyHolder(policy_loader(settings)())
@@ -179,10 +187,18 @@ def build(settings: ServerSettings, clock: Callable[[], int] = time.time_ns) -> 
     store = open_store(settings)
     metrics.watch_store(store)
     gate = StoreGate(store)
-    decider = RlsDecider(policy, gate, metrics, rls_settings(settings))
+    decider = RlsDecider(policy, gate, metrics, rls_settings(settings), forwarder)
     reports = ReportProcessor(gate, lambda: policy.policy, settings.reports, metrics)
     health = ServingHealth(store)
-    return Components(settings, policy, store, metrics, health, decider, reports, clock)
+    return Components(settings, policy, store, metrics, health, decider, reports, clock, forwarder)
+
+
+def build_member(
+    settings: ServerSettings, owners: OwnerLookup, clock: Callable[[], int] = time.time_ns
+) -> Components:
+    """:func:`build` for a cluster member: RLS descriptors that ``owners`` says another member
+    owns are forwarded to it (``ratekeeper.server.forwarding``)."""
+    return build(settings, clock, GrpcForwarder(owners))
 
 
 def _grpc_options(settings: ListenerSettings) -> list[tuple[str, int]]:
@@ -238,6 +254,8 @@ class Replica:
         await self.components.health.shutting_down()
         await self._grpc.stop(grace)
         await self._http.cleanup()
+        if self.components.forwarder is not None:
+            await self.components.forwarder.close()
         await self.components.store.close()
 
 

@@ -1,0 +1,146 @@
+"""Forwarding RLS descriptors to their owner over gRPC: the cluster side of ``ShouldRateLimit``.
+
+:class:`GrpcForwarder` is the :class:`~ratekeeper.protocol.rls_forward.Forwarder` of a cluster
+member: who owns a key comes from an :class:`OwnerLookup` (the member's held assignment); the
+descriptors of one request for one owner travel as one ``ShouldRateLimit`` call carrying the
+metadata :data:`FORWARDED` (``x-ratekeeper-forwarded: 1``), which the owner answers itself and
+never forwards again. Channels are opened per owner on first use (``transport.channels``),
+cached, and closed when the owner leaves the assignment (:meth:`GrpcForwarder.assignment_changed`,
+an assignment listener) or the forwarder is closed.
+
+Errors: a call that fails, or does not answer within ``timeout_s``, raises
+:class:`~ratekeeper.errors.ForwardError` (the decider answers per ``fail_closed`` and counts it).
+Event loop only: channels belong to the loop that opened them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
+
+import grpc
+import grpc.aio
+from envoy.service.ratelimit.v3.rls_pb2 import RateLimitResponse
+from google.protobuf.message import DecodeError
+
+from ratekeeper.core.slices import Assignment
+from ratekeeper.errors import ForwardError
+from ratekeeper.protocol import rls_wire
+from ratekeeper.protocol.rls_forward import DescriptorStatus
+from ratekeeper.transport.channels import ChannelOption, describe_error, open_aio_channel
+
+__all__ = [
+    "FORWARDED",
+    "FORWARDED_KEY",
+    "AssignmentOwners",
+    "GrpcForwarder",
+    "OwnerLookup",
+    "is_forwarded",
+]
+
+#: The metadata key marking a call another member forwarded.
+FORWARDED_KEY = "x-ratekeeper-forwarded"
+#: The metadata every forwarded call carries.
+FORWARDED: tuple[tuple[str, str], ...] = ((FORWARDED_KEY, "1"),)
+_METHOD = "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit"
+#: Seconds a forwarded call may take before it is answered per ``fail_closed``.
+DEFAULT_TIMEOUT_S = 1.0
+
+
+class OwnerLookup(Protocol):
+    """Who owns a key hash, from the member's held assignment."""
+
+    def owner_of(self, key_hash: int) -> str | None:
+        """The owning member's address; ``None`` when it is this member (or no assignment is
+        held yet: a member answers alone until it has one)."""
+        ...
+
+
+class AssignmentOwners:
+    """An :class:`OwnerLookup` over one held :class:`Assignment`, replaced as it changes (an
+    assignment listener): this member is ``me``, its advertised gRPC address."""
+
+    def __init__(self, me: str, assignment: Assignment | None = None) -> None:
+        self.me = me
+        #: The assignment held; ``None`` before the first.
+        self.assignment = assignment
+
+    def owner_of(self, key_hash: int) -> str | None:
+        assignment = self.assignment
+        if assignment is None:
+            return None
+        owner = assignment.owner_of(key_hash)
+        return None if owner == self.me else owner
+
+    async def assignment_changed(self, before: Assignment | None, after: Assignment) -> None:
+        self.assignment = after
+
+
+def is_forwarded(metadata: Iterable[tuple[str, Any]] | None) -> bool:
+    """Whether a call's invocation metadata marks it forwarded by another member."""
+    return metadata is not None and any(key == FORWARDED_KEY for key, _ in metadata)
+
+
+class GrpcForwarder:
+    """Sends descriptors to their owner with ``ShouldRateLimit``; see the module docstring."""
+
+    def __init__(
+        self,
+        owners: OwnerLookup,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        options: Sequence[ChannelOption] = (),
+    ) -> None:
+        self._owners = owners
+        self._timeout_s = timeout_s
+        self._options = tuple(options)
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._calls: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
+        #: ``owner_of`` of the lookup, bound once (asked per counted descriptor).
+        self.owner_of = owners.owner_of
+
+    async def forward(
+        self, owner: str, domain: str, descriptors: Sequence[bytes]
+    ) -> Sequence[DescriptorStatus]:
+        call = self._calls.get(owner) or self._open(owner)
+        request = rls_wire.request(domain, descriptors)
+        try:
+            raw = await call(request, timeout=self._timeout_s, metadata=FORWARDED)
+        except grpc.RpcError as exc:
+            raise ForwardError(f"{owner}: {describe_error(exc)}") from None
+        try:
+            statuses = RateLimitResponse.FromString(raw).statuses
+        except DecodeError as exc:
+            raise ForwardError(f"{owner}: malformed RateLimitResponse: {exc}") from None
+        if len(statuses) != len(descriptors):
+            raise ForwardError(
+                f"{owner}: {len(statuses)} statuses for {len(descriptors)} descriptors"
+            )
+        return list(statuses)
+
+    def _open(self, owner: str) -> grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]:
+        channel = self._channels[owner] = open_aio_channel(owner, self._options)
+        # No (de)serializers: bytes in, bytes out, as the RLS servicer itself exchanges them.
+        call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]
+        call = self._calls[owner] = channel.unary_unary(_METHOD, None, None)
+        return call
+
+    @property
+    def open_owners(self) -> frozenset[str]:
+        """The owners a channel is open to."""
+        return frozenset(self._channels)
+
+    async def assignment_changed(self, before: Assignment | None, after: Assignment) -> None:
+        """Close the channels of owners that no longer hold a slice."""
+        for owner in self.open_owners - after.servers:
+            await self._close(owner)
+
+    async def close(self) -> None:
+        """Close every channel."""
+        for owner in self.open_owners:
+            await self._close(owner)
+
+    async def _close(self, owner: str) -> None:
+        self._calls.pop(owner, None)
+        channel = self._channels.pop(owner)
+        await channel.close(None)
