@@ -6,6 +6,7 @@ split evenly between their addresses; each member's own store and stats show who
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
 from ratekeeper.core.keys import canonical_bytes, key_hash
 from ratekeeper.core.slices import HASH_SPACE, Assignment, even_split
+from ratekeeper.errors import ForwardError
+from ratekeeper.server import forward_batch
 from ratekeeper.server.app import Replica, build_member
 from ratekeeper.server.forwarding import FORWARDED, AssignmentOwners
 from ratekeeper.server.options import with_options
@@ -231,3 +234,53 @@ async def test_channels_close_when_an_owner_leaves(pair: Pair) -> None:
     assert forwarder.open_owners == frozenset()
     assert (await a.ask(descriptor(("key1", value)))).overall_code == OK
     assert await a.counters() == {("test", (("key1", value),))}
+
+
+def wire(key: str, value: str, hits: int = 1) -> bytes:
+    return bytes(descriptor((key, value), hits=hits).SerializeToString())
+
+
+async def test_concurrent_forwards_to_one_owner_travel_in_one_call(pair: Pair) -> None:
+    a, b = await pair()
+    forwarder = a.server.components.forwarder
+    assert forwarder is not None
+    assignment = assignment_of(a)
+    values = [owned_by(assignment, b.address, "key2", start) for start in range(0, 5000, 1000)]
+    answered = await asyncio.gather(
+        *(forwarder.forward(b.address, "test", [wire("key2", v, hits=2)]) for v in values)
+    )
+    assert [[s.limit_remaining for s in statuses] for statuses in answered] == [[3]] * 5
+    assert (forwarder.batches, forwarder.batched) == (1, 5)
+    assert b.rls_calls() == 0
+    assert sum(b.server.components.metrics.timer("ShouldRateLimitBatch").counts) == 1
+    assert len(await b.counters()) == 5
+
+
+async def test_concurrent_requests_are_answered_as_one_server_would(pair: Pair) -> None:
+    a, b = await pair()
+    assignment = assignment_of(a)
+    there = [owned_by(assignment, b.address, "key1", start) for start in range(0, 4000, 1000)]
+    here = [owned_by(assignment, a.address, "key1", start) for start in range(0, 4000, 1000)]
+    asks = [a.ask(descriptor(("key1", v))) for v in (there + here) * 3]
+    codes = [r.overall_code for r in await asyncio.gather(*asks)]
+    assert (codes.count(OK), codes.count(OVER)) == (16, 8)  # key1: 2 a minute, 3 asks each
+    assert await b.counters() == {("test", (("key1", v),)) for v in there}
+    assert await a.counters() == {("test", (("key1", v),)) for v in here}
+
+
+async def test_a_batch_to_an_owner_that_is_down_fails_every_caller(pair: Pair) -> None:
+    a, b = await pair()
+    forwarder = a.server.components.forwarder
+    assert forwarder is not None
+    await b.server.stop(0)
+    calls = [forwarder.forward(b.address, "test", [wire("key1", f"v{n}")]) for n in range(3)]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(r, ForwardError) for r in results)
+
+
+async def test_a_member_answers_a_garbage_batch_with_invalid_argument(pair: Pair) -> None:
+    a, _ = await pair()
+    call = a.channel.unary_unary(forward_batch.METHOD, None, None)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call(b"\x12\x00", metadata=FORWARDED)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -123,20 +123,45 @@ class RlsDecider:
     async def answer_forwarded(self, request: bytes, now: int) -> bytes:
         """:meth:`answer` for a call another member forwarded: decided here, in the store
         itself, even for keys this member thinks it does not own (never forwarded twice)."""
-        planned = self._request_plan(request)
+        return (await self.answer_forwarded_many((request,), now))[0]
+
+    async def answer_forwarded_many(self, requests: Sequence[bytes], now: int) -> list[bytes]:
+        """:meth:`answer_forwarded` of several requests (coalesced by another member), each
+        planned and answered on its own, with one store call for them all."""
+        plans = [self._request_plan(request) for request in requests]
+        hits = [hit for planned in plans for hit in planned.hits]
         outcomes: list[Outcome] | None = []
-        if planned.hits:
+        if hits:
             try:
-                outcomes = await self._store.store.hit(planned.hits, now)
+                outcomes = await self._store.store.hit(hits, now)
             except (BackendError, OSError) as exc:
                 self._store_failed(exc, now)
                 outcomes = None
-        return self._respond(planned.answers, outcomes)
+        answers = []
+        position = 0
+        for planned in plans:
+            if outcomes is None:
+                answers.append(self._respond(planned.answers, None))
+                continue
+            end = position + len(planned.hits)
+            answers.append(self._respond(planned.answers, outcomes[position:end]))
+            position = end
+        return answers
 
     async def _answer_routed(self, planned: RequestPlan, routes: Routes, now: int) -> bytes:
         """One forward per owner, started before the local store call and running with it."""
         assert self._forwarder is not None
         domain = routes.domain
+        if not routes.local_hits and len(routes.remote) == 1:  # the usual: one remote owner
+            ((owner, indexes),) = routes.remote.items()
+            statuses: Sequence[DescriptorStatus] | None = None
+            try:
+                wires = [planned.wires[i] for i in indexes]
+                statuses = await self._forwarder.forward(owner, domain, wires)
+            except ForwardError as exc:
+                self._forward_failed(exc, now)
+            answers = merge(planned, routes.remote, {owner: statuses}, self._settings.fail_closed)
+            return self._respond(answers, [])
         owners = list(routes.remote)
         calls = [
             asyncio.ensure_future(

@@ -41,6 +41,7 @@ from ratekeeper.protocol.report import ReportProcessor
 from ratekeeper.protocol.rlqs import RlqsQuotas
 from ratekeeper.protocol.rls import RlsDecider, RlsSettings
 from ratekeeper.protocol.stats import Event
+from ratekeeper.server.forward_batch import BatchServicer, add_batch_servicer
 from ratekeeper.server.forwarding import GrpcForwarder, OwnerLookup
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.http import HttpEndpoints, build_app
@@ -119,6 +120,11 @@ def _add_rlqs(server: grpc.aio.Server, c: Components) -> None:
     add_rlqs_servicer(RlqsServicer(quotas, c.metrics, c.clock), server)
 
 
+def _add_forwarded_batches(server: grpc.aio.Server, c: Components) -> None:
+    if c.forwarder is not None:  # a cluster member: others send it coalesced calls
+        add_batch_servicer(BatchServicer(c.decider, c.metrics, c.clock), server)
+
+
 def _add_health(server: grpc.aio.Server, c: Components) -> None:
     health_pb2_grpc.add_HealthServicer_to_server(c.health.servicer, server)
 
@@ -129,6 +135,7 @@ SERVICES: tuple[Callable[[grpc.aio.Server, Components], None], ...] = (
     _add_health,
     _add_reports,
     _add_rlqs,
+    _add_forwarded_batches,
 )
 
 
@@ -194,11 +201,15 @@ def build(
 
 
 def build_member(
-    settings: ServerSettings, owners: OwnerLookup, clock: Callable[[], int] = time.time_ns
+    settings: ServerSettings,
+    owners: OwnerLookup,
+    clock: Callable[[], int] = time.time_ns,
+    *,
+    coalesce: bool = True,
 ) -> Components:
     """:func:`build` for a cluster member: RLS descriptors that ``owners`` says another member
-    owns are forwarded to it (``ratekeeper.server.forwarding``)."""
-    return build(settings, clock, GrpcForwarder(owners))
+    owns are forwarded to it (``ratekeeper.server.forwarding``), concurrent ones coalesced."""
+    return build(settings, clock, GrpcForwarder(owners, coalesce=coalesce))
 
 
 def _grpc_options(settings: ListenerSettings) -> list[tuple[str, int]]:

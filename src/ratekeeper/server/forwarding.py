@@ -4,9 +4,11 @@
 member: who owns a key comes from an :class:`OwnerLookup` (the member's held assignment); the
 descriptors of one request for one owner travel as one ``ShouldRateLimit`` call carrying the
 metadata :data:`FORWARDED` (``x-ratekeeper-forwarded: 1``), which the owner answers itself and
-never forwards again. Channels are opened per owner on first use (``transport.channels``),
-cached, and closed when the owner leaves the assignment (:meth:`GrpcForwarder.assignment_changed`,
-an assignment listener) or the forwarder is closed.
+never forwards again. With ``coalesce``, the calls for one owner started in the same event-loop
+tick (concurrent requests) travel together as one batched call (``server.forward_batch``); a
+tick's lone call still goes as a plain ``ShouldRateLimit``. Channels are opened per owner on
+first use (``transport.channels``), cached, and closed when the owner leaves the assignment
+(:meth:`GrpcForwarder.assignment_changed`, an assignment listener) or the forwarder is closed.
 
 Errors: a call that fails, or does not answer within ``timeout_s``, raises
 :class:`~ratekeeper.errors.ForwardError` (the decider answers per ``fail_closed`` and counts it).
@@ -15,7 +17,9 @@ Event loop only: channels belong to the loop that opened them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import grpc
@@ -24,9 +28,10 @@ from envoy.service.ratelimit.v3.rls_pb2 import RateLimitResponse
 from google.protobuf.message import DecodeError
 
 from ratekeeper.core.slices import Assignment
-from ratekeeper.errors import ForwardError
+from ratekeeper.errors import ForwardError, RequestError
 from ratekeeper.protocol import rls_wire
 from ratekeeper.protocol.rls_forward import DescriptorStatus
+from ratekeeper.server import forward_batch
 from ratekeeper.transport.channels import ChannelOption, describe_error, open_aio_channel
 
 __all__ = [
@@ -81,6 +86,17 @@ def is_forwarded(metadata: Iterable[tuple[str, Any]] | None) -> bool:
     return metadata is not None and any(key == FORWARDED_KEY for key, _ in metadata)
 
 
+Call = grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]
+
+
+@dataclass(slots=True)
+class _Batch:
+    """The requests for one owner gathered in one tick, and who waits for each answer."""
+
+    requests: list[bytes] = field(default_factory=list)
+    waiting: list[asyncio.Future[bytes]] = field(default_factory=list)
+
+
 class GrpcForwarder:
     """Sends descriptors to their owner with ``ShouldRateLimit``; see the module docstring."""
 
@@ -89,25 +105,31 @@ class GrpcForwarder:
         owners: OwnerLookup,
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        coalesce: bool = True,
         options: Sequence[ChannelOption] = (),
     ) -> None:
         self._owners = owners
         self._timeout_s = timeout_s
+        self._coalesce = coalesce
         self._options = tuple(options)
         self._channels: dict[str, grpc.aio.Channel] = {}
-        self._calls: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
+        #: Owner → its (ShouldRateLimit, batched) callables.
+        self._calls: dict[str, tuple[Call, Call]] = {}
+        self._pending: dict[str, _Batch] = {}
+        self._sending: set[asyncio.Task[None]] = set()
+        #: Batched calls sent, and the requests they carried (how well coalescing works).
+        self.batches = self.batched = 0
         #: ``owner_of`` of the lookup, bound once (asked per counted descriptor).
         self.owner_of = owners.owner_of
 
     async def forward(
         self, owner: str, domain: str, descriptors: Sequence[bytes]
     ) -> Sequence[DescriptorStatus]:
-        call = self._calls.get(owner) or self._open(owner)
         request = rls_wire.request(domain, descriptors)
-        try:
-            raw = await call(request, timeout=self._timeout_s, metadata=FORWARDED)
-        except grpc.RpcError as exc:
-            raise ForwardError(f"{owner}: {describe_error(exc)}") from None
+        if self._coalesce:
+            raw = await self._joined(owner, request)
+        else:
+            raw = await self._call(owner, request)
         try:
             statuses = RateLimitResponse.FromString(raw).statuses
         except DecodeError as exc:
@@ -118,12 +140,70 @@ class GrpcForwarder:
             )
         return list(statuses)
 
-    def _open(self, owner: str) -> grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]:
+    async def _call(self, owner: str, request: bytes) -> bytes:
+        single, _ = self._calls.get(owner) or self._open(owner)
+        try:
+            answer: bytes = await single(request, timeout=self._timeout_s, metadata=FORWARDED)
+        except grpc.RpcError as exc:
+            raise ForwardError(f"{owner}: {describe_error(exc)}") from None
+        return answer
+
+    async def _joined(self, owner: str, request: bytes) -> bytes:
+        """``request``'s answer, sent with the other requests for ``owner`` of this tick."""
+        loop = asyncio.get_running_loop()
+        batch = self._pending.get(owner)
+        if batch is None:
+            batch = self._pending[owner] = _Batch()
+            loop.call_soon(self._flush, owner)
+        waiting: asyncio.Future[bytes] = loop.create_future()
+        batch.requests.append(request)
+        batch.waiting.append(waiting)
+        return await waiting
+
+    def _flush(self, owner: str) -> None:
+        task = asyncio.ensure_future(self._send(owner, self._pending.pop(owner)))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, owner: str, batch: _Batch) -> None:
+        try:
+            if len(batch.requests) == 1:
+                answers = [await self._call(owner, batch.requests[0])]
+            else:
+                answers = await self._call_batch(owner, batch.requests)
+        except ForwardError as exc:
+            for waiting in batch.waiting:
+                if not waiting.done():
+                    waiting.set_exception(exc)
+            return
+        for waiting, answer in zip(batch.waiting, answers, strict=True):
+            if not waiting.done():
+                waiting.set_result(answer)
+
+    async def _call_batch(self, owner: str, requests: list[bytes]) -> list[bytes]:
+        self.batches += 1
+        self.batched += len(requests)
+        _, batched = self._calls.get(owner) or self._open(owner)
+        body = forward_batch.encode(requests)
+        try:
+            raw = await batched(body, timeout=self._timeout_s, metadata=FORWARDED)
+            answers = forward_batch.decode(raw)
+        except grpc.RpcError as exc:
+            raise ForwardError(f"{owner}: {describe_error(exc)}") from None
+        except RequestError as exc:
+            raise ForwardError(f"{owner}: {exc}") from None
+        if len(answers) != len(requests):
+            raise ForwardError(f"{owner}: {len(answers)} answers for {len(requests)} requests")
+        return answers
+
+    def _open(self, owner: str) -> tuple[Call, Call]:
         channel = self._channels[owner] = open_aio_channel(owner, self._options)
         # No (de)serializers: bytes in, bytes out, as the RLS servicer itself exchanges them.
-        call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]
-        call = self._calls[owner] = channel.unary_unary(_METHOD, None, None)
-        return call
+        calls = self._calls[owner] = (
+            channel.unary_unary(_METHOD, None, None),
+            channel.unary_unary(forward_batch.METHOD, None, None),
+        )
+        return calls
 
     @property
     def open_owners(self) -> frozenset[str]:
@@ -136,7 +216,9 @@ class GrpcForwarder:
             await self._close(owner)
 
     async def close(self) -> None:
-        """Close every channel."""
+        """Cancel the batches still being sent and close every channel."""
+        for task in list(self._sending):
+            task.cancel()
         for owner in self.open_owners:
             await self._close(owner)
 
