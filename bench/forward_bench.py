@@ -32,13 +32,14 @@ from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 from bench.rls_load import WORKLOAD_CONFIG, owner, traffic, workload_requests
 from ratekeeper.core.slices import even_split
 from ratekeeper.server.app import Replica, build_member, settle_gc
-from ratekeeper.server.forwarding import AssignmentOwners
+from ratekeeper.server.forwarding import DEFAULT_MAX_IN_FLIGHT, AssignmentOwners
 from ratekeeper.server.options import with_options
 from ratekeeper.server.settings import ServerSettings
 from ratekeeper.testing.procs import ManagedProcess, free_port, port_open, start
+from ratekeeper.testing.server_process import metric_samples
 from ratekeeper.transport.channels import open_aio_channel
 
-__all__ = ["Row", "main", "measure", "render"]
+__all__ = ["Pair", "Row", "calls_received", "main", "measure", "render"]
 
 #: Mode → (pair, whose keys: 0 the entry's own, 1 the other member's).
 MODES = {
@@ -56,18 +57,21 @@ class Row:
 
     concurrency: int
     mode: str
+    #: Calls measured, over every round.
     calls: int
     p50_ms: float
     p99_ms: float
+    #: Calls sent, warm-ups included, over every round.
+    sent: int
 
 
 async def _serve_member(
-    index: int, addresses: list[str], http_port: int, config: str, coalesce: bool
+    index: int, addresses: list[str], http_port: int, config: str, coalesce: bool, in_flight: int
 ) -> None:
     port = int(addresses[index].rpartition(":")[2])
     settings = with_options(ServerSettings(), grpc_port=port, http_port=http_port, config=config)
     owners = AssignmentOwners(addresses[index], even_split(addresses))
-    server = Replica(build_member(settings, owners, coalesce=coalesce))
+    server = Replica(build_member(settings, owners, coalesce=coalesce, max_in_flight=in_flight))
     await server.start()
     settle_gc()
     stop = asyncio.Event()
@@ -78,20 +82,40 @@ async def _serve_member(
     await server.stop(0)
 
 
-def _pair(work_dir: Path, name: str, coalesce: bool) -> tuple[list[str], list[ManagedProcess]]:
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """Two started members; the first is the entry."""
+
+    addresses: list[str]
+    http_ports: list[int]
+    procs: list[ManagedProcess]
+
+
+def _pair(work_dir: Path, name: str, coalesce: bool, in_flight: int) -> Pair:
     config = work_dir / name / "config"
     config.mkdir(parents=True)
     (config / "bench.yaml").write_text(WORKLOAD_CONFIG)
     ports = [free_port(), free_port()]
+    http_ports = [free_port(), free_port()]
     addresses = [f"127.0.0.1:{port}" for port in ports]
-    procs = []
+    pair = Pair(addresses, http_ports, [])
     for i, port in enumerate(ports):
         argv = [sys.executable, "-m", "bench.forward_bench", "--member", str(i)]
-        argv += ["--addresses", ",".join(addresses), "--http-port", str(free_port())]
-        argv += ["--config", str(config), *([] if coalesce else ["--one-call-each"])]
+        argv += ["--addresses", ",".join(addresses), "--http-port", str(http_ports[i])]
+        argv += ["--config", str(config), "--max-in-flight", str(in_flight)]
+        argv += [] if coalesce else ["--one-call-each"]
         log_dir = work_dir / name
-        procs.append(start(argv, name=f"member{i}", log_dir=log_dir, ready=port_open(port)))
-    return addresses, procs
+        pair.procs.append(start(argv, name=f"member{i}", log_dir=log_dir, ready=port_open(port)))
+    return pair
+
+
+def calls_received(http_port: int) -> dict[str, float]:
+    """How many calls of each kind a member answered (its ``ratekeeper_call_seconds``)."""
+    return {
+        sample.labels["call"]: sample.value
+        for sample in metric_samples(http_port)
+        if sample.name == "ratekeeper_call_seconds_count"
+    }
 
 
 async def _worker(
@@ -99,15 +123,16 @@ async def _worker(
     requests: list[rls_pb2.RateLimitRequest],
     first: int,
     stride: int,
-    window: list[bool],
+    window: list[int],
     latencies: array.array[int],
 ) -> None:
-    """Calls back to back; ``window`` is [measuring, stopping]."""
+    """Calls back to back; ``window`` is [measuring, stopping, calls sent]."""
     i = first
     while not window[1]:
         began = time.perf_counter_ns()
         await stub.ShouldRateLimit(requests[i % len(requests)])
         i += stride
+        window[2] += 1
         if window[0]:
             latencies.append(time.perf_counter_ns() - began)
 
@@ -118,19 +143,20 @@ async def _load(
     concurrency: int,
     warmup: float,
     duration: float,
-) -> list[int]:
-    window = [False, False]
+) -> tuple[list[int], int]:
+    """The sorted latencies of the calls measured, and how many calls were sent."""
+    window = [0, 0, 0]
     latencies: array.array[int] = array.array("q")
     workers = [
         asyncio.create_task(_worker(stub, requests, n, concurrency, window, latencies))
         for n in range(concurrency)
     ]
     await asyncio.sleep(warmup)
-    window[0] = True
+    window[0] = 1
     await asyncio.sleep(duration)
-    window[:] = [False, True]
+    window[:2] = [0, 1]
     await asyncio.gather(*workers)
-    return sorted(latencies)
+    return sorted(latencies), window[2]
 
 
 def _percentile_ms(sorted_ns: list[int], q: float) -> float:
@@ -160,22 +186,16 @@ async def measure(
     rows = []
     try:
         for concurrency in concurrencies:
-            seen: dict[str, list[tuple[int, float, float]]] = {mode: [] for mode in MODES}
+            seen: dict[str, list[tuple[int, float, float, int]]] = {mode: [] for mode in MODES}
             for _ in range(rounds):
                 for mode, (stub, mine) in work.items():
-                    ns = await _load(stub, mine, concurrency, warmup, duration)
-                    seen[mode].append((len(ns), _percentile_ms(ns, 0.5), _percentile_ms(ns, 0.99)))
+                    ns, sent = await _load(stub, mine, concurrency, warmup, duration)
+                    p50, p99 = _percentile_ms(ns, 0.5), _percentile_ms(ns, 0.99)
+                    seen[mode].append((len(ns), p50, p99, sent))
             for mode in MODES:
-                calls, p50, p99 = zip(*seen[mode], strict=True)
-                rows.append(
-                    Row(
-                        concurrency,
-                        mode,
-                        sum(calls),
-                        statistics.median(p50),
-                        statistics.median(p99),
-                    )
-                )
+                calls, p50s, p99s, sents = zip(*seen[mode], strict=True)
+                p50, p99 = statistics.median(p50s), statistics.median(p99s)
+                rows.append(Row(concurrency, mode, sum(calls), p50, p99, sum(sents)))
     finally:
         for channel in channels.values():
             await channel.close(None)
@@ -205,6 +225,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternating local/forwarded")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds per run")
     parser.add_argument("--duration", type=float, default=4.0, help="measured seconds per run")
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=DEFAULT_MAX_IN_FLIGHT,
+        help="calls in flight to one owner before requests coalesce",
+    )
     parser.add_argument("--member", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--addresses", help=argparse.SUPPRESS)
     parser.add_argument("--http-port", type=int, help=argparse.SUPPRESS)
@@ -213,24 +239,38 @@ def main() -> None:
     args = parser.parse_args()
     if args.member is not None:
         addresses = args.addresses.split(",")
-        coalesce = not args.one_call_each
-        asyncio.run(_serve_member(args.member, addresses, args.http_port, args.config, coalesce))
+        coalesce, in_flight = not args.one_call_each, args.max_in_flight
+        member = _serve_member(
+            args.member, addresses, args.http_port, args.config, coalesce, in_flight
+        )
+        asyncio.run(member)
         return
     with tempfile.TemporaryDirectory(prefix="forward-bench-") as tmp:
-        pairs, procs = {}, []
+        pairs: dict[str, Pair] = {}
         try:
             for name, coalesce in PAIRS.items():
-                pairs[name], started = _pair(Path(tmp), name.replace(" ", "-"), coalesce)
-                procs += started
+                slug = name.replace(" ", "-")
+                pairs[name] = _pair(Path(tmp), slug, coalesce, args.max_in_flight)
+            addresses = {name: pair.addresses for name, pair in pairs.items()}
             concurrencies = args.concurrency or [8, 64]
             rows = asyncio.run(
-                measure(pairs, concurrencies, args.rounds, args.warmup, args.duration)
+                measure(addresses, concurrencies, args.rounds, args.warmup, args.duration)
             )
+            owner = calls_received(pairs["coalescing"].http_ports[1])
         finally:
-            for proc in procs:
-                with contextlib.suppress(Exception):
-                    proc.stop()
+            for pair in pairs.values():
+                for proc in pair.procs:
+                    with contextlib.suppress(Exception):
+                        proc.stop()
     print(render(rows))
+    forwarded = sum(row.sent for row in rows if row.mode == "forwarded, coalesced")
+    batches = owner.get("ShouldRateLimitBatch", 0.0)
+    singles = owner.get("ShouldRateLimit", 0.0)
+    print(
+        f"\ncoalescing: {forwarded:,} forwarded requests reached their owner in "
+        f"{batches + singles:,.0f} calls ({batches:,.0f} of them batched), "
+        f"{forwarded / max(1.0, batches + singles):.2f} requests per call"
+    )
 
 
 if __name__ == "__main__":

@@ -250,7 +250,8 @@ async def test_concurrent_forwards_to_one_owner_travel_in_one_call(pair: Pair) -
         *(forwarder.forward(b.address, "test", [wire("key2", v, hits=2)]) for v in values)
     )
     assert [[s.limit_remaining for s in statuses] for statuses in answered] == [[3]] * 5
-    assert (forwarder.batches, forwarder.batched) == (1, 5)
+    coalescer = forwarder.coalescers[b.address]
+    assert (coalescer.calls, coalescer.batches, coalescer.batched) == (1, 1, 5)
     assert b.rls_calls() == 0
     assert sum(b.server.components.metrics.timer("ShouldRateLimitBatch").counts) == 1
     assert len(await b.counters()) == 5

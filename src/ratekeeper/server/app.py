@@ -42,7 +42,7 @@ from ratekeeper.protocol.rlqs import RlqsQuotas
 from ratekeeper.protocol.rls import RlsDecider, RlsSettings
 from ratekeeper.protocol.stats import Event
 from ratekeeper.server.forward_batch import BatchServicer, add_batch_servicer
-from ratekeeper.server.forwarding import GrpcForwarder, OwnerLookup
+from ratekeeper.server.forwarding import DEFAULT_MAX_IN_FLIGHT, GrpcForwarder, OwnerLookup
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.http import HttpEndpoints, build_app
 from ratekeeper.server.metrics import Metrics
@@ -206,10 +206,12 @@ def build_member(
     clock: Callable[[], int] = time.time_ns,
     *,
     coalesce: bool = True,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
 ) -> Components:
     """:func:`build` for a cluster member: RLS descriptors that ``owners`` says another member
     owns are forwarded to it (``ratekeeper.server.forwarding``), concurrent ones coalesced."""
-    return build(settings, clock, GrpcForwarder(owners, coalesce=coalesce))
+    forwarder = GrpcForwarder(owners, coalesce=coalesce, max_in_flight=max_in_flight)
+    return build(settings, clock, forwarder)
 
 
 def _grpc_options(settings: ListenerSettings) -> list[tuple[str, int]]:

@@ -4,9 +4,10 @@
 member: who owns a key comes from an :class:`OwnerLookup` (the member's held assignment); the
 descriptors of one request for one owner travel as one ``ShouldRateLimit`` call carrying the
 metadata :data:`FORWARDED` (``x-ratekeeper-forwarded: 1``), which the owner answers itself and
-never forwards again. With ``coalesce``, the calls for one owner started in the same event-loop
-tick (concurrent requests) travel together as one batched call (``server.forward_batch``); a
-tick's lone call still goes as a plain ``ShouldRateLimit``. Channels are opened per owner on
+never forwards again. With ``coalesce``, at most ``max_in_flight`` calls go to one owner at a
+time and requests that would queue behind them travel together in the next one, a batched call
+(``server.coalescer``, ``server.forward_batch``); a lone request goes at once, as a plain
+``ShouldRateLimit``. Channels are opened per owner on
 first use (``transport.channels``), cached, and closed when the owner leaves the assignment
 (:meth:`GrpcForwarder.assignment_changed`, an assignment listener) or the forwarder is closed.
 
@@ -17,9 +18,8 @@ Event loop only: channels belong to the loop that opened them.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import grpc
@@ -32,6 +32,7 @@ from ratekeeper.errors import ForwardError, RequestError
 from ratekeeper.protocol import rls_wire
 from ratekeeper.protocol.rls_forward import DescriptorStatus
 from ratekeeper.server import forward_batch
+from ratekeeper.server.coalescer import Coalescer
 from ratekeeper.transport.channels import ChannelOption, describe_error, open_aio_channel
 
 __all__ = [
@@ -50,6 +51,8 @@ FORWARDED: tuple[tuple[str, str], ...] = ((FORWARDED_KEY, "1"),)
 _METHOD = "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit"
 #: Seconds a forwarded call may take before it is answered per ``fail_closed``.
 DEFAULT_TIMEOUT_S = 1.0
+#: Calls in flight to one owner before further requests wait to share the next one.
+DEFAULT_MAX_IN_FLIGHT = 2
 
 
 class OwnerLookup(Protocol):
@@ -89,14 +92,6 @@ def is_forwarded(metadata: Iterable[tuple[str, Any]] | None) -> bool:
 Call = grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]
 
 
-@dataclass(slots=True)
-class _Batch:
-    """The requests for one owner gathered in one tick, and who waits for each answer."""
-
-    requests: list[bytes] = field(default_factory=list)
-    waiting: list[asyncio.Future[bytes]] = field(default_factory=list)
-
-
 class GrpcForwarder:
     """Sends descriptors to their owner with ``ShouldRateLimit``; see the module docstring."""
 
@@ -106,19 +101,19 @@ class GrpcForwarder:
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         coalesce: bool = True,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         options: Sequence[ChannelOption] = (),
     ) -> None:
         self._owners = owners
         self._timeout_s = timeout_s
         self._coalesce = coalesce
+        self._max_in_flight = max_in_flight
         self._options = tuple(options)
         self._channels: dict[str, grpc.aio.Channel] = {}
         #: Owner → its (ShouldRateLimit, batched) callables.
         self._calls: dict[str, tuple[Call, Call]] = {}
-        self._pending: dict[str, _Batch] = {}
-        self._sending: set[asyncio.Task[None]] = set()
-        #: Batched calls sent, and the requests they carried (how well coalescing works).
-        self.batches = self.batched = 0
+        #: Owner → the coalescer of its calls.
+        self.coalescers: dict[str, Coalescer] = {}
         #: ``owner_of`` of the lookup, bound once (asked per counted descriptor).
         self.owner_of = owners.owner_of
 
@@ -127,7 +122,11 @@ class GrpcForwarder:
     ) -> Sequence[DescriptorStatus]:
         request = rls_wire.request(domain, descriptors)
         if self._coalesce:
-            raw = await self._joined(owner, request)
+            coalescer = self.coalescers.get(owner)
+            if coalescer is None:
+                self._open(owner)
+                coalescer = self.coalescers[owner]
+            raw = await coalescer.call(request)
         else:
             raw = await self._call(owner, request)
         try:
@@ -148,41 +147,7 @@ class GrpcForwarder:
             raise ForwardError(f"{owner}: {describe_error(exc)}") from None
         return answer
 
-    async def _joined(self, owner: str, request: bytes) -> bytes:
-        """``request``'s answer, sent with the other requests for ``owner`` of this tick."""
-        loop = asyncio.get_running_loop()
-        batch = self._pending.get(owner)
-        if batch is None:
-            batch = self._pending[owner] = _Batch()
-            loop.call_soon(self._flush, owner)
-        waiting: asyncio.Future[bytes] = loop.create_future()
-        batch.requests.append(request)
-        batch.waiting.append(waiting)
-        return await waiting
-
-    def _flush(self, owner: str) -> None:
-        task = asyncio.ensure_future(self._send(owner, self._pending.pop(owner)))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
-
-    async def _send(self, owner: str, batch: _Batch) -> None:
-        try:
-            if len(batch.requests) == 1:
-                answers = [await self._call(owner, batch.requests[0])]
-            else:
-                answers = await self._call_batch(owner, batch.requests)
-        except ForwardError as exc:
-            for waiting in batch.waiting:
-                if not waiting.done():
-                    waiting.set_exception(exc)
-            return
-        for waiting, answer in zip(batch.waiting, answers, strict=True):
-            if not waiting.done():
-                waiting.set_result(answer)
-
     async def _call_batch(self, owner: str, requests: list[bytes]) -> list[bytes]:
-        self.batches += 1
-        self.batched += len(requests)
         _, batched = self._calls.get(owner) or self._open(owner)
         body = forward_batch.encode(requests)
         try:
@@ -197,11 +162,15 @@ class GrpcForwarder:
         return answers
 
     def _open(self, owner: str) -> tuple[Call, Call]:
+        """Open ``owner``'s channel; its (ShouldRateLimit, batched) callables."""
         channel = self._channels[owner] = open_aio_channel(owner, self._options)
         # No (de)serializers: bytes in, bytes out, as the RLS servicer itself exchanges them.
         calls = self._calls[owner] = (
             channel.unary_unary(_METHOD, None, None),
             channel.unary_unary(forward_batch.METHOD, None, None),
+        )
+        self.coalescers[owner] = Coalescer(
+            partial(self._call, owner), partial(self._call_batch, owner), self._max_in_flight
         )
         return calls
 
@@ -216,13 +185,14 @@ class GrpcForwarder:
             await self._close(owner)
 
     async def close(self) -> None:
-        """Cancel the batches still being sent and close every channel."""
-        for task in list(self._sending):
-            task.cancel()
+        """Cancel the calls still being sent and close every channel."""
         for owner in self.open_owners:
             await self._close(owner)
 
     async def _close(self, owner: str) -> None:
         self._calls.pop(owner, None)
+        coalescer = self.coalescers.pop(owner, None)
+        if coalescer is not None:
+            coalescer.cancel()
         channel = self._channels.pop(owner)
         await channel.close(None)
