@@ -238,9 +238,13 @@ def from_sources(flags: Mapping[str, str | None], environ: Mapping[str, str]) ->
             text, source = environ.get(option.variable), option.variable
         if text is None:
             continue
-        if option.choices and text not in option.choices:
-            choices = ", ".join(option.choices)
-            raise ConfigError(f"must be one of {choices}; got {text!r}", key=source)
+        if option.choices:
+            # Spelled as the user likes (``debug``, ``Debug``): the choices are names, not codes.
+            chosen = {choice.casefold(): choice for choice in option.choices}.get(text.casefold())
+            if chosen is None:
+                choices = ", ".join(option.choices)
+                raise ConfigError(f"must be one of {choices}; got {text!r}", key=source)
+            text = chosen
         try:
             values[option.name] = option.parse(text)
         except ValueError as exc:
