@@ -7,6 +7,7 @@ split evenly between their addresses; each member's own store and stats show who
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import grpc
 import pytest
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
-from ratekeeper.core.keys import canonical_bytes, key_hash
+from ratekeeper.core.keys import Entries, canonical_bytes, key_hash
 from ratekeeper.core.slices import HASH_SPACE, Assignment, even_split
 from ratekeeper.errors import ForwardError
 from ratekeeper.server import forward_batch
@@ -65,44 +66,63 @@ class Member:
 Pair = Callable[..., Awaitable[tuple[Member, Member]]]
 
 
-@pytest.fixture
-async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
-    """``await pair(**settings)``: members A and B, the hash space split between them."""
+@contextlib.asynccontextmanager
+async def members(
+    root: Path, config: str = CONFIG, clock: Callable[[], int] | None = None, **overrides: Any
+) -> AsyncIterator[tuple[Member, Member]]:
+    """Members A and B on loopback, the hash space split evenly between them, deciding at
+    ``clock``'s time (default: a :class:`ManualClock` each); ``overrides`` are server options."""
+    ports = [free_port(), free_port()]
+    addresses = [f"127.0.0.1:{port}" for port in ports]
+    assignment = even_split(addresses)
     started: list[Member] = []
-
-    async def start(**overrides: Any) -> tuple[Member, Member]:
-        ports = [free_port(), free_port()]
-        addresses = [f"127.0.0.1:{port}" for port in ports]
-        assignment = even_split(addresses)
-        members = []
+    try:
         for i, port in enumerate(ports):
-            config_dir = tmp_path / f"config{len(started)}"
-            config_dir.mkdir()
-            (config_dir / "test.yaml").write_text(CONFIG)
+            config_dir = root / f"member{i}"
+            config_dir.mkdir(parents=True)
+            (config_dir / "policy.yaml").write_text(config)
             settings = with_options(
                 ServerSettings(), grpc_port=port, http_port=0, config=str(config_dir), **overrides
             )
             owners = AssignmentOwners(addresses[i], assignment)
-            server = Replica(build_member(settings, owners, ManualClock()))
+            server = Replica(build_member(settings, owners, clock or ManualClock()))
             await server.start()
             channel = grpc.aio.insecure_channel(addresses[i])
             stub = rls_pb2_grpc.RateLimitServiceStub(channel)
-            member = Member(addresses[i], server, owners, channel, stub)
-            started.append(member)
-            members.append(member)
-        return members[0], members[1]
-
-    yield start
-    for member in started:
-        await member.channel.close()
-        await member.server.stop(0)
+            started.append(Member(addresses[i], server, owners, channel, stub))
+        yield started[0], started[1]
+    finally:
+        for member in started:
+            await member.channel.close()
+            await member.server.stop(0)
 
 
-def owned_by(assignment: Assignment, owner: str, key: str = "key1", start: int = 0) -> str:
-    """A value of ``key`` whose descriptor ``owner`` owns."""
+@pytest.fixture
+async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
+    """``await pair(**settings)``: :func:`members` on the RLS tests' config."""
+    async with contextlib.AsyncExitStack() as stack:
+        pairs = iter(range(1000))
+
+        async def start(**overrides: Any) -> tuple[Member, Member]:
+            root = tmp_path / f"pair{next(pairs)}"
+            return await stack.enter_async_context(members(root, **overrides))
+
+        yield start
+
+
+def owned_by(
+    assignment: Assignment,
+    owner: str,
+    key: str = "key1",
+    start: int = 0,
+    domain: str = "test",
+    prefix: Entries = (),
+) -> str:
+    """A value of ``key`` whose descriptor (after the entries ``prefix``) ``owner`` owns."""
     for n in range(start, start + 1000):
         value = f"v{n}"
-        if assignment.owner_of(key_hash(canonical_bytes("test", ((key, value),)))) == owner:
+        entries = (*prefix, (key, value))
+        if assignment.owner_of(key_hash(canonical_bytes(domain, entries))) == owner:
             return value
     raise AssertionError("no value found")
 

@@ -121,8 +121,9 @@ class RlsDecider:
         return self._forwarder is not None
 
     async def answer_forwarded(self, request: bytes, now: int) -> bytes:
-        """:meth:`answer` for a call another member forwarded: decided here, in the store
-        itself, even for keys this member thinks it does not own (never forwarded twice)."""
+        """:meth:`answer` for a call another member forwarded: decided here, never forwarded
+        again, even for keys this member thinks it does not own (the gate applies those too,
+        and counts them misdirected)."""
         return (await self.answer_forwarded_many((request,), now))[0]
 
     async def answer_forwarded_many(self, requests: Sequence[bytes], now: int) -> list[bytes]:
@@ -133,7 +134,7 @@ class RlsDecider:
         outcomes: list[Outcome] | None = []
         if hits:
             try:
-                outcomes = await self._store.store.hit(hits, now)
+                outcomes = await self._store.hit(hits, now)
             except (BackendError, OSError) as exc:
                 self._store_failed(exc, now)
                 outcomes = None
