@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from envoy.service.ratelimit.v3.rls_pb2 import RateLimitRequest, RateLimitResponse
 from google.protobuf.message import DecodeError
 
+from ratekeeper.backends.store import Hit
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.errors import BackendError, ForwardError, RequestError
@@ -131,13 +132,7 @@ class RlsDecider:
         planned and answered on its own, with one store call for them all."""
         plans = [self._request_plan(request) for request in requests]
         hits = [hit for planned in plans for hit in planned.hits]
-        outcomes: list[Outcome] | None = []
-        if hits:
-            try:
-                outcomes = await self._store.hit(hits, now)
-            except (BackendError, OSError) as exc:
-                self._store_failed(exc, now)
-                outcomes = None
+        outcomes = await self._hit(hits, now) if hits else []
         answers = []
         position = 0
         for planned in plans:
@@ -150,45 +145,53 @@ class RlsDecider:
         return answers
 
     async def _answer_routed(self, planned: RequestPlan, routes: Routes, now: int) -> bytes:
-        """One forward per owner, started before the local store call and running with it."""
-        assert self._forwarder is not None
-        domain = routes.domain
-        if not routes.local_hits and len(routes.remote) == 1:  # the usual: one remote owner
-            ((owner, indexes),) = routes.remote.items()
-            statuses: Sequence[DescriptorStatus] | None = None
-            try:
-                wires = [planned.wires[i] for i in indexes]
-                statuses = await self._forwarder.forward(owner, domain, wires)
-            except ForwardError as exc:
-                self._forward_failed(exc, now)
-            answers = merge(planned, routes.remote, {owner: statuses}, self._settings.fail_closed)
-            return self._respond(answers, [])
-        owners = list(routes.remote)
-        calls = [
-            asyncio.ensure_future(
-                self._forwarder.forward(owner, domain, [planned.wires[i] for i in indexes])
-            )
+        """Each owner's descriptors forwarded to it (one call per owner) while the ones owned
+        here are counted here."""
+        forwarder = self._forwarder
+        assert forwarder is not None
+        calls = {
+            owner: self._forward(forwarder, owner, routes.domain, planned, indexes, now)
             for owner, indexes in routes.remote.items()
-        ]
+        }
         outcomes: list[Outcome] | None = []
-        if routes.local_hits:
+        if not routes.local_hits and len(calls) == 1:  # the usual: one descriptor, elsewhere
+            ((owner, call),) = calls.items()
+            answered = {owner: await call}
+        else:
+            tasks = {owner: asyncio.ensure_future(call) for owner, call in calls.items()}
             try:
-                outcomes = await self._store.hit(routes.local_hits, now)
-            except (BackendError, OSError) as exc:
-                self._store_failed(exc, now)
-                outcomes = None
-        results = await asyncio.gather(*calls, return_exceptions=True)
-        answered: dict[str, Sequence[DescriptorStatus] | None] = {}
-        for owner, result in zip(owners, results, strict=True):
-            if isinstance(result, BaseException):
-                if not isinstance(result, ForwardError):
-                    raise result
-                self._forward_failed(result, now)
-                answered[owner] = None
-            else:
-                answered[owner] = result
+                if routes.local_hits:
+                    outcomes = await self._hit(routes.local_hits, now)
+                answered = {owner: await task for owner, task in tasks.items()}
+            finally:
+                for task in tasks.values():
+                    task.cancel()  # only those still running, if this call was cancelled
         answers = merge(planned, routes.remote, answered, self._settings.fail_closed)
         return self._respond(answers, outcomes)
+
+    async def _forward(
+        self,
+        forwarder: Forwarder,
+        owner: str,
+        domain: str,
+        planned: RequestPlan,
+        indexes: list[int],
+        now: int,
+    ) -> Sequence[DescriptorStatus] | None:
+        """``owner``'s statuses of the descriptors at ``indexes``; ``None`` if it failed."""
+        try:
+            return await forwarder.forward(owner, domain, [planned.wires[i] for i in indexes])
+        except ForwardError as exc:
+            self._forward_failed(exc, now)
+            return None
+
+    async def _hit(self, hits: Sequence[Hit], now: int) -> list[Outcome] | None:
+        """The store's outcomes of ``hits``; ``None`` if it failed (counted and logged)."""
+        try:
+            return await self._store.hit(hits, now)
+        except (BackendError, OSError) as exc:
+            self._store_failed(exc, now)
+            return None
 
     async def should_rate_limit(self, request: RateLimitRequest, now: int) -> RateLimitResponse:
         """:meth:`answer` for a request already parsed (``POST /json``)."""

@@ -91,6 +91,21 @@ def route(plan: RequestPlan, owner_of: Callable[[int], str | None]) -> Routes | 
     return Routes(domain, local, remote)
 
 
+#: The limits headers show of forwarded statuses, by amount (only the amount is shown); the
+#: memo starts over when full.
+_SHOWN_LIMITS: dict[int, Limit] = {}
+_MAX_SHOWN_LIMITS = 1024
+
+
+def _shown_limit(amount: int) -> Limit:
+    limit = _SHOWN_LIMITS.get(amount)
+    if limit is None:
+        if len(_SHOWN_LIMITS) >= _MAX_SHOWN_LIMITS:
+            _SHOWN_LIMITS.clear()
+        limit = _SHOWN_LIMITS[amount] = Limit(amount)
+    return limit
+
+
 def forwarded(status: DescriptorStatus, quota: bool) -> Forwarded:
     """The answer record of one status an owner sent."""
     shown = None
@@ -99,7 +114,7 @@ def forwarded(status: DescriptorStatus, quota: bool) -> Forwarded:
         outcome = Outcome(
             status.code == rls_wire.OK, status.limit_remaining, seconds * NS_PER_SECOND, 0
         )
-        shown = (Limit(status.current_limit.requests_per_unit), outcome)
+        shown = (_shown_limit(status.current_limit.requests_per_unit), outcome)
     return Forwarded(rls_wire.status_field(status.SerializeToString()), status.code, quota, shown)
 
 
