@@ -49,8 +49,9 @@ FORWARDED_KEY = "x-ratekeeper-forwarded"
 #: The metadata every forwarded call carries.
 FORWARDED: tuple[tuple[str, str], ...] = ((FORWARDED_KEY, "1"),)
 _METHOD = "/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit"
-#: Seconds a forwarded call may take before it is answered per ``fail_closed``.
-DEFAULT_TIMEOUT_S = 1.0
+#: Seconds a forwarded call may take before it is answered per ``fail_closed``: below the
+#: caller's own timeout (docs/envoy/ratelimit_cluster.yaml gives Envoy's filter 0.5 s).
+DEFAULT_TIMEOUT_S = 0.25
 #: Calls in flight to one owner before further requests wait to share the next one.
 DEFAULT_MAX_IN_FLIGHT = 2
 
