@@ -90,6 +90,8 @@ class Event(enum.Enum):
     #: Descriptors sent to their owner (another member) got no answer (answered per
     #: ``fail_closed``).
     FORWARD_ERROR = "forward_errors"
+    #: A counter reached a member that does not own its slice: applied anyway, counted once.
+    MISDIRECTED_KEY = "misdirected_keys"
 
 
 class Timer(Protocol):

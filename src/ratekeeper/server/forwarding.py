@@ -40,7 +40,9 @@ __all__ = [
     "FORWARDED_KEY",
     "AssignmentOwners",
     "GrpcForwarder",
+    "HeldAssignment",
     "OwnerLookup",
+    "ViewOwners",
     "is_forwarded",
 ]
 
@@ -83,6 +85,36 @@ class AssignmentOwners:
 
     async def assignment_changed(self, before: Assignment | None, after: Assignment) -> None:
         self.assignment = after
+
+
+class HeldAssignment(Protocol):
+    """What a member holds (the slicelet's ``SliceView``)."""
+
+    @property
+    def assignment(self) -> Assignment | None:
+        """The assignment held; ``None`` before the first."""
+        ...
+
+    @property
+    def address(self) -> str:
+        """This member's name in assignments."""
+        ...
+
+
+class ViewOwners:
+    """An :class:`OwnerLookup` reading the assignment a member's slicelet holds, as it holds it
+    (a new assignment routes the very next descriptor)."""
+
+    def __init__(self, view: HeldAssignment) -> None:
+        self._view = view
+
+    def owner_of(self, key_hash: int) -> str | None:
+        view = self._view
+        assignment = view.assignment
+        if assignment is None:
+            return None
+        owner = assignment.owner_of(key_hash)
+        return None if owner == view.address else owner
 
 
 def is_forwarded(metadata: Iterable[tuple[str, Any]] | None) -> bool:

@@ -177,6 +177,7 @@ _EVENT_HELP: dict[Event, str] = {
     Event.REPORT_KEY_REFUSED: "Report keys refused alone for out-of-range counts.",
     Event.REPORT_SEQUENCE_REFUSED: "Reports whose number jumped past the client's window.",
     Event.FORWARD_ERROR: "Forwarded RLS calls their owner did not answer (per FAIL_CLOSED).",
+    Event.MISDIRECTED_KEY: "Counters applied by a member that does not own their slice.",
 }
 
 
