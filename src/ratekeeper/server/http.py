@@ -3,7 +3,9 @@
 Routes (a table, :data:`ROUTES`):
 
 * ``POST /json``: a protobuf-JSON ``RateLimitRequest``; 200 (OK) or 429 (OVER_LIMIT) with a
-  protobuf-JSON ``RateLimitResponse``; 400 with a message for a malformed body or request.
+  protobuf-JSON ``RateLimitResponse``; 400 with a message for a malformed body or request; 415
+  for a body declared as anything but JSON (``application/json`` or ``*/*+json``; a request
+  without a ``Content-Type`` is read as JSON).
 * ``GET /healthcheck``: 200 ``OK`` while serving, 500 otherwise.
 * ``GET /metrics``: Prometheus text.
 * ``GET /rlconfig``: the loaded config, human-readable.
@@ -18,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from envoy.service.ratelimit.v3.rls_pb2 import RateLimitRequest, RateLimitResponse
 from google.protobuf import json_format
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -53,6 +55,12 @@ class HttpEndpoints:
             self.metrics.timer("json").observe(time.perf_counter() - start)
 
     async def _json(self, request: web.Request) -> web.Response:
+        if not _declares_json(request):
+            self.metrics.invalid("json")
+            return web.Response(
+                status=415,
+                text=f"unsupported content type {request.content_type!r}: {_JSON_ONLY}\n",
+            )
         try:
             message = json_format.Parse(await request.text(), RateLimitRequest())
             response = await self.decider.should_rate_limit(message, self.clock())
@@ -78,6 +86,25 @@ class HttpEndpoints:
 
     async def rlconfig(self, request: web.Request) -> web.Response:
         return web.Response(text=self.policy.policy.describe())
+
+
+#: What a 415 answer says.
+_JSON_ONLY = "send application/json (curl: --json, or -H 'Content-Type: application/json')"
+
+
+def _declares_json(request: web.Request) -> bool:
+    """The body is declared JSON, or not declared at all.
+
+    A form or ``text/plain`` body is refused: those are the types a browser posts cross-origin
+    without a preflight, so accepting them would let any web page a browser inside the network
+    opens post decisions (and spend quota) here.
+    """
+    if hdrs.CONTENT_TYPE not in request.headers:
+        return True
+    mime = request.content_type
+    return mime == "application/json" or (
+        mime.startswith("application/") and mime.endswith("+json")
+    )
 
 
 Handler = Callable[[HttpEndpoints, web.Request], Awaitable[web.Response]]
