@@ -154,6 +154,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_stats_keys", "MAX_STATS_KEYS", "metrics.max_stats_keys", int,
            "Most distinct (domain, key) label sets in per-rule metrics."),
     Option("log_level", "LOG_LEVEL", "log_level", str, "Logging level.", _LEVELS),
+    Option("http_idle_timeout", "HTTP_IDLE_TIMEOUT", "listeners.http_idle_timeout_s", float,
+           "Seconds an HTTP connection may hold no complete request before it is closed."),
+    Option("grpc_max_connection_idle", "GRPC_MAX_CONNECTION_IDLE",
+           "listeners.grpc_max_connection_idle_s", float,
+           "Seconds a gRPC connection may carry no call before it is closed (GOAWAY); 0: never."),
+    Option("grpc_handshake_timeout", "GRPC_HANDSHAKE_TIMEOUT", "listeners.grpc_handshake_timeout_s",
+           float, "Seconds a new gRPC connection gets to complete its handshake."),
+    Option("grpc_keepalive_time", "GRPC_KEEPALIVE_TIME", "listeners.grpc_keepalive_time_s", float,
+           "Seconds between the server's keepalive pings on a gRPC connection."),
+    Option("grpc_keepalive_timeout", "GRPC_KEEPALIVE_TIMEOUT", "listeners.grpc_keepalive_timeout_s",
+           float, "Seconds a keepalive ping may go unanswered before the connection is closed."),
 )  # fmt: skip
 
 _BY_NAME = {option.name: option for option in OPTIONS}
