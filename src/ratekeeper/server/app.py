@@ -68,7 +68,9 @@ _FORCED_ALGORITHM: dict[AlgorithmMode, Algorithm | None] = {
 
 def _memory_store(url: str, settings: StoreSettings) -> Store:
     return MemoryStore(
-        max_keys=settings.max_keys, idle_expiry_ns=int(settings.idle_expiry_s * NS_PER_SECOND)
+        max_keys=settings.max_keys,
+        idle_expiry_ns=int(settings.idle_expiry_s * NS_PER_SECOND),
+        budgets=settings.budgets,
     )
 
 

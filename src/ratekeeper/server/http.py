@@ -6,7 +6,8 @@ Routes (a table, :data:`ROUTES`):
   protobuf-JSON ``RateLimitResponse``; 400 with a message for a malformed body or request; 415
   for a body declared as anything but JSON (``application/json`` or ``*/*+json``; a request
   without a ``Content-Type`` is read as JSON).
-* ``GET /healthcheck``: 200 ``OK`` while serving, 500 otherwise.
+* ``GET /healthcheck``: 200 ``OK`` while serving, 500 otherwise; 200 ``DEGRADED <why>`` with
+  the header :data:`DEGRADED_HEADER` while serving with the store under pressure.
 * ``GET /metrics``: Prometheus text.
 * ``GET /rlconfig``: the loaded config, human-readable.
 
@@ -31,9 +32,12 @@ from ratekeeper.protocol.rls import RlsDecider
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.metrics import Metrics
 
-__all__ = ["ROUTES", "HttpEndpoints", "build_app"]
+__all__ = ["DEGRADED_HEADER", "ROUTES", "HttpEndpoints", "build_app"]
 
 log = logging.getLogger(__name__)
+
+#: Set on a 200 ``/healthcheck`` answer that is degraded; its value says how.
+DEGRADED_HEADER = "x-ratekeeper-degraded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +80,11 @@ class HttpEndpoints:
 
     async def healthcheck(self, request: web.Request) -> web.Response:
         if self.health.serving():
-            return web.Response(text="OK")
+            why = self.health.degraded()
+            if why is None:
+                return web.Response(text="OK")
+            headers = {DEGRADED_HEADER: "store-pressure"}
+            return web.Response(text=f"DEGRADED {why}\n", headers=headers)
         return web.Response(status=500, text="NOT SERVING")
 
     async def prometheus(self, request: web.Request) -> web.Response:

@@ -165,6 +165,14 @@ OPTIONS: tuple[Option, ...] = (
            "Seconds between the server's keepalive pings on a gRPC connection."),
     Option("grpc_keepalive_timeout", "GRPC_KEEPALIVE_TIMEOUT", "listeners.grpc_keepalive_timeout_s",
            float, "Seconds a keepalive ping may go unanswered before the connection is closed."),
+    Option("store_domain_share", "STORE_DOMAIN_SHARE", "store.budgets.domain_share", float,
+           "Most of --max-keys one domain's counters may hold (1: no budget)."),
+    Option("store_client_share", "STORE_CLIENT_SHARE", "store.budgets.client_share", float,
+           "Most of --max-keys the counters one reporting client created may hold (1: none)."),
+    Option("store_reported_share", "STORE_REPORTED_SHARE", "store.budgets.reported_share", float,
+           "Most of --max-keys all report-created counters may hold (1: no budget)."),
+    Option("store_pressure_ratio", "STORE_PRESSURE_RATIO", "store.budgets.pressure_ratio", float,
+           "Fill of the memory store from which /healthcheck says it is under pressure."),
 )  # fmt: skip
 
 _BY_NAME = {option.name: option for option in OPTIONS}

@@ -22,6 +22,7 @@ import enum
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
+from ratekeeper.backends.budgets import BudgetSettings
 from ratekeeper.backends.redis.settings import RedisSettings
 from ratekeeper.config import LoadBounds
 from ratekeeper.errors import ConfigError
@@ -189,6 +190,8 @@ class StoreSettings:
     idle_expiry_s: float = 60.0
     #: The Redis store's settings; its ``url`` is taken from :attr:`backend`.
     redis: RedisSettings = field(default_factory=RedisSettings)
+    #: Shares of ``max_keys`` one domain or reporting client may hold (memory store).
+    budgets: BudgetSettings = field(default_factory=BudgetSettings)
 
     def __post_init__(self) -> None:
         _at_least("store", self, 1, "max_keys")
