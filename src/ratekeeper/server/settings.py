@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from ratekeeper.assigner.settings import AssignerSettings
+from ratekeeper.backends.budgets import BudgetSettings
 from ratekeeper.backends.redis.settings import RedisSettings
 from ratekeeper.config import LoadBounds
 from ratekeeper.errors import ConfigError
@@ -86,6 +87,17 @@ class ListenerSettings:
     http_port: int = 8080
     #: Seconds in-flight calls get to finish after SIGTERM.
     shutdown_grace_s: float = 5.0
+    #: Seconds an HTTP connection may hold no complete request (a fresh one, one between
+    #: keep-alive requests, one trickling its headers) before it is closed.
+    http_idle_timeout_s: float = 60.0
+    #: Seconds a gRPC connection may carry no call before it is sent GOAWAY; 0: never.
+    grpc_max_connection_idle_s: float = 300.0
+    #: Seconds a new gRPC connection gets to complete its handshake (HTTP/2 preface, TLS).
+    grpc_handshake_timeout_s: float = 10.0
+    #: Seconds between the server's keepalive pings on a gRPC connection, and how long an
+    #: answer may take before the peer is taken for dead and the connection closed.
+    grpc_keepalive_time_s: float = 120.0
+    grpc_keepalive_timeout_s: float = 20.0
 
     def __post_init__(self) -> None:
         for name in ("grpc_port", "http_port"):
@@ -99,6 +111,16 @@ class ListenerSettings:
             "grpc_max_connection_age_s",
             "grpc_max_connection_age_grace_s",
             "shutdown_grace_s",
+            "grpc_max_connection_idle_s",
+        )
+        _at_least(
+            "listeners",
+            self,
+            0.001,
+            "http_idle_timeout_s",
+            "grpc_handshake_timeout_s",
+            "grpc_keepalive_time_s",
+            "grpc_keepalive_timeout_s",
         )
 
 
@@ -172,6 +194,8 @@ class StoreSettings:
     idle_expiry_s: float = 60.0
     #: The Redis store's settings; its ``url`` is taken from :attr:`backend`.
     redis: RedisSettings = field(default_factory=RedisSettings)
+    #: Shares of ``max_keys`` one domain or reporting client may hold (memory store).
+    budgets: BudgetSettings = field(default_factory=BudgetSettings)
 
     def __post_init__(self) -> None:
         _at_least("store", self, 1, "max_keys")
