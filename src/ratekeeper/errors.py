@@ -68,6 +68,10 @@ class BackendError(RatekeeperError):
     """A storage backend failed or did not answer within its timeout."""
 
 
+class CoordinationError(RatekeeperError):
+    """The coordination service of the assigners (etcd) could not be reached or refused a call."""
+
+
 class RequestError(RatekeeperError, ValueError):
     """A request is malformed; the message is what the caller is told (gRPC INVALID_ARGUMENT)."""
 
