@@ -124,6 +124,9 @@ class Handoff:
         self._timer: asyncio.TimerHandle | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        #: Since the last time nothing was pending: ranges released (by delivered), counters sent.
+        self._released = {True: 0, False: 0}
+        self._sent = 0
 
     # --- the listener ---------------------------------------------------------------------
 
@@ -206,6 +209,7 @@ class Handoff:
             await self.store.drop(piece.low, piece.high)
             await self.store.start_empty(piece.low, piece.high, action.since)
             self.metrics.took("delivered" if action.delivered else "given_up", action.started, now)
+            self._released[action.delivered] += 1
             if not action.delivered:
                 log.warning("hand-off of [%d, %d) given up: its new owner starts it empty",
                             piece.low, piece.high)  # fmt: skip
@@ -215,8 +219,11 @@ class Handoff:
                         piece.low, piece.high)  # fmt: skip
         if self.machine.outgoing:
             self._idle.clear()
-        else:
+        elif not self._idle.is_set():
             self._idle.set()
+            log.info("hand-offs done: %d ranges delivered (%d counters), %d given up",
+                     self._released[True], self._sent, self._released[False])  # fmt: skip
+            self._released, self._sent = {True: 0, False: 0}, 0
 
     async def _send(self, send: Send) -> None:
         """One attempt: export the range now and send every chunk; tell the machine."""
@@ -236,6 +243,7 @@ class Handoff:
             await self._perform(self.machine.failed(send.token, self._clock()))
             return
         self.metrics.counters.labels("sent").inc(len(snapshot.counters))
+        self._sent += len(snapshot.counters)
         await self._perform(self.machine.sent(send.token, self._clock()))
 
     def _channel(self, target: str) -> grpc.aio.Channel:
