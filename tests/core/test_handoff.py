@@ -238,3 +238,11 @@ def test_ranges_gained_from_a_dead_member_stay_cold_and_are_lost(history: list[A
         lost = {a.slice for a in machine.poll(T.timeout_ns) if isinstance(a, Lost)}
         # Every range still waited for at the end is lost, and it was started empty.
         assert all(any(overlap(piece, c) == piece for c in cold[member]) for piece in lost)
+
+
+def test_a_transfer_left_incomplete_is_forgotten_after_the_timeout() -> None:
+    machine = HandoffMachine("b", T)
+    machine.assignment_changed(assign(G1, "a", "a"), assign(G2, "a", "b"), 0)
+    assert machine.received("a", HIGH, G2, 0, 2, 10) == []  # the sender gave up after one
+    assert machine.poll(10 + T.timeout_ns) == [Lost(HIGH, 0)]
+    assert machine.wake_at() is None

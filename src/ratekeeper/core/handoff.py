@@ -147,6 +147,8 @@ class _Incoming:
 @dataclass(slots=True)
 class _Arrival:
     chunks: int
+    #: Until when the missing chunks are waited for (a sender that gave up sends no more).
+    until: int
     seen: set[int] = field(default_factory=set)
 
 
@@ -182,6 +184,7 @@ class HandoffMachine:
         times = [o.next_try for o in self._out.values() if o.token is None]
         times += [i.deadline for i in self._in.values()]
         times += self._early.values()
+        times += [a.until for a in self._arrivals.values()]
         return min(times, default=None)
 
     # --- events -----------------------------------------------------------------------------
@@ -230,9 +233,10 @@ class HandoffMachine:
     ) -> list[Action]:
         """Chunk ``chunk`` of ``chunks`` of ``source``'s transfer of ``piece`` was merged in."""
         key = (source, piece, generation)
-        arrival = self._arrivals.setdefault(key, _Arrival(chunks))
+        until = now + self.timings.timeout_ns
+        arrival = self._arrivals.setdefault(key, _Arrival(chunks, until))
         if arrival.chunks != chunks:  # a resend cut differently: count it afresh
-            arrival = self._arrivals[key] = _Arrival(chunks)
+            arrival = self._arrivals[key] = _Arrival(chunks, until)
         arrival.seen.add(chunk)
         if len(arrival.seen) < chunks:
             return []
@@ -256,6 +260,9 @@ class HandoffMachine:
         for piece, until in list(self._early.items()):
             if until <= now:
                 del self._early[piece]
+        for key, arrival in list(self._arrivals.items()):
+            if arrival.until <= now:
+                del self._arrivals[key]
         return actions
 
     # --- helpers ----------------------------------------------------------------------------
