@@ -87,6 +87,7 @@ def test_unimplemented_means_a_single_server_that_owns_everything() -> None:
     # a server that joins a cluster later still hands its assignment over in report answers
     assert clerk.seen(even_split(["a:1", "b:1"], Generation(1, 1)))
     assert clerk.table.servers == frozenset({"a:1", "b:1"})
+    assert clerk.stats.mode == "cluster"
 
 
 def test_an_unreachable_address_is_retried_with_a_growing_backoff_and_stays_unknown() -> None:

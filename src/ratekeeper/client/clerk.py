@@ -190,6 +190,10 @@ class Clerk:
                 self._learned = True
                 self._watching = True  # a cluster, whoever told us: follow it
                 self.stats.mode = "cluster"
+            elif self.stats.mode == "single" and table is not self.table:
+                # a single server that joined a cluster since: followed through report
+                # answers (every member attaches a newer assignment), the Watch stays off
+                self.stats.mode = "cluster"
             return self._hold(table)
 
     def seen_wire(self, wire: apb.AssignmentUpdate) -> bool:
