@@ -14,20 +14,18 @@ from pathlib import Path
 import pytest
 
 from ratekeeper import Limiter
-
-cluster_module = pytest.importorskip("ratekeeper.testing.cluster")
-Cluster = cluster_module.Cluster
+from ratekeeper.testing.cluster import Cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 KEYS = [f"user{i}" for i in range(300)]
 
 
-def misdirected(cluster: object, members: list[int]) -> float:
+def misdirected(cluster: Cluster, members: list[int]) -> float:
     """The sum of ``ratekeeper_misdirected_keys_total`` over ``members``."""
     total = 0.0
     for i in members:
-        port = cluster.servers[i].http_port  # type: ignore[attr-defined]
+        port = cluster.servers[i].http_port
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as page:
             for line in page.read().decode().splitlines():
                 if line.startswith("ratekeeper_misdirected_keys_total"):
