@@ -1,7 +1,7 @@
 """A Limiter against a real 3-member cluster (``ratekeeper assigner`` and three ``ratekeeper
-serve --join`` processes): pointed at one member it routes every key to its owner — the owners'
-``ratekeeper_misdirected_keys_total`` stays 0 — and keeps deciding and reporting when a member,
-the one it was given included, is killed."""
+serve --join`` processes): pointed at one member (or at the assigner) it learns the assignment
+and routes every key to its owner — the owners' ``ratekeeper_misdirected_keys_total`` stays 0 —
+and keeps deciding and reporting when a member, the one it was given included, is killed."""
 
 from __future__ import annotations
 
@@ -49,6 +49,9 @@ def report_all(lim: Limiter) -> int:
 def test_any_member_is_the_entry_point_and_a_killed_member_is_survived(tmp_path: Path) -> None:
     with Cluster(3, log_dir=tmp_path, heartbeat_interval=0.1, unhealthy_after=0.8) as cluster:
         members = cluster.addresses
+        with Limiter(cluster.assigner, report_interval=0.05) as via_assigner:
+            assert via_assigner.wait_ready(20)  # the assigner serves Watch, not reports
+            assert set(via_assigner.servers) == set(members)
         with Limiter(members[1], limit="100000/s", report_interval=0.05) as lim:
             assert lim.wait_ready(20)
             assert lim.stats.owners == 3
