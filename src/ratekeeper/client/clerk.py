@@ -212,7 +212,7 @@ class Clerk:
         self.table = table
         self.stats.adopted += 1
         if self.stats.mode == "cluster":
-            log.info("ratekeeper: adopted assignment %s.%s: %d slices on %d servers",
+            log.debug("ratekeeper: adopted assignment %s.%s: %d slices on %d servers",
                      table.generation.incarnation, table.generation.number,
                      len(table.assignment.starts), len(table.servers))  # fmt: skip
         return True
