@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import pytest
@@ -29,6 +30,7 @@ SETTINGS = MachineSettings(
     heartbeat_interval_ns=100 * MS,
     unhealthy_after_ns=300 * MS,
     settle_ns=100 * MS,
+    join_batch_ns=100 * MS,
     rebalance=RebalanceSettings(min_interval_ns=1 * S, load_interval_ns=5 * S),
     history=4,
 )
@@ -77,12 +79,14 @@ def test_no_running_member_means_no_assignment() -> None:
     assert run(machine, 250 * MS) == even_split(["a"], Generation(1, 1))
 
 
-def test_a_join_is_assigned_at_once_and_a_silent_member_loses_its_slices_on_time() -> None:
-    machine = started("a", "b")
+def test_joins_share_a_round_and_a_silent_member_loses_its_slices_on_time() -> None:
+    machine = started("a", "b")  # committed at 100 ms
     machine.heartbeat(beat("a"), 150 * MS)
     machine.heartbeat(beat("b"), 150 * MS)
     machine.heartbeat(beat("c"), 150 * MS)
-    joined = run(machine, 150 * MS)
+    assert run(machine, 150 * MS) is None  # within the batch window of the last assignment
+    assert machine.next_deadline() == 200 * MS
+    joined = run(machine, 200 * MS)
     assert joined is not None
     assert joined.servers == {"a", "b", "c"}
     assert joined.generation == Generation(7, 2)
@@ -96,6 +100,15 @@ def test_a_join_is_assigned_at_once_and_a_silent_member_loses_its_slices_on_time
     assert left is not None
     assert left.servers == {"b", "c"}
     assert [m.address for m in machine.members] == ["b", "c"]
+
+
+def test_a_join_after_a_quiet_spell_is_assigned_at_once() -> None:
+    machine = started("a")  # committed at 100 ms
+    machine.heartbeat(beat("a"), 250 * MS)
+    machine.heartbeat(beat("b"), 250 * MS)
+    joined = run(machine, 250 * MS)
+    assert joined is not None
+    assert joined.servers == {"a", "b"}
 
 
 def test_a_terminating_member_is_drained_at_once_and_cannot_come_back_to_work() -> None:
@@ -118,7 +131,8 @@ def test_a_restarted_member_is_a_new_one_and_its_old_process_is_not_heard() -> N
     assert machine.heartbeat(beat("b", RUNNING, inc="1"), 160 * MS) is Accepted.STALE
     assert run(machine, 160 * MS) is None
     machine.heartbeat(beat("b", RUNNING, inc="2"), 170 * MS)
-    back = run(machine, 170 * MS)
+    assert run(machine, 170 * MS) is None  # a join: it waits out the batch window
+    back = run(machine, 250 * MS)
     assert back is not None
     assert back.servers == {"a", "b"}
 
@@ -150,13 +164,15 @@ def test_watch_answers_a_diff_from_history_and_the_whole_when_too_far_behind() -
     machine = started("a", "b")
     gens = [machine.current]
     for i, name in enumerate("cdef"):
-        now = (150 + 10 * i) * MS
+        now = (200 + 110 * i) * MS  # each after the batch window: a round each
         for m in machine.members:
             machine.heartbeat(beat(m.address), now)
         machine.heartbeat(beat(name), now)
         gens.append(run(machine, now))
-    machine.heartbeat(beat("f", TERMINATING), 200 * MS)  # only f's slices change hands
-    gens.append(run(machine, 200 * MS))
+    for m in machine.members:
+        machine.heartbeat(beat(m.address, TERMINATING if m.address == "f" else RUNNING), 600 * MS)
+    gens.append(run(machine, 600 * MS))  # only f's slices change hands
+    assert all(g is not None for g in gens)
     current = machine.current
     assert current is not None
     assert len(machine.history) == 4
@@ -192,20 +208,20 @@ def test_an_abandoned_proposal_is_proposed_again_and_nothing_was_published() -> 
     machine = started("a")
     machine.heartbeat(beat("a"), 150 * MS)
     machine.heartbeat(beat("b"), 150 * MS)
-    proposal = machine.step(150 * MS)
+    proposal = machine.step(200 * MS)
     assert proposal is not None
-    assert machine.step(150 * MS) is None  # one proposal at a time
-    machine.abandon(150 * MS)
+    assert machine.step(200 * MS) is None  # one proposal at a time
+    machine.abandon(200 * MS)
     assert machine.current is not None
     assert machine.current.servers == {"a"}
-    assert machine.step(160 * MS) is None  # retried a heartbeat interval later
-    assert machine.next_deadline() == 250 * MS
-    again = machine.step(250 * MS)
+    assert machine.step(210 * MS) is None  # retried a heartbeat interval later
+    assert machine.next_deadline() == 300 * MS
+    again = machine.step(300 * MS)
     assert again == proposal
     with pytest.raises(ValueError):
-        machine.commit(proposal, 250 * MS)
+        machine.commit(proposal, 300 * MS)
     assert again is not None
-    machine.commit(again, 250 * MS)
+    machine.commit(again, 300 * MS)
 
 
 def test_members_beyond_the_bound_are_refused() -> None:
@@ -312,7 +328,7 @@ def test_scaling_from_two_to_four_members_balances_in_one_round() -> None:
     machine.heartbeat(beat("c"), 150 * MS)
     machine.heartbeat(beat("d"), 150 * MS)
     before = machine.current
-    scaled = run(machine, 150 * MS)
+    scaled = run(machine, 200 * MS)  # both joins in one round
     assert scaled is not None
     assert before is not None
     assert scaled.generation == next_generation(before.generation)  # one round
@@ -344,3 +360,25 @@ def test_a_dead_members_slices_are_placed_by_the_load_it_last_reported() -> None
     assert (
         max(carried.values()) / (sum(carried.values()) / 2) <= 1 + 2 * SETTINGS.rebalance.tolerance
     )
+
+
+def test_heartbeats_taken_while_a_round_is_computed_count_in_the_next_one() -> None:
+    machine = started("a")  # committed at 100 ms
+    machine.heartbeat(beat("a"), 250 * MS)
+    machine.heartbeat(beat("b"), 250 * MS)
+    job = machine.begin(250 * MS)
+    assert job is not None
+    assert job.running == {"a", "b"}
+    assert machine.begin(250 * MS) is None  # one round at a time
+    assert machine.next_deadline() == 250 * MS + SETTINGS.unhealthy_after_ns + 1
+    machine.heartbeat(beat("c"), 260 * MS)  # arrives while the round runs elsewhere
+    result = job.run()
+    with pytest.raises(ValueError, match="in progress"):
+        machine.finish(dataclasses.replace(job), result)
+    proposal = machine.finish(job, result)
+    assert proposal is not None
+    assert proposal.servers == {"a", "b"}
+    machine.commit(proposal, 270 * MS)
+    later = run(machine, 370 * MS)  # c's join, after the batch window
+    assert later is not None
+    assert later.servers == {"a", "b", "c"}

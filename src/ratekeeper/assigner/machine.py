@@ -9,9 +9,11 @@ The rules:
 
 * A member is alive while its last heartbeat is at most ``unhealthy_after`` old; a silent one is
   dropped. RUNNING members may own slices; NOT_READY and TERMINATING ones get none.
-* When the set of RUNNING members changes (a join, a leave, a death, a drain, a restart at the
-  same address) a new assignment is proposed at once: the slices of a member that may not own
-  any are reassigned on the next step, never later.
+* When a member that owned slices may no longer own any (it died, drains, stopped being ready
+  or restarted at the same address), a new assignment is proposed at once: its slices are
+  reassigned on the next step, never later. A join is assigned at once too after a quiet spell;
+  joins within ``join_batch`` of the last assignment share the next round, so a fleet starting
+  together causes a few hand-off waves, not one per member.
 * Load is what the live members last reported per slice; a member that died or was replaced
   since the last commit still counts with its last report, so its slices are spread by what
   they carried rather than taken as idle and handed whole to one survivor.
@@ -32,16 +34,18 @@ from __future__ import annotations
 import enum
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-from ratekeeper.assigner.members import Heartbeat, Member, MemberState, next_state
+from ratekeeper.assigner.members import Heartbeat, LoadReport, Member, MemberState, next_state
 from ratekeeper.assigner.settings import MachineSettings
 from ratekeeper.core.assignment import next_generation
 from ratekeeper.core.assignment_diff import Update, update_for
 from ratekeeper.core.rebalance import rebalance
 from ratekeeper.core.rebalance_load import LoadMap
-from ratekeeper.core.slices import Assignment, Generation, Slice, even_split
+from ratekeeper.core.rebalance_settings import RebalanceSettings
+from ratekeeper.core.slices import Assignment, Generation, even_split
 
-__all__ = ["Accepted", "AssignerMachine"]
+__all__ = ["Accepted", "AssignerMachine", "Round"]
 
 #: Incarnation ids remembered per address once replaced, to refuse their late heartbeats.
 _RETIRED_PER_ADDRESS = 4
@@ -56,6 +60,35 @@ class Accepted(enum.Enum):
     STALE = "stale"
     #: A new member while ``max_members`` are alive: refused.
     FULL = "full"
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    """One round's inputs, as :meth:`AssignerMachine.begin` took them from the machine.
+
+    :meth:`run` is pure and touches nothing of the machine, so a driver may run it on a worker
+    thread while the machine goes on taking heartbeats (a round over thousands of slices takes
+    long enough to delay them otherwise).
+    """
+
+    #: The assignment the round starts from; ``None`` for the first one.
+    current: Assignment | None
+    #: The members that may own slices.
+    running: frozenset[str]
+    #: Every load report the round prices slices by.
+    load: tuple[LoadReport, ...]
+    #: The rebalancing knobs.
+    settings: RebalanceSettings
+    #: The generation of the assignment it makes.
+    generation: Generation
+
+    def run(self) -> Assignment | None:
+        """The proposed assignment; ``None`` when it would change nothing."""
+        if self.current is None:
+            return even_split(sorted(self.running), self.generation)
+        load = LoadMap.of(entry for report in self.load for entry in report)
+        outcome = rebalance(self.current, self.running, load, self.settings, self.generation)
+        return None if outcome.assignment is self.current else outcome.assignment
 
 
 class AssignerMachine:
@@ -78,8 +111,12 @@ class AssignerMachine:
         self.incarnation = incarnation
         self._members: dict[str, Member] = {}
         self._retired: dict[str, tuple[str, ...]] = {}
-        #: The last load of members dropped or replaced since the last commit, by address.
-        self._departed: dict[str, tuple[tuple[Slice, float], ...]] = {}
+        #: The last load of members dropped or replaced since the last round, by address.
+        self._departed: dict[str, LoadReport] = {}
+        #: The departed loads the round in progress (or its proposal) priced.
+        self._priced: dict[str, LoadReport] = {}
+        #: The round being computed, between :meth:`begin` and :meth:`finish`.
+        self._computing: Round | None = None
         self._current: Assignment | None = None
         self._history: OrderedDict[Generation, Assignment] = OrderedDict()
         self._pending: Assignment | None = None
@@ -121,13 +158,16 @@ class AssignerMachine:
         """The members that may own slices."""
         return frozenset(a for a, m in self._members.items() if m.state is MemberState.RUNNING)
 
+    def load_reports(self) -> tuple[LoadReport, ...]:
+        """Every load report the next round prices slices by: each live member's last, and the
+        last of members gone since the last round (so their slices are priced by what they
+        carried when they are reassigned, not as if they were idle)."""
+        live = tuple(m.load for m in self._members.values())
+        return (*live, *self._departed.values(), *self._priced.values())
+
     def load(self) -> LoadMap:
-        """The load over the hash space, summed from every live member's last heartbeat and
-        the last report of members gone since the last commit (so their slices are priced by
-        what they carried when they are reassigned, not as if they were idle)."""
-        live = (entry for m in self._members.values() for entry in m.load)
-        gone = (entry for load in self._departed.values() for entry in load)
-        return LoadMap.of((*live, *gone))
+        """:meth:`load_reports` summed over the hash space."""
+        return LoadMap.of(entry for report in self.load_reports() for entry in report)
 
     def update_for(self, known: Generation | None) -> Update | None:
         """What to send a party holding ``known``: ``None`` if it is up to date or ahead."""
@@ -142,14 +182,9 @@ class AssignerMachine:
             m.last_heartbeat_ns + self.settings.unhealthy_after_ns + 1
             for m in self._members.values()
         ]
-        if self._pending is None and self.running():
-            if self._current is None:
-                due = self._settled_at
-            elif self._forced or self.running() != self._round_members:
-                due = self._last_round_ns or 0
-            else:
-                due = self._load_round_at()
-            times.append(max(due, self._not_before))
+        due = self._round_due()
+        if due is not None:
+            times.append(due)
         return min(times, default=None)
 
     # --- events -----------------------------------------------------------------------------
@@ -175,38 +210,44 @@ class AssignerMachine:
         return Accepted.OK
 
     def step(self, now: int) -> Assignment | None:
-        """Drop dead members and propose the next assignment if one is due (else ``None``).
+        """Drop dead members and propose the next assignment if one is due (else ``None``):
+        :meth:`begin`, :meth:`Round.run` and :meth:`finish` in one call.
 
         A proposal must be answered with :meth:`commit` or :meth:`abandon` before another is
         made.
         """
+        job = self.begin(now)
+        return None if job is None else self.finish(job, job.run())
+
+    def begin(self, now: int) -> Round | None:
+        """Drop dead members and, if a round is due, start it: its inputs, to run and then
+        hand to :meth:`finish`. Heartbeats may be taken meanwhile; no other round starts."""
         self._expire(now)
-        running = self.running()
-        if self._pending is not None or not running or now < self._not_before:
+        due = self._round_due()
+        if due is None or now < due:
             return None
         current = self._current
-        proposal: Assignment | None
         if current is None:
-            if now < self._settled_at:
-                return None
-            proposal = even_split(sorted(running), next_generation(Generation(self.incarnation)))
+            generation = next_generation(Generation(self.incarnation))
         else:
-            changed = self._forced or running != self._round_members
-            if not changed and now < self._load_round_at():
-                return None
-            outcome = rebalance(
-                current,
-                running,
-                self.load(),
-                self.settings.rebalance,
-                self._next_generation(current.generation),
-            )
-            proposal = None if outcome.assignment is current else outcome.assignment
-            if proposal is None:
-                self._departed.clear()  # the round priced them; nothing of theirs moved
+            generation = self._next_generation(current.generation)
+        self._priced, self._departed = {**self._priced, **self._departed}, {}
+        job = Round(
+            current, self.running(), self.load_reports(), self.settings.rebalance, generation
+        )
         self._forced = False
-        self._round_members = running
+        self._round_members = job.running
         self._last_round_ns = now
+        self._computing = job
+        return job
+
+    def finish(self, job: Round, proposal: Assignment | None) -> Assignment | None:
+        """End the round ``job`` with what it computed; the proposal to persist, if any."""
+        if job is not self._computing:
+            raise ValueError("only the round in progress can be finished")
+        self._computing = None
+        if proposal is None:
+            self._priced = {}  # the round priced them; nothing of theirs moved
         self._pending = proposal
         return proposal
 
@@ -215,7 +256,7 @@ class AssignerMachine:
         if assignment is not self._pending:
             raise ValueError("only the pending proposal can be committed")
         self._pending = None
-        self._departed.clear()  # their slices are placed; the new owners report them now
+        self._priced = {}  # their slices are placed; the new owners report them now
         self._publish(assignment, now)
 
     def abandon(self, now: int) -> None:
@@ -232,6 +273,23 @@ class AssignerMachine:
         limit = self.settings.unhealthy_after_ns
         for address in [a for a, m in self._members.items() if now - m.last_heartbeat_ns > limit]:
             self._departed[address] = self._members.pop(address).load
+
+    def _round_due(self) -> int | None:
+        """When the next round is due (ns; ``0``: at once), ``None`` while none can run."""
+        running = self.running()
+        if self._pending is not None or self._computing is not None or not running:
+            return None
+        if self._current is None:
+            due = self._settled_at
+        elif self._forced or self._round_members - running:
+            due = 0  # a member lost its right to slices: they move now
+        elif running - self._round_members:
+            # joins share a round: the first after a quiet spell goes at once, the rest of a
+            # burst wait out the batch window after it (one hand-off wave, not one per member)
+            due = (self._last_commit_ns or 0) + self.settings.join_batch_ns
+        else:
+            due = self._load_round_at()
+        return max(due, self._not_before)
 
     def _load_round_at(self) -> int:
         settings = self.settings.rebalance

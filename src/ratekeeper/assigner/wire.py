@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from ratekeeper.assigner.members import Heartbeat, Member, MemberState
+from ratekeeper.assigner.members import Heartbeat, LoadReport, Member, MemberState
 from ratekeeper.core.rebalance import server_loads
 from ratekeeper.core.rebalance_load import LoadMap
 from ratekeeper.core.slices import Assignment, Slice
@@ -81,12 +81,14 @@ def heartbeat_from_wire(request: pb.HeartbeatRequest) -> Heartbeat:
 def status_to_wire(
     assignment: Assignment | None,
     members: Iterable[Member],
-    load: LoadMap,
+    reports: Iterable[LoadReport],
     now: int,
     assigner: str,
 ) -> pb.StatusResponse:
-    """The Status answer: the assignment, each live member's state, slices and load."""
+    """The Status answer: the assignment, each live member's state, slices and load (summed
+    from ``reports``)."""
     listed = tuple(members)
+    load = LoadMap.of(entry for report in reports for entry in report)
     loads = server_loads(assignment, load, [m.address for m in listed]) if assignment else {}
     running = [loads.get(m.address, 0.0) for m in listed if m.state is MemberState.RUNNING]
     mean = sum(running) / len(running) if running else 0.0
