@@ -35,8 +35,11 @@ from ratekeeper.testing.procs import ManagedProcess, ProcessError, free_port, lo
 from ratekeeper.testing.server_process import START_TIMEOUT_S, RatekeeperServer, serving
 from ratekeeper.transport.channels import open_channel
 
-__all__ = ["Cluster", "assigner_argv", "main", "member_argv"]
+__all__ = ["STOP_GRACE_S", "Cluster", "assigner_argv", "main", "member_argv"]
 
+#: A member's drain (slices moved, counters handed off) is bounded by its drain timeout, 10 s
+#: by default: it gets that and some to exit before SIGKILL.
+STOP_GRACE_S = 15.0
 #: How often Status is polled while waiting.
 _POLL_S = 0.05
 
@@ -84,6 +87,7 @@ class Cluster:
         env: Mapping[str, str] | None = None,
         start_timeout: float = START_TIMEOUT_S,
         embedded: bool = False,
+        stop_grace: float = STOP_GRACE_S,
     ) -> None:
         if n < (1 if embedded else 0):
             raise ValueError("a cluster has at least zero members, one when it embeds the assigner")
@@ -94,6 +98,8 @@ class Cluster:
         self.server_flags = tuple(server_flags)
         self.env = dict(env or {})
         self.start_timeout = start_timeout
+        #: Seconds a member gets to drain and exit after SIGTERM before it is killed.
+        self.stop_grace = stop_grace
         self._timings = (
             *("--heartbeat-interval", str(heartbeat_interval)),
             *("--unhealthy-after", str(unhealthy_after)),
@@ -145,7 +151,7 @@ class Cluster:
     def stop(self) -> None:
         """Stop every member, then the assigner (SIGTERM, then SIGKILL); idempotent."""
         for server in reversed(self.servers):
-            server.process.stop()
+            server.process.stop(self.stop_grace)
         if self.assigner_process is not None:
             self.assigner_process.stop()
         self._channel.close()
@@ -217,7 +223,7 @@ class Cluster:
         """Stop member ``i`` if it runs and start it again on the same ports (same address);
         with ``wait``, return once it is RUNNING and owns slices."""
         old = self.servers[i]
-        old.process.stop()
+        old.process.stop(self.stop_grace)
         self.servers[i] = self._spawn(old.grpc_port, old.http_port)
         if wait:
             self._await_member(self.servers[i])
