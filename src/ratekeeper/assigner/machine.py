@@ -23,20 +23,25 @@ The rules:
   a proposal, the driver persists it where it must, then :meth:`commit` (or :meth:`abandon`).
   Each committed assignment's generation is higher than every one before it.
 
-Until the first assignment, the machine waits ``settle`` after it was created, so that a
-restarted assigner hears from every live member before cutting the space. Started with an
+A fresh cluster's first assignment is an even split, ``settle`` after the machine was created.
+A restarted assigner instead starts from the assignment the members say they hold
+(:mod:`ratekeeper.assigner.recovery`), so restarting it moves no key. It waits until their
+reports rebuild all of that assignment, or for ``unhealthy_after`` after the first of them at
+most, since by then any member it has not heard from counts as dead. Started with an
 assignment (a successor taking over), it presumes that assignment's owners alive and RUNNING
 until they time out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ratekeeper.assigner.members import Heartbeat, LoadReport, Member, MemberState, next_state
+from ratekeeper.assigner.recovery import NOBODY, newest_known, recovered
 from ratekeeper.assigner.settings import MachineSettings
 from ratekeeper.core.assignment import next_generation
 from ratekeeper.core.assignment_diff import Update, update_for
@@ -81,6 +86,9 @@ class Round:
     settings: RebalanceSettings
     #: The generation of the assignment it makes.
     generation: Generation
+    #: The assignment to publish: even unchanged, ``current`` is proposed under ``generation``
+    #: (the first round of an assigner, starting from what the members hold).
+    first: bool = False
 
     def run(self) -> Assignment | None:
         """The proposed assignment; ``None`` when it would change nothing."""
@@ -88,7 +96,11 @@ class Round:
             return even_split(sorted(self.running), self.generation)
         load = LoadMap.of(entry for report in self.load for entry in report)
         outcome = rebalance(self.current, self.running, load, self.settings, self.generation)
-        return None if outcome.assignment is self.current else outcome.assignment
+        if outcome.assignment is not self.current:
+            return outcome.assignment
+        if self.first:
+            return Assignment(self.generation, self.current.starts, self.current.owners)
+        return None
 
 
 class AssignerMachine:
@@ -123,6 +135,9 @@ class AssignerMachine:
         #: The RUNNING set the last round saw: a different one is a membership change.
         self._round_members: frozenset[str] = frozenset()
         self._settled_at = now + settings.settle_ns
+        #: Before the first assignment: a member holding one that has not heartbeated by then
+        #: is dead anyway (set by the first heartbeat from a member holding one).
+        self._recover_by: int | None = None
         self._last_round_ns: int | None = None
         self._last_commit_ns: int | None = None
         self._forced = False
@@ -203,6 +218,10 @@ class AssignerMachine:
             self._departed[beat.address] = old.load
             self._forced = True
             old = None
+        if self._current is None and beat.known is not None and self._recover_by is None:
+            # counted from the first member heard, not from our start: members reconnecting
+            # to a restarted assigner are heard late, but each within the timeout of the others
+            self._recover_by = now + self.settings.unhealthy_after_ns
         state = beat.state if old is None else next_state(old.state, beat.state)
         self._members[beat.address] = Member(
             beat.address, state, beat.incarnation_id, now, beat.known, beat.load
@@ -227,14 +246,24 @@ class AssignerMachine:
         if due is None or now < due:
             return None
         current = self._current
+        first = current is None
         if current is None:
+            newest = newest_known(self._members.values())
+            if newest is not None and newest.incarnation >= self.incarnation:
+                # members hold a generation of a later incarnation (a wall clock stepped back
+                # between two starts): ours must outrank it, or they would never adopt ours
+                self.incarnation = newest.incarnation + 1
+            current = recovered(self._members.values())
             generation = next_generation(Generation(self.incarnation))
         else:
             generation = self._next_generation(current.generation)
+        settings = self.settings.rebalance
+        if first:
+            # place what has no live owner and fill new members, but balance nothing yet: the
+            # restart of an assigner is no reason to move keys (load rounds follow as usual)
+            settings = dataclasses.replace(settings, max_moved_fraction=0.0)
         self._priced, self._departed = {**self._priced, **self._departed}, {}
-        job = Round(
-            current, self.running(), self.load_reports(), self.settings.rebalance, generation
-        )
+        job = Round(current, self.running(), self.load_reports(), settings, generation, first)
         self._forced = False
         self._round_members = job.running
         self._last_round_ns = now
@@ -280,7 +309,7 @@ class AssignerMachine:
         if self._pending is not None or self._computing is not None or not running:
             return None
         if self._current is None:
-            due = self._settled_at
+            due = self._first_due()
         elif self._forced or self._round_members - running:
             due = 0  # a member lost its right to slices: they move now
         elif running - self._round_members:
@@ -290,6 +319,17 @@ class AssignerMachine:
         else:
             due = self._load_round_at()
         return max(due, self._not_before)
+
+    def _first_due(self) -> int:
+        """When the first assignment is due: after the settle time for a fresh cluster, or once
+        the members' reports rebuild the whole assignment they hold (after a restart of the
+        assigner), at the latest when any member not heard from by then counts as dead."""
+        if newest_known(self._members.values()) is None:
+            return self._settled_at
+        rebuilt = recovered(self._members.values())
+        if rebuilt is not None and NOBODY not in rebuilt.owners:
+            return self._settled_at
+        return max(self._settled_at, self._recover_by or 0)
 
     def _load_round_at(self) -> int:
         settings = self.settings.rebalance

@@ -100,6 +100,7 @@ class Cluster:
         self.start_timeout = start_timeout
         #: Seconds a member gets to drain and exit after SIGTERM before it is killed.
         self.stop_grace = stop_grace
+        self._unhealthy_after = unhealthy_after
         self._timings = (
             *("--heartbeat-interval", str(heartbeat_interval)),
             *("--unhealthy-after", str(unhealthy_after)),
@@ -123,14 +124,7 @@ class Cluster:
         """Start the assigner and every member; return once all are RUNNING and own slices."""
         try:
             if not self.embedded:
-                self.assigner_process = start(
-                    assigner_argv(self.assigner, *self._timings),
-                    name="assigner",
-                    log_dir=self.log_dir,
-                    ready=log_line("assigner listening on"),
-                    timeout=self.start_timeout,
-                    env=self.env,
-                )
+                self.assigner_process = self._start_assigner()
             for i in range(self.n):
                 ports = self._first_ports if i == 0 else (free_port(), free_port())
                 self.servers.append(self._spawn(*ports))
@@ -229,6 +223,28 @@ class Cluster:
             self._await_member(self.servers[i])
         return self.servers[i]
 
+    def restart_assigner(self, sig: signal.Signals = signal.SIGKILL) -> pb.StatusResponse:
+        """Stop the assigner with ``sig`` and start a new one on its port (soft state: it
+        rebuilds from the members' heartbeats); Status once every live member is covered."""
+        if self.assigner_process is None:
+            raise ValueError("the assigner is embedded: restart member 0 instead")
+        if self.assigner_process.alive():
+            os.killpg(self.assigner_process.pid, sig)
+        self.assigner_process.stop()
+        self.assigner_process = self._start_assigner()
+        return self.wait_covered()
+
+    def _start_assigner(self) -> ManagedProcess:
+        self._starts += 1
+        return start(
+            assigner_argv(self.assigner, *self._timings),
+            name=f"assigner-{self._starts}",
+            log_dir=self.log_dir,
+            ready=log_line("assigner listening on"),
+            timeout=self.start_timeout,
+            env=self.env,
+        )
+
     def add_server(self, *, wait: bool = True) -> int:
         """Start one more member; its index. With ``wait``, return once it owns slices."""
         self.servers.append(self._spawn(free_port(), free_port()))
@@ -242,7 +258,10 @@ class Cluster:
 
     def _spawn(self, grpc_port: int, http_port: int) -> RatekeeperServer:
         self._starts += 1
-        flags: tuple[str, ...] = self.server_flags
+        # a member backing off from an unreachable assigner (one restarting, say) must still
+        # heartbeat within the timeout, or the assigner counts it dead when it is back
+        retry = ("--join-retry-max", f"{min(2.0, self._unhealthy_after / 3):g}")
+        flags: tuple[str, ...] = (*retry, *self.server_flags)
         hosts = self.embedded and f"127.0.0.1:{grpc_port}" == self.assigner
         if hosts:
             flags = ("--assigner-embedded", *self._timings, *flags)
