@@ -78,6 +78,8 @@ def test_a_restarted_assigner_rebuilds_the_assignment_and_moves_no_key(tmp_path:
     pytest.importorskip("ratekeeper.server.slicelet", reason="serve --join is not merged yet")
     with Cluster(3, log_dir=tmp_path, heartbeat_interval=0.1, unhealthy_after=0.6) as cluster:
         before = assignment_from_wire(cluster.status().assignment)
-        after = assignment_from_wire(cluster.restart_assigner().assignment)
+        cluster.kill_assigner(0)
+        cluster.restart_assigner(0)
+        after = assignment_from_wire(cluster.wait_covered().assignment)
         assert after.generation.incarnation > before.generation.incarnation
         assert moves(before, after) == ()

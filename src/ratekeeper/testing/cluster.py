@@ -111,7 +111,8 @@ class Cluster:
         #: The assigner's address (members join it; Status is asked here): member 0's when
         #: the assigner is embedded.
         self.assigner = f"127.0.0.1:{self._first_ports[0] if embedded else free_port()}"
-        self.assigner_process: ManagedProcess | None = None
+        #: Each assigner's process, by index (none when embedded; a restart replaces the entry).
+        self.assigner_processes: list[ManagedProcess] = []
         #: Member ``i``'s current process and ports (a restart replaces the entry).
         self.servers: list[RatekeeperServer] = []
         self._starts = 0
@@ -124,7 +125,7 @@ class Cluster:
         """Start the assigner and every member; return once all are RUNNING and own slices."""
         try:
             if not self.embedded:
-                self.assigner_process = self._start_assigner()
+                self.assigner_processes.append(self._spawn_assigner(0))
             for i in range(self.n):
                 ports = self._first_ports if i == 0 else (free_port(), free_port())
                 self.servers.append(self._spawn(*ports))
@@ -146,8 +147,8 @@ class Cluster:
         """Stop every member, then the assigner (SIGTERM, then SIGKILL); idempotent."""
         for server in reversed(self.servers):
             server.process.stop(self.stop_grace)
-        if self.assigner_process is not None:
-            self.assigner_process.stop()
+        for process in reversed(self.assigner_processes):
+            process.stop()
         self._channel.close()
 
     # --- what tests read --------------------------------------------------------------------
@@ -223,22 +224,31 @@ class Cluster:
             self._await_member(self.servers[i])
         return self.servers[i]
 
-    def restart_assigner(self, sig: signal.Signals = signal.SIGKILL) -> pb.StatusResponse:
-        """Stop the assigner with ``sig`` and start a new one on its port (soft state: it
-        rebuilds from the members' heartbeats); Status once every live member is covered."""
-        if self.assigner_process is None:
-            raise ValueError("the assigner is embedded: restart member 0 instead")
-        if self.assigner_process.alive():
-            os.killpg(self.assigner_process.pid, sig)
-        self.assigner_process.stop()
-        self.assigner_process = self._start_assigner()
-        return self.wait_covered()
+    @property
+    def assigner_process(self) -> ManagedProcess | None:
+        """The (first) assigner's process; ``None`` when member 0 embeds the assigner."""
+        return self.assigner_processes[0] if self.assigner_processes else None
 
-    def _start_assigner(self) -> ManagedProcess:
+    def kill_assigner(self, i: int, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Send ``sig`` to assigner ``i``'s process group (SIGKILL also reaps it)."""
+        process = self.assigner_processes[i]
+        if process.alive():
+            os.killpg(process.pid, sig)
+        if sig is signal.SIGKILL:
+            process.popen.wait()
+
+    def restart_assigner(self, i: int) -> ManagedProcess:
+        """Stop assigner ``i`` if it runs and start it again on the same address (its state is
+        soft: it rebuilds from the members' heartbeats; :meth:`wait_covered` waits for that)."""
+        self.assigner_processes[i].stop()
+        self.assigner_processes[i] = self._spawn_assigner(i)
+        return self.assigner_processes[i]
+
+    def _spawn_assigner(self, i: int) -> ManagedProcess:
         self._starts += 1
         return start(
             assigner_argv(self.assigner, *self._timings),
-            name=f"assigner-{self._starts}",
+            name=f"assigner-{i}-{self._starts}",
             log_dir=self.log_dir,
             ready=log_line("assigner listening on"),
             timeout=self.start_timeout,
