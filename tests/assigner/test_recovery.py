@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ratekeeper.assigner.machine import AssignerMachine
 from ratekeeper.assigner.members import Heartbeat, LoadReport, Member, MemberState
 from ratekeeper.assigner.recovery import NOBODY, newest_known, recovered
-from ratekeeper.core.assignment import moves
+from ratekeeper.core.assignment import moves, pieces
 from ratekeeper.core.rebalance import rebalance
 from ratekeeper.core.rebalance_load import LoadMap
 from ratekeeper.core.slices import HASH_SPACE, Assignment, Generation, Slice, even_split
+from tests.core.test_assignment import assignments
 
 from .test_machine import SETTINGS, run
 
@@ -123,3 +127,21 @@ def test_a_restarted_assigner_waits_for_every_holder_up_to_the_timeout() -> None
     first = run(machine, SETTINGS.settle_ns + 1)
     assert first is not None
     assert moves(before, first) == ()
+
+
+@settings(max_examples=100, deadline=None)
+@given(assignments(), st.sets(st.sampled_from("abcd")))
+def test_any_assignment_is_rebuilt_from_the_members_that_report(
+    before: Assignment, reporting: set[str]
+) -> None:
+    members = [member(a, before.generation, held(before, a)) for a in sorted(reporting)]
+    rebuilt = recovered(members)
+    if not reporting & before.servers:
+        assert rebuilt is None
+        return
+    assert rebuilt is not None
+    assert rebuilt.generation == before.generation
+    for piece, owner in pieces(before):
+        expected = owner if owner in reporting else NOBODY
+        assert rebuilt.owner_of(piece.low) == expected
+        assert rebuilt.owner_of(piece.high - 1) == expected
