@@ -1,9 +1,11 @@
 """The assigner as a passive state machine: heartbeats in, assignments out, time passed in.
 
-Nothing here reads a clock, sleeps or does IO; a driver (:mod:`ratekeeper.assigner.server`)
-feeds it heartbeats, calls :meth:`AssignerMachine.step` when :meth:`~AssignerMachine.next_deadline`
-comes or after a heartbeat, and publishes what it proposes. Times are integer nanoseconds on the
-driver's monotonic clock.
+Nothing here reads a clock, sleeps or does IO. A driver (:mod:`ratekeeper.assigner.server`)
+feeds it heartbeats and runs a round when :meth:`~AssignerMachine.next_deadline` comes:
+:meth:`~AssignerMachine.begin` takes the round's inputs, :meth:`Round.run` computes it (pure, so
+anywhere, a worker thread say), :meth:`~AssignerMachine.finish` takes the result back, and the
+driver publishes what it proposes; :meth:`~AssignerMachine.step` does the three in one call.
+Times are integer nanoseconds on the driver's monotonic clock.
 
 The rules:
 
@@ -15,11 +17,11 @@ The rules:
   joins within ``join_batch`` of the last assignment share the next round, so a fleet starting
   together causes a few hand-off waves, not one per member.
 * Load is what the live members last reported per slice; a member that died or was replaced
-  since the last commit still counts with its last report, so its slices are spread by what
+  since the last round still counts with its last report, so its slices are spread by what
   they carried rather than taken as idle and handed whole to one survivor.
 * Otherwise a round for load runs every ``load_interval`` and never sooner than ``min_interval``
   after the last published assignment (the rebalancer's churn penalty limits what each moves).
-* Publishing is two-phase, the seam for a durable, leader-elected assigner: :meth:`step` returns
+* Publishing is two-phase, the seam for a durable, leader-elected assigner: a round returns
   a proposal, the driver persists it where it must, then :meth:`commit` (or :meth:`abandon`).
   Each committed assignment's generation is higher than every one before it.
 
