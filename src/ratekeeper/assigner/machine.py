@@ -88,8 +88,8 @@ class Round:
     settings: RebalanceSettings
     #: The generation of the assignment it makes.
     generation: Generation
-    #: The assignment to publish: even unchanged, ``current`` is proposed under ``generation``
-    #: (the first round of an assigner, starting from what the members hold).
+    #: The first round of this assigner: ``current`` (rebuilt from the members' reports) is
+    #: proposed under ``generation`` even if the round changes nothing in it.
     first: bool = False
 
     def run(self) -> Assignment | None:
