@@ -113,6 +113,7 @@ async def test_a_join_reaches_a_waiting_watch_as_an_update(calls: AssignerCallsA
     assert update is not None
     after = apply_update(first, update)
     assert after.servers == {"127.0.0.1:9001", "127.0.0.1:9002"}
+    await b.beat()  # its join waited out the batch window: the next beat carries it
     assert b.held == after
 
 

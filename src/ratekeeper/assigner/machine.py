@@ -13,9 +13,9 @@ The rules:
   dropped. RUNNING members may own slices; NOT_READY and TERMINATING ones get none.
 * When a member that owned slices may no longer own any (it died, drains, stopped being ready
   or restarted at the same address), a new assignment is proposed at once: its slices are
-  reassigned on the next step, never later. A join is assigned at once too after a quiet spell;
-  joins within ``join_batch`` of the last assignment share the next round, so a fleet starting
-  together causes a few hand-off waves, not one per member.
+  reassigned on the next step, never later. A join is assigned ``join_batch`` after it was
+  seen, together with every join seen meanwhile, so members started together cause one
+  hand-off wave, not one each.
 * Load is what the live members last reported per slice; a member that died or was replaced
   since the last round still counts with its last report, so its slices are spread by what
   they carried rather than taken as idle and handed whole to one survivor.
@@ -143,6 +143,8 @@ class AssignerMachine:
         self._last_round_ns: int | None = None
         self._last_commit_ns: int | None = None
         self._forced = False
+        #: When the first join not yet in a round was seen (ns).
+        self._join_seen_at: int | None = None
         #: No round before this (ns): a proposal that could not be persisted is retried later.
         self._not_before = now
         if start is not None:
@@ -207,7 +209,8 @@ class AssignerMachine:
     # --- events -----------------------------------------------------------------------------
 
     def heartbeat(self, beat: Heartbeat, now: int) -> Accepted:
-        """Record ``beat``, received at ``now``; call :meth:`step` next to act on it."""
+        """Record ``beat``, received at ``now``; the next round (see :meth:`next_deadline`) acts
+        on it."""
         if beat.incarnation_id in self._retired.get(beat.address, ()):
             return Accepted.STALE
         old = self._members.get(beat.address)
@@ -225,6 +228,9 @@ class AssignerMachine:
             # to a restarted assigner are heard late, but each within the timeout of the others
             self._recover_by = now + self.settings.unhealthy_after_ns
         state = beat.state if old is None else next_state(old.state, beat.state)
+        joins = state is MemberState.RUNNING and beat.address not in self._round_members
+        if joins and self._join_seen_at is None:
+            self._join_seen_at = now
         self._members[beat.address] = Member(
             beat.address, state, beat.incarnation_id, now, beat.known, beat.load
         )
@@ -267,6 +273,7 @@ class AssignerMachine:
         self._priced, self._departed = {**self._priced, **self._departed}, {}
         job = Round(current, self.running(), self.load_reports(), settings, generation, first)
         self._forced = False
+        self._join_seen_at = None
         self._round_members = job.running
         self._last_round_ns = now
         self._computing = job
@@ -315,9 +322,9 @@ class AssignerMachine:
         elif self._forced or self._round_members - running:
             due = 0  # a member lost its right to slices: they move now
         elif running - self._round_members:
-            # joins share a round: the first after a quiet spell goes at once, the rest of a
-            # burst wait out the batch window after it (one hand-off wave, not one per member)
-            due = (self._last_commit_ns or 0) + self.settings.join_batch_ns
+            # joins share a round, one batch window after the first of them was seen: members
+            # started together cause one hand-off wave, not one each
+            due = (self._join_seen_at or 0) + self.settings.join_batch_ns
         else:
             due = self._load_round_at()
         return max(due, self._not_before)

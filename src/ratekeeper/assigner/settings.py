@@ -27,7 +27,7 @@ class MachineSettings:
     #: After a start with no assignment, how long to collect heartbeats before the first one, so
     #: a restarted assigner does not give everything to whichever member heartbeats first.
     settle_ns: int = NS_PER_SECOND
-    #: Joins within this long of the last assignment wait for its end and share one round.
+    #: A join is assigned this long after it was seen, with every join seen meanwhile.
     join_batch_ns: int = NS_PER_SECOND
     #: The rebalancing knobs, with the floor between load rounds and their period.
     rebalance: RebalanceSettings = field(default_factory=RebalanceSettings)
@@ -67,9 +67,9 @@ class AssignerSettings:
     #: Collect heartbeats this long after start before the first assignment; ``None``: one
     #: heartbeat interval.
     settle_s: float | None = None
-    #: Joins within this long of the last assignment share the next round; ``None``: one
-    #: heartbeat interval. Longer: fewer hand-off waves when many members start together; a
-    #: new member waits longer for its first slices.
+    #: A join is assigned this long after it was seen, with every join seen meanwhile;
+    #: ``None``: one heartbeat interval. Longer: fewer hand-off waves when many members start
+    #: together; a new member waits longer for its first slices.
     join_batch_s: float | None = None
     #: Recent assignments kept for diffs.
     history: int = 32
