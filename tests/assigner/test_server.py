@@ -194,6 +194,11 @@ async def test_bad_and_stale_heartbeats_are_refused(calls: AssignerCallsAio) -> 
             incarnation_id="1",
             load=[pb.SliceLoad(low=0, high=0, load=float("nan"))],
         ),
+        pb.HeartbeatRequest(
+            address="127.0.0.1:9001",
+            incarnation_id="1",
+            load=[pb.SliceLoad(low=0, high=0, load=1e300)],
+        ),
         pb.HeartbeatRequest(address="127.0.0.1:9001", incarnation_id="1", state=7),  # type: ignore[arg-type]
     ]
     for request in bad:

@@ -193,7 +193,16 @@ class AssignerService:
                     return
                 # pure and possibly long (many slices): off the loop, so heartbeats, Watch and,
                 # for an embedded assigner, the server's own calls are served meanwhile
-                proposal = self.machine.finish(job, await asyncio.to_thread(job.run))
+                try:
+                    result = await asyncio.to_thread(job.run)
+                except Exception:
+                    # a bug in a round must not stop the assigner: it keeps the assignment it
+                    # has and tries the round again a heartbeat interval later
+                    log.exception("assignment round %s failed", _name(job.generation))
+                    self.machine.finish(job, None)
+                    self.machine.abandon(self._clock())
+                    return
+                proposal = self.machine.finish(job, result)
                 if proposal is None:
                     return
                 if await self._persisted(proposal):
