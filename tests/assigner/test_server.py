@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 
@@ -10,6 +11,9 @@ import grpc
 import grpc.aio
 import pytest
 
+from ratekeeper.assigner.machine import AssignerMachine, Round
+from ratekeeper.assigner.members import Heartbeat as MemberBeat
+from ratekeeper.assigner.members import MemberState
 from ratekeeper.assigner.server import AssignerService, Persist, running_assigner
 from ratekeeper.assigner.settings import AssignerSettings
 from ratekeeper.core.assignment_diff import apply_update
@@ -284,3 +288,35 @@ async def test_heartbeats_are_answered_while_a_proposal_is_being_persisted() -> 
             await asyncio.sleep(0.02)
             await b.beat()
         await channel.close()
+
+
+class FailingOnce(AssignerMachine):
+    """A machine whose first round fails inside the rebalancer (no member to give slices to)."""
+
+    failed = False
+
+    def begin(self, now: int) -> Round | None:
+        job = super().begin(now)
+        if job is None or self.failed:
+            return job
+        self.failed = True
+        broken = dataclasses.replace(job, running=frozenset())
+        self._computing = broken
+        return broken
+
+
+async def test_a_round_that_fails_is_logged_and_tried_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = [0]
+    machine = FailingOnce(FAST.machine(), incarnation=3, now=0)
+    service = AssignerService(machine, FAST, address="x", clock=lambda: clock[0])
+    machine.heartbeat(MemberBeat("127.0.0.1:9001", MemberState.RUNNING, "1"), 0)
+    await service.advance()
+    assert "round 3.1 failed" in caplog.text
+    assert machine.current is None
+    assert machine.next_deadline() == FAST.machine().heartbeat_interval_ns
+    clock[0] = FAST.machine().heartbeat_interval_ns
+    machine.heartbeat(MemberBeat("127.0.0.1:9001", MemberState.RUNNING, "1"), clock[0])
+    await service.advance()
+    assert machine.current == even_split(["127.0.0.1:9001"], Generation(3, 1))
