@@ -33,7 +33,8 @@ def add_parser(subparsers: Any) -> None:
     add_arguments(parser)
     parser.add_argument(
         "--log-level",
-        default=os.environ.get("RATEKEEPER_LOG_LEVEL", "INFO"),
+        default=os.environ.get("RATEKEEPER_LOG_LEVEL", "INFO").upper(),
+        type=str.upper,
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="Logging level [env RATEKEEPER_LOG_LEVEL, default 'INFO'].",
     )
