@@ -155,7 +155,8 @@ OPTIONS: tuple[Option, ...] = (
            "Most distinct (domain, key) label sets in per-rule metrics."),
     Option("log_level", "LOG_LEVEL", "log_level", str, "Logging level.", _LEVELS),
     Option("join", "JOIN", "cluster.join", str,
-           "HOST:PORT of the assigner or any member: join that cluster; empty: run alone."),
+           "HOST:PORT of the assigner or any member (several, comma-separated, are tried in "
+           "turn): join that cluster; empty: run alone."),
     Option("advertise", "ADVERTISE", "cluster.advertise", str,
            "HOST:PORT others dial to reach this server; empty: the gRPC listen address."),
     Option("assigner_embedded", "ASSIGNER_EMBEDDED", "cluster.assigner_embedded", _parse_bool,

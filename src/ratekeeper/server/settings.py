@@ -208,8 +208,9 @@ class MetricsSettings:
 class ClusterSettings:
     """Whether and how this server is a member of a cluster (``serve --join``)."""
 
-    #: ``host:port`` of the assigner or of any member, to join through; empty: not joining
-    #: (a single server, unless :attr:`assigner_embedded`).
+    #: ``host:port`` of the assigner or of any member, to join through; several, comma-separated
+    #: (assigners and/or members), are tried in turn. Empty: not joining (a single server,
+    #: unless :attr:`assigner_embedded`).
     join: str = ""
     #: The ``host:port`` clients and members dial to reach this server: its name in
     #: assignments. Empty: the gRPC listen address (``listeners.host:grpc_port``).
@@ -236,9 +237,9 @@ class ClusterSettings:
     load_window_s: float = 5.0
 
     def __post_init__(self) -> None:
-        for name in ("join", "advertise"):
-            value = getattr(self, name)
-            if value:
+        advertised = (self.advertise,) if self.advertise else ()
+        for name, values in (("join", self.joins), ("advertise", advertised)):
+            for value in values:
                 try:
                     check_address(value)
                 except ValueError as exc:
@@ -255,6 +256,11 @@ class ClusterSettings:
                 "a server embedding the assigner is the one others join; it joins nobody",
                 key="cluster.join",
             )
+
+    @property
+    def joins(self) -> tuple[str, ...]:
+        """The addresses :attr:`join` lists, in order (empty: none)."""
+        return tuple(part.strip() for part in self.join.split(",")) if self.join else ()
 
     @property
     def enabled(self) -> bool:

@@ -126,15 +126,16 @@ class Slicelet:
         clock: Callable[[], int] = time.monotonic_ns,
         incarnation_id: str = "",
     ) -> None:
-        """``target``: where heartbeats and Watch go (default ``settings.join``; an embedded
-        assigner's member targets its own address, given at :meth:`start`)."""
+        """``target``: where heartbeats and Watch go (default ``settings.join``'s addresses, in
+        turn; an embedded assigner's member targets its own address, given at :meth:`start`)."""
         self.settings = settings
         #: The held assignment: the gate's ownership.
         self.view = SliceView(settings.advertise, window_ns=_ns(settings.load_window_s))
         #: Unique per process start.
         self.incarnation_id = incarnation_id or uuid.uuid4().hex
-        self._join = target or settings.join
-        self._target = self._join
+        self._joins = (target,) if target else settings.joins
+        self._target = self._joins[0] if self._joins else ""
+        self._closing = False
         self._clock = clock
         self._machine = Membership(self.view, timing(settings), clock())
         self._listeners: list[AssignmentListener] = []
@@ -186,7 +187,7 @@ class Slicelet:
         while True:
             update = self.view.update_for(known)
             remaining = deadline - loop.time()
-            if update is not None or remaining <= 0:
+            if update is not None or remaining <= 0 or self._closing:
                 return update
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
@@ -211,8 +212,9 @@ class Slicelet:
         """Start heartbeating as ``address`` (unless an advertised one was configured)."""
         if not self.view.address:
             self.view.bind(address)
-        if not self._join:  # the member embedding the assigner: its own port
-            self._join = self._target = self.view.address
+        if not self._joins:  # the member embedding the assigner: its own port
+            self._joins = (self.view.address,)
+            self._target = self.view.address
         self._channel = open_aio_channel(self._target)
         self._calls = AssignerCallsAio(self._channel)
         self._tasks = [
@@ -245,6 +247,13 @@ class Slicelet:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._delivered.wait(), remaining)
         return True
+
+    def release_watchers(self) -> None:
+        """Answer every Watch held on this member now, and those to come at once (the member
+        is stopping: held calls would keep its gRPC server from stopping for their whole
+        wait)."""
+        self._closing = True
+        self._changed.set()
 
     async def stop(self) -> None:
         """Stop heartbeating and watching (the assigner times this member out)."""
@@ -305,7 +314,7 @@ class Slicelet:
             )  # fmt: skip
         if failure.switch:
             await self._retarget(
-                fallback_target(self._join, self._target, self.view.assignment, self.address)
+                fallback_target(self._joins, self._target, self.view.assignment, self.address)
             )
 
     async def _retarget(self, target: str) -> None:
