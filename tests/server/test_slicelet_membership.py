@@ -377,3 +377,13 @@ def test_fallback_targets_cycle_through_the_join_address_and_the_other_members()
     assert fallback_target(joins, "y:1", held, ME) == "b:1"
     assert fallback_target(joins, "b:1", held, ME) == "c:1"
     assert fallback_target(joins, "c:1", held, ME) == "x:1"
+
+
+def test_the_backoff_doubles_once_per_round_of_the_targets() -> None:
+    m = machine()
+    m.due(0)
+    delays = []
+    for _ in range(9):
+        m.due(m.next_at)
+        delays.append(m.failed(m.next_at, targets=3).delay_ns // MS)
+    assert delays == [100, 100, 100, 200, 200, 200, 400, 400, 400]

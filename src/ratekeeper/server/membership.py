@@ -179,12 +179,13 @@ class Membership:
         self.next_at = now if self._urgent else now + self._interval
         return None if update is None else self.offer(update, now)
 
-    def failed(self, now: int) -> Failure:
+    def failed(self, now: int, targets: int = 1) -> Failure:
         """The beat sent last failed at ``now``: the held assignment stays; retry after a
-        backoff."""
+        backoff that doubles once per round of the ``targets`` addresses tried in turn (the
+        next address is tried soon; the same one again only after backing off)."""
         self._in_flight = False
         self.failures += 1
-        delay = self._timing.backoff(self.failures)
+        delay = self._timing.backoff(-(-self.failures // max(1, targets)))
         self.next_at = now + delay
         warn = self._warned_at is None or now - self._warned_at >= self._timing.warn_every_ns
         if warn:

@@ -303,7 +303,7 @@ class Slicelet:
                 self._adopted(change)
 
     async def _failed(self, exc: BaseException) -> None:
-        failure = self._machine.failed(self._clock())
+        failure = self._machine.failed(self._clock(), len(self._cycle()))
         if failure.warn:
             held = self.view.generation
             log.warning(
@@ -316,6 +316,11 @@ class Slicelet:
             await self._retarget(
                 fallback_target(self._joins, self._target, self.view.assignment, self.address)
             )
+
+    def _cycle(self) -> set[str]:
+        """Every address heartbeats may go to."""
+        held = self.view.assignment
+        return {*self._joins, *(held.servers - {self.address} if held is not None else ())}
 
     async def _retarget(self, target: str) -> None:
         """Send heartbeats and Watch to ``target`` from now on."""
