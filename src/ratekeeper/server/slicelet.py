@@ -241,7 +241,9 @@ class Slicelet:
         while not self._drained():
             remaining = deadline - loop.time()
             if remaining <= 0:
-                log.warning("drain: slices still held after %.1fs: %s", timeout, self.view.owned())
+                log.warning(
+                    "drain: %d slices still held after %.1fs", len(self.view.owned()), timeout
+                )
                 return False
             self._delivered.clear()
             with contextlib.suppress(TimeoutError):
