@@ -387,3 +387,12 @@ def test_the_backoff_doubles_once_per_round_of_the_targets() -> None:
         m.due(m.next_at)
         delays.append(m.failed(m.next_at, targets=3).delay_ns // MS)
     assert delays == [100, 100, 100, 200, 200, 200, 400, 400, 400]
+
+
+def test_several_join_addresses_are_tried_in_turn_before_the_members() -> None:
+    held = Assignment(G1, (0, HALF), (ME, "b:1"))
+    joins = ("a1:1", "a2:1")
+    cycle = ["a1:1"]
+    for _ in range(3):
+        cycle.append(fallback_target(joins, cycle[-1], held, ME))
+    assert cycle == ["a1:1", "a2:1", "b:1", "a1:1"]

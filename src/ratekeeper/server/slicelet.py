@@ -133,7 +133,7 @@ class Slicelet:
         self.view = SliceView(settings.advertise, window_ns=_ns(settings.load_window_s))
         #: Unique per process start.
         self.incarnation_id = incarnation_id or uuid.uuid4().hex
-        self._joins = (target,) if target else settings.joins
+        self._joins = (target,) if target else settings.join_targets
         self._target = self._joins[0] if self._joins else ""
         self._closing = False
         self._clock = clock
