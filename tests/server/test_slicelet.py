@@ -324,3 +324,26 @@ async def test_heartbeats_rotate_through_the_join_list_to_the_assigner_that_answ
     a = await join(f"{dead},{assigner.address}")
     await until(lambda: agreed(a) is not None)
     assert slicelet_of(a).target == assigner.address
+
+
+async def test_with_the_assigner_gone_members_answer_status_from_what_they_hold_and_recover(
+    join: Join,
+) -> None:
+    async with running_assigner(ASSIGNER) as first:
+        address = first.address
+        members = [await join(address) for _ in range(3)]
+        await until(lambda: agreed(*members) is not None)
+        held = agreed(*members)
+    assert held is not None
+    # heartbeats now fail and rotate through the members, each relaying to a dead assigner:
+    # answers never wait on a relay longer than its timeout, and never on a closed channel
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{members[0].grpc_port}") as channel:
+        calls = AssignerCallsAio(channel)
+        for _ in range(8):
+            started = time.monotonic()
+            status = await calls.status(cluster_pb2.StatusRequest(), timeout=5)
+            assert time.monotonic() - started < 2 * cluster("").heartbeat_timeout_s + 0.5
+            assert assignment_from_wire(status.assignment) == held
+            await asyncio.sleep(0.2)
+    async with running_assigner(dataclasses.replace(ASSIGNER, listen=address)) as second:
+        await until(lambda: agreed(*members) == second.machine.current, timeout=10)
