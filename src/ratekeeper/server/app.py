@@ -353,6 +353,7 @@ class Replica:
         slicelet = self.components.slicelet
         if slicelet is not None and self.grpc_port:
             await slicelet.drain()
+            slicelet.release_watchers()
         await self.components.health.shutting_down()
         assigner = self.components.assigner
         if assigner is not None:
