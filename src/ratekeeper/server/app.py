@@ -80,7 +80,9 @@ _FORCED_ALGORITHM: dict[AlgorithmMode, Algorithm | None] = {
 
 def _memory_store(url: str, settings: StoreSettings) -> Store:
     return MemoryStore(
-        max_keys=settings.max_keys, idle_expiry_ns=int(settings.idle_expiry_s * NS_PER_SECOND)
+        max_keys=settings.max_keys,
+        idle_expiry_ns=int(settings.idle_expiry_s * NS_PER_SECOND),
+        budgets=settings.budgets,
     )
 
 
@@ -268,6 +270,7 @@ def _grpc_options(settings: ListenerSettings) -> list[tuple[str, int]]:
     # Without SO_REUSEPORT a second server on the same port fails to start instead of
     # silently sharing the port (and splitting the counters) with the first.
     options = [("grpc.so_reuseport", 0)]
+    options += _grpc_idle_options(settings)
     if settings.grpc_max_connection_age_s > 0:
         # Envoy holds one HTTP/2 connection per upstream host for as long as it lives; aging
         # connections out lets a replica added later (or restarted) receive calls again.
@@ -278,6 +281,26 @@ def _grpc_options(settings: ListenerSettings) -> list[tuple[str, int]]:
                 int(settings.grpc_max_connection_age_grace_s * 1000),
             ),
         ]
+    return options
+
+
+#: Connections the kernel queues for the HTTP listener before accepting (aiohttp's default is
+#: 128). A connection left in a full queue is never accepted, so never timed out: a client that
+#: only holds sockets would sit there until the kernel gives up.
+HTTP_BACKLOG = 1024
+
+
+def _grpc_idle_options(settings: ListenerSettings) -> list[tuple[str, int]]:
+    # Idle, half-open and never-handshaken connections are closed, so held sockets cannot
+    # exhaust the process's file descriptors (issue 16 item 8c).
+    options = [
+        ("grpc.server_handshake_timeout_ms", int(settings.grpc_handshake_timeout_s * 1000)),
+        ("grpc.keepalive_time_ms", int(settings.grpc_keepalive_time_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(settings.grpc_keepalive_timeout_s * 1000)),
+    ]
+    if settings.grpc_max_connection_idle_s > 0:
+        idle_ms = int(settings.grpc_max_connection_idle_s * 1000)
+        options.append(("grpc.max_connection_idle_ms", idle_ms))
     return options
 
 
@@ -298,6 +321,7 @@ class Replica:
             build_app(endpoints),
             access_log=None,
             shutdown_timeout=components.settings.listeners.shutdown_grace_s,
+            keepalive_timeout=components.settings.listeners.http_idle_timeout_s,
         )
 
     async def start(self) -> None:
@@ -308,7 +332,7 @@ class Replica:
             self._grpc.add_insecure_port(f"unix:{settings.grpc_uds}")
         await self._grpc.start()
         await self._http.setup()
-        site = web.TCPSite(self._http, settings.host, settings.http_port)
+        site = web.TCPSite(self._http, settings.host, settings.http_port, backlog=HTTP_BACKLOG)
         await site.start()
         self.http_port = self._http.addresses[0][1]
         await self.components.health.config_loaded()
