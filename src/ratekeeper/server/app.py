@@ -44,12 +44,7 @@ from ratekeeper.protocol.rlqs import RlqsQuotas
 from ratekeeper.protocol.rls import RlsDecider, RlsSettings
 from ratekeeper.protocol.stats import Event
 from ratekeeper.server.forward_batch import BatchServicer, add_batch_servicer
-from ratekeeper.server.forwarding import (
-    DEFAULT_MAX_IN_FLIGHT,
-    GrpcForwarder,
-    OwnerLookup,
-    ViewOwners,
-)
+from ratekeeper.server.forwarding import GrpcForwarder, ViewOwners
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.http import HttpEndpoints, build_app
 from ratekeeper.server.member_service import MemberService
@@ -67,7 +62,7 @@ from ratekeeper.server.settings import (
 )
 from ratekeeper.server.slicelet import Slicelet, advertised
 
-__all__ = ["SERVICES", "STORES", "Components", "Replica", "build_member", "run"]
+__all__ = ["SERVICES", "STORES", "Components", "Replica", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -230,33 +225,9 @@ def build(
     health = ServingHealth(store)
     assigner = embedded_assigner(settings.cluster) if settings.cluster.assigner_embedded else None
     return Components(
-        settings,
-        policy,
-        store,
-        metrics,
-        health,
-        decider,
-        reports,
-        clock,
-        slicelet,
-        assigner,
+        settings, policy, store, metrics, health, decider, reports, clock, slicelet, assigner,
         forwarder,
-    )
-
-
-def build_member(
-    settings: ServerSettings,
-    owners: OwnerLookup,
-    clock: Callable[[], int] = time.time_ns,
-    *,
-    coalesce: bool = True,
-    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-) -> Components:
-    """:func:`build` for a member of a cluster whose assignment ``owners`` holds (a fixed one,
-    in tests and benchmarks): RLS descriptors another member owns are forwarded to it
-    (``ratekeeper.server.forwarding``), concurrent ones coalesced."""
-    forwarder = GrpcForwarder(owners, coalesce=coalesce, max_in_flight=max_in_flight)
-    return build(settings, clock, forwarder)
+    )  # fmt: skip
 
 
 def embedded_assigner(cluster: ClusterSettings) -> AssignerService:
