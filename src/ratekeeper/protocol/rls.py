@@ -23,7 +23,7 @@ from ratekeeper.errors import BackendError, RequestError
 from ratekeeper.protocol.ownership import StoreGate
 from ratekeeper.protocol.policy import Policy, PolicyHolder
 from ratekeeper.protocol.rls_answer import Answerer
-from ratekeeper.protocol.rls_plan import Planner, RequestPlan
+from ratekeeper.protocol.rls_plan import MAX_TEXT, Planner, RequestPlan
 from ratekeeper.protocol.stats import Event, StatsSink
 
 __all__ = ["RlsDecider", "RlsSettings"]
@@ -52,6 +52,8 @@ class RlsSettings:
     override_algorithm: Algorithm = Algorithm.TOKEN_BUCKET
     #: Global quota mode: every limited descriptor is a quota descriptor.
     quota_mode: bool = False
+    #: Longest domain, descriptor key or value a request may carry (longer: INVALID_ARGUMENT).
+    max_text: int = MAX_TEXT
 
 
 class RlsDecider:
@@ -131,6 +133,7 @@ class RlsDecider:
             near_limit_ratio=s.near_limit_ratio,
             override_algorithm=s.override_algorithm,
             quota_mode=s.quota_mode,
+            max_text=s.max_text,
         )
 
     def _store_failed(self, exc: Exception, now: int) -> None:

@@ -186,6 +186,7 @@ def rls_settings(settings: ServerSettings) -> RlsSettings:
         headers=answers.headers.names,
         override_algorithm=_FORCED_ALGORITHM[settings.policy.algorithm] or Algorithm.TOKEN_BUCKET,
         quota_mode=answers.quota_mode,
+        max_text=answers.max_text,
     )
 
 
@@ -194,7 +195,10 @@ def build(settings: ServerSettings, clock: Callable[[], int] = time.time_ns) -> 
 
     ``clock`` is the wall clock (ns since the epoch) decisions are taken at.
     """
-    metrics = Metrics(settings.metrics.max_stats_keys)
+    m = settings.metrics
+    metrics = Metrics(
+        m.max_stats_keys, max_stats_domains=m.max_stats_domains, max_label_chars=m.max_label_chars
+    )
     policy = PolicyHolder(policy_loader(settings)())
     metrics.count(Event.CONFIG_LOAD_SUCCESS)
     store = open_store(settings)
