@@ -49,6 +49,8 @@ hand: the 64 oldest entries in the shard's order are looked at and, when kept, r
   refused when none can be made. An incoming counter with nothing remaining is taken in even
   past the cap (refusing it would hand its key quota back), so a shard may hold more than its
   share until such counters recover and are swept.
+* **Cold ranges** (:meth:`MemoryStore.start_empty`): a counter created in a range marked cold
+  starts emptied at the mark's instant, not full (:mod:`ratekeeper.backends.cold`).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ratekeeper.backends.budgets import Budgets, BudgetSettings, StorePressure
+from ratekeeper.backends.cold import ColdRanges, emptied
 from ratekeeper.backends.store import Counter, CounterSnapshot, Hit, Snapshot, StoreStat
 from ratekeeper.backends.transfer import aged, restored, stricter
 from ratekeeper.core.algorithms import STRATEGIES, State, after_debit
@@ -156,6 +159,7 @@ class MemoryStore:
         self._expirations = 0
         self._refused = 0
         self._budgets = Budgets(max_keys, budgets)
+        self._cold = ColdRanges()
 
     async def hit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
         """Decide and count each hit; a zero-hit check of an unknown key stores nothing."""
@@ -185,11 +189,11 @@ class MemoryStore:
             client = value[2]
         elif hit.hits or not take:
             client = hit.client
-            state = self._new_state(shard, counter.domain, client, limit, now)
+            state = self._new_state(shard, counter, client, limit, now)
             if state is None:
                 return _REFUSED
-        else:  # a check of an unknown key: what a fresh counter says, nothing stored
-            return strategy.hit(strategy.new(limit, now), limit, now, 0)
+        else:  # a check of an unknown key: what a new counter would say, nothing stored
+            return strategy.hit(self._blank(counter.key_hash, limit, now), limit, now, 0)
         if take:
             outcome = strategy.hit(state, limit, now, hit.hits)
         else:
@@ -295,8 +299,9 @@ class MemoryStore:
                 client = value[2]
             else:
                 remaining = strategy.hit(state, limit, now, 0).remaining
-                if _fresh(limit, state, now):
-                    continue  # a full counter says what a missing one does
+                cold = self._cold and self._cold.since(counter.key_hash) is not None
+                if _fresh(limit, state, now) and not cold:
+                    continue  # a full counter says what a missing one does (unless cold)
                 if len(shard) >= self._shard_cap:
                     self._make_room(shard, now)
                     if len(shard) >= self._shard_cap and remaining > 0:
@@ -306,6 +311,13 @@ class MemoryStore:
             shard[key] = (now, strategy.pack(state), client)
             taken += 1
         return taken
+
+    async def start_empty(self, low: int, high: int, since: int | None) -> None:
+        """Counters created from now on in ``[low, high)`` start emptied at ``since``
+        (``None``: full again); see :mod:`ratekeeper.backends.cold`."""
+        if not 0 <= low <= high <= HASH_SPACE:
+            raise ValueError(f"not a hash range: [{low}, {high})")
+        self._cold.mark(low, high, since)
 
     async def drop(self, low: int, high: int) -> int:
         """Forget every counter whose key hash is in ``[low, high)``; how many there were."""
@@ -336,20 +348,27 @@ class MemoryStore:
     # --- housekeeping ----------------------------------------------------------------------
 
     def _new_state(
-        self, shard: dict[_Key, _Value], domain: str, client: str, limit: Limit, now: int
+        self, shard: dict[_Key, _Value], counter: Counter, client: str, limit: Limit, now: int
     ) -> State | None:
-        """A full state for a new counter of ``domain`` created by ``client`` in ``shard``, or
-        ``None`` when it has no room or its domain or client is at budget."""
-        if not self._budgets.admits(domain, client):
+        """The state of a new ``counter`` created by ``client`` in ``shard``, or ``None`` when
+        it has no room or its domain or client is at budget."""
+        if not self._budgets.admits(counter.domain, client):
             return None
         if len(shard) >= self._shard_cap:
             self._make_room(shard, now)
             if len(shard) >= self._shard_cap:
                 self._refused += 1
                 return None
-        state: State = STRATEGIES[limit.algorithm].new(limit, now)
-        self._budgets.add(domain, client)
-        return state
+        self._budgets.add(counter.domain, client)
+        return self._blank(counter.key_hash, limit, now)
+
+    def _blank(self, key_hash: int, limit: Limit, now: int) -> State:
+        """A new counter's state: full, or emptied when its range went cold (``start_empty``)."""
+        since = self._cold.since(key_hash) if self._cold else None
+        if since is None:
+            state: State = STRATEGIES[limit.algorithm].new(limit, now)
+            return state
+        return emptied(limit, min(since, now))
 
     def _sweep(self, now: int) -> None:
         """One housekeeping step: the hand passes over the next shard's oldest entries."""

@@ -43,6 +43,13 @@ from ratekeeper.protocol.report import ReportProcessor
 from ratekeeper.protocol.rlqs import RlqsQuotas
 from ratekeeper.protocol.rls import RlsDecider, RlsSettings
 from ratekeeper.protocol.stats import Event
+from ratekeeper.server.forward_batch import BatchServicer, add_batch_servicer
+from ratekeeper.server.forwarding import (
+    DEFAULT_MAX_IN_FLIGHT,
+    GrpcForwarder,
+    OwnerLookup,
+    ViewOwners,
+)
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.http import HttpEndpoints, build_app
 from ratekeeper.server.member_service import MemberService
@@ -50,7 +57,7 @@ from ratekeeper.server.metrics import Metrics
 from ratekeeper.server.reload import ConfigWatcher, file_signature
 from ratekeeper.server.report_servicer import ReportServicer, add_report_servicer
 from ratekeeper.server.rlqs_servicer import RlqsServicer, add_rlqs_servicer
-from ratekeeper.server.rls_servicer import RlsServicer, add_rls_servicer
+from ratekeeper.server.rls_servicer import add_rls_servicer, rls_servicer
 from ratekeeper.server.settings import (
     AlgorithmMode,
     ClusterSettings,
@@ -60,7 +67,7 @@ from ratekeeper.server.settings import (
 )
 from ratekeeper.server.slicelet import Slicelet, advertised
 
-__all__ = ["SERVICES", "STORES", "Components", "Replica", "run"]
+__all__ = ["SERVICES", "STORES", "Components", "Replica", "build_member", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +119,12 @@ class Components:
     slicelet: Slicelet | None = None
     #: The cluster's assigner, when this server embeds it (``--assigner-embedded``).
     assigner: AssignerService | None = None
+    #: A cluster member's RLS forwarding to other members; ``None`` for a lone server.
+    forwarder: GrpcForwarder | None = None
 
 
 def _add_rls(server: grpc.aio.Server, c: Components) -> None:
-    add_rls_servicer(RlsServicer(c.decider, c.metrics, c.clock), server)
+    add_rls_servicer(rls_servicer(c.decider, c.metrics, c.clock), server)
 
 
 def _add_reports(server: grpc.aio.Server, c: Components) -> None:
@@ -126,6 +135,11 @@ def _add_reports(server: grpc.aio.Server, c: Components) -> None:
 def _add_rlqs(server: grpc.aio.Server, c: Components) -> None:
     quotas = RlqsQuotas(StoreGate(c.store), lambda: c.policy.policy)
     add_rlqs_servicer(RlqsServicer(quotas, c.metrics, c.clock), server)
+
+
+def _add_forwarded_batches(server: grpc.aio.Server, c: Components) -> None:
+    if c.forwarder is not None:  # a cluster member: others send it coalesced calls
+        add_batch_servicer(BatchServicer(c.decider, c.metrics, c.clock), server)
 
 
 def _add_health(server: grpc.aio.Server, c: Components) -> None:
@@ -147,6 +161,7 @@ SERVICES: tuple[Callable[[grpc.aio.Server, Components], None], ...] = (
     _add_reports,
     _add_rlqs,
     _add_cluster,
+    _add_forwarded_batches,
 )
 
 
@@ -190,10 +205,15 @@ def rls_settings(settings: ServerSettings) -> RlsSettings:
     )
 
 
-def build(settings: ServerSettings, clock: Callable[[], int] = time.time_ns) -> Components:
+def build(
+    settings: ServerSettings,
+    clock: Callable[[], int] = time.time_ns,
+    forwarder: GrpcForwarder | None = None,
+) -> Components:
     """Load the config and open the store; raises ConfigError (nothing is listening yet).
 
-    ``clock`` is the wall clock (ns since the epoch) decisions are taken at.
+    ``clock`` is the wall clock (ns since the epoch) decisions are taken at; ``forwarder``
+    sends RLS descriptors owned by other cluster members to them.
     """
     m = settings.metrics
     metrics = Metrics(
@@ -205,13 +225,42 @@ def build(settings: ServerSettings, clock: Callable[[], int] = time.time_ns) -> 
     metrics.watch_store(store)
     slicelet = Slicelet(settings.cluster) if settings.cluster.enabled else None
     gate = StoreGate(store) if slicelet is None else StoreGate(store, slicelet.view, metrics)
-    decider = RlsDecider(policy, gate, metrics, rls_settings(settings))
+    if forwarder is None and slicelet is not None:
+        # a member answers RLS for the whole cluster: what it does not own goes to the owner
+        forwarder = GrpcForwarder(ViewOwners(slicelet.view))
+        slicelet.listen(forwarder)  # closes the channels of owners that leave
+    decider = RlsDecider(policy, gate, metrics, rls_settings(settings), forwarder)
     reports = ReportProcessor(gate, lambda: policy.policy, settings.reports, metrics)
     health = ServingHealth(store)
     assigner = embedded_assigner(settings.cluster) if settings.cluster.assigner_embedded else None
     return Components(
-        settings, policy, store, metrics, health, decider, reports, clock, slicelet, assigner
+        settings,
+        policy,
+        store,
+        metrics,
+        health,
+        decider,
+        reports,
+        clock,
+        slicelet,
+        assigner,
+        forwarder,
     )
+
+
+def build_member(
+    settings: ServerSettings,
+    owners: OwnerLookup,
+    clock: Callable[[], int] = time.time_ns,
+    *,
+    coalesce: bool = True,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+) -> Components:
+    """:func:`build` for a member of a cluster whose assignment ``owners`` holds (a fixed one,
+    in tests and benchmarks): RLS descriptors another member owns are forwarded to it
+    (``ratekeeper.server.forwarding``), concurrent ones coalesced."""
+    forwarder = GrpcForwarder(owners, coalesce=coalesce, max_in_flight=max_in_flight)
+    return build(settings, clock, forwarder)
 
 
 def embedded_assigner(cluster: ClusterSettings) -> AssignerService:
@@ -320,6 +369,8 @@ class Replica:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._assigner_timer
         await self._http.cleanup()
+        if self.components.forwarder is not None:
+            await self.components.forwarder.close()
         await self.components.store.close()
 
 

@@ -155,7 +155,8 @@ OPTIONS: tuple[Option, ...] = (
            "Most distinct (domain, key) label sets in per-rule metrics."),
     Option("log_level", "LOG_LEVEL", "log_level", str, "Logging level.", _LEVELS),
     Option("join", "JOIN", "cluster.join", str,
-           "HOST:PORT of the assigner or any member: join that cluster; empty: run alone."),
+           "HOST:PORT of the assigner or any member (several, comma-separated, are tried in "
+           "turn): join that cluster; empty: run alone."),
     Option("advertise", "ADVERTISE", "cluster.advertise", str,
            "HOST:PORT others dial to reach this server; empty: the gRPC listen address."),
     Option("assigner_embedded", "ASSIGNER_EMBEDDED", "cluster.assigner_embedded", _parse_bool,
@@ -166,6 +167,8 @@ OPTIONS: tuple[Option, ...] = (
            "Longest wait in seconds between heartbeats while the assigner is unreachable."),
     Option("drain_timeout", "DRAIN_TIMEOUT", "cluster.drain_timeout_s", float,
            "Seconds a stopping member waits for its slices to move away and be handed off."),
+    Option("load_window", "LOAD_WINDOW", "cluster.load_window_s", float,
+           "Seconds the per-slice load sent in heartbeats is averaged over."),
     # the embedded assigner's rows, named as `ratekeeper assigner` names them
     Option("heartbeat_interval", "HEARTBEAT_INTERVAL", "cluster.assigner.heartbeat_interval_s",
            float, "Embedded assigner: seconds between a member's heartbeats."),

@@ -239,8 +239,9 @@ class MetricsSettings:
 class ClusterSettings:
     """Whether and how this server is a member of a cluster (``serve --join``)."""
 
-    #: ``host:port`` of the assigner or of any member, to join through; empty: not joining
-    #: (a single server, unless :attr:`assigner_embedded`).
+    #: ``host:port`` of the assigner or of any member, to join through, or several separated
+    #: by commas (highly available assigners: tried in turn until one answers); empty: not
+    #: joining (a single server, unless :attr:`assigner_embedded`).
     join: str = ""
     #: The ``host:port`` clients and members dial to reach this server: its name in
     #: assignments. Empty: the gRPC listen address (``listeners.host:grpc_port``).
@@ -262,18 +263,22 @@ class ClusterSettings:
     watch_wait_s: float = 30.0
     #: Seconds a stopping member waits for its slices to be moved away and handed off.
     drain_timeout_s: float = 10.0
+    #: Seconds the per-slice load in heartbeats is averaged over. Longer: steadier figures for
+    #: the rebalancer, slower to show a shift.
+    load_window_s: float = 5.0
 
     def __post_init__(self) -> None:
-        for name in ("join", "advertise"):
-            value = getattr(self, name)
-            if value:
+        for name, values in (("join", self.join_targets), ("advertise", (self.advertise,))):
+            for value in values:
+                if not value:
+                    continue
                 try:
                     check_address(value)
                 except ValueError as exc:
                     raise ConfigError(str(exc), key=f"cluster.{name}") from None
         _at_least("cluster", self, 0, "drain_timeout_s")
         for name in ("heartbeat_interval_s", "heartbeat_timeout_s", "retry_initial_s",
-                     "watch_wait_s"):  # fmt: skip
+                     "watch_wait_s", "load_window_s"):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ConfigError(f"must be > 0, got {getattr(self, name)}", key=f"cluster.{name}")
         if self.retry_max_s < self.retry_initial_s:
@@ -283,6 +288,11 @@ class ClusterSettings:
                 "a server embedding the assigner is the one others join; it joins nobody",
                 key="cluster.join",
             )
+
+    @property
+    def join_targets(self) -> tuple[str, ...]:
+        """The addresses of :attr:`join`, in the order they are tried."""
+        return tuple(part.strip() for part in self.join.split(",") if part.strip())
 
     @property
     def enabled(self) -> bool:
