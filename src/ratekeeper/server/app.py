@@ -196,6 +196,7 @@ def rls_settings(settings: ServerSettings) -> RlsSettings:
         headers=answers.headers.names,
         override_algorithm=_FORCED_ALGORITHM[settings.policy.algorithm] or Algorithm.TOKEN_BUCKET,
         quota_mode=answers.quota_mode,
+        max_text=answers.max_text,
     )
 
 
@@ -209,7 +210,10 @@ def build(
     ``clock`` is the wall clock (ns since the epoch) decisions are taken at; ``forwarder``
     sends RLS descriptors owned by other cluster members to them.
     """
-    metrics = Metrics(settings.metrics.max_stats_keys)
+    m = settings.metrics
+    metrics = Metrics(
+        m.max_stats_keys, max_stats_domains=m.max_stats_domains, max_label_chars=m.max_label_chars
+    )
     policy = PolicyHolder(policy_loader(settings)())
     metrics.count(Event.CONFIG_LOAD_SUCCESS)
     store = open_store(settings)

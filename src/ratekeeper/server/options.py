@@ -197,6 +197,16 @@ OPTIONS: tuple[Option, ...] = (
            "Most of --max-keys all report-created counters may hold (1: no budget)."),
     Option("store_pressure_ratio", "STORE_PRESSURE_RATIO", "store.budgets.pressure_ratio", float,
            "Fill of the memory store from which /healthcheck says it is under pressure."),
+    Option("max_text", "MAX_TEXT", "answers.max_text", int,
+           "Longest domain, descriptor key or value an RLS request may carry (longer: refused)."),
+    Option("report_max_text", "REPORT_MAX_TEXT", "reports.max_text", int,
+           "Longest domain, entry key or value a report key may carry (longer: refused)."),
+    Option("report_max_client_id", "REPORT_MAX_CLIENT_ID", "reports.max_client_id", int,
+           "Longest client id a report may carry (longer: refused)."),
+    Option("max_stats_domains", "MAX_STATS_DOMAINS", "metrics.max_stats_domains", int,
+           "Most distinct domains in per-domain metric series; past it one overflow row."),
+    Option("max_label_chars", "MAX_LABEL_CHARS", "metrics.max_label_chars", int,
+           "Longest metric label value; longer client text is cut."),
 )  # fmt: skip
 
 _BY_NAME = {option.name: option for option in OPTIONS}

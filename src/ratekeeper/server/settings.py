@@ -176,10 +176,13 @@ class AnswerSettings:
     near_limit_ratio: float = 0.8
     #: The ``RateLimit-*`` response headers.
     headers: ResponseHeaders = field(default_factory=ResponseHeaders)
+    #: Longest domain, descriptor key or value an RLS request may carry; longer is refused.
+    max_text: int = 1024
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.near_limit_ratio <= 1.0:
             raise ConfigError("must lie in [0, 1]", key="answers.near_limit_ratio")
+        _at_least("answers", self, 1, "max_text")
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,9 +226,13 @@ class MetricsSettings:
 
     #: Most distinct (domain, key) label sets in per-rule metrics.
     max_stats_keys: int = 1000
+    #: Most distinct domains in per-domain series (unknown domains); past it, one overflow row.
+    max_stats_domains: int = 100
+    #: Longest metric label value; longer client text is cut to it.
+    max_label_chars: int = 256
 
     def __post_init__(self) -> None:
-        _at_least("metrics", self, 1, "max_stats_keys")
+        _at_least("metrics", self, 1, "max_stats_keys", "max_stats_domains", "max_label_chars")
 
 
 @dataclass(frozen=True, slots=True)
