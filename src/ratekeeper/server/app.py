@@ -43,6 +43,7 @@ from ratekeeper.protocol.report import ReportProcessor
 from ratekeeper.protocol.rlqs import RlqsQuotas
 from ratekeeper.protocol.rls import RlsDecider, RlsSettings
 from ratekeeper.protocol.stats import Event
+from ratekeeper.server.handoff import attach_handoff
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.http import HttpEndpoints, build_app
 from ratekeeper.server.member_service import MemberService
@@ -138,6 +139,11 @@ def _add_cluster(server: grpc.aio.Server, c: Components) -> None:
         server.add_generic_rpc_handlers((MemberService(c.slicelet).handler(),))
 
 
+def _add_handoff(server: grpc.aio.Server, c: Components) -> None:
+    if c.slicelet is not None:  # a cluster member hands its counters off as slices move
+        attach_handoff(server, c.store, c.slicelet, c.metrics.registry, c.clock)
+
+
 #: gRPC services every server registers.
 SERVICES: tuple[Callable[[grpc.aio.Server, Components], None], ...] = (
     _add_rls,
@@ -145,6 +151,7 @@ SERVICES: tuple[Callable[[grpc.aio.Server, Components], None], ...] = (
     _add_reports,
     _add_rlqs,
     _add_cluster,
+    _add_handoff,
 )
 
 

@@ -56,9 +56,10 @@ from ratekeeper.proto.handoff import (
 )
 from ratekeeper.proto.ratekeeper.v1 import cluster_pb2 as pb
 from ratekeeper.server.metrics import Latency
+from ratekeeper.server.slicelet import Slicelet
 from ratekeeper.transport.channels import describe_error, open_aio_channel
 
-__all__ = ["HANDOFF_BUCKETS", "Handoff", "HandoffMetrics"]
+__all__ = ["HANDOFF_BUCKETS", "Handoff", "HandoffMetrics", "attach_handoff"]
 
 log = logging.getLogger(__name__)
 
@@ -285,3 +286,20 @@ class Handoff:
         for channel in self._channels.values():
             await channel.close(None)
         self._channels.clear()
+
+
+def attach_handoff(
+    server: grpc.aio.Server,
+    store: Store,
+    slicelet: Slicelet,
+    registry: CollectorRegistry,
+    clock: Callable[[], int] = time.time_ns,
+) -> Handoff:
+    """A member's hand-offs: served on ``server``, told of every assignment ``slicelet`` adopts,
+    metrics in ``registry``."""
+    handoff = Handoff(
+        store, lambda: slicelet.address, metrics=HandoffMetrics(registry), clock=clock
+    )
+    server.add_generic_rpc_handlers((handoff.handler(),))
+    slicelet.listen(handoff)
+    return handoff
