@@ -141,7 +141,8 @@ def _add_cluster(server: grpc.aio.Server, c: Components) -> None:
 
 def _add_handoff(server: grpc.aio.Server, c: Components) -> None:
     if c.slicelet is not None:  # a cluster member hands its counters off as slices move
-        attach_handoff(server, c.store, c.slicelet, c.metrics.registry, c.clock)
+        timeout = c.settings.cluster.handoff_timeout_s
+        attach_handoff(server, c.store, c.slicelet, c.metrics.registry, c.clock, timeout)
 
 
 #: gRPC services every server registers.

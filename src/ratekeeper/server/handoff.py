@@ -294,11 +294,17 @@ def attach_handoff(
     slicelet: Slicelet,
     registry: CollectorRegistry,
     clock: Callable[[], int] = time.time_ns,
+    timeout_s: float = 5.0,
 ) -> Handoff:
     """A member's hand-offs: served on ``server``, told of every assignment ``slicelet`` adopts,
-    metrics in ``registry``."""
+    metrics in ``registry``; each hand-off retried or awaited for ``timeout_s``."""
+    timings = HandoffTimings(timeout_ns=round(timeout_s * NS_PER_SECOND))
     handoff = Handoff(
-        store, lambda: slicelet.address, metrics=HandoffMetrics(registry), clock=clock
+        store,
+        lambda: slicelet.address,
+        metrics=HandoffMetrics(registry),
+        clock=clock,
+        timings=timings,
     )
     server.add_generic_rpc_handlers((handoff.handler(),))
     slicelet.listen(handoff)

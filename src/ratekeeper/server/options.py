@@ -166,6 +166,8 @@ OPTIONS: tuple[Option, ...] = (
            "Longest wait in seconds between heartbeats while the assigner is unreachable."),
     Option("drain_timeout", "DRAIN_TIMEOUT", "cluster.drain_timeout_s", float,
            "Seconds a stopping member waits for its slices to move away and be handed off."),
+    Option("handoff_timeout", "HANDOFF_TIMEOUT", "cluster.handoff_timeout_s", float,
+           "Seconds a moved range's counters are retried to (and awaited by) its new owner."),
     # the embedded assigner's rows, named as `ratekeeper assigner` names them
     Option("heartbeat_interval", "HEARTBEAT_INTERVAL", "cluster.assigner.heartbeat_interval_s",
            float, "Embedded assigner: seconds between a member's heartbeats."),
