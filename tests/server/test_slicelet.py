@@ -280,3 +280,18 @@ async def test_a_server_embedding_the_assigner_owns_the_space_then_shares_it(joi
     await until(lambda: agreed(first, second) is not None)
     assert slicelet_of(second).view.owned()
     assert agreed(first, second) == assigner.machine.current
+
+
+async def test_a_member_whose_relay_died_finds_the_assigner_through_another(
+    assigner: AssignerService, join: Join
+) -> None:
+    a = await join(assigner.address)
+    b = await join(assigner.address)
+    c = await join(slicelet_of(b).address)  # through b
+    await until(lambda: agreed(a, b, c) is not None)
+    await b.stop(0)
+    await asyncio.sleep(2 * ASSIGNER.unhealthy_after_s)  # long enough for c to be dropped
+    assert slicelet_of(c).target == slicelet_of(a).address  # the next member it knew
+    members = {m.address: m.state for m in assigner.machine.members}
+    assert members.get(slicelet_of(c).address) is State.RUNNING
+    await until(lambda: agreed(a, c) is not None)

@@ -95,6 +95,9 @@ class Hit:
     counter: Counter
     #: How many hits; 0 checks without counting.
     hits: int
+    #: The reporting client whose report carries the hits ("" on the RLS path): a bounded store
+    #: charges a counter these hits create to it (:mod:`ratekeeper.backends.budgets`).
+    client: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,33 @@ def add_parser(subparsers: Any) -> None:
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="Logging level [env RATEKEEPER_LOG_LEVEL, default 'INFO'].",
     )
+    ha = parser.add_argument_group(
+        "high availability", "Several assigners on one etcd: one leads, the others stand by."
+    )
+    ha.add_argument(
+        "--etcd",
+        default=os.environ.get("RATEKEEPER_ETCD", ""),
+        help="etcd client URLs, http://HOST:PORT[,...]: elect a leader among the assigners "
+        "started on it and store each assignment there [env RATEKEEPER_ETCD, default: alone].",
+    )
+    ha.add_argument(
+        "--etcd-prefix",
+        default=os.environ.get("RATEKEEPER_ETCD_PREFIX", "/ratekeeper"),
+        help="Key prefix of this cluster in etcd [env RATEKEEPER_ETCD_PREFIX].",
+    )
+    ha.add_argument(
+        "--election-ttl",
+        type=int,
+        default=os.environ.get("RATEKEEPER_ELECTION_TTL", "5"),
+        help="Seconds a crashed leader holds the lead at most (etcd lease ttl, at least 2) "
+        "[env RATEKEEPER_ELECTION_TTL, default 5].",
+    )
+    ha.add_argument(
+        "--advertise",
+        default=os.environ.get("RATEKEEPER_ASSIGNER_ADVERTISE", ""),
+        help="host:port the other assigners and members reach this one at "
+        "[env RATEKEEPER_ASSIGNER_ADVERTISE, default: the listen address].",
+    )
     parser.set_defaults(func=_assigner)
 
 
@@ -52,6 +79,8 @@ def _assigner(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     try:
+        if args.etcd:
+            return asyncio.run(_run_elected(settings, args))
         return asyncio.run(_run(settings))
     except OSError as exc:
         print(f"ratekeeper assigner: {exc}", file=sys.stderr)
@@ -64,5 +93,27 @@ async def _run(settings: AssignerSettings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with running_assigner(settings):
+        await stop.wait()
+    return 0
+
+
+async def _run_elected(settings: AssignerSettings, args: argparse.Namespace) -> int:
+    # Imported here: the etcd client is an extra (pip install "ratekeeper[etcd]").
+    from ratekeeper.assigner.election import ElectionSettings
+    from ratekeeper.assigner.etcd_coordination import EtcdCoordination, parse_endpoints
+    from ratekeeper.assigner.ha import running_ha_assigner
+
+    try:
+        coordination = EtcdCoordination(parse_endpoints(args.etcd), prefix=args.etcd_prefix)
+        election = ElectionSettings.for_ttl(args.election_ttl)
+    except ConfigError as exc:
+        print(f"ratekeeper assigner: {exc}", file=sys.stderr)
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    advertise = args.advertise or None
+    async with running_ha_assigner(settings, coordination, election, advertise=advertise):
         await stop.wait()
     return 0

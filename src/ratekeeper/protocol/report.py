@@ -162,7 +162,7 @@ class ReportProcessor:
         before = self._claim(client, sequence, now)
         fresh = before is None or sequence > before[0]
         hits = [
-            Hit(c, n if fresh else 0)
+            Hit(c, n if fresh else 0, client)
             for key in keys
             for c, n in zip(key.counters, key.admitted, strict=True)
         ]

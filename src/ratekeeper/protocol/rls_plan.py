@@ -22,6 +22,7 @@ from ratekeeper.backends.store import Counter, Hit
 from ratekeeper.config.model import RateLimitRule
 from ratekeeper.core.keys import Entries, descriptor_path
 from ratekeeper.core.limits import Algorithm, Limit, Unit
+from ratekeeper.core.outcome import Outcome
 from ratekeeper.errors import RequestError
 from ratekeeper.protocol import rls_wire
 from ratekeeper.protocol.policy import Policy
@@ -33,6 +34,7 @@ __all__ = [
     "STATUS_OK",
     "STATUS_UNLIMITED",
     "Counted",
+    "Forwarded",
     "LimitAnswer",
     "Planner",
     "RequestPlan",
@@ -90,6 +92,20 @@ class Counted:
 
 
 @dataclass(slots=True)
+class Forwarded:
+    """A counted descriptor its owner (another cluster member) answered: its status as sent."""
+
+    #: The encoded ``statuses`` entry.
+    field: bytes
+    #: Its status code.
+    code: int
+    #: It is a quota descriptor (as :attr:`Counted.quota`).
+    quota: bool
+    #: What the ``RateLimit-*`` headers would show of it; ``None``: no limit (or no answer).
+    shown: tuple[Limit, Outcome] | None
+
+
+@dataclass(slots=True)
 class RequestPlan:
     """Everything a request's answer needs that does not depend on the counters' state."""
 
@@ -99,6 +115,9 @@ class RequestPlan:
     hits: tuple[Hit, ...]
     #: The count of a domain no config defines, else ``None``.
     unknown_domain: Tally | None = None
+    #: Planned for a cluster: each counted descriptor encoded with its ``hits_addend`` resolved,
+    #: as its owner is sent it (``b""`` for the others); empty when not planned for a cluster.
+    wires: tuple[bytes, ...] = ()
 
 
 class _Matched(NamedTuple):
@@ -121,8 +140,11 @@ class Planner:
         near_limit_ratio: float,
         override_algorithm: Algorithm,
         quota_mode: bool,
+        forwarding: bool = False,
     ) -> None:
         self._policy = policy
+        #: Plans carry :attr:`RequestPlan.wires` (a cluster member may forward descriptors).
+        self._forwarding = forwarding
         self._known_domains = frozenset(policy.domains)
         self._stats = stats
         self._near_limit_ratio = near_limit_ratio
@@ -167,6 +189,9 @@ class Planner:
                 counted = self._counted(domain, m)
                 answers.append(counted)
                 hits.extend(counted.counted)
+        if self._forwarding:
+            wires = _wires(descriptors, matched, answers)
+            return RequestPlan(tuple(answers), tuple(hits), None, wires)
         return RequestPlan(tuple(answers), tuple(hits))
 
     def _match(
@@ -228,3 +253,21 @@ class Planner:
                 self._limit_answers.clear()
             self._limit_answers[key] = answers
         return answers
+
+
+def _wires(
+    descriptors: Any, matched: list[_Matched | None], answers: list[bytes | Counted]
+) -> tuple[bytes, ...]:
+    """Each counted descriptor as its owner is sent it: its own ``hits_addend`` set to the hits
+    it was planned with, so the owner counts the same whatever the request's default."""
+    wires = []
+    for descriptor, m, answer in zip(descriptors, matched, answers, strict=True):
+        if m is None or isinstance(answer, bytes):
+            wires.append(b"")
+            continue
+        copy = type(descriptor)()
+        copy.CopyFrom(descriptor)
+        copy.hits_addend.value = m.hits
+        copy.hits_addend.SetInParent()
+        wires.append(copy.SerializeToString())
+    return tuple(wires)

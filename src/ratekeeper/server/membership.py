@@ -15,7 +15,10 @@ once, so the assigner hears of it without waiting an interval.
 A heartbeat carries the member's state, the generation it holds and the hits per second each
 of its slices took since the previous beat (:meth:`SliceView.take_load`). Answered, the next is
 due one interval later (the assigner's ``heartbeat_interval_ns`` once it has said one); failed,
-after a doubling backoff capped at the retry maximum, while the held assignment is kept. A diff
+after a doubling backoff capped at the retry maximum, while the held assignment is kept; every
+few failures in a row the member tries the next of the other members it knows
+(:func:`fallback_target`), since any member relays heartbeats: a member that joined through
+one that died finds the assigner through another. A diff
 that does not fit the held assignment is dropped and the next beat, due at once, claims no
 generation, so the assigner answers with the whole assignment.
 """
@@ -23,6 +26,7 @@ generation, so the assigner answers with the whole assignment.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ratekeeper.assigner.members import MemberState as State
@@ -40,6 +44,7 @@ __all__ = [
     "Membership",
     "MembershipTiming",
     "State",
+    "fallback_target",
 ]
 
 
@@ -72,6 +77,8 @@ class MembershipTiming:
     retry_max_ns: int = 2 * NS_PER_SECOND
     #: While failures go on, at most one warning per this long (ns).
     warn_every_ns: int = 10 * NS_PER_SECOND
+    #: After this many failures in a row, try the next target (:func:`fallback_target`).
+    switch_after: int = 3
 
     def backoff(self, failures: int) -> int:
         """The wait after ``failures`` consecutive failures (at least one)."""
@@ -111,6 +118,8 @@ class Failure:
     failures: int
     #: Whether this failure deserves a log line (the first, then one per ``warn_every_ns``).
     warn: bool
+    #: Whether to try the next target before the next attempt.
+    switch: bool = False
 
 
 class Membership:
@@ -179,7 +188,8 @@ class Membership:
         warn = self._warned_at is None or now - self._warned_at >= self._timing.warn_every_ns
         if warn:
             self._warned_at = now
-        return Failure(delay, self.failures, warn)
+        switch = self.failures % max(1, self._timing.switch_after) == 0
+        return Failure(delay, self.failures, warn, switch)
 
     def offer(self, update: Update, now: int) -> Change | None:
         """An update seen anywhere at ``now``; the change to announce if it is newer.
@@ -203,3 +213,14 @@ class Membership:
         self._urgent = True
         if not self._in_flight:
             self.next_at = min(self.next_at, now)
+
+
+def fallback_target(joins: Sequence[str], current: str, held: Assignment | None, me: str) -> str:
+    """Where to send heartbeats after ``current`` kept failing: the next, in a fixed cycle, of
+    the join addresses (several assigners, one leading) and every other member of the held
+    assignment (the join addresses first, so a member returns to them once the cycle comes
+    round)."""
+    others = sorted(held.servers - {me, *joins}) if held is not None else []
+    cycle = [*joins, *others]
+    at = cycle.index(current) if current in cycle else -1
+    return cycle[(at + 1) % len(cycle)]

@@ -51,6 +51,7 @@ from ratekeeper.server.membership import (
     Membership,
     MembershipTiming,
     State,
+    fallback_target,
 )
 from ratekeeper.server.settings import ClusterSettings, ListenerSettings
 from ratekeeper.server.slice_view import SliceView
@@ -129,10 +130,12 @@ class Slicelet:
         assigner's member targets its own address, given at :meth:`start`)."""
         self.settings = settings
         #: The held assignment: the gate's ownership.
-        self.view = SliceView(settings.advertise)
+        self.view = SliceView(settings.advertise, window_ns=_ns(settings.load_window_s))
         #: Unique per process start.
         self.incarnation_id = incarnation_id or uuid.uuid4().hex
-        self._target = target or settings.join
+        self._targets = (target,) if target else settings.join_targets
+        self._join = self._targets[0] if self._targets else ""
+        self._target = self._join
         self._clock = clock
         self._machine = Membership(self.view, timing(settings), clock())
         self._listeners: list[AssignmentListener] = []
@@ -209,8 +212,9 @@ class Slicelet:
         """Start heartbeating as ``address`` (unless an advertised one was configured)."""
         if not self.view.address:
             self.view.bind(address)
-        if not self._target:
-            self._target = self.view.address
+        if not self._join:  # the member embedding the assigner: its own port
+            self._join = self._target = self.view.address
+            self._targets = (self._join,)
         self._channel = open_aio_channel(self._target)
         self._calls = AssignerCallsAio(self._channel)
         self._tasks = [
@@ -264,7 +268,6 @@ class Slicelet:
         return self._calls
 
     async def _heartbeats(self) -> None:
-        calls = self._require_calls()
         machine = self._machine
         while True:
             now = self._clock()
@@ -277,10 +280,12 @@ class Slicelet:
                 continue
             request = beat_to_wire(beat, self.view.address, self.incarnation_id)
             try:
-                response = await calls.heartbeat(request, timeout=self.settings.heartbeat_timeout_s)
+                response = await self._require_calls().heartbeat(
+                    request, timeout=self.settings.heartbeat_timeout_s
+                )
                 update = update_from_wire(response.update)
             except (grpc.RpcError, ValueError) as exc:
-                self._failed(exc)
+                await self._failed(exc)
                 continue
             if machine.failures:
                 log.info(
@@ -290,7 +295,7 @@ class Slicelet:
             if change is not None:
                 self._adopted(change)
 
-    def _failed(self, exc: BaseException) -> None:
+    async def _failed(self, exc: BaseException) -> None:
         failure = self._machine.failed(self._clock())
         if failure.warn:
             held = self.view.generation
@@ -300,9 +305,23 @@ class Slicelet:
                 "none" if held is None else f"{held.incarnation}.{held.number}",
                 describe_error(exc),
             )  # fmt: skip
+        if failure.switch:
+            await self._retarget(
+                fallback_target(self._targets, self._target, self.view.assignment, self.address)
+            )
+
+    async def _retarget(self, target: str) -> None:
+        """Send heartbeats and Watch to ``target`` from now on."""
+        if target == self._target:
+            return
+        log.info("heartbeats to %s failed; trying %s", self._target, target)
+        old, self._target = self._channel, target
+        self._channel = open_aio_channel(target)
+        self._calls = AssignerCallsAio(self._channel)
+        if old is not None:
+            await old.close(None)  # a Watch held on it fails, and is made again on the new one
 
     async def _watch(self) -> None:
-        calls = self._require_calls()
         failures = 0
         wait_s = self.settings.watch_wait_s
         rest = timing(self.settings)
@@ -312,7 +331,7 @@ class Slicelet:
             if known is not None:
                 request.known.CopyFrom(generation_to_wire(known))
             try:
-                response = await calls.watch(
+                response = await self._require_calls().watch(
                     request, timeout=wait_s + self.settings.heartbeat_timeout_s
                 )
                 update = update_from_wire(response.update)

@@ -84,7 +84,15 @@ class Cluster:
         env: Mapping[str, str] | None = None,
         start_timeout: float = START_TIMEOUT_S,
         embedded: bool = False,
+        etcd: str | None = None,
+        assigners: int = 1,
+        election_ttl: int = 2,
     ) -> None:
+        several = assigners != 1
+        if assigners < 1 or (several and (etcd is None or embedded)):
+            raise ValueError("several assigners need etcd (and no embedded assigner)")
+        if etcd is not None and embedded:
+            raise ValueError("an embedded assigner does not take part in an election")
         if n < (1 if embedded else 0):
             raise ValueError("a cluster has at least zero members, one when it embeds the assigner")
         self.embedded = embedded
@@ -104,7 +112,15 @@ class Cluster:
         #: The assigner's address (members join it; Status is asked here): member 0's when
         #: the assigner is embedded.
         self.assigner = f"127.0.0.1:{self._first_ports[0] if embedded else free_port()}"
+        #: Every assigner's address (one without etcd); members are given them all to join.
+        self.assigners = [
+            self.assigner,
+            *(f"127.0.0.1:{free_port()}" for _ in range(assigners - 1)),
+        ]
         self.assigner_process: ManagedProcess | None = None
+        #: Each assigner's process, by index (with etcd; a restart replaces the entry).
+        self.assigner_processes: list[ManagedProcess] = []
+        self._ha = () if etcd is None else ("--etcd", etcd, "--election-ttl", str(election_ttl))
         #: Member ``i``'s current process and ports (a restart replaces the entry).
         self.servers: list[RatekeeperServer] = []
         self._starts = 0
@@ -116,7 +132,11 @@ class Cluster:
     def start(self) -> Cluster:
         """Start the assigner and every member; return once all are RUNNING and own slices."""
         try:
-            if not self.embedded:
+            if self._ha:
+                for i in range(len(self.assigners)):
+                    self.assigner_processes.append(self._spawn_assigner(i))
+                self.assigner_process = self.assigner_processes[0]
+            elif not self.embedded:
                 self.assigner_process = start(
                     assigner_argv(self.assigner, *self._timings),
                     name="assigner",
@@ -146,6 +166,8 @@ class Cluster:
         """Stop every member, then the assigner (SIGTERM, then SIGKILL); idempotent."""
         for server in reversed(self.servers):
             server.process.stop()
+        for process in reversed(self.assigner_processes):
+            process.stop()
         if self.assigner_process is not None:
             self.assigner_process.stop()
         self._channel.close()
@@ -162,9 +184,50 @@ class Cluster:
         return [s.grpc_target for s in self.servers if s.process.alive()]
 
     def status(self, timeout: float = 5.0) -> pb.StatusResponse:
-        """The assigner's Status."""
-        response: pb.StatusResponse = self._calls.status(pb.StatusRequest(), timeout=timeout)
-        return response
+        """The assigner's Status (with several, the first that answers: a follower passes the
+        call on to the leader)."""
+        if not self._ha:
+            response: pb.StatusResponse = self._calls.status(pb.StatusRequest(), timeout=timeout)
+            return response
+        error: Exception | None = None
+        for address in self.assigners:
+            channel = open_channel(address)
+            try:
+                answer: pb.StatusResponse = AssignerCalls(channel).status(
+                    pb.StatusRequest(), timeout=timeout
+                )
+                return answer
+            except Exception as exc:  # that one is down or has no leader to ask
+                error = exc
+            finally:
+                channel.close()
+        assert error is not None
+        raise error
+
+    def kill_assigner(self, i: int, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Send ``sig`` to assigner ``i``'s process group (SIGKILL also reaps it)."""
+        process = self.assigner_processes[i]
+        if process.alive():
+            os.killpg(process.pid, sig)
+        if sig is signal.SIGKILL:
+            process.popen.wait()
+
+    def restart_assigner(self, i: int) -> ManagedProcess:
+        """Stop assigner ``i`` if it runs and start it again on the same address."""
+        self.assigner_processes[i].stop()
+        self.assigner_processes[i] = self._spawn_assigner(i)
+        return self.assigner_processes[i]
+
+    def _spawn_assigner(self, i: int) -> ManagedProcess:
+        self._starts += 1
+        return start(
+            assigner_argv(self.assigners[i], *self._timings, *self._ha),
+            name=f"assigner-{i}-{self._starts}",
+            log_dir=self.log_dir,
+            ready=log_line("campaigning"),
+            timeout=self.start_timeout,
+            env=self.env,
+        )
 
     def wait_until(
         self, check: Callable[[pb.StatusResponse], bool], what: str, timeout: float = 30.0
@@ -240,7 +303,7 @@ class Cluster:
         hosts = self.embedded and f"127.0.0.1:{grpc_port}" == self.assigner
         if hosts:
             flags = ("--assigner-embedded", *self._timings, *flags)
-        join = "" if hosts else self.assigner
+        join = "" if hosts else ",".join(self.assigners)
         argv = member_argv(join, grpc_port, http_port, self.config, *flags)
         name = f"member-{grpc_port}-{self._starts}"
         process = start(argv, name=name, log_dir=self.log_dir, env=self.env)
