@@ -45,7 +45,7 @@ from ratekeeper.core.handoff import (
     Warm,
 )
 from ratekeeper.core.limits import NS_PER_SECOND
-from ratekeeper.core.slices import Assignment
+from ratekeeper.core.slices import Assignment, Slice
 from ratekeeper.errors import RequestError
 from ratekeeper.proto.handoff import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -168,13 +168,16 @@ class Handoff:
             raise RequestError(f"transfer: {exc}") from None
         self.metrics.counters.labels("received").inc(len(transfer.snapshot.counters))
         self.machine.me = self._address()
+        now = self._clock()
+        cold = tuple((Slice(lo, hi), now - age) for lo, hi, age in transfer.snapshot.cold)
         actions = self.machine.received(
             transfer.source,
             transfer.slice,
             transfer.generation,
             transfer.chunk,
             transfer.chunks,
-            self._clock(),
+            now,
+            cold,
         )
         await self._perform(actions)
         return pb.TransferResponse(taken=taken)
