@@ -7,6 +7,7 @@
     ├── ConfigError            a policy file is invalid (names file, line, key and reason)
     ├── BackendError           a storage backend (Redis) failed or timed out
     ├── RequestError           a request (RPC, /json body) is malformed: INVALID_ARGUMENT / 400
+    ├── ForwardError           a cluster member could not get another member's RLS answer
     ├── ClientClosedError      a Limiter was used after close()
     └── RateLimited            a function decorated with @limiter.limit(...) was refused
 
@@ -19,6 +20,7 @@ __all__ = [
     "BackendError",
     "ClientClosedError",
     "ConfigError",
+    "ForwardError",
     "LimitParseError",
     "RateLimited",
     "RatekeeperError",
@@ -56,20 +58,27 @@ class ConfigError(RatekeeperError):
         super().__init__(self._message())
 
     def _message(self) -> str:
-        where = self.file or "<config>"
+        place = self.file or ""
         if self.line is not None:
-            where = f"{where}:{self.line}"
-        if self.key:
-            where = f"{where}: {self.key}"
-        return f"{where}: {self.reason}"
+            place = f"{place}:{self.line}" if place else f"line {self.line}"
+        located = ": ".join(part for part in (place, self.key or "") if part)
+        return f"{located}: {self.reason}" if located else self.reason
 
 
 class BackendError(RatekeeperError):
     """A storage backend failed or did not answer within its timeout."""
 
 
+class CoordinationError(RatekeeperError):
+    """The coordination service of the assigners (etcd) could not be reached or refused a call."""
+
+
 class RequestError(RatekeeperError, ValueError):
     """A request is malformed; the message is what the caller is told (gRPC INVALID_ARGUMENT)."""
+
+
+class ForwardError(RatekeeperError):
+    """Descriptors forwarded to their owner (another cluster member) got no usable answer."""
 
 
 class ClientClosedError(RatekeeperError, RuntimeError):

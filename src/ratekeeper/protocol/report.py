@@ -159,7 +159,7 @@ class ReportProcessor:
         fresh = before is None or sequence > before[0]
         state: dict[Counter, Outcome] = {}
         try:
-            await self._debit(counted, 1 if fresh else 0, state, now)
+            await self._debit(client, counted, 1 if fresh else 0, state, now)
         except BaseException:
             claimed = self._sequences.get(client)
             if not state and fresh and claimed is not None and claimed[0] == sequence:
@@ -231,10 +231,16 @@ class ReportProcessor:
         return seen
 
     async def _debit(
-        self, keys: list[ResolvedKey], scale: int, state: dict[Counter, Outcome], now: int
+        self,
+        client: str,
+        keys: list[ResolvedKey],
+        scale: int,
+        state: dict[Counter, Outcome],
+        now: int,
     ) -> None:
-        """Debit ``scale`` times each key's admitted hits (0: a repeat, counted as nothing), a
-        chunk per store call; each counter's outcome into ``state`` (the last one wins)."""
+        """Debit ``scale`` times each key's admitted hits (0: a repeat, counted as nothing) as
+        ``client``'s, a chunk per store call; each counter's outcome into ``state`` (the last
+        one wins)."""
         chunks, debit = self._chunks, self._store.debit
         for start, stop in chunks.spans(len(keys)):
             hits: list[Hit] = []
@@ -242,10 +248,11 @@ class ReportProcessor:
             for key in keys[start:stop]:
                 counters = key.counters
                 if len(counters) == 1:  # the common case, without a zip per key
-                    add(Hit(counters[0], key.admitted[0] * scale))
+                    add(Hit(counters[0], key.admitted[0] * scale, client))
                 elif counters:
                     hits.extend(
-                        Hit(c, n * scale) for c, n in zip(counters, key.admitted, strict=True)
+                        Hit(c, n * scale, client)
+                        for c, n in zip(counters, key.admitted, strict=True)
                     )
             if hits:
                 outcomes = await debit(hits, now)

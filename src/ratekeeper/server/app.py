@@ -29,6 +29,8 @@ import grpc
 from aiohttp import web
 from grpc_health.v1 import health_pb2_grpc
 
+from ratekeeper.assigner.machine import AssignerMachine
+from ratekeeper.assigner.server import AssignerService, new_incarnation
 from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.backends.redis import RedisStore
 from ratekeeper.backends.store import Store
@@ -41,19 +43,28 @@ from ratekeeper.protocol.report import ReportProcessor
 from ratekeeper.protocol.rlqs import RlqsQuotas
 from ratekeeper.protocol.rls import RlsDecider, RlsSettings
 from ratekeeper.protocol.stats import Event
+from ratekeeper.server.forward_batch import BatchServicer, add_batch_servicer
+from ratekeeper.server.forwarding import (
+    GrpcForwarder,
+    ViewOwners,
+)
+from ratekeeper.server.handoff import attach_handoff
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.http import HttpEndpoints, build_app
+from ratekeeper.server.member_service import MemberService
 from ratekeeper.server.metrics import Metrics
 from ratekeeper.server.reload import ConfigWatcher, file_signature
 from ratekeeper.server.report_servicer import ReportServicer, add_report_servicer
 from ratekeeper.server.rlqs_servicer import RlqsServicer, add_rlqs_servicer
-from ratekeeper.server.rls_servicer import RlsServicer, add_rls_servicer
+from ratekeeper.server.rls_servicer import add_rls_servicer, rls_servicer
 from ratekeeper.server.settings import (
     AlgorithmMode,
+    ClusterSettings,
     ListenerSettings,
     ServerSettings,
     StoreSettings,
 )
+from ratekeeper.server.slicelet import Slicelet, advertised
 
 __all__ = ["SERVICES", "STORES", "Components", "Replica", "run"]
 
@@ -68,7 +79,9 @@ _FORCED_ALGORITHM: dict[AlgorithmMode, Algorithm | None] = {
 
 def _memory_store(url: str, settings: StoreSettings) -> Store:
     return MemoryStore(
-        max_keys=settings.max_keys, idle_expiry_ns=int(settings.idle_expiry_s * NS_PER_SECOND)
+        max_keys=settings.max_keys,
+        idle_expiry_ns=int(settings.idle_expiry_s * NS_PER_SECOND),
+        budgets=settings.budgets,
     )
 
 
@@ -101,14 +114,21 @@ class Components:
     reports: ReportProcessor
     #: The wall clock calls are decided at (ns since the epoch).
     clock: Callable[[], int] = time.time_ns
+    #: This server's membership in a cluster (``None``: it runs alone).
+    slicelet: Slicelet | None = None
+    #: The cluster's assigner, when this server embeds it (``--assigner-embedded``).
+    assigner: AssignerService | None = None
+    #: A cluster member's RLS forwarding to other members; ``None`` for a lone server.
+    forwarder: GrpcForwarder | None = None
 
 
 def _add_rls(server: grpc.aio.Server, c: Components) -> None:
-    add_rls_servicer(RlsServicer(c.decider, c.metrics, c.clock), server)
+    add_rls_servicer(rls_servicer(c.decider, c.metrics, c.clock), server)
 
 
 def _add_reports(server: grpc.aio.Server, c: Components) -> None:
-    add_report_servicer(ReportServicer(c.reports, c.metrics, c.clock), server)
+    view = c.slicelet.view if c.slicelet is not None else None
+    add_report_servicer(ReportServicer(c.reports, c.metrics, c.clock, view), server)
 
 
 def _add_rlqs(server: grpc.aio.Server, c: Components) -> None:
@@ -116,8 +136,27 @@ def _add_rlqs(server: grpc.aio.Server, c: Components) -> None:
     add_rlqs_servicer(RlqsServicer(quotas, c.metrics, c.clock), server)
 
 
+def _add_forwarded_batches(server: grpc.aio.Server, c: Components) -> None:
+    if c.forwarder is not None:  # a cluster member: others send it coalesced calls
+        add_batch_servicer(BatchServicer(c.decider, c.metrics, c.clock), server)
+
+
 def _add_health(server: grpc.aio.Server, c: Components) -> None:
     health_pb2_grpc.add_HealthServicer_to_server(c.health.servicer, server)
+
+
+def _add_cluster(server: grpc.aio.Server, c: Components) -> None:
+    # the member embedding the assigner serves the assigner's own AssignerService
+    if c.assigner is not None:
+        server.add_generic_rpc_handlers((c.assigner.handler(),))
+    elif c.slicelet is not None:
+        server.add_generic_rpc_handlers((MemberService(c.slicelet).handler(),))
+
+
+def _add_handoff(server: grpc.aio.Server, c: Components) -> None:
+    if c.slicelet is not None:  # a cluster member hands its counters off as slices move
+        timeout = c.settings.cluster.handoff_timeout_s
+        attach_handoff(server, c.store, c.slicelet, c.metrics.registry, c.clock, timeout)
 
 
 #: gRPC services every server registers.
@@ -126,6 +165,9 @@ SERVICES: tuple[Callable[[grpc.aio.Server, Components], None], ...] = (
     _add_health,
     _add_reports,
     _add_rlqs,
+    _add_cluster,
+    _add_handoff,
+    _add_forwarded_batches,
 )
 
 
@@ -165,30 +207,56 @@ def rls_settings(settings: ServerSettings) -> RlsSettings:
         headers=answers.headers.names,
         override_algorithm=_FORCED_ALGORITHM[settings.policy.algorithm] or Algorithm.TOKEN_BUCKET,
         quota_mode=answers.quota_mode,
+        max_text=answers.max_text,
     )
 
 
-def build(settings: ServerSettings, clock: Callable[[], int] = time.time_ns) -> Components:
+def build(
+    settings: ServerSettings,
+    clock: Callable[[], int] = time.time_ns,
+    forwarder: GrpcForwarder | None = None,
+) -> Components:
     """Load the config and open the store; raises ConfigError (nothing is listening yet).
 
-    ``clock`` is the wall clock (ns since the epoch) decisions are taken at.
+    ``clock`` is the wall clock (ns since the epoch) decisions are taken at; ``forwarder``
+    sends RLS descriptors owned by other cluster members to them.
     """
-    metrics = Metrics(settings.metrics.max_stats_keys)
+    m = settings.metrics
+    metrics = Metrics(
+        m.max_stats_keys, max_stats_domains=m.max_stats_domains, max_label_chars=m.max_label_chars
+    )
     policy = PolicyHolder(policy_loader(settings)())
     metrics.count(Event.CONFIG_LOAD_SUCCESS)
     store = open_store(settings)
     metrics.watch_store(store)
-    gate = StoreGate(store)
-    decider = RlsDecider(policy, gate, metrics, rls_settings(settings))
+    slicelet = Slicelet(settings.cluster) if settings.cluster.enabled else None
+    gate = StoreGate(store) if slicelet is None else StoreGate(store, slicelet.view, metrics)
+    if forwarder is None and slicelet is not None:
+        # a member answers RLS for the whole cluster: what it does not own goes to the owner
+        forwarder = GrpcForwarder(ViewOwners(slicelet.view))
+        slicelet.listen(forwarder)  # closes the channels of owners that leave
+    decider = RlsDecider(policy, gate, metrics, rls_settings(settings), forwarder)
     reports = ReportProcessor(gate, lambda: policy.policy, settings.reports, metrics)
     health = ServingHealth(store)
-    return Components(settings, policy, store, metrics, health, decider, reports, clock)
+    assigner = embedded_assigner(settings.cluster) if settings.cluster.assigner_embedded else None
+    return Components(
+        settings, policy, store, metrics, health, decider, reports, clock, slicelet, assigner,
+        forwarder,
+    )  # fmt: skip
+
+
+def embedded_assigner(cluster: ClusterSettings) -> AssignerService:
+    """The assigner a server embeds; its address is set once the gRPC port is bound."""
+    clock = time.monotonic_ns
+    machine = AssignerMachine(cluster.assigner.machine(), new_incarnation(), clock())
+    return AssignerService(machine, cluster.assigner, address="", clock=clock)
 
 
 def _grpc_options(settings: ListenerSettings) -> list[tuple[str, int]]:
     # Without SO_REUSEPORT a second server on the same port fails to start instead of
     # silently sharing the port (and splitting the counters) with the first.
     options = [("grpc.so_reuseport", 0)]
+    options += _grpc_idle_options(settings)
     if settings.grpc_max_connection_age_s > 0:
         # Envoy holds one HTTP/2 connection per upstream host for as long as it lives; aging
         # connections out lets a replica added later (or restarted) receive calls again.
@@ -202,6 +270,26 @@ def _grpc_options(settings: ListenerSettings) -> list[tuple[str, int]]:
     return options
 
 
+#: Connections the kernel queues for the HTTP listener before accepting (aiohttp's default is
+#: 128). A connection left in a full queue is never accepted, so never timed out: a client that
+#: only holds sockets would sit there until the kernel gives up.
+HTTP_BACKLOG = 1024
+
+
+def _grpc_idle_options(settings: ListenerSettings) -> list[tuple[str, int]]:
+    # Idle, half-open and never-handshaken connections are closed, so held sockets cannot
+    # exhaust the process's file descriptors (issue 16 item 8c).
+    options = [
+        ("grpc.server_handshake_timeout_ms", int(settings.grpc_handshake_timeout_s * 1000)),
+        ("grpc.keepalive_time_ms", int(settings.grpc_keepalive_time_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(settings.grpc_keepalive_timeout_s * 1000)),
+    ]
+    if settings.grpc_max_connection_idle_s > 0:
+        idle_ms = int(settings.grpc_max_connection_idle_s * 1000)
+        options.append(("grpc.max_connection_idle_ms", idle_ms))
+    return options
+
+
 class Replica:
     """The gRPC and HTTP listeners of one process, on the running event loop."""
 
@@ -210,6 +298,7 @@ class Replica:
         self.grpc_port = 0
         self.http_port = 0
         self._grpc = grpc.aio.server(options=_grpc_options(components.settings.listeners))
+        self._assigner_timer: asyncio.Task[None] | None = None
         for register in SERVICES:
             register(self._grpc, components)
         c = components
@@ -218,6 +307,7 @@ class Replica:
             build_app(endpoints),
             access_log=None,
             shutdown_timeout=components.settings.listeners.shutdown_grace_s,
+            keepalive_timeout=components.settings.listeners.http_idle_timeout_s,
         )
 
     async def start(self) -> None:
@@ -228,16 +318,42 @@ class Replica:
             self._grpc.add_insecure_port(f"unix:{settings.grpc_uds}")
         await self._grpc.start()
         await self._http.setup()
-        site = web.TCPSite(self._http, settings.host, settings.http_port)
+        site = web.TCPSite(self._http, settings.host, settings.http_port, backlog=HTTP_BACKLOG)
         await site.start()
         self.http_port = self._http.addresses[0][1]
         await self.components.health.config_loaded()
+        slicelet, assigner = self.components.slicelet, self.components.assigner
+        if slicelet is not None:
+            address = advertised(self.components.settings.cluster, settings, self.grpc_port)
+            if assigner is not None:
+                assigner.address = address
+                self._assigner_timer = asyncio.create_task(assigner.run(), name="assigner")
+            await slicelet.start(address)
+            slicelet.serving()
 
     async def stop(self, grace: float) -> None:
-        """NOT_SERVING, stop accepting, let in-flight calls finish within ``grace`` seconds."""
+        """NOT_SERVING, stop accepting, let in-flight calls finish within ``grace`` seconds.
+
+        A cluster member first drains: its slices move away (and are handed off) while it
+        still serves, bounded by ``cluster.drain_timeout_s``."""
+        slicelet = self.components.slicelet
+        if slicelet is not None and self.grpc_port:
+            await slicelet.drain()
+            slicelet.release_watchers()
         await self.components.health.shutting_down()
+        assigner = self.components.assigner
+        if assigner is not None:
+            assigner.close()  # held Watch calls answer now, so the stop below is quick
         await self._grpc.stop(grace)
+        if slicelet is not None:
+            await slicelet.stop()
+        if self._assigner_timer is not None:
+            self._assigner_timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._assigner_timer
         await self._http.cleanup()
+        if self.components.forwarder is not None:
+            await self.components.forwarder.close()
         await self.components.store.close()
 
 

@@ -154,6 +154,61 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_stats_keys", "MAX_STATS_KEYS", "metrics.max_stats_keys", int,
            "Most distinct (domain, key) label sets in per-rule metrics."),
     Option("log_level", "LOG_LEVEL", "log_level", str, "Logging level.", _LEVELS),
+    Option("join", "JOIN", "cluster.join", str,
+           "HOST:PORT of the assigner or any member (several, comma-separated, are tried in "
+           "turn): join that cluster; empty: run alone."),
+    Option("advertise", "ADVERTISE", "cluster.advertise", str,
+           "HOST:PORT others dial to reach this server; empty: the gRPC listen address."),
+    Option("assigner_embedded", "ASSIGNER_EMBEDDED", "cluster.assigner_embedded", _parse_bool,
+           "Also run the cluster's assigner on this server's gRPC port; others --join it."),
+    Option("heartbeat_timeout", "HEARTBEAT_TIMEOUT", "cluster.heartbeat_timeout_s", float,
+           "Seconds a heartbeat to the assigner may take before it counts as failed."),
+    Option("join_retry_max", "JOIN_RETRY_MAX", "cluster.retry_max_s", float,
+           "Longest wait in seconds between heartbeats while the assigner is unreachable."),
+    Option("drain_timeout", "DRAIN_TIMEOUT", "cluster.drain_timeout_s", float,
+           "Seconds a stopping member waits for its slices to move away and be handed off."),
+    Option("handoff_timeout", "HANDOFF_TIMEOUT", "cluster.handoff_timeout_s", float,
+           "Seconds a moved range's counters are retried to (and awaited by) its new owner."),
+    Option("load_window", "LOAD_WINDOW", "cluster.load_window_s", float,
+           "Seconds the per-slice load sent in heartbeats is averaged over."),
+    # the embedded assigner's rows, named as `ratekeeper assigner` names them
+    Option("heartbeat_interval", "HEARTBEAT_INTERVAL", "cluster.assigner.heartbeat_interval_s",
+           float, "Embedded assigner: seconds between a member's heartbeats."),
+    Option("unhealthy_after", "UNHEALTHY_AFTER", "cluster.assigner.unhealthy_after_s", float,
+           "Embedded assigner: seconds without a heartbeat after which a member's slices move."),
+    Option("min_interval", "MIN_INTERVAL", "cluster.assigner.min_interval_s", float,
+           "Embedded assigner: least seconds between load rounds (membership never waits)."),
+    Option("load_interval", "LOAD_INTERVAL", "cluster.assigner.load_interval_s", float,
+           "Embedded assigner: seconds between rounds for load alone."),
+    Option("http_idle_timeout", "HTTP_IDLE_TIMEOUT", "listeners.http_idle_timeout_s", float,
+           "Seconds an HTTP connection may hold no complete request before it is closed."),
+    Option("grpc_max_connection_idle", "GRPC_MAX_CONNECTION_IDLE",
+           "listeners.grpc_max_connection_idle_s", float,
+           "Seconds a gRPC connection may carry no call before it is closed (GOAWAY); 0: never."),
+    Option("grpc_handshake_timeout", "GRPC_HANDSHAKE_TIMEOUT", "listeners.grpc_handshake_timeout_s",
+           float, "Seconds a new gRPC connection gets to complete its handshake."),
+    Option("grpc_keepalive_time", "GRPC_KEEPALIVE_TIME", "listeners.grpc_keepalive_time_s", float,
+           "Seconds between the server's keepalive pings on a gRPC connection."),
+    Option("grpc_keepalive_timeout", "GRPC_KEEPALIVE_TIMEOUT", "listeners.grpc_keepalive_timeout_s",
+           float, "Seconds a keepalive ping may go unanswered before the connection is closed."),
+    Option("store_domain_share", "STORE_DOMAIN_SHARE", "store.budgets.domain_share", float,
+           "Most of --max-keys one domain's counters may hold (1: no budget)."),
+    Option("store_client_share", "STORE_CLIENT_SHARE", "store.budgets.client_share", float,
+           "Most of --max-keys the counters one reporting client created may hold (1: none)."),
+    Option("store_reported_share", "STORE_REPORTED_SHARE", "store.budgets.reported_share", float,
+           "Most of --max-keys all report-created counters may hold (1: no budget)."),
+    Option("store_pressure_ratio", "STORE_PRESSURE_RATIO", "store.budgets.pressure_ratio", float,
+           "Fill of the memory store from which /healthcheck says it is under pressure."),
+    Option("max_text", "MAX_TEXT", "answers.max_text", int,
+           "Longest domain, descriptor key or value an RLS request may carry (longer: refused)."),
+    Option("report_max_text", "REPORT_MAX_TEXT", "reports.max_text", int,
+           "Longest domain, entry key or value a report key may carry (longer: refused)."),
+    Option("report_max_client_id", "REPORT_MAX_CLIENT_ID", "reports.max_client_id", int,
+           "Longest client id a report may carry (longer: refused)."),
+    Option("max_stats_domains", "MAX_STATS_DOMAINS", "metrics.max_stats_domains", int,
+           "Most distinct domains in per-domain metric series; past it one overflow row."),
+    Option("max_label_chars", "MAX_LABEL_CHARS", "metrics.max_label_chars", int,
+           "Longest metric label value; longer client text is cut."),
 )  # fmt: skip
 
 _BY_NAME = {option.name: option for option in OPTIONS}
@@ -205,7 +260,10 @@ def with_options(settings: ServerSettings, **values: Any) -> ServerSettings:
         if option is None:
             raise ConfigError(f"no such option; known: {', '.join(_BY_NAME)}", key=name)
         changes[option.path] = value
-    replaced: ServerSettings = _replace(settings, changes)
+    try:
+        replaced: ServerSettings = _replace(settings, changes)
+    except ValueError as exc:  # a section checked by another package (the assigner's)
+        raise ConfigError(str(exc), key="cluster.assigner") from None
     return replaced
 
 
@@ -238,9 +296,13 @@ def from_sources(flags: Mapping[str, str | None], environ: Mapping[str, str]) ->
             text, source = environ.get(option.variable), option.variable
         if text is None:
             continue
-        if option.choices and text not in option.choices:
-            choices = ", ".join(option.choices)
-            raise ConfigError(f"must be one of {choices}; got {text!r}", key=source)
+        if option.choices:
+            # Spelled as the user likes (``debug``, ``Debug``): the choices are names, not codes.
+            chosen = {choice.casefold(): choice for choice in option.choices}.get(text.casefold())
+            if chosen is None:
+                choices = ", ".join(option.choices)
+                raise ConfigError(f"must be one of {choices}; got {text!r}", key=source)
+            text = chosen
         try:
             values[option.name] = option.parse(text)
         except ValueError as exc:

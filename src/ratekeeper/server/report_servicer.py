@@ -11,6 +11,11 @@ A large report never stalls the event loop (issue 15): its keys are read from th
 processor walks them, it is applied and answered in chunks, and between chunks the servicer's
 :class:`~ratekeeper.protocol.chunked.TimeBudget` rests on the loop once ``yield_budget_ns`` of
 work has run, so ``ShouldRateLimit`` calls arriving meanwhile wait about that long at most.
+
+In a cluster the answer also carries the generation of the assignment the member holds, and,
+when the report was routed by an older one (or by none), that assignment (a diff when the
+client's generation is recent): keys the member does not own were still applied (counted at the
+gate as misdirected) and the client routes its next report by what it is sent.
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from ratekeeper.core.slices import Generation
+from ratekeeper.proto.assignment import generation_from_wire, generation_to_wire, update_to_wire
+from ratekeeper.proto.ratekeeper.v1 import assignment_pb2
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 from ratekeeper.proto.report import (
     answer_to_wire,
@@ -34,6 +42,7 @@ from ratekeeper.protocol.report import ReportProcessor
 from ratekeeper.protocol.report_values import ReportAnswer
 from ratekeeper.protocol.stats import MemoryStats, StatsSink
 from ratekeeper.server.refusal import refusal, refuse
+from ratekeeper.server.slice_view import SliceView
 
 __all__ = [
     "YIELD_BUDGET_NS",
@@ -44,6 +53,8 @@ __all__ = [
 ]
 
 _CALL = "report"
+#: Most encoded updates kept for the held generation (one per generation clients send).
+_MAX_CACHED_UPDATES = 64
 
 #: Longest a report runs on the event loop before it lets other calls in, and how long it rests
 #: then (ns; see :class:`~ratekeeper.protocol.chunked.TimeBudget`).
@@ -61,11 +72,17 @@ class ReportServicer:
         processor: ReportProcessor,
         stats: StatsSink | None = None,
         clock: Callable[[], int] = time.time_ns,
+        view: SliceView | None = None,
         yield_budget_ns: int = YIELD_BUDGET_NS,
         yield_rest_ns: int = YIELD_REST_NS,
         yield_from_keys: int = YIELD_FROM_KEYS,
     ) -> None:
+        """``view``: the member's held assignment (``None``: not in a cluster)."""
         self._processor = processor
+        self._view = view
+        #: Encoded updates by the generation they bring a client from, for the held generation.
+        self._updates: dict[Generation | None, assignment_pb2.AssignmentUpdate | None] = {}
+        self._updates_for: Generation | None = None
         self._stats: StatsSink = MemoryStats() if stats is None else stats
         self._clock = clock
         self._latency = self._stats.timer(_CALL)
@@ -86,7 +103,10 @@ class ReportServicer:
         store's :class:`BackendError` if it fails."""
         self.budget.enter(len(request.keys) + len(request.known_ids))
         answer = await self._processor.process(lazy_report_from_wire(request), self._clock())
-        return await self._to_wire(answer)
+        response = await self._to_wire(answer)
+        if self._view is not None:
+            self._stamp(request, response, self._view)
+        return response
 
     async def _to_wire(self, answer: ReportAnswer) -> pb.ReportResponse:
         """``answer_to_wire``, its instructions written a chunk at a time."""
@@ -104,6 +124,29 @@ class ReportServicer:
                 wire.extend(instruction_to_wire(i) for i in instructions[start:stop])
                 await chunks.between(stop, len(instructions))
         return response
+
+    def _stamp(
+        self, request: pb.ReportRequest, response: pb.ReportResponse, view: SliceView
+    ) -> None:
+        """The held generation, and the held assignment if the report was routed by an older."""
+        held = view.generation
+        if held is None:
+            return
+        response.generation.CopyFrom(generation_to_wire(held))
+        known = generation_from_wire(request.generation) if request.HasField("generation") else None
+        if known is not None and known >= held:
+            return
+        if self._updates_for != held:
+            self._updates.clear()
+            self._updates_for = held
+        if known not in self._updates:
+            if len(self._updates) >= _MAX_CACHED_UPDATES:
+                self._updates.clear()
+            update = view.update_for(known)
+            self._updates[known] = None if update is None else update_to_wire(update)
+        wire = self._updates[known]
+        if wire is not None:
+            response.assignment.CopyFrom(wire)
 
     async def Report(
         self, request: pb.ReportRequest, context: grpc.aio.ServicerContext[Any, Any]
