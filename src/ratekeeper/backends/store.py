@@ -88,6 +88,9 @@ class Hit:
     counter: Counter
     #: How many hits; 0 checks without counting.
     hits: int
+    #: Most tokens of debt a debit may leave on a token bucket, when more than the core's
+    #: horizon (:func:`~ratekeeper.core.token_bucket.debt_floor`); 0: the horizon alone.
+    debt: int = 0
 
 
 @dataclass(frozen=True, slots=True)

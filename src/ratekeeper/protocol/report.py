@@ -162,7 +162,7 @@ class ReportProcessor:
         before = self._claim(client, sequence, now)
         fresh = before is None or sequence > before[0]
         hits = [
-            Hit(c, n if fresh else 0)
+            Hit(c, n if fresh else 0, self._debt(c, client, interval))
             for key in keys
             for c, n in zip(key.counters, key.admitted, strict=True)
         ]
@@ -178,10 +178,9 @@ class ReportProcessor:
                     self._sequences[client] = before
             raise
         state = dict(zip((h.counter for h in hits), outcomes, strict=True))  # last one wins
-        totals = self._record_demand(client, keys, now)
-        valid_for = s.valid_intervals * interval
+        totals = self._record_demand(client, keys, now, s.valid_intervals * interval)
         self.reports += 1
-        answers = tuple(self._instruct(key, state, totals, valid_for) for key in keys)
+        answers = tuple(self._instruct(key, state, totals, interval) for key in keys)
         for sent, answer in zip(report.keys, answers, strict=True):
             self._hot.note(sent.domain, sent.entries, answer.reject_for_ns, now)
         return ReportAnswer(answers, self._hot.current(now))
@@ -249,6 +248,20 @@ class ReportProcessor:
         demand = demand_rate(max(admitted, default=key.admitted), rejected, interval)
         return _Key(counters, shadow, demand, admitted)
 
+    def _debt(self, counter: Counter, client: str, interval: int) -> int:
+        """Tokens of debt ``counter`` may carry: what the clients reporting it (this one
+        included) can admit in one round at their local pace, ``n·(b + r·3·I)``.
+
+        One round is how long an admission can stay unknown to the fleet (reported within an
+        interval, heard by the others within another, plus round trips): a fleet's optimism,
+        carried as debt and charged back rather than forgiven. Bounded, so one report still
+        cannot block a key for long: at most ``max_clients_per_counter`` clients.
+        """
+        limit = counter.limit
+        clients = self._demand.clients(counter, client)
+        refill = ceil_div(limit.amount * 3 * interval, limit.period_ns)
+        return clients * (limit.capacity + refill)
+
     def _bound(self, limit: Limit) -> int:
         """Most hits a report may count against ``limit``: what it could admit in the longest
         report interval (plus its burst), times ``count_bound_intervals``."""
@@ -256,23 +269,27 @@ class ReportProcessor:
         refill = ceil_div(limit.amount * s.max_interval_ns, limit.period_ns)
         return s.count_bound_intervals * (limit.capacity + refill)
 
-    def _record_demand(self, client: str, keys: list[_Key], now: int) -> dict[Counter, float]:
-        """Record the client's demand per counter (keys sharing one add up); total per counter."""
+    def _record_demand(
+        self, client: str, keys: list[_Key], now: int, ttl_ns: int
+    ) -> dict[Counter, float]:
+        """Record the client's demand per counter (keys sharing one add up), counting for as long
+        as its instructions hold (``ttl_ns``); the total per counter."""
         mine: dict[Counter, float] = {}
         for key in keys:
             for counter in key.counters:
                 mine[counter] = mine.get(counter, 0.0) + key.demand
-        return {c: self._demand.record(c, client, rate, now) for c, rate in mine.items()}
+        return {c: self._demand.record(c, client, rate, now, ttl_ns) for c, rate in mine.items()}
 
     def _instruct(
         self,
         key: _Key,
         state: dict[Counter, Outcome],
         totals: dict[Counter, float],
-        valid_for: int,
+        interval: int,
     ) -> Instruction:
         """The strictest of the key's per-counter instructions; unlimited when it counts
         nothing (or is in shadow mode)."""
+        valid_for = self._settings.valid_intervals * interval
         if key.error:
             return Instruction(0, UNBOUNDED, 0, (), key.error)
         if key.shadow or not key.counters:
@@ -286,6 +303,7 @@ class ReportProcessor:
                 totals[counter],
                 valid_for,
                 self._settings.surplus_horizon_ns,
+                repay_debt=True,  # shares shrink while the bucket is in debt (issue 11, bound 3)
             )
             one = until_repaid(one, counter.limit)
             reject_for = max(reject_for, one.reject_for_ns)
