@@ -15,11 +15,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# System packages the tests use (we run as root on CI machines).
+# System packages the tests and benchmarks use (we run as root on CI machines).
 sysdeps:
+	@command -v wrk >/dev/null 2>&1 || { \
+		echo "installing wrk"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	@command -v redis-server >/dev/null 2>&1 || { \
 		echo "installing redis-server"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
+	@command -v etcd >/dev/null 2>&1 || { \
+		echo "installing etcd-server"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; }
 
 run: install
 	$(BIN)/ratekeeper serve

@@ -16,6 +16,7 @@ from ratekeeper.errors import (
     RateLimited,
     RequestError,
 )
+from ratekeeper.version import __version__ as __version__
 
 __all__ = [
     "Algorithm",
@@ -37,5 +38,3 @@ __all__ = [
     "parse_limit",
     "parse_limits",
 ]
-
-__version__ = "0.1.0"

@@ -56,16 +56,19 @@ class ConfigError(RatekeeperError):
         super().__init__(self._message())
 
     def _message(self) -> str:
-        where = self.file or "<config>"
+        place = self.file or ""
         if self.line is not None:
-            where = f"{where}:{self.line}"
-        if self.key:
-            where = f"{where}: {self.key}"
-        return f"{where}: {self.reason}"
+            place = f"{place}:{self.line}" if place else f"line {self.line}"
+        located = ": ".join(part for part in (place, self.key or "") if part)
+        return f"{located}: {self.reason}" if located else self.reason
 
 
 class BackendError(RatekeeperError):
     """A storage backend failed or did not answer within its timeout."""
+
+
+class CoordinationError(RatekeeperError):
+    """The coordination service of the assigners (etcd) could not be reached or refused a call."""
 
 
 class RequestError(RatekeeperError, ValueError):

@@ -9,7 +9,6 @@ with a per-second limit, so that a test sees Envoy's token bucket refill.
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from ratekeeper.testing.envoy_proxy import envoy_on_file, upstream_http
+from ratekeeper.testing.envoy_guide import guide_envoy as envoy_guide
+from ratekeeper.testing.envoy_guide import offer, rlqs_config
+from ratekeeper.testing.envoy_proxy import upstream_http
 from ratekeeper.testing.envoy_proxy import user_status as status
 from ratekeeper.testing.procs import ManagedProcess, free_port, start
 from ratekeeper.testing.server_process import (
@@ -32,8 +33,6 @@ from ratekeeper.testing.server_process import (
 pytestmark = pytest.mark.integration
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "envoy" / "rate_limit_quota.yaml"
-#: The ports the guide's file uses, by role.
-GUIDE_PORTS = {"listen": 10000, "admin": 9901, "ratekeeper": 8081, "upstream": 9000}
 RATE = 5  # per second; the capacity is the same
 POLICY = f"""\
 domain: rl
@@ -48,15 +47,6 @@ descriptors:
 SETTLE_S = 1.0
 
 
-def guide_config(ports: dict[str, int]) -> str:
-    """The guide's Envoy config with each of its ports replaced by ``ports[role]``."""
-    text = GUIDE.read_text()
-    for role, port in GUIDE_PORTS.items():
-        text, count = re.subn(rf"\bport_value: {port}\b", f"port_value: {ports[role]}", text)
-        assert count == 1, f"{GUIDE} should name port {port} ({role}) exactly once"
-    return text
-
-
 @contextlib.contextmanager
 def guide_envoy(grpc_port: int, upstream: int, log_dir: Path) -> Iterator[int]:
     """Envoy on the guide's file; yields its listener port."""
@@ -66,8 +56,8 @@ def guide_envoy(grpc_port: int, upstream: int, log_dir: Path) -> Iterator[int]:
         "ratekeeper": grpc_port,
         "upstream": upstream,
     }
-    with envoy_on_file(guide_config(ports), ports["listen"], ports["admin"], log_dir, "envoy-rlqs"):
-        yield ports["listen"]
+    with envoy_guide(rlqs_config(GUIDE, ports), ports, log_dir, "envoy-rlqs") as port:
+        yield port
 
 
 @pytest.fixture(scope="module")
@@ -117,13 +107,7 @@ def test_beyond_the_limit_envoy_answers_429_and_recovers_as_its_bucket_refills(
 
 
 def _offer(port: int, user: str, rate: float, until: float, admitted: list[int]) -> None:
-    """Send ``rate`` requests/s until ``until`` (monotonic); count the 200s in ``admitted``."""
-    step, due = 1.0 / rate, time.monotonic()
-    while due < until:
-        if status(port, user) == 200:
-            admitted[0] += 1
-        due += step
-        time.sleep(max(0.0, due - time.monotonic()))
+    admitted[0] = offer(port, user, rate, until)
 
 
 def test_two_envoys_sharing_one_limit_admit_the_policy_within_the_documented_bound(

@@ -9,8 +9,6 @@ then ``user``) with a per-second limit, so that a test sees the bucket refill.
 from __future__ import annotations
 
 import contextlib
-import re
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,16 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from ratekeeper.testing.envoy_proxy import envoy_on_file, upstream_http
+from ratekeeper.testing.envoy_guide import guide_envoy as envoy_guide
+from ratekeeper.testing.envoy_guide import offer, ratelimit_config, sidecar_process
+from ratekeeper.testing.envoy_proxy import upstream_http
 from ratekeeper.testing.envoy_proxy import user_status as status
-from ratekeeper.testing.procs import free_port, http_ok, start
-from ratekeeper.testing.server_process import START_TIMEOUT_S, ratekeeper_server
+from ratekeeper.testing.procs import free_port
+from ratekeeper.testing.server_process import ratekeeper_server
 
 pytestmark = pytest.mark.integration
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "envoy" / "ratelimit_sidecar.yaml"
-GUIDE_PORTS = {"listen": 10000, "admin": 9901, "upstream": 9000}
-GUIDE_SOCKET = "/run/ratekeeper/sidecar.sock"
 RATE = 10  # per second; the burst is the same
 POLICY = f"""\
 domain: rl
@@ -44,41 +42,21 @@ INTERVAL, TIMEOUT = 0.1, 0.05
 DURATION_S = 8.0
 
 
-def guide_config(ports: dict[str, int], socket: Path | int) -> str:
-    """The guide's file on these ports, calling the sidecar on ``socket`` (a path), or on TCP
-    port ``socket`` as the file's comment says (an int)."""
-    text = GUIDE.read_text()
-    for role, port in GUIDE_PORTS.items():
-        text, count = re.subn(rf"\bport_value: {port}\b", f"port_value: {ports[role]}", text)
-        assert count == 1, f"{GUIDE} should name port {port} ({role}) exactly once"
-    assert text.count(f"{{pipe: {{path: {GUIDE_SOCKET}}}}}") == 1
-    if isinstance(socket, int):
-        tcp = f"{{socket_address: {{address: 127.0.0.1, port_value: {socket}}}}}"
-        return text.replace(f"{{pipe: {{path: {GUIDE_SOCKET}}}}}", tcp)
-    return text.replace(f"path: {GUIDE_SOCKET}", f"path: {socket}")
-
-
 @contextlib.contextmanager
 def sidecar(
     server_grpc: int, policy: Path, logs: Path, name: str, grpc_port: int = 0
 ) -> Iterator[Path]:
     """``ratekeeper sidecar`` on a unix socket (and ``grpc_port``); yields the socket path."""
-    socket = logs / f"{name}.sock"
-    http_port = free_port()
-    argv = [sys.executable, "-m", "ratekeeper.cli.main", "sidecar"]
-    argv += ["--server", f"127.0.0.1:{server_grpc}", "--config", str(policy)]
-    argv += ["--grpc-port", str(grpc_port or free_port()), "--http-port", str(http_port)]
-    argv += ["--grpc-uds", str(socket)]
-    ready = http_ok(http_port, "/healthcheck")
-    with start(argv, name=name, log_dir=logs, ready=ready, timeout=START_TIMEOUT_S):
-        yield socket
+    target = f"127.0.0.1:{server_grpc}"
+    with sidecar_process(target, policy, logs, name, grpc_port=grpc_port) as running:
+        yield running.socket
 
 
 @contextlib.contextmanager
 def guide_envoy(socket: Path | int, upstream: int, logs: Path) -> Iterator[int]:
     ports = {"listen": free_port(), "admin": free_port(), "upstream": upstream}
-    with envoy_on_file(guide_config(ports, socket), ports["listen"], ports["admin"], logs):
-        yield ports["listen"]
+    with envoy_guide(ratelimit_config(GUIDE, ports, socket), ports, logs, "envoy") as port:
+        yield port
 
 
 @pytest.fixture(scope="module")
@@ -124,12 +102,7 @@ def test_over_tcp_as_the_guide_says(upstream: int, policy: Path, tmp_path: Path)
 
 
 def _offer(port: int, user: str, rate: float, until: float, admitted: list[int]) -> None:
-    step, due = 1.0 / rate, time.monotonic()
-    while due < until:
-        if status(port, user) == 200:
-            admitted[0] += 1
-        due += step
-        time.sleep(max(0.0, due - time.monotonic()))
+    admitted[0] = offer(port, user, rate, until)
 
 
 def test_two_envoys_with_their_sidecars_share_one_limit(

@@ -174,3 +174,14 @@ def test_with_options_sets_typed_values_by_option_name() -> None:
     assert settings.store.max_keys == 5
     with pytest.raises(ConfigError, match="no such option"):
         with_options(ServerSettings(), grpc=1)
+
+
+@pytest.mark.parametrize("spelling", ["debug", "Debug", "DEBUG"])
+def test_log_level_is_case_insensitive(spelling: str) -> None:
+    assert from_sources({"log_level": spelling}, {}).log_level == "DEBUG"
+
+
+def test_a_bad_choice_names_the_flag_without_a_placeholder_file() -> None:
+    with pytest.raises(ConfigError) as refused:
+        from_sources({"log_level": "loud"}, {})
+    assert str(refused.value).startswith("--log-level: must be one of")

@@ -12,7 +12,15 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from ratekeeper.version import __version__
+
 __all__ = ["main"]
+
+#: What ``ratekeeper --help`` says the program is (the module docstring is for developers).
+DESCRIPTION = (
+    "ratekeeper: a distributed rate limiter. Serve Envoy's rate limit API and batch reports "
+    "from in-process limiters, run the localhost sidecar, check a configuration, benchmark."
+)
 
 #: Subcommand modules, in the order ``--help`` lists them.
 SUBCOMMANDS: tuple[str, ...] = (
@@ -20,11 +28,14 @@ SUBCOMMANDS: tuple[str, ...] = (
     "ratekeeper.cli.serve",
     "ratekeeper.cli.sidecar",
     "ratekeeper.cli.bench",
+    "ratekeeper.cli.assigner",
+    "ratekeeper.cli.cluster",
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ratekeeper", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="ratekeeper", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"ratekeeper {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:
         importlib.import_module(name).add_parser(subparsers)

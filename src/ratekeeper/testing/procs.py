@@ -129,6 +129,7 @@ class ManagedProcess:
         when its pid, and so the group id, cannot have been reused by another process.
         """
         if self.alive():
+            self._signal_group(signal.SIGCONT)  # a frozen process cannot handle SIGTERM
             self._signal_group(signal.SIGTERM)
             try:
                 self.popen.wait(timeout=grace)
@@ -141,6 +142,16 @@ class ManagedProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def pause(self) -> None:
+        """Freeze the child's group (SIGSTOP): sockets stay open, nothing answers, as in a hang."""
+        if self.alive():
+            self._signal_group(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Thaw a frozen child (SIGCONT); a no-op otherwise."""
+        if self.alive():
+            self._signal_group(signal.SIGCONT)
 
     def kill(self) -> None:
         """SIGKILL the child's group at once and reap the child."""

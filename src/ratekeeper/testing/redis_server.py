@@ -7,9 +7,7 @@ key prefix. The simulator starts one per run of the legacy architecture.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 from pathlib import Path
 
 from ratekeeper.testing.procs import ManagedProcess, ToolMissing, free_port, port_open, start
@@ -78,16 +76,15 @@ class RedisServer:
     def stop(self) -> None:
         """Stop it (thawed first if frozen); idempotent."""
         if self._process is not None:
-            self.resume()  # a frozen process cannot handle SIGTERM
             self._process.stop()
             self._process = None
 
     def pause(self) -> None:
         """Freeze the server (SIGSTOP): connections stay open and nothing answers, as in a hang."""
         assert self._process is not None
-        os.kill(self._process.pid, signal.SIGSTOP)
+        self._process.pause()
 
     def resume(self) -> None:
         """Thaw a frozen server (SIGCONT); a no-op otherwise."""
-        if self._process is not None and self._process.alive():
-            os.kill(self._process.pid, signal.SIGCONT)
+        if self._process is not None:
+            self._process.resume()

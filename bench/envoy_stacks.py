@@ -1,0 +1,222 @@
+"""The set-ups ``bench.envoy_bench`` compares, started from the files docs/envoy.md publishes.
+
+One :class:`Stacks` starts, for one network model, every way Envoy can be rate limited here,
+each behind its own Envoy on the same upstream (an Envoy answering 200 itself, so the upstream
+adds as little latency and noise as possible):
+
+* ``none``: Envoy with the ratelimit filter but no descriptors on the route (no RLS call);
+* ``legacy``: ratelimit filter → ``ratekeeper serve`` on Redis, fixed window (the legacy corner:
+  envoyproxy/ratelimit's design, a Redis round trip per call);
+* ``memory``: ratelimit filter → ``ratekeeper serve`` in memory (a call per request);
+* ``sidecar``: ratelimit filter → ``ratekeeper sidecar`` on a unix socket → ``ratekeeper serve``;
+* ``rlqs``: the rate_limit_quota filter → ``ratekeeper serve`` (Envoy batch-reports itself).
+
+With an emulated network, every hop that would cross hosts in production goes through a
+``bench.sim.relay`` (Envoy → service, service → Redis, sidecar → service); the sidecar's own
+socket and the upstream stay local, as they are beside an Envoy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+from pathlib import Path
+from typing import Final
+
+import yaml
+
+from bench.sim.spec import NetworkModel
+from ratekeeper.testing.envoy_guide import (
+    guide_envoy,
+    ratelimit_config,
+    rlqs_config,
+    sidecar_process,
+)
+from ratekeeper.testing.envoy_proxy import Route, bootstrap, envoy_on_file
+from ratekeeper.testing.procs import free_port, log_line, start
+from ratekeeper.testing.redis_server import RedisServer
+from ratekeeper.testing.server_process import ratekeeper_server
+
+__all__ = ["GUIDE", "MODES", "SHARED_LIMIT", "Stacks", "policy_yaml"]
+
+REPO: Final = Path(__file__).resolve().parents[1]
+GUIDE: Final = REPO / "docs" / "envoy"
+MODES: Final = ("none", "legacy", "memory", "sidecar", "rlqs")
+#: The one user with a tight limit (per second): the accuracy run's shared key.
+SHARED_LIMIT: Final = 10
+_LEGACY_FLAGS: Final = ("--algorithm", "fixed_window", "--redis-timeout", "1")
+
+
+def policy_yaml() -> str:
+    """examples/config/rl.yaml's shape: every user effectively unlimited (latency runs measure
+    the path, not 429s), the user ``shared`` limited (the accuracy run)."""
+    return f"""\
+domain: rl
+descriptors:
+  - key: route
+    value: root
+    descriptors:
+      - key: user
+        value: shared
+        rate_limit: {{unit: second, requests_per_unit: {SHARED_LIMIT}}}
+      - key: user
+        rate_limit: {{unit: second, requests_per_unit: 1000000}}
+"""
+
+
+def _upstream_yaml(port: int, admin: int) -> str:
+    types = "type.googleapis.com/envoy.extensions.filters"
+    manager = {
+        "@type": f"{types}.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "upstream",
+        "route_config": {
+            "virtual_hosts": [
+                {
+                    "name": "all",
+                    "domains": ["*"],
+                    "routes": [
+                        {
+                            "match": {"prefix": "/"},
+                            "direct_response": {"status": 200, "body": {"inline_string": "ok\n"}},
+                        }
+                    ],
+                }
+            ]
+        },
+        "http_filters": [
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": {"@type": f"{types}.http.router.v3.Router"},
+            }
+        ],
+    }
+    listener = {
+        "name": "upstream",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+        "filter_chains": [
+            {
+                "filters": [
+                    {
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": manager,
+                    }
+                ]
+            }
+        ],
+    }
+    admin_address = {"socket_address": {"address": "127.0.0.1", "port_value": admin}}
+    return yaml.safe_dump(
+        {"admin": {"address": admin_address}, "static_resources": {"listeners": [listener]}}
+    )
+
+
+class Stacks:
+    """Every mode's Envoy for one network model; a context manager stopping all it started.
+
+    :attr:`ports` maps each mode to the Envoy listener to send requests to; :attr:`second`
+    holds a second Envoy (with its own sidecar) for the shared-limit modes.
+    """
+
+    def __init__(self, network: NetworkModel, workdir: Path, seed: int = 1) -> None:
+        self.network, self.workdir, self.seed = network, workdir, seed
+        self.ports: dict[str, int] = {}
+        self.second: dict[str, int] = {}
+        self._exit = contextlib.ExitStack()
+
+    def __enter__(self) -> Stacks:
+        try:
+            self._start()
+        except BaseException:
+            self._exit.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._exit.close()
+
+    def _remote(self, port: int, name: str) -> int:
+        """``port`` as a remote host sees it: through a relay when the network is emulated."""
+        if not self.network.emulated:
+            return port
+        model = self.network
+        self.seed += 1
+        argv = [sys.executable, "-m", "bench.sim.relay", "--target", f"127.0.0.1:{port}"]
+        argv += ["--dist", model.dist, "--median-ms", str(model.median_ms)]
+        argv += ["--p99-ms", str(model.p99_ms), "--epoch-ms", str(model.epoch_ms)]
+        argv += ["--seed", str(self.seed)]
+        relay = self._exit.enter_context(
+            start(argv, name=name, log_dir=self.workdir, ready=log_line(r"READY \d+"), cwd=REPO)
+        )
+        found = re.search(r"READY (\d+)", relay.log_text())
+        assert found, relay.describe()
+        return int(found.group(1))
+
+    def _envoy(self, config: str, ports: dict[str, int], name: str) -> int:
+        return self._exit.enter_context(guide_envoy(config, ports, self.workdir, name))
+
+    def _start(self) -> None:
+        work, enter = self.workdir, self._exit.enter_context
+        policy = work / "policy"
+        policy.mkdir(exist_ok=True)
+        (policy / "rl.yaml").write_text(policy_yaml())
+        upstream, upstream_admin = free_port(), free_port()
+        enter(
+            envoy_on_file(
+                _upstream_yaml(upstream, upstream_admin), upstream, upstream_admin, work, "upstream"
+            )
+        )
+
+        def ports() -> dict[str, int]:
+            return {"listen": free_port(), "admin": free_port(), "upstream": upstream}
+
+        none = ports()
+        text = bootstrap(
+            listen_port=none["listen"],
+            admin_port=none["admin"],
+            rls=free_port(),  # never called: the route has no descriptors
+            upstream_port=upstream,
+            domain="rl",
+            routes=[Route("/")],
+        )
+        self.ports["none"] = self._envoy(yaml.safe_dump(text, sort_keys=False), none, "envoy-none")
+
+        redis = RedisServer(work, name="redis")
+        self._exit.callback(redis.stop)
+        backend = f"redis://127.0.0.1:{self._remote(redis.port, 'relay-redis')}/0"
+        legacy = enter(
+            ratekeeper_server(
+                policy, work, name="legacy", flags=("--backend", backend, *_LEGACY_FLAGS)
+            )
+        )
+        legacy_remote = self._remote(legacy.grpc_port, "relay-legacy")
+        config = ports()
+        self.ports["legacy"] = self._envoy(
+            ratelimit_config(GUIDE / "ratelimit_sidecar.yaml", config, legacy_remote),
+            config,
+            "envoy-legacy",
+        )
+
+        memory = enter(ratekeeper_server(policy, work, name="memory"))
+        memory_remote = self._remote(memory.grpc_port, "relay-memory")
+        config = ports()
+        self.ports["memory"] = self._envoy(
+            ratelimit_config(GUIDE / "ratelimit_sidecar.yaml", config, memory_remote),
+            config,
+            "envoy-memory",
+        )
+
+        for index, into in enumerate((self.ports, self.second)):
+            sidecar = enter(
+                sidecar_process(f"127.0.0.1:{memory_remote}", policy, work, f"sidecar{index}")
+            )
+            config = ports()
+            into["sidecar"] = self._envoy(
+                ratelimit_config(GUIDE / "ratelimit_sidecar.yaml", config, sidecar.socket),
+                config,
+                f"envoy-sidecar{index}",
+            )
+            config = {**ports(), "ratekeeper": memory_remote}
+            into["rlqs"] = self._envoy(
+                rlqs_config(GUIDE / "rate_limit_quota.yaml", config), config, f"envoy-rlqs{index}"
+            )
