@@ -178,9 +178,10 @@ class ReportProcessor:
                     self._sequences[client] = before
             raise
         state = dict(zip((h.counter for h in hits), outcomes, strict=True))  # last one wins
-        totals = self._record_demand(client, keys, now, s.valid_intervals * interval)
+        valid_for = s.valid_intervals * interval
+        totals = self._record_demand(client, keys, now, valid_for)
         self.reports += 1
-        answers = tuple(self._instruct(key, state, totals, interval) for key in keys)
+        answers = tuple(self._instruct(key, state, totals, valid_for) for key in keys)
         for sent, answer in zip(report.keys, answers, strict=True):
             self._hot.note(sent.domain, sent.entries, answer.reject_for_ns, now)
         return ReportAnswer(answers, self._hot.current(now))
@@ -285,11 +286,10 @@ class ReportProcessor:
         key: _Key,
         state: dict[Counter, Outcome],
         totals: dict[Counter, float],
-        interval: int,
+        valid_for: int,
     ) -> Instruction:
         """The strictest of the key's per-counter instructions; unlimited when it counts
         nothing (or is in shadow mode)."""
-        valid_for = self._settings.valid_intervals * interval
         if key.error:
             return Instruction(0, UNBOUNDED, 0, (), key.error)
         if key.shadow or not key.counters:
