@@ -385,10 +385,17 @@ class LimiterMachine:
     def _probe(
         self, fresh: dict[str, PendingReport], table: RoutingTable, interval: int, now: int
     ) -> None:
-        """An empty report to each server not sent one for ``probe_ns`` (or ever)."""
+        """An empty report to each server not sent one for ``probe_ns`` (or ever).
+
+        Half an interval of slack: cycles are due on a fixed schedule but a thread runs each a
+        little late, by a different amount each time, so a cycle may come less than
+        ``probe_ns`` after the previous one was sent; without the slack such a cycle sent no
+        probe, and a quiet client's report traffic was a third below a busy one's (issue 11).
+        """
+        due = self.probe_ns - self.interval_ns // 2
         for address in table.servers:
             if address in fresh or address in self._book.unanswered:
                 continue
             sent = self._sent_at.get(address)
-            if sent is None or now - sent >= self.probe_ns:
+            if sent is None or now - sent >= due:
                 fresh[address] = self._book.new(address, interval, table.generation)
