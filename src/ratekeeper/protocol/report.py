@@ -162,7 +162,7 @@ class ReportProcessor:
         before = self._claim(client, sequence, now)
         fresh = before is None or sequence > before[0]
         hits = [
-            Hit(c, n if fresh else 0, self._debt(c, client, interval))
+            Hit(c, n if fresh else 0, debt=self._debt(c, client, interval))
             for key in keys
             for c, n in zip(key.counters, key.admitted, strict=True)
         ]
