@@ -65,7 +65,7 @@ class DemandBook(Generic[K]):
             return rate + sum(d.rate for d in book.values())
         if client not in book:
             self._entries += 1
-        book[client] = Demand(rate, now, ttl_ns)
+        book[client] = Demand(rate, now, max(self.ttl_ns, ttl_ns))
         return sum(d.rate for d in book.values())
 
     def clients(self, key: K, client: str) -> int:
@@ -89,8 +89,7 @@ class DemandBook(Generic[K]):
         return self._entries < self.max_entries
 
     def _expire(self, key: K, book: dict[str, Demand], now: int) -> None:
-        ttl = self.ttl_ns
-        stale = [client for client, d in book.items() if now - d.at > max(ttl, d.ttl_ns)]
+        stale = [client for client, d in book.items() if now - d.at > d.ttl_ns]
         for client in stale:
             del book[client]
         self._entries -= len(stale)

@@ -54,8 +54,8 @@ class Demand:
     rate: float
     #: When the server received it (server clock, ns).
     at: int
-    #: How long it counts, if longer than the book's ``ttl_ns`` (a client reporting every few
-    #: seconds must not drop out of the total between its reports).
+    #: How long it counts: the book's ``ttl_ns``, or longer for a client reporting every few
+    #: seconds (it must not drop out of the total between its reports).
     ttl_ns: int = 0
 
 

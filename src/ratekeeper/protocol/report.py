@@ -161,8 +161,11 @@ class ReportProcessor:
         client, sequence = report.client_id, report.sequence
         before = self._claim(client, sequence, now)
         fresh = before is None or sequence > before[0]
+        # what this client's local limiter could have admitted since its last applied report
+        since = 0 if before is None or before[0] == 0 else now - before[1]
+        round_ns = min(max(3 * interval, since), s.max_interval_ns)
         hits = [
-            Hit(c, n if fresh else 0, debt=self._debt(c, client, interval))
+            Hit(c, n if fresh else 0, debt=self._debt(c, client, round_ns))
             for key in keys
             for c, n in zip(key.counters, key.admitted, strict=True)
         ]
@@ -249,18 +252,21 @@ class ReportProcessor:
         demand = demand_rate(max(admitted, default=key.admitted), rejected, interval)
         return _Key(counters, shadow, demand, admitted)
 
-    def _debt(self, counter: Counter, client: str, interval: int) -> int:
+    def _debt(self, counter: Counter, client: str, round_ns: int) -> int:
         """Tokens of debt ``counter`` may carry: what the clients reporting it (this one
-        included) can admit in one round at their local pace, ``n·(b + r·3·I)``.
+        included) can admit in one round at their local pace, ``n·(b + r·R)``.
 
-        One round is how long an admission can stay unknown to the fleet (reported within an
-        interval, heard by the others within another, plus round trips): a fleet's optimism,
-        carried as debt and charged back rather than forgiven. Bounded, so one report still
-        cannot block a key for long: at most ``max_clients_per_counter`` clients.
+        ``R`` is three report intervals (how long an admission can stay unknown to the fleet:
+        reported within an interval, heard by the others within another, plus round trips), or
+        the time since the client's last applied report if longer (its reports failed meanwhile:
+        a client's local limiter admits at most ``b + r·R`` in any ``R``), at most the longest
+        report interval. A fleet's optimism is carried as debt and charged back rather than
+        forgiven, and one report still cannot block a key for long: ``R`` is bounded, and so
+        are the clients counted (``max_clients_per_counter``).
         """
         limit = counter.limit
         clients = self._demand.clients(counter, client)
-        refill = ceil_div(limit.amount * 3 * interval, limit.period_ns)
+        refill = ceil_div(limit.amount * round_ns, limit.period_ns)
         return clients * (limit.capacity + refill)
 
     def _bound(self, limit: Limit) -> int:
