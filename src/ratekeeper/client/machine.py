@@ -385,15 +385,8 @@ class LimiterMachine:
     def _probe(
         self, fresh: dict[str, PendingReport], table: RoutingTable, interval: int, now: int
     ) -> None:
-        """An empty report to each server not sent one for ``probe_ns`` (or ever).
-
-        Counted in cycles, not time: cycles are due on a fixed schedule but a thread runs each a
-        little late, by a different amount each time (and one after an overrun runs at once),
-        so a cycle may come well under ``probe_ns`` after the previous one was sent. A probe
-        due by time skipped such cycles, while counts are sent every cycle: a quiet client's
-        report traffic was a third below a busy one's (issue 11). So the cycle that starts
-        within an interval of ``probe_ns`` probes; with ``probe_ns`` one interval, every cycle.
-        """
+        """An empty report to each server not sent one for ``probe_ns`` (or ever), counted in
+        cycles: cycles run late by varying amounts, and a time test skipped some (issue 11)."""
         due = self.probe_ns - self.interval_ns
         for address in table.servers:
             if address in fresh or address in self._book.unanswered:

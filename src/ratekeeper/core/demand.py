@@ -8,7 +8,9 @@ whatever clients send:
 * an entry older than ``ttl_ns``, or than the entry's own ttl if longer (a few of its client's
   report intervals: a client that reports every second still counts between its reports), no
   longer counts (a client that stopped reporting stops taking a share) and is dropped when its
-  counter is next touched, or in a sweep when the book is full;
+  counter is next touched, or in a sweep when the book is full (at most one sweep per quarter
+  ``ttl_ns``: a book full of fresh entries would otherwise be rescanned for every new one, and
+  one report of 10,000 new keys stalled the server for minutes);
 * at most ``max_clients`` entries per counter and ``max_entries`` in all. A client that finds no
   room is not recorded, but its own demand still counts towards its own share, so it is never
   granted more than a recorded client would be.
@@ -38,7 +40,7 @@ K = TypeVar("K", bound=Hashable)
 class DemandBook(Generic[K]):
     """Latest demand of each client per counter key; see the module docstring for the bounds."""
 
-    __slots__ = ("_books", "_entries", "max_clients", "max_entries", "ttl_ns")
+    __slots__ = ("_books", "_entries", "_next_sweep", "max_clients", "max_entries", "ttl_ns")
 
     def __init__(self, ttl_ns: int, *, max_clients: int = 256, max_entries: int = 100_000) -> None:
         #: How long a reported demand counts (a few report intervals).
@@ -49,6 +51,8 @@ class DemandBook(Generic[K]):
         self.max_entries = max_entries
         self._books: dict[K, dict[str, Demand]] = {}
         self._entries = 0
+        #: A full book is not swept again before this instant.
+        self._next_sweep: int | None = None
 
     def __len__(self) -> int:
         """Entries held (fresh or not yet swept)."""
@@ -84,8 +88,11 @@ class DemandBook(Generic[K]):
     def _room(self, book: dict[str, Demand], now: int) -> bool:
         if len(book) >= self.max_clients:
             return False
-        if self._entries >= self.max_entries:
-            self.sweep(now)  # amortised: only a full book pays for a scan
+        if self._entries >= self.max_entries and (
+            self._next_sweep is None or now >= self._next_sweep
+        ):
+            self.sweep(now)  # only a full book pays for a scan, at most once per ttl / 4
+            self._next_sweep = now + max(1, self.ttl_ns // 4)
         return self._entries < self.max_entries
 
     def _expire(self, key: K, book: dict[str, Demand], now: int) -> None:

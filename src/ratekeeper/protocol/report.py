@@ -165,7 +165,7 @@ class ReportProcessor:
         since = 0 if before is None or before[0] == 0 else now - before[1]
         round_ns = min(max(3 * interval, since), s.max_interval_ns)
         hits = [
-            Hit(c, n if fresh else 0, debt=self._debt(c, client, round_ns))
+            Hit(c, n if fresh else 0, client, debt=self._debt(c, client, round_ns))
             for key in keys
             for c, n in zip(key.counters, key.admitted, strict=True)
         ]

@@ -163,6 +163,10 @@ class RedisStore:
         """Raises :class:`TransferUnsupported`: Redis is already the shared state."""
         raise TransferUnsupported(_SHARED)
 
+    async def start_empty(self, low: int, high: int, since: int | None) -> None:
+        """Raises :class:`TransferUnsupported`: a server's crash loses no Redis counter."""
+        raise TransferUnsupported(_SHARED)
+
     async def hit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
         """Decide and count each hit (Envoy RLS); one round trip per Redis involved."""
         return await self._apply(hits, now, take=True)

@@ -1,4 +1,5 @@
 from ratekeeper.proto.ratekeeper.v1 import assignment_pb2 as _assignment_pb2
+from ratekeeper.proto.ratekeeper.v1 import report_pb2 as _report_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -96,3 +97,51 @@ class StatusResponse(_message.Message):
     assigner: str
     imbalance: float
     def __init__(self, assignment: _Optional[_Union[_assignment_pb2.Assignment, _Mapping]] = ..., members: _Optional[_Iterable[_Union[MemberStatus, _Mapping]]] = ..., assigner: _Optional[str] = ..., imbalance: _Optional[float] = ...) -> None: ...
+
+class CounterState(_message.Message):
+    __slots__ = ("domain", "entries", "limit", "state")
+    DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    domain: str
+    entries: _containers.RepeatedCompositeFieldContainer[_report_pb2.Entry]
+    limit: _report_pb2.LimitSpec
+    state: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, domain: _Optional[str] = ..., entries: _Optional[_Iterable[_Union[_report_pb2.Entry, _Mapping]]] = ..., limit: _Optional[_Union[_report_pb2.LimitSpec, _Mapping]] = ..., state: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class TransferRequest(_message.Message):
+    __slots__ = ("generation", "source", "low", "high", "chunk", "chunks", "counters", "cold")
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    COLD_FIELD_NUMBER: _ClassVar[int]
+    generation: _assignment_pb2.Generation
+    source: str
+    low: int
+    high: int
+    chunk: int
+    chunks: int
+    counters: _containers.RepeatedCompositeFieldContainer[CounterState]
+    cold: _containers.RepeatedCompositeFieldContainer[ColdRange]
+    def __init__(self, generation: _Optional[_Union[_assignment_pb2.Generation, _Mapping]] = ..., source: _Optional[str] = ..., low: _Optional[int] = ..., high: _Optional[int] = ..., chunk: _Optional[int] = ..., chunks: _Optional[int] = ..., counters: _Optional[_Iterable[_Union[CounterState, _Mapping]]] = ..., cold: _Optional[_Iterable[_Union[ColdRange, _Mapping]]] = ...) -> None: ...
+
+class ColdRange(_message.Message):
+    __slots__ = ("low", "high", "age_ns")
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    AGE_NS_FIELD_NUMBER: _ClassVar[int]
+    low: int
+    high: int
+    age_ns: int
+    def __init__(self, low: _Optional[int] = ..., high: _Optional[int] = ..., age_ns: _Optional[int] = ...) -> None: ...
+
+class TransferResponse(_message.Message):
+    __slots__ = ("taken",)
+    TAKEN_FIELD_NUMBER: _ClassVar[int]
+    taken: int
+    def __init__(self, taken: _Optional[int] = ...) -> None: ...
