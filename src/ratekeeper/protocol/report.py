@@ -58,6 +58,7 @@ from collections.abc import Callable
 from ratekeeper.backends.store import Counter, Hit
 from ratekeeper.core.demand import DemandBook, until_repaid
 from ratekeeper.core.instructions import UNBOUNDED, Instruction, instruct
+from ratekeeper.core.limits import ceil_div
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.errors import RequestError
 from ratekeeper.protocol.chunked import Chunker, Pause
@@ -158,8 +159,11 @@ class ReportProcessor:
         before = self._claim(client, sequence, now)
         fresh = before is None or sequence > before[0]
         state: dict[Counter, Outcome] = {}
+        # what this client's local limiter could have admitted since its last applied report
+        since = 0 if before is None or before[0] == 0 else now - before[1]
+        round_ns = min(max(3 * interval, since), s.max_interval_ns)
         try:
-            await self._debit(client, counted, 1 if fresh else 0, state, now)
+            await self._debit(client, counted, 1 if fresh else 0, round_ns, state, now)
         except BaseException:
             claimed = self._sequences.get(client)
             if not state and fresh and claimed is not None and claimed[0] == sequence:
@@ -171,8 +175,8 @@ class ReportProcessor:
                 else:
                     self._sequences[client] = before
             raise
-        totals = await self._record_demand(client, counted, now)
         valid_for = s.valid_intervals * interval
+        totals = await self._record_demand(client, counted, now, valid_for)
         self.reports += 1
         answers = await chunks.map(
             lambda key: self._instruct(key, state, totals, valid_for), counted
@@ -235,23 +239,31 @@ class ReportProcessor:
         client: str,
         keys: list[ResolvedKey],
         scale: int,
+        round_ns: int,
         state: dict[Counter, Outcome],
         now: int,
     ) -> None:
         """Debit ``scale`` times each key's admitted hits (0: a repeat, counted as nothing) as
-        ``client``'s, a chunk per store call; each counter's outcome into ``state`` (the last
-        one wins)."""
-        chunks, debit = self._chunks, self._store.debit
+        ``client``'s, each counter's debt capped per :meth:`_debt` over ``round_ns``, a chunk
+        per store call; each counter's outcome into ``state`` (the last one wins)."""
+        chunks, debit, debt = self._chunks, self._store.debit, self._debt
         for start, stop in chunks.spans(len(keys)):
             hits: list[Hit] = []
             add = hits.append
             for key in keys[start:stop]:
                 counters = key.counters
                 if len(counters) == 1:  # the common case, without a zip per key
-                    add(Hit(counters[0], key.admitted[0] * scale, client))
+                    add(
+                        Hit(
+                            c0 := counters[0],
+                            key.admitted[0] * scale,
+                            client,
+                            debt=debt(c0, client, round_ns),
+                        )
+                    )
                 elif counters:
                     hits.extend(
-                        Hit(c, n * scale, client)
+                        Hit(c, n * scale, client, debt=debt(c, client, round_ns))
                         for c, n in zip(counters, key.admitted, strict=True)
                     )
             if hits:
@@ -260,9 +272,10 @@ class ReportProcessor:
             await chunks.between(stop, len(keys))
 
     async def _record_demand(
-        self, client: str, keys: list[ResolvedKey], now: int
+        self, client: str, keys: list[ResolvedKey], now: int, ttl_ns: int
     ) -> dict[Counter, float]:
-        """Record the client's demand per counter (keys sharing one add up); total per counter.
+        """Record the client's demand per counter (keys sharing one add up), counting for as long
+        as its instructions hold (``ttl_ns``); the total per counter.
 
         Both walks pause between chunks (:mod:`.chunked`); the maths is that of one pass."""
         chunks = self._chunks
@@ -276,9 +289,26 @@ class ReportProcessor:
         rates = list(mine.items())
         for start, stop in chunks.spans(len(rates)):
             for counter, rate in rates[start:stop]:
-                totals[counter] = record(counter, client, rate, now)
+                totals[counter] = record(counter, client, rate, now, ttl_ns)
             await chunks.between(stop, len(rates))
         return totals
+
+    def _debt(self, counter: Counter, client: str, round_ns: int) -> int:
+        """Tokens of debt ``counter`` may carry: what the clients reporting it (this one
+        included) can admit in one round at their local pace, ``n·(b + r·R)``.
+
+        ``R`` is three report intervals (how long an admission can stay unknown to the fleet:
+        reported within an interval, heard by the others within another, plus round trips), or
+        the time since the client's last applied report if longer (its reports failed meanwhile:
+        a client's local limiter admits at most ``b + r·R`` in any ``R``), at most the longest
+        report interval. A fleet's optimism is carried as debt and charged back rather than
+        forgiven, and one report still cannot block a key for long: ``R`` is bounded, and so
+        are the clients counted (``max_clients_per_counter``).
+        """
+        limit = counter.limit
+        clients = self._demand.clients(counter, client)
+        refill = ceil_div(limit.amount * round_ns, limit.period_ns)
+        return clients * (limit.capacity + refill)
 
     def _instruct(
         self,
@@ -302,6 +332,7 @@ class ReportProcessor:
                 totals[counter],
                 valid_for,
                 self._settings.surplus_horizon_ns,
+                repay_debt=True,  # shares shrink while the bucket is in debt (issue 11, bound 3)
             )
             one = until_repaid(one, counter.limit)
             reject_for = max(reject_for, one.reject_for_ns)
