@@ -7,11 +7,11 @@ from django.conf import settings
 if not settings.configured:
     settings.configure(ALLOWED_HOSTS=["testserver"], SECRET_KEY="test")
 
-from django.http import HttpRequest, HttpResponse, JsonResponse  # noqa: E402
-from django.test import RequestFactory  # noqa: E402
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.test import RequestFactory
 
-from ratekeeper.client.base import BaseLimiter  # noqa: E402
-from ratekeeper.client.integrations.django import exempt, keys, limit, middleware  # noqa: E402
+from ratekeeper.client.base import BaseLimiter
+from ratekeeper.client.integrations.django import exempt, keys, limit, middleware
 
 factory = RequestFactory()
 

@@ -33,9 +33,11 @@ def test_a_refusal_names_the_limit_that_rejects_and_the_domain() -> None:
     lim = BaseLimiter("127.0.0.1:1", domain="shop", limit="1/s; 1/minute")
     guard: Guard[str] = Guard(lim, lambda key: key)
     admitted = guard.check("k")
-    assert admitted is not None and admitted[0].allowed
+    assert admitted is not None
+    assert admitted[0].allowed
     refused = guard.check("k")
-    assert refused is not None and not refused[0].allowed
+    assert refused is not None
+    assert not refused[0].allowed
     headers = dict(refused[1])
     assert headers["RateLimit-Policy"] == '"shop";q=1;w=60'  # the minute waits longest
     assert int(headers["Retry-After"]) > 50
