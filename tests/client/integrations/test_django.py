@@ -60,3 +60,18 @@ def test_middleware_limits_all_but_exempt_views() -> None:
     assert [a.status_code for a in answers] == [200, 429]
     assert answers[1]["RateLimit-Policy"] == '"default";q=1;w=60'
     assert mw.process_view(factory.get("/"), health, (), {}) is None  # Django calls it
+
+
+async def test_async_views_are_limited_without_awaiting_the_decision() -> None:
+    lim = BaseLimiter("127.0.0.1:1", limit="1/minute")
+    called = []
+
+    @limit(lim, key=keys.header("X-Key"))
+    async def view(request: HttpRequest) -> HttpResponse:
+        called.append(1)
+        return HttpResponse("ok")
+
+    first = await view(factory.get("/", HTTP_X_KEY="k"))
+    refused = await view(factory.get("/", HTTP_X_KEY="k"))
+    assert (first.status_code, refused.status_code, called) == (200, 429, [1])
+    assert first["RateLimit-Policy"] == refused["RateLimit-Policy"] == '"default";q=1;w=60'

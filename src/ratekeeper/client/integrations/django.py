@@ -14,6 +14,7 @@ lives and name it in ``MIDDLEWARE``::
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -59,23 +60,31 @@ def exempt(view: View) -> View:
     return view
 
 
+Checked = tuple[Decision, list[tuple[str, str]]] | None
+
+
 class _Check:
     def __init__(self, guard: Guard[HttpRequest], on_limited: OnLimited | None) -> None:
         self.guard, self.on_limited = guard, on_limited
 
+    def refusal(self, request: HttpRequest, checked: Checked) -> HttpResponseBase | None:
+        """The 429 if ``checked`` refuses (``None``: admitted)."""
+        if checked is None or checked[0].allowed:
+            return None
+        if self.on_limited is not None:
+            return _with_headers(self.on_limited(request, *checked), checked)
+        response = HttpResponse(REFUSED_BODY, status=429, content_type="text/plain")
+        return _with_headers(response, checked)
+
     def run(self, request: HttpRequest, view: Callable[[], HttpResponseBase]) -> HttpResponseBase:
         checked = self.guard.check(request)
-        headers = checked[1] if checked else []
-        if checked is not None and not checked[0].allowed:
-            if self.on_limited is not None:
-                response = self.on_limited(request, *checked)
-            else:
-                response = HttpResponse(REFUSED_BODY, status=429, content_type="text/plain")
-        else:
-            response = view()
-        for name, value in headers:
-            response[name] = value
-        return response
+        return self.refusal(request, checked) or _with_headers(view(), checked)
+
+
+def _with_headers(response: HttpResponseBase, checked: Checked) -> HttpResponseBase:
+    for name, value in checked[1] if checked else ():
+        response[name] = value
+    return response
 
 
 def limit(
@@ -91,6 +100,16 @@ def limit(
     check = _Check(guard, on_limited)
 
     def decorate(view: View) -> View:
+        if inspect.iscoroutinefunction(view):  # an async view: deciding is never awaited
+
+            @functools.wraps(view)
+            async def guarded_async(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                checked = check.guard.check(request)
+                refused = check.refusal(request, checked)
+                return refused or _with_headers(await view(request, *args, **kwargs), checked)
+
+            return guarded_async
+
         @functools.wraps(view)
         def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             return check.run(request, lambda: view(request, *args, **kwargs))
