@@ -16,13 +16,13 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Unpack
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from ratekeeper.client.decide import Decision
 from ratekeeper.client.integrations.decorator import Acquirer
-from ratekeeper.client.integrations.guard import REFUSED_BODY, Guard
+from ratekeeper.client.integrations.guard import REFUSED_BODY, Guard, GuardOptions
 from ratekeeper.client.integrations.keys import Access, KeyHelpers
 from ratekeeper.client.policy import Key
 
@@ -91,12 +91,11 @@ def limit(
     limiter: Acquirer,
     key: KeyFn | None = None,
     *,
-    hits: int = 1,
-    policy_name: str | None = None,
     on_limited: OnLimited | None = None,
+    **options: Unpack[GuardOptions],
 ) -> Callable[[View], View]:
     """Limit a view (see the module doc). ``key`` defaults to the peer's address."""
-    guard = Guard(limiter, key or keys.client_address(), policy_name=policy_name, hits=hits)
+    guard = Guard(limiter, key or keys.client_address(), **options)
     check = _Check(guard, on_limited)
 
     def decorate(view: View) -> View:
@@ -123,12 +122,11 @@ def middleware(
     limiter: Acquirer,
     key: KeyFn | None = None,
     *,
-    hits: int = 1,
-    policy_name: str | None = None,
     on_limited: OnLimited | None = None,
+    **options: Unpack[GuardOptions],
 ) -> type:
     """A middleware class limiting every view not marked :func:`exempt` (see the module doc)."""
-    guard = Guard(limiter, key or keys.client_address(), policy_name=policy_name, hits=hits)
+    guard = Guard(limiter, key or keys.client_address(), **options)
     check = _Check(guard, on_limited)
 
     class RateLimitMiddleware:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Unpack
 
 import flask
 from flask import Request, Response
 
 from ratekeeper.client.decide import Decision
 from ratekeeper.client.integrations.decorator import Acquirer
-from ratekeeper.client.integrations.guard import REFUSED_BODY, Guard
+from ratekeeper.client.integrations.guard import REFUSED_BODY, Guard, GuardOptions
 from ratekeeper.client.integrations.keys import Access, KeyHelpers
 from ratekeeper.client.policy import Key
 
@@ -46,12 +46,11 @@ def limit(
     limiter: Acquirer,
     key: Callable[[Request], Key | None] | None = None,
     *,
-    hits: int = 1,
-    policy_name: str | None = None,
     on_limited: OnLimited | None = None,
+    **options: Unpack[GuardOptions],
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Limit a view (see the module doc). ``key`` defaults to the peer's address."""
-    guard = Guard(limiter, key or keys.client_address(), policy_name=policy_name, hits=hits)
+    guard = Guard(limiter, key or keys.client_address(), **options)
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)

@@ -16,7 +16,7 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Unpack
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -24,7 +24,7 @@ from starlette.responses import Response
 
 from ratekeeper.client.decide import Decision
 from ratekeeper.client.integrations.decorator import Acquirer
-from ratekeeper.client.integrations.guard import REFUSED_BODY, Guard
+from ratekeeper.client.integrations.guard import REFUSED_BODY, Guard, GuardOptions
 from ratekeeper.client.integrations.keys import Access, KeyHelpers
 from ratekeeper.client.policy import Key
 
@@ -87,12 +87,11 @@ def limit(
     limiter: Acquirer,
     key: Callable[[Request], Key | None] | None = None,
     *,
-    hits: int = 1,
-    policy_name: str | None = None,
     on_limited: OnLimited | None = None,
+    **options: Unpack[GuardOptions],
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Limit an endpoint (see the module doc). ``key`` defaults to the peer's address."""
-    guard = Guard(limiter, key or keys.client_address(), policy_name=policy_name, hits=hits)
+    guard = Guard(limiter, key or keys.client_address(), **options)
 
     def decorate(endpoint: Callable[..., Any]) -> Callable[..., Any]:
         sig, request_param, response_param = _parameters(endpoint)
