@@ -245,7 +245,7 @@ class Slicelet:
         if not self._joins:  # the member embedding the assigner: its own port
             self._joins = (self.view.address,)
             self._target = self.view.address
-        self._channel = open_aio_channel(self._target)
+        self._channel = self._open(self._target)
         self._calls = AssignerCallsAio(self._channel)
         self._tasks = [
             asyncio.create_task(self._heartbeats(), name="slicelet-heartbeats"),
@@ -357,13 +357,26 @@ class Slicelet:
         held = self.view.assignment
         return {*self._joins, *(held.servers - {self.address} if held is not None else ())}
 
+    def _open(self, target: str) -> grpc.aio.Channel:
+        # gRPC's own reconnect backoff (1 s, then x1.6) would keep a restarted assigner
+        # unreachable for longer than the member's retries; it follows them instead
+        retry = timing(self.settings)
+        return open_aio_channel(
+            target,
+            [
+                ("grpc.initial_reconnect_backoff_ms", retry.retry_initial_ns // 1_000_000),
+                ("grpc.min_reconnect_backoff_ms", retry.retry_initial_ns // 1_000_000),
+                ("grpc.max_reconnect_backoff_ms", retry.retry_max_ns // 1_000_000),
+            ],
+        )
+
     async def _retarget(self, target: str) -> None:
         """Send heartbeats and Watch to ``target`` from now on."""
         if target == self._target:
             return
         log.debug("heartbeats to %s failed; trying %s", self._target, target)
         old, self._target = self._channel, target
-        self._channel = open_aio_channel(target)
+        self._channel = self._open(target)
         self._calls = AssignerCallsAio(self._channel)
         if old is not None:
             # relayed calls on the old channel get their timeout to finish; a Watch held on it
