@@ -119,7 +119,14 @@ def beat_to_wire(beat: Beat, address: str, incarnation_id: str) -> pb.HeartbeatR
         state=state_to_wire(beat.state),
         incarnation_id=incarnation_id,
         load=[
-            pb.SliceLoad(low=p.low, high=high_to_wire(p.high), load=rate) for p, rate in beat.load
+            *(
+                pb.SliceLoad(low=p.low, high=high_to_wire(p.high), load=rate)
+                for p, rate in beat.load
+            ),
+            *(
+                pb.SliceLoad(low=p.low, high=high_to_wire(p.high), load=rate, elsewhere=True)
+                for p, rate in beat.elsewhere
+            ),
         ],
     )
     if beat.known is not None:
