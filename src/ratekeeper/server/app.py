@@ -43,7 +43,11 @@ from ratekeeper.protocol.rlqs import RlqsQuotas
 from ratekeeper.protocol.rls import RlsDecider, RlsSettings
 from ratekeeper.protocol.stats import Event
 from ratekeeper.server.forward_batch import BatchServicer, add_batch_servicer
-from ratekeeper.server.forwarding import GrpcForwarder, ViewOwners
+from ratekeeper.server.forwarding import (
+    GrpcForwarder,
+    ViewOwners,
+)
+from ratekeeper.server.handoff import attach_handoff
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.http import HttpEndpoints, build_app
 from ratekeeper.server.member_lifecycle import MemberLifecycle, embedded_assigner
@@ -148,6 +152,12 @@ def _add_cluster(server: grpc.aio.Server, c: Components) -> None:
         server.add_generic_rpc_handlers((MemberService(c.slicelet).handler(),))
 
 
+def _add_handoff(server: grpc.aio.Server, c: Components) -> None:
+    if c.slicelet is not None:  # a cluster member hands its counters off as slices move
+        timeout = c.settings.cluster.handoff_timeout_s
+        attach_handoff(server, c.store, c.slicelet, c.metrics.registry, c.clock, timeout)
+
+
 #: gRPC services every server registers.
 SERVICES: tuple[Callable[[grpc.aio.Server, Components], None], ...] = (
     _add_rls,
@@ -155,6 +165,7 @@ SERVICES: tuple[Callable[[grpc.aio.Server, Components], None], ...] = (
     _add_reports,
     _add_rlqs,
     _add_cluster,
+    _add_handoff,
     _add_forwarded_batches,
 )
 
