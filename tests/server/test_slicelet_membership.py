@@ -25,7 +25,7 @@ from ratekeeper.server.membership import (
     fallback_target,
 )
 from ratekeeper.server.slice_view import MIN_REPORTED_RATE, SliceView
-from ratekeeper.server.slicelet import beat_to_wire
+from ratekeeper.server.target_calls import beat_to_wire
 
 MS = NS_PER_SECOND // 1000
 ME = "10.0.0.1:8081"

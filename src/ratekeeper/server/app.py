@@ -50,7 +50,7 @@ from ratekeeper.server.forwarding import (
 from ratekeeper.server.handoff import attach_handoff
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.http import HttpEndpoints, build_app
-from ratekeeper.server.member_lifecycle import MemberLifecycle, embedded_assigner
+from ratekeeper.server.member_lifecycle import MemberLifecycle, advertised, embedded_assigner
 from ratekeeper.server.member_service import MemberService
 from ratekeeper.server.metrics import Metrics
 from ratekeeper.server.reload import ConfigWatcher, file_signature
@@ -63,7 +63,7 @@ from ratekeeper.server.settings import (
     ServerSettings,
     StoreSettings,
 )
-from ratekeeper.server.slicelet import Slicelet, advertised
+from ratekeeper.server.slicelet import Slicelet
 
 __all__ = ["SERVICES", "STORES", "Components", "Replica", "run"]
 

@@ -15,14 +15,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 
 from ratekeeper.assigner.machine import AssignerMachine
 from ratekeeper.assigner.server import AssignerService, new_incarnation
-from ratekeeper.server.settings import ClusterSettings
+from ratekeeper.server.settings import ClusterSettings, ListenerSettings
 from ratekeeper.server.slicelet import Slicelet
 
-__all__ = ["MemberLifecycle", "embedded_assigner"]
+__all__ = ["MemberLifecycle", "advertised", "embedded_assigner"]
+
+
+def advertised(cluster: ClusterSettings, listeners: ListenerSettings, grpc_port: int) -> str:
+    """This member's address in assignments: the configured one, else where gRPC listens (a
+    wildcard host is replaced by this machine's name, which other machines can resolve)."""
+    if cluster.advertise:
+        return cluster.advertise
+    host = listeners.host
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = socket.gethostname()
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{grpc_port}"
 
 
 def embedded_assigner(cluster: ClusterSettings) -> AssignerService:
