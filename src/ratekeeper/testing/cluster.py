@@ -66,11 +66,15 @@ def member_argv(
 class Cluster:
     """An assigner and ``n`` members as real processes (see the module docstring).
 
-    Timings are in seconds and go to the assigner; they are short by default so that tests of
-    failures run quickly. ``server_flags`` are added to every member's command line, ``env`` to
-    every process's environment. With ``embedded``, member 0 runs the assigner itself
-    (``serve --assigner-embedded``) and the others join it: there is no assigner process, and
-    restarting member 0 restarts the assigner. Not thread-safe: drive it from one thread.
+    Timings are in seconds and go to the assigner. Heartbeats and the timeout are short by
+    default, so that tests of failures run quickly; rounds for load alone are as rare as in
+    production (a test of rebalancing by load passes a short ``load_interval``), so ownership
+    changes only when membership does. ``server_flags`` are added to every member's command
+    line, ``env`` to every process's environment. With ``embedded``, member 0 runs the
+    assigner itself (``serve --assigner-embedded``) and the others join it: there is no
+    assigner process, and restarting member 0 restarts the assigner. With ``etcd``, there are
+    ``assigners`` elected assigners and members join them all. Not thread-safe: drive it from
+    one thread.
     """
 
     def __init__(
@@ -82,7 +86,7 @@ class Cluster:
         heartbeat_interval: float = 0.2,
         unhealthy_after: float = 1.0,
         min_interval: float = 1.0,
-        load_interval: float = 5.0,
+        load_interval: float = 60.0,
         server_flags: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         start_timeout: float = START_TIMEOUT_S,
