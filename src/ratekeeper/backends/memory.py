@@ -58,10 +58,10 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from ratekeeper.backends.budgets import Budgets, BudgetSettings, StorePressure
 from ratekeeper.backends.cold import ColdRanges, emptied
+from ratekeeper.backends.memory_stats import MemoryStoreStats, store_stats
 from ratekeeper.backends.store import Counter, CounterSnapshot, Hit, Snapshot, StoreStat
 from ratekeeper.backends.transfer import aged, restored, stricter
 from ratekeeper.core.algorithms import STRATEGIES, State, after_debit
@@ -89,20 +89,6 @@ _Value = tuple[int, tuple[int, ...], str]
 _UNBUDGETED = BudgetSettings(domain_share=1.0, client_share=1.0, reported_share=1.0)
 #: The limit a shard key names (housekeeping reads it back from the key).
 _limit_of = functools.lru_cache(maxsize=4096)(Limit.from_identity)
-
-
-@dataclass(frozen=True, slots=True)
-class MemoryStoreStats:
-    """Counts for metrics; read at scrape time."""
-
-    #: Counters held now.
-    keys: int
-    #: Partly used counters evicted to make room for new keys.
-    evictions: int
-    #: Full counters dropped (idle expiry, or to make room).
-    expirations: int
-    #: New keys refused because every counter the hand saw was exhausted.
-    refused: int
 
 
 @functools.lru_cache(maxsize=4096)
@@ -220,44 +206,7 @@ class MemoryStore:
 
     def stats(self) -> tuple[StoreStat, ...]:
         """Current counts, for metrics."""
-        c = self.counts()
-        pressure = self.pressure()
-        return (
-            StoreStat("ratekeeper_store_keys", "Counters held.", "gauge", c.keys),
-            StoreStat(
-                "ratekeeper_store_evictions",
-                "Partly used counters evicted to make room.",
-                "counter",
-                c.evictions,
-            ),
-            StoreStat(
-                "ratekeeper_store_expirations", "Full counters dropped.", "counter", c.expirations
-            ),
-            StoreStat(
-                "ratekeeper_store_refused_keys",
-                "New keys refused at the key cap (every counter exhausted).",
-                "counter",
-                c.refused,
-            ),
-            StoreStat(
-                "ratekeeper_store_pressure",
-                "Counters held over the most the store holds (1: full).",
-                "gauge",
-                pressure.fill,
-            ),
-            StoreStat(
-                "ratekeeper_store_refused_over_budget",
-                "New keys refused because their domain or reporting client was at its budget.",
-                "counter",
-                pressure.refused_over_budget,
-            ),
-            StoreStat(
-                "ratekeeper_store_parties_at_budget",
-                "Domains and reporting clients at their budget now (their new keys are refused).",
-                "gauge",
-                len(pressure.at_budget),
-            ),
-        )
+        return store_stats(self.counts(), self.pressure())
 
     def pressure(self) -> StorePressure:
         """How full the store is and which parties are at their budget."""
@@ -267,14 +216,15 @@ class MemoryStore:
 
     async def export(self, low: int, high: int, now: int) -> Snapshot:
         """Every counter whose key hash is in ``[low, high)``, each instant as an age before
-        ``now``; the counters stay. Atomic: nothing awaits, so no hit lands half-way."""
+        ``now``, and the range's cold parts; the counters stay. Atomic: nothing awaits, so no
+        hit lands half-way."""
         found: list[CounterSnapshot] = []
         for shard, whole in self._shards_in(low, high):
             for (domain, entries, identity), (_, packed, _) in shard.items():
                 counter = Counter(domain, entries, _limit_of(identity))
                 if whole or low <= counter.key_hash < high:
                     found.append(CounterSnapshot(counter, aged(counter.limit, packed, now)))
-        return Snapshot(low, high, tuple(found))
+        return Snapshot(low, high, tuple(found), self._cold.within(low, high, now))
 
     async def import_(self, snapshot: Snapshot, now: int) -> int:
         """Merge ``snapshot`` (exported on another clock) in, rebuilt on the clock whose

@@ -117,6 +117,11 @@ class Snapshot:
     low: int
     high: int
     counters: tuple[CounterSnapshot, ...] = ()
+    #: The parts of the range that were cold (:meth:`Store.start_empty`) at export, each
+    #: ``(low, high, age)`` with the mark's instant as an age in ns before the exporter's
+    #: ``now``. :meth:`Store.import_` leaves marks alone: the importer, who knows which of its
+    #: own marks only wait for this snapshot, applies these with :meth:`Store.start_empty`.
+    cold: tuple[tuple[int, int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

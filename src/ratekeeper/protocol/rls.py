@@ -30,7 +30,7 @@ from ratekeeper.protocol.ownership import StoreGate
 from ratekeeper.protocol.policy import Policy, PolicyHolder
 from ratekeeper.protocol.rls_answer import Answerer
 from ratekeeper.protocol.rls_forward import DescriptorStatus, Forwarder, Routes, merge, route
-from ratekeeper.protocol.rls_plan import Planner, RequestPlan
+from ratekeeper.protocol.rls_plan import MAX_TEXT, Planner, RequestPlan
 from ratekeeper.protocol.stats import Event, StatsSink
 
 __all__ = ["RlsDecider", "RlsSettings"]
@@ -59,6 +59,8 @@ class RlsSettings:
     override_algorithm: Algorithm = Algorithm.TOKEN_BUCKET
     #: Global quota mode: every limited descriptor is a quota descriptor.
     quota_mode: bool = False
+    #: Longest domain, descriptor key or value a request may carry (longer: INVALID_ARGUMENT).
+    max_text: int = MAX_TEXT
 
 
 class RlsDecider:
@@ -222,6 +224,7 @@ class RlsDecider:
             override_algorithm=s.override_algorithm,
             quota_mode=s.quota_mode,
             forwarding=self._forwarder is not None,
+            max_text=s.max_text,
         )
 
     def _store_failed(self, exc: Exception, now: int) -> None:

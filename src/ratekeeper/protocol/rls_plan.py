@@ -53,6 +53,9 @@ _UNLIMITED_REMAINING = 2**32 - 1
 MAX_DESCRIPTOR_BYTES = 4096
 #: Most descriptors in one request (Envoy sends a handful): bounds the work one call can demand.
 MAX_DESCRIPTORS = 1024
+#: Longest domain, descriptor key or value (characters) by default: a request with a longer one
+#: is refused at first sight, so client text is never kept (plans, counters, metric labels).
+MAX_TEXT = 1024
 #: Distinct rule limits whose statuses are remembered; the memo starts over when full.
 _MAX_LIMIT_ANSWERS = 16_384
 
@@ -141,10 +144,12 @@ class Planner:
         override_algorithm: Algorithm,
         quota_mode: bool,
         forwarding: bool = False,
+        max_text: int = MAX_TEXT,
     ) -> None:
         self._policy = policy
         #: Plans carry :attr:`RequestPlan.wires` (a cluster member may forward descriptors).
         self._forwarding = forwarding
+        self._max_text = max_text
         self._known_domains = frozenset(policy.domains)
         self._stats = stats
         self._near_limit_ratio = near_limit_ratio
@@ -166,6 +171,10 @@ class Planner:
             raise RequestError("rate limit descriptor list must not be empty")
         if len(descriptors) > MAX_DESCRIPTORS:
             raise RequestError(f"more than {MAX_DESCRIPTORS} descriptors in one request")
+        # No text is longer than the request: most requests need no text check.
+        long_text = size > self._max_text
+        if long_text and len(domain) > self._max_text:
+            raise RequestError(f"rate limit domain longer than {self._max_text} characters")
         known = domain in self._known_domains
         default_hits = request.hits_addend or 1
         matched = []
@@ -173,6 +182,8 @@ class Planner:
             # No descriptor is larger than the request: most requests need no size check.
             if size > MAX_DESCRIPTOR_BYTES and descriptor.ByteSize() > MAX_DESCRIPTOR_BYTES:
                 raise RequestError(f"descriptor {index}: larger than {MAX_DESCRIPTOR_BYTES} bytes")
+            if long_text:
+                self._check_text(index, descriptor)
             if known:
                 matched.append(self._match(index, domain, descriptor, default_hits))
         if not known:
@@ -193,6 +204,14 @@ class Planner:
             wires = _wires(descriptors, matched, answers)
             return RequestPlan(tuple(answers), tuple(hits), None, wires)
         return RequestPlan(tuple(answers), tuple(hits))
+
+    def _check_text(self, index: int, descriptor: Any) -> None:
+        bound = self._max_text
+        for entry in descriptor.entries:
+            if len(entry.key) > bound or len(entry.value) > bound:
+                raise RequestError(
+                    f"descriptor {index}: entry key or value longer than {bound} characters"
+                )
 
     def _match(
         self, index: int, domain: str, descriptor: Any, default_hits: int

@@ -167,6 +167,8 @@ OPTIONS: tuple[Option, ...] = (
            "Longest wait in seconds between heartbeats while the assigner is unreachable."),
     Option("drain_timeout", "DRAIN_TIMEOUT", "cluster.drain_timeout_s", float,
            "Seconds a stopping member waits for its slices to move away and be handed off."),
+    Option("handoff_timeout", "HANDOFF_TIMEOUT", "cluster.handoff_timeout_s", float,
+           "Seconds a moved range's counters are retried to (and awaited by) its new owner."),
     Option("load_window", "LOAD_WINDOW", "cluster.load_window_s", float,
            "Seconds the per-slice load sent in heartbeats is averaged over."),
     # the embedded assigner's rows, named as `ratekeeper assigner` names them
@@ -197,6 +199,16 @@ OPTIONS: tuple[Option, ...] = (
            "Most of --max-keys all report-created counters may hold (1: no budget)."),
     Option("store_pressure_ratio", "STORE_PRESSURE_RATIO", "store.budgets.pressure_ratio", float,
            "Fill of the memory store from which /healthcheck says it is under pressure."),
+    Option("max_text", "MAX_TEXT", "answers.max_text", int,
+           "Longest domain, descriptor key or value an RLS request may carry (longer: refused)."),
+    Option("report_max_text", "REPORT_MAX_TEXT", "reports.max_text", int,
+           "Longest domain, entry key or value a report key may carry (longer: refused)."),
+    Option("report_max_client_id", "REPORT_MAX_CLIENT_ID", "reports.max_client_id", int,
+           "Longest client id a report may carry (longer: refused)."),
+    Option("max_stats_domains", "MAX_STATS_DOMAINS", "metrics.max_stats_domains", int,
+           "Most distinct domains in per-domain metric series; past it one overflow row."),
+    Option("max_label_chars", "MAX_LABEL_CHARS", "metrics.max_label_chars", int,
+           "Longest metric label value; longer client text is cut."),
 )  # fmt: skip
 
 _BY_NAME = {option.name: option for option in OPTIONS}

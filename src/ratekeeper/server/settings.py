@@ -176,10 +176,13 @@ class AnswerSettings:
     near_limit_ratio: float = 0.8
     #: The ``RateLimit-*`` response headers.
     headers: ResponseHeaders = field(default_factory=ResponseHeaders)
+    #: Longest domain, descriptor key or value an RLS request may carry; longer is refused.
+    max_text: int = 1024
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.near_limit_ratio <= 1.0:
             raise ConfigError("must lie in [0, 1]", key="answers.near_limit_ratio")
+        _at_least("answers", self, 1, "max_text")
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,9 +226,13 @@ class MetricsSettings:
 
     #: Most distinct (domain, key) label sets in per-rule metrics.
     max_stats_keys: int = 1000
+    #: Most distinct domains in per-domain series (unknown domains); past it, one overflow row.
+    max_stats_domains: int = 100
+    #: Longest metric label value; longer client text is cut to it.
+    max_label_chars: int = 256
 
     def __post_init__(self) -> None:
-        _at_least("metrics", self, 1, "max_stats_keys")
+        _at_least("metrics", self, 1, "max_stats_keys", "max_stats_domains", "max_label_chars")
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +266,10 @@ class ClusterSettings:
     #: Seconds the per-slice load in heartbeats is averaged over. Longer: steadier figures for
     #: the rebalancer, slower to show a shift.
     load_window_s: float = 5.0
+    #: Seconds a member keeps retrying to hand a moved range's counters to its new owner, and a
+    #: new owner waits for them before taking the old owner for dead (the range's counters then
+    #: start empty either way: no fresh burst).
+    handoff_timeout_s: float = 5.0
 
     def __post_init__(self) -> None:
         for name, values in (("join", self.join_targets), ("advertise", (self.advertise,))):
@@ -271,7 +282,7 @@ class ClusterSettings:
                     raise ConfigError(str(exc), key=f"cluster.{name}") from None
         _at_least("cluster", self, 0, "drain_timeout_s")
         for name in ("heartbeat_interval_s", "heartbeat_timeout_s", "retry_initial_s",
-                     "watch_wait_s", "load_window_s"):  # fmt: skip
+                     "watch_wait_s", "load_window_s", "handoff_timeout_s"):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ConfigError(f"must be > 0, got {getattr(self, name)}", key=f"cluster.{name}")
         if self.retry_max_s < self.retry_initial_s:
