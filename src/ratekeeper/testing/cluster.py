@@ -92,6 +92,7 @@ class Cluster:
         start_timeout: float = START_TIMEOUT_S,
         embedded: bool = False,
         stop_grace: float = STOP_GRACE_S,
+        join_batch: float | None = None,
         etcd: str | None = None,
         assigners: int = 1,
         election_ttl: int = 2,
@@ -119,6 +120,8 @@ class Cluster:
             *("--min-interval", str(min_interval)),
             *("--load-interval", str(load_interval)),
         )
+        #: The standalone assigner's own knobs (an embedding server has none of them).
+        self._batch = () if join_batch is None else ("--join-batch", str(join_batch))
         self._first_ports = (free_port(), free_port())
         #: The assigner's address (members join it; Status is asked here): member 0's when
         #: the assigner is embedded.
@@ -225,7 +228,7 @@ class Cluster:
     def _spawn_assigner(self, i: int) -> ManagedProcess:
         self._starts += 1
         return start(
-            assigner_argv(self.assigners[i], *self._timings, *self._ha),
+            assigner_argv(self.assigners[i], *self._timings, *self._batch, *self._ha),
             name=f"assigner-{i}-{self._starts}",
             log_dir=self.log_dir,
             ready=log_line("campaigning" if self._ha else "assigner listening on"),
