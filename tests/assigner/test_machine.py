@@ -283,6 +283,18 @@ def test_every_step_leaves_the_space_on_running_members_with_rising_generations(
         if running:
             # no slice on a dead, draining or starting member once the step has run
             assert current.servers <= running, (current.servers, running)
+    # and joins are not starved: once every live member keeps beating, all RUNNING ones own
+    # slices within a batch window and a step
+    for _ in range(10):
+        now += 50 * MS
+        for m in machine.members:
+            machine.heartbeat(Heartbeat(m.address, m.state, m.incarnation_id, load=m.load), now)
+        published = run(machine, now)
+        if published is not None:
+            generations.append(published.generation)
+    if machine.running():
+        assert machine.current is not None
+        assert machine.current.servers == machine.running()
     assert generations == sorted(set(generations))
     assert all(g.incarnation == 5 for g in generations)
 
