@@ -233,8 +233,9 @@ class AssignerMachine:
             self._joined_at.setdefault(beat.address, now)
         else:
             self._joined_at.pop(beat.address, None)
+        claims = tuple(p for p, _ in beat.load) if beat.claims is None else beat.claims
         self._members[beat.address] = Member(
-            beat.address, state, beat.incarnation_id, now, beat.known, beat.load
+            beat.address, state, beat.incarnation_id, now, beat.known, beat.load, claims
         )
         return Accepted.OK
 
