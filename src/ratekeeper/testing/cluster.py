@@ -91,6 +91,7 @@ class Cluster:
         etcd: str | None = None,
         assigners: int = 1,
         election_ttl: int = 2,
+        advertise: Callable[[int], str] | None = None,
     ) -> None:
         several = assigners != 1
         if assigners < 1 or (several and (etcd is None or embedded)):
@@ -126,6 +127,9 @@ class Cluster:
         ]
         #: Each assigner's process, by index (none when embedded; a restart replaces the entry).
         self.assigner_processes: list[ManagedProcess] = []
+        #: What each member advertises, by gRPC port (default: its listen address). The
+        #: simulator gives each the address of a latency relay in front of it.
+        self._advertise = advertise
         self._ha = () if etcd is None else ("--etcd", etcd, "--election-ttl", str(election_ttl))
         #: Member ``i``'s current process and ports (a restart replaces the entry).
         self.servers: list[RatekeeperServer] = []
@@ -171,11 +175,15 @@ class Cluster:
     @property
     def addresses(self) -> list[str]:
         """Each member's gRPC address, by index (a killed member keeps its index)."""
-        return [server.grpc_target for server in self.servers]
+        return [self._name(server) for server in self.servers]
 
     def live(self) -> list[str]:
         """The addresses of members whose process is running."""
-        return [s.grpc_target for s in self.servers if s.process.alive()]
+        return [self._name(s) for s in self.servers if s.process.alive()]
+
+    def _name(self, server: RatekeeperServer) -> str:
+        """A member's name in assignments: what it advertises."""
+        return self._advertise(server.grpc_port) if self._advertise else server.grpc_target
 
     def status(self, timeout: float = 5.0) -> pb.StatusResponse:
         """The assigner's Status (with several, the first that answers: a follower passes the
@@ -306,6 +314,8 @@ class Cluster:
         hosts = self.embedded and f"127.0.0.1:{grpc_port}" == self.assigner
         if hosts:
             flags = ("--assigner-embedded", *self._timings, *flags)
+        if self._advertise is not None:
+            flags = (*flags, "--advertise", self._advertise(grpc_port))
         join = "" if hosts else ",".join(self.assigners)
         argv = member_argv(join, grpc_port, http_port, self.config, *flags)
         name = f"member-{grpc_port}-{self._starts}"
