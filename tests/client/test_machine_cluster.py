@@ -123,6 +123,29 @@ def test_a_dead_owners_counts_go_to_the_new_owner_once_the_assignment_changes(
     assert m.ready
 
 
+def test_in_a_cluster_a_dead_owners_backlog_waits_for_its_successor(clock: FakeClock) -> None:
+    """A single server's backlog is forgiven after a second; a member's is kept until the
+    assigner has had time to declare it dead, and then goes to the new owner."""
+    lim, m = sans_io(SEED, limit="1000/s", report_interval=0.1)
+    assert m.clerk.seen(even_split(["a:1", "b:1"], Generation(1, 1)))
+    on_b = [n for n in (f"user{i}" for i in range(100)) if owner(m.assignment, n) == "b:1"]
+    hits = 0
+    for _ in range(30):  # b dies: 3 s of failed reports, more than a single server is given
+        for name in on_b:
+            hits += lim.allow(name)
+        for out in m.collect(clock()):
+            if out.address == "b:1":
+                m.failed(out.address, "UNAVAILABLE: b died", clock())
+            else:
+                m.answered(out.address, answer(out), clock())
+        clock.advance(0.1)
+    assert m.clerk.seen(even_split(["a:1"], Generation(1, 2)))  # the assigner moved b's slices
+    (to_a,) = cycle(m, clock())
+    assert to_a.address == "a:1"
+    assert sum(k.admitted for k in to_a.request.keys) == hits  # nothing forgiven, nothing lost
+    assert hits == 30 * len(on_b)
+
+
 SERVERS = ("a:1", "b:1", "c:1", "d:1")
 
 #: One report cycle of the property below: hits (key, count), which servers are up, the owners of

@@ -133,7 +133,7 @@ class LimiterMachine:
         self._policies = Policies(o.domain, o.limit, o.policies)
         self._max_keys = o.max_keys
         self._max_per_report = o.max_keys_per_report
-        self._book = ReportBook(self.client_id, max(1, math.ceil(1.0 / o.report_interval)))
+        self._book = ReportBook(self.client_id, 1)  # its horizon: the clerk's, each cycle
         self._retired: list[KeyState] = []
         self._in_flight: dict[str, PendingReport] = {}
         self._sent_at: dict[str, int] = {}
@@ -302,6 +302,7 @@ class LimiterMachine:
         """The unanswered reports of servers that left the assignment go, their counts back to
         their keys, so this cycle routes them to the new owners (none is lost). Checked every
         cycle: a report sent by the previous assignment may fail after the adoption."""
+        self._book.hold_for(math.ceil(self.clerk.backlog_s * NS_PER_SECOND / self.interval_ns))
         withdrawn = self._book.withdraw(table.servers)
         live: set[int] = set()
         if withdrawn:

@@ -79,6 +79,10 @@ class ReportBook:
             self._streaks.pop(address, None)
         return [self.unanswered.pop(address) for address in gone]
 
+    def hold_for(self, retry_cycles: int) -> None:
+        """Forgive a server's backlog only after ``retry_cycles`` failed reports in a row."""
+        self._retry_cycles = retry_cycles
+
     def take_forgiven(self) -> set[str]:
         """The servers to forgive this cycle (each once)."""
         forgiven, self.forgiven = self.forgiven, set()
