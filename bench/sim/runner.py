@@ -61,13 +61,11 @@ class Played:
 
 
 def _policy_yaml(run: Run) -> str:
-    limit = run.shape.limit
-    if limit.multiplier != 1 or limit.burst is not None:
-        raise ValueError(f"{run.shape.name}: the RLS config can only express 'N/unit' limits")
-    return (
-        f"domain: {DOMAIN}\ndescriptors:\n  - key: {KEY_NAME}\n    rate_limit:\n"
-        f"      unit: {limit.unit.name.lower()}\n      requests_per_unit: {limit.amount}\n"
-    )
+    """The policy file the service and every client load: the shape's whole policy in the
+    one-string form (several limits, bursts, custom periods). A's fixed windows take the rate
+    of each limit and have no burst to express, as envoyproxy/ratelimit's."""
+    text = "; ".join(str(limit) for limit in run.shape.policy)
+    return f'domain: {DOMAIN}\ndescriptors:\n  - key: {KEY_NAME}\n    limit: "{text}"\n'
 
 
 def _relay_argv(target: int, model: NetworkModel, seed: int) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ratekeeper.core.limits import Limit, parse_limit
+from ratekeeper.core.limits import Limit, parse_limits
 from ratekeeper.errors import LimitParseError
 
 __all__ = [
@@ -92,7 +92,8 @@ class Shape:
     """One traffic shape."""
 
     name: str
-    #: The policy every key is held to.
+    #: The policy's limit the figures are measured against: of its limits, the one admitting
+    #: the least over the run (``r·T + b``), i.e. the one that binds run-long.
     limit: Limit
     duration_s: float
     #: Client processes' Limiter instances (C) or RLS callers (A, B); each has its own id.
@@ -107,6 +108,14 @@ class Shape:
     kill_at_s: float | None = None
     #: From this offset, restart every server in turn, each drained with hand-off (None: never).
     rolling_at_s: float | None = None
+    #: Every limit of the policy (``"2/s; 20/minute"`` has two; ``()``: just ``limit``), as the
+    #: service's config and every client declare it, bursts included.
+    limits: tuple[Limit, ...] = ()
+
+    @property
+    def policy(self) -> tuple[Limit, ...]:
+        """The whole policy every key is held to."""
+        return self.limits or (self.limit,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +224,7 @@ def _network(raw: Any, where: str) -> NetworkModel:
 
 
 _SHAPE_FIELDS: dict[str, _Check] = {
-    "limit": (lambda v: isinstance(v, str), "a limit such as '50/s'"),
+    "limit": (lambda v: isinstance(v, str), "limits such as '50/s' or '2/s; 20/minute burst 5'"),
     "duration_s": _POSITIVE,
     "clients": _COUNT,
     "keys": (lambda v: isinstance(v, Mapping), "a mapping"),
@@ -234,11 +243,13 @@ def _shape(name: str, raw: Any, overrides: Mapping[str, Any] | None = None) -> S
         if required not in data:
             raise SpecError(f"{where}: missing {required!r}")
     try:
-        limit = parse_limit(data["limit"])
+        limits = parse_limits(data["limit"])
     except LimitParseError as exc:
         raise SpecError(f"{where}.limit: {exc}") from exc
-    if limit.amount < 1:  # a limit of 0 blocks everything: nothing to measure overshoot against
+    if any(lim.amount < 1 for lim in limits):  # a limit of 0 blocks everything: nothing to measure
         raise SpecError(f"{where}.limit: must admit at least 1 hit per period")
+    duration = float(data["duration_s"])
+    limit = min(limits, key=lambda lim: lim.rate_per_s * duration + lim.capacity)
     kind, rate = _kinded(data["rate"], _RATE_FIELDS, "kind", f"{where}.rate", _RATE_REQUIRED)
     popularity, keys = _kinded(
         data.get("keys", {"popularity": "uniform"}), _KEY_FIELDS, "popularity", f"{where}.keys"
@@ -254,6 +265,7 @@ def _shape(name: str, raw: Any, overrides: Mapping[str, Any] | None = None) -> S
         restart_at_s=data.get("restart_at_s"),
         kill_at_s=data.get("kill_at_s"),
         rolling_at_s=data.get("rolling_at_s"),
+        limits=limits if len(limits) > 1 or limits[0].burst is not None else (),
     )
     _check_timing(shape, where)
     return shape
