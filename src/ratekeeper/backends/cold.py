@@ -17,14 +17,15 @@ from __future__ import annotations
 import bisect
 from dataclasses import replace
 
-from ratekeeper.backends.transfer import stricter
+from ratekeeper.backends.store import Hit, Snapshot
+from ratekeeper.backends.transfer import restored, stricter
 from ratekeeper.core.algorithms import STRATEGIES, State
 from ratekeeper.core.fixed_window import FixedWindow
 from ratekeeper.core.limits import Limit, ceil_div
 from ratekeeper.core.sliding_window import SlidingWindow
 from ratekeeper.core.token_bucket import TokenBucket
 
-__all__ = ["ColdRanges", "absorbed", "emptied", "merged"]
+__all__ = ["ColdRanges", "absorbed", "emptied", "late_hits", "merged"]
 
 
 def emptied(limit: Limit, since: int) -> State:
@@ -124,3 +125,24 @@ def _outside(lo: int, hi: int, low: int, high: int) -> list[tuple[int, int]]:
     """The parts of ``[lo, hi)`` outside ``[low, high)``."""
     parts = [(lo, min(hi, low)), (max(lo, high), hi)]
     return [(a, b) for a, b in parts if a < b]
+
+
+def late_hits(snapshot: Snapshot, now: int) -> list[Hit]:
+    """The hits the counters of a late pass counted on their exporter, to be debited here:
+    each was created there in a cold part of the range (``snapshot.cold``, ages before the
+    exporter's clock), so what it lacks against an emptied counter is what it counted.
+    Counters outside every cold part carry nothing to add. Raises :class:`ValueError` for a
+    malformed state, as :func:`~ratekeeper.backends.transfer.restored` does."""
+    marks = ColdRanges()
+    for low, high, age in snapshot.cold:
+        marks.mark(low, high, now - age)
+    hits: list[Hit] = []
+    for cs in snapshot.counters:
+        since = marks.since(cs.counter.key_hash)
+        if since is None:
+            continue
+        limit = cs.counter.limit
+        counted = absorbed(limit, restored(limit, cs.state, now), since, now)
+        if counted:
+            hits.append(Hit(cs.counter, counted))
+    return hits
