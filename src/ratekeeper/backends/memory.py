@@ -183,7 +183,7 @@ class MemoryStore:
         if take:
             outcome = strategy.hit(state, limit, now, hit.hits)
         else:
-            outcome = after_debit(state, limit, now, hit.hits)
+            outcome = after_debit(state, limit, now, hit.hits, hit.debt)
         shard[key] = (now, strategy.pack(state), client)
         return outcome
 

@@ -98,6 +98,9 @@ class Hit:
     #: The reporting client whose report carries the hits ("" on the RLS path): a bounded store
     #: charges a counter these hits create to it (:mod:`ratekeeper.backends.budgets`).
     client: str = ""
+    #: Most tokens of debt a debit may leave on a token bucket, when more than the core's
+    #: horizon (:func:`~ratekeeper.core.token_bucket.debt_floor`); 0: the horizon alone.
+    debt: int = 0
 
 
 @dataclass(frozen=True, slots=True)
