@@ -253,49 +253,41 @@ class Handoff:
 
     async def _send(self, send: Send) -> None:
         """One attempt: export the range now and send every chunk; tell the machine."""
-        call = aio_transfer_call(self._channel(send.target))
-        try:
-            snapshot = await self.store.export(send.slice.low, send.slice.high, self._clock())
-            chunks = transfer_chunks(send.generation, self.machine.me, snapshot, self._max_bytes)
-            for chunk in chunks:
-                left = (send.deadline - self._clock()) / NS_PER_SECOND
-                await call(chunk, timeout=max(0.001, left))
-        except TransferUnsupported:
-            self._unsupported()
-            return
-        except grpc.RpcError as exc:
-            log.info("hand-off of [%d, %d) to %s failed: %s",
-                     send.slice.low, send.slice.high, send.target, describe_error(exc))  # fmt: skip
-            await self._perform(self.machine.failed(send.token, self._clock()))
-            return
-        self.metrics.counters.labels("sent").inc(len(snapshot.counters))
-        self._sent += len(snapshot.counters)
-        await self._perform(self.machine.sent(send.token, self._clock()))
+        counters = await self._export_and_send(send, late=False)
+        if counters is not None:
+            self._sent += counters
+            await self._perform(self.machine.sent(send.token, self._clock()))
 
     async def _send_late(self, send: SendLate) -> None:
         """One late pass: export what reports created in the range since it left; send it on."""
+        counters = await self._export_and_send(send, late=True)
+        if counters is not None:
+            await self._perform(self.machine.late_sent(send.token, counters, self._clock()))
+
+    async def _export_and_send(self, send: Send | SendLate, *, late: bool) -> int | None:
+        """Export ``send``'s range and send it (a late pass only if it holds counters): how many
+        counters went, or ``None`` when the send failed (the machine is told) or the store's
+        counters are shared."""
         call = aio_transfer_call(self._channel(send.target))
+        piece, me = send.slice, self.machine.me
         try:
-            snapshot = await self.store.export(send.slice.low, send.slice.high, self._clock())
-            if snapshot.counters:
-                me = self.machine.me
+            snapshot = await self.store.export(piece.low, piece.high, self._clock())
+            if snapshot.counters or not late:
                 for chunk in transfer_chunks(
-                    send.generation, me, snapshot, self._max_bytes, late=True
+                    send.generation, me, snapshot, self._max_bytes, late=late
                 ):
                     left = (send.deadline - self._clock()) / NS_PER_SECOND
                     await call(chunk, timeout=max(0.001, left))
         except TransferUnsupported:
             self._unsupported()
-            return
+            return None
         except grpc.RpcError as exc:
-            log.info("late pass of [%d, %d) to %s failed: %s",
-                     send.slice.low, send.slice.high, send.target, describe_error(exc))  # fmt: skip
+            log.info("%s of [%d, %d) to %s failed: %s", "late pass" if late else "hand-off",
+                     piece.low, piece.high, send.target, describe_error(exc))  # fmt: skip
             await self._perform(self.machine.failed(send.token, self._clock()))
-            return
+            return None
         self.metrics.counters.labels("sent").inc(len(snapshot.counters))
-        await self._perform(
-            self.machine.late_sent(send.token, len(snapshot.counters), self._clock())
-        )
+        return len(snapshot.counters)
 
     def _channel(self, target: str) -> grpc.aio.Channel:
         channel = self._channels.get(target)
