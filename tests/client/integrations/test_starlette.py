@@ -75,3 +75,26 @@ async def run_starlette(client: httpx.AsyncClient) -> None:
     assert "Retry-After" in refused.headers
     assert (await client.get("/")).status_code == 200  # no key: unlimited
     assert "RateLimit" not in (await client.get("/")).headers
+
+
+async def test_fastapi_dependencies_body_and_openapi_are_untouched() -> None:
+    from fastapi import Depends
+
+    lim = BaseLimiter("127.0.0.1:1", limit="2/minute")
+    app = FastAPI()
+
+    def dep() -> int:
+        return 7
+
+    @app.post("/x/{a}")
+    @limit(lim, key=keys.header("k"), hits=2)
+    async def x(a: int, body: dict[str, int], d: int = Depends(dep)) -> dict[str, object]:
+        return {"a": a, "d": d, "body": body}
+
+    async with client_of(app) as client:
+        ok = await client.post("/x/3", json={"z": 1}, headers={"k": "1"})
+        assert ok.json() == {"a": 3, "d": 7, "body": {"z": 1}}
+        assert ok.headers["RateLimit"].startswith('"default";r=0;t=')  # 2 hits of 2
+        assert (await client.post("/x/3", json={}, headers={"k": "1"})).status_code == 429
+    params = app.openapi()["paths"]["/x/{a}"]["post"]["parameters"]
+    assert [p["name"] for p in params] == ["a"]  # the injected request/response are not shown
