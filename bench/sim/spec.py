@@ -104,6 +104,10 @@ class Shape:
     seed: int = 1
     #: Stop and restart the service at this offset (None: never).
     restart_at_s: float | None = None
+    #: kill -9 one server at this offset, for good (a cluster: member 1; None: never).
+    kill_at_s: float | None = None
+    #: From this offset, restart every server in turn, each drained with hand-off (None: never).
+    rolling_at_s: float | None = None
     #: Every limit of the policy (``"2/s; 20/minute"`` has two; ``()``: just ``limit``), as the
     #: service's config and every client declare it, bursts included.
     limits: tuple[Limit, ...] = ()
@@ -227,6 +231,8 @@ _SHAPE_FIELDS: dict[str, _Check] = {
     "rate": (lambda v: isinstance(v, Mapping), "a mapping"),
     "seed": (lambda v: isinstance(v, int), "an integer"),
     "restart_at_s": _POSITIVE,
+    "kill_at_s": _POSITIVE,
+    "rolling_at_s": _POSITIVE,
 }
 
 
@@ -257,6 +263,8 @@ def _shape(name: str, raw: Any, overrides: Mapping[str, Any] | None = None) -> S
         rate=RateSpec(kind=kind, **rate),
         seed=data.get("seed", 1),
         restart_at_s=data.get("restart_at_s"),
+        kill_at_s=data.get("kill_at_s"),
+        rolling_at_s=data.get("rolling_at_s"),
         limits=limits if len(limits) > 1 or limits[0].burst is not None else (),
     )
     _check_timing(shape, where)
@@ -264,9 +272,10 @@ def _shape(name: str, raw: Any, overrides: Mapping[str, Any] | None = None) -> S
 
 
 def _check_timing(shape: Shape, where: str) -> None:
-    inside = (shape.rate.at_s if shape.rate.kind == "step" else 0.0, shape.restart_at_s or 0.0)
+    events = (shape.restart_at_s, shape.kill_at_s, shape.rolling_at_s)
+    inside = (shape.rate.at_s if shape.rate.kind == "step" else 0.0, *(t or 0.0 for t in events))
     if any(t >= shape.duration_s for t in inside):
-        raise SpecError(f"{where}: at_s and restart_at_s must fall inside duration_s")
+        raise SpecError(f"{where}: at_s and the *_at_s events must fall inside duration_s")
     if not math.isfinite(shape.duration_s):
         raise SpecError(f"{where}.duration_s: must be finite")
 

@@ -66,11 +66,15 @@ def member_argv(
 class Cluster:
     """An assigner and ``n`` members as real processes (see the module docstring).
 
-    Timings are in seconds and go to the assigner; they are short by default so that tests of
-    failures run quickly. ``server_flags`` are added to every member's command line, ``env`` to
-    every process's environment. With ``embedded``, member 0 runs the assigner itself
-    (``serve --assigner-embedded``) and the others join it: there is no assigner process, and
-    restarting member 0 restarts the assigner. Not thread-safe: drive it from one thread.
+    Timings are in seconds and go to the assigner. Heartbeats and the timeout are short by
+    default, so that tests of failures run quickly; rounds for load alone are as rare as in
+    production (a test of rebalancing by load passes a short ``load_interval``), so ownership
+    changes only when membership does. ``server_flags`` are added to every member's command
+    line, ``env`` to every process's environment. With ``embedded``, member 0 runs the
+    assigner itself (``serve --assigner-embedded``) and the others join it: there is no
+    assigner process, and restarting member 0 restarts the assigner. With ``etcd``, there are
+    ``assigners`` elected assigners and members join them all. Not thread-safe: drive it from
+    one thread.
     """
 
     def __init__(
@@ -82,15 +86,17 @@ class Cluster:
         heartbeat_interval: float = 0.2,
         unhealthy_after: float = 1.0,
         min_interval: float = 1.0,
-        load_interval: float = 5.0,
+        load_interval: float = 60.0,
         server_flags: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         start_timeout: float = START_TIMEOUT_S,
         embedded: bool = False,
         stop_grace: float = STOP_GRACE_S,
+        join_batch: float | None = None,
         etcd: str | None = None,
         assigners: int = 1,
         election_ttl: int = 2,
+        advertise: Callable[[int], str] | None = None,
     ) -> None:
         several = assigners != 1
         if assigners < 1 or (several and (etcd is None or embedded)):
@@ -115,6 +121,8 @@ class Cluster:
             *("--min-interval", str(min_interval)),
             *("--load-interval", str(load_interval)),
         )
+        #: The standalone assigner's own knobs (an embedding server has none of them).
+        self._batch = () if join_batch is None else ("--join-batch", str(join_batch))
         self._first_ports = (free_port(), free_port())
         #: The assigner's address (members join it; Status is asked here): member 0's when
         #: the assigner is embedded.
@@ -126,6 +134,9 @@ class Cluster:
         ]
         #: Each assigner's process, by index (none when embedded; a restart replaces the entry).
         self.assigner_processes: list[ManagedProcess] = []
+        #: What each member advertises, by gRPC port (default: its listen address). The
+        #: simulator gives each the address of a latency relay in front of it.
+        self._advertise = advertise
         self._ha = () if etcd is None else ("--etcd", etcd, "--election-ttl", str(election_ttl))
         #: Member ``i``'s current process and ports (a restart replaces the entry).
         self.servers: list[RatekeeperServer] = []
@@ -171,11 +182,15 @@ class Cluster:
     @property
     def addresses(self) -> list[str]:
         """Each member's gRPC address, by index (a killed member keeps its index)."""
-        return [server.grpc_target for server in self.servers]
+        return [self._name(server) for server in self.servers]
 
     def live(self) -> list[str]:
         """The addresses of members whose process is running."""
-        return [s.grpc_target for s in self.servers if s.process.alive()]
+        return [self._name(s) for s in self.servers if s.process.alive()]
+
+    def _name(self, server: RatekeeperServer) -> str:
+        """A member's name in assignments: what it advertises."""
+        return self._advertise(server.grpc_port) if self._advertise else server.grpc_target
 
     def status(self, timeout: float = 5.0) -> pb.StatusResponse:
         """The assigner's Status (with several, the first that answers: a follower passes the
@@ -221,7 +236,7 @@ class Cluster:
     def _spawn_assigner(self, i: int) -> ManagedProcess:
         self._starts += 1
         return start(
-            assigner_argv(self.assigners[i], *self._timings, *self._ha),
+            assigner_argv(self.assigners[i], *self._timings, *self._batch, *self._ha),
             name=f"assigner-{i}-{self._starts}",
             log_dir=self.log_dir,
             ready=log_line("campaigning" if self._ha else "assigner listening on"),
@@ -306,6 +321,8 @@ class Cluster:
         hosts = self.embedded and f"127.0.0.1:{grpc_port}" == self.assigner
         if hosts:
             flags = ("--assigner-embedded", *self._timings, *flags)
+        if self._advertise is not None:
+            flags = (*flags, "--advertise", self._advertise(grpc_port))
         join = "" if hosts else ",".join(self.assigners)
         argv = member_argv(join, grpc_port, http_port, self.config, *flags)
         name = f"member-{grpc_port}-{self._starts}"

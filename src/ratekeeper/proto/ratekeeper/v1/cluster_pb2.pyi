@@ -19,14 +19,16 @@ RUNNING: MemberState
 TERMINATING: MemberState
 
 class SliceLoad(_message.Message):
-    __slots__ = ("low", "high", "load")
+    __slots__ = ("low", "high", "load", "elsewhere")
     LOW_FIELD_NUMBER: _ClassVar[int]
     HIGH_FIELD_NUMBER: _ClassVar[int]
     LOAD_FIELD_NUMBER: _ClassVar[int]
+    ELSEWHERE_FIELD_NUMBER: _ClassVar[int]
     low: int
     high: int
     load: float
-    def __init__(self, low: _Optional[int] = ..., high: _Optional[int] = ..., load: _Optional[float] = ...) -> None: ...
+    elsewhere: bool
+    def __init__(self, low: _Optional[int] = ..., high: _Optional[int] = ..., load: _Optional[float] = ..., elsewhere: _Optional[bool] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ("address", "state", "known", "load", "incarnation_id")
