@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SRC_DIRS := src tests bench
+SRC_DIRS := src tests bench examples
 
 .PHONY: install sysdeps run test check bench bench-quick protos clean
 

@@ -77,6 +77,8 @@ class BaseLimiter:
         options = LimiterOptions(domain, limit, policies, report_interval, client_id,
                                  max_keys, max_keys_per_report, timeout)  # fmt: skip
         machine = LimiterMachine(servers, options)
+        #: The rate limit domain of every key (the integrations name their policy after it).
+        self.domain = domain
         self._machine = machine
         # the same dict and bound method the machine keeps: no indirection on the decision path
         self._states = machine.states

@@ -87,12 +87,17 @@ def _explain(st: KeyState, now: int, hits: int, *, allowed: bool) -> Decision:
         wait = max(0, st.earliest - now)
         return Decision(allowed, None, 0.0 if allowed else wait / NS_PER_SECOND, 0.0, None)
     remaining, wait, reset, binding = None, 0, 0, st.limit
+    rejecting: Limit | None = None  # refused: the lane that waits longest is the one rejecting
     for earliest, pace, limit in _schedules(st):
         left = pacing.remaining(earliest, now, pace) if pace.emission_ns else 0
         if remaining is None or left < remaining:
             remaining, binding = left, limit
         lane_wait = 0 if allowed else pacing.wait_ns(earliest, now, pace, hits)
+        if not allowed and wait >= 0 and (lane_wait < 0 or lane_wait > wait or rejecting is None):
+            rejecting = limit
         wait = -1 if wait < 0 or lane_wait < 0 else max(wait, lane_wait)
         reset = max(reset, earliest + pace.burst_ns - now)
+    if rejecting is not None:
+        binding = rejecting
     retry = float("inf") if wait < 0 else wait / NS_PER_SECOND
     return Decision(allowed, remaining, retry, reset / NS_PER_SECOND, binding)

@@ -28,6 +28,8 @@ __all__ = ["UNBOUNDED", "Demand", "Instruction", "demand_rate", "instruct"]
 
 #: ``admit_rate`` of an instruction that sets no rate.
 UNBOUNDED = math.inf
+#: Read once: an enum member looked up on its class costs a descriptor call each time.
+_TOKEN_BUCKET = Algorithm.TOKEN_BUCKET
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,6 @@ def instruct(
 def _level(state: Outcome, limit: Limit) -> float:
     """Tokens the counter holds: its whole tokens left, or minus its debt (a token bucket's
     level, read back from the time it needs to be full again)."""
-    if state.remaining > 0 or limit.algorithm is not Algorithm.TOKEN_BUCKET:
+    if state.remaining > 0 or limit.algorithm is not _TOKEN_BUCKET:
         return float(max(0, state.remaining))
     return min(0.0, limit.capacity - state.reset_after_ns * limit.rate_per_s / NS_PER_SECOND)

@@ -24,3 +24,20 @@ def test_fields_round_up_and_retry_after_is_never_before_t() -> None:
 
 def test_no_known_limit_no_fields() -> None:
     assert rate_limit_headers(Decision(True, None, 0.0, 0.0, None)) == []
+
+
+def test_a_refusal_names_the_limit_that_rejects_and_the_domain() -> None:
+    from ratekeeper.client.base import BaseLimiter
+    from ratekeeper.client.integrations.guard import Guard
+
+    lim = BaseLimiter("127.0.0.1:1", domain="shop", limit="1/s; 1/minute")
+    guard: Guard[str] = Guard(lim, lambda key: key)
+    admitted = guard.check("k")
+    assert admitted is not None
+    assert admitted[0].allowed
+    refused = guard.check("k")
+    assert refused is not None
+    assert not refused[0].allowed
+    headers = dict(refused[1])
+    assert headers["RateLimit-Policy"] == '"shop";q=1;w=60'  # the minute waits longest
+    assert int(headers["Retry-After"]) > 50

@@ -10,7 +10,7 @@ from ratekeeper.client.integrations.decorator import Acquirer
 from ratekeeper.client.integrations.headers import rate_limit_headers
 from ratekeeper.client.policy import Key
 
-__all__ = ["REFUSED_BODY", "Guard", "GuardOptions"]
+__all__ = ["REFUSED_BODY", "Guard", "GuardOptions", "domain_of"]
 
 Request = TypeVar("Request")
 
@@ -18,11 +18,17 @@ Request = TypeVar("Request")
 REFUSED_BODY = b"Too Many Requests\n"
 
 
+def domain_of(limiter: Acquirer) -> str:
+    """The limiter's rate limit domain, the default policy name (``"default"`` if it has none)."""
+    domain = getattr(limiter, "domain", None)
+    return domain if isinstance(domain, str) and domain else "default"
+
+
 class GuardOptions(TypedDict, total=False):
     """The keyword options every middleware takes."""
 
-    #: The policy name in the RateLimit header fields.
-    policy_name: str
+    #: The policy name in the RateLimit header fields (default: the limiter's domain).
+    policy_name: str | None
     #: What one request costs.
     hits: int
 
@@ -35,12 +41,12 @@ class Guard(Generic[Request]):
         limiter: Acquirer,
         key: Callable[[Request], Key | None],
         *,
-        policy_name: str = "default",
+        policy_name: str | None = None,
         hits: int = 1,
     ) -> None:
         self.limiter = limiter
         self.key = key
-        self.policy_name = policy_name
+        self.policy_name = domain_of(limiter) if policy_name is None else policy_name
         self.hits = hits
 
     def check(self, request: Request) -> tuple[Decision, list[tuple[str, str]]] | None:
