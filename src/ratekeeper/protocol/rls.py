@@ -47,7 +47,7 @@ _MAX_CACHED_BYTES = 1024
 class RlsSettings:
     """How RLS decisions are shaped; set once from the server settings."""
 
-    #: Global shadow mode: an over-limit descriptor is answered OK (and counted).
+    #: Global shadow mode: statuses stay OVER_LIMIT, ``overall_code`` is OK (counted once).
     shadow_mode: bool = False
     #: Hits past ``floor(amount × ratio)`` count as near_limit.
     near_limit_ratio: float = 0.8
@@ -139,10 +139,10 @@ class RlsDecider:
         position = 0
         for planned in plans:
             if outcomes is None:
-                answers.append(self._respond(planned.answers, None))
+                answers.append(self._respond(planned.answers, None, False))
                 continue
             end = position + len(planned.hits)
-            answers.append(self._respond(planned.answers, outcomes[position:end]))
+            answers.append(self._respond(planned.answers, outcomes[position:end], False))
             position = end
         return answers
 
