@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2
 from envoy.service.ratelimit.v3 import rls_pb2
+from google.protobuf import json_format
 
 from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.config import PolicyTree
@@ -116,3 +117,33 @@ async def test_rule_shadow_mode_counts_only_the_hits_over() -> None:
     assert response.statuses[0].code == OK
     counts = service.counts("a")
     assert (counts.over_limit, counts.shadow_mode) == (2, 2)
+
+
+def metadata_service(**settings: Any) -> Service:
+    return Service(
+        rule("a", 1, metadata={"owner": "team-a", "tags": {"x": 1}}),
+        rule("b", 5, metadata={"owner": "team-b", "tags": {"y": 2}}),
+        **settings,
+    )
+
+
+async def test_dynamic_metadata_is_off_by_default() -> None:
+    response = await metadata_service().ask("a")
+    assert not response.HasField("dynamic_metadata")
+
+
+async def test_dynamic_metadata_holds_the_request_and_the_passed_rules_metadata() -> None:
+    service = metadata_service(dynamic_metadata=True)
+    response = await service.ask("a", "b", hits=1)
+    metadata = json_format.MessageToDict(response.dynamic_metadata)
+    assert metadata == {
+        "domain": "d",
+        "descriptors": [{"entries": ["a=v"]}, {"entries": ["b=v"]}],
+        "hitsAddend": 1.0,
+        "metadata": {"owner": "team-a", "tags": {"x": 1.0, "y": 2.0}},
+    }
+    # "a" is now over: only the descriptors answered OK bring their rule's metadata.
+    response = await service.ask("a", "b")
+    metadata = json_format.MessageToDict(response.dynamic_metadata)
+    assert "hitsAddend" not in metadata
+    assert metadata["metadata"] == {"owner": "team-b", "tags": {"y": 2.0}}

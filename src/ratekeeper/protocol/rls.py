@@ -30,6 +30,7 @@ from ratekeeper.protocol.ownership import StoreGate
 from ratekeeper.protocol.policy import Policy, PolicyHolder
 from ratekeeper.protocol.rls_answer import Answerer
 from ratekeeper.protocol.rls_forward import DescriptorStatus, Forwarder, Routes, merge, route
+from ratekeeper.protocol.rls_metadata import with_dynamic_metadata
 from ratekeeper.protocol.rls_plan import MAX_TEXT, Planner, RequestPlan
 from ratekeeper.protocol.stats import Event, StatsSink
 
@@ -61,6 +62,9 @@ class RlsSettings:
     quota_mode: bool = False
     #: Longest domain, descriptor key or value a request may carry (longer: INVALID_ARGUMENT).
     max_text: int = MAX_TEXT
+    #: Fill the response's ``dynamic_metadata`` (``RESPONSE_DYNAMIC_METADATA``; see
+    #: :mod:`~ratekeeper.protocol.rls_metadata`).
+    dynamic_metadata: bool = False
 
 
 class RlsDecider:
@@ -97,6 +101,8 @@ class RlsDecider:
         # entry tuples and Counter objects cost more than the store itself.
         self._plan_cache: dict[bytes, RequestPlan] = {}
         self._plans_policy: object = policy.policy
+        if settings.dynamic_metadata:  # an instance attribute: the default path is untouched
+            self.answer = self._answer_with_metadata  # type: ignore[method-assign]
 
     async def answer(self, request: bytes, now: int) -> bytes:
         """``ShouldRateLimit`` on the wire, decided at ``now`` (ns since the epoch): a
@@ -117,6 +123,11 @@ class RlsDecider:
                 self._store_failed(exc, now)
                 outcomes = None
         return self._respond(planned.answers, outcomes)
+
+    async def _answer_with_metadata(self, request: bytes, now: int) -> bytes:
+        """:meth:`answer` with the response's ``dynamic_metadata`` filled."""
+        response = await RlsDecider.answer(self, request, now)
+        return with_dynamic_metadata(request, response, self._policy.policy)
 
     @property
     def forwarding(self) -> bool:

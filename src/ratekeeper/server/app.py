@@ -208,6 +208,7 @@ def rls_settings(settings: ServerSettings) -> RlsSettings:
         override_algorithm=_FORCED_ALGORITHM[settings.policy.algorithm] or Algorithm.TOKEN_BUCKET,
         quota_mode=answers.quota_mode,
         max_text=answers.max_text,
+        dynamic_metadata=answers.dynamic_metadata,
     )
 
 

@@ -134,6 +134,9 @@ OPTIONS: tuple[Option, ...] = (
            "Reset header."),
     Option("near_limit_ratio", "NEAR_LIMIT_RATIO", "answers.near_limit_ratio", float,
            "Fraction of a limit past which hits count as near_limit."),
+    Option("response_dynamic_metadata", "RESPONSE_DYNAMIC_METADATA",
+           "answers.dynamic_metadata", _parse_bool,
+           "Fill RLS responses' dynamic_metadata (domain, descriptors, hitsAddend, metadata)."),
     Option("algorithm", "ALGORITHM", "policy.algorithm", AlgorithmMode,
            "as_configured (each rule's own; token_bucket is an old name for it), or fixed_window "
            "to count every rule as envoyproxy/ratelimit does.", _MODES),

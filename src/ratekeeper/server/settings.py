@@ -178,6 +178,8 @@ class AnswerSettings:
     headers: ResponseHeaders = field(default_factory=ResponseHeaders)
     #: Longest domain, descriptor key or value an RLS request may carry; longer is refused.
     max_text: int = 1024
+    #: Fill RLS responses' ``dynamic_metadata`` (domain, descriptors, hits, rules' metadata).
+    dynamic_metadata: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.near_limit_ratio <= 1.0:
