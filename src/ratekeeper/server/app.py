@@ -238,7 +238,7 @@ def build(
         slicelet.listen(forwarder)  # closes the channels of owners that leave
     decider = RlsDecider(policy, gate, metrics, rls_settings(settings), forwarder)
     reports = ReportProcessor(gate, lambda: policy.policy, settings.reports, metrics)
-    health = ServingHealth(store)
+    health = ServingHealth(store, policy if settings.policy.require_domain else None)
     assigner = embedded_assigner(settings.cluster) if settings.cluster.assigner_embedded else None
     return Components(
         settings, policy, store, metrics, health, decider, reports, clock, slicelet, assigner,

@@ -138,6 +138,9 @@ class PolicySettings:
     reload_interval_s: float = 1.0
     #: What one policy file may hold at most (size, nesting, aliases): see LoadBounds.
     bounds: LoadBounds = field(default_factory=LoadBounds)
+    #: Health is NOT_SERVING while the loaded config defines no domain (the reference's
+    #: ``HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED``); off: an empty config serves (OK to all).
+    require_domain: bool = False
 
     def __post_init__(self) -> None:
         _at_least("policy", self, 0, "reload_interval_s")
