@@ -123,7 +123,7 @@ OPTIONS: tuple[Option, ...] = (
            "store.redis.stop_increment_when_over", _parse_bool,
            "Redis: count nothing when any window of a request would go over."),
     Option("shadow_mode", "SHADOW_MODE", "answers.shadow_mode", _parse_bool,
-           "Answer OK to everything, still counting what would be over."),
+           "overall_code always OK (statuses keep OVER_LIMIT), still counting what is over."),
     Option("limit_response_headers_enabled", "LIMIT_RESPONSE_HEADERS_ENABLED",
            "answers.headers.enabled", _parse_bool, "Add RateLimit-* headers to RLS responses."),
     Option("limit_limit_header", "LIMIT_LIMIT_HEADER", "answers.headers.limit", str,

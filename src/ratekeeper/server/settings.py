@@ -169,7 +169,7 @@ class ResponseHeaders:
 class AnswerSettings:
     """How an RLS answer is shaped from the counts."""
 
-    #: Answer OK to everything, still counting (and reporting) what would be over.
+    #: overall_code always OK (statuses keep OVER_LIMIT), still counting what is over.
     shadow_mode: bool = False
     #: Treat every descriptor as a quota: OVER_LIMIT only when all of a request's are over.
     quota_mode: bool = False
