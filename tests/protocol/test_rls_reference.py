@@ -147,3 +147,28 @@ async def test_dynamic_metadata_holds_the_request_and_the_passed_rules_metadata(
     metadata = json_format.MessageToDict(response.dynamic_metadata)
     assert "hitsAddend" not in metadata
     assert metadata["metadata"] == {"owner": "team-b", "tags": {"y": 2.0}}
+
+
+async def test_dynamic_metadata_writes_a_descriptors_own_hits_and_override() -> None:
+    service = metadata_service(dynamic_metadata=True)
+    override = ratelimit_pb2.RateLimitDescriptor.RateLimitOverride(
+        requests_per_unit=10, unit=rls_pb2.RateLimitResponse.RateLimit.MINUTE
+    )
+    descriptor = ratelimit_pb2.RateLimitDescriptor(
+        entries=[ratelimit_pb2.RateLimitDescriptor.Entry(key="b", value="v")], limit=override
+    )
+    descriptor.hits_addend.value = 3
+    message = rls_pb2.RateLimitRequest(domain="d", descriptors=[descriptor])
+    raw = await service.decider.answer(message.SerializeToString(), NOW)
+    response = rls_pb2.RateLimitResponse.FromString(raw)
+    metadata = json_format.MessageToDict(response.dynamic_metadata)
+    assert metadata == {
+        "domain": "d",
+        "descriptors": [
+            {
+                "entries": ["b=v"],
+                "limit": "requests_per_unit: 10 unit: MINUTE",
+                "hitsAddend": 3.0,
+            }
+        ],
+    }
