@@ -106,9 +106,11 @@ async def test_per_second_limits_go_to_their_own_redis(
         second.stop()
 
 
-async def test_stop_increment_counts_nothing_when_any_window_would_go_over(
+async def test_stop_increment_counts_only_the_window_that_goes_over(
     redis_server: RedisServer, raw: aioredis.Redis
 ) -> None:
+    """As the reference (fixed_cache_impl.go getHitsAddend): the key going over is still
+    incremented, the others are not."""
     store = await open_store(redis_server.url, key_prefix="stop:", stop_increment_when_over=True)
     small = counter("small", Limit(2, Unit.SECOND, algorithm=FIXED))
     large = counter("large", Limit(10, Unit.SECOND, algorithm=FIXED))
@@ -119,10 +121,32 @@ async def test_stop_increment_counts_nothing_when_any_window_would_go_over(
             second = await store.hit([Hit(small, 1), Hit(large, 1)], NOW)
     finally:
         await store.close()
-    assert sent == ["GET stop:d_k_small_1763700000", "GET stop:d_k_large_1763700000"]
+    assert sent[:2] == ["GET stop:d_k_small_1763700000", "GET stop:d_k_large_1763700000"]
+    assert "INCRBY stop:d_k_small_1763700000 1" in sent
+    assert not any(command.startswith("INCRBY stop:d_k_large") for command in sent)
     assert [(o.allowed, o.remaining) for o in second] == [(False, 0), (True, 8)]
-    assert await raw.get("stop:d_k_small_1763700000") == b"2"
+    assert await raw.get("stop:d_k_small_1763700000") == b"3"
     assert await raw.get("stop:d_k_large_1763700000") == b"2"
+
+
+async def test_stop_increment_a_key_over_in_the_local_cache_stops_the_others(
+    redis_server: RedisServer, raw: aioredis.Redis
+) -> None:
+    store = await open_store(
+        redis_server.url, key_prefix="stoplc:", stop_increment_when_over=True, local_cache_size=8
+    )
+    small = counter("small", Limit(1, Unit.SECOND, algorithm=FIXED))
+    large = counter("large", Limit(10, Unit.SECOND, algorithm=FIXED))
+    try:
+        await store.hit([Hit(small, 1)], NOW)
+        (over,) = await store.hit([Hit(small, 1)], NOW)  # goes over: now in the local cache
+        assert not over.allowed
+        outcomes = await store.hit([Hit(small, 1), Hit(large, 3)], NOW)
+    finally:
+        await store.close()
+    assert [(o.allowed, o.remaining) for o in outcomes] == [(False, 0), (True, 10)]
+    assert await raw.get("stoplc:d_k_large_1763700000") is None
+    assert await raw.get("stoplc:d_k_small_1763700000") == b"2"
 
 
 async def test_a_flushed_script_is_loaded_again(

@@ -77,3 +77,48 @@ def test_bounds_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "nesting deeper than 2 levels" in capsys.readouterr().err
     assert main(["check-config", "--config-max-bytes", "10", str(path)]) == 1
     assert "larger than the bound of 10 bytes" in capsys.readouterr().err
+
+
+MISINDENTED = """\
+domain: d
+descriptors:
+  - key: k
+    rate_limit:
+    unit: minute
+    requests_per_unit: 5
+  - key: parent
+    descriptors:
+      - key: child
+        value: v
+  - key: fine
+    rate_limit: {unit: minute, requests_per_unit: 5}
+  - key: open
+    rate_limit: {unlimited: true}
+"""
+
+
+def test_strict_refuses_rules_that_limit_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "trap.yaml"
+    path.write_text(MISINDENTED)
+    assert main(["check-config", str(path)]) == 0  # valid, as in the reference
+    assert "  k: whitelisted (no limit)" in capsys.readouterr().out
+    assert main(["check-config", "--strict", str(path)]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"error: {path}:3: k: limits nothing and has no children")
+    assert "unit: and requests_per_unit: are indented under rate_limit:" in lines[0]
+    assert lines[1].startswith(f"error: {path}:9: parent.child_v: limits nothing")
+
+
+def test_strict_passes_a_config_where_every_rule_limits(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "ok.yaml"
+    path.write_text(
+        "domain: d\ndescriptors:\n"
+        "  - key: k\n    rate_limit: {unit: minute, requests_per_unit: 5}\n"
+    )
+    assert main(["check-config", "--strict", str(path)]) == 0
+    assert capsys.readouterr().err == ""

@@ -130,10 +130,10 @@ CASES = [
         ],
     ),
     Case(
-        "global shadow mode answers OK to what is over",
+        "global shadow mode answers overall OK, the status stays OVER_LIMIT (as the reference)",
         [
             Step([K1], (OK, [(OK, 2, "MINUTE", "", 0, 60)]), hits_addend=2),
-            Step([K1], (OK, [(OK, 2, "MINUTE", "", 0, 60)])),
+            Step([K1], (OK, [(OVER, 2, "MINUTE", "", 0, 60)])),
         ],
         {"shadow_mode": True},
     ),

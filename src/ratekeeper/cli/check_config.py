@@ -7,6 +7,8 @@ import sys
 from typing import Any
 
 from ratekeeper.config import LoadBounds, load_config
+from ratekeeper.config.lint import limitless_leaves
+from ratekeeper.config.loader import read_specs
 from ratekeeper.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
@@ -34,6 +36,12 @@ def add_parser(subparsers: Any) -> None:
             default=getattr(defaults, name),
             help=f"{what} (as ratekeeper serve's flag of the same name; default %(default)s)",
         )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="also refuse rules that limit nothing and have no children (exit 1), such as "
+        "a mis-indented unit:/requests_per_unit: leaves; each printed with file, line and key",
+    )
     parser.set_defaults(func=run)
 
 
@@ -46,12 +54,15 @@ _BOUNDS = {
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the tree and return 0, or print the error to stderr and return 1."""
+    """Print the tree and return 0, or print the errors to stderr and return 1."""
     try:
         bounds = LoadBounds(**{name: getattr(args, name) for name in _BOUNDS})
         tree = load_config(args.path, merge_domains=args.merge_domains, bounds=bounds)
+        findings = limitless_leaves(read_specs(args.path, bounds)) if args.strict else []
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     sys.stdout.write(tree.describe())
-    return 0
+    for finding in findings:
+        print(f"error: {finding}", file=sys.stderr)
+    return 1 if findings else 0

@@ -16,7 +16,7 @@ from ratekeeper.config.tree import PolicyTree
 from ratekeeper.core.limits import Algorithm
 from ratekeeper.errors import ConfigError
 
-__all__ = ["LoadBounds", "config_files", "default_config_path", "load_config"]
+__all__ = ["LoadBounds", "config_files", "default_config_path", "load_config", "read_specs"]
 
 _SUFFIXES = (".yaml", ".yml")
 
@@ -34,9 +34,16 @@ def load_config(
     ``MERGE_DOMAIN_CONFIG``); ``algorithm`` forces every limit onto one algorithm; ``bounds``
     caps what each file may hold (size, nesting, alias expansion).
     """
-    specs = [_read(file, bounds) for file in config_files(path)]
-    tree = PolicyTree.from_specs(specs, merge_domains=merge_domains)
+    tree = PolicyTree.from_specs(read_specs(path, bounds), merge_domains=merge_domains)
     return tree if algorithm is None else tree.with_algorithm(algorithm)
+
+
+def read_specs(
+    path: str | os.PathLike[str], bounds: LoadBounds = DEFAULT_BOUNDS
+) -> list[DomainSpec]:
+    """Each file of ``path`` (as :func:`load_config` reads them) checked on its own, not yet
+    built into a tree."""
+    return [_read(file, bounds) for file in config_files(path)]
 
 
 def config_files(path: str | os.PathLike[str]) -> list[Path]:

@@ -199,11 +199,18 @@ def _dynamic_match(domain: str, path: list[_Node], entries: Sequence[tuple[str, 
         (key, node.value) if node.rule.share_threshold else (key, value)
         for node, (key, value) in zip(path, entries, strict=True)
     )
+    # As the reference: a share_threshold level keeps its pattern in the stats key too, whatever
+    # detailed_metric or value_to_metric ask for (one counter, one stats key).
     if rule.detailed_metric:
-        segments = [_stats_segment(key, value) for key, value in entries]
+        segments = [
+            node.composite if node.rule.share_threshold else _stats_segment(key, value)
+            for node, (key, value) in zip(path, entries, strict=True)
+        ]
     else:
         segments = [
-            _stats_segment(key, value) if node.rule.value_to_metric else node.composite
+            _stats_segment(key, value)
+            if node.rule.value_to_metric and not node.rule.share_threshold
+            else node.composite
             for node, (key, value) in zip(path, entries, strict=True)
         ]
     return Match(rule, counter, f"{domain}.{'.'.join(segments)}")

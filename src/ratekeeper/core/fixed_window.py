@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ratekeeper.core.limits import NS_PER_SECOND, Limit, window_start
-from ratekeeper.core.outcome import Outcome
+from ratekeeper.core.outcome import CountedOutcome, Outcome
 
 # window_start is re-exported: it is this algorithm's window, and the Redis store uses it so.
 __all__ = ["FixedWindow", "count", "debit", "new_window", "reset_after_s", "window_start"]
@@ -64,9 +64,11 @@ def count(
     if not (over and stop_when_over):
         window.count = after
     reset_ns = (window.start_s + limit.period_s) * NS_PER_SECOND - now
+    if over:
+        return CountedOutcome.over(reset_ns, _retry_after(window, limit, reset_ns), after)
     return Outcome(
-        allowed=not over,
-        remaining=0 if over else limit.amount - after,
+        allowed=True,
+        remaining=limit.amount - after,
         reset_after_ns=reset_ns,
         retry_after_ns=_retry_after(window, limit, reset_ns),
     )

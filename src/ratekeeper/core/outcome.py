@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["Outcome"]
+__all__ = ["CountedOutcome", "Outcome"]
 
 
 class Outcome(NamedTuple):
@@ -24,3 +24,20 @@ class Outcome(NamedTuple):
     reset_after_ns: int
     #: Nanoseconds until one more hit would be admitted (0 while some remain); ``-1`` never.
     retry_after_ns: int
+
+
+class CountedOutcome(Outcome):
+    """An over-limit :class:`Outcome` of an algorithm that keeps a count (the fixed window),
+    with that count: the RLS stats split a batch's hits between near and over the limit by it,
+    as envoyproxy/ratelimit does. Equal to the plain outcome (the count is no part of the
+    decision); made only when over, so the admitting path builds plain tuples."""
+
+    #: The counter's count with the hits added (counted or not).
+    count_after: int
+
+    @classmethod
+    def over(cls, reset_after_ns: int, retry_after_ns: int, count_after: int) -> CountedOutcome:
+        """A refusal (nothing remaining) at ``count_after``."""
+        outcome = cls(False, 0, reset_after_ns, retry_after_ns)
+        outcome.count_after = count_after
+        return outcome

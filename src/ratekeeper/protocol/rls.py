@@ -30,6 +30,7 @@ from ratekeeper.protocol.ownership import StoreGate
 from ratekeeper.protocol.policy import Policy, PolicyHolder
 from ratekeeper.protocol.rls_answer import Answerer
 from ratekeeper.protocol.rls_forward import DescriptorStatus, Forwarder, Routes, merge, route
+from ratekeeper.protocol.rls_metadata import with_dynamic_metadata
 from ratekeeper.protocol.rls_plan import MAX_TEXT, Planner, RequestPlan
 from ratekeeper.protocol.stats import Event, StatsSink
 
@@ -47,7 +48,7 @@ _MAX_CACHED_BYTES = 1024
 class RlsSettings:
     """How RLS decisions are shaped; set once from the server settings."""
 
-    #: Global shadow mode: an over-limit descriptor is answered OK (and counted).
+    #: Global shadow mode: statuses stay OVER_LIMIT, ``overall_code`` is OK (counted once).
     shadow_mode: bool = False
     #: Hits past ``floor(amount × ratio)`` count as near_limit.
     near_limit_ratio: float = 0.8
@@ -61,6 +62,9 @@ class RlsSettings:
     quota_mode: bool = False
     #: Longest domain, descriptor key or value a request may carry (longer: INVALID_ARGUMENT).
     max_text: int = MAX_TEXT
+    #: Fill the response's ``dynamic_metadata`` (``RESPONSE_DYNAMIC_METADATA``; see
+    #: :mod:`~ratekeeper.protocol.rls_metadata`).
+    dynamic_metadata: bool = False
 
 
 class RlsDecider:
@@ -97,6 +101,8 @@ class RlsDecider:
         # entry tuples and Counter objects cost more than the store itself.
         self._plan_cache: dict[bytes, RequestPlan] = {}
         self._plans_policy: object = policy.policy
+        if settings.dynamic_metadata:  # an instance attribute: the default path is untouched
+            self.answer = self._answer_with_metadata  # type: ignore[method-assign]
 
     async def answer(self, request: bytes, now: int) -> bytes:
         """``ShouldRateLimit`` on the wire, decided at ``now`` (ns since the epoch): a
@@ -117,6 +123,11 @@ class RlsDecider:
                 self._store_failed(exc, now)
                 outcomes = None
         return self._respond(planned.answers, outcomes)
+
+    async def _answer_with_metadata(self, request: bytes, now: int) -> bytes:
+        """:meth:`answer` with the response's ``dynamic_metadata`` filled."""
+        response = await RlsDecider.answer(self, request, now)
+        return with_dynamic_metadata(request, response, self._policy.policy)
 
     @property
     def forwarding(self) -> bool:
@@ -139,10 +150,10 @@ class RlsDecider:
         position = 0
         for planned in plans:
             if outcomes is None:
-                answers.append(self._respond(planned.answers, None))
+                answers.append(self._respond(planned.answers, None, False))
                 continue
             end = position + len(planned.hits)
-            answers.append(self._respond(planned.answers, outcomes[position:end]))
+            answers.append(self._respond(planned.answers, outcomes[position:end], False))
             position = end
         return answers
 

@@ -3,7 +3,8 @@
 Counts each counted descriptor's hits into its rule's stats as it goes. Semantics (as
 envoyproxy/ratelimit): per-descriptor statuses aligned with the request; ``overall_code`` the
 OR of the non-shadow descriptors; a rule with several limits (our extension) is over if any
-limit is and reports the most restrictive one; rule and global shadow mode answer over as OK;
+limit is and reports the most restrictive one; rule shadow mode answers an over descriptor OK,
+global shadow mode keeps the statuses OVER_LIMIT and answers only ``overall_code`` OK;
 quota descriptors make the request over only when all of them are; ``RateLimit-*`` headers
 describe the first over status, else the one with the least remaining. A descriptor another
 cluster member answered (:class:`~ratekeeper.protocol.rls_plan.Forwarded`) takes part with the
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ratekeeper.core.limits import NS_PER_SECOND, Limit, ceil_div
-from ratekeeper.core.outcome import Outcome
+from ratekeeper.core.outcome import CountedOutcome, Outcome
 from ratekeeper.protocol import rls_wire
 from ratekeeper.protocol.rls_plan import (
     STATUS_OK,
@@ -64,11 +65,15 @@ class Answerer:
             self._header_names = (headers[0].encode(), headers[1].encode(), headers[2].encode())
 
     def respond(
-        self, answers: Sequence[bytes | Counted | Forwarded], outcomes: list[Outcome] | None
+        self,
+        answers: Sequence[bytes | Counted | Forwarded],
+        outcomes: list[Outcome] | None,
+        entry: bool = True,
     ) -> bytes:
         """The encoded ``RateLimitResponse`` of a plan's ``answers``; ``outcomes`` are the
         store's, aligned with the hits of the ``Counted`` answers, or ``None`` if the store
-        failed."""
+        failed. ``entry``: the call came from Envoy, not forwarded by another member (whose
+        own answer counts global shadow mode)."""
         fields: list[bytes] = []
         overall = _OK
         position = 0
@@ -125,24 +130,40 @@ class Answerer:
                 overall = _OVER
         if quotas and quotas_over == quotas:
             overall = _OVER
+        if overall == _OVER and self._shadow_mode:
+            # As the reference: the statuses stay OVER_LIMIT, only the overall code is OK.
+            overall = _OK
+            if entry:
+                self._stats.count(Event.GLOBAL_SHADOW_MODE)
         if self._header_names is not None and shown is not None:
             fields.extend(_headers(self._header_names, *shown))
         return rls_wire.response(overall, fields)
 
     def _judge(self, answer: Counted, chosen: LimitAnswer, outcome: Outcome) -> int:
-        """The status code of one counted descriptor; counts its stats."""
+        """The status code of one counted descriptor; counts its stats as the reference does
+        (base_limiter.go): a batch's hits are split between within, near and over the limit
+        by the count before and after them."""
         counts, hits = answer.counts, answer.hits
+        amount, near = chosen.limit.amount, chosen.near
         if outcome.allowed:
             counts.within_limit += hits
-            if chosen.limit.amount - outcome.remaining > chosen.near:
-                counts.near_limit += hits
+            after = amount - outcome.remaining
+            if after > near:
+                counts.near_limit += hits if after - hits >= near else after - near
             return _OK
-        counts.over_limit += hits
+        if isinstance(outcome, CountedOutcome):
+            after = outcome.count_after
+        else:  # no count kept (a bucket): the refused hits were not taken
+            after = amount - outcome.remaining + hits
+        before = after - hits
+        if before >= amount:
+            over = hits
+        else:
+            over = after - amount
+            counts.near_limit += amount - max(near, before)
+        counts.over_limit += over
         if answer.shadow:
-            counts.shadow_mode += hits
-            return _OK
-        if self._shadow_mode:
-            self._stats.count(Event.GLOBAL_SHADOW_MODE)
+            counts.shadow_mode += over
             return _OK
         return _OVER
 

@@ -75,7 +75,7 @@ class Event(enum.Enum):
     STORE_ERROR = "store_errors"
     #: A call failed inside the server (a bug: answered INTERNAL).
     SERVICE_ERROR = "service_errors"
-    #: A descriptor over its limit answered OK by global shadow mode.
+    #: A request over its limit answered OK by global shadow mode (once per request).
     GLOBAL_SHADOW_MODE = "global_shadow_mode"
     #: A config load succeeded.
     CONFIG_LOAD_SUCCESS = "config_load_success"

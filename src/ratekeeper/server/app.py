@@ -207,6 +207,7 @@ def rls_settings(settings: ServerSettings) -> RlsSettings:
         override_algorithm=_FORCED_ALGORITHM[settings.policy.algorithm] or Algorithm.TOKEN_BUCKET,
         quota_mode=answers.quota_mode,
         max_text=answers.max_text,
+        dynamic_metadata=answers.dynamic_metadata,
     )
 
 
@@ -236,7 +237,7 @@ def build(
         slicelet.listen(forwarder)  # closes the channels of owners that leave
     decider = RlsDecider(policy, gate, metrics, rls_settings(settings), forwarder)
     reports = ReportProcessor(gate, lambda: policy.policy, settings.reports, metrics)
-    health = ServingHealth(store)
+    health = ServingHealth(store, policy if settings.policy.require_domain else None)
     assigner = embedded_assigner(settings.cluster) if settings.cluster.assigner_embedded else None
     return Components(
         settings, policy, store, metrics, health, decider, reports, clock, slicelet, assigner,

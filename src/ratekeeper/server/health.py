@@ -11,6 +11,7 @@ from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined
 
 from ratekeeper.backends.budgets import PressureReporting
 from ratekeeper.backends.store import Store
+from ratekeeper.protocol.policy import PolicyHolder
 
 __all__ = ["GRPC_SERVICE_NAMES", "ServingHealth"]
 
@@ -25,8 +26,11 @@ _STATUS = {
 class ServingHealth:
     """Serving when the config is loaded and the store answers, until shutdown begins."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, domains_of: PolicyHolder | None = None) -> None:
+        """``domains_of``: serve only while its policy defines a domain (the reference's
+        ``HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED``); ``None``: an empty config serves too."""
         self._store = store
+        self._domains_of = domains_of
         self.servicer = health_aio.HealthServicer()
         self._config_loaded = False
         self._shutting_down = False
@@ -44,6 +48,8 @@ class ServingHealth:
 
     def serving(self) -> bool:
         """The current answer."""
+        if self._domains_of is not None and not self._domains_of.policy.domains:
+            return False
         return self._config_loaded and not self._shutting_down and self._store.healthy()
 
     async def config_loaded(self) -> None:

@@ -172,7 +172,7 @@ _EVENT_HELP: dict[Event, str] = {
     Event.CONFIG_LOAD_ERROR: "Config loads that failed (old config kept).",
     Event.STORE_ERROR: "Calls whose store failed (answered per FAIL_CLOSED).",
     Event.SERVICE_ERROR: "Calls that failed inside the server.",
-    Event.GLOBAL_SHADOW_MODE: "Descriptors over their limit answered OK by SHADOW_MODE.",
+    Event.GLOBAL_SHADOW_MODE: "Requests over their limit answered OK by SHADOW_MODE (once each).",
     Event.REPORT_COUNT_CLAMPED: "Report keys whose counts were clamped to the policy's bound.",
     Event.REPORT_KEY_REFUSED: "Report keys refused alone for out-of-range counts.",
     Event.REPORT_SEQUENCE_REFUSED: "Reports whose number jumped past the client's window.",

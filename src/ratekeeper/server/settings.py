@@ -138,6 +138,9 @@ class PolicySettings:
     reload_interval_s: float = 1.0
     #: What one policy file may hold at most (size, nesting, aliases): see LoadBounds.
     bounds: LoadBounds = field(default_factory=LoadBounds)
+    #: Health is NOT_SERVING while the loaded config defines no domain (the reference's
+    #: ``HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED``); off: an empty config serves (OK to all).
+    require_domain: bool = False
 
     def __post_init__(self) -> None:
         _at_least("policy", self, 0, "reload_interval_s")
@@ -166,7 +169,7 @@ class ResponseHeaders:
 class AnswerSettings:
     """How an RLS answer is shaped from the counts."""
 
-    #: Answer OK to everything, still counting (and reporting) what would be over.
+    #: overall_code always OK (statuses keep OVER_LIMIT), still counting what is over.
     shadow_mode: bool = False
     #: Treat every descriptor as a quota: OVER_LIMIT only when all of a request's are over.
     quota_mode: bool = False
@@ -178,6 +181,8 @@ class AnswerSettings:
     headers: ResponseHeaders = field(default_factory=ResponseHeaders)
     #: Longest domain, descriptor key or value an RLS request may carry; longer is refused.
     max_text: int = 1024
+    #: Fill RLS responses' ``dynamic_metadata`` (domain, descriptors, hits, rules' metadata).
+    dynamic_metadata: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.near_limit_ratio <= 1.0:

@@ -216,7 +216,8 @@ class RedisStore:
             else:
                 batch_.fixed.append((i, key))
         if take and self.settings.stop_increment_when_over:
-            await self._stop_if_over(batches, hits, now, outcomes, deadline)
+            local_over = any(outcome is not None for outcome in outcomes)  # the local cache's
+            await self._stop_if_over(batches, hits, now, outcomes, deadline, local_over)
         await self._each(
             self._run(r, b, hits, now, take, outcomes, deadline) for r, b in batches.items()
         )
@@ -238,9 +239,11 @@ class RedisStore:
         now: int,
         outcomes: list[Outcome | None],
         deadline: float,
+        local_over: bool,
     ) -> None:
-        """The reference's stop-incrementing mode: read every fixed-window count first; if any
-        would go over, count none of them (those that would not are only checked)."""
+        """The reference's stop-incrementing mode (fixed_cache_impl.go): if a key is over in
+        the local cache, no other is counted; else every count is read first and, if some
+        would go over, only those are counted (and answered over), the others only checked."""
         counts: dict[int, tuple[str, int]] = {}
 
         async def read(r: _Redis, b: _Batch) -> None:
@@ -249,18 +252,18 @@ class RedisStore:
                 counts[i] = (key, int(reply or 0))
 
         await self._each(read(r, b) for r, b in batches.items() if b.fixed)
-        if all(n + hits[i].hits <= hits[i].counter.limit.amount for i, (_, n) in counts.items()):
+        over = set() if local_over else {i for i, (_, n) in counts.items() if _over(hits[i], n)}
+        if not over and not local_over:
             return
         for i, (key, n) in counts.items():
+            if i in over:
+                continue  # the key that goes over is still counted, as the reference does
             limit = hits[i].counter.limit
             window = fixed_window.FixedWindow(fixed_window.window_start(limit, now), n)
-            over = n + hits[i].hits > limit.amount
-            outcomes[i] = fixed_window.count(
-                window, limit, now, hits[i].hits if over else 0, stop_when_over=True
-            )
+            outcomes[i] = fixed_window.count(window, limit, now, 0)
             self._remember_if_over(key, limit, now, outcomes[i])
         for b in batches.values():
-            b.fixed.clear()
+            b.fixed[:] = [(i, key) for i, key in b.fixed if i in over]
 
     async def _run(
         self,
@@ -373,3 +376,8 @@ class RedisStore:
             self.errors_total += 1
             raise BackendError(f"redis {r.health.name}: {type(errors[0]).__name__}: {errors[0]}")
         return replies
+
+
+def _over(hit: Hit, count: int) -> bool:
+    """Whether ``hit`` takes a fixed window at ``count`` past its limit."""
+    return count + hit.hits > hit.counter.limit.amount
