@@ -43,6 +43,7 @@ from ratekeeper.protocol.report import ReportProcessor
 from ratekeeper.protocol.rlqs import RlqsQuotas
 from ratekeeper.protocol.rls import RlsDecider, RlsSettings
 from ratekeeper.protocol.stats import Event
+from ratekeeper.server import redact
 from ratekeeper.server.forward_batch import BatchServicer, add_batch_servicer
 from ratekeeper.server.forwarding import (
     DEFAULT_MAX_IN_FLIGHT,
@@ -51,13 +52,20 @@ from ratekeeper.server.forwarding import (
     ViewOwners,
 )
 from ratekeeper.server.health import ServingHealth
-from ratekeeper.server.http import HttpEndpoints, build_app
+from ratekeeper.server.http import ADMIN_PATHS, PUBLIC_PATHS, HttpEndpoints, build_app
 from ratekeeper.server.member_service import MemberService
 from ratekeeper.server.metrics import Metrics
 from ratekeeper.server.reload import ConfigWatcher, file_signature
 from ratekeeper.server.report_servicer import ReportServicer, add_report_servicer
 from ratekeeper.server.rlqs_servicer import RlqsServicer, add_rlqs_servicer
 from ratekeeper.server.rls_servicer import add_rls_servicer, rls_servicer
+from ratekeeper.server.security import (
+    TokenInterceptor,
+    bind_grpc,
+    http_ssl,
+    read_token,
+    token_middleware,
+)
 from ratekeeper.server.settings import (
     AlgorithmMode,
     ClusterSettings,
@@ -121,6 +129,8 @@ class Components:
     assigner: AssignerService | None = None
     #: A cluster member's RLS forwarding to other members; ``None`` for a lone server.
     forwarder: GrpcForwarder | None = None
+    #: The shared token Report, Watch and the admin endpoints require (``None``: none).
+    auth_token: str | None = None
 
 
 def _add_rls(server: grpc.aio.Server, c: Components) -> None:
@@ -233,6 +243,7 @@ def build(
     reports = ReportProcessor(gate, lambda: policy.policy, settings.reports, metrics)
     health = ServingHealth(store)
     assigner = embedded_assigner(settings.cluster) if settings.cluster.assigner_embedded else None
+    token = read_token(settings.auth.token_file) if settings.auth.token_file else None
     return Components(
         settings,
         policy,
@@ -245,6 +256,7 @@ def build(
         slicelet,
         assigner,
         forwarder,
+        token,
     )
 
 
@@ -315,30 +327,57 @@ class Replica:
         self.components = components
         self.grpc_port = 0
         self.http_port = 0
-        self._grpc = grpc.aio.server(options=_grpc_options(components.settings.listeners))
+        token = components.auth_token
+        self._grpc = grpc.aio.server(
+            options=_grpc_options(components.settings.listeners),
+            interceptors=[TokenInterceptor(token)] if token else None,
+        )
         self._assigner_timer: asyncio.Task[None] | None = None
         for register in SERVICES:
             register(self._grpc, components)
         c = components
         endpoints = HttpEndpoints(c.decider, c.clock, c.health, c.metrics, c.policy)
-        self._http = web.AppRunner(
-            build_app(endpoints),
+        guard = (token_middleware(token, ADMIN_PATHS),) if token else ()
+        admin = c.settings.admin.host_port is not None
+        public = build_app(endpoints, paths=PUBLIC_PATHS if admin else None, middlewares=guard)
+        self._http = self._runner(public)
+        #: ``/metrics`` and ``/rlconfig`` on their own listener (``--admin-listen``).
+        self._admin = None
+        if admin:
+            paths = ADMIN_PATHS | {"/healthcheck"}
+            self._admin = self._runner(build_app(endpoints, paths=paths, middlewares=guard))
+        self.admin_port = 0
+
+    def _runner(self, app: web.Application) -> web.AppRunner:
+        listeners = self.components.settings.listeners
+        return web.AppRunner(
+            app,
             access_log=None,
-            shutdown_timeout=components.settings.listeners.shutdown_grace_s,
-            keepalive_timeout=components.settings.listeners.http_idle_timeout_s,
+            shutdown_timeout=listeners.shutdown_grace_s,
+            keepalive_timeout=listeners.http_idle_timeout_s,
         )
 
     async def start(self) -> None:
         """Bind both ports (0 picks a free one) and start serving."""
         settings = self.components.settings.listeners
-        self.grpc_port = self._grpc.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
-        if settings.grpc_uds:
+        tls = self.components.settings.tls
+        address = f"{settings.host}:{settings.grpc_port}"
+        self.grpc_port = bind_grpc(self._grpc, address, tls.grpc())
+        if settings.grpc_uds:  # local only: plaintext (see server.security)
             self._grpc.add_insecure_port(f"unix:{settings.grpc_uds}")
         await self._grpc.start()
+        context = http_ssl(tls.http())
         await self._http.setup()
-        site = web.TCPSite(self._http, settings.host, settings.http_port, backlog=HTTP_BACKLOG)
+        site = web.TCPSite(
+            self._http, settings.host, settings.http_port, backlog=HTTP_BACKLOG, ssl_context=context
+        )
         await site.start()
         self.http_port = self._http.addresses[0][1]
+        admin = self.components.settings.admin.host_port
+        if self._admin is not None and admin is not None:
+            await self._admin.setup()
+            await web.TCPSite(self._admin, *admin, ssl_context=context).start()
+            self.admin_port = self._admin.addresses[0][1]
         await self.components.health.config_loaded()
         slicelet, assigner = self.components.slicelet, self.components.assigner
         if slicelet is not None:
@@ -369,6 +408,8 @@ class Replica:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._assigner_timer
         await self._http.cleanup()
+        if self._admin is not None:
+            await self._admin.cleanup()
         if self.components.forwarder is not None:
             await self.components.forwarder.close()
         await self.components.store.close()
@@ -384,6 +425,21 @@ async def _housekeeping(server: Replica, watcher: ConfigWatcher | None) -> None:
     finally:
         for task in tasks:
             task.cancel()
+
+
+def _security_for_logs(server: Replica) -> str:
+    """`` tls=grpc,http admin=HOST:PORT auth=token`` as far as each is on (never a secret)."""
+    settings = server.components.settings
+    tls = [
+        name for name, on in (("grpc", settings.tls.grpc()), ("http", settings.tls.http())) if on
+    ]
+    parts = [f"tls={','.join(tls)}"] if tls else []
+    admin = settings.admin.host_port
+    if admin is not None:
+        parts.append(f"admin={admin[0]}:{server.admin_port}")
+    if server.components.auth_token:
+        parts.append("auth=token")
+    return "".join(" " + part for part in parts)
 
 
 def settle_gc() -> None:
@@ -406,11 +462,14 @@ async def run(settings: ServerSettings) -> int:
     """Serve until SIGTERM or SIGINT; reload on SIGHUP. Returns the exit code."""
     # Taken before the first load, so a file changed while it is read is reloaded at once.
     signature = file_signature(config_path(settings))
+    redact.install()  # before the first line that could name a backend URL
     try:
         components = build(settings)
     except RatekeeperError as exc:  # a bad config, or a store that cannot be opened
         log.error("cannot start: %s", exc)
         return 2
+    if components.auth_token:
+        redact.install([components.auth_token])
     server = Replica(components)
     listeners = settings.listeners
     try:
@@ -438,10 +497,11 @@ async def run(settings: ServerSettings) -> int:
     polling = watcher if settings.policy.reload_interval_s > 0 else None
     chores = asyncio.create_task(_housekeeping(server, polling))
     log.info(
-        "ratekeeper ready grpc=%s:%d%s http=%s:%d config=%s backend=%s",
+        "ratekeeper ready grpc=%s:%d%s http=%s:%d config=%s backend=%s%s",
         listeners.host, server.grpc_port,
         f" grpc=unix:{listeners.grpc_uds}" if listeners.grpc_uds else "",
         listeners.host, server.http_port, config_path(settings), settings.store.backend_for_logs,
+        _security_for_logs(server),
     )  # fmt: skip
     await stop.wait()
     log.info("shutting down (grace %.1fs)", listeners.shutdown_grace_s)
