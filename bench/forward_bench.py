@@ -32,10 +32,11 @@ from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
 from bench.rls_load import WORKLOAD_CONFIG, owner, traffic, workload_requests
 from ratekeeper.core.slices import even_split
-from ratekeeper.server.app import Replica, build_member, settle_gc
+from ratekeeper.server.app import Replica, settle_gc
 from ratekeeper.server.forwarding import DEFAULT_MAX_IN_FLIGHT, AssignmentOwners
 from ratekeeper.server.options import with_options
 from ratekeeper.server.settings import ServerSettings
+from ratekeeper.testing.fixed_members import build_member
 from ratekeeper.testing.procs import ManagedProcess, free_port, port_open, start
 from ratekeeper.testing.server_process import metric_samples
 from ratekeeper.transport.channels import open_aio_channel

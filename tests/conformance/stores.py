@@ -72,6 +72,7 @@ class CoreStore:
                 for c, s in self._states.items()
                 if low <= c.key_hash < high
             ),
+            self._cold.within(low, high, now),
         )
 
     async def import_(self, snapshot: Snapshot, now: int) -> int:

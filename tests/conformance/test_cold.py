@@ -102,3 +102,15 @@ async def test_a_full_counter_imported_into_a_cold_range_stays_full(
     assert outcome.remaining == 4
     await source.close()
     await target.close()
+
+
+async def test_an_export_says_which_parts_of_its_range_are_cold(
+    make_movable: StoreFactory,
+) -> None:
+    store = make_movable()
+    await store.start_empty(100, 200, T0 - 5 * S)
+    await store.start_empty(300, 400, T0)
+    snapshot = await store.export(150, 350, T0 + S)
+    assert snapshot.cold == ((150, 200, 6 * S), (300, 350, S))
+    assert (await store.export(0, 100, T0)).cold == ()
+    await store.close()

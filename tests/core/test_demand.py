@@ -106,3 +106,21 @@ def test_reject_lasts_until_the_debt_is_repaid(debt: int, amount: int) -> None:
     repaid = until_repaid(Instruction(to_one_token, UNBOUNDED, 1), limit)
     assert 0 <= repaid.reject_for_ns <= debt * NS_PER_SECOND // amount
     assert repaid.reject_for_ns >= to_one_token - token_ns
+
+
+def test_an_entry_counts_for_its_own_ttl_when_longer_than_the_books() -> None:
+    """A client reporting every second stays in the total between its reports."""
+    book: DemandBook[str] = DemandBook(500 * MS)
+    book.record("k", "slow", 100.0, 0, ttl_ns=3 * NS_PER_SECOND)
+    book.record("k", "fast", 100.0, 0)
+    assert book.record("k", "other", 0.0, 2 * NS_PER_SECOND) == 100.0  # fast expired, slow not
+    assert book.record("k", "other", 0.0, 4 * NS_PER_SECOND) == 0.0
+
+
+def test_clients_counts_the_asking_client_once() -> None:
+    book: DemandBook[str] = DemandBook(500 * MS)
+    assert book.clients("k", "a") == 1
+    book.record("k", "a", 1.0, 0)
+    book.record("k", "b", 1.0, 0)
+    assert book.clients("k", "a") == 2
+    assert book.clients("k", "c") == 3

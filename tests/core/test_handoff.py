@@ -246,3 +246,33 @@ def test_a_transfer_left_incomplete_is_forgotten_after_the_timeout() -> None:
     assert machine.received("a", HIGH, G2, 0, 2, 10) == []  # the sender gave up after one
     assert machine.poll(10 + T.timeout_ns) == [Lost(HIGH, 0)]
     assert machine.wake_at() is None
+
+
+def test_a_first_assignment_of_a_running_assigner_gains_its_slices_cold() -> None:
+    # A process restarted at its old address may first hear the assignment its predecessor
+    # held: those slices' counters died with it, so they start empty unless a transfer comes.
+    machine = HandoffMachine("b", T)
+    assert machine.assignment_changed(None, assign(G3, "a", "b"), 7) == [StartEmpty(HIGH, 7)]
+    assert machine.incoming == (HIGH,)
+    assert machine.poll(7 + T.timeout_ns) == [Lost(HIGH, 7)]
+    # An assigner's first assignment (a cluster starting) gives slices nobody held: full.
+    assert HandoffMachine("b", T).assignment_changed(None, assign(G1, "a", "b"), 7) == []
+
+
+def test_what_was_cold_on_the_sender_stays_cold_here() -> None:
+    machine = HandoffMachine("b", T)
+    machine.assignment_changed(assign(G1, "a", "a"), assign(G2, "a", "b"), 100)
+    lost = Slice(HALF, HALF + 1000)
+    got = machine.received("a", HIGH, G2, 0, 1, 200, ((lost, 50),))
+    assert got == [Warm(HIGH, 100), StartEmpty(lost, 50)]  # the cold mark after the lift
+
+
+def test_an_early_transfer_keeps_its_cold_parts_until_the_range_is_gained() -> None:
+    machine = HandoffMachine("b", T)
+    machine.assignment_changed(None, assign(G1, "a", "a"), 0)
+    lost = Slice(HALF + 10, HALF + 20)
+    assert machine.received("a", HIGH, G2, 0, 1, 10, ((lost, 5),)) == []
+    assert machine.assignment_changed(assign(G1, "a", "a"), assign(G2, "a", "b"), 20) == [
+        StartEmpty(lost, 5)
+    ]
+    assert machine.incoming == ()

@@ -86,6 +86,12 @@ def _broken(change: str) -> pb.TransferRequest:
         wire.counters[0].state.append(b"\x01")
     elif change == "huge field":
         wire.counters[0].state[0] = b"\x01" * 17
+    elif change == "cold outside the range":
+        wire.low = 1 << 40
+        wire.counters.pop()
+        wire.cold.add(low=0, high=5, age_ns=1)
+    elif change == "empty cold range":
+        wire.cold.add(low=7, high=7, age_ns=1)
     elif change == "outside the range":
         key_hash = Counter("d", (("k", "v"),), Limit(5)).key_hash
         wire.low, wire.high = (key_hash + 1, 0) if key_hash + 1 < HASH_SPACE else (0, key_hash)
@@ -103,6 +109,8 @@ def _broken(change: str) -> pb.TransferRequest:
         "wrong width",
         "huge field",
         "outside the range",
+        "cold outside the range",
+        "empty cold range",
     ],
 )
 def test_malformed_transfers_are_refused(change: str) -> None:
@@ -118,3 +126,13 @@ def test_a_level_beyond_64_bits_survives() -> None:
         GEN, "a:1", Snapshot(0, HASH_SPACE, (CounterSnapshot(counter, state),))
     )
     assert transfer_from_wire(wire).snapshot.counters[0].state == state
+
+
+def test_cold_parts_travel_in_every_chunk() -> None:
+    counters = tuple(
+        CounterSnapshot(Counter("d", (("k", f"v{i}"),), Limit(5)), (1, 2)) for i in range(40)
+    )
+    cold = ((10, 20, 3), (HASH_SPACE - 5, HASH_SPACE, 0))
+    wires = transfer_chunks(GEN, "a:1", Snapshot(0, HASH_SPACE, counters, cold), 500)
+    assert len(wires) > 1
+    assert all(transfer_from_wire(w).snapshot.cold == cold for w in wires)

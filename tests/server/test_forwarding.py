@@ -22,11 +22,12 @@ from ratekeeper.core.keys import Entries, canonical_bytes, key_hash
 from ratekeeper.core.slices import HASH_SPACE, Assignment, even_split
 from ratekeeper.errors import ForwardError
 from ratekeeper.server import forward_batch
-from ratekeeper.server.app import Replica, build_member
+from ratekeeper.server.app import Replica
 from ratekeeper.server.forwarding import FORWARDED, AssignmentOwners
 from ratekeeper.server.options import with_options
 from ratekeeper.server.settings import ServerSettings
 from ratekeeper.testing.clock import ManualClock
+from ratekeeper.testing.fixed_members import build_member
 from ratekeeper.testing.procs import free_port
 from tests.server.conftest import CONFIG, descriptor
 

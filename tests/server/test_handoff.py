@@ -261,3 +261,27 @@ async def test_a_store_shared_by_every_server_hands_nothing_off(redis_server: Re
     finally:
         await handoff.close()
         await store.close()
+
+
+async def test_a_range_cold_on_its_sender_stays_cold_on_the_next_owner() -> None:
+    clock = ManualClock()
+    b, c = await start_member(clock), await start_member(clock)
+    try:
+        gone = f"127.0.0.1:{free_port()}"
+        g1, g2 = single_owner(gone, gen(1)), single_owner(b.address, gen(2))
+        await b.handoff.assignment_changed(g1, g2)  # gained from a dead member: cold at b
+        [seen, unseen] = counters(2)
+        await b.store.debit([Hit(seen, 3)], clock())  # created empty, so 3 in debt
+        clock.advance(0.1)
+        g3 = single_owner(c.address, gen(3))
+        await c.handoff.assignment_changed(g2, g3)
+        await b.handoff.assignment_changed(g2, g3)
+        await settle(b, c)
+        [o] = await c.store.hit([Hit(seen, 0)], clock())
+        assert o.remaining == 0  # its debt came along
+        [o] = await c.store.hit([Hit(unseen, 0)], clock())
+        assert o.remaining == 1  # emptied when b gained it, 0.1 s ago: no fresh burst at c
+    finally:
+        for m in (b, c):
+            await m.handoff.close()
+            await m.server.stop(0)

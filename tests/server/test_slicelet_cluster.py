@@ -1,13 +1,12 @@
-"""``ratekeeper serve --join`` as real processes on loopback: scaling a loaded cluster from two
-servers to four rebalances in one assignment round."""
+"""``ratekeeper serve --join`` as real processes on loopback (``testing.cluster.Cluster``):
+scaling a loaded cluster from two servers to four rebalances in one assignment round."""
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -23,7 +22,7 @@ from ratekeeper.proto.cluster import AssignerCalls
 from ratekeeper.proto.ratekeeper.v1 import cluster_pb2
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 from ratekeeper.proto.report import report_call
-from ratekeeper.testing.server_process import RatekeeperServer, ratekeeper_server
+from ratekeeper.testing.cluster import Cluster
 
 CONFIG = """
 domain: api
@@ -32,12 +31,6 @@ descriptors:
     rate_limit: {unit: second, requests_per_unit: 1000000}
 """
 
-#: Sub-second timeouts, so a test sees several heartbeats; load rounds far apart, so every
-#: assignment in the test is one a membership change asked for.
-EMBEDDED = (
-    "--assigner-embedded", "--heartbeat-interval", "0.1", "--unhealthy-after", "1.5",
-    "--min-interval", "0.5", "--load-interval", "600", "--load-window", "2",
-)  # fmt: skip
 #: Every member's load averaged over two seconds (the default five would do too; shorter
 #: windows show each client's once-a-cycle report as a spike).
 MEMBER = ("--load-window", "2")
@@ -53,16 +46,6 @@ HASHES = [Counter("api", (k,), LIMIT).key_hash for k in KEYS]
 def config(tmp_path: Path) -> Path:
     (tmp_path / "api.yaml").write_text(CONFIG)
     return tmp_path
-
-
-@contextlib.contextmanager
-def servers() -> Iterator[Callable[..., RatekeeperServer]]:
-    with contextlib.ExitStack() as stack:
-
-        def start(config: Path, log_dir: Path, name: str, *flags: str) -> RatekeeperServer:
-            return stack.enter_context(ratekeeper_server(config, log_dir, name=name, flags=flags))
-
-        yield start
 
 
 def status(address: str) -> cluster_pb2.StatusResponse:
@@ -151,38 +134,35 @@ class Traffic(threading.Thread):
 def test_scaling_from_two_to_four_servers_rebalances_in_one_assignment_round(
     config: Path, tmp_path: Path
 ) -> None:
-    with servers() as start:
-        first = start(config, tmp_path, "s1", *EMBEDDED)
-        entry = first.grpc_target
-        second = start(config, tmp_path, "s2", "--join", entry, *MEMBER)
-        two = {first.grpc_target, second.grpc_target}
-        wait_for(lambda: (a := held(entry)) is not None and a.servers == two, 30, "two servers")
-        before = held(entry)
+    timings = {"heartbeat_interval": 0.1, "unhealthy_after": 1.5, "min_interval": 0.5}
+    # load rounds far apart: every assignment in the test is one a membership change asked for
+    with Cluster(2, log_dir=tmp_path, config=config, load_interval=600.0, server_flags=MEMBER,
+                 **timings) as cluster:  # fmt: skip
+        before = held(cluster.assigner)
         assert before is not None
-        # load for the assigner to balance on: every key, evenly
+        # load for the assigner to balance on: every key, evenly, from clients out of phase
         clients = [Traffic(before, f"client-{i}", i * 0.03) for i in range(CLIENTS)]
         for traffic in clients:
             traffic.start()
         try:
             time.sleep(2.0)
-            # two more, one through the assigner and one through the other member
-            third = start(config, tmp_path, "s3", "--join", entry, *MEMBER)
-            fourth = start(config, tmp_path, "s4", "--join", second.grpc_target, *MEMBER)
-            four = two | {third.grpc_target, fourth.grpc_target}
             seen: list[Assignment] = [before]
+            joined = time.monotonic()
+            cluster.add_server(wait=False)
+            cluster.add_server(wait=False)
+            four = set(cluster.addresses)
 
             def all_four() -> bool:
-                a = held(entry)
+                a = held(cluster.assigner)
                 if a is not None and a.generation != seen[-1].generation:
                     seen.append(a)
                 return a is not None and a.servers == four
 
-            joined = time.monotonic()
             wait_for(all_four, 60, "four servers in the assignment")
             took = time.monotonic() - joined
             time.sleep(1.5)  # many heartbeats with load: no further round is needed
-            after = held(entry)
-            answer = status(entry)
+            after = held(cluster.assigner)
+            answer = cluster.status()
         finally:
             for traffic in clients:
                 traffic.stop()
@@ -204,6 +184,6 @@ def test_scaling_from_two_to_four_servers_rebalances_in_one_assignment_round(
     print(  # the measured numbers, for the report
         f"\nrounds {[(a.generation.number, len(a.servers)) for a in seen]}; "
         f"key shares with four {shares(first_with_four)}; assigner imbalance "
-        f"{answer.imbalance:.3f}; four in the assignment {took:.2f}s after the last joined; "
-        f"the client adopted {traffic.adopted} assignments from report answers"
+        f"{answer.imbalance:.3f}; four in the assignment {took:.2f}s after the two were started; "
+        f"each client adopted {[t.adopted for t in clients]} assignments from report answers"
     )

@@ -3,6 +3,7 @@ machine, driven by hand-chosen times."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -347,24 +348,45 @@ def test_pieces_and_load_agree_on_slice_order() -> None:
     ]
 
 
-def test_after_a_few_failures_in_a_row_the_next_target_is_tried() -> None:
-    m = machine()
+@pytest.mark.parametrize(
+    ("after", "expected"), [(1, [True] * 5), (3, [False, False, True, False, False])]
+)
+def test_after_enough_failures_in_a_row_the_next_target_is_tried(
+    after: int, expected: list[bool]
+) -> None:
+    m = Membership(SliceView(ME), dataclasses.replace(TIMING, switch_after=after), 0)
     m.due(0)
     switches = []
-    for _ in range(7):
+    for _ in range(5):
         m.due(m.next_at)
         switches.append(m.failed(m.next_at).switch)
-    assert switches == [False, False, True, False, False, True, False]
+    assert switches == expected
 
 
 def test_fallback_targets_cycle_through_the_join_address_and_the_other_members() -> None:
     held = Assignment(G1, (0, HALF // 2, HALF), (ME, "b:1", "c:1"))
     cycle = ["join:1"]
     for _ in range(4):
-        cycle.append(fallback_target(("join:1",), cycle[-1], held, ME))
+        cycle.append(fallback_target(["join:1"], cycle[-1], held, ME))
     assert cycle == ["join:1", "b:1", "c:1", "join:1", "b:1"]
-    assert fallback_target(("b:1",), "b:1", held, ME) == "c:1"  # joined through a member
-    assert fallback_target(("join:1",), "join:1", None, ME) == "join:1"  # nobody else known
+    assert fallback_target(["b:1"], "b:1", held, ME) == "c:1"  # joined through a member
+    assert fallback_target(["join:1"], "join:1", None, ME) == "join:1"  # nobody else known
+    # several assigners given: each in turn, then the members
+    joins = ["x:1", "y:1", "b:1"]
+    assert fallback_target(joins, "x:1", held, ME) == "y:1"
+    assert fallback_target(joins, "y:1", held, ME) == "b:1"
+    assert fallback_target(joins, "b:1", held, ME) == "c:1"
+    assert fallback_target(joins, "c:1", held, ME) == "x:1"
+
+
+def test_the_backoff_doubles_once_per_round_of_the_targets() -> None:
+    m = machine()
+    m.due(0)
+    delays = []
+    for _ in range(9):
+        m.due(m.next_at)
+        delays.append(m.failed(m.next_at, targets=3).delay_ns // MS)
+    assert delays == [100, 100, 100, 200, 200, 200, 400, 400, 400]
 
 
 def test_several_join_addresses_are_tried_in_turn_before_the_members() -> None:

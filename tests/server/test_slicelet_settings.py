@@ -10,6 +10,12 @@ from ratekeeper.server.settings import ClusterSettings, ListenerSettings
 from ratekeeper.server.slicelet import advertised
 
 
+def test_join_may_list_several_addresses_tried_in_turn() -> None:
+    cluster = from_sources({"join": "a1:7000, a2:7000,m1:8081"}, {}).cluster
+    assert cluster.join_targets == ("a1:7000", "a2:7000", "m1:8081")
+    assert ClusterSettings().join_targets == ()
+
+
 def test_a_server_alone_is_not_a_member() -> None:
     cluster = from_sources({}, {}).cluster
     assert not cluster.enabled

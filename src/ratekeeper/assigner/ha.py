@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -40,7 +41,6 @@ from ratekeeper.errors import CoordinationError
 from ratekeeper.proto.assignment import assignment_from_wire, assignment_to_wire
 from ratekeeper.proto.cluster import AssignerCallsAio, assigner_handler
 from ratekeeper.proto.ratekeeper.v1 import assignment_pb2 as assignment_pb
-from ratekeeper.proto.ratekeeper.v1 import cluster_pb2 as pb
 from ratekeeper.transport.channels import open_aio_channel
 
 __all__ = ["HaSettings", "decode_assignment", "encode_assignment", "running_ha_assigner"]
@@ -108,7 +108,11 @@ class HaAssigner:
         leadership.listen(self._leading_changed)
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
-        return assigner_handler(self._heartbeat, self._watch, self._status)
+        return assigner_handler(
+            functools.partial(self._answer, "heartbeat"),
+            functools.partial(self._answer, "watch"),
+            functools.partial(self._answer, "status"),
+        )
 
     @property
     def leading(self) -> bool:
@@ -184,32 +188,14 @@ class HaAssigner:
 
     # --- the three methods ------------------------------------------------------------------
 
-    async def _heartbeat(
-        self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.HeartbeatResponse:
+    async def _answer(
+        self, method: str, request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> Any:
+        """``method`` of AssignerService: this term's service answers, or the leader does."""
         if self._term is not None:
-            return await self._term.service.heartbeat(request, context)
+            return await getattr(self._term.service, method)(request, context)
         calls = await self._leader_calls(context)
-        response: pb.HeartbeatResponse = await self._passed_on(calls.heartbeat, request, context)
-        return response
-
-    async def _watch(
-        self, request: pb.WatchRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.WatchResponse:
-        if self._term is not None:
-            return await self._term.service.watch(request, context)
-        calls = await self._leader_calls(context)
-        response: pb.WatchResponse = await self._passed_on(calls.watch, request, context)
-        return response
-
-    async def _status(
-        self, request: pb.StatusRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> pb.StatusResponse:
-        if self._term is not None:
-            return await self._term.service.status(request, context)
-        calls = await self._leader_calls(context)
-        response: pb.StatusResponse = await self._passed_on(calls.status, request, context)
-        return response
+        return await self._passed_on(getattr(calls, method), request, context)
 
     async def _leader_calls(self, context: grpc.aio.ServicerContext[Any, Any]) -> AssignerCallsAio:
         leader = self._leadership.leader

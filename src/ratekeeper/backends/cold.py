@@ -54,6 +54,15 @@ class ColdRanges:
             return self._since[i]
         return None
 
+    def within(self, low: int, high: int, now: int) -> tuple[tuple[int, int, int], ...]:
+        """The cold parts of ``[low, high)``, each ``(low, high, age)``: its instant as an age
+        in ns before ``now`` (never negative)."""
+        return tuple(
+            (max(lo, low), min(hi, high), max(0, now - at))
+            for lo, hi, at in zip(self._lows, self._highs, self._since, strict=True)
+            if lo < high and low < hi
+        )
+
     def mark(self, low: int, high: int, since: int | None) -> None:
         """``[low, high)`` is cold as of ``since`` from now on (``None``: no longer cold),
         whatever parts of it were before."""

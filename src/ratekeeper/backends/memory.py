@@ -183,7 +183,7 @@ class MemoryStore:
         if take:
             outcome = strategy.hit(state, limit, now, hit.hits)
         else:
-            outcome = after_debit(state, limit, now, hit.hits)
+            outcome = after_debit(state, limit, now, hit.hits, hit.debt)
         shard[key] = (now, strategy.pack(state), client)
         return outcome
 
@@ -216,14 +216,15 @@ class MemoryStore:
 
     async def export(self, low: int, high: int, now: int) -> Snapshot:
         """Every counter whose key hash is in ``[low, high)``, each instant as an age before
-        ``now``; the counters stay. Atomic: nothing awaits, so no hit lands half-way."""
+        ``now``, and the range's cold parts; the counters stay. Atomic: nothing awaits, so no
+        hit lands half-way."""
         found: list[CounterSnapshot] = []
         for shard, whole in self._shards_in(low, high):
             for (domain, entries, identity), (_, packed, _) in shard.items():
                 counter = Counter(domain, entries, _limit_of(identity))
                 if whole or low <= counter.key_hash < high:
                     found.append(CounterSnapshot(counter, aged(counter.limit, packed, now)))
-        return Snapshot(low, high, tuple(found))
+        return Snapshot(low, high, tuple(found), self._cold.within(low, high, now))
 
     async def import_(self, snapshot: Snapshot, now: int) -> int:
         """Merge ``snapshot`` (exported on another clock) in, rebuilt on the clock whose

@@ -98,6 +98,9 @@ class Hit:
     #: The reporting client whose report carries the hits ("" on the RLS path): a bounded store
     #: charges a counter these hits create to it (:mod:`ratekeeper.backends.budgets`).
     client: str = ""
+    #: Most tokens of debt a debit may leave on a token bucket, when more than the core's
+    #: horizon (:func:`~ratekeeper.core.token_bucket.debt_floor`); 0: the horizon alone.
+    debt: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,11 @@ class Snapshot:
     low: int
     high: int
     counters: tuple[CounterSnapshot, ...] = ()
+    #: The parts of the range that were cold (:meth:`Store.start_empty`) at export, each
+    #: ``(low, high, age)`` with the mark's instant as an age in ns before the exporter's
+    #: ``now``. :meth:`Store.import_` leaves marks alone: the importer, who knows which of its
+    #: own marks only wait for this snapshot, applies these with :meth:`Store.start_empty`.
+    cold: tuple[tuple[int, int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,18 @@ from ratekeeper.errors import ConfigError
 __all__ = ["add_parser"]
 
 
+#: The flags of the elected mode: flag, variable (without ``RATEKEEPER_``), default, type, help.
+_HA_FLAGS: tuple[tuple[str, str, str, type, str], ...] = (
+    ("--etcd", "ETCD", "", str, "etcd client URLs, http://HOST:PORT[,...]: elect a leader among "
+     "the assigners started on it and store each assignment there (none: run alone)"),
+    ("--etcd-prefix", "ETCD_PREFIX", "/ratekeeper", str, "Key prefix of this cluster in etcd"),
+    ("--election-ttl", "ELECTION_TTL", "5", int, "Seconds a crashed leader holds the lead at "
+     "most (the etcd lease ttl, at least 2)"),
+    ("--advertise", "ASSIGNER_ADVERTISE", "", str, "host:port the other assigners and members "
+     "reach this one at (none: the listen address)"),
+)  # fmt: skip
+
+
 def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "assigner",
@@ -33,37 +45,21 @@ def add_parser(subparsers: Any) -> None:
     add_arguments(parser)
     parser.add_argument(
         "--log-level",
-        default=os.environ.get("RATEKEEPER_LOG_LEVEL", "INFO"),
+        default=os.environ.get("RATEKEEPER_LOG_LEVEL", "INFO").upper(),
+        type=str.upper,
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="Logging level [env RATEKEEPER_LOG_LEVEL, default 'INFO'].",
     )
     ha = parser.add_argument_group(
         "high availability", "Several assigners on one etcd: one leads, the others stand by."
     )
-    ha.add_argument(
-        "--etcd",
-        default=os.environ.get("RATEKEEPER_ETCD", ""),
-        help="etcd client URLs, http://HOST:PORT[,...]: elect a leader among the assigners "
-        "started on it and store each assignment there [env RATEKEEPER_ETCD, default: alone].",
-    )
-    ha.add_argument(
-        "--etcd-prefix",
-        default=os.environ.get("RATEKEEPER_ETCD_PREFIX", "/ratekeeper"),
-        help="Key prefix of this cluster in etcd [env RATEKEEPER_ETCD_PREFIX].",
-    )
-    ha.add_argument(
-        "--election-ttl",
-        type=int,
-        default=os.environ.get("RATEKEEPER_ELECTION_TTL", "5"),
-        help="Seconds a crashed leader holds the lead at most (etcd lease ttl, at least 2) "
-        "[env RATEKEEPER_ELECTION_TTL, default 5].",
-    )
-    ha.add_argument(
-        "--advertise",
-        default=os.environ.get("RATEKEEPER_ASSIGNER_ADVERTISE", ""),
-        help="host:port the other assigners and members reach this one at "
-        "[env RATEKEEPER_ASSIGNER_ADVERTISE, default: the listen address].",
-    )
+    for flag, variable, default, parse, text in _HA_FLAGS:
+        ha.add_argument(
+            flag,
+            type=parse,
+            default=os.environ.get(f"RATEKEEPER_{variable}", default),
+            help=f"{text} [env RATEKEEPER_{variable}, default {default or 'none'}].",
+        )
     parser.set_defaults(func=_assigner)
 
 

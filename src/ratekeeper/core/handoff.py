@@ -21,8 +21,16 @@ full there). If none arrives within ``timeout_ns`` the old owner is taken for de
 ones start empty and learn from the next reports. A transfer that arrives before this member
 has seen the assignment that gives it the range is remembered for ``timeout_ns``.
 
-The first assignment a member holds (``before`` is ``None``) moves nothing to it: there is no
-previous view to say who held what, as when a cluster starts.
+A transfer also says which parts of its range were cold on the sender (it had taken them over
+without their counters): those stay cold here, as of the sender's mark, so a crash's loss is
+not forgotten when the range moves on.
+
+The first assignment a member holds (``before`` is ``None``) has no previous view to say who
+held what. If it is its assigner's first (generation number 1: a cluster starting, or a lone
+server restarting with its assigner), the slices it gives this member start full, as nothing
+was held anywhere. Otherwise they were someone's before (often this member's own previous
+process, whose counters died with it): they are gained like any other range, cold until a
+transfer covers them.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from ratekeeper.core.slices import Assignment, Generation, Slice
 
 __all__ = [
     "Action",
+    "ColdParts",
     "HandoffMachine",
     "HandoffTimings",
     "Lost",
@@ -144,11 +153,16 @@ class _Incoming:
     deadline: int
 
 
+#: Parts of a transferred range that were cold on its sender, each with its mark's instant.
+ColdParts = tuple[tuple[Slice, int], ...]
+
+
 @dataclass(slots=True)
 class _Arrival:
     chunks: int
     #: Until when the missing chunks are waited for (a sender that gave up sends no more).
     until: int
+    cold: ColdParts = ()
     seen: set[int] = field(default_factory=set)
 
 
@@ -163,8 +177,9 @@ class HandoffMachine:
         self._in: dict[Slice, _Incoming] = {}
         #: Chunks seen per transfer: (source, range, generation) → arrival.
         self._arrivals: dict[tuple[str, Slice, Generation], _Arrival] = {}
-        #: Complete transfers of ranges not (yet) this member's, until when they are kept.
-        self._early: dict[Slice, int] = {}
+        #: Complete transfers of ranges not (yet) this member's: until when they are kept, and
+        #: their cold parts.
+        self._early: dict[Slice, tuple[int, ColdParts]] = {}
         self._tokens = count(1)
 
     # --- what is pending --------------------------------------------------------------------
@@ -183,7 +198,7 @@ class HandoffMachine:
         """When :meth:`poll` next has something to do (``None``: only on a new event)."""
         times = [o.next_try for o in self._out.values() if o.token is None]
         times += [i.deadline for i in self._in.values()]
-        times += self._early.values()
+        times += [until for until, _ in self._early.values()]
         times += [a.until for a in self._arrivals.values()]
         return min(times, default=None)
 
@@ -196,6 +211,9 @@ class HandoffMachine:
         self._held = after
         self._retarget(after, now)
         actions: list[Action] = []
+        if before is None and after.generation.number > 1:  # see the module docstring
+            for piece in after.slices_of(self.me):
+                actions += self._gain(piece, now)
         for move in moves(before, after) if before is not None else ():
             if move.source == self.me:
                 self._cut_incoming(move.slice)  # gained and lost again before any transfer
@@ -229,19 +247,28 @@ class HandoffMachine:
         return []
 
     def received(
-        self, source: str, piece: Slice, generation: Generation, chunk: int, chunks: int, now: int
+        self,
+        source: str,
+        piece: Slice,
+        generation: Generation,
+        chunk: int,
+        chunks: int,
+        now: int,
+        cold: ColdParts = (),
     ) -> list[Action]:
-        """Chunk ``chunk`` of ``chunks`` of ``source``'s transfer of ``piece`` was merged in."""
+        """Chunk ``chunk`` of ``chunks`` of ``source``'s transfer of ``piece`` was merged in;
+        ``cold`` are the parts cold on the sender, with their instants on this clock."""
         key = (source, piece, generation)
         until = now + self.timings.timeout_ns
         arrival = self._arrivals.setdefault(key, _Arrival(chunks, until))
         if arrival.chunks != chunks:  # a resend cut differently: count it afresh
             arrival = self._arrivals[key] = _Arrival(chunks, until)
         arrival.seen.add(chunk)
+        arrival.cold = cold
         if len(arrival.seen) < chunks:
             return []
         del self._arrivals[key]
-        return self._complete(piece, now)
+        return self._complete(piece, now, cold)
 
     def poll(self, now: int) -> list[Action]:
         """Sends now due, and waits for transfers now over."""
@@ -257,7 +284,7 @@ class HandoffMachine:
             if waiting.deadline <= now:
                 del self._in[piece]
                 actions.append(Lost(piece, waiting.started))
-        for piece, until in list(self._early.items()):
+        for piece, (until, _) in list(self._early.items()):
             if until <= now:
                 del self._early[piece]
         for key, arrival in list(self._arrivals.items()):
@@ -285,16 +312,17 @@ class HandoffMachine:
     def _gain(self, piece: Slice, now: int) -> list[Action]:
         """``piece`` became this member's: cold until a transfer covers it."""
         actions: list[Action] = []
-        cold = [piece]
-        for early in list(self._early):
-            if overlap(early, piece) is not None:
-                cold = [rest for part in cold for rest in minus(part, early)]
-        for part in cold:
+        waiting = [piece]
+        for early, (_, cold) in self._early.items():
+            if (covered := overlap(early, piece)) is not None:
+                waiting = [rest for part in waiting for rest in minus(part, early)]
+                actions += _cold_within(covered, cold)
+        for part in waiting:
             self._in[part] = _Incoming(now, now + self.timings.timeout_ns)
             actions.append(StartEmpty(part, now))
         return actions
 
-    def _complete(self, piece: Slice, now: int) -> list[Action]:
+    def _complete(self, piece: Slice, now: int, cold: ColdParts) -> list[Action]:
         """A whole transfer of ``piece`` is in: what of it this member owns is warm."""
         actions: list[Action] = [Warm(part, started) for part, started in self._cut_incoming(piece)]
         held = self._held.slices_of(self.me) if self._held is not None else ()
@@ -304,8 +332,10 @@ class HandoffMachine:
         actions += [Warm(rest, None) for part in owned for rest in _without(part, waited)]
         # Kept in case this member has yet to see the assignment that gives it the range (its
         # view may even still say it owns the range from before it was moved away and back).
+        for part in owned:  # after the warm parts: these stay cold
+            actions += _cold_within(part, cold)
         for rest in _without(piece, waited):
-            self._early[rest] = now + self.timings.timeout_ns
+            self._early[rest] = (now + self.timings.timeout_ns, cold)
         return actions
 
     def _cut_incoming(self, piece: Slice) -> list[tuple[Slice, int]]:
@@ -326,6 +356,11 @@ class HandoffMachine:
             if pending.token == token:
                 return piece, pending
         return None
+
+
+def _cold_within(piece: Slice, cold: ColdParts) -> list[Action]:
+    """The marks of ``cold`` over the parts of it inside ``piece``."""
+    return [StartEmpty(part, since) for c, since in cold if (part := overlap(c, piece)) is not None]
 
 
 def _without(piece: Slice, taken: list[Slice]) -> list[Slice]:

@@ -56,6 +56,8 @@ DEFAULT_MAX_MESSAGE_BYTES = 1 << 20
 _MAX_FIELD_BYTES = 16
 #: Most state fields a counter has (the sliding window's three).
 _MAX_FIELDS = 3
+#: Most cold ranges one transfer may carry (a store keeps at most 4096).
+_MAX_COLD = 4096
 
 TransferCallAio: TypeAlias = (
     "grpc.aio.UnaryUnaryMultiCallable[pb.TransferRequest, pb.TransferResponse]"
@@ -136,6 +138,9 @@ def transfer_chunks(
     holds at least one counter, so a single counter larger than that travels alone). An empty
     snapshot is one call with no counters: the receiver still learns the range is complete."""
     groups = list(_grouped((_counter_to_wire(c) for c in snapshot.counters), max_bytes)) or [[]]
+    cold = [
+        pb.ColdRange(low=lo, high=high_to_wire(hi), age_ns=age) for lo, hi, age in snapshot.cold
+    ]
     return [
         pb.TransferRequest(
             generation=generation_to_wire(generation),
@@ -145,6 +150,7 @@ def transfer_chunks(
             chunk=i,
             chunks=len(groups),
             counters=group,
+            cold=cold,
         )
         for i, group in enumerate(groups)
     ]
@@ -176,13 +182,26 @@ def transfer_from_wire(wire: pb.TransferRequest) -> Transfer:
     if not 0 <= wire.chunk < wire.chunks:
         raise RequestError(f"transfer: chunk {wire.chunk} of {wire.chunks}")
     counters = tuple(_counter_from_wire(i, c, piece) for i, c in enumerate(wire.counters))
+    if len(wire.cold) > _MAX_COLD:
+        raise RequestError(f"transfer: more than {_MAX_COLD} cold ranges")
+    cold = tuple(_cold_from_wire(c, piece) for c in wire.cold)
     return Transfer(
         generation_from_wire(wire.generation),
         wire.source,
-        Snapshot(piece.low, piece.high, counters),
+        Snapshot(piece.low, piece.high, counters, cold),
         wire.chunk,
         wire.chunks,
     )
+
+
+def _cold_from_wire(wire: pb.ColdRange, piece: Slice) -> tuple[int, int, int]:
+    try:
+        part = slice_from_wire(wire.low, wire.high)
+    except ValueError as exc:
+        raise RequestError(f"transfer: cold {exc}") from None
+    if not piece.low <= part.low < part.high <= piece.high:
+        raise RequestError(f"transfer: cold range [{part.low}, {part.high}) is outside the range")
+    return (part.low, part.high, wire.age_ns)
 
 
 def _counter_from_wire(index: int, wire: pb.CounterState, piece: Slice) -> CounterSnapshot:

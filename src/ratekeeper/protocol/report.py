@@ -161,8 +161,11 @@ class ReportProcessor:
         client, sequence = report.client_id, report.sequence
         before = self._claim(client, sequence, now)
         fresh = before is None or sequence > before[0]
+        # what this client's local limiter could have admitted since its last applied report
+        since = 0 if before is None or before[0] == 0 else now - before[1]
+        round_ns = min(max(3 * interval, since), s.max_interval_ns)
         hits = [
-            Hit(c, n if fresh else 0, client)
+            Hit(c, n if fresh else 0, client, debt=self._debt(c, client, round_ns))
             for key in keys
             for c, n in zip(key.counters, key.admitted, strict=True)
         ]
@@ -178,8 +181,8 @@ class ReportProcessor:
                     self._sequences[client] = before
             raise
         state = dict(zip((h.counter for h in hits), outcomes, strict=True))  # last one wins
-        totals = self._record_demand(client, keys, now)
         valid_for = s.valid_intervals * interval
+        totals = self._record_demand(client, keys, now, valid_for)
         self.reports += 1
         answers = tuple(self._instruct(key, state, totals, valid_for) for key in keys)
         for sent, answer in zip(report.keys, answers, strict=True):
@@ -249,6 +252,23 @@ class ReportProcessor:
         demand = demand_rate(max(admitted, default=key.admitted), rejected, interval)
         return _Key(counters, shadow, demand, admitted)
 
+    def _debt(self, counter: Counter, client: str, round_ns: int) -> int:
+        """Tokens of debt ``counter`` may carry: what the clients reporting it (this one
+        included) can admit in one round at their local pace, ``n·(b + r·R)``.
+
+        ``R`` is three report intervals (how long an admission can stay unknown to the fleet:
+        reported within an interval, heard by the others within another, plus round trips), or
+        the time since the client's last applied report if longer (its reports failed meanwhile:
+        a client's local limiter admits at most ``b + r·R`` in any ``R``), at most the longest
+        report interval. A fleet's optimism is carried as debt and charged back rather than
+        forgiven, and one report still cannot block a key for long: ``R`` is bounded, and so
+        are the clients counted (``max_clients_per_counter``).
+        """
+        limit = counter.limit
+        clients = self._demand.clients(counter, client)
+        refill = ceil_div(limit.amount * round_ns, limit.period_ns)
+        return clients * (limit.capacity + refill)
+
     def _bound(self, limit: Limit) -> int:
         """Most hits a report may count against ``limit``: what it could admit in the longest
         report interval (plus its burst), times ``count_bound_intervals``."""
@@ -256,13 +276,16 @@ class ReportProcessor:
         refill = ceil_div(limit.amount * s.max_interval_ns, limit.period_ns)
         return s.count_bound_intervals * (limit.capacity + refill)
 
-    def _record_demand(self, client: str, keys: list[_Key], now: int) -> dict[Counter, float]:
-        """Record the client's demand per counter (keys sharing one add up); total per counter."""
+    def _record_demand(
+        self, client: str, keys: list[_Key], now: int, ttl_ns: int
+    ) -> dict[Counter, float]:
+        """Record the client's demand per counter (keys sharing one add up), counting for as long
+        as its instructions hold (``ttl_ns``); the total per counter."""
         mine: dict[Counter, float] = {}
         for key in keys:
             for counter in key.counters:
                 mine[counter] = mine.get(counter, 0.0) + key.demand
-        return {c: self._demand.record(c, client, rate, now) for c, rate in mine.items()}
+        return {c: self._demand.record(c, client, rate, now, ttl_ns) for c, rate in mine.items()}
 
     def _instruct(
         self,
@@ -286,6 +309,7 @@ class ReportProcessor:
                 totals[counter],
                 valid_for,
                 self._settings.surplus_horizon_ns,
+                repay_debt=True,  # shares shrink while the bucket is in debt (issue 11, bound 3)
             )
             one = until_repaid(one, counter.limit)
             reject_for = max(reject_for, one.reject_for_ns)

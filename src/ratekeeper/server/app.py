@@ -46,11 +46,10 @@ from ratekeeper.protocol.stats import Event
 from ratekeeper.server import redact
 from ratekeeper.server.forward_batch import BatchServicer, add_batch_servicer
 from ratekeeper.server.forwarding import (
-    DEFAULT_MAX_IN_FLIGHT,
     GrpcForwarder,
-    OwnerLookup,
     ViewOwners,
 )
+from ratekeeper.server.handoff import attach_handoff
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.http import ADMIN_PATHS, PUBLIC_PATHS, HttpEndpoints, build_app
 from ratekeeper.server.member_service import MemberService
@@ -75,7 +74,7 @@ from ratekeeper.server.settings import (
 )
 from ratekeeper.server.slicelet import Slicelet, advertised
 
-__all__ = ["SERVICES", "STORES", "Components", "Replica", "build_member", "run"]
+__all__ = ["SERVICES", "STORES", "Components", "Replica", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +163,12 @@ def _add_cluster(server: grpc.aio.Server, c: Components) -> None:
         server.add_generic_rpc_handlers((MemberService(c.slicelet).handler(),))
 
 
+def _add_handoff(server: grpc.aio.Server, c: Components) -> None:
+    if c.slicelet is not None:  # a cluster member hands its counters off as slices move
+        timeout = c.settings.cluster.handoff_timeout_s
+        attach_handoff(server, c.store, c.slicelet, c.metrics.registry, c.clock, timeout)
+
+
 #: gRPC services every server registers.
 SERVICES: tuple[Callable[[grpc.aio.Server, Components], None], ...] = (
     _add_rls,
@@ -171,6 +176,7 @@ SERVICES: tuple[Callable[[grpc.aio.Server, Components], None], ...] = (
     _add_reports,
     _add_rlqs,
     _add_cluster,
+    _add_handoff,
     _add_forwarded_batches,
 )
 
@@ -245,34 +251,10 @@ def build(
     assigner = embedded_assigner(settings.cluster) if settings.cluster.assigner_embedded else None
     token = read_token(settings.auth.token_file) if settings.auth.token_file else None
     return Components(
-        settings,
-        policy,
-        store,
-        metrics,
-        health,
-        decider,
-        reports,
-        clock,
-        slicelet,
-        assigner,
+        settings, policy, store, metrics, health, decider, reports, clock, slicelet, assigner,
         forwarder,
         token,
-    )
-
-
-def build_member(
-    settings: ServerSettings,
-    owners: OwnerLookup,
-    clock: Callable[[], int] = time.time_ns,
-    *,
-    coalesce: bool = True,
-    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-) -> Components:
-    """:func:`build` for a member of a cluster whose assignment ``owners`` holds (a fixed one,
-    in tests and benchmarks): RLS descriptors another member owns are forwarded to it
-    (``ratekeeper.server.forwarding``), concurrent ones coalesced."""
-    forwarder = GrpcForwarder(owners, coalesce=coalesce, max_in_flight=max_in_flight)
-    return build(settings, clock, forwarder)
+    )  # fmt: skip
 
 
 def embedded_assigner(cluster: ClusterSettings) -> AssignerService:
@@ -396,6 +378,7 @@ class Replica:
         slicelet = self.components.slicelet
         if slicelet is not None and self.grpc_port:
             await slicelet.drain()
+            slicelet.release_watchers()
         await self.components.health.shutting_down()
         assigner = self.components.assigner
         if assigner is not None:

@@ -47,7 +47,8 @@ class Coalescer:
         self._pending = _Batch()
         self._in_flight = 0
         self._scheduled = False
-        self._sending: set[asyncio.Task[None]] = set()
+        #: The calls being sent, and the batch each carries.
+        self._sending: dict[asyncio.Task[None], _Batch] = {}
         #: Calls sent, batched calls among them, and the requests those carried.
         self.calls = self.batches = self.batched = 0
 
@@ -71,8 +72,13 @@ class Coalescer:
         if batch.requests:
             self._in_flight += 1
             task = asyncio.ensure_future(self._send(batch))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+            self._sending[task] = batch
+            task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        batch = self._sending.pop(task)
+        for waiting in batch.waiting:  # a call cancelled (even before it ran) answers nobody
+            waiting.cancel()
 
     async def _send(self, batch: _Batch) -> None:
         self.calls += 1
@@ -85,10 +91,6 @@ class Coalescer:
                 answers = await self._send_many(batch.requests)
             if len(answers) != len(batch.requests):
                 raise ValueError(f"{len(answers)} answers for {len(batch.requests)} requests")
-        except asyncio.CancelledError:
-            for waiting in batch.waiting:
-                waiting.cancel()
-            raise
         except Exception as exc:
             for waiting in batch.waiting:
                 if not waiting.done():

@@ -45,7 +45,7 @@ from ratekeeper.core.handoff import (
     Warm,
 )
 from ratekeeper.core.limits import NS_PER_SECOND
-from ratekeeper.core.slices import Assignment
+from ratekeeper.core.slices import Assignment, Slice
 from ratekeeper.errors import RequestError
 from ratekeeper.proto.handoff import (
     DEFAULT_MAX_MESSAGE_BYTES,
@@ -56,9 +56,10 @@ from ratekeeper.proto.handoff import (
 )
 from ratekeeper.proto.ratekeeper.v1 import cluster_pb2 as pb
 from ratekeeper.server.metrics import Latency
+from ratekeeper.server.slicelet import Slicelet
 from ratekeeper.transport.channels import describe_error, open_aio_channel
 
-__all__ = ["HANDOFF_BUCKETS", "Handoff", "HandoffMetrics"]
+__all__ = ["HANDOFF_BUCKETS", "Handoff", "HandoffMetrics", "attach_handoff"]
 
 log = logging.getLogger(__name__)
 
@@ -167,13 +168,16 @@ class Handoff:
             raise RequestError(f"transfer: {exc}") from None
         self.metrics.counters.labels("received").inc(len(transfer.snapshot.counters))
         self.machine.me = self._address()
+        now = self._clock()
+        cold = tuple((Slice(lo, hi), now - age) for lo, hi, age in transfer.snapshot.cold)
         actions = self.machine.received(
             transfer.source,
             transfer.slice,
             transfer.generation,
             transfer.chunk,
             transfer.chunks,
-            self._clock(),
+            now,
+            cold,
         )
         await self._perform(actions)
         return pb.TransferResponse(taken=taken)
@@ -285,3 +289,26 @@ class Handoff:
         for channel in self._channels.values():
             await channel.close(None)
         self._channels.clear()
+
+
+def attach_handoff(
+    server: grpc.aio.Server,
+    store: Store,
+    slicelet: Slicelet,
+    registry: CollectorRegistry,
+    clock: Callable[[], int] = time.time_ns,
+    timeout_s: float = 5.0,
+) -> Handoff:
+    """A member's hand-offs: served on ``server``, told of every assignment ``slicelet`` adopts,
+    metrics in ``registry``; each hand-off retried or awaited for ``timeout_s``."""
+    timings = HandoffTimings(timeout_ns=round(timeout_s * NS_PER_SECOND))
+    handoff = Handoff(
+        store,
+        lambda: slicelet.address,
+        metrics=HandoffMetrics(registry),
+        clock=clock,
+        timings=timings,
+    )
+    server.add_generic_rpc_handlers((handoff.handler(),))
+    slicelet.listen(handoff)
+    return handoff

@@ -15,10 +15,11 @@ once, so the assigner hears of it without waiting an interval.
 A heartbeat carries the member's state, the generation it holds and the hits per second each
 of its slices took since the previous beat (:meth:`SliceView.take_load`). Answered, the next is
 due one interval later (the assigner's ``heartbeat_interval_ns`` once it has said one); failed,
-after a doubling backoff capped at the retry maximum, while the held assignment is kept; every
-few failures in a row the member tries the next of the other members it knows
-(:func:`fallback_target`), since any member relays heartbeats: a member that joined through
-one that died finds the assigner through another. A diff
+after a doubling backoff capped at the retry maximum, while the held assignment is kept; after
+each failure the member tries the next of the addresses it was given to join and the other
+members it knows (:func:`fallback_target`): any member relays heartbeats, so a member that
+joined through one that died finds the assigner through another, and of several assigners (a
+standby answers "not leader") it settles on the one that answers. A diff
 that does not fit the held assignment is dropped and the next beat, due at once, claims no
 generation, so the assigner answers with the whole assignment.
 """
@@ -78,7 +79,7 @@ class MembershipTiming:
     #: While failures go on, at most one warning per this long (ns).
     warn_every_ns: int = 10 * NS_PER_SECOND
     #: After this many failures in a row, try the next target (:func:`fallback_target`).
-    switch_after: int = 3
+    switch_after: int = 1
 
     def backoff(self, failures: int) -> int:
         """The wait after ``failures`` consecutive failures (at least one)."""
@@ -178,12 +179,13 @@ class Membership:
         self.next_at = now if self._urgent else now + self._interval
         return None if update is None else self.offer(update, now)
 
-    def failed(self, now: int) -> Failure:
+    def failed(self, now: int, targets: int = 1) -> Failure:
         """The beat sent last failed at ``now``: the held assignment stays; retry after a
-        backoff."""
+        backoff that doubles once per round of the ``targets`` addresses tried in turn (the
+        next address is tried soon; the same one again only after backing off)."""
         self._in_flight = False
         self.failures += 1
-        delay = self._timing.backoff(self.failures)
+        delay = self._timing.backoff(-(-self.failures // max(1, targets)))
         self.next_at = now + delay
         warn = self._warned_at is None or now - self._warned_at >= self._timing.warn_every_ns
         if warn:
@@ -216,10 +218,9 @@ class Membership:
 
 
 def fallback_target(joins: Sequence[str], current: str, held: Assignment | None, me: str) -> str:
-    """Where to send heartbeats after ``current`` kept failing: the next, in a fixed cycle, of
-    the join addresses (several assigners, one leading) and every other member of the held
-    assignment (the join addresses first, so a member returns to them once the cycle comes
-    round)."""
+    """Where to send heartbeats after ``current`` failed: the next, in a fixed cycle, of the
+    join addresses and every other member of the held assignment (the join addresses first,
+    so a member returns to them once the cycle comes round)."""
     others = sorted(held.servers - {me, *joins}) if held is not None else []
     cycle = [*joins, *others]
     at = cycle.index(current) if current in cycle else -1

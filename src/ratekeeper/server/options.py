@@ -167,6 +167,8 @@ OPTIONS: tuple[Option, ...] = (
            "Longest wait in seconds between heartbeats while the assigner is unreachable."),
     Option("drain_timeout", "DRAIN_TIMEOUT", "cluster.drain_timeout_s", float,
            "Seconds a stopping member waits for its slices to move away and be handed off."),
+    Option("handoff_timeout", "HANDOFF_TIMEOUT", "cluster.handoff_timeout_s", float,
+           "Seconds a moved range's counters are retried to (and awaited by) its new owner."),
     Option("load_window", "LOAD_WINDOW", "cluster.load_window_s", float,
            "Seconds the per-slice load sent in heartbeats is averaged over."),
     # the embedded assigner's rows, named as `ratekeeper assigner` names them

@@ -270,6 +270,10 @@ class ClusterSettings:
     #: Seconds the per-slice load in heartbeats is averaged over. Longer: steadier figures for
     #: the rebalancer, slower to show a shift.
     load_window_s: float = 5.0
+    #: Seconds a member keeps retrying to hand a moved range's counters to its new owner, and a
+    #: new owner waits for them before taking the old owner for dead (the range's counters then
+    #: start empty either way: no fresh burst).
+    handoff_timeout_s: float = 5.0
 
     def __post_init__(self) -> None:
         for name, values in (("join", self.join_targets), ("advertise", (self.advertise,))):
@@ -282,7 +286,7 @@ class ClusterSettings:
                     raise ConfigError(str(exc), key=f"cluster.{name}") from None
         _at_least("cluster", self, 0, "drain_timeout_s")
         for name in ("heartbeat_interval_s", "heartbeat_timeout_s", "retry_initial_s",
-                     "watch_wait_s", "load_window_s"):  # fmt: skip
+                     "watch_wait_s", "load_window_s", "handoff_timeout_s"):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ConfigError(f"must be > 0, got {getattr(self, name)}", key=f"cluster.{name}")
         if self.retry_max_s < self.retry_initial_s:

@@ -277,7 +277,7 @@ class RedisStore:
             return
         script = [key for _, key in b.scripted] + batch.header(now, take)
         for i, _ in b.scripted:
-            script += batch.arguments(hits[i].counter.limit, now, hits[i].hits)
+            script += batch.arguments(hits[i].counter.limit, now, hits[i].hits, hits[i].debt)
 
         def build(pipe: Pipeline) -> None:
             for i, key in b.fixed:
@@ -291,7 +291,7 @@ class RedisStore:
             for (i, _), reply in zip(b.scripted, replies[-1], strict=True):
                 limit = hits[i].counter.limit
                 state = batch.stored_state(limit, reply)
-                outcomes[i] = batch.replay(state, limit, now, hits[i].hits, take)
+                outcomes[i] = batch.replay(state, limit, now, hits[i].hits, take, hits[i].debt)
 
     def _expiry_s(self, hit: Hit) -> int:
         jitter = self.settings.expiration_jitter_max_s

@@ -111,7 +111,7 @@ class CounterState(_message.Message):
     def __init__(self, domain: _Optional[str] = ..., entries: _Optional[_Iterable[_Union[_report_pb2.Entry, _Mapping]]] = ..., limit: _Optional[_Union[_report_pb2.LimitSpec, _Mapping]] = ..., state: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class TransferRequest(_message.Message):
-    __slots__ = ("generation", "source", "low", "high", "chunk", "chunks", "counters")
+    __slots__ = ("generation", "source", "low", "high", "chunk", "chunks", "counters", "cold")
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     LOW_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +119,7 @@ class TransferRequest(_message.Message):
     CHUNK_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    COLD_FIELD_NUMBER: _ClassVar[int]
     generation: _assignment_pb2.Generation
     source: str
     low: int
@@ -126,7 +127,18 @@ class TransferRequest(_message.Message):
     chunk: int
     chunks: int
     counters: _containers.RepeatedCompositeFieldContainer[CounterState]
-    def __init__(self, generation: _Optional[_Union[_assignment_pb2.Generation, _Mapping]] = ..., source: _Optional[str] = ..., low: _Optional[int] = ..., high: _Optional[int] = ..., chunk: _Optional[int] = ..., chunks: _Optional[int] = ..., counters: _Optional[_Iterable[_Union[CounterState, _Mapping]]] = ...) -> None: ...
+    cold: _containers.RepeatedCompositeFieldContainer[ColdRange]
+    def __init__(self, generation: _Optional[_Union[_assignment_pb2.Generation, _Mapping]] = ..., source: _Optional[str] = ..., low: _Optional[int] = ..., high: _Optional[int] = ..., chunk: _Optional[int] = ..., chunks: _Optional[int] = ..., counters: _Optional[_Iterable[_Union[CounterState, _Mapping]]] = ..., cold: _Optional[_Iterable[_Union[ColdRange, _Mapping]]] = ...) -> None: ...
+
+class ColdRange(_message.Message):
+    __slots__ = ("low", "high", "age_ns")
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    AGE_NS_FIELD_NUMBER: _ClassVar[int]
+    low: int
+    high: int
+    age_ns: int
+    def __init__(self, low: _Optional[int] = ..., high: _Optional[int] = ..., age_ns: _Optional[int] = ...) -> None: ...
 
 class TransferResponse(_message.Message):
     __slots__ = ("taken",)
