@@ -26,7 +26,6 @@ from functools import partial
 from urllib.parse import urlsplit
 
 import grpc
-from aiohttp import web
 from grpc_health.v1 import health_pb2_grpc
 
 from ratekeeper.assigner.machine import AssignerMachine
@@ -51,7 +50,8 @@ from ratekeeper.server.forwarding import (
 )
 from ratekeeper.server.handoff import attach_handoff
 from ratekeeper.server.health import ServingHealth
-from ratekeeper.server.http import ADMIN_PATHS, PUBLIC_PATHS, HttpEndpoints, build_app
+from ratekeeper.server.http import HttpEndpoints
+from ratekeeper.server.listeners import HttpListeners, grpc_options, security_for_logs
 from ratekeeper.server.member_service import MemberService
 from ratekeeper.server.metrics import Metrics
 from ratekeeper.server.reload import ConfigWatcher, file_signature
@@ -61,14 +61,11 @@ from ratekeeper.server.rls_servicer import add_rls_servicer, rls_servicer
 from ratekeeper.server.security import (
     TokenInterceptor,
     bind_grpc,
-    http_ssl,
     read_token,
-    token_middleware,
 )
 from ratekeeper.server.settings import (
     AlgorithmMode,
     ClusterSettings,
-    ListenerSettings,
     ServerSettings,
     StoreSettings,
 )
@@ -264,54 +261,15 @@ def embedded_assigner(cluster: ClusterSettings) -> AssignerService:
     return AssignerService(machine, cluster.assigner, address="", clock=clock)
 
 
-def _grpc_options(settings: ListenerSettings) -> list[tuple[str, int]]:
-    # Without SO_REUSEPORT a second server on the same port fails to start instead of
-    # silently sharing the port (and splitting the counters) with the first.
-    options = [("grpc.so_reuseport", 0)]
-    options += _grpc_idle_options(settings)
-    if settings.grpc_max_connection_age_s > 0:
-        # Envoy holds one HTTP/2 connection per upstream host for as long as it lives; aging
-        # connections out lets a replica added later (or restarted) receive calls again.
-        options += [
-            ("grpc.max_connection_age_ms", int(settings.grpc_max_connection_age_s * 1000)),
-            (
-                "grpc.max_connection_age_grace_ms",
-                int(settings.grpc_max_connection_age_grace_s * 1000),
-            ),
-        ]
-    return options
-
-
-#: Connections the kernel queues for the HTTP listener before accepting (aiohttp's default is
-#: 128). A connection left in a full queue is never accepted, so never timed out: a client that
-#: only holds sockets would sit there until the kernel gives up.
-HTTP_BACKLOG = 1024
-
-
-def _grpc_idle_options(settings: ListenerSettings) -> list[tuple[str, int]]:
-    # Idle, half-open and never-handshaken connections are closed, so held sockets cannot
-    # exhaust the process's file descriptors (issue 16 item 8c).
-    options = [
-        ("grpc.server_handshake_timeout_ms", int(settings.grpc_handshake_timeout_s * 1000)),
-        ("grpc.keepalive_time_ms", int(settings.grpc_keepalive_time_s * 1000)),
-        ("grpc.keepalive_timeout_ms", int(settings.grpc_keepalive_timeout_s * 1000)),
-    ]
-    if settings.grpc_max_connection_idle_s > 0:
-        idle_ms = int(settings.grpc_max_connection_idle_s * 1000)
-        options.append(("grpc.max_connection_idle_ms", idle_ms))
-    return options
-
-
 class Replica:
     """The gRPC and HTTP listeners of one process, on the running event loop."""
 
     def __init__(self, components: Components) -> None:
         self.components = components
         self.grpc_port = 0
-        self.http_port = 0
         token = components.auth_token
         self._grpc = grpc.aio.server(
-            options=_grpc_options(components.settings.listeners),
+            options=grpc_options(components.settings.listeners),
             interceptors=[TokenInterceptor(token)] if token else None,
         )
         self._assigner_timer: asyncio.Task[None] | None = None
@@ -319,25 +277,17 @@ class Replica:
             register(self._grpc, components)
         c = components
         endpoints = HttpEndpoints(c.decider, c.clock, c.health, c.metrics, c.policy)
-        guard = (token_middleware(token, ADMIN_PATHS),) if token else ()
-        admin = c.settings.admin.host_port is not None
-        public = build_app(endpoints, paths=PUBLIC_PATHS if admin else None, middlewares=guard)
-        self._http = self._runner(public)
-        #: ``/metrics`` and ``/rlconfig`` on their own listener (``--admin-listen``).
-        self._admin = None
-        if admin:
-            paths = ADMIN_PATHS | {"/healthcheck"}
-            self._admin = self._runner(build_app(endpoints, paths=paths, middlewares=guard))
-        self.admin_port = 0
+        self._http = HttpListeners(endpoints, c.settings, token)
 
-    def _runner(self, app: web.Application) -> web.AppRunner:
-        listeners = self.components.settings.listeners
-        return web.AppRunner(
-            app,
-            access_log=None,
-            shutdown_timeout=listeners.shutdown_grace_s,
-            keepalive_timeout=listeners.http_idle_timeout_s,
-        )
+    @property
+    def http_port(self) -> int:
+        """The HTTP port bound (0 before :meth:`start`)."""
+        return self._http.port
+
+    @property
+    def admin_port(self) -> int:
+        """The admin port bound (0 before :meth:`start`, or without ``--admin-listen``)."""
+        return self._http.admin_port
 
     async def start(self) -> None:
         """Bind both ports (0 picks a free one) and start serving."""
@@ -348,18 +298,7 @@ class Replica:
         if settings.grpc_uds:  # local only: plaintext (see server.security)
             self._grpc.add_insecure_port(f"unix:{settings.grpc_uds}")
         await self._grpc.start()
-        context = http_ssl(tls.http())
-        await self._http.setup()
-        site = web.TCPSite(
-            self._http, settings.host, settings.http_port, backlog=HTTP_BACKLOG, ssl_context=context
-        )
-        await site.start()
-        self.http_port = self._http.addresses[0][1]
-        admin = self.components.settings.admin.host_port
-        if self._admin is not None and admin is not None:
-            await self._admin.setup()
-            await web.TCPSite(self._admin, *admin, ssl_context=context).start()
-            self.admin_port = self._admin.addresses[0][1]
+        await self._http.start()
         await self.components.health.config_loaded()
         slicelet, assigner = self.components.slicelet, self.components.assigner
         if slicelet is not None:
@@ -391,8 +330,6 @@ class Replica:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._assigner_timer
         await self._http.cleanup()
-        if self._admin is not None:
-            await self._admin.cleanup()
         if self.components.forwarder is not None:
             await self.components.forwarder.close()
         await self.components.store.close()
@@ -408,21 +345,6 @@ async def _housekeeping(server: Replica, watcher: ConfigWatcher | None) -> None:
     finally:
         for task in tasks:
             task.cancel()
-
-
-def _security_for_logs(server: Replica) -> str:
-    """`` tls=grpc,http admin=HOST:PORT auth=token`` as far as each is on (never a secret)."""
-    settings = server.components.settings
-    tls = [
-        name for name, on in (("grpc", settings.tls.grpc()), ("http", settings.tls.http())) if on
-    ]
-    parts = [f"tls={','.join(tls)}"] if tls else []
-    admin = settings.admin.host_port
-    if admin is not None:
-        parts.append(f"admin={admin[0]}:{server.admin_port}")
-    if server.components.auth_token:
-        parts.append("auth=token")
-    return "".join(" " + part for part in parts)
 
 
 def settle_gc() -> None:
@@ -484,7 +406,7 @@ async def run(settings: ServerSettings) -> int:
         listeners.host, server.grpc_port,
         f" grpc=unix:{listeners.grpc_uds}" if listeners.grpc_uds else "",
         listeners.host, server.http_port, config_path(settings), settings.store.backend_for_logs,
-        _security_for_logs(server),
+        security_for_logs(settings, server.admin_port, components.auth_token),
     )  # fmt: skip
     await stop.wait()
     log.info("shutting down (grace %.1fs)", listeners.shutdown_grace_s)
