@@ -217,3 +217,29 @@ async def test_the_http_listener_serves_https_only_and_mtls_when_asked(
         with pytest.raises(aiohttp.ClientError):  # plaintext HTTP to the TLS port
             async with http.get(f"http://127.0.0.1:{replica.http_port}/healthcheck") as response:
                 await response.read()
+
+
+async def test_under_mtls_a_client_id_is_bound_to_its_certificate(serve: Serve, ca: Ca) -> None:
+    # Issue 16 item 2 (authenticated part): mallory, holding her own certificate, sends the
+    # victim's client id with the victim's next report number. Unbound, the victim's real
+    # report with that number would be taken for a resend and ignored (its 50 hits lost).
+    server = ca.issue("server")
+    replica = await serve(
+        grpc_tls_cert=server.cert, grpc_tls_key=server.key, grpc_tls_client_ca=ca.file
+    )
+    channels = {}
+    for name in ("victim", "mallory"):
+        cert = ca.issue(name, server=False)
+        tls = TlsSettings(ca=ca.file, cert=cert.cert, key=cert.key)
+        channels[name] = open_aio_channel(_target(replica), tls=tls)
+    try:
+        victim, mallory = (aio_report_call(channels[n]) for n in ("victim", "mallory"))
+        key = pb.KeyReport(domain="rl", entries=[pb.Entry(key="key", value="v")])
+        await victim(pb.ReportRequest(client_id="app-1", sequence=1, keys=[key]))
+        await mallory(pb.ReportRequest(client_id="app-1", sequence=2, keys=[key]))
+        key.admitted = 50  # ten times the 5/min policy
+        answer = await victim(pb.ReportRequest(client_id="app-1", sequence=2, keys=[key]))
+        assert answer.instructions[0].reject_for_ns > 0  # applied: the victim is limited
+    finally:
+        for channel in channels.values():
+            await channel.close()

@@ -5,6 +5,9 @@
   refuses plaintext clients (their handshake fails: UNAVAILABLE). The unix socket
   (``--grpc-uds``, for a local Envoy) is plaintext: only local processes reach it, and file
   permissions guard it. :func:`http_ssl` is the HTTP listeners' context.
+* **Client identity.** Under mTLS a report's client id is bound to the certificate it came
+  with (:func:`bound_to_peer`: ``<certificate CN>/<client id>``), so a client holding another
+  certificate cannot spoof a victim's id (its report numbers, demand and store budget).
 * **Token.** With ``--auth-token-file``, :class:`TokenInterceptor` refuses
   :data:`PROTECTED_METHODS` (Report, Watch) without ``authorization: Bearer <token>`` metadata
   (UNAUTHENTICATED), and :func:`token_middleware` refuses the admin HTTP paths without the same
@@ -28,6 +31,7 @@ __all__ = [
     "PROTECTED_METHODS",
     "TokenInterceptor",
     "bind_grpc",
+    "bound_to_peer",
     "http_ssl",
     "read_token",
     "token_middleware",
@@ -39,6 +43,16 @@ PROTECTED_METHODS: frozenset[str] = frozenset(
 )
 
 _Interceptor: Any = grpc.aio.ServerInterceptor
+
+
+def bound_to_peer(request: Any, context: Any) -> Any:
+    """``request`` (a ``ReportRequest``) with its client id prefixed by the peer certificate's
+    common name when the call came over mTLS; unchanged otherwise."""
+    names = context.auth_context().get("x509_common_name")
+    if names:
+        name = names[0].decode("utf-8", "replace")
+        request.client_id = f"{name}/{request.client_id}"
+    return request
 
 
 def bind_grpc(server: grpc.aio.Server, address: str, tls: ListenerTls | None) -> int:
