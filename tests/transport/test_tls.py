@@ -243,3 +243,29 @@ async def test_under_mtls_a_client_id_is_bound_to_its_certificate(serve: Serve, 
     finally:
         for channel in channels.values():
             await channel.close()
+
+
+async def test_a_member_s_peer_channels_use_its_certificate_and_the_token(
+    serve: Serve, ca: Ca, tmp_path: Path
+) -> None:
+    # The opener the cluster's channels take (slicelet, hand-off, forwarding): a member holding
+    # a certificate from the cluster CA reaches another member under mTLS and the token.
+    from ratekeeper.server.security import peer_channels
+    from ratekeeper.server.security_settings import ListenerTlsSettings
+
+    token = tmp_path / "token"
+    token.write_text("cluster-token")
+    a, b = ca.issue("member-a"), ca.issue("member-b")
+    replica = await serve(
+        grpc_tls_cert=b.cert,
+        grpc_tls_key=b.key,
+        grpc_tls_client_ca=ca.file,
+        auth_token_file=str(token),
+    )
+    mine = ListenerTlsSettings(grpc_cert=a.cert, grpc_key=a.key, grpc_client_ca=ca.file)
+    channel = peer_channels(mine, "cluster-token")(_target(replica))
+    try:
+        answer = await aio_report_call(channel)(pb.ReportRequest(client_id="c", keys=[KEY]))
+        assert len(answer.instructions) == 1
+    finally:
+        await channel.close()

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection
+from functools import partial
 from typing import Any
 
 import grpc
@@ -25,6 +26,8 @@ import grpc.aio
 from aiohttp import web
 
 from ratekeeper.proto import cluster, report
+from ratekeeper.server.security_settings import ListenerTlsSettings
+from ratekeeper.transport.channels import open_aio_channel
 from ratekeeper.transport.tls import AUTHORIZATION, ListenerTls, read_token, token_matches
 
 __all__ = [
@@ -33,6 +36,7 @@ __all__ = [
     "bind_grpc",
     "bound_to_peer",
     "http_ssl",
+    "peer_channels",
     "read_token",
     "token_middleware",
 ]
@@ -43,6 +47,15 @@ PROTECTED_METHODS: frozenset[str] = frozenset(
 )
 
 _Interceptor: Any = grpc.aio.ServerInterceptor
+
+
+def peer_channels(
+    settings: ListenerTlsSettings, token: str | None
+) -> Callable[[str], grpc.aio.Channel]:
+    """How a member opens its channels to other members and the assigner: TLS as
+    :meth:`ListenerTlsSettings.peer` says, the token on every call. The slicelet, hand-off and
+    forwarding take it as their channel opener."""
+    return partial(open_aio_channel, tls=settings.peer(), token=token)
 
 
 def bound_to_peer(request: Any, context: Any) -> Any:
