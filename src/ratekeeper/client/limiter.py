@@ -109,9 +109,8 @@ class Limiter(BaseLimiter):
     def _cycle(self) -> None:
         machine = self._machine
         outbound = machine.collect(time.monotonic_ns())
-        timeout = machine.timeout
         futures = [
-            (out.address, self._peer(out.address)[1].future(out.request, timeout=timeout))
+            (out.address, self._peer(out.address)[1].future(out.request, timeout=out.timeout))
             for out in outbound
         ]
         for address, future in futures:

@@ -25,29 +25,29 @@ _sym_db = _symbol_database.Default()
 from ratekeeper.proto.ratekeeper.v1 import assignment_pb2 as ratekeeper_dot_proto_dot_ratekeeper_dot_v1_dot_assignment__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+ratekeeper/proto/ratekeeper/v1/report.proto\x12\rratekeeper.v1\x1a/ratekeeper/proto/ratekeeper/v1/assignment.proto\"\x90\x01\n\tLimitSpec\x12\x0e\n\x06\x61mount\x18\x01 \x01(\x04\x12\x14\n\x0cunit_seconds\x18\x02 \x01(\x04\x12\x12\n\nmultiplier\x18\x03 \x01(\x04\x12\x12\n\x05\x62urst\x18\x04 \x01(\x04H\x00\x88\x01\x01\x12+\n\talgorithm\x18\x05 \x01(\x0e\x32\x18.ratekeeper.v1.AlgorithmB\x08\n\x06_burst\"#\n\x05\x45ntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\x90\x01\n\tKeyReport\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12%\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x14.ratekeeper.v1.Entry\x12\x10\n\x08\x61\x64mitted\x18\x03 \x01(\x04\x12\x10\n\x08rejected\x18\x04 \x01(\x04\x12(\n\x06limits\x18\x05 \x03(\x0b\x32\x18.ratekeeper.v1.LimitSpec\"\xa0\x01\n\rReportRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12-\n\ngeneration\x18\x02 \x01(\x0b\x32\x19.ratekeeper.v1.Generation\x12\x13\n\x0binterval_ns\x18\x03 \x01(\x04\x12&\n\x04keys\x18\x04 \x03(\x0b\x32\x18.ratekeeper.v1.KeyReport\x12\x10\n\x08sequence\x18\x05 \x01(\x04\"\x9e\x01\n\x0eKeyInstruction\x12\x15\n\rreject_for_ns\x18\x01 \x01(\x04\x12\x17\n\nadmit_rate\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x0cvalid_for_ns\x18\x03 \x01(\x04\x12(\n\x06limits\x18\x04 \x03(\x0b\x32\x18.ratekeeper.v1.LimitSpec\x12\r\n\x05\x65rror\x18\x05 \x01(\tB\r\n\x0b_admit_rate\"\xcd\x01\n\x0eReportResponse\x12\x33\n\x0cinstructions\x18\x01 \x03(\x0b\x32\x1d.ratekeeper.v1.KeyInstruction\x12-\n\ngeneration\x18\x02 \x01(\x0b\x32\x19.ratekeeper.v1.Generation\x12\"\n\x03hot\x18\x03 \x03(\x0b\x32\x15.ratekeeper.v1.HotKey\x12\x33\n\nassignment\x18\x04 \x01(\x0b\x32\x1f.ratekeeper.v1.AssignmentUpdate\"1\n\x06HotKey\x12\x10\n\x08key_hash\x18\x01 \x01(\x06\x12\x15\n\rreject_for_ns\x18\x02 \x01(\x04*C\n\tAlgorithm\x12\x10\n\x0cTOKEN_BUCKET\x10\x00\x12\x10\n\x0c\x46IXED_WINDOW\x10\x01\x12\x12\n\x0eSLIDING_WINDOW\x10\x02\x32V\n\rReportService\x12\x45\n\x06Report\x12\x1c.ratekeeper.v1.ReportRequest\x1a\x1d.ratekeeper.v1.ReportResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+ratekeeper/proto/ratekeeper/v1/report.proto\x12\rratekeeper.v1\x1a/ratekeeper/proto/ratekeeper/v1/assignment.proto\"\x90\x01\n\tLimitSpec\x12\x0e\n\x06\x61mount\x18\x01 \x01(\x04\x12\x14\n\x0cunit_seconds\x18\x02 \x01(\x04\x12\x12\n\nmultiplier\x18\x03 \x01(\x04\x12\x12\n\x05\x62urst\x18\x04 \x01(\x04H\x00\x88\x01\x01\x12+\n\talgorithm\x18\x05 \x01(\x0e\x32\x18.ratekeeper.v1.AlgorithmB\x08\n\x06_burst\"#\n\x05\x45ntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\xa0\x01\n\tKeyReport\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12%\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x14.ratekeeper.v1.Entry\x12\x10\n\x08\x61\x64mitted\x18\x03 \x01(\x04\x12\x10\n\x08rejected\x18\x04 \x01(\x04\x12(\n\x06limits\x18\x05 \x03(\x0b\x32\x18.ratekeeper.v1.LimitSpec\x12\x0e\n\x06key_id\x18\x14 \x01(\x04\"\xfb\x01\n\rReportRequest\x12\x11\n\tclient_id\x18\x01 \x01(\t\x12-\n\ngeneration\x18\x02 \x01(\x0b\x32\x19.ratekeeper.v1.Generation\x12\x13\n\x0binterval_ns\x18\x03 \x01(\x04\x12&\n\x04keys\x18\x04 \x03(\x0b\x32\x18.ratekeeper.v1.KeyReport\x12\x10\n\x08sequence\x18\x05 \x01(\x04\x12\x11\n\tknown_ids\x18\x14 \x03(\x04\x12\x16\n\x0eknown_admitted\x18\x15 \x03(\x04\x12\x16\n\x0eknown_rejected\x18\x16 \x03(\x04\x12\x16\n\x0eomit_unchanged\x18\x17 \x01(\x08\"\x9e\x01\n\x0eKeyInstruction\x12\x15\n\rreject_for_ns\x18\x01 \x01(\x04\x12\x17\n\nadmit_rate\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x0cvalid_for_ns\x18\x03 \x01(\x04\x12(\n\x06limits\x18\x04 \x03(\x0b\x32\x18.ratekeeper.v1.LimitSpec\x12\r\n\x05\x65rror\x18\x05 \x01(\tB\r\n\x0b_admit_rate\"\xc6\x02\n\x0eReportResponse\x12\x33\n\x0cinstructions\x18\x01 \x03(\x0b\x32\x1d.ratekeeper.v1.KeyInstruction\x12-\n\ngeneration\x18\x02 \x01(\x0b\x32\x19.ratekeeper.v1.Generation\x12\"\n\x03hot\x18\x03 \x03(\x0b\x32\x15.ratekeeper.v1.HotKey\x12\x33\n\nassignment\x18\x04 \x01(\x0b\x32\x1f.ratekeeper.v1.AssignmentUpdate\x12\x0f\n\x07\x63hanged\x18\x14 \x03(\r\x12;\n\x14\x63hanged_instructions\x18\x15 \x03(\x0b\x32\x1d.ratekeeper.v1.KeyInstruction\x12\x14\n\x0cvalid_for_ns\x18\x16 \x01(\x04\x12\x13\n\x0bunknown_ids\x18\x17 \x03(\x04\"1\n\x06HotKey\x12\x10\n\x08key_hash\x18\x01 \x01(\x06\x12\x15\n\rreject_for_ns\x18\x02 \x01(\x04*C\n\tAlgorithm\x12\x10\n\x0cTOKEN_BUCKET\x10\x00\x12\x10\n\x0c\x46IXED_WINDOW\x10\x01\x12\x12\n\x0eSLIDING_WINDOW\x10\x02\x32V\n\rReportService\x12\x45\n\x06Report\x12\x1c.ratekeeper.v1.ReportRequest\x1a\x1d.ratekeeper.v1.ReportResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ratekeeper.proto.ratekeeper.v1.report_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ALGORITHM']._serialized_start=1025
-  _globals['_ALGORITHM']._serialized_end=1092
+  _globals['_ALGORITHM']._serialized_start=1253
+  _globals['_ALGORITHM']._serialized_end=1320
   _globals['_LIMITSPEC']._serialized_start=112
   _globals['_LIMITSPEC']._serialized_end=256
   _globals['_ENTRY']._serialized_start=258
   _globals['_ENTRY']._serialized_end=293
   _globals['_KEYREPORT']._serialized_start=296
-  _globals['_KEYREPORT']._serialized_end=440
-  _globals['_REPORTREQUEST']._serialized_start=443
-  _globals['_REPORTREQUEST']._serialized_end=603
-  _globals['_KEYINSTRUCTION']._serialized_start=606
-  _globals['_KEYINSTRUCTION']._serialized_end=764
-  _globals['_REPORTRESPONSE']._serialized_start=767
-  _globals['_REPORTRESPONSE']._serialized_end=972
-  _globals['_HOTKEY']._serialized_start=974
-  _globals['_HOTKEY']._serialized_end=1023
-  _globals['_REPORTSERVICE']._serialized_start=1094
-  _globals['_REPORTSERVICE']._serialized_end=1180
+  _globals['_KEYREPORT']._serialized_end=456
+  _globals['_REPORTREQUEST']._serialized_start=459
+  _globals['_REPORTREQUEST']._serialized_end=710
+  _globals['_KEYINSTRUCTION']._serialized_start=713
+  _globals['_KEYINSTRUCTION']._serialized_end=871
+  _globals['_REPORTRESPONSE']._serialized_start=874
+  _globals['_REPORTRESPONSE']._serialized_end=1200
+  _globals['_HOTKEY']._serialized_start=1202
+  _globals['_HOTKEY']._serialized_end=1251
+  _globals['_REPORTSERVICE']._serialized_start=1322
+  _globals['_REPORTSERVICE']._serialized_end=1408
 # @@protoc_insertion_point(module_scope)
