@@ -73,7 +73,7 @@ async def _two_limiters_share_a_limit(replica: Replica, tls: TlsSettings) -> Non
     """Limiter A admits 5 hits of a 5/min key and reports them; Limiter B, reporting the same
     key, is told to reject it: the counts crossed the TLS channel both ways."""
     limiters = [
-        ratekeeper.Limiter(_target(replica), domain="rl", limit="5/minute", tls=tls)
+        ratekeeper.Limiter(_target(replica), domain="rl", limit="5/minute", timeout=5, tls=tls)
         for _ in range(2)
     ]
     a, b = limiters
@@ -112,7 +112,9 @@ async def test_the_aio_limiter_reports_over_mtls(serve: Serve, ca: Ca) -> None:
         grpc_tls_cert=server.cert, grpc_tls_key=server.key, grpc_tls_client_ca=ca.file
     )
     tls = TlsSettings(ca=ca.file, cert=client.cert, key=client.key)
-    limiter = ratekeeper.aio.Limiter(_target(replica), domain="rl", limit="5/minute", tls=tls)
+    limiter = ratekeeper.aio.Limiter(
+        _target(replica), domain="rl", limit="5/minute", timeout=5, tls=tls
+    )
     try:
         assert all(limiter.allow("k") for _ in range(5))
         await limiter.flush()

@@ -59,7 +59,12 @@ def test_a_limiter_reports_to_a_served_process_over_mtls_with_the_token(tmp_path
     with ratekeeper_server(config, tmp_path, env=env, flags=flags) as served:
         limiters = [
             ratekeeper.Limiter(
-                served.grpc_target, domain="rl", limit="5/minute", tls=tls, auth_token=TOKEN
+                served.grpc_target,
+                domain="rl",
+                limit="5/minute",
+                timeout=5,
+                tls=tls,
+                auth_token=TOKEN,
             )
             for _ in range(2)
         ]
@@ -71,7 +76,9 @@ def test_a_limiter_reports_to_a_served_process_over_mtls_with_the_token(tmp_path
             b.flush()
             assert not b.allow("k")  # A's five crossed mTLS and were counted
             assert (a.stats.failed, b.stats.failed) == (0, 0)
-            wrong = ratekeeper.Limiter(served.grpc_target, domain="rl", limit="5/minute", tls=tls)
+            wrong = ratekeeper.Limiter(
+                served.grpc_target, domain="rl", limit="5/minute", timeout=5, tls=tls
+            )
             try:
                 wrong.allow("k")
                 wrong.flush()  # no token: UNAUTHENTICATED, counted as a failed report
