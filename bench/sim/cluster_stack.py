@@ -51,6 +51,7 @@ class ClusterStack:
             advertise=self._advertised,
             heartbeat_interval=0.25,
             unhealthy_after=1.0,
+            load_interval=5.0,  # as the published cluster rows were measured
         )
         self.target = ""
 

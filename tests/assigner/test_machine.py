@@ -283,6 +283,18 @@ def test_every_step_leaves_the_space_on_running_members_with_rising_generations(
         if running:
             # no slice on a dead, draining or starting member once the step has run
             assert current.servers <= running, (current.servers, running)
+    # and joins are not starved: once every live member keeps beating, all RUNNING ones own
+    # slices within a batch window and a step
+    for _ in range(10):
+        now += 50 * MS
+        for m in machine.members:
+            machine.heartbeat(Heartbeat(m.address, m.state, m.incarnation_id, load=m.load), now)
+        published = run(machine, now)
+        if published is not None:
+            generations.append(published.generation)
+    if machine.running():
+        assert machine.current is not None
+        assert machine.current.servers == machine.running()
     assert generations == sorted(set(generations))
     assert all(g.incarnation == 5 for g in generations)
 
@@ -380,3 +392,18 @@ def test_heartbeats_taken_while_a_round_is_computed_count_in_the_next_one() -> N
     later = run(machine, 460 * MS)  # c's join, after the batch window
     assert later is not None
     assert later.servers == {"a", "b", "c"}
+
+
+def test_a_join_that_left_before_its_round_does_not_rush_the_next_one() -> None:
+    machine = started("a")  # committed at 100 ms
+    machine.heartbeat(beat("a"), 150 * MS)
+    machine.heartbeat(beat("b"), 150 * MS)
+    machine.heartbeat(beat("b", NOT_READY), 200 * MS)  # b stops being ready before its round
+    assert run(machine, 250 * MS) is None
+    machine.heartbeat(beat("a"), 400 * MS)
+    machine.heartbeat(beat("c"), 400 * MS)
+    assert machine.next_deadline() == 500 * MS  # c's own batch window, not b's old one
+    assert run(machine, 450 * MS) is None
+    joined = run(machine, 500 * MS)
+    assert joined is not None
+    assert joined.servers == {"a", "c"}

@@ -8,10 +8,12 @@ from hypothesis import strategies as st
 from ratekeeper.assigner.machine import AssignerMachine
 from ratekeeper.assigner.members import Heartbeat, LoadReport, Member, MemberState
 from ratekeeper.assigner.recovery import NOBODY, newest_known, recovered
+from ratekeeper.assigner.wire import heartbeat_from_wire
 from ratekeeper.core.assignment import moves, pieces
 from ratekeeper.core.rebalance import rebalance
 from ratekeeper.core.rebalance_load import LoadMap
 from ratekeeper.core.slices import HASH_SPACE, Assignment, Generation, Slice, even_split
+from ratekeeper.proto.ratekeeper.v1 import cluster_pb2 as pb
 from tests.core.test_assignment import assignments
 
 from .test_machine import SETTINGS, run
@@ -27,7 +29,7 @@ def held(
 
 
 def member(address: str, known: Generation | None, load: LoadReport) -> Member:
-    return Member(address, RUNNING, "x", 0, known, load)
+    return Member(address, RUNNING, "x", 0, known, load, tuple(s for s, _ in load))
 
 
 def layout_of(n: int) -> Assignment:
@@ -145,3 +147,28 @@ def test_any_assignment_is_rebuilt_from_the_members_that_report(
         expected = owner if owner in reporting else NOBODY
         assert rebuilt.owner_of(piece.low) == expected
         assert rebuilt.owner_of(piece.high - 1) == expected
+
+
+def test_misdirected_load_counts_as_load_but_claims_no_slice() -> None:
+    before = layout_of(2)
+    machine = AssignerMachine(SETTINGS, incarnation=9, now=0)
+    stray = before.slices_of("m1")[0]  # m0 applied hits there after a move: not its slice
+    for address in sorted(before.servers):
+        load = held(before, address, 5.0)
+        claims = tuple(s for s, _ in load)
+        if address == "m0":
+            load = (*load, (stray, 50.0))
+        machine.heartbeat(Heartbeat(address, RUNNING, "x", before.generation, load, claims), 0)
+    assert machine.load().load_in(stray) >= 50.0
+    first = run(machine, SETTINGS.settle_ns)
+    assert first is not None
+    assert moves(before, first) == ()  # rebuilt, not an even split
+
+
+def test_the_wire_marks_elsewhere_entries_as_load_only() -> None:
+    request = pb.HeartbeatRequest(address="127.0.0.1:9001", state=pb.RUNNING, incarnation_id="1")
+    request.load.append(pb.SliceLoad(low=0, high=2**63, load=1.0))
+    request.load.append(pb.SliceLoad(low=2**63, high=0, load=2.0, elsewhere=True))
+    beat = heartbeat_from_wire(request)
+    assert [load for _, load in beat.load] == [1.0, 2.0]
+    assert beat.claims == (Slice(0, 2**63),)

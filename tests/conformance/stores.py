@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ratekeeper.backends.cold import ColdRanges, emptied
+from ratekeeper.backends.cold import ColdRanges, emptied, merged
 from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.backends.redis import RedisSettings, RedisStore
 from ratekeeper.backends.store import Counter, CounterSnapshot, Hit, Snapshot, Store, StoreStat
-from ratekeeper.backends.transfer import aged, restored, stricter
+from ratekeeper.backends.transfer import aged, restored
 from ratekeeper.core.algorithms import STRATEGIES, State, after_debit
 from ratekeeper.core.outcome import Outcome
 
@@ -81,7 +81,8 @@ class CoreStore:
         ]
         for c, state in incoming:
             mine = self._states.get(c)
-            self._states[c] = state if mine is None else stricter(c.limit, mine, state, now)
+            since = self._cold.since(c.key_hash)
+            self._states[c] = state if mine is None else merged(c.limit, mine, state, since, now)
         return len(snapshot.counters)
 
     async def drop(self, low: int, high: int) -> int:

@@ -114,3 +114,27 @@ async def test_an_export_says_which_parts_of_its_range_are_cold(
     assert snapshot.cold == ((150, 200, 6 * S), (300, 350, S))
     assert (await store.export(0, 100, T0)).cold == ()
     await store.close()
+
+
+async def test_hits_counted_in_a_cold_range_are_added_to_a_transfer(
+    make_movable: StoreFactory,
+) -> None:
+    """A report that reaches the new owner before the transfer is not lost in the merge."""
+    source, target = make_movable(), make_movable()
+    bucket, window = counter(Limit(10)), counter(Limit(10, algorithm=Algorithm.FIXED_WINDOW))
+    await source.debit([Hit(bucket, 4), Hit(window, 4)], T0)  # 6 left of each
+    await target.start_empty(0, HASH_SPACE, T0)
+    await target.debit([Hit(bucket, 2), Hit(window, 2)], T0)  # created empty: 2 absorbed
+    await target.import_(await source.export(0, HASH_SPACE, T0), T0)
+    got = await target.hit([Hit(bucket, 0), Hit(window, 0)], T0)
+    assert [o.remaining for o in got] == [4, 4]
+    # A counter that counted nothing while cold merges as before: the stricter state (here the
+    # empty one it was created as).
+    other = counter(Limit(10), "other")
+    await source.debit([Hit(other, 7)], T0)
+    await target.debit([Hit(other, 0)], T0)
+    await target.import_(await source.export(0, HASH_SPACE, T0), T0)
+    [o] = await target.hit([Hit(other, 0)], T0)
+    assert o.remaining == 0
+    await source.close()
+    await target.close()

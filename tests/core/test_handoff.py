@@ -11,11 +11,13 @@ from hypothesis import strategies as st
 
 from ratekeeper.core.handoff import (
     Action,
+    Drop,
     HandoffMachine,
     HandoffTimings,
     Lost,
     Release,
     Send,
+    SendLate,
     StartEmpty,
     Warm,
     minus,
@@ -276,3 +278,49 @@ def test_an_early_transfer_keeps_its_cold_parts_until_the_range_is_gained() -> N
         StartEmpty(lost, 5)
     ]
     assert machine.incoming == ()
+
+
+def test_late_counters_are_passed_on_until_a_pass_finds_none() -> None:
+    machine = HandoffMachine("a", T)
+    [send] = machine.assignment_changed(assign(G1, "a", "a"), assign(G2, "a", "b"), 0)
+    machine.sent(send.token, 10)
+    assert machine.late == (HIGH,)
+    assert machine.wake_at() == 10 + T.linger_ns
+    [late] = machine.poll(10 + T.linger_ns)
+    assert late == SendLate(HIGH, "b", G2, late.token, 10 + T.linger_ns + T.timeout_ns)
+    assert machine.late_sent(late.token, 3, 600 * MS) == [Drop(HIGH)]  # some came: again later
+    [late] = machine.poll(600 * MS + T.linger_ns)
+    assert machine.late_sent(late.token, 0, 1200 * MS) == []  # none: done
+    assert machine.late == ()
+    assert machine.wake_at() is None
+
+
+def test_late_passes_are_bounded_and_not_retried() -> None:
+    machine = HandoffMachine("a", T)
+    [send] = machine.assignment_changed(assign(G1, "a", "a"), assign(G2, "a", "b"), 0)
+    machine.sent(send.token, 0)
+    now = 0
+    for _ in range(T.late_passes):
+        now += T.linger_ns
+        [late] = machine.poll(now)
+        assert machine.late_sent(late.token, 1, now) == [Drop(HIGH)]
+    assert machine.late == ()
+    machine.sent(send.token, 0)  # a stale confirmation starts nothing
+    assert machine.late == ()
+
+
+def test_a_failed_late_pass_drops_its_counters() -> None:
+    machine = HandoffMachine("a", T)
+    [send] = machine.assignment_changed(assign(G1, "a", "a"), assign(G2, "a", "b"), 0)
+    machine.sent(send.token, 0)
+    [late] = machine.poll(T.linger_ns)
+    assert machine.failed(late.token, T.linger_ns) == [Drop(HIGH)]
+    assert machine.late == ()
+
+
+def test_late_passes_stop_when_the_range_moves_on() -> None:
+    machine = HandoffMachine("a", T)
+    [send] = machine.assignment_changed(assign(G1, "a", "a"), assign(G2, "a", "b"), 0)
+    machine.sent(send.token, 0)
+    machine.assignment_changed(assign(G2, "a", "b"), assign(G3, "a", "c"), 1)
+    assert machine.late == ()

@@ -83,3 +83,17 @@ def test_a_restarted_assigner_rebuilds_the_assignment_and_moves_no_key(tmp_path:
         after = assignment_from_wire(cluster.wait_covered().assignment)
         assert after.generation.incarnation > before.generation.incarnation
         assert moves(before, after) == ()
+
+
+def test_scaling_from_two_to_four_members_is_one_assignment_round(tmp_path: Path) -> None:
+    pytest.importorskip("ratekeeper.server.slicelet", reason="serve --join is not merged yet")
+    # two processes started together become RUNNING a few hundred ms apart on a loaded
+    # machine: a join batch of 3 s puts both joins in one round
+    with Cluster(2, log_dir=tmp_path, heartbeat_interval=0.1, join_batch=3.0) as cluster:
+        before = cluster.status().assignment.generation.number
+        cluster.add_server(wait=False)
+        cluster.add_server(wait=False)
+        after = cluster.wait_covered(cluster.addresses)
+        assert len(after.assignment.servers) == 4
+        assert after.assignment.generation.number == before + 1
+        assert all(m.slices > 0 for m in after.members)

@@ -143,8 +143,8 @@ class AssignerMachine:
         self._last_round_ns: int | None = None
         self._last_commit_ns: int | None = None
         self._forced = False
-        #: When the first join not yet in a round was seen (ns).
-        self._join_seen_at: int | None = None
+        #: When each member not yet in a round was first seen RUNNING (ns), by address.
+        self._joined_at: dict[str, int] = {}
         #: No round before this (ns): a proposal that could not be persisted is retried later.
         self._not_before = now
         if start is not None:
@@ -229,10 +229,13 @@ class AssignerMachine:
             self._recover_by = now + self.settings.unhealthy_after_ns
         state = beat.state if old is None else next_state(old.state, beat.state)
         joins = state is MemberState.RUNNING and beat.address not in self._round_members
-        if joins and self._join_seen_at is None:
-            self._join_seen_at = now
+        if joins:
+            self._joined_at.setdefault(beat.address, now)
+        else:
+            self._joined_at.pop(beat.address, None)
+        claims = tuple(p for p, _ in beat.load) if beat.claims is None else beat.claims
         self._members[beat.address] = Member(
-            beat.address, state, beat.incarnation_id, now, beat.known, beat.load
+            beat.address, state, beat.incarnation_id, now, beat.known, beat.load, claims
         )
         return Accepted.OK
 
@@ -273,7 +276,7 @@ class AssignerMachine:
         self._priced, self._departed = {**self._priced, **self._departed}, {}
         job = Round(current, self.running(), self.load_reports(), settings, generation, first)
         self._forced = False
-        self._join_seen_at = None
+        self._joined_at = {a: t for a, t in self._joined_at.items() if a not in job.running}
         self._round_members = job.running
         self._last_round_ns = now
         self._computing = job
@@ -311,6 +314,7 @@ class AssignerMachine:
         limit = self.settings.unhealthy_after_ns
         for address in [a for a, m in self._members.items() if now - m.last_heartbeat_ns > limit]:
             self._departed[address] = self._members.pop(address).load
+            self._joined_at.pop(address, None)
 
     def _round_due(self) -> int | None:
         """When the next round is due (ns; ``0``: at once), ``None`` while none can run."""
@@ -321,10 +325,11 @@ class AssignerMachine:
             due = self._first_due()
         elif self._forced or self._round_members - running:
             due = 0  # a member lost its right to slices: they move now
-        elif running - self._round_members:
+        elif joining := running - self._round_members:
             # joins share a round, one batch window after the first of them was seen: members
             # started together cause one hand-off wave, not one each
-            due = (self._join_seen_at or 0) + self.settings.join_batch_ns
+            first = min(self._joined_at.get(a, 0) for a in joining)
+            due = first + self.settings.join_batch_ns
         else:
             due = self._load_round_at()
         return max(due, self._not_before)

@@ -56,8 +56,11 @@ class Heartbeat:
     incarnation_id: str
     #: The generation it holds; ``None`` when it holds none yet.
     known: Generation | None = None
-    #: The load it measured per slice (hits per second) since its previous heartbeat.
+    #: The load it measured per slice (hits per second) since its previous heartbeat, on the
+    #: slices it owns and on any it applied hits to without owning them (misdirected).
     load: LoadReport = ()
+    #: The slices it says it owns in ``known``; ``None``: those of every ``load`` entry.
+    claims: tuple[Slice, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +79,5 @@ class Member:
     known: Generation | None
     #: Its per-slice load from the last heartbeat.
     load: LoadReport
+    #: The slices it said it owns in ``known`` (what a restarted assigner rebuilds from).
+    claims: tuple[Slice, ...] = ()

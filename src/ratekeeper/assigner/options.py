@@ -33,6 +33,9 @@ OPTIONS: tuple[tuple[str, str, str, Callable[[str], Any], str], ...] = (
      "Least seconds between load rounds (membership changes never wait)."),
     ("load_interval", "LOAD_INTERVAL", "load_interval_s", float,
      "Seconds between rounds for load alone."),
+    ("join_batch", "JOIN_BATCH", "join_batch_s", float,
+     "Seconds a join waits, so that joins arriving together share one round (None: the "
+     "heartbeat interval)."),
 )  # fmt: skip
 
 

@@ -2,11 +2,12 @@
 
 The assigner's state is soft. After a restart it knows nothing, but every member still holds
 its assignment and says so in each heartbeat: the generation it holds (``known``) and a load
-entry for every slice it owns. The members that hold the newest generation therefore describe
-that assignment between them. Starting from it, rather than from an even split, keeps every key
-where it is: a restart of the assigner moves nothing but the slices of members that did not
-report. Those ranges are left to :data:`NOBODY`, so the first round reassigns them like the
-slices of a departed member.
+entry for every slice it owns. Entries for slices it does not own (hits it applied there
+anyway) are marked ``elsewhere`` and claim nothing. The members that hold the newest generation
+therefore describe that assignment between them. Starting from it, rather than from an even
+split, keeps every key where it is: a restart of the assigner moves nothing but the slices of
+members that did not report. Those ranges are left to :data:`NOBODY`, so the first round
+reassigns them like the slices of a departed member.
 
 If the reports do not fit together (two members claim one range, say) there is nothing to
 rebuild, and the assigner falls back to an even split.
@@ -33,14 +34,14 @@ def newest_known(members: Iterable[Member]) -> Generation | None:
 
 
 def recovered(members: Iterable[Member]) -> Assignment | None:
-    """The assignment of the newest generation the members hold, rebuilt from their load
-    entries, with ranges nobody reported owned by :data:`NOBODY`; ``None`` when nothing fits."""
+    """The assignment of the newest generation the members hold, rebuilt from the slices they
+    claim, with ranges nobody claimed owned by :data:`NOBODY`; ``None`` when nothing fits."""
     listed = tuple(members)
     newest = newest_known(listed)
     if newest is None:
         return None
     owned = sorted(
-        ((piece, m.address) for m in listed if m.known == newest for piece, _ in m.load),
+        ((piece, m.address) for m in listed if m.known == newest for piece in m.claims),
         key=lambda p: p[0].low,
     )
     if not owned:

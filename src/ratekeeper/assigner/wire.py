@@ -69,16 +69,21 @@ def heartbeat_from_wire(request: pb.HeartbeatRequest) -> Heartbeat:
     if len(request.load) > MAX_LOAD_ENTRIES:
         raise ValueError(f"at most {MAX_LOAD_ENTRIES} load entries per heartbeat")
     load: list[tuple[Slice, float]] = []
+    claims: list[Slice] = []
     for entry in request.load:
         if not math.isfinite(entry.load) or not 0 <= entry.load <= MAX_LOAD:
             raise ValueError(f"load {entry.load} is not a rate in [0, {MAX_LOAD:g}] hits/s")
-        load.append((slice_from_wire(entry.low, entry.high), entry.load))
+        piece = slice_from_wire(entry.low, entry.high)
+        load.append((piece, entry.load))
+        if not entry.elsewhere:  # misdirected hits count as load, not as ownership
+            claims.append(piece)
     return Heartbeat(
         address=address,
         state=state_from_wire(request.state),
         incarnation_id=request.incarnation_id,
         known=generation_from_wire(request.known) if request.HasField("known") else None,
         load=tuple(load),
+        claims=tuple(claims),
     )
 
 

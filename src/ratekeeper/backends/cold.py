@@ -15,11 +15,17 @@ when a counter is created (never on the hot path of a known counter).
 from __future__ import annotations
 
 import bisect
+from dataclasses import replace
 
+from ratekeeper.backends.store import Hit, Snapshot
+from ratekeeper.backends.transfer import restored, stricter
 from ratekeeper.core.algorithms import STRATEGIES, State
-from ratekeeper.core.limits import Limit
+from ratekeeper.core.fixed_window import FixedWindow
+from ratekeeper.core.limits import Limit, ceil_div
+from ratekeeper.core.sliding_window import SlidingWindow
+from ratekeeper.core.token_bucket import TokenBucket
 
-__all__ = ["ColdRanges", "emptied"]
+__all__ = ["ColdRanges", "absorbed", "emptied", "late_hits", "merged"]
 
 
 def emptied(limit: Limit, since: int) -> State:
@@ -29,6 +35,38 @@ def emptied(limit: Limit, since: int) -> State:
     full = strategy.hit(strategy.new(limit, since), limit, since, 0).remaining
     strategy.debit(state, limit, since, full)
     return state
+
+
+def absorbed(limit: Limit, state: State, since: int, now: int) -> int:
+    """How many hits a counter created emptied at ``since`` has counted by ``now``: what its
+    ``state`` lacks against an untouched emptied one (0 when it lacks nothing). This is what a
+    counter created in a cold range adds to what the range's counters were elsewhere."""
+    check = STRATEGIES[limit.algorithm].hit
+    base, mine = emptied(limit, since), replace(state)
+    check(base, limit, now, 0)
+    check(mine, limit, now, 0)
+    if isinstance(base, TokenBucket) and isinstance(mine, TokenBucket):
+        missing = base.level - mine.level
+        return ceil_div(missing, limit.period_ns) if missing > 0 else 0
+    if isinstance(base, FixedWindow) and isinstance(mine, FixedWindow):
+        return max(0, mine.count - base.count) if mine.start_s == base.start_s else 0
+    if isinstance(base, SlidingWindow) and isinstance(mine, SlidingWindow):
+        if mine.start_s != base.start_s:
+            return 0
+        return max(0, mine.current - base.current + mine.previous - base.previous)
+    raise TypeError(f"not a state of {limit.algorithm.value}: {state!r}")
+
+
+def merged(limit: Limit, held: State, incoming: State, since: int | None, now: int) -> State:
+    """The state of a counter held here that a transfer brings too: the stricter of the two,
+    unless ``held`` was created in a range cold since ``since`` (a report reached this store
+    before the transfer): then the hits it counted are added to the incoming state, so neither
+    side's hits are lost. May modify both."""
+    hits = absorbed(limit, held, min(since, now), now) if since is not None else 0
+    if not hits:
+        return stricter(limit, held, incoming, now)
+    STRATEGIES[limit.algorithm].debit(incoming, limit, now, hits)
+    return incoming
 
 
 class ColdRanges:
@@ -87,3 +125,24 @@ def _outside(lo: int, hi: int, low: int, high: int) -> list[tuple[int, int]]:
     """The parts of ``[lo, hi)`` outside ``[low, high)``."""
     parts = [(lo, min(hi, low)), (max(lo, high), hi)]
     return [(a, b) for a, b in parts if a < b]
+
+
+def late_hits(snapshot: Snapshot, now: int) -> list[Hit]:
+    """The hits the counters of a late pass counted on their exporter, to be debited here:
+    each was created there in a cold part of the range (``snapshot.cold``, ages before the
+    exporter's clock), so what it lacks against an emptied counter is what it counted.
+    Counters outside every cold part carry nothing to add. Raises :class:`ValueError` for a
+    malformed state, as :func:`~ratekeeper.backends.transfer.restored` does."""
+    marks = ColdRanges()
+    for low, high, age in snapshot.cold:
+        marks.mark(low, high, now - age)
+    hits: list[Hit] = []
+    for cs in snapshot.counters:
+        since = marks.since(cs.counter.key_hash)
+        if since is None:
+            continue
+        limit = cs.counter.limit
+        counted = absorbed(limit, restored(limit, cs.state, now), since, now)
+        if counted:
+            hits.append(Hit(cs.counter, counted))
+    return hits

@@ -60,10 +60,10 @@ import itertools
 from collections.abc import Sequence
 
 from ratekeeper.backends.budgets import Budgets, BudgetSettings, StorePressure
-from ratekeeper.backends.cold import ColdRanges, emptied
+from ratekeeper.backends.cold import ColdRanges, emptied, merged
 from ratekeeper.backends.memory_stats import MemoryStoreStats, store_stats
 from ratekeeper.backends.store import Counter, CounterSnapshot, Hit, Snapshot, StoreStat
-from ratekeeper.backends.transfer import aged, restored, stricter
+from ratekeeper.backends.transfer import aged, restored
 from ratekeeper.core.algorithms import STRATEGIES, State, after_debit
 from ratekeeper.core.keys import HASH_BITS, Entries, canonical_bytes, key_hash
 from ratekeeper.core.limits import NS_PER_SECOND, Limit
@@ -228,7 +228,8 @@ class MemoryStore:
 
     async def import_(self, snapshot: Snapshot, now: int) -> int:
         """Merge ``snapshot`` (exported on another clock) in, rebuilt on the clock whose
-        instant is ``now``; where a counter is already held, the stricter state stays. Returns
+        instant is ``now``; where a counter is already held, the stricter state stays (or, for
+        one created in a cold range, the hits it counted are added: see ``cold.merged``). Returns
         how many of the snapshot's counters are held now (full ones need not be).
 
         Raises :class:`ValueError`, having taken nothing in, if a counter's state is malformed.
@@ -245,7 +246,8 @@ class MemoryStore:
             value = shard.get(key)
             client = ""
             if value is not None:
-                state = stricter(limit, strategy.unpack(*value[1]), state, now)
+                since = self._cold.since(counter.key_hash) if self._cold else None
+                state = merged(limit, strategy.unpack(*value[1]), state, since, now)
                 client = value[2]
             else:
                 remaining = strategy.hit(state, limit, now, 0).remaining

@@ -165,7 +165,9 @@ class Store(Protocol):
 
     async def import_(self, snapshot: Snapshot, now: int) -> int:
         """Merge ``snapshot`` in; for a counter held on both sides the stricter state wins
-        (fewer hits admissible now). Returns how many counters were taken in."""
+        (fewer hits admissible now), unless the one held was created in a cold range
+        (:meth:`start_empty`): then the hits it counted are added to the incoming state. Returns
+        how many counters were taken in."""
         ...
 
     async def drop(self, low: int, high: int) -> int:

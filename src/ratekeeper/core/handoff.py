@@ -11,6 +11,10 @@ Outgoing (a range moved away from this member): :class:`Send` it to its new owne
 again with exponential backoff after each failure until ``timeout_ns`` has passed; then
 :class:`Release` it (drop its counters here), delivered or not. If a later assignment gives a
 pending range to another member, the send is retargeted; if it gives it back, it is cancelled.
+Reports sent before their clients learned of the move still reach this member for a while; the
+range is cold here once released, so what they count lands on counters created empty, and
+every ``linger_ns`` a :class:`SendLate` pass sends those on (the new owner adds the hits they
+counted) and drops them (:class:`Drop`), until a pass finds none or ``late_passes`` have run.
 
 Incoming (a range moved to this member): until its transfer has arrived, the range is *cold*:
 :class:`StartEmpty` says that counters created there start empty (no fresh burst: a bucket at
@@ -39,100 +43,39 @@ from dataclasses import dataclass, field
 from itertools import count
 
 from ratekeeper.core.assignment import moves, pieces
+from ratekeeper.core.handoff_actions import (
+    Action,
+    ColdParts,
+    Drop,
+    HandoffTimings,
+    Lost,
+    Release,
+    Send,
+    SendLate,
+    StartEmpty,
+    Warm,
+    cold_within,
+    minus,
+    overlap,
+    without,
+)
 from ratekeeper.core.slices import Assignment, Generation, Slice
 
 __all__ = [
     "Action",
     "ColdParts",
+    "Drop",
     "HandoffMachine",
     "HandoffTimings",
     "Lost",
     "Release",
     "Send",
+    "SendLate",
     "StartEmpty",
     "Warm",
     "minus",
     "overlap",
 ]
-
-_MS = 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class HandoffTimings:
-    """How long a hand-off may take and how often a failed send is retried (ns)."""
-
-    #: How long a sender retries and a receiver waits before taking the other side for gone.
-    timeout_ns: int = 5_000 * _MS
-    #: Wait after the first failed send; doubled after each further failure.
-    first_retry_ns: int = 50 * _MS
-    #: Longest wait between two sends.
-    max_retry_ns: int = 1_000 * _MS
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Export ``slice`` and send it to ``target``; report :meth:`HandoffMachine.sent` or
-    :meth:`HandoffMachine.failed` with ``token``, and give up on the call by ``deadline``."""
-
-    slice: Slice
-    target: str
-    generation: Generation
-    token: int
-    deadline: int
-
-
-@dataclass(frozen=True, slots=True)
-class Release:
-    """``slice`` is no longer this member's: drop its counters, and start any counter created
-    there later (a report sent before its client learned of the move) empty as of ``since``."""
-
-    slice: Slice
-    #: Whether its new owner confirmed the transfer (else the sender gave up).
-    delivered: bool
-    #: When the range was moved away (for the hand-off duration).
-    started: int
-    since: int
-
-
-@dataclass(frozen=True, slots=True)
-class StartEmpty:
-    """Counters created in ``slice`` from now on start empty as of ``since``."""
-
-    slice: Slice
-    since: int
-
-
-@dataclass(frozen=True, slots=True)
-class Warm:
-    """``slice``'s counters have arrived: counters created there from now on start full."""
-
-    slice: Slice
-    #: When the range was gained (for the hand-off duration); ``None`` if it was not pending.
-    started: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Lost:
-    """No transfer of ``slice`` arrived in time: its counters stay started empty."""
-
-    slice: Slice
-    started: int
-
-
-Action = Send | Release | StartEmpty | Warm | Lost
-
-
-def overlap(a: Slice, b: Slice) -> Slice | None:
-    """The part of ``a`` inside ``b``, or ``None``."""
-    low, high = max(a.low, b.low), min(a.high, b.high)
-    return Slice(low, high) if low < high else None
-
-
-def minus(a: Slice, b: Slice) -> list[Slice]:
-    """The parts of ``a`` outside ``b`` (none, one or two)."""
-    parts = [Slice(a.low, min(a.high, b.low)), Slice(max(a.low, b.high), a.high)]
-    return [p for p in parts if p.low < p.high]
 
 
 @dataclass(slots=True)
@@ -148,13 +91,18 @@ class _Outgoing:
 
 
 @dataclass(slots=True)
+class _Late:
+    target: str
+    generation: Generation
+    due: int
+    passes_left: int
+    token: int | None = None
+
+
+@dataclass(slots=True)
 class _Incoming:
     started: int
     deadline: int
-
-
-#: Parts of a transferred range that were cold on its sender, each with its mark's instant.
-ColdParts = tuple[tuple[Slice, int], ...]
 
 
 @dataclass(slots=True)
@@ -169,12 +117,14 @@ class _Arrival:
 class HandoffMachine:
     """The hand-offs of the member ``me``; see the module docstring. Not thread-safe."""
 
-    def __init__(self, me: str, timings: HandoffTimings = HandoffTimings()) -> None:
+    def __init__(self, me: str, timings: HandoffTimings | None = None) -> None:
         self.me = me
-        self.timings = timings
+        self.timings = timings or HandoffTimings()
         self._held: Assignment | None = None
         self._out: dict[Slice, _Outgoing] = {}
         self._in: dict[Slice, _Incoming] = {}
+        #: Ranges handed off whose late counters are still to be passed on.
+        self._late: dict[Slice, _Late] = {}
         #: Chunks seen per transfer: (source, range, generation) → arrival.
         self._arrivals: dict[tuple[str, Slice, Generation], _Arrival] = {}
         #: Complete transfers of ranges not (yet) this member's: until when they are kept, and
@@ -190,6 +140,11 @@ class HandoffMachine:
         return tuple(sorted(self._out, key=lambda s: s.low))
 
     @property
+    def late(self) -> tuple[Slice, ...]:
+        """Ranges handed off whose late passes are not over."""
+        return tuple(sorted(self._late, key=lambda s: s.low))
+
+    @property
     def incoming(self) -> tuple[Slice, ...]:
         """Ranges gained whose transfer has neither arrived nor timed out."""
         return tuple(sorted(self._in, key=lambda s: s.low))
@@ -197,6 +152,7 @@ class HandoffMachine:
     def wake_at(self) -> int | None:
         """When :meth:`poll` next has something to do (``None``: only on a new event)."""
         times = [o.next_try for o in self._out.values() if o.token is None]
+        times += [late.due for late in self._late.values() if late.token is None]
         times += [i.deadline for i in self._in.values()]
         times += [until for until, _ in self._early.values()]
         times += [a.until for a in self._arrivals.values()]
@@ -229,10 +185,33 @@ class HandoffMachine:
             return []  # retargeted or cancelled meanwhile
         piece, pending = found
         del self._out[piece]
+        if self.timings.late_passes > 0:
+            due = now + self.timings.linger_ns
+            self._late[piece] = _Late(
+                pending.target, pending.generation, due, self.timings.late_passes
+            )
         return [Release(piece, True, pending.started, now)]
+
+    def late_sent(self, token: int, counters: int, now: int) -> list[Action]:
+        """The late pass ``token`` found ``counters`` counters and its target took them."""
+        found = self._late_by_token(token)
+        if found is None:
+            return []
+        piece, late = found
+        late.token = None
+        late.passes_left -= 1
+        if not counters or not late.passes_left:
+            del self._late[piece]
+        else:
+            late.due = now + self.timings.linger_ns
+        return [Drop(piece)] if counters else []
 
     def failed(self, token: int, now: int) -> list[Action]:
         """The send ``token`` failed (unreachable target, error, deadline)."""
+        late = self._late_by_token(token)
+        if late is not None:  # a late pass is not retried: its counters are dropped
+            del self._late[late[0]]
+            return [Drop(late[0])]
         found = self._by_token(token)
         if found is None:
             return []
@@ -280,6 +259,11 @@ class HandoffMachine:
                 actions.append(
                     Send(piece, pending.target, generation, pending.token, pending.deadline)
                 )
+        for piece, late in sorted(self._late.items(), key=lambda kv: kv[0].low):
+            if late.token is None and late.due <= now:
+                late.token = next(self._tokens)
+                deadline = now + self.timings.timeout_ns
+                actions.append(SendLate(piece, late.target, late.generation, late.token, deadline))
         for piece, waiting in list(self._in.items()):
             if waiting.deadline <= now:
                 del self._in[piece]
@@ -298,7 +282,13 @@ class HandoffMachine:
         return _Outgoing(target, generation, started, now + self.timings.timeout_ns, now)
 
     def _retarget(self, after: Assignment, now: int) -> None:
-        """Pending sends of ranges the new assignment gives to someone else, or back to me."""
+        """Pending sends of ranges the new assignment gives to someone else, or back to me.
+
+        Late passes stop for a range that moved on again: what it holds here is merged into
+        whatever this member is sent for it, or handed off with the rest of the range."""
+        for piece, late in list(self._late.items()):
+            if any(o != late.target for s, o in pieces(after) if overlap(s, piece) is not None):
+                del self._late[piece]
         for piece, pending in list(self._out.items()):
             owners = [(p, o) for s, o in pieces(after) if (p := overlap(s, piece)) is not None]
             if all(o == pending.target for _, o in owners):
@@ -316,7 +306,7 @@ class HandoffMachine:
         for early, (_, cold) in self._early.items():
             if (covered := overlap(early, piece)) is not None:
                 waiting = [rest for part in waiting for rest in minus(part, early)]
-                actions += _cold_within(covered, cold)
+                actions += cold_within(covered, cold)
         for part in waiting:
             self._in[part] = _Incoming(now, now + self.timings.timeout_ns)
             actions.append(StartEmpty(part, now))
@@ -329,12 +319,12 @@ class HandoffMachine:
         owned = [part for mine in held if (part := overlap(mine, piece)) is not None]
         # Owned but no longer waited for: a transfer that arrived after the wait ended.
         waited = [a.slice for a in actions]
-        actions += [Warm(rest, None) for part in owned for rest in _without(part, waited)]
+        actions += [Warm(rest, None) for part in owned for rest in without(part, waited)]
         # Kept in case this member has yet to see the assignment that gives it the range (its
         # view may even still say it owns the range from before it was moved away and back).
         for part in owned:  # after the warm parts: these stay cold
-            actions += _cold_within(part, cold)
-        for rest in _without(piece, waited):
+            actions += cold_within(part, cold)
+        for rest in without(piece, waited):
             self._early[rest] = (now + self.timings.timeout_ns, cold)
         return actions
 
@@ -351,21 +341,14 @@ class HandoffMachine:
             cut.append((part, waiting.started))
         return cut
 
+    def _late_by_token(self, token: int) -> tuple[Slice, _Late] | None:
+        for piece, late in self._late.items():
+            if late.token == token:
+                return piece, late
+        return None
+
     def _by_token(self, token: int) -> tuple[Slice, _Outgoing] | None:
         for piece, pending in self._out.items():
             if pending.token == token:
                 return piece, pending
         return None
-
-
-def _cold_within(piece: Slice, cold: ColdParts) -> list[Action]:
-    """The marks of ``cold`` over the parts of it inside ``piece``."""
-    return [StartEmpty(part, since) for c, since in cold if (part := overlap(c, piece)) is not None]
-
-
-def _without(piece: Slice, taken: list[Slice]) -> list[Slice]:
-    """The parts of ``piece`` outside every slice of ``taken``."""
-    parts = [piece]
-    for other in taken:
-        parts = [rest for part in parts for rest in minus(part, other)]
-    return parts

@@ -80,6 +80,8 @@ class Transfer:
     #: This call's place among the range's calls: ``chunk`` in ``[0, chunks)``.
     chunk: int
     chunks: int
+    #: A late pass (counters created after the hand-off, to be added, not merged).
+    late: bool = False
 
     @property
     def slice(self) -> Slice:
@@ -133,6 +135,8 @@ def transfer_chunks(
     source: str,
     snapshot: Snapshot,
     max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    *,
+    late: bool = False,
 ) -> list[pb.TransferRequest]:
     """The wire calls carrying ``snapshot``, each at most about ``max_bytes`` long (a chunk
     holds at least one counter, so a single counter larger than that travels alone). An empty
@@ -151,6 +155,7 @@ def transfer_chunks(
             chunks=len(groups),
             counters=group,
             cold=cold,
+            late=late,
         )
         for i, group in enumerate(groups)
     ]
@@ -191,6 +196,7 @@ def transfer_from_wire(wire: pb.TransferRequest) -> Transfer:
         Snapshot(piece.low, piece.high, counters, cold),
         wire.chunk,
         wire.chunks,
+        wire.late,
     )
 
 

@@ -28,8 +28,7 @@ from urllib.parse import urlsplit
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 
-from ratekeeper.assigner.machine import AssignerMachine
-from ratekeeper.assigner.server import AssignerService, new_incarnation
+from ratekeeper.assigner.server import AssignerService
 from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.backends.redis import RedisStore
 from ratekeeper.backends.store import Store
@@ -52,6 +51,7 @@ from ratekeeper.server.handoff import attach_handoff
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.http import HttpEndpoints
 from ratekeeper.server.listeners import HttpListeners, grpc_options, security_for_logs
+from ratekeeper.server.member_lifecycle import MemberLifecycle, advertised, embedded_assigner
 from ratekeeper.server.member_service import MemberService
 from ratekeeper.server.metrics import Metrics
 from ratekeeper.server.reload import ConfigWatcher, file_signature
@@ -61,15 +61,15 @@ from ratekeeper.server.rls_servicer import add_rls_servicer, rls_servicer
 from ratekeeper.server.security import (
     TokenInterceptor,
     bind_grpc,
+    peer_channels,
     read_token,
 )
 from ratekeeper.server.settings import (
     AlgorithmMode,
-    ClusterSettings,
     ServerSettings,
     StoreSettings,
 )
-from ratekeeper.server.slicelet import Slicelet, advertised
+from ratekeeper.server.slicelet import Slicelet
 
 __all__ = ["SERVICES", "STORES", "Components", "Replica", "run"]
 
@@ -236,7 +236,9 @@ def build(
     metrics.count(Event.CONFIG_LOAD_SUCCESS)
     store = open_store(settings)
     metrics.watch_store(store)
-    slicelet = Slicelet(settings.cluster) if settings.cluster.enabled else None
+    token = read_token(settings.auth.token_file) if settings.auth.token_file else None
+    connect = peer_channels(settings.tls, token)  # a member's cluster channels: TLS, token
+    slicelet = Slicelet(settings.cluster, connect=connect) if settings.cluster.enabled else None
     gate = StoreGate(store) if slicelet is None else StoreGate(store, slicelet.view, metrics)
     if forwarder is None and slicelet is not None:
         # a member answers RLS for the whole cluster: what it does not own goes to the owner
@@ -246,19 +248,11 @@ def build(
     reports = ReportProcessor(gate, lambda: policy.policy, settings.reports, metrics)
     health = ServingHealth(store)
     assigner = embedded_assigner(settings.cluster) if settings.cluster.assigner_embedded else None
-    token = read_token(settings.auth.token_file) if settings.auth.token_file else None
     return Components(
         settings, policy, store, metrics, health, decider, reports, clock, slicelet, assigner,
         forwarder,
         token,
     )  # fmt: skip
-
-
-def embedded_assigner(cluster: ClusterSettings) -> AssignerService:
-    """The assigner a server embeds; its address is set once the gRPC port is bound."""
-    clock = time.monotonic_ns
-    machine = AssignerMachine(cluster.assigner.machine(), new_incarnation(), clock())
-    return AssignerService(machine, cluster.assigner, address="", clock=clock)
 
 
 class Replica:
@@ -272,10 +266,10 @@ class Replica:
             options=grpc_options(components.settings.listeners),
             interceptors=[TokenInterceptor(token)] if token else None,
         )
-        self._assigner_timer: asyncio.Task[None] | None = None
+        c = components
+        self._member = MemberLifecycle(c.slicelet, c.assigner) if c.slicelet else None
         for register in SERVICES:
             register(self._grpc, components)
-        c = components
         endpoints = HttpEndpoints(c.decider, c.clock, c.health, c.metrics, c.policy)
         self._http = HttpListeners(endpoints, c.settings, token)
 
@@ -300,35 +294,21 @@ class Replica:
         await self._grpc.start()
         await self._http.start()
         await self.components.health.config_loaded()
-        slicelet, assigner = self.components.slicelet, self.components.assigner
-        if slicelet is not None:
-            address = advertised(self.components.settings.cluster, settings, self.grpc_port)
-            if assigner is not None:
-                assigner.address = address
-                self._assigner_timer = asyncio.create_task(assigner.run(), name="assigner")
-            await slicelet.start(address)
-            slicelet.serving()
+        if self._member is not None:
+            cluster = self.components.settings.cluster
+            await self._member.start(advertised(cluster, settings, self.grpc_port))
 
     async def stop(self, grace: float) -> None:
         """NOT_SERVING, stop accepting, let in-flight calls finish within ``grace`` seconds.
 
         A cluster member first drains: its slices move away (and are handed off) while it
         still serves, bounded by ``cluster.drain_timeout_s``."""
-        slicelet = self.components.slicelet
-        if slicelet is not None and self.grpc_port:
-            await slicelet.drain()
-            slicelet.release_watchers()
+        if self._member is not None:
+            await self._member.leave()
         await self.components.health.shutting_down()
-        assigner = self.components.assigner
-        if assigner is not None:
-            assigner.close()  # held Watch calls answer now, so the stop below is quick
         await self._grpc.stop(grace)
-        if slicelet is not None:
-            await slicelet.stop()
-        if self._assigner_timer is not None:
-            self._assigner_timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._assigner_timer
+        if self._member is not None:
+            await self._member.stop()
         await self._http.cleanup()
         if self.components.forwarder is not None:
             await self.components.forwarder.close()

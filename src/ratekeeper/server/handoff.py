@@ -33,14 +33,17 @@ import grpc.aio
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as PromCounter
 
-from ratekeeper.backends.store import Store, TransferUnsupported
+from ratekeeper.backends.cold import late_hits
+from ratekeeper.backends.store import Snapshot, Store, TransferUnsupported
 from ratekeeper.core.handoff import (
     Action,
+    Drop,
     HandoffMachine,
     HandoffTimings,
     Lost,
     Release,
     Send,
+    SendLate,
     StartEmpty,
     Warm,
 )
@@ -85,7 +88,7 @@ class HandoffMetrics:
         )
         self.counters = PromCounter(
             "ratekeeper_handoff_counters",
-            "Counters handed off, by direction (sent, received).",
+            "Counters handed off, by direction (sent, received; late: counters of late passes).",
             ("direction",),
             registry=registry,
         )
@@ -160,6 +163,8 @@ class Handoff:
     ) -> pb.TransferResponse:
         """Merge one chunk in; raises :class:`RequestError` for a malformed one."""
         transfer = transfer_from_wire(request)
+        if transfer.late:
+            return pb.TransferResponse(taken=await self._late(transfer.snapshot))
         try:
             taken = await self.store.import_(transfer.snapshot, self._clock())
         except TransferUnsupported as exc:
@@ -182,6 +187,17 @@ class Handoff:
         await self._perform(actions)
         return pb.TransferResponse(taken=taken)
 
+    async def _late(self, snapshot: Snapshot) -> int:
+        """A late pass: add the hits its counters counted on the sender to ours."""
+        now = self._clock()
+        try:
+            hits = late_hits(snapshot, now)
+        except ValueError as exc:
+            raise RequestError(f"transfer: {exc}") from None
+        await self.store.debit(hits, now)
+        self.metrics.counters.labels("late").inc(len(hits))
+        return len(hits)
+
     # --- performing actions ---------------------------------------------------------------
 
     async def _perform(self, actions: list[Action]) -> None:
@@ -191,6 +207,15 @@ class Handoff:
         except TransferUnsupported:
             self._unsupported()
         self._schedule()
+        if self._shared:
+            return
+        if self.machine.outgoing or self.machine.late:
+            self._idle.clear()
+        elif not self._idle.is_set():
+            self._idle.set()
+            log.info("hand-offs done: %d ranges delivered (%d counters), %d given up",
+                     self._released[True], self._sent, self._released[False])  # fmt: skip
+            self._released, self._sent = {True: 0, False: 0}, 0
 
     def _unsupported(self) -> None:
         if not self._shared:
@@ -203,6 +228,10 @@ class Handoff:
         piece = action.slice
         if isinstance(action, Send):
             self._spawn(self._send(action))
+        elif isinstance(action, SendLate):
+            self._spawn(self._send_late(action))
+        elif isinstance(action, Drop):
+            await self.store.drop(piece.low, piece.high)
         elif isinstance(action, StartEmpty):
             await self.store.start_empty(piece.low, piece.high, action.since)
         elif isinstance(action, Warm):
@@ -221,34 +250,44 @@ class Handoff:
             self.metrics.took("lost", action.started, now)
             log.warning("no hand-off of [%d, %d) arrived: its counters start empty",
                         piece.low, piece.high)  # fmt: skip
-        if self.machine.outgoing:
-            self._idle.clear()
-        elif not self._idle.is_set():
-            self._idle.set()
-            log.info("hand-offs done: %d ranges delivered (%d counters), %d given up",
-                     self._released[True], self._sent, self._released[False])  # fmt: skip
-            self._released, self._sent = {True: 0, False: 0}, 0
 
     async def _send(self, send: Send) -> None:
         """One attempt: export the range now and send every chunk; tell the machine."""
+        counters = await self._export_and_send(send, late=False)
+        if counters is not None:
+            self._sent += counters
+            await self._perform(self.machine.sent(send.token, self._clock()))
+
+    async def _send_late(self, send: SendLate) -> None:
+        """One late pass: export what reports created in the range since it left; send it on."""
+        counters = await self._export_and_send(send, late=True)
+        if counters is not None:
+            await self._perform(self.machine.late_sent(send.token, counters, self._clock()))
+
+    async def _export_and_send(self, send: Send | SendLate, *, late: bool) -> int | None:
+        """Export ``send``'s range and send it (a late pass only if it holds counters): how many
+        counters went, or ``None`` when the send failed (the machine is told) or the store's
+        counters are shared."""
         call = aio_transfer_call(self._channel(send.target))
+        piece, me = send.slice, self.machine.me
         try:
-            snapshot = await self.store.export(send.slice.low, send.slice.high, self._clock())
-            chunks = transfer_chunks(send.generation, self.machine.me, snapshot, self._max_bytes)
-            for chunk in chunks:
-                left = (send.deadline - self._clock()) / NS_PER_SECOND
-                await call(chunk, timeout=max(0.001, left))
+            snapshot = await self.store.export(piece.low, piece.high, self._clock())
+            if snapshot.counters or not late:
+                for chunk in transfer_chunks(
+                    send.generation, me, snapshot, self._max_bytes, late=late
+                ):
+                    left = (send.deadline - self._clock()) / NS_PER_SECOND
+                    await call(chunk, timeout=max(0.001, left))
         except TransferUnsupported:
             self._unsupported()
-            return
+            return None
         except grpc.RpcError as exc:
-            log.info("hand-off of [%d, %d) to %s failed: %s",
-                     send.slice.low, send.slice.high, send.target, describe_error(exc))  # fmt: skip
+            log.info("%s of [%d, %d) to %s failed: %s", "late pass" if late else "hand-off",
+                     piece.low, piece.high, send.target, describe_error(exc))  # fmt: skip
             await self._perform(self.machine.failed(send.token, self._clock()))
-            return
+            return None
         self.metrics.counters.labels("sent").inc(len(snapshot.counters))
-        self._sent += len(snapshot.counters)
-        await self._perform(self.machine.sent(send.token, self._clock()))
+        return len(snapshot.counters)
 
     def _channel(self, target: str) -> grpc.aio.Channel:
         channel = self._channels.get(target)

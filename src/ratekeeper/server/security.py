@@ -17,8 +17,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
-from functools import partial
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
 import grpc
@@ -27,7 +26,7 @@ from aiohttp import web
 
 from ratekeeper.proto import cluster, report
 from ratekeeper.server.security_settings import ListenerTlsSettings
-from ratekeeper.transport.channels import open_aio_channel
+from ratekeeper.transport.channels import ChannelOption, open_aio_channel
 from ratekeeper.transport.tls import AUTHORIZATION, ListenerTls, read_token, token_matches
 
 __all__ = [
@@ -51,11 +50,16 @@ _Interceptor: Any = grpc.aio.ServerInterceptor
 
 def peer_channels(
     settings: ListenerTlsSettings, token: str | None
-) -> Callable[[str], grpc.aio.Channel]:
+) -> Callable[[str, Sequence[ChannelOption]], grpc.aio.Channel]:
     """How a member opens its channels to other members and the assigner: TLS as
     :meth:`ListenerTlsSettings.peer` says, the token on every call. The slicelet, hand-off and
-    forwarding take it as their channel opener."""
-    return partial(open_aio_channel, tls=settings.peer(), token=token)
+    forwarding take it as their channel opener: ``(target, options) -> channel``."""
+    tls = settings.peer()
+
+    def connect(target: str, options: Sequence[ChannelOption] = ()) -> grpc.aio.Channel:
+        return open_aio_channel(target, options, tls=tls, token=token)
+
+    return connect
 
 
 def bound_to_peer(request: Any, context: Any) -> Any:

@@ -66,11 +66,15 @@ def member_argv(
 class Cluster:
     """An assigner and ``n`` members as real processes (see the module docstring).
 
-    Timings are in seconds and go to the assigner; they are short by default so that tests of
-    failures run quickly. ``server_flags`` are added to every member's command line, ``env`` to
-    every process's environment. With ``embedded``, member 0 runs the assigner itself
-    (``serve --assigner-embedded``) and the others join it: there is no assigner process, and
-    restarting member 0 restarts the assigner. Not thread-safe: drive it from one thread.
+    Timings are in seconds and go to the assigner. Heartbeats and the timeout are short by
+    default, so that tests of failures run quickly; rounds for load alone are as rare as in
+    production (a test of rebalancing by load passes a short ``load_interval``), so ownership
+    changes only when membership does. ``server_flags`` are added to every member's command
+    line, ``env`` to every process's environment. With ``embedded``, member 0 runs the
+    assigner itself (``serve --assigner-embedded``) and the others join it: there is no
+    assigner process, and restarting member 0 restarts the assigner. With ``etcd``, there are
+    ``assigners`` elected assigners and members join them all. Not thread-safe: drive it from
+    one thread.
     """
 
     def __init__(
@@ -82,12 +86,13 @@ class Cluster:
         heartbeat_interval: float = 0.2,
         unhealthy_after: float = 1.0,
         min_interval: float = 1.0,
-        load_interval: float = 5.0,
+        load_interval: float = 60.0,
         server_flags: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         start_timeout: float = START_TIMEOUT_S,
         embedded: bool = False,
         stop_grace: float = STOP_GRACE_S,
+        join_batch: float | None = None,
         etcd: str | None = None,
         assigners: int = 1,
         election_ttl: int = 2,
@@ -116,6 +121,8 @@ class Cluster:
             *("--min-interval", str(min_interval)),
             *("--load-interval", str(load_interval)),
         )
+        #: The standalone assigner's own knobs (an embedding server has none of them).
+        self._batch = () if join_batch is None else ("--join-batch", str(join_batch))
         self._first_ports = (free_port(), free_port())
         #: The assigner's address (members join it; Status is asked here): member 0's when
         #: the assigner is embedded.
@@ -229,7 +236,7 @@ class Cluster:
     def _spawn_assigner(self, i: int) -> ManagedProcess:
         self._starts += 1
         return start(
-            assigner_argv(self.assigners[i], *self._timings, *self._ha),
+            assigner_argv(self.assigners[i], *self._timings, *self._batch, *self._ha),
             name=f"assigner-{i}-{self._starts}",
             log_dir=self.log_dir,
             ready=log_line("campaigning" if self._ha else "assigner listening on"),

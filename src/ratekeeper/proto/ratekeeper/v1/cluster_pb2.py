@@ -26,41 +26,41 @@ from ratekeeper.proto.ratekeeper.v1 import assignment_pb2 as ratekeeper_dot_prot
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as ratekeeper_dot_proto_dot_ratekeeper_dot_v1_dot_report__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,ratekeeper/proto/ratekeeper/v1/cluster.proto\x12\rratekeeper.v1\x1a/ratekeeper/proto/ratekeeper/v1/assignment.proto\x1a+ratekeeper/proto/ratekeeper/v1/report.proto\"4\n\tSliceLoad\x12\x0b\n\x03low\x18\x01 \x01(\x06\x12\x0c\n\x04high\x18\x02 \x01(\x06\x12\x0c\n\x04load\x18\x03 \x01(\x01\"\xb8\x01\n\x10HeartbeatRequest\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.ratekeeper.v1.MemberState\x12(\n\x05known\x18\x03 \x01(\x0b\x32\x19.ratekeeper.v1.Generation\x12&\n\x04load\x18\x04 \x03(\x0b\x32\x18.ratekeeper.v1.SliceLoad\x12\x16\n\x0eincarnation_id\x18\x05 \x01(\t\"\x7f\n\x11HeartbeatResponse\x12/\n\x06update\x18\x01 \x01(\x0b\x32\x1f.ratekeeper.v1.AssignmentUpdate\x12\x1d\n\x15heartbeat_interval_ns\x18\x02 \x01(\x04\x12\x1a\n\x12unhealthy_after_ns\x18\x03 \x01(\x04\"Y\n\x0cWatchRequest\x12(\n\x05known\x18\x01 \x01(\x0b\x32\x19.ratekeeper.v1.Generation\x12\x0f\n\x07wait_ns\x18\x02 \x01(\x04\x12\x0e\n\x06\x63\x61ller\x18\x03 \x01(\t\"@\n\rWatchResponse\x12/\n\x06update\x18\x01 \x01(\x0b\x32\x1f.ratekeeper.v1.AssignmentUpdate\"\x0f\n\rStatusRequest\"\x82\x01\n\x0cMemberStatus\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.ratekeeper.v1.MemberState\x12\x18\n\x10heartbeat_age_ns\x18\x03 \x01(\x04\x12\x0e\n\x06slices\x18\x04 \x01(\r\x12\x0c\n\x04load\x18\x05 \x01(\x01\"\x92\x01\n\x0eStatusResponse\x12-\n\nassignment\x18\x01 \x01(\x0b\x32\x19.ratekeeper.v1.Assignment\x12,\n\x07members\x18\x02 \x03(\x0b\x32\x1b.ratekeeper.v1.MemberStatus\x12\x10\n\x08\x61ssigner\x18\x03 \x01(\t\x12\x11\n\timbalance\x18\x04 \x01(\x01\"}\n\x0c\x43ounterState\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12%\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x14.ratekeeper.v1.Entry\x12\'\n\x05limit\x18\x03 \x01(\x0b\x32\x18.ratekeeper.v1.LimitSpec\x12\r\n\x05state\x18\x04 \x03(\x0c\"\xe1\x01\n\x0fTransferRequest\x12-\n\ngeneration\x18\x01 \x01(\x0b\x32\x19.ratekeeper.v1.Generation\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0b\n\x03low\x18\x03 \x01(\x06\x12\x0c\n\x04high\x18\x04 \x01(\x06\x12\r\n\x05\x63hunk\x18\x05 \x01(\r\x12\x0e\n\x06\x63hunks\x18\x06 \x01(\r\x12-\n\x08\x63ounters\x18\x07 \x03(\x0b\x32\x1b.ratekeeper.v1.CounterState\x12&\n\x04\x63old\x18\x08 \x03(\x0b\x32\x18.ratekeeper.v1.ColdRange\"6\n\tColdRange\x12\x0b\n\x03low\x18\x01 \x01(\x06\x12\x0c\n\x04high\x18\x02 \x01(\x06\x12\x0e\n\x06\x61ge_ns\x18\x03 \x01(\x04\"!\n\x10TransferResponse\x12\r\n\x05taken\x18\x01 \x01(\r*:\n\x0bMemberState\x12\r\n\tNOT_READY\x10\x00\x12\x0b\n\x07RUNNING\x10\x01\x12\x0f\n\x0bTERMINATING\x10\x02\x32\xec\x01\n\x0f\x41ssignerService\x12N\n\tHeartbeat\x12\x1f.ratekeeper.v1.HeartbeatRequest\x1a .ratekeeper.v1.HeartbeatResponse\x12\x42\n\x05Watch\x12\x1b.ratekeeper.v1.WatchRequest\x1a\x1c.ratekeeper.v1.WatchResponse\x12\x45\n\x06Status\x12\x1c.ratekeeper.v1.StatusRequest\x1a\x1d.ratekeeper.v1.StatusResponse2]\n\x0eHandoffService\x12K\n\x08Transfer\x12\x1e.ratekeeper.v1.TransferRequest\x1a\x1f.ratekeeper.v1.TransferResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n,ratekeeper/proto/ratekeeper/v1/cluster.proto\x12\rratekeeper.v1\x1a/ratekeeper/proto/ratekeeper/v1/assignment.proto\x1a+ratekeeper/proto/ratekeeper/v1/report.proto\"G\n\tSliceLoad\x12\x0b\n\x03low\x18\x01 \x01(\x06\x12\x0c\n\x04high\x18\x02 \x01(\x06\x12\x0c\n\x04load\x18\x03 \x01(\x01\x12\x11\n\telsewhere\x18\x04 \x01(\x08\"\xb8\x01\n\x10HeartbeatRequest\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.ratekeeper.v1.MemberState\x12(\n\x05known\x18\x03 \x01(\x0b\x32\x19.ratekeeper.v1.Generation\x12&\n\x04load\x18\x04 \x03(\x0b\x32\x18.ratekeeper.v1.SliceLoad\x12\x16\n\x0eincarnation_id\x18\x05 \x01(\t\"\x7f\n\x11HeartbeatResponse\x12/\n\x06update\x18\x01 \x01(\x0b\x32\x1f.ratekeeper.v1.AssignmentUpdate\x12\x1d\n\x15heartbeat_interval_ns\x18\x02 \x01(\x04\x12\x1a\n\x12unhealthy_after_ns\x18\x03 \x01(\x04\"Y\n\x0cWatchRequest\x12(\n\x05known\x18\x01 \x01(\x0b\x32\x19.ratekeeper.v1.Generation\x12\x0f\n\x07wait_ns\x18\x02 \x01(\x04\x12\x0e\n\x06\x63\x61ller\x18\x03 \x01(\t\"@\n\rWatchResponse\x12/\n\x06update\x18\x01 \x01(\x0b\x32\x1f.ratekeeper.v1.AssignmentUpdate\"\x0f\n\rStatusRequest\"\x82\x01\n\x0cMemberStatus\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.ratekeeper.v1.MemberState\x12\x18\n\x10heartbeat_age_ns\x18\x03 \x01(\x04\x12\x0e\n\x06slices\x18\x04 \x01(\r\x12\x0c\n\x04load\x18\x05 \x01(\x01\"\x92\x01\n\x0eStatusResponse\x12-\n\nassignment\x18\x01 \x01(\x0b\x32\x19.ratekeeper.v1.Assignment\x12,\n\x07members\x18\x02 \x03(\x0b\x32\x1b.ratekeeper.v1.MemberStatus\x12\x10\n\x08\x61ssigner\x18\x03 \x01(\t\x12\x11\n\timbalance\x18\x04 \x01(\x01\"}\n\x0c\x43ounterState\x12\x0e\n\x06\x64omain\x18\x01 \x01(\t\x12%\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x14.ratekeeper.v1.Entry\x12\'\n\x05limit\x18\x03 \x01(\x0b\x32\x18.ratekeeper.v1.LimitSpec\x12\r\n\x05state\x18\x04 \x03(\x0c\"\xef\x01\n\x0fTransferRequest\x12-\n\ngeneration\x18\x01 \x01(\x0b\x32\x19.ratekeeper.v1.Generation\x12\x0e\n\x06source\x18\x02 \x01(\t\x12\x0b\n\x03low\x18\x03 \x01(\x06\x12\x0c\n\x04high\x18\x04 \x01(\x06\x12\r\n\x05\x63hunk\x18\x05 \x01(\r\x12\x0e\n\x06\x63hunks\x18\x06 \x01(\r\x12-\n\x08\x63ounters\x18\x07 \x03(\x0b\x32\x1b.ratekeeper.v1.CounterState\x12&\n\x04\x63old\x18\x08 \x03(\x0b\x32\x18.ratekeeper.v1.ColdRange\x12\x0c\n\x04late\x18\t \x01(\x08\"6\n\tColdRange\x12\x0b\n\x03low\x18\x01 \x01(\x06\x12\x0c\n\x04high\x18\x02 \x01(\x06\x12\x0e\n\x06\x61ge_ns\x18\x03 \x01(\x04\"!\n\x10TransferResponse\x12\r\n\x05taken\x18\x01 \x01(\r*:\n\x0bMemberState\x12\r\n\tNOT_READY\x10\x00\x12\x0b\n\x07RUNNING\x10\x01\x12\x0f\n\x0bTERMINATING\x10\x02\x32\xec\x01\n\x0f\x41ssignerService\x12N\n\tHeartbeat\x12\x1f.ratekeeper.v1.HeartbeatRequest\x1a .ratekeeper.v1.HeartbeatResponse\x12\x42\n\x05Watch\x12\x1b.ratekeeper.v1.WatchRequest\x1a\x1c.ratekeeper.v1.WatchResponse\x12\x45\n\x06Status\x12\x1c.ratekeeper.v1.StatusRequest\x1a\x1d.ratekeeper.v1.StatusResponse2]\n\x0eHandoffService\x12K\n\x08Transfer\x12\x1e.ratekeeper.v1.TransferRequest\x1a\x1f.ratekeeper.v1.TransferResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ratekeeper.proto.ratekeeper.v1.cluster_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MEMBERSTATE']._serialized_start=1429
-  _globals['_MEMBERSTATE']._serialized_end=1487
+  _globals['_MEMBERSTATE']._serialized_start=1462
+  _globals['_MEMBERSTATE']._serialized_end=1520
   _globals['_SLICELOAD']._serialized_start=157
-  _globals['_SLICELOAD']._serialized_end=209
-  _globals['_HEARTBEATREQUEST']._serialized_start=212
-  _globals['_HEARTBEATREQUEST']._serialized_end=396
-  _globals['_HEARTBEATRESPONSE']._serialized_start=398
-  _globals['_HEARTBEATRESPONSE']._serialized_end=525
-  _globals['_WATCHREQUEST']._serialized_start=527
-  _globals['_WATCHREQUEST']._serialized_end=616
-  _globals['_WATCHRESPONSE']._serialized_start=618
-  _globals['_WATCHRESPONSE']._serialized_end=682
-  _globals['_STATUSREQUEST']._serialized_start=684
-  _globals['_STATUSREQUEST']._serialized_end=699
-  _globals['_MEMBERSTATUS']._serialized_start=702
-  _globals['_MEMBERSTATUS']._serialized_end=832
-  _globals['_STATUSRESPONSE']._serialized_start=835
-  _globals['_STATUSRESPONSE']._serialized_end=981
-  _globals['_COUNTERSTATE']._serialized_start=983
-  _globals['_COUNTERSTATE']._serialized_end=1108
-  _globals['_TRANSFERREQUEST']._serialized_start=1111
-  _globals['_TRANSFERREQUEST']._serialized_end=1336
-  _globals['_COLDRANGE']._serialized_start=1338
-  _globals['_COLDRANGE']._serialized_end=1392
-  _globals['_TRANSFERRESPONSE']._serialized_start=1394
-  _globals['_TRANSFERRESPONSE']._serialized_end=1427
-  _globals['_ASSIGNERSERVICE']._serialized_start=1490
-  _globals['_ASSIGNERSERVICE']._serialized_end=1726
-  _globals['_HANDOFFSERVICE']._serialized_start=1728
-  _globals['_HANDOFFSERVICE']._serialized_end=1821
+  _globals['_SLICELOAD']._serialized_end=228
+  _globals['_HEARTBEATREQUEST']._serialized_start=231
+  _globals['_HEARTBEATREQUEST']._serialized_end=415
+  _globals['_HEARTBEATRESPONSE']._serialized_start=417
+  _globals['_HEARTBEATRESPONSE']._serialized_end=544
+  _globals['_WATCHREQUEST']._serialized_start=546
+  _globals['_WATCHREQUEST']._serialized_end=635
+  _globals['_WATCHRESPONSE']._serialized_start=637
+  _globals['_WATCHRESPONSE']._serialized_end=701
+  _globals['_STATUSREQUEST']._serialized_start=703
+  _globals['_STATUSREQUEST']._serialized_end=718
+  _globals['_MEMBERSTATUS']._serialized_start=721
+  _globals['_MEMBERSTATUS']._serialized_end=851
+  _globals['_STATUSRESPONSE']._serialized_start=854
+  _globals['_STATUSRESPONSE']._serialized_end=1000
+  _globals['_COUNTERSTATE']._serialized_start=1002
+  _globals['_COUNTERSTATE']._serialized_end=1127
+  _globals['_TRANSFERREQUEST']._serialized_start=1130
+  _globals['_TRANSFERREQUEST']._serialized_end=1369
+  _globals['_COLDRANGE']._serialized_start=1371
+  _globals['_COLDRANGE']._serialized_end=1425
+  _globals['_TRANSFERRESPONSE']._serialized_start=1427
+  _globals['_TRANSFERRESPONSE']._serialized_end=1460
+  _globals['_ASSIGNERSERVICE']._serialized_start=1523
+  _globals['_ASSIGNERSERVICE']._serialized_end=1759
+  _globals['_HANDOFFSERVICE']._serialized_start=1761
+  _globals['_HANDOFFSERVICE']._serialized_end=1854
 # @@protoc_insertion_point(module_scope)

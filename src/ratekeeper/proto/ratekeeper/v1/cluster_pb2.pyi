@@ -19,14 +19,16 @@ RUNNING: MemberState
 TERMINATING: MemberState
 
 class SliceLoad(_message.Message):
-    __slots__ = ("low", "high", "load")
+    __slots__ = ("low", "high", "load", "elsewhere")
     LOW_FIELD_NUMBER: _ClassVar[int]
     HIGH_FIELD_NUMBER: _ClassVar[int]
     LOAD_FIELD_NUMBER: _ClassVar[int]
+    ELSEWHERE_FIELD_NUMBER: _ClassVar[int]
     low: int
     high: int
     load: float
-    def __init__(self, low: _Optional[int] = ..., high: _Optional[int] = ..., load: _Optional[float] = ...) -> None: ...
+    elsewhere: bool
+    def __init__(self, low: _Optional[int] = ..., high: _Optional[int] = ..., load: _Optional[float] = ..., elsewhere: _Optional[bool] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
     __slots__ = ("address", "state", "known", "load", "incarnation_id")
@@ -111,7 +113,7 @@ class CounterState(_message.Message):
     def __init__(self, domain: _Optional[str] = ..., entries: _Optional[_Iterable[_Union[_report_pb2.Entry, _Mapping]]] = ..., limit: _Optional[_Union[_report_pb2.LimitSpec, _Mapping]] = ..., state: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class TransferRequest(_message.Message):
-    __slots__ = ("generation", "source", "low", "high", "chunk", "chunks", "counters", "cold")
+    __slots__ = ("generation", "source", "low", "high", "chunk", "chunks", "counters", "cold", "late")
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     LOW_FIELD_NUMBER: _ClassVar[int]
@@ -120,6 +122,7 @@ class TransferRequest(_message.Message):
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     COUNTERS_FIELD_NUMBER: _ClassVar[int]
     COLD_FIELD_NUMBER: _ClassVar[int]
+    LATE_FIELD_NUMBER: _ClassVar[int]
     generation: _assignment_pb2.Generation
     source: str
     low: int
@@ -128,7 +131,8 @@ class TransferRequest(_message.Message):
     chunks: int
     counters: _containers.RepeatedCompositeFieldContainer[CounterState]
     cold: _containers.RepeatedCompositeFieldContainer[ColdRange]
-    def __init__(self, generation: _Optional[_Union[_assignment_pb2.Generation, _Mapping]] = ..., source: _Optional[str] = ..., low: _Optional[int] = ..., high: _Optional[int] = ..., chunk: _Optional[int] = ..., chunks: _Optional[int] = ..., counters: _Optional[_Iterable[_Union[CounterState, _Mapping]]] = ..., cold: _Optional[_Iterable[_Union[ColdRange, _Mapping]]] = ...) -> None: ...
+    late: bool
+    def __init__(self, generation: _Optional[_Union[_assignment_pb2.Generation, _Mapping]] = ..., source: _Optional[str] = ..., low: _Optional[int] = ..., high: _Optional[int] = ..., chunk: _Optional[int] = ..., chunks: _Optional[int] = ..., counters: _Optional[_Iterable[_Union[CounterState, _Mapping]]] = ..., cold: _Optional[_Iterable[_Union[ColdRange, _Mapping]]] = ..., late: _Optional[bool] = ...) -> None: ...
 
 class ColdRange(_message.Message):
     __slots__ = ("low", "high", "age_ns")
