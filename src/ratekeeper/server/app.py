@@ -163,7 +163,8 @@ def _add_cluster(server: grpc.aio.Server, c: Components) -> None:
 def _add_handoff(server: grpc.aio.Server, c: Components) -> None:
     if c.slicelet is not None:  # a cluster member hands its counters off as slices move
         timeout = c.settings.cluster.handoff_timeout_s
-        attach_handoff(server, c.store, c.slicelet, c.metrics.registry, c.clock, timeout)
+        connect = peer_channels(c.settings.tls, c.auth_token)
+        attach_handoff(server, c.store, c.slicelet, c.metrics.registry, c.clock, timeout, connect)
 
 
 #: gRPC services every server registers.
@@ -242,7 +243,7 @@ def build(
     gate = StoreGate(store) if slicelet is None else StoreGate(store, slicelet.view, metrics)
     if forwarder is None and slicelet is not None:
         # a member answers RLS for the whole cluster: what it does not own goes to the owner
-        forwarder = GrpcForwarder(ViewOwners(slicelet.view))
+        forwarder = GrpcForwarder(ViewOwners(slicelet.view), connect=connect)
         slicelet.listen(forwarder)  # closes the channels of owners that leave
     decider = RlsDecider(policy, gate, metrics, rls_settings(settings), forwarder)
     reports = ReportProcessor(gate, lambda: policy.policy, settings.reports, metrics)
