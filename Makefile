@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SRC_DIRS := src tests bench examples
 
-.PHONY: install sysdeps run test check bench bench-quick protos clean
+.PHONY: install sysdeps run test check bench bench-quick protos clean fuzz-long
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,3 +49,8 @@ protos: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# The long fuzz run (issue 16 item 7): 20,000 hypothesis examples per target, 5 min of atheris
+# per target, 20,000 mutated calls to a live server. `make test` runs the short one.
+fuzz-long: install
+	RATEKEEPER_FUZZ_LONG=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz --timeout 1800

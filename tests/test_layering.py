@@ -216,7 +216,18 @@ ALLOWED: dict[str, frozenset[str]] = {
     "client": frozenset({"core", "config", "proto", "transport", "errors"}),
     "aio": frozenset({"client", "core", "config", "proto", "transport", "errors"}),
     "sidecar": frozenset(
-        {"server", "protocol", "backends", "client", "aio", "config", "core", "proto", "errors"}
+        {
+            "server",
+            "protocol",
+            "backends",
+            "client",
+            "aio",
+            "config",
+            "core",
+            "proto",
+            "transport",
+            "errors",
+        }
     ),
     "cli": frozenset(
         {

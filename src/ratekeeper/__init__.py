@@ -16,6 +16,7 @@ from ratekeeper.errors import (
     RateLimited,
     RequestError,
 )
+from ratekeeper.transport.tls import TlsSettings
 from ratekeeper.version import __version__ as __version__
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "RateLimited",
     "RatekeeperError",
     "RequestError",
+    "TlsSettings",
     "Unit",
     "WsgiRateLimitMiddleware",
     "load_config",

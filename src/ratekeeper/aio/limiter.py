@@ -126,7 +126,7 @@ class Limiter(BaseLimiter):
         """The one channel to ``address`` and its calls (opened on first use)."""
         entry = self._channels.get(address)
         if entry is None:
-            channel = open_aio_channel(address)
+            channel = open_aio_channel(address, tls=self._tls, token=self._auth_token)
             entry = (channel, aio_report_call(channel), aio_assigner_calls(channel))
             self._channels[address] = entry
         return entry

@@ -20,6 +20,7 @@ from ratekeeper.errors import ConfigError
 from ratekeeper.server.options import OPTIONS, add_arguments, from_sources
 from ratekeeper.server.settings import ServerSettings
 from ratekeeper.sidecar.app import SidecarOptions, run, servers_of
+from ratekeeper.transport.tls import TlsSettings, read_token
 
 __all__ = ["add_parser"]
 
@@ -46,16 +47,35 @@ def add_parser(subparsers: Any) -> None:
         "--report-interval", type=float, default=0.1, help="Seconds between reports [0.1]."
     )
     parser.add_argument("--client-id", default=None, help="This sidecar's identity on servers.")
+    upstream = parser.add_argument_group("upstream security (the channel to the servers)")
+    for flag, what in (
+        ("--upstream-tls-ca", "PEM CA file to verify the servers by: report over TLS."),
+        ("--upstream-tls-cert", "PEM client certificate for servers requiring mTLS."),
+        ("--upstream-tls-key", "PEM private key of --upstream-tls-cert."),
+        ("--upstream-auth-token-file", "File holding the servers' shared token."),
+    ):
+        env = "RATEKEEPER_" + flag[2:].replace("-", "_").upper()
+        upstream.add_argument(flag, default=os.environ.get(env), help=f"{what} [env {env}]")
     add_arguments(parser)
     parser.set_defaults(func=_sidecar)
 
 
 def _sidecar(args: argparse.Namespace) -> int:
     values = vars(args).copy()
+    ca, cert, key = (values.pop(f"upstream_tls_{name}") for name in ("ca", "cert", "key"))
+    token_file = values.pop("upstream_auth_token_file")
+    try:
+        tls = TlsSettings(ca=ca, cert=cert, key=key) if ca or cert else None
+        token = read_token(token_file) if token_file else None
+    except ConfigError as exc:
+        print(f"ratekeeper sidecar: {exc}", file=sys.stderr)
+        return 2
     options = SidecarOptions(
         servers_of(values.pop("server")),
         report_interval=values.pop("report_interval"),
         client_id=values.pop("client_id"),
+        tls=tls,
+        auth_token=token,
     )
     values.pop("func", None)
     values.pop("command", None)

@@ -27,6 +27,7 @@ from ratekeeper.client.machine import LimiterMachine, LimiterOptions, LimiterSta
 from ratekeeper.client.policy import Key, LimitsArg
 from ratekeeper.config import PolicyTree
 from ratekeeper.core.slices import Assignment
+from ratekeeper.transport.tls import TlsSettings
 
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
@@ -55,7 +56,10 @@ class BaseLimiter:
     * ``report_interval``: seconds between reports (default 0.1);
     * ``client_id``: this client's identity on the servers (default: host, pid, random suffix);
     * ``max_keys``: most keys tracked at once; ``max_keys_per_report``: most keys per report;
-    * ``timeout``: seconds each report may take (default: half the interval).
+    * ``timeout``: seconds each report may take (default: half the interval);
+    * ``tls``: a :class:`~ratekeeper.transport.tls.TlsSettings` to report over TLS (its ``ca``
+      to verify servers, ``cert`` and ``key`` for mTLS); ``None``: plaintext;
+    * ``auth_token``: the shared token of servers started with ``--auth-token-file``.
 
     Keys are plain strings, named on the wire by the single entry ``("key", name)``, or tuples of
     ``(key, value)`` descriptor entries.
@@ -73,6 +77,8 @@ class BaseLimiter:
         max_keys: int = 100_000,
         max_keys_per_report: int = 10_000,
         timeout: float | None = None,
+        tls: TlsSettings | None = None,
+        auth_token: str | None = None,
     ) -> None:
         options = LimiterOptions(domain, limit, policies, report_interval, client_id,
                                  max_keys, max_keys_per_report, timeout)  # fmt: skip
@@ -84,6 +90,8 @@ class BaseLimiter:
         self._states = machine.states
         self._track = machine.track
         self._registries: list[CollectorRegistry] = []
+        #: How every channel to a server is secured (``open_channel``'s ``tls`` and ``token``).
+        self._tls, self._auth_token = tls, auth_token
         self._start()
 
     def _start(self) -> None:

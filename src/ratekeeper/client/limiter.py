@@ -131,7 +131,7 @@ class Limiter(BaseLimiter):
         with self._channels_lock:
             entry = self._channels.get(address)
             if entry is None:
-                channel = open_channel(address)
+                channel = open_channel(address, tls=self._tls, token=self._auth_token)
                 entry = (channel, report_call(channel), assigner_calls(channel))
                 self._channels[address] = entry
             return entry

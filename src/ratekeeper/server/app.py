@@ -26,7 +26,6 @@ from functools import partial
 from urllib.parse import urlsplit
 
 import grpc
-from aiohttp import web
 from grpc_health.v1 import health_pb2_grpc
 
 from ratekeeper.assigner.server import AssignerService
@@ -42,6 +41,7 @@ from ratekeeper.protocol.report import ReportProcessor
 from ratekeeper.protocol.rlqs import RlqsQuotas
 from ratekeeper.protocol.rls import RlsDecider, RlsSettings
 from ratekeeper.protocol.stats import Event
+from ratekeeper.server import redact
 from ratekeeper.server.forward_batch import BatchServicer, add_batch_servicer
 from ratekeeper.server.forwarding import (
     GrpcForwarder,
@@ -49,7 +49,8 @@ from ratekeeper.server.forwarding import (
 )
 from ratekeeper.server.handoff import attach_handoff
 from ratekeeper.server.health import ServingHealth
-from ratekeeper.server.http import HttpEndpoints, build_app
+from ratekeeper.server.http import HttpEndpoints
+from ratekeeper.server.listeners import HttpListeners, grpc_options, security_for_logs
 from ratekeeper.server.member_lifecycle import MemberLifecycle, advertised, embedded_assigner
 from ratekeeper.server.member_service import MemberService
 from ratekeeper.server.metrics import Metrics
@@ -57,9 +58,14 @@ from ratekeeper.server.reload import ConfigWatcher, file_signature
 from ratekeeper.server.report_servicer import ReportServicer, add_report_servicer
 from ratekeeper.server.rlqs_servicer import RlqsServicer, add_rlqs_servicer
 from ratekeeper.server.rls_servicer import add_rls_servicer, rls_servicer
+from ratekeeper.server.security import (
+    TokenInterceptor,
+    bind_grpc,
+    peer_channels,
+    read_token,
+)
 from ratekeeper.server.settings import (
     AlgorithmMode,
-    ListenerSettings,
     ServerSettings,
     StoreSettings,
 )
@@ -119,6 +125,8 @@ class Components:
     assigner: AssignerService | None = None
     #: A cluster member's RLS forwarding to other members; ``None`` for a lone server.
     forwarder: GrpcForwarder | None = None
+    #: The shared token Report, Watch and the admin endpoints require (``None``: none).
+    auth_token: str | None = None
 
 
 def _add_rls(server: grpc.aio.Server, c: Components) -> None:
@@ -155,7 +163,8 @@ def _add_cluster(server: grpc.aio.Server, c: Components) -> None:
 def _add_handoff(server: grpc.aio.Server, c: Components) -> None:
     if c.slicelet is not None:  # a cluster member hands its counters off as slices move
         timeout = c.settings.cluster.handoff_timeout_s
-        attach_handoff(server, c.store, c.slicelet, c.metrics.registry, c.clock, timeout)
+        connect = peer_channels(c.settings.tls, c.auth_token)
+        attach_handoff(server, c.store, c.slicelet, c.metrics.registry, c.clock, timeout, connect)
 
 
 #: gRPC services every server registers.
@@ -229,11 +238,13 @@ def build(
     metrics.count(Event.CONFIG_LOAD_SUCCESS)
     store = open_store(settings)
     metrics.watch_store(store)
-    slicelet = Slicelet(settings.cluster) if settings.cluster.enabled else None
+    token = read_token(settings.auth.token_file) if settings.auth.token_file else None
+    connect = peer_channels(settings.tls, token)  # a member's cluster channels: TLS, token
+    slicelet = Slicelet(settings.cluster, connect=connect) if settings.cluster.enabled else None
     gate = StoreGate(store) if slicelet is None else StoreGate(store, slicelet.view, metrics)
     if forwarder is None and slicelet is not None:
         # a member answers RLS for the whole cluster: what it does not own goes to the owner
-        forwarder = GrpcForwarder(ViewOwners(slicelet.view))
+        forwarder = GrpcForwarder(ViewOwners(slicelet.view), connect=connect)
         slicelet.listen(forwarder)  # closes the channels of owners that leave
     decider = RlsDecider(policy, gate, metrics, rls_settings(settings), forwarder)
     reports = ReportProcessor(gate, lambda: policy.policy, settings.reports, metrics)
@@ -242,45 +253,8 @@ def build(
     return Components(
         settings, policy, store, metrics, health, decider, reports, clock, slicelet, assigner,
         forwarder,
+        token,
     )  # fmt: skip
-
-
-def _grpc_options(settings: ListenerSettings) -> list[tuple[str, int]]:
-    # Without SO_REUSEPORT a second server on the same port fails to start instead of
-    # silently sharing the port (and splitting the counters) with the first.
-    options = [("grpc.so_reuseport", 0)]
-    options += _grpc_idle_options(settings)
-    if settings.grpc_max_connection_age_s > 0:
-        # Envoy holds one HTTP/2 connection per upstream host for as long as it lives; aging
-        # connections out lets a replica added later (or restarted) receive calls again.
-        options += [
-            ("grpc.max_connection_age_ms", int(settings.grpc_max_connection_age_s * 1000)),
-            (
-                "grpc.max_connection_age_grace_ms",
-                int(settings.grpc_max_connection_age_grace_s * 1000),
-            ),
-        ]
-    return options
-
-
-#: Connections the kernel queues for the HTTP listener before accepting (aiohttp's default is
-#: 128). A connection left in a full queue is never accepted, so never timed out: a client that
-#: only holds sockets would sit there until the kernel gives up.
-HTTP_BACKLOG = 1024
-
-
-def _grpc_idle_options(settings: ListenerSettings) -> list[tuple[str, int]]:
-    # Idle, half-open and never-handshaken connections are closed, so held sockets cannot
-    # exhaust the process's file descriptors (issue 16 item 8c).
-    options = [
-        ("grpc.server_handshake_timeout_ms", int(settings.grpc_handshake_timeout_s * 1000)),
-        ("grpc.keepalive_time_ms", int(settings.grpc_keepalive_time_s * 1000)),
-        ("grpc.keepalive_timeout_ms", int(settings.grpc_keepalive_timeout_s * 1000)),
-    ]
-    if settings.grpc_max_connection_idle_s > 0:
-        idle_ms = int(settings.grpc_max_connection_idle_s * 1000)
-        options.append(("grpc.max_connection_idle_ms", idle_ms))
-    return options
 
 
 class Replica:
@@ -289,32 +263,38 @@ class Replica:
     def __init__(self, components: Components) -> None:
         self.components = components
         self.grpc_port = 0
-        self.http_port = 0
-        self._grpc = grpc.aio.server(options=_grpc_options(components.settings.listeners))
+        token = components.auth_token
+        self._grpc = grpc.aio.server(
+            options=grpc_options(components.settings.listeners),
+            interceptors=[TokenInterceptor(token)] if token else None,
+        )
         c = components
         self._member = MemberLifecycle(c.slicelet, c.assigner) if c.slicelet else None
         for register in SERVICES:
             register(self._grpc, components)
-        c = components
         endpoints = HttpEndpoints(c.decider, c.clock, c.health, c.metrics, c.policy)
-        self._http = web.AppRunner(
-            build_app(endpoints),
-            access_log=None,
-            shutdown_timeout=components.settings.listeners.shutdown_grace_s,
-            keepalive_timeout=components.settings.listeners.http_idle_timeout_s,
-        )
+        self._http = HttpListeners(endpoints, c.settings, token)
+
+    @property
+    def http_port(self) -> int:
+        """The HTTP port bound (0 before :meth:`start`)."""
+        return self._http.port
+
+    @property
+    def admin_port(self) -> int:
+        """The admin port bound (0 before :meth:`start`, or without ``--admin-listen``)."""
+        return self._http.admin_port
 
     async def start(self) -> None:
         """Bind both ports (0 picks a free one) and start serving."""
         settings = self.components.settings.listeners
-        self.grpc_port = self._grpc.add_insecure_port(f"{settings.host}:{settings.grpc_port}")
-        if settings.grpc_uds:
+        tls = self.components.settings.tls
+        address = f"{settings.host}:{settings.grpc_port}"
+        self.grpc_port = bind_grpc(self._grpc, address, tls.grpc())
+        if settings.grpc_uds:  # local only: plaintext (see server.security)
             self._grpc.add_insecure_port(f"unix:{settings.grpc_uds}")
         await self._grpc.start()
-        await self._http.setup()
-        site = web.TCPSite(self._http, settings.host, settings.http_port, backlog=HTTP_BACKLOG)
-        await site.start()
-        self.http_port = self._http.addresses[0][1]
+        await self._http.start()
         await self.components.health.config_loaded()
         if self._member is not None:
             cluster = self.components.settings.cluster
@@ -369,11 +349,14 @@ async def run(settings: ServerSettings) -> int:
     """Serve until SIGTERM or SIGINT; reload on SIGHUP. Returns the exit code."""
     # Taken before the first load, so a file changed while it is read is reloaded at once.
     signature = file_signature(config_path(settings))
+    redact.install()  # before the first line that could name a backend URL
     try:
         components = build(settings)
     except RatekeeperError as exc:  # a bad config, or a store that cannot be opened
         log.error("cannot start: %s", exc)
         return 2
+    if components.auth_token:
+        redact.install([components.auth_token])
     server = Replica(components)
     listeners = settings.listeners
     try:
@@ -401,10 +384,11 @@ async def run(settings: ServerSettings) -> int:
     polling = watcher if settings.policy.reload_interval_s > 0 else None
     chores = asyncio.create_task(_housekeeping(server, polling))
     log.info(
-        "ratekeeper ready grpc=%s:%d%s http=%s:%d config=%s backend=%s",
+        "ratekeeper ready grpc=%s:%d%s http=%s:%d config=%s backend=%s%s",
         listeners.host, server.grpc_port,
         f" grpc=unix:{listeners.grpc_uds}" if listeners.grpc_uds else "",
         listeners.host, server.http_port, config_path(settings), settings.store.backend_for_logs,
+        security_for_logs(settings, server.admin_port, components.auth_token),
     )  # fmt: skip
     await stop.wait()
     log.info("shutting down (grace %.1fs)", listeners.shutdown_grace_s)

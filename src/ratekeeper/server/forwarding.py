@@ -18,7 +18,7 @@ Event loop only: channels belong to the loop that opened them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any, Protocol
 
@@ -136,7 +136,10 @@ class GrpcForwarder:
         coalesce: bool = True,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         options: Sequence[ChannelOption] = (),
+        connect: Callable[[str, Sequence[ChannelOption]], grpc.aio.Channel] = open_aio_channel,
     ) -> None:
+        """``connect`` opens the channel to an owner (the transport seam: TLS, the token)."""
+        self._connect = connect
         self._owners = owners
         self._timeout_s = timeout_s
         self._coalesce = coalesce
@@ -199,7 +202,7 @@ class GrpcForwarder:
 
     def _open(self, owner: str) -> tuple[Call, Call]:
         """Open ``owner``'s channel; its (ShouldRateLimit, batched) callables."""
-        channel = self._channels[owner] = open_aio_channel(owner, self._options)
+        channel = self._channels[owner] = self._connect(owner, self._options)
         # No (de)serializers: bytes in, bytes out, as the RLS servicer itself exchanges them.
         calls = self._calls[owner] = (
             channel.unary_unary(_METHOD, None, None),

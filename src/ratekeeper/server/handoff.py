@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -60,7 +60,7 @@ from ratekeeper.proto.handoff import (
 from ratekeeper.proto.ratekeeper.v1 import cluster_pb2 as pb
 from ratekeeper.server.metrics import Latency
 from ratekeeper.server.slicelet import Slicelet
-from ratekeeper.transport.channels import describe_error, open_aio_channel
+from ratekeeper.transport.channels import ChannelOption, describe_error, open_aio_channel
 
 __all__ = ["HANDOFF_BUCKETS", "Handoff", "HandoffMetrics", "attach_handoff"]
 
@@ -115,7 +115,9 @@ class Handoff:
         clock: Callable[[], int] = time.time_ns,
         timings: HandoffTimings | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        connect: Callable[[str, Sequence[ChannelOption]], grpc.aio.Channel] = open_aio_channel,
     ) -> None:
+        self._connect = connect  # the transport seam: the member's TLS
         self.store = store
         self.metrics = metrics or HandoffMetrics()
         self._address = address
@@ -292,7 +294,7 @@ class Handoff:
     def _channel(self, target: str) -> grpc.aio.Channel:
         channel = self._channels.get(target)
         if channel is None:
-            channel = self._channels[target] = open_aio_channel(target)
+            channel = self._channels[target] = self._connect(target, ())
         return channel
 
     def _spawn(self, work: Any) -> None:
@@ -337,6 +339,7 @@ def attach_handoff(
     registry: CollectorRegistry,
     clock: Callable[[], int] = time.time_ns,
     timeout_s: float = 5.0,
+    connect: Callable[[str, Sequence[ChannelOption]], grpc.aio.Channel] = open_aio_channel,
 ) -> Handoff:
     """A member's hand-offs: served on ``server``, told of every assignment ``slicelet`` adopts,
     metrics in ``registry``; each hand-off retried or awaited for ``timeout_s``."""
@@ -347,6 +350,7 @@ def attach_handoff(
         metrics=HandoffMetrics(registry),
         clock=clock,
         timings=timings,
+        connect=connect,
     )
     server.add_generic_rpc_handlers((handoff.handler(),))
     slicelet.listen(handoff)

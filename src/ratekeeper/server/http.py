@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import hdrs, web
 from envoy.service.ratelimit.v3.rls_pb2 import RateLimitRequest, RateLimitResponse
@@ -32,7 +33,7 @@ from ratekeeper.protocol.rls import RlsDecider
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.metrics import Metrics
 
-__all__ = ["DEGRADED_HEADER", "ROUTES", "HttpEndpoints", "build_app"]
+__all__ = ["ADMIN_PATHS", "DEGRADED_HEADER", "PUBLIC_PATHS", "ROUTES", "HttpEndpoints", "build_app"]
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +127,23 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
 )
 
 
-def build_app(endpoints: HttpEndpoints) -> web.Application:
-    """The aiohttp application serving :data:`ROUTES`."""
-    app = web.Application()
+#: The admin endpoints: a shared token guards them, ``--admin-listen`` moves them.
+ADMIN_PATHS = frozenset({"/metrics", "/rlconfig"})
+#: What the main HTTP port keeps when the admin endpoints have their own listener.
+PUBLIC_PATHS = frozenset({"/json", "/healthcheck"})
+
+
+def build_app(
+    endpoints: HttpEndpoints,
+    *,
+    paths: frozenset[str] | None = None,
+    middlewares: tuple[Any, ...] = (),
+) -> web.Application:
+    """The aiohttp application serving :data:`ROUTES` (those in ``paths``, if given)."""
+    app = web.Application(middlewares=list(middlewares))
     for method, path, handler in ROUTES:
-        app.router.add_route(method, path, _bind(handler, endpoints))
+        if paths is None or path in paths:
+            app.router.add_route(method, path, _bind(handler, endpoints))
     return app
 
 

@@ -215,6 +215,22 @@ OPTIONS: tuple[Option, ...] = (
            "Most distinct domains in per-domain metric series; past it one overflow row."),
     Option("max_label_chars", "MAX_LABEL_CHARS", "metrics.max_label_chars", int,
            "Longest metric label value; longer client text is cut."),
+    Option("grpc_tls_cert", "GRPC_TLS_CERT", "tls.grpc_cert", str,
+           "PEM certificate of the gRPC listener: serve gRPC over TLS only; empty: plaintext."),
+    Option("grpc_tls_key", "GRPC_TLS_KEY", "tls.grpc_key", str,
+           "PEM private key of --grpc-tls-cert."),
+    Option("grpc_tls_client_ca", "GRPC_TLS_CLIENT_CA", "tls.grpc_client_ca", str,
+           "PEM CA file: gRPC clients must present a certificate it signed (mTLS)."),
+    Option("http_tls_cert", "HTTP_TLS_CERT", "tls.http_cert", str,
+           "PEM certificate of the HTTP listeners: serve HTTPS only; empty: plaintext."),
+    Option("http_tls_key", "HTTP_TLS_KEY", "tls.http_key", str,
+           "PEM private key of --http-tls-cert."),
+    Option("http_tls_client_ca", "HTTP_TLS_CLIENT_CA", "tls.http_client_ca", str,
+           "PEM CA file: HTTP clients must present a certificate it signed (mTLS)."),
+    Option("auth_token_file", "AUTH_TOKEN_FILE", "auth.token_file", str,
+           "File holding a shared token required on Report, Watch and admin endpoints."),
+    Option("admin_listen", "ADMIN_LISTEN", "admin.listen", str,
+           "HOST:PORT to serve /metrics and /rlconfig on instead of the HTTP port."),
 )  # fmt: skip
 
 _BY_NAME = {option.name: option for option in OPTIONS}

@@ -42,6 +42,7 @@ from ratekeeper.protocol.report import ReportProcessor
 from ratekeeper.protocol.report_values import ReportAnswer
 from ratekeeper.protocol.stats import MemoryStats, StatsSink
 from ratekeeper.server.refusal import refusal, refuse
+from ratekeeper.server.security import bound_to_peer
 from ratekeeper.server.slice_view import SliceView
 
 __all__ = [
@@ -154,7 +155,7 @@ class ReportServicer:
         """The gRPC method: :meth:`report` with errors mapped to status codes."""
         start = time.perf_counter()
         try:
-            response = await self.report(request)
+            response = await self.report(bound_to_peer(request, context))
         except Exception as exc:
             refused = refusal(exc, self._stats, _CALL)
         else:

@@ -9,7 +9,10 @@
     ├── store      StoreSettings      where counters live; its ``redis`` is a RedisSettings
     ├── reports    ReportSettings     bounds on client reports (the report service's own type)
     ├── metrics    MetricsSettings    what /metrics keeps
-    └── cluster    ClusterSettings    joining a cluster: the assigner's address, heartbeats, drain
+    ├── cluster    ClusterSettings    joining a cluster: the assigner's address, heartbeats, drain
+    ├── tls        ListenerTlsSettings  TLS / mTLS on the gRPC and HTTP listeners
+    ├── auth       AuthSettings       the optional shared token (Report, Watch, admin endpoints)
+    └── admin      AdminSettings      /metrics and /rlconfig on their own listener
 
 A new part of the process (TLS on the listeners, the cluster's assigner and slicelets) adds one
 section here and its rows in :mod:`ratekeeper.server.options`, which maps the flat flags and
@@ -29,6 +32,7 @@ from ratekeeper.backends.redis.settings import RedisSettings
 from ratekeeper.config import LoadBounds
 from ratekeeper.errors import ConfigError
 from ratekeeper.protocol.report import ReportSettings
+from ratekeeper.server.security_settings import AdminSettings, AuthSettings, ListenerTlsSettings
 from ratekeeper.transport.addresses import check_address
 
 __all__ = [
@@ -320,5 +324,8 @@ class ServerSettings:
     reports: ReportSettings = field(default_factory=ReportSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    tls: ListenerTlsSettings = field(default_factory=ListenerTlsSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
     #: Logging level: DEBUG, INFO, WARNING or ERROR.
     log_level: str = "INFO"

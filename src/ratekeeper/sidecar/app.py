@@ -43,6 +43,7 @@ from ratekeeper.server.reload import ConfigWatcher, file_signature
 from ratekeeper.server.rls_servicer import RlsServicer, add_rls_servicer
 from ratekeeper.server.settings import ServerSettings
 from ratekeeper.sidecar.store import SidecarStore
+from ratekeeper.transport.tls import TlsSettings
 
 __all__ = ["DEGRADED_HEADER", "Sidecar", "SidecarOptions", "run"]
 
@@ -62,6 +63,9 @@ class SidecarOptions:
     report_interval: float = 0.1
     #: This sidecar's identity on the servers (default: host, pid, random suffix).
     client_id: str | None = None
+    #: TLS to the servers (``None``: plaintext), and the servers' shared token.
+    tls: TlsSettings | None = None
+    auth_token: str | None = None
 
 
 class _Reporter(Limiter):
@@ -92,6 +96,8 @@ class Sidecar:
             report_interval=options.report_interval,
             client_id=options.client_id,
             max_keys=settings.store.max_keys,
+            tls=options.tls,
+            auth_token=options.auth_token,
         )
         self.store = SidecarStore(self.reporter.machine, settings.store.max_keys)
         self.metrics.watch_store(self.store)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from ratekeeper.server.app import Components, build
 from ratekeeper.server.forwarding import DEFAULT_MAX_IN_FLIGHT, GrpcForwarder, OwnerLookup
+from ratekeeper.server.security import peer_channels, read_token
 from ratekeeper.server.settings import ServerSettings
 
 __all__ = ["build_member"]
@@ -30,5 +31,11 @@ def build_member(
     """The server :func:`~ratekeeper.server.app.build` makes, as a member of the cluster whose
     assignment ``owners`` holds: RLS descriptors another member owns are forwarded to it,
     concurrent ones coalesced (``ratekeeper.server.forwarding``)."""
-    forwarder = GrpcForwarder(owners, coalesce=coalesce, max_in_flight=max_in_flight)
+    token = read_token(settings.auth.token_file) if settings.auth.token_file else None
+    forwarder = GrpcForwarder(
+        owners,
+        coalesce=coalesce,
+        max_in_flight=max_in_flight,
+        connect=peer_channels(settings.tls, token),  # the members' TLS and token
+    )
     return build(settings, clock, forwarder)

@@ -1,5 +1,11 @@
 """Opening gRPC channels: one function per flavour (blocking, asyncio), the same options for both.
 
+Security is decided here for every channel: ``tls`` (a :class:`~ratekeeper.transport.tls.
+TlsSettings`) makes the channel TLS (mTLS with a client certificate), ``None`` plaintext; a
+``token`` is sent as ``authorization: Bearer <token>`` metadata on every call (servers started
+with ``--auth-token-file`` require it on Report, Watch and admin calls). Cluster channels
+(assigner, hand-off, forwarding) and the sidecar's upstream go through the same two functions.
+
 Blocking: opening a channel never blocks (gRPC connects lazily). Thread safety: a channel may be
 shared by threads (blocking) or used from one event loop (asyncio). Errors: a malformed address
 raises ``ValueError`` at open (:func:`~ratekeeper.transport.addresses.check_address`); calls fail
@@ -9,12 +15,14 @@ line).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import grpc
 import grpc.aio
 
 from ratekeeper.transport.addresses import check_address
+from ratekeeper.transport.tls import AUTHORIZATION, TlsSettings, bearer
 
 __all__ = ["ChannelOption", "describe_error", "open_aio_channel", "open_channel"]
 
@@ -22,14 +30,114 @@ __all__ = ["ChannelOption", "describe_error", "open_aio_channel", "open_channel"
 ChannelOption = tuple[str, int | str]
 
 
-def open_channel(address: str, options: Sequence[ChannelOption] = ()) -> grpc.Channel:
-    """A blocking channel to ``address`` (``host:port`` or ``unix:PATH``)."""
-    return grpc.insecure_channel(check_address(address), options=list(options))
+def open_channel(
+    address: str,
+    options: Sequence[ChannelOption] = (),
+    *,
+    tls: TlsSettings | None = None,
+    token: str | None = None,
+) -> grpc.Channel:
+    """A blocking channel to ``address`` (``host:port`` or ``unix:PATH``); TLS with ``tls``,
+    ``token`` sent on every call. Raises ``ValueError`` for a malformed address and
+    :class:`~ratekeeper.transport.tls.TlsError` for an unreadable certificate file."""
+    target = check_address(address)
+    if tls is None:
+        channel = grpc.insecure_channel(target, options=list(options))
+    else:
+        args = [*options, *tls.options()]
+        channel = grpc.secure_channel(target, tls.credentials(), options=args)
+    if token is None:
+        return channel
+    return grpc.intercept_channel(channel, _SyncToken(token))
 
 
-def open_aio_channel(address: str, options: Sequence[ChannelOption] = ()) -> grpc.aio.Channel:
-    """An asyncio channel to ``address``; use it from the loop that opened it."""
-    return grpc.aio.insecure_channel(check_address(address), options=list(options))
+def open_aio_channel(
+    address: str,
+    options: Sequence[ChannelOption] = (),
+    *,
+    tls: TlsSettings | None = None,
+    token: str | None = None,
+) -> grpc.aio.Channel:
+    """An asyncio channel to ``address``, as :func:`open_channel`; use it from the loop that
+    opened it."""
+    target = check_address(address)
+    interceptors: Any = None if token is None else [_AioUnaryToken(token), _AioStreamToken(token)]
+    if tls is None:
+        return grpc.aio.insecure_channel(target, list(options), interceptors=interceptors)
+    args = [*options, *tls.options()]
+    return grpc.aio.secure_channel(target, tls.credentials(), args, interceptors=interceptors)
+
+
+# The stubs type the interceptor bases as generics the runtime classes are not.
+_SyncUnary: Any = grpc.UnaryUnaryClientInterceptor
+_SyncStream: Any = grpc.UnaryStreamClientInterceptor
+_AioUnary: Any = grpc.aio.UnaryUnaryClientInterceptor
+_AioStream: Any = grpc.aio.UnaryStreamClientInterceptor
+
+
+class _Details(NamedTuple):
+    """``grpc.ClientCallDetails`` with the token added to its metadata."""
+
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: bool | None
+    compression: Any
+
+
+def _with_token(details: Any, value: str) -> _Details:
+    metadata = [*(details.metadata or ()), (AUTHORIZATION, value)]
+    return _Details(
+        details.method,
+        details.timeout,
+        metadata,
+        details.credentials,
+        details.wait_for_ready,
+        getattr(details, "compression", None),
+    )
+
+
+def _aio_with_token(details: Any, value: str) -> grpc.aio.ClientCallDetails:
+    metadata = grpc.aio.Metadata(*(details.metadata or ()), (AUTHORIZATION, value))
+    return grpc.aio.ClientCallDetails(
+        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+    )
+
+
+class _SyncToken(_SyncUnary, _SyncStream):  # type: ignore[misc]
+    def __init__(self, token: str) -> None:
+        self._value = bearer(token)
+
+    def intercept_unary_unary(
+        self, continuation: Callable[..., Any], details: Any, request: Any
+    ) -> Any:
+        return continuation(_with_token(details, self._value), request)
+
+    def intercept_unary_stream(
+        self, continuation: Callable[..., Any], details: Any, request: Any
+    ) -> Any:
+        return continuation(_with_token(details, self._value), request)
+
+
+class _AioUnaryToken(_AioUnary):  # type: ignore[misc]
+    def __init__(self, token: str) -> None:
+        self._value = bearer(token)
+
+    async def intercept_unary_unary(
+        self, continuation: Callable[..., Any], details: Any, request: Any
+    ) -> Any:
+        return await continuation(_aio_with_token(details, self._value), request)
+
+
+class _AioStreamToken(_AioStream):  # type: ignore[misc]
+    def __init__(self, token: str) -> None:
+        self._value = bearer(token)
+
+    async def intercept_unary_stream(
+        self, continuation: Callable[..., Any], details: Any, request: Any
+    ) -> Any:
+        return await continuation(_aio_with_token(details, self._value), request)
 
 
 def describe_error(error: BaseException) -> str:
