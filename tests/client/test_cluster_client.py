@@ -73,8 +73,9 @@ def test_a_new_assignment_arrives_by_the_long_poll_and_routes_the_next_reports(
         for key in KEYS:
             lim.allow(key)
         lim.flush()
+        # a report that timed out on the busy machine is resent: wait for it
+        eventually(lambda: members.members.services[1].admitted() == len(KEYS))
         assert members.members.services[0].admitted() == before
-        assert members.members.services[1].admitted() == len(KEYS)
         assert lim.ready
 
 
@@ -93,8 +94,10 @@ def test_a_dead_owners_hits_go_to_the_new_owner_none_lost(members: ThreadedMembe
         eventually(lambda: lim.ready)
         lim.flush()
         assert set(lim._channels) == {a}  # b left the assignment: its channel is closed
-    applied = sum(svc.admitted() for svc in members.members.services)
-    assert applied == admitted == 2 * len(KEYS)
+        assert admitted == 2 * len(KEYS)
+        # every hit reaches a (a report that timed out on a busy machine is resent)
+        eventually(lambda: sum(svc.admitted() for svc in members.members.services) >= admitted)
+    assert sum(svc.admitted() for svc in members.members.services) == admitted
 
 
 def test_the_given_address_may_go_away_once_the_cluster_is_known(
@@ -111,7 +114,7 @@ def test_the_given_address_may_go_away_once_the_cluster_is_known(
         for key in KEYS:
             lim.allow(key)
         lim.flush()
-    assert members.members.services[1].admitted() >= len(KEYS)
+        eventually(lambda: members.members.services[1].admitted() >= len(KEYS))
 
 
 def test_a_plain_server_is_a_single_owner(report_server: ReportServer) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ratekeeper.client.machine import LimiterMachine, Outbound
+from ratekeeper.client.machine import LimiterMachine, LimiterOptions, Outbound
 from ratekeeper.core.keys import canonical_bytes, key_hash
 from ratekeeper.core.slices import Assignment, Generation, even_split
 from ratekeeper.proto.assignment import update_to_wire
@@ -121,6 +121,56 @@ def test_a_dead_owners_counts_go_to_the_new_owner_once_the_assignment_changes(
     assert m.stats.rerouted == len(on_b)
     assert "b:1" not in m.health.servers
     assert m.ready
+
+
+def test_in_a_cluster_a_dead_owners_backlog_waits_for_its_successor(clock: FakeClock) -> None:
+    """A single server's backlog is forgiven after a second; a member's is kept until the
+    assigner has had time to declare it dead, and then goes to the new owner."""
+    lim, m = sans_io(SEED, limit="1000/s", report_interval=0.1)
+    assert m.clerk.seen(even_split(["a:1", "b:1"], Generation(1, 1)))
+    on_b = [n for n in (f"user{i}" for i in range(100)) if owner(m.assignment, n) == "b:1"]
+    hits = 0
+    for _ in range(30):  # b dies: 3 s of failed reports, more than a single server is given
+        for name in on_b:
+            hits += lim.allow(name)
+        for out in m.collect(clock()):
+            if out.address == "b:1":
+                m.failed(out.address, "UNAVAILABLE: b died", clock())
+            else:
+                m.answered(out.address, answer(out), clock())
+        clock.advance(0.1)
+    assert m.clerk.seen(even_split(["a:1"], Generation(1, 2)))  # the assigner moved b's slices
+    (to_a,) = cycle(m, clock())
+    assert to_a.address == "a:1"
+    assert sum(k.admitted for k in to_a.request.keys) == hits  # nothing forgiven, nothing lost
+    assert hits == 30 * len(on_b)
+
+
+def test_a_dead_owners_counts_sent_by_id_go_to_the_new_owner_too(clock: FakeClock) -> None:
+    """Compact reports name known keys by id; withdrawn, their counts go to the new owner."""
+    m = LimiterMachine(["a:1", "b:1"], LimiterOptions(limit="1000/s", compact_reports=True))
+    names = [f"user{i}" for i in range(60)]
+    on_b = [n for n in names if owner(m.assignment, n) == "b:1"]
+    for name in names:
+        m.decide(name, 1, clock())
+    cycle(m, clock())  # every key in full once: the servers know their ids
+    clock.advance(0.1)
+    for name in names:
+        m.decide(name, 2, clock())
+    outbound = m.collect(clock())
+    (to_b,) = [o for o in outbound if o.address == "b:1"]
+    assert list(to_b.request.known_admitted) == [2] * len(on_b)  # by id now
+    for out in outbound:
+        if out.address == "b:1":
+            m.failed(out.address, "UNAVAILABLE: b died", clock())
+        else:
+            m.answered(out.address, answer(out), clock())
+    assert m.clerk.seen(even_split(["a:1"], Generation(1, 1)))
+    clock.advance(0.1)
+    (to_a,) = [o for o in m.collect(clock()) if o.request.keys]
+    assert to_a.address == "a:1"
+    assert sum(k.admitted for k in to_a.request.keys) == 2 * len(on_b)  # in full: a never saw them
+    assert m.stats.rerouted == 2 * len(on_b)
 
 
 SERVERS = ("a:1", "b:1", "c:1", "d:1")

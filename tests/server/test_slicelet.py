@@ -80,8 +80,10 @@ async def join(tmp_path: Path) -> AsyncIterator[Join]:
     (tmp_path / "api.yaml").write_text(CONFIG)
     started: list[Replica] = []
 
-    async def start(address: str, **fields: Any) -> Replica:
-        settings = with_options(ServerSettings(), grpc_port=0, http_port=0, config=str(tmp_path))
+    async def start(address: str, grpc_port: int = 0, **fields: Any) -> Replica:
+        settings = with_options(
+            ServerSettings(), grpc_port=grpc_port, http_port=0, config=str(tmp_path)
+        )
         settings = dataclasses.replace(settings, cluster=cluster(address, **fields))
         replica = Replica(build(settings))
         await replica.start()
@@ -347,3 +349,15 @@ async def test_with_the_assigner_gone_members_answer_status_from_what_they_hold_
             await asyncio.sleep(0.2)
     async with running_assigner(dataclasses.replace(ASSIGNER, listen=address)) as second:
         await until(lambda: agreed(*members) == second.machine.current, timeout=10)
+
+
+async def test_members_told_to_join_each_other_refuse_to_relay_in_a_ring(
+    join: Join, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    a = await join(f"127.0.0.1:{port}")  # b, not started yet
+    b = await join(slicelet_of(a).address, grpc_port=port)
+    await asyncio.sleep(1.0)
+    assert slicelet_of(a).assignment is None
+    assert slicelet_of(b).assignment is None
+    assert any("without reaching an assigner" in r.getMessage() for r in caplog.records)

@@ -25,6 +25,7 @@ from ratekeeper.server.membership import (
     fallback_target,
 )
 from ratekeeper.server.slice_view import MIN_REPORTED_RATE, SliceView
+from ratekeeper.server.target_calls import beat_to_wire
 
 MS = NS_PER_SECOND // 1000
 ME = "10.0.0.1:8081"
@@ -396,3 +397,20 @@ def test_several_join_addresses_are_tried_in_turn_before_the_members() -> None:
     for _ in range(3):
         cycle.append(fallback_target(joins, cycle[-1], held, ME))
     assert cycle == ["a1:1", "a2:1", "b:1", "a1:1"]
+
+
+def test_a_beat_tells_owned_load_from_load_applied_elsewhere() -> None:
+    m = Membership(SliceView(ME, window_ns=1), TIMING, 0)
+    m.due(0)
+    m.answered(0, TWO)
+    m.view.charge(0, 10)  # owned
+    m.view.charge(HALF, 4)  # misdirected: the other member's half
+    beat = m.due(m.next_at)
+    assert beat is not None
+    assert beat.load == ((Slice(0, HALF), 10.0),)
+    assert beat.elsewhere == ((Slice(HALF, HASH_SPACE), 4.0),)
+    wire = beat_to_wire(beat, ME, "i-1")
+    assert [(e.low, e.high, e.load, e.elsewhere) for e in wire.load] == [
+        (0, HALF, 10.0, False),
+        (HALF, 0, 4.0, True),
+    ]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from ratekeeper.errors import ConfigError
+from ratekeeper.server.member_lifecycle import advertised
 from ratekeeper.server.options import from_sources
 from ratekeeper.server.settings import ClusterSettings, ListenerSettings
-from ratekeeper.server.slicelet import advertised
 
 
 def test_join_may_list_several_addresses_tried_in_turn() -> None:

@@ -60,6 +60,11 @@ BACKOFF_NS = 50_000_000
 MAX_BACKOFF_NS = 2 * NS_PER_SECOND
 #: Least time between two Watches that brought nothing (a server answering at once).
 IDLE_GAP_NS = 100_000_000
+#: Seconds of failed reports after which a server's backlog is forgiven (``ReportBook``): one
+#: for a single server; in a cluster longer than an assigner takes to declare a member dead (3 s
+#: by default) and tell its clients, so a dead owner's counts go to its successor instead.
+SINGLE_BACKLOG_S = 1.0
+CLUSTER_BACKLOG_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +126,11 @@ class Clerk:
     def known(self) -> bool:
         """Whether the assignment is decided: static, learned, or the single-server fallback."""
         return self._learned
+
+    @property
+    def backlog_s(self) -> float:
+        """How long a failing server's unanswered counts are kept for it (see the constants)."""
+        return CLUSTER_BACKLOG_S if self.stats.mode == "cluster" else SINGLE_BACKLOG_S
 
     @property
     def assignment(self) -> Assignment:

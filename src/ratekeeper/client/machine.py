@@ -139,9 +139,8 @@ class LimiterMachine:
         self._policies = Policies(o.domain, o.limit, o.policies)
         self._max_keys = o.max_keys
         self._max_per_report = o.max_keys_per_report
-        self._book = ReportBook(
-            self.client_id, max(1, math.ceil(1.0 / o.report_interval)), o.compact_reports
-        )
+        # the backlog horizon is set each cycle from the clerk's (one server or a cluster)
+        self._book = ReportBook(self.client_id, 1, o.compact_reports)
         self._retired: list[KeyState] = []
         self._in_flight: dict[str, PendingReport] = {}
         self._sent_at: dict[str, int] = {}
@@ -311,16 +310,17 @@ class LimiterMachine:
         """The unanswered reports of servers that left the assignment go, their counts back to
         their keys, so this cycle routes them to the new owners (none is lost). Checked every
         cycle: a report sent by the previous assignment may fail after the adoption."""
+        self._book.hold_for(math.ceil(self.clerk.backlog_s * NS_PER_SECOND / self.interval_ns))
         withdrawn = self._book.withdraw(table.servers)
         live: set[int] = set()
         if withdrawn:
             with self.lock:
                 live = {id(st) for st in self.states.values()}
         for report in withdrawn:
-            for st, entry in zip(report.states, report.request.keys, strict=False):
-                st.unsent_admitted += entry.admitted
-                st.unsent_rejected += entry.rejected
-                self.stats.rerouted += entry.admitted + entry.rejected
+            for st, admitted, rejected in report.counts():
+                st.unsent_admitted += admitted
+                st.unsent_rejected += rejected
+                self.stats.rerouted += admitted + rejected
                 if id(st) not in live:
                     self._retired.append(st)  # pruned meanwhile: drained with the retired
         for gone in [a for a in self.health.servers if a not in table.servers]:

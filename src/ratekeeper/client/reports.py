@@ -17,6 +17,7 @@ in order, so one report per server is in flight at a time.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ratekeeper.client.interned import ServerKeys, add_key, apply_answer
@@ -60,6 +61,14 @@ class PendingReport:
     def add(self, st: KeyState, admitted: int, rejected: int) -> None:
         """Report ``st``'s counts: by id if the server knows the key, else in full."""
         add_key(self.keys, self.request, self.states, self.known, st, admitted, rejected)
+
+    def counts(self) -> Iterator[tuple[KeyState, int, int]]:
+        """Every reported state with the admitted and rejected hits the report carries for it
+        (in full or by id)."""
+        for st, entry in zip(self.states, self.request.keys, strict=False):
+            yield st, entry.admitted, entry.rejected
+        request = self.request
+        yield from zip(self.known, request.known_admitted, request.known_rejected, strict=False)
 
     def apply(self, answer: pb.ReportResponse, now: int) -> None:
         """Apply the server's ``answer`` to the reported states; durations from ``now``."""
@@ -125,6 +134,10 @@ class ReportBook:
         for address in gone:
             self._streaks.pop(address, None)
         return [self.unanswered.pop(address) for address in gone]
+
+    def hold_for(self, retry_cycles: int) -> None:
+        """Forgive a server's backlog only after ``retry_cycles`` failed reports in a row."""
+        self._retry_cycles = retry_cycles
 
     def take_forgiven(self) -> set[str]:
         """The servers to forgive this cycle (each once)."""

@@ -29,8 +29,7 @@ import grpc
 from aiohttp import web
 from grpc_health.v1 import health_pb2_grpc
 
-from ratekeeper.assigner.machine import AssignerMachine
-from ratekeeper.assigner.server import AssignerService, new_incarnation
+from ratekeeper.assigner.server import AssignerService
 from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.backends.redis import RedisStore
 from ratekeeper.backends.store import Store
@@ -51,6 +50,7 @@ from ratekeeper.server.forwarding import (
 from ratekeeper.server.handoff import attach_handoff
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.http import HttpEndpoints, build_app
+from ratekeeper.server.member_lifecycle import MemberLifecycle, advertised, embedded_assigner
 from ratekeeper.server.member_service import MemberService
 from ratekeeper.server.metrics import Metrics
 from ratekeeper.server.reload import ConfigWatcher, file_signature
@@ -59,12 +59,11 @@ from ratekeeper.server.rlqs_servicer import RlqsServicer, add_rlqs_servicer
 from ratekeeper.server.rls_servicer import add_rls_servicer, rls_servicer
 from ratekeeper.server.settings import (
     AlgorithmMode,
-    ClusterSettings,
     ListenerSettings,
     ServerSettings,
     StoreSettings,
 )
-from ratekeeper.server.slicelet import Slicelet, advertised
+from ratekeeper.server.slicelet import Slicelet
 
 __all__ = ["SERVICES", "STORES", "Components", "Replica", "run"]
 
@@ -245,13 +244,6 @@ def build(
     )  # fmt: skip
 
 
-def embedded_assigner(cluster: ClusterSettings) -> AssignerService:
-    """The assigner a server embeds; its address is set once the gRPC port is bound."""
-    clock = time.monotonic_ns
-    machine = AssignerMachine(cluster.assigner.machine(), new_incarnation(), clock())
-    return AssignerService(machine, cluster.assigner, address="", clock=clock)
-
-
 def _grpc_options(settings: ListenerSettings) -> list[tuple[str, int]]:
     # Without SO_REUSEPORT a second server on the same port fails to start instead of
     # silently sharing the port (and splitting the counters) with the first.
@@ -298,7 +290,8 @@ class Replica:
         self.grpc_port = 0
         self.http_port = 0
         self._grpc = grpc.aio.server(options=_grpc_options(components.settings.listeners))
-        self._assigner_timer: asyncio.Task[None] | None = None
+        c = components
+        self._member = MemberLifecycle(c.slicelet, c.assigner) if c.slicelet else None
         for register in SERVICES:
             register(self._grpc, components)
         c = components
@@ -322,35 +315,21 @@ class Replica:
         await site.start()
         self.http_port = self._http.addresses[0][1]
         await self.components.health.config_loaded()
-        slicelet, assigner = self.components.slicelet, self.components.assigner
-        if slicelet is not None:
-            address = advertised(self.components.settings.cluster, settings, self.grpc_port)
-            if assigner is not None:
-                assigner.address = address
-                self._assigner_timer = asyncio.create_task(assigner.run(), name="assigner")
-            await slicelet.start(address)
-            slicelet.serving()
+        if self._member is not None:
+            cluster = self.components.settings.cluster
+            await self._member.start(advertised(cluster, settings, self.grpc_port))
 
     async def stop(self, grace: float) -> None:
         """NOT_SERVING, stop accepting, let in-flight calls finish within ``grace`` seconds.
 
         A cluster member first drains: its slices move away (and are handed off) while it
         still serves, bounded by ``cluster.drain_timeout_s``."""
-        slicelet = self.components.slicelet
-        if slicelet is not None and self.grpc_port:
-            await slicelet.drain()
-            slicelet.release_watchers()
+        if self._member is not None:
+            await self._member.leave()
         await self.components.health.shutting_down()
-        assigner = self.components.assigner
-        if assigner is not None:
-            assigner.close()  # held Watch calls answer now, so the stop below is quick
         await self._grpc.stop(grace)
-        if slicelet is not None:
-            await slicelet.stop()
-        if self._assigner_timer is not None:
-            self._assigner_timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._assigner_timer
+        if self._member is not None:
+            await self._member.stop()
         await self._http.cleanup()
         if self.components.forwarder is not None:
             await self.components.forwarder.close()

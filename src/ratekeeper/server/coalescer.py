@@ -6,7 +6,8 @@ request waits for nothing); requests that arrive while every slot is busy wait, 
 free slot carries all of them in one batched call. The busier the owner, the bigger the
 batches, so the per-call cost of gRPC is shared out exactly when it would queue requests.
 
-Errors: whatever the send raises reaches every request it carried. Event loop only.
+Errors: whatever the send raises reaches every request it carried; :meth:`Coalescer.cancel`
+fails the requests in flight with :class:`ConnectionError`. Event loop only.
 """
 
 from __future__ import annotations
@@ -105,6 +106,10 @@ class Coalescer:
                 self._schedule(asyncio.get_running_loop())
 
     def cancel(self) -> None:
-        """Cancel the calls being sent (their requests fail with ``CancelledError``)."""
-        for task in list(self._sending):
+        """Cancel the calls being sent: their requests fail with :class:`ConnectionError`
+        (the owner is gone), not with the cancellation of the callers themselves."""
+        for task, batch in list(self._sending.items()):
+            for waiting in batch.waiting:
+                if not waiting.done():
+                    waiting.set_exception(ConnectionError("the calls to this owner were cancelled"))
             task.cancel()

@@ -159,7 +159,10 @@ class GrpcForwarder:
             if coalescer is None:
                 self._open(owner)
                 coalescer = self.coalescers[owner]
-            raw = await coalescer.call(request)
+            try:
+                raw = await coalescer.call(request)
+            except ConnectionError as exc:  # its channel closed under it (the owner left)
+                raise ForwardError(f"{owner}: {exc}") from None
         else:
             raw = await self._call(owner, request)
         try:

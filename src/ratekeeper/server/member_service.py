@@ -27,7 +27,8 @@ from ratekeeper.proto.assignment import assignment_to_wire, generation_from_wire
 from ratekeeper.proto.cluster import assigner_handler
 from ratekeeper.proto.ratekeeper.v1 import cluster_pb2 as pb
 from ratekeeper.server.membership import State
-from ratekeeper.server.slicelet import RELAY_HOPS, Slicelet
+from ratekeeper.server.slicelet import Slicelet
+from ratekeeper.server.target_calls import RELAY_HOPS
 from ratekeeper.transport.channels import describe_error
 
 __all__ = ["MAX_HOPS", "MAX_WAIT_S", "MemberService"]

@@ -95,8 +95,10 @@ class Beat:
     state: State
     #: The generation it holds (``None``: none, or it wants the whole assignment).
     known: Generation | None
-    #: Hits per second of each owned slice since the previous beat.
+    #: Hits per second of each owned slice (averaged, :meth:`SliceView.take_load`).
     load: tuple[SliceLoad, ...]
+    #: The same of slices it does not own but applied hits on (misdirected).
+    elsewhere: tuple[SliceLoad, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +168,10 @@ class Membership:
         self._in_flight = True
         self._urgent = False
         known = None if self._want_whole else self.view.generation
-        return Beat(self.state, known, self.view.take_load(now))
+        load = self.view.take_load(now)
+        owned = tuple(entry for entry in load if self.view.owns(entry[0].low))
+        elsewhere = tuple(entry for entry in load if not self.view.owns(entry[0].low))
+        return Beat(self.state, known, owned, elsewhere)
 
     def answered(self, now: int, update: Update | None, interval_ns: int = 0) -> Change | None:
         """The beat sent last was answered with ``update`` (and the assigner's interval, 0:

@@ -24,70 +24,47 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import grpc
 import grpc.aio
 
-from ratekeeper.assigner.wire import state_to_wire
 from ratekeeper.core.assignment_diff import Update
 from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.core.slices import Assignment, Generation
 from ratekeeper.proto.assignment import (
     generation_to_wire,
-    high_to_wire,
     update_from_wire,
 )
 from ratekeeper.proto.cluster import AssignerCallsAio
 from ratekeeper.proto.ratekeeper.v1 import cluster_pb2 as pb
 from ratekeeper.server.membership import (
-    Beat,
     Change,
     Event,
     Membership,
-    MembershipTiming,
     State,
     fallback_target,
 )
-from ratekeeper.server.settings import ClusterSettings, ListenerSettings
+from ratekeeper.server.settings import ClusterSettings
 from ratekeeper.server.slice_view import SliceView
-from ratekeeper.transport.channels import describe_error, open_aio_channel
+from ratekeeper.server.target_calls import (
+    RELAY_HOPS,
+    beat_to_wire,
+    ns,
+    outliving_swaps,
+    timing,
+)
+from ratekeeper.transport.channels import ChannelOption, describe_error, open_aio_channel
 
-__all__ = ["RELAY_HOPS", "AssignmentListener", "Slicelet", "advertised"]
+__all__ = ["AssignmentListener", "Connect", "Slicelet"]
 
 log = logging.getLogger(__name__)
 
-Reply = TypeVar("Reply")
-
-#: Call metadata counting how many members a heartbeat was relayed through.
-RELAY_HOPS = "x-ratekeeper-relay-hops"
-
-
-class ChannelSwapped(grpc.RpcError):
-    """A call cut short because heartbeats moved to another target and its channel closed."""
-
-    def code(self) -> grpc.StatusCode:
-        return grpc.StatusCode.UNAVAILABLE
-
-    def details(self) -> str:
-        return "cut short: heartbeats moved to another target"
-
-
-async def _outliving_swaps(call: Awaitable[Reply]) -> Reply:
-    """``await call``, with the cancellation a closing channel inflicts on its calls raised as
-    :class:`ChannelSwapped` (a ``grpc.RpcError``), so callers retry instead of dying; the
-    cancellation of the awaiting task itself still propagates."""
-    try:
-        return await call
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
-        raise ChannelSwapped() from None
+#: Opens an asyncio channel to a target with these options (:func:`open_aio_channel`'s shape).
+Connect = Callable[[str, Sequence[ChannelOption]], grpc.aio.Channel]
 
 
 class AssignmentListener(Protocol):
@@ -97,47 +74,6 @@ class AssignmentListener(Protocol):
         """The member now holds ``after`` (the gate already counts by it); ``before`` is the
         one it held (``None``: the first). An exception is logged and the next listener told."""
         ...
-
-
-def _ns(seconds: float) -> int:
-    return round(seconds * NS_PER_SECOND)
-
-
-def timing(settings: ClusterSettings) -> MembershipTiming:
-    """The machine's timing from the cluster settings."""
-    return MembershipTiming(
-        interval_ns=_ns(settings.heartbeat_interval_s),
-        retry_initial_ns=_ns(settings.retry_initial_s),
-        retry_max_ns=_ns(settings.retry_max_s),
-    )
-
-
-def beat_to_wire(beat: Beat, address: str, incarnation_id: str) -> pb.HeartbeatRequest:
-    """The wire form of a heartbeat."""
-    request = pb.HeartbeatRequest(
-        address=address,
-        state=state_to_wire(beat.state),
-        incarnation_id=incarnation_id,
-        load=[
-            pb.SliceLoad(low=p.low, high=high_to_wire(p.high), load=rate) for p, rate in beat.load
-        ],
-    )
-    if beat.known is not None:
-        request.known.CopyFrom(generation_to_wire(beat.known))
-    return request
-
-
-def advertised(cluster: ClusterSettings, listeners: ListenerSettings, grpc_port: int) -> str:
-    """This member's address in assignments: the configured one, else where gRPC listens (a
-    wildcard host is replaced by this machine's name, which other machines can resolve)."""
-    if cluster.advertise:
-        return cluster.advertise
-    host = listeners.host
-    if host in ("", "0.0.0.0", "::", "[::]"):
-        host = socket.gethostname()
-    elif ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return f"{host}:{grpc_port}"
 
 
 class Slicelet:
@@ -150,12 +86,15 @@ class Slicelet:
         target: str = "",
         clock: Callable[[], int] = time.monotonic_ns,
         incarnation_id: str = "",
+        connect: Connect = open_aio_channel,
     ) -> None:
         """``target``: where heartbeats and Watch go (default ``settings.join``'s addresses, in
-        turn; an embedded assigner's member targets its own address, given at :meth:`start`)."""
+        turn; an embedded assigner's member targets its own address, given at :meth:`start`);
+        ``connect`` opens the channel to a target (the transport seam: the process's TLS and
+        token go there)."""
         self.settings = settings
         #: The held assignment: the gate's ownership.
-        self.view = SliceView(settings.advertise, window_ns=_ns(settings.load_window_s))
+        self.view = SliceView(settings.advertise, window_ns=ns(settings.load_window_s))
         #: Unique per process start.
         self.incarnation_id = incarnation_id or uuid.uuid4().hex
         self._joins = (target,) if target else settings.join_targets
@@ -164,6 +103,7 @@ class Slicelet:
         #: Channels of earlier targets, closing once their calls had time to finish.
         self._closing_channels: set[asyncio.Task[None]] = set()
         self._clock = clock
+        self._connect = connect
         self._machine = Membership(self.view, timing(settings), clock())
         self._listeners: list[AssignmentListener] = []
         self._changes: asyncio.Queue[Change] = asyncio.Queue()
@@ -222,7 +162,7 @@ class Slicelet:
     async def relay(self, request: pb.HeartbeatRequest, hops: int) -> pb.HeartbeatResponse:
         """Send another member's heartbeat on to the target; raises ``grpc.RpcError``."""
         calls = self._require_calls()
-        return await _outliving_swaps(
+        return await outliving_swaps(
             calls.heartbeat(
                 request,
                 timeout=self.settings.heartbeat_timeout_s,
@@ -234,7 +174,7 @@ class Slicelet:
         """The target's Status; raises ``grpc.RpcError``."""
         calls = self._require_calls()
         timeout = self.settings.heartbeat_timeout_s
-        return await _outliving_swaps(calls.status(pb.StatusRequest(), timeout=timeout))
+        return await outliving_swaps(calls.status(pb.StatusRequest(), timeout=timeout))
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -245,7 +185,7 @@ class Slicelet:
         if not self._joins:  # the member embedding the assigner: its own port
             self._joins = (self.view.address,)
             self._target = self.view.address
-        self._channel = open_aio_channel(self._target)
+        self._channel = self._open(self._target)
         self._calls = AssignerCallsAio(self._channel)
         self._tasks = [
             asyncio.create_task(self._heartbeats(), name="slicelet-heartbeats"),
@@ -357,13 +297,26 @@ class Slicelet:
         held = self.view.assignment
         return {*self._joins, *(held.servers - {self.address} if held is not None else ())}
 
+    def _open(self, target: str) -> grpc.aio.Channel:
+        # gRPC's own reconnect backoff (1 s, then x1.6) would keep a restarted assigner
+        # unreachable for longer than the member's retries; it follows them instead
+        retry = timing(self.settings)
+        return self._connect(
+            target,
+            [
+                ("grpc.initial_reconnect_backoff_ms", retry.retry_initial_ns // 1_000_000),
+                ("grpc.min_reconnect_backoff_ms", retry.retry_initial_ns // 1_000_000),
+                ("grpc.max_reconnect_backoff_ms", retry.retry_max_ns // 1_000_000),
+            ],
+        )
+
     async def _retarget(self, target: str) -> None:
         """Send heartbeats and Watch to ``target`` from now on."""
         if target == self._target:
             return
         log.debug("heartbeats to %s failed; trying %s", self._target, target)
         old, self._target = self._channel, target
-        self._channel = open_aio_channel(target)
+        self._channel = self._open(target)
         self._calls = AssignerCallsAio(self._channel)
         if old is not None:
             # relayed calls on the old channel get their timeout to finish; a Watch held on it
@@ -377,12 +330,12 @@ class Slicelet:
         wait_s = self.settings.watch_wait_s
         rest = timing(self.settings)
         while True:
-            request = pb.WatchRequest(wait_ns=_ns(wait_s), caller=self.view.address)
+            request = pb.WatchRequest(wait_ns=ns(wait_s), caller=self.view.address)
             known = self.view.generation
             if known is not None:
                 request.known.CopyFrom(generation_to_wire(known))
             try:
-                response = await _outliving_swaps(
+                response = await outliving_swaps(
                     self._require_calls().watch(
                         request, timeout=wait_s + self.settings.heartbeat_timeout_s
                     )
