@@ -78,9 +78,11 @@ class ColdRanges:
         self._lows: list[int] = []
         self._highs: list[int] = []
         self._since: list[int] = []
+        #: Whether any range is cold: a plain field, read before every lookup on the hot path.
+        self.any = False
 
     def __bool__(self) -> bool:
-        return bool(self._lows)
+        return self.any
 
     def __len__(self) -> int:
         return len(self._lows)
@@ -116,6 +118,7 @@ class ColdRanges:
             oldest = min(range(len(ranges)), key=lambda i: ranges[i][2])
             del ranges[oldest]
         ranges.sort()
+        self.any = bool(ranges)
         self._lows = [r[0] for r in ranges]
         self._highs = [r[1] for r in ranges]
         self._since = [r[2] for r in ranges]

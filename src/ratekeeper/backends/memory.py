@@ -246,12 +246,12 @@ class MemoryStore:
             value = shard.get(key)
             client = ""
             if value is not None:
-                since = self._cold.since(counter.key_hash) if self._cold else None
+                since = self._cold.since(counter.key_hash) if self._cold.any else None
                 state = merged(limit, strategy.unpack(*value[1]), state, since, now)
                 client = value[2]
             else:
                 remaining = strategy.hit(state, limit, now, 0).remaining
-                cold = self._cold and self._cold.since(counter.key_hash) is not None
+                cold = self._cold.any and self._cold.since(counter.key_hash) is not None
                 if _fresh(limit, state, now) and not cold:
                     continue  # a full counter says what a missing one does (unless cold)
                 if len(shard) >= self._shard_cap:
@@ -316,7 +316,7 @@ class MemoryStore:
 
     def _blank(self, key_hash: int, limit: Limit, now: int) -> State:
         """A new counter's state: full, or emptied when its range went cold (``start_empty``)."""
-        since = self._cold.since(key_hash) if self._cold else None
+        since = self._cold.since(key_hash) if self._cold.any else None
         if since is None:
             state: State = STRATEGIES[limit.algorithm].new(limit, now)
             return state
