@@ -97,7 +97,7 @@ def test_the_public_surface_is_the_documented_api() -> None:
     """No state-machine methods on the Limiter: it holds its machine."""
     documented = {
         "acquire", "allow", "client_id", "close", "flush", "limit", "ready",
-        "register_metrics", "servers", "start", "stats",
+        "register_metrics", "servers", "start", "stats", "wait_ready",
     }  # fmt: skip
     assert {n for n in dir(Limiter) if not n.startswith("_")} == documented
     assert {n for n in dir(ratekeeper.aio.Limiter) if not n.startswith("_")} == documented

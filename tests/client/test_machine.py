@@ -374,6 +374,8 @@ def test_failing_servers_are_logged_rate_limited_and_named(
     for out in m.collect(clock()):
         m.answered(out.address, answer(0), clock())
     assert any("answers again" in r.getMessage() for r in caplog.records)
+    assert not m.ready  # one address: ready once its Watch decides the assignment
+    m.clerk.watch_failed("10.0.0.9:8081", "UNIMPLEMENTED: no cluster", clock(), unimplemented=True)
     assert m.ready
 
 

@@ -128,7 +128,9 @@ class OwnsNothing:
         return False
 
 
-async def test_counters_this_replica_does_not_own_are_refused_at_the_gate() -> None:
-    d = Decider(StoreGate(MemoryStore(), OwnsNothing()))
-    with pytest.raises(RequestError, match="not owned here"):
-        await d.ask(request())
+async def test_counters_this_replica_does_not_own_are_applied_and_counted_at_the_gate() -> None:
+    stats = MemoryStats()
+    d = Decider(StoreGate(MemoryStore(), OwnsNothing(), stats))
+    codes = [(await d.ask(request())).overall_code for _ in range(3)]
+    assert codes == [OK, OK, OVER]  # counted as if owned: requests must flow
+    assert stats.events[Event.MISDIRECTED_KEY] == 3

@@ -5,7 +5,9 @@ nothing to await), same cycle; the reporter is a task on the running loop that o
 (``grpc.aio``, all servers' reports in flight at once) and sleeping.
 
 The task starts when the limiter is built inside a running loop, or at ``async with`` /
-:meth:`Limiter.start` otherwise; :meth:`Limiter.close` sends the last counts.
+:meth:`Limiter.start` otherwise; :meth:`Limiter.close` sends the last counts. A second task
+makes the ``Watch`` calls the machine's :class:`~ratekeeper.client.clerk.Clerk` asks for, over the
+same channel per server.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import grpc.aio
 from ratekeeper.client.base import BaseLimiter
 from ratekeeper.client.machine import Outbound
 from ratekeeper.core.limits import NS_PER_SECOND
+from ratekeeper.proto.cluster import AssignerCallsAio, aio_assigner_calls
 from ratekeeper.proto.report import ReportCallAio, aio_report_call
 from ratekeeper.transport.channels import describe_error, open_aio_channel
 
@@ -34,18 +37,33 @@ class Limiter(BaseLimiter):
     """A batch-reporting rate limiter for asyncio; the arguments are ``ratekeeper.Limiter``'s."""
 
     def _start(self) -> None:
-        self._channels: dict[str, tuple[grpc.aio.Channel, ReportCallAio]] = {}
+        self._channels: dict[str, tuple[grpc.aio.Channel, ReportCallAio, AssignerCallsAio]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._cycle_lock = asyncio.Lock()
         self._closed = False
         with contextlib.suppress(RuntimeError):  # no running loop: start() later
             asyncio.get_running_loop()
-            self._task = asyncio.create_task(self._run(), name="ratekeeper-reporter")
+            self._spawn()
 
     async def start(self) -> None:
         """Start reporting on the running loop (done already if built inside one)."""
         if self._task is None and not self._closed:
-            self._task = asyncio.create_task(self._run(), name="ratekeeper-reporter")
+            self._spawn()
+
+    def _spawn(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ratekeeper-reporter")
+        self._watcher = asyncio.create_task(self._watch(), name="ratekeeper-watch")
+
+    async def wait_ready(self, timeout: float) -> bool:
+        """Wait until :attr:`ready` (at most ``timeout`` seconds); whether it is."""
+        deadline = time.monotonic() + timeout
+        while not self.ready and not self._closed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            await asyncio.sleep(min(left, 0.005))
+        return self.ready
 
     async def _run(self) -> None:
         machine = self._machine
@@ -60,6 +78,28 @@ class Limiter(BaseLimiter):
             except Exception:  # a bug must not end reporting: decisions would go stale
                 log.exception("report cycle failed; the next one runs as scheduled")
 
+    async def _watch(self) -> None:
+        clerk = self._machine.clerk
+        while True:
+            now = time.monotonic_ns()
+            call = clerk.next_watch(now)
+            if call is None:
+                return
+            await asyncio.sleep(max(0, call.at - now) / NS_PER_SECOND)
+            try:
+                response = await self._peer(call.address)[2].watch(
+                    call.request, timeout=call.timeout
+                )
+            except grpc.aio.AioRpcError as exc:
+                unimplemented = exc.code() == grpc.StatusCode.UNIMPLEMENTED
+                clerk.watch_failed(call.address, describe_error(exc), time.monotonic_ns(),
+                                   unimplemented)  # fmt: skip
+            except Exception:  # a bug must not end watching: the assignment would go stale
+                log.exception("assignment watch failed; retrying")
+                clerk.watch_failed(call.address, "internal error", time.monotonic_ns())
+            else:
+                clerk.watched(call.address, response, time.monotonic_ns())
+
     async def flush(self) -> None:
         """Report now and apply the answers."""
         async with self._cycle_lock:
@@ -69,40 +109,47 @@ class Limiter(BaseLimiter):
         machine = self._machine
         outbound = machine.collect(time.monotonic_ns())
         await asyncio.gather(*(self._send(out) for out in outbound))
-        for address in set(self._channels) - machine.assignment.servers:
+        wanted = {*machine.assignment.servers, machine.clerk.watching}
+        for address in set(self._channels) - wanted:
             await self._channels.pop(address)[0].close(None)
 
     async def _send(self, out: Outbound) -> None:
         machine = self._machine
         try:
-            answer = await self._call(out.address)(out.request, timeout=machine.timeout)
+            answer = await self._peer(out.address)[1](out.request, timeout=machine.timeout)
         except grpc.aio.AioRpcError as exc:
             machine.failed(out.address, describe_error(exc), time.monotonic_ns())
         else:
             machine.answered(out.address, answer, time.monotonic_ns())
 
-    def _call(self, address: str) -> ReportCallAio:
+    def _peer(self, address: str) -> tuple[grpc.aio.Channel, ReportCallAio, AssignerCallsAio]:
+        """The one channel to ``address`` and its calls (opened on first use)."""
         entry = self._channels.get(address)
         if entry is None:
             channel = open_aio_channel(address)
-            entry = self._channels[address] = (channel, aio_report_call(channel))
-        return entry[1]
+            entry = (channel, aio_report_call(channel), aio_assigner_calls(channel))
+            self._channels[address] = entry
+        return entry
 
     async def close(self) -> None:
         """Stop the reporter, send the last counts, release the channels. Idempotent."""
         if self._closed:
             return
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
+        self._machine.clerk.close()
+        tasks = [task for task in (self._task, self._watcher) if task is not None]
+        async with self._cycle_lock:  # a cycle in flight finishes: its answers are applied
+            for task in tasks:
+                task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
         machine = self._machine
         machine.close()
         async with self._cycle_lock:
             while machine.due(time.monotonic_ns()) is not None:
                 await self._cycle()
-        for channel, _call in self._channels.values():
+        for channel, _report, _assigner in self._channels.values():
             await channel.close(None)
         self._channels.clear()
         self._unregister_metrics()

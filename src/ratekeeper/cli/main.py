@@ -28,6 +28,8 @@ SUBCOMMANDS: tuple[str, ...] = (
     "ratekeeper.cli.serve",
     "ratekeeper.cli.sidecar",
     "ratekeeper.cli.bench",
+    "ratekeeper.cli.assigner",
+    "ratekeeper.cli.cluster",
 )
 
 

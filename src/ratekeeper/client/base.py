@@ -139,16 +139,24 @@ class BaseLimiter:
     def stats(self) -> LimiterStats:
         """Counts about this limiter: reports answered and failed, keys tracked, instructions
         in force, hits admitted while failing open (see :class:`LimiterStats`)."""
-        stats = self._machine.stats
+        machine = self._machine
+        stats = machine.stats
         stats.tracked = len(self._states)
+        table = machine.clerk.table
+        stats.owners = len(table.servers)
+        stats.generation = (table.generation.incarnation, table.generation.number)
         return stats
 
     @property
     def ready(self) -> bool:
-        """Every server has answered and none is failing repeatedly.
+        """The assignment is known, every server of it has answered and none is failing
+        repeatedly.
 
-        ``False`` means some keys are decided by the local limiter only (failing open): fine
-        for a moment, but a readiness probe should see it.
+        Given one address, the assignment is known once that address answered a ``Watch`` (a
+        cluster member), or refused it as ``UNIMPLEMENTED`` (a single server: it owns every
+        key); given several addresses or an assignment, at once. ``False`` means some keys are
+        decided by the local limiter only (failing open): fine for a moment, but a readiness
+        probe should see it. ``wait_ready(timeout)`` waits for it.
         """
         return self._machine.ready
 

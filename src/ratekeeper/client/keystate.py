@@ -107,8 +107,10 @@ class KeyState:
         "lanes",
         "limit",
         "limits",
+        "owner",
         "pace",
         "rejected",
+        "routed",
         "seen_admitted",
         "seen_rejected",
         "template",
@@ -141,6 +143,10 @@ class KeyState:
         #: Until when a server's instruction (a rejection period or a rate) is in force.
         self.instructed_until = 0
         self.key_hash = resolved.key_hash
+        #: The server this key's counts go to, as of routing-table version ``routed`` (-1:
+        #: not routed yet); written by the reporter (:func:`ratekeeper.client.routing.route`).
+        self.owner = ""
+        self.routed = -1
         #: The policy's limits, strictest window first; ``limit`` is the first (``None``: none).
         self.limits: tuple[Limit, ...] = ()
         self.limit: Limit | None = None

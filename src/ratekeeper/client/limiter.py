@@ -8,6 +8,11 @@ instructions until they expire (fail open, loudly: see ``ready``, ``stats`` and 
 
 The reporter holds a lock of its own while it runs a cycle (so ``flush()`` from another thread
 cannot interleave with it); the decision path never takes it.
+
+A second daemon thread keeps the assignment current: it makes the ``Watch`` calls the machine's
+:class:`~ratekeeper.client.clerk.Clerk` asks for (a long poll; none for a static assignment or a
+single server). Both threads share one channel per server (cached, closed once the server leaves
+the assignment and is not being watched).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import grpc
 
 from ratekeeper.client.base import BaseLimiter
 from ratekeeper.core.limits import NS_PER_SECOND
+from ratekeeper.proto.cluster import AssignerCalls, assigner_calls
+from ratekeeper.proto.ratekeeper.v1 import cluster_pb2 as cpb
 from ratekeeper.proto.report import ReportCall, report_call
 from ratekeeper.transport.channels import describe_error, open_channel
 
@@ -33,16 +40,29 @@ class Limiter(BaseLimiter):
     """A batch-reporting rate limiter; the arguments are :class:`BaseLimiter`'s."""
 
     def _start(self) -> None:
-        self._channels: dict[str, tuple[grpc.Channel, ReportCall]] = {}
+        self._channels: dict[str, tuple[grpc.Channel, ReportCall, AssignerCalls]] = {}
+        self._channels_lock = threading.Lock()
         self._cycle_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ratekeeper-reporter", daemon=True)
+        self._watcher = threading.Thread(target=self._watch, name="ratekeeper-watch", daemon=True)
+        self._watch_call: grpc.Future[cpb.WatchResponse] | None = None
         self.start()
 
     def start(self) -> None:
         """Start reporting (done already by the constructor; the asyncio twin needs a loop)."""
         if self._thread.ident is None:
             self._thread.start()
+            self._watcher.start()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Block until :attr:`ready` (at most ``timeout`` seconds); whether it is."""
+        deadline = time.monotonic() + timeout
+        while not self.ready:
+            left = deadline - time.monotonic()
+            if left <= 0 or self._stop.wait(min(left, 0.005)):
+                return self.ready
+        return True
 
     def _run(self) -> None:
         machine = self._machine
@@ -56,6 +76,31 @@ class Limiter(BaseLimiter):
             except Exception:  # a bug must not end reporting: decisions would go stale
                 log.exception("report cycle failed; the next one runs as scheduled")
 
+    def _watch(self) -> None:
+        clerk = self._machine.clerk
+        while True:
+            now = time.monotonic_ns()
+            call = clerk.next_watch(now)
+            if call is None or self._stop.wait(max(0, call.at - now) / NS_PER_SECOND):
+                return
+            future = self._peer(call.address)[2].watch.future(call.request, timeout=call.timeout)
+            self._watch_call = future
+            if self._stop.is_set():  # close() may have cancelled the previous call only
+                _cancel(future)
+            try:
+                response = future.result()
+            except grpc.FutureCancelledError:
+                return
+            except grpc.RpcError as exc:
+                unimplemented = exc.code() == grpc.StatusCode.UNIMPLEMENTED
+                clerk.watch_failed(call.address, describe_error(exc), time.monotonic_ns(),
+                                   unimplemented)  # fmt: skip
+            except Exception:  # a bug must not end watching: the assignment would go stale
+                log.exception("assignment watch failed; retrying")
+                clerk.watch_failed(call.address, "internal error", time.monotonic_ns())
+            else:
+                clerk.watched(call.address, response, time.monotonic_ns())
+
     def flush(self) -> None:
         """Report now, on the calling thread, and apply the answers."""
         with self._cycle_lock:
@@ -66,7 +111,7 @@ class Limiter(BaseLimiter):
         outbound = machine.collect(time.monotonic_ns())
         timeout = machine.timeout
         futures = [
-            (out.address, self._call(out.address).future(out.request, timeout=timeout))
+            (out.address, self._peer(out.address)[1].future(out.request, timeout=timeout))
             for out in outbound
         ]
         for address, future in futures:
@@ -76,31 +121,42 @@ class Limiter(BaseLimiter):
                 machine.failed(address, describe_error(exc), time.monotonic_ns())
             else:
                 machine.answered(address, answer, time.monotonic_ns())
-        for address in set(self._channels) - machine.assignment.servers:
-            self._channels.pop(address)[0].close()
+        wanted = {*machine.assignment.servers, machine.clerk.watching}
+        with self._channels_lock:
+            gone = [self._channels.pop(a)[0] for a in set(self._channels) - wanted]
+        for channel in gone:
+            channel.close()
 
-    def _call(self, address: str) -> ReportCall:
-        entry = self._channels.get(address)
-        if entry is None:
-            channel = open_channel(address)
-            entry = self._channels[address] = (channel, report_call(channel))
-        return entry[1]
+    def _peer(self, address: str) -> tuple[grpc.Channel, ReportCall, AssignerCalls]:
+        """The one channel to ``address`` and its calls (opened on first use)."""
+        with self._channels_lock:
+            entry = self._channels.get(address)
+            if entry is None:
+                channel = open_channel(address)
+                entry = (channel, report_call(channel), assigner_calls(channel))
+                self._channels[address] = entry
+            return entry
 
     def close(self) -> None:
         """Stop the reporter, send the last counts, release the channels. Idempotent."""
         if self._stop.is_set():
             return
         self._stop.set()
-        if self._thread is not threading.current_thread() and self._thread.ident is not None:
-            self._thread.join()
         machine = self._machine
+        machine.clerk.close()
+        if self._watch_call is not None:
+            _cancel(self._watch_call)
+        for thread in (self._thread, self._watcher):
+            if thread is not threading.current_thread() and thread.ident is not None:
+                thread.join()
         machine.close()
         with self._cycle_lock:
             while machine.due(time.monotonic_ns()) is not None:
                 self._cycle()
-        for channel, _call in self._channels.values():
+        with self._channels_lock:
+            channels, self._channels = list(self._channels.values()), {}
+        for channel, _report, _assigner in channels:
             channel.close()
-        self._channels.clear()
         self._unregister_metrics()
 
     def __enter__(self) -> Limiter:
@@ -113,3 +169,7 @@ class Limiter(BaseLimiter):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _cancel(future: grpc.Future[cpb.WatchResponse]) -> None:
+    future.cancel()

@@ -30,11 +30,13 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from ratekeeper.client.clerk import Clerk
 from ratekeeper.client.decide import Decision, decide
 from ratekeeper.client.health import Health
 from ratekeeper.client.keystate import KeyState, apply_instruction
 from ratekeeper.client.policy import Key, LimitsArg, Policies
 from ratekeeper.client.reports import PendingReport, ReportBook
+from ratekeeper.client.routing import RoutingTable, route
 from ratekeeper.client.servers import assignment_of, default_client_id
 from ratekeeper.client.wire import MAX_HOT_KEYS, hot_keys_from_wire, instructions_from_wire
 from ratekeeper.config import PolicyTree
@@ -77,6 +79,12 @@ class LimiterStats:
     untracked: int = 0
     #: Keys dropped because they were idle with no instruction in force.
     pruned: int = 0
+    #: Servers owning a slice of the assignment routed by, and its generation
+    #: ``(incarnation, number)``, as of the last look.
+    owners: int = 0
+    generation: tuple[int, int] = (0, 0)
+    #: Hits of unanswered reports re-sent to a new owner after their server left the assignment.
+    rerouted: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +113,11 @@ class LimiterMachine:
         o = options or LimiterOptions()
         if o.report_interval <= 0:
             raise ValueError("report_interval must be positive")
-        self.assignment = assignment_of(servers)
         self.client_id = o.client_id or default_client_id()
+        #: The assignment routed by, and how it is learned (one address: by Watch).
+        self.clerk = Clerk(
+            assignment_of(servers), discover=isinstance(servers, str), caller=self.client_id
+        )
         self.interval_ns = round(o.report_interval * NS_PER_SECOND)
         #: Seconds each report may take (default: half the interval, so a cycle never overruns).
         self.timeout = o.report_interval / 2 if o.timeout is None else o.timeout
@@ -163,9 +174,15 @@ class LimiterMachine:
         return decide(self.states.get(key) or self.track(key), now, hits)
 
     @property
+    def assignment(self) -> Assignment:
+        """The assignment reports are routed by now."""
+        return self.clerk.table.assignment
+
+    @property
     def ready(self) -> bool:
-        """Every server has answered and none is failing repeatedly."""
-        return self.health.ready(self.assignment.servers)
+        """The assignment is known and every server of it has answered, none failing
+        repeatedly."""
+        return self.clerk.known and self.health.ready(self.clerk.table.servers)
 
     # --- the cycle -----------------------------------------------------------------------------
 
@@ -196,6 +213,8 @@ class LimiterMachine:
         self._last_collect = now
         self._next_due = max((self._next_due or now) + self.interval_ns, now)
         self.stats.cycles += 1
+        table = self.clerk.table  # one assignment for the whole cycle, whoever adopts meanwhile
+        self._follow(table)
         if self._closed:
             self._closing_rounds += 1
             self._closing_held = bool(self._book.unanswered)
@@ -203,12 +222,12 @@ class LimiterMachine:
         forgiven = self._book.take_forgiven()
         retired, self._retired = self._retired, []
         for st in retired:
-            self._drain(fresh, st, forgiven, interval)
+            self._drain(fresh, table, st, forgiven, interval)
         # counts held back (an unanswered server, a full report) keep their state until sent
         self._retired.extend(st for st in retired if st.unsent_admitted or st.unsent_rejected)
-        self._sweep(fresh, forgiven, interval, now)
+        self._sweep(fresh, table, forgiven, interval, now)
         if not self._closed:
-            self._probe(fresh, interval, now)
+            self._probe(fresh, table, interval, now)
         resent, self._book.unanswered = self._book.unanswered, {}
         self._in_flight = {**resent, **fresh}
         for address in self._in_flight:
@@ -223,6 +242,8 @@ class LimiterMachine:
         self.stats.answered += 1
         self.health.answered(address, now)
         self._book.answered(address)
+        if answer.HasField("assignment"):  # the server holds a newer one: route by it
+            self.clerk.seen_wire(answer.assignment)
         instructions = instructions_from_wire(answer)
         for st, instruction in zip(report.states, instructions, strict=False):
             apply_instruction(st, instruction, now)
@@ -263,12 +284,13 @@ class LimiterMachine:
         self._book.failed(report)
 
     def close(self) -> None:
-        """Refuse further decisions; the next cycles still report every key's counts.
+        """Refuse further decisions and watches; the next cycles still report every key's counts.
 
         Every key becomes unknown, and an unknown key raises, so the decision path pays nothing.
         :meth:`due` then says when the last cycles run, and ``None`` once they have.
         """
         self._closed = True
+        self.clerk.close()
         with self.lock:
             states = list(self.states.values())
             self.states.clear()
@@ -276,8 +298,33 @@ class LimiterMachine:
 
     # --- the cycle's steps ---------------------------------------------------------------------
 
+    def _follow(self, table: RoutingTable) -> None:
+        """The unanswered reports of servers that left the assignment go, their counts back to
+        their keys, so this cycle routes them to the new owners (none is lost). Checked every
+        cycle: a report sent by the previous assignment may fail after the adoption."""
+        withdrawn = self._book.withdraw(table.servers)
+        live: set[int] = set()
+        if withdrawn:
+            with self.lock:
+                live = {id(st) for st in self.states.values()}
+        for report in withdrawn:
+            for st, entry in zip(report.states, report.request.keys, strict=False):
+                st.unsent_admitted += entry.admitted
+                st.unsent_rejected += entry.rejected
+                self.stats.rerouted += entry.admitted + entry.rejected
+                if id(st) not in live:
+                    self._retired.append(st)  # pruned meanwhile: drained with the retired
+        for gone in [a for a in self.health.servers if a not in table.servers]:
+            self.health.servers.pop(gone, None)
+            self._sent_at.pop(gone, None)
+
     def _sweep(
-        self, fresh: dict[str, PendingReport], forgiven: set[str], interval: int, now: int
+        self,
+        fresh: dict[str, PendingReport],
+        table: RoutingTable,
+        forgiven: set[str],
+        interval: int,
+        now: int,
     ) -> None:
         """Drain every tracked key, revert expired grants, count instructions, prune the idle."""
         with self.lock:
@@ -289,7 +336,7 @@ class LimiterMachine:
                 st.end_grant()
             if st.instructed_until > now:
                 in_force += 1
-            if not self._drain(fresh, st, forgiven, interval) and st.rested(now):
+            if not self._drain(fresh, table, st, forgiven, interval) and st.rested(now):
                 idle.append(key)
         self.stats.instructions = in_force
         if idle:
@@ -302,13 +349,18 @@ class LimiterMachine:
         self.stats.tracked = len(self.states)
 
     def _drain(
-        self, fresh: dict[str, PendingReport], st: KeyState, forgiven: set[str], interval: int
+        self,
+        fresh: dict[str, PendingReport],
+        table: RoutingTable,
+        st: KeyState,
+        forgiven: set[str],
+        interval: int,
     ) -> bool:
         """Move ``st``'s counts since its last report into its server's report; False if none."""
         admitted, rejected = st.drain()
         if not (admitted or rejected or st.unsent_admitted or st.unsent_rejected):
             return False
-        address = self.assignment.owner_of(st.key_hash)
+        address = route(table, st)
         if admitted and self.health.failing(address):
             self.stats.admitted_failing_open += admitted
         st.unsent_admitted += admitted
@@ -320,7 +372,7 @@ class LimiterMachine:
             return True
         report = fresh.get(address)
         if report is None:
-            report = fresh[address] = self._book.new(address, interval, self.assignment.generation)
+            report = fresh[address] = self._book.new(address, interval, table.generation)
         if len(report.states) >= self._max_per_report:
             return True  # carried over: its counts stay unsent until the next cycle
         entry = report.request.keys.add()
@@ -330,11 +382,13 @@ class LimiterMachine:
         report.states.append(st)
         return True
 
-    def _probe(self, fresh: dict[str, PendingReport], interval: int, now: int) -> None:
+    def _probe(
+        self, fresh: dict[str, PendingReport], table: RoutingTable, interval: int, now: int
+    ) -> None:
         """An empty report to each server not sent one for ``probe_ns`` (or ever)."""
-        for address in self.assignment.servers:
+        for address in table.servers:
             if address in fresh or address in self._book.unanswered:
                 continue
             sent = self._sent_at.get(address)
             if sent is None or now - sent >= self.probe_ns:
-                fresh[address] = self._book.new(address, interval, self.assignment.generation)
+                fresh[address] = self._book.new(address, interval, table.generation)

@@ -5,7 +5,10 @@ optional import for the client. One collector per limiter, labelled by its ``cli
 
 * ``ratekeeper_client_reports_total{server, result="answered"|"failed"}``;
 * ``ratekeeper_client_server_up{server}``: 1 while the server answers (0: failing open);
-* ``ratekeeper_client_ready``: 1 when every server answers;
+* ``ratekeeper_client_ready``: 1 when the assignment is known and every server of it answers;
+* ``ratekeeper_client_owners``, ``ratekeeper_client_assignment_generation``: servers owning a
+  slice of the assignment routed by, and its generation number;
+* ``ratekeeper_client_rerouted_total``: hits re-sent to a new owner after theirs left;
 * ``ratekeeper_client_keys_tracked``, ``ratekeeper_client_instructions_in_force``;
 * ``ratekeeper_client_admitted_failing_open_total``: hits decided only locally;
 * ``ratekeeper_client_untracked_total``, ``ratekeeper_client_pruned_total``,
@@ -80,7 +83,15 @@ class _Collector:
         yield reports
         yield up
         gauges = {
-            "ready": ("1 when every server answers", float(machine.ready)),
+            "ready": (
+                "1 when the assignment is known and its servers answer",
+                float(machine.ready),
+            ),
+            "owners": ("Servers owning a slice of the assignment", len(machine.assignment.servers)),
+            "assignment_generation": (
+                "Generation number of the assignment routed by",
+                machine.assignment.generation.number,
+            ),
             "keys_tracked": ("Keys tracked", float(len(machine.states))),
             "instructions_in_force": (
                 "Keys with a server instruction in force",
@@ -99,6 +110,7 @@ class _Collector:
             "untracked": ("Keys decided past max_keys, untracked", stats.untracked),
             "pruned": ("Idle keys dropped", stats.pruned),
             "cycles": ("Report cycles run", stats.cycles),
+            "rerouted": ("Hits re-sent to a new owner after theirs left", stats.rerouted),
         }
         for name, (doc, value) in counters.items():
             counter = CounterMetricFamily(prefix + name, doc, labels=["client"])

@@ -71,6 +71,14 @@ class ReportBook:
             self._streaks.pop(address, None)
             self.forgiven.add(address)
 
+    def withdraw(self, servers: frozenset[str]) -> list[PendingReport]:
+        """Stop resending the unanswered reports of servers not in ``servers`` (they left the
+        assignment) and return them, so their counts go to the new owners."""
+        gone = [address for address in self.unanswered if address not in servers]
+        for address in gone:
+            self._streaks.pop(address, None)
+        return [self.unanswered.pop(address) for address in gone]
+
     def take_forgiven(self) -> set[str]:
         """The servers to forgive this cycle (each once)."""
         forgiven, self.forgiven = self.forgiven, set()

@@ -1,22 +1,28 @@
 """The one place in front of the store where a replica checks that it owns what it counts.
 
 A cluster splits the 64-bit key-hash space into slices, each owned by one replica; a replica
-must count only the counters of its slices (another replica holds the rest). Every store call of
-the protocol logic goes through a :class:`StoreGate`, so that check lives here and nowhere else.
+should count only the counters of its slices (another replica holds the rest). Every store call
+of the protocol logic goes through a :class:`StoreGate`, so that check lives here and nowhere
+else. A counter that reached the wrong replica (a client or a forwarder routing by an older
+assignment) is still applied — requests must flow, and the sender learns the newer assignment
+from the answer — and counted as :attr:`~ratekeeper.protocol.stats.Event.MISDIRECTED_KEY`.
+
 A single server owns the :class:`WholeSpace`: its gate hands out the store's own methods, so the
-check costs nothing on the hot path until there is something to check.
+check costs nothing on the hot path until there is something to check. A cluster member's
+ownership is a :class:`MeteredOwnership`: the gate also tells it how many hits each counter took,
+which is the per-slice load the member reports to the assigner.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ratekeeper.backends.store import Hit, Store
 from ratekeeper.core.outcome import Outcome
-from ratekeeper.errors import RequestError
+from ratekeeper.protocol.stats import Event, MemoryStats, StatsSink
 
-__all__ = ["WHOLE_SPACE", "Ownership", "StoreCall", "StoreGate", "WholeSpace"]
+__all__ = ["WHOLE_SPACE", "MeteredOwnership", "Ownership", "StoreCall", "StoreGate", "WholeSpace"]
 
 
 class Ownership(Protocol):
@@ -24,6 +30,17 @@ class Ownership(Protocol):
 
     def owns(self, key_hash: int) -> bool:
         """Whether the counter with ``key_hash`` belongs to this replica now."""
+        ...
+
+
+@runtime_checkable
+class MeteredOwnership(Ownership, Protocol):
+    """An ownership that also measures load: every hit applied is charged to its slice."""
+
+    def charge(self, key_hash: int, hits: int) -> bool:
+        """Count ``hits`` applied to the counter with ``key_hash``; whether it is owned here.
+
+        Called once per counter of every store call, on the event loop: must not block."""
         ...
 
 
@@ -43,21 +60,29 @@ StoreCall = Callable[[Sequence[Hit], int], Awaitable[list[Outcome]]]
 
 
 class StoreGate:
-    """The store's :attr:`hit` and :attr:`debit`, refusing counters this replica does not own.
+    """The store's :attr:`hit` and :attr:`debit`, noting counters this replica does not own.
 
-    Raises :class:`~ratekeeper.errors.RequestError` naming the first counter not owned (the
-    cluster will answer with where it lives instead); otherwise exactly as :class:`Store`.
+    Exactly as :class:`Store` (same results, same errors): a counter not owned is applied too,
+    and counted once per call as :attr:`Event.MISDIRECTED_KEY` in ``stats``.
     """
 
-    def __init__(self, store: Store, ownership: Ownership = WHOLE_SPACE) -> None:
+    def __init__(
+        self, store: Store, ownership: Ownership = WHOLE_SPACE, stats: StatsSink | None = None
+    ) -> None:
         #: The store behind the gate.
         self.store = store
         #: What this replica owns.
         self.ownership = ownership
+        self._stats: StatsSink = MemoryStats() if stats is None else stats
+        self._charge: Callable[[int, int], bool] = (
+            ownership.charge
+            if isinstance(ownership, MeteredOwnership)
+            else lambda key_hash, _hits: ownership.owns(key_hash)
+        )
         whole = isinstance(ownership, WholeSpace)  # nothing to check, not even a call
-        #: :meth:`Store.hit` of owned counters.
+        #: :meth:`Store.hit`, noting counters not owned.
         self.hit: StoreCall = store.hit if whole else self._hit
-        #: :meth:`Store.debit` of owned counters.
+        #: :meth:`Store.debit`, noting counters not owned.
         self.debit: StoreCall = store.debit if whole else self._debit
 
     async def _hit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
@@ -69,8 +94,10 @@ class StoreGate:
         return await self.store.debit(hits, now)
 
     def _check(self, hits: Sequence[Hit]) -> None:
-        owns = self.ownership.owns
+        charge = self._charge
+        misdirected = 0
         for hit in hits:
-            if not owns(hit.counter.key_hash):
-                counter = hit.counter
-                raise RequestError(f"{counter.domain} {counter.entries} is not owned here")
+            if not charge(hit.counter.key_hash, hit.hits):
+                misdirected += 1
+        for _ in range(misdirected):
+            self._stats.count(Event.MISDIRECTED_KEY)

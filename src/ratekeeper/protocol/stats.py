@@ -87,6 +87,8 @@ class Event(enum.Enum):
     REPORT_KEY_REFUSED = "report_keys_refused"
     #: A report's number jumped past the client's window: refused (or applied unnumbered).
     REPORT_SEQUENCE_REFUSED = "report_sequences_refused"
+    #: A counter reached a member that does not own its slice: applied anyway, counted once.
+    MISDIRECTED_KEY = "misdirected_keys"
 
 
 class Timer(Protocol):

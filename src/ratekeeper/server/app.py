@@ -29,6 +29,8 @@ import grpc
 from aiohttp import web
 from grpc_health.v1 import health_pb2_grpc
 
+from ratekeeper.assigner.machine import AssignerMachine
+from ratekeeper.assigner.server import AssignerService, new_incarnation
 from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.backends.redis import RedisStore
 from ratekeeper.backends.store import Store
@@ -43,6 +45,7 @@ from ratekeeper.protocol.rls import RlsDecider, RlsSettings
 from ratekeeper.protocol.stats import Event
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.http import HttpEndpoints, build_app
+from ratekeeper.server.member_service import MemberService
 from ratekeeper.server.metrics import Metrics
 from ratekeeper.server.reload import ConfigWatcher, file_signature
 from ratekeeper.server.report_servicer import ReportServicer, add_report_servicer
@@ -50,10 +53,12 @@ from ratekeeper.server.rlqs_servicer import RlqsServicer, add_rlqs_servicer
 from ratekeeper.server.rls_servicer import RlsServicer, add_rls_servicer
 from ratekeeper.server.settings import (
     AlgorithmMode,
+    ClusterSettings,
     ListenerSettings,
     ServerSettings,
     StoreSettings,
 )
+from ratekeeper.server.slicelet import Slicelet, advertised
 
 __all__ = ["SERVICES", "STORES", "Components", "Replica", "run"]
 
@@ -101,6 +106,10 @@ class Components:
     reports: ReportProcessor
     #: The wall clock calls are decided at (ns since the epoch).
     clock: Callable[[], int] = time.time_ns
+    #: This server's membership in a cluster (``None``: it runs alone).
+    slicelet: Slicelet | None = None
+    #: The cluster's assigner, when this server embeds it (``--assigner-embedded``).
+    assigner: AssignerService | None = None
 
 
 def _add_rls(server: grpc.aio.Server, c: Components) -> None:
@@ -108,7 +117,8 @@ def _add_rls(server: grpc.aio.Server, c: Components) -> None:
 
 
 def _add_reports(server: grpc.aio.Server, c: Components) -> None:
-    add_report_servicer(ReportServicer(c.reports, c.metrics, c.clock), server)
+    view = c.slicelet.view if c.slicelet is not None else None
+    add_report_servicer(ReportServicer(c.reports, c.metrics, c.clock, view), server)
 
 
 def _add_rlqs(server: grpc.aio.Server, c: Components) -> None:
@@ -120,12 +130,21 @@ def _add_health(server: grpc.aio.Server, c: Components) -> None:
     health_pb2_grpc.add_HealthServicer_to_server(c.health.servicer, server)
 
 
+def _add_cluster(server: grpc.aio.Server, c: Components) -> None:
+    # the member embedding the assigner serves the assigner's own AssignerService
+    if c.assigner is not None:
+        server.add_generic_rpc_handlers((c.assigner.handler(),))
+    elif c.slicelet is not None:
+        server.add_generic_rpc_handlers((MemberService(c.slicelet).handler(),))
+
+
 #: gRPC services every server registers.
 SERVICES: tuple[Callable[[grpc.aio.Server, Components], None], ...] = (
     _add_rls,
     _add_health,
     _add_reports,
     _add_rlqs,
+    _add_cluster,
 )
 
 
@@ -178,11 +197,22 @@ def build(settings: ServerSettings, clock: Callable[[], int] = time.time_ns) -> 
     metrics.count(Event.CONFIG_LOAD_SUCCESS)
     store = open_store(settings)
     metrics.watch_store(store)
-    gate = StoreGate(store)
+    slicelet = Slicelet(settings.cluster) if settings.cluster.enabled else None
+    gate = StoreGate(store) if slicelet is None else StoreGate(store, slicelet.view, metrics)
     decider = RlsDecider(policy, gate, metrics, rls_settings(settings))
     reports = ReportProcessor(gate, lambda: policy.policy, settings.reports, metrics)
     health = ServingHealth(store)
-    return Components(settings, policy, store, metrics, health, decider, reports, clock)
+    assigner = embedded_assigner(settings.cluster) if settings.cluster.assigner_embedded else None
+    return Components(
+        settings, policy, store, metrics, health, decider, reports, clock, slicelet, assigner
+    )
+
+
+def embedded_assigner(cluster: ClusterSettings) -> AssignerService:
+    """The assigner a server embeds; its address is set once the gRPC port is bound."""
+    clock = time.monotonic_ns
+    machine = AssignerMachine(cluster.assigner.machine(), new_incarnation(), clock())
+    return AssignerService(machine, cluster.assigner, address="", clock=clock)
 
 
 def _grpc_options(settings: ListenerSettings) -> list[tuple[str, int]]:
@@ -210,6 +240,7 @@ class Replica:
         self.grpc_port = 0
         self.http_port = 0
         self._grpc = grpc.aio.server(options=_grpc_options(components.settings.listeners))
+        self._assigner_timer: asyncio.Task[None] | None = None
         for register in SERVICES:
             register(self._grpc, components)
         c = components
@@ -232,11 +263,34 @@ class Replica:
         await site.start()
         self.http_port = self._http.addresses[0][1]
         await self.components.health.config_loaded()
+        slicelet, assigner = self.components.slicelet, self.components.assigner
+        if slicelet is not None:
+            address = advertised(self.components.settings.cluster, settings, self.grpc_port)
+            if assigner is not None:
+                assigner.address = address
+                self._assigner_timer = asyncio.create_task(assigner.run(), name="assigner")
+            await slicelet.start(address)
+            slicelet.serving()
 
     async def stop(self, grace: float) -> None:
-        """NOT_SERVING, stop accepting, let in-flight calls finish within ``grace`` seconds."""
+        """NOT_SERVING, stop accepting, let in-flight calls finish within ``grace`` seconds.
+
+        A cluster member first drains: its slices move away (and are handed off) while it
+        still serves, bounded by ``cluster.drain_timeout_s``."""
+        slicelet = self.components.slicelet
+        if slicelet is not None and self.grpc_port:
+            await slicelet.drain()
         await self.components.health.shutting_down()
+        assigner = self.components.assigner
+        if assigner is not None:
+            assigner.close()  # held Watch calls answer now, so the stop below is quick
         await self._grpc.stop(grace)
+        if slicelet is not None:
+            await slicelet.stop()
+        if self._assigner_timer is not None:
+            self._assigner_timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._assigner_timer
         await self._http.cleanup()
         await self.components.store.close()
 

@@ -176,6 +176,7 @@ _EVENT_HELP: dict[Event, str] = {
     Event.REPORT_COUNT_CLAMPED: "Report keys whose counts were clamped to the policy's bound.",
     Event.REPORT_KEY_REFUSED: "Report keys refused alone for out-of-range counts.",
     Event.REPORT_SEQUENCE_REFUSED: "Reports whose number jumped past the client's window.",
+    Event.MISDIRECTED_KEY: "Counters applied by a member that does not own their slice.",
 }
 
 

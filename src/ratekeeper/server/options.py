@@ -154,6 +154,27 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_stats_keys", "MAX_STATS_KEYS", "metrics.max_stats_keys", int,
            "Most distinct (domain, key) label sets in per-rule metrics."),
     Option("log_level", "LOG_LEVEL", "log_level", str, "Logging level.", _LEVELS),
+    Option("join", "JOIN", "cluster.join", str,
+           "HOST:PORT of the assigner or any member: join that cluster; empty: run alone."),
+    Option("advertise", "ADVERTISE", "cluster.advertise", str,
+           "HOST:PORT others dial to reach this server; empty: the gRPC listen address."),
+    Option("assigner_embedded", "ASSIGNER_EMBEDDED", "cluster.assigner_embedded", _parse_bool,
+           "Also run the cluster's assigner on this server's gRPC port; others --join it."),
+    Option("heartbeat_timeout", "HEARTBEAT_TIMEOUT", "cluster.heartbeat_timeout_s", float,
+           "Seconds a heartbeat to the assigner may take before it counts as failed."),
+    Option("join_retry_max", "JOIN_RETRY_MAX", "cluster.retry_max_s", float,
+           "Longest wait in seconds between heartbeats while the assigner is unreachable."),
+    Option("drain_timeout", "DRAIN_TIMEOUT", "cluster.drain_timeout_s", float,
+           "Seconds a stopping member waits for its slices to move away and be handed off."),
+    # the embedded assigner's rows, named as `ratekeeper assigner` names them
+    Option("heartbeat_interval", "HEARTBEAT_INTERVAL", "cluster.assigner.heartbeat_interval_s",
+           float, "Embedded assigner: seconds between a member's heartbeats."),
+    Option("unhealthy_after", "UNHEALTHY_AFTER", "cluster.assigner.unhealthy_after_s", float,
+           "Embedded assigner: seconds without a heartbeat after which a member's slices move."),
+    Option("min_interval", "MIN_INTERVAL", "cluster.assigner.min_interval_s", float,
+           "Embedded assigner: least seconds between load rounds (membership never waits)."),
+    Option("load_interval", "LOAD_INTERVAL", "cluster.assigner.load_interval_s", float,
+           "Embedded assigner: seconds between rounds for load alone."),
 )  # fmt: skip
 
 _BY_NAME = {option.name: option for option in OPTIONS}
@@ -205,7 +226,10 @@ def with_options(settings: ServerSettings, **values: Any) -> ServerSettings:
         if option is None:
             raise ConfigError(f"no such option; known: {', '.join(_BY_NAME)}", key=name)
         changes[option.path] = value
-    replaced: ServerSettings = _replace(settings, changes)
+    try:
+        replaced: ServerSettings = _replace(settings, changes)
+    except ValueError as exc:  # a section checked by another package (the assigner's)
+        raise ConfigError(str(exc), key="cluster.assigner") from None
     return replaced
 
 

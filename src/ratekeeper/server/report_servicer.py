@@ -6,6 +6,11 @@ applies it at the clock's time, and its answer goes back as a ``ReportResponse``
 report gets ``INVALID_ARGUMENT`` naming the key and the reason; a store that fails gets
 ``UNAVAILABLE`` (the client keeps its last instructions until they expire: fail open); anything
 unexpected gets ``INTERNAL`` and is logged (``ratekeeper.server.refusal``).
+
+In a cluster the answer also carries the generation of the assignment the member holds, and,
+when the report was routed by an older one (or by none), that assignment (a diff when the
+client's generation is recent): keys the member does not own were still applied (counted at the
+gate as misdirected) and the client routes its next report by what it is sent.
 """
 
 from __future__ import annotations
@@ -17,15 +22,21 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from ratekeeper.core.slices import Generation
+from ratekeeper.proto.assignment import generation_from_wire, generation_to_wire, update_to_wire
+from ratekeeper.proto.ratekeeper.v1 import assignment_pb2
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 from ratekeeper.proto.report import answer_to_wire, report_from_wire, report_handler
 from ratekeeper.protocol.report import ReportProcessor
 from ratekeeper.protocol.stats import MemoryStats, StatsSink
 from ratekeeper.server.refusal import refusal, refuse
+from ratekeeper.server.slice_view import SliceView
 
 __all__ = ["ReportServicer", "add_report_servicer"]
 
 _CALL = "report"
+#: Most encoded updates kept for the held generation (one per generation clients send).
+_MAX_CACHED_UPDATES = 64
 
 
 class ReportServicer:
@@ -36,8 +47,14 @@ class ReportServicer:
         processor: ReportProcessor,
         stats: StatsSink | None = None,
         clock: Callable[[], int] = time.time_ns,
+        view: SliceView | None = None,
     ) -> None:
+        """``view``: the member's held assignment (``None``: not in a cluster)."""
         self._processor = processor
+        self._view = view
+        #: Encoded updates by the generation they bring a client from, for the held generation.
+        self._updates: dict[Generation | None, assignment_pb2.AssignmentUpdate | None] = {}
+        self._updates_for: Generation | None = None
         self._stats: StatsSink = MemoryStats() if stats is None else stats
         self._clock = clock
         self._latency = self._stats.timer(_CALL)
@@ -51,7 +68,33 @@ class ReportServicer:
         """Apply ``request`` now; raises :class:`RequestError` if it is malformed and the
         store's :class:`BackendError` if it fails."""
         answer = await self._processor.process(report_from_wire(request), self._clock())
-        return answer_to_wire(answer)
+        response = answer_to_wire(answer)
+        if self._view is not None:
+            self._stamp(request, response, self._view)
+        return response
+
+    def _stamp(
+        self, request: pb.ReportRequest, response: pb.ReportResponse, view: SliceView
+    ) -> None:
+        """The held generation, and the held assignment if the report was routed by an older."""
+        held = view.generation
+        if held is None:
+            return
+        response.generation.CopyFrom(generation_to_wire(held))
+        known = generation_from_wire(request.generation) if request.HasField("generation") else None
+        if known is not None and known >= held:
+            return
+        if self._updates_for != held:
+            self._updates.clear()
+            self._updates_for = held
+        if known not in self._updates:
+            if len(self._updates) >= _MAX_CACHED_UPDATES:
+                self._updates.clear()
+            update = view.update_for(known)
+            self._updates[known] = None if update is None else update_to_wire(update)
+        wire = self._updates[known]
+        if wire is not None:
+            response.assignment.CopyFrom(wire)
 
     async def Report(
         self, request: pb.ReportRequest, context: grpc.aio.ServicerContext[Any, Any]

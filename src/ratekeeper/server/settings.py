@@ -8,7 +8,8 @@
     ├── answers    AnswerSettings     how RLS answers are shaped (shadow, quota, headers, ...)
     ├── store      StoreSettings      where counters live; its ``redis`` is a RedisSettings
     ├── reports    ReportSettings     bounds on client reports (the report service's own type)
-    └── metrics    MetricsSettings    what /metrics keeps
+    ├── metrics    MetricsSettings    what /metrics keeps
+    └── cluster    ClusterSettings    joining a cluster: the assigner's address, heartbeats, drain
 
 A new part of the process (TLS on the listeners, the cluster's assigner and slicelets) adds one
 section here and its rows in :mod:`ratekeeper.server.options`, which maps the flat flags and
@@ -22,14 +23,17 @@ import enum
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
+from ratekeeper.assigner.settings import AssignerSettings
 from ratekeeper.backends.redis.settings import RedisSettings
 from ratekeeper.config import LoadBounds
 from ratekeeper.errors import ConfigError
 from ratekeeper.protocol.report import ReportSettings
+from ratekeeper.transport.addresses import check_address
 
 __all__ = [
     "AlgorithmMode",
     "AnswerSettings",
+    "ClusterSettings",
     "ListenerSettings",
     "MetricsSettings",
     "PolicySettings",
@@ -201,6 +205,61 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterSettings:
+    """Whether and how this server is a member of a cluster (``serve --join``)."""
+
+    #: ``host:port`` of the assigner or of any member, to join through; empty: not joining
+    #: (a single server, unless :attr:`assigner_embedded`).
+    join: str = ""
+    #: The ``host:port`` clients and members dial to reach this server: its name in
+    #: assignments. Empty: the gRPC listen address (``listeners.host:grpc_port``).
+    advertise: str = ""
+    #: This server also runs the assigner on its gRPC port; others join it.
+    assigner_embedded: bool = False
+    #: The embedded assigner's timeouts (its ``listen`` is unused: it serves on the gRPC port).
+    assigner: AssignerSettings = field(default_factory=AssignerSettings)
+    #: Seconds between heartbeats until the assigner names its own interval.
+    heartbeat_interval_s: float = 1.0
+    #: Seconds one heartbeat (or relayed call) may take before it counts as failed.
+    heartbeat_timeout_s: float = 1.0
+    #: Seconds before the first retry after a failed heartbeat; doubles with each failure.
+    retry_initial_s: float = 0.1
+    #: Longest wait in seconds between two attempts while the assigner is unreachable (the
+    #: held assignment is kept meanwhile). Keep it below the assigner's unhealthy timeout.
+    retry_max_s: float = 2.0
+    #: Seconds each Watch to the assigner is held open (assignments arrive as they are made).
+    watch_wait_s: float = 30.0
+    #: Seconds a stopping member waits for its slices to be moved away and handed off.
+    drain_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("join", "advertise"):
+            value = getattr(self, name)
+            if value:
+                try:
+                    check_address(value)
+                except ValueError as exc:
+                    raise ConfigError(str(exc), key=f"cluster.{name}") from None
+        _at_least("cluster", self, 0, "drain_timeout_s")
+        for name in ("heartbeat_interval_s", "heartbeat_timeout_s", "retry_initial_s",
+                     "watch_wait_s"):  # fmt: skip
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"must be > 0, got {getattr(self, name)}", key=f"cluster.{name}")
+        if self.retry_max_s < self.retry_initial_s:
+            raise ConfigError("must be >= cluster.retry_initial_s", key="cluster.retry_max_s")
+        if self.join and self.assigner_embedded:
+            raise ConfigError(
+                "a server embedding the assigner is the one others join; it joins nobody",
+                key="cluster.join",
+            )
+
+    @property
+    def enabled(self) -> bool:
+        """Whether this server is a cluster member at all."""
+        return bool(self.join) or self.assigner_embedded
+
+
+@dataclass(frozen=True, slots=True)
 class ServerSettings:
     """Everything ``ratekeeper serve`` can be told, by section (see the module docstring)."""
 
@@ -210,5 +269,6 @@ class ServerSettings:
     store: StoreSettings = field(default_factory=StoreSettings)
     reports: ReportSettings = field(default_factory=ReportSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
     #: Logging level: DEBUG, INFO, WARNING or ERROR.
     log_level: str = "INFO"

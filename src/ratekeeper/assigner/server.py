@@ -1,0 +1,279 @@
+"""The assigner over gRPC: AssignerService on an :class:`AssignerMachine`, and its timer.
+
+:class:`AssignerService` is the thin asyncio driver. Heartbeats go to the machine and step it at
+once, so the member whose heartbeat changed the membership gets the new assignment in its
+answer; Watch is a long poll held until an assignment newer than the caller's appears (at most
+``max_watchers`` at once); Status lists the members. :meth:`AssignerService.run` is the timer:
+it sleeps until the machine's :meth:`~AssignerMachine.next_deadline` (or a heartbeat wakes it)
+and steps the machine.
+
+Publishing: each proposal is handed to the optional ``persist`` coroutine first and committed
+only if it answers ``True`` (the seam for a durable, leader-elected assigner); without one,
+proposals are committed as they come. Waiting watchers are woken after the commit.
+
+:func:`running_assigner` runs it standalone on its own gRPC server (``ratekeeper assigner``); a
+server embedding the assigner adds :meth:`AssignerService.handler` to its own gRPC server and
+runs :meth:`AssignerService.run` as a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from ratekeeper.assigner.machine import Accepted, AssignerMachine
+from ratekeeper.assigner.settings import AssignerSettings
+from ratekeeper.assigner.wire import heartbeat_from_wire, status_to_wire
+from ratekeeper.core.assignment_diff import Update
+from ratekeeper.core.limits import NS_PER_SECOND
+from ratekeeper.core.slices import Assignment, Generation
+from ratekeeper.proto.assignment import generation_from_wire, update_to_wire
+from ratekeeper.proto.cluster import assigner_handler
+from ratekeeper.proto.ratekeeper.v1 import cluster_pb2 as pb
+
+__all__ = ["AssignerService", "Clock", "Persist", "new_incarnation", "running_assigner"]
+
+log = logging.getLogger(__name__)
+
+#: Stores a proposed assignment durably; ``True`` when it may be published.
+Persist = Callable[[Assignment], Awaitable[bool]]
+#: Monotonic nanoseconds.
+Clock = Callable[[], int]
+#: A Watch answers this long before the caller's own deadline, so it gets an answer, not an error.
+_DEADLINE_MARGIN_S = 0.05
+
+_REFUSALS: dict[Accepted, tuple[grpc.StatusCode, str]] = {
+    Accepted.STALE: (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "a newer process at this address has replaced this incarnation",
+    ),
+    Accepted.FULL: (grpc.StatusCode.RESOURCE_EXHAUSTED, "the assigner has its most members"),
+}
+
+
+def new_incarnation() -> int:
+    """An incarnation above any earlier start's: milliseconds of wall-clock time."""
+    return time.time_ns() // 1_000_000
+
+
+class AssignerService:
+    """AssignerService and the timer over one machine (see the module docstring).
+
+    Use from one event loop. ``address`` is what Status reports as the assigner's.
+    """
+
+    def __init__(
+        self,
+        machine: AssignerMachine,
+        settings: AssignerSettings,
+        *,
+        address: str,
+        clock: Clock = time.monotonic_ns,
+        persist: Persist | None = None,
+    ) -> None:
+        self.machine = machine
+        self.settings = settings
+        self.address = address
+        self._clock = clock
+        self._persist = persist
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._published = asyncio.Event()
+        self._watchers = 0
+        self._closed = False
+
+    def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
+        """The gRPC handler serving this service."""
+        return assigner_handler(self.heartbeat, self.watch, self.status)
+
+    @property
+    def watchers(self) -> int:
+        """Watch calls held open now."""
+        return self._watchers
+
+    # --- the three methods ------------------------------------------------------------------
+
+    async def heartbeat(
+        self, request: pb.HeartbeatRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.HeartbeatResponse:
+        try:
+            beat = heartbeat_from_wire(request)
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        accepted = self.machine.heartbeat(beat, self._clock())
+        if accepted in _REFUSALS:
+            code, reason = _REFUSALS[accepted]
+            await context.abort(code, f"{beat.address} ({beat.incarnation_id}): {reason}")
+        if self._lock.locked():
+            # a proposal is being persisted: answer now with what is published, and let the
+            # timer take the next round once it is through (a slow store never stalls beats)
+            self._wake.set()
+        else:
+            await self.advance()
+        machine = self.machine.settings
+        response = pb.HeartbeatResponse(
+            heartbeat_interval_ns=machine.heartbeat_interval_ns,
+            unhealthy_after_ns=machine.unhealthy_after_ns,
+        )
+        update = self.machine.update_for(beat.known)
+        if update is not None:
+            response.update.CopyFrom(update_to_wire(update))
+        return response
+
+    async def watch(
+        self, request: pb.WatchRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.WatchResponse:
+        known = generation_from_wire(request.known) if request.HasField("known") else None
+        update = self.machine.update_for(known)
+        wait_s = min(request.wait_ns / NS_PER_SECOND, self.settings.max_wait_s)
+        remaining = context.time_remaining()
+        if remaining is not None:
+            wait_s = min(wait_s, remaining - _DEADLINE_MARGIN_S)
+        if update is None and wait_s > 0 and not self._closed:
+            if self._watchers >= self.settings.max_watchers:
+                await context.abort(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"{self._watchers} watchers already wait; retry later",
+                )
+            self._watchers += 1
+            try:
+                update = await self._newer_than(known, wait_s)
+            finally:
+                self._watchers -= 1
+        response = pb.WatchResponse()
+        if update is not None:
+            response.update.CopyFrom(update_to_wire(update))
+        return response
+
+    async def status(
+        self, request: pb.StatusRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.StatusResponse:
+        machine = self.machine
+        return status_to_wire(
+            machine.current, machine.members, machine.load(), self._clock(), self.address
+        )
+
+    # --- the driver -------------------------------------------------------------------------
+
+    async def advance(self) -> None:
+        """Step the machine now; persist and commit what it proposes, then wake watchers.
+
+        The timer is woken too, so it sleeps until the deadline the machine has now.
+        """
+        try:
+            async with self._lock:
+                proposal = self.machine.step(self._clock())
+                if proposal is None:
+                    return
+                if await self._persisted(proposal):
+                    self.machine.commit(proposal, self._clock())
+                    self._announce(proposal)
+                else:
+                    self.machine.abandon(self._clock())
+        finally:
+            self._wake.set()
+
+    async def run(self) -> None:
+        """Step the machine whenever it is due, until cancelled or :meth:`close`."""
+        while not self._closed:
+            self._wake.clear()  # before reading the deadline, so no wake-up is lost
+            deadline = self.machine.next_deadline()
+            delay = None if deadline is None else max(0, deadline - self._clock()) / NS_PER_SECOND
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+            if not self._closed:
+                await self.advance()
+
+    def close(self) -> None:
+        """Stop the timer and answer every held Watch now."""
+        self._closed = True
+        self._wake.set()
+        self._published.set()
+
+    async def _persisted(self, proposal: Assignment) -> bool:
+        if self._persist is None:
+            return True
+        try:
+            return await self._persist(proposal)
+        except Exception:
+            log.exception("persisting assignment %s failed", _name(proposal.generation))
+            return False
+
+    def _announce(self, assignment: Assignment) -> None:
+        log.info(
+            "assignment %s: %d slices on %s",
+            _name(assignment.generation),
+            len(assignment.starts),
+            ", ".join(sorted(assignment.servers)),
+        )
+        self._published.set()
+        self._published = asyncio.Event()
+
+    async def _newer_than(self, known: Generation | None, wait_s: float) -> Update | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while not self._closed:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._published.wait(), remaining)
+            update = self.machine.update_for(known)
+            if update is not None:
+                return update
+        return None
+
+
+def _name(generation: Generation) -> str:
+    return f"{generation.incarnation}.{generation.number}"
+
+
+@contextlib.asynccontextmanager
+async def running_assigner(
+    settings: AssignerSettings,
+    *,
+    persist: Persist | None = None,
+    start: Assignment | None = None,
+    incarnation: int | None = None,
+    clock: Clock = time.monotonic_ns,
+) -> AsyncIterator[AssignerService]:
+    """The assigner serving on its own gRPC server at ``settings.listen`` until the block exits.
+
+    The service's ``address`` is the bound one (a port 0 in ``listen`` is resolved).
+    """
+    machine = AssignerMachine(
+        settings.machine(),
+        new_incarnation() if incarnation is None else incarnation,
+        clock(),
+        start,
+    )
+    server = grpc.aio.server()
+    host, _, _ = settings.listen.rpartition(":")
+    try:
+        port = server.add_insecure_port(settings.listen)
+    except RuntimeError as exc:  # grpc's way of saying the address is taken or invalid
+        raise OSError(f"cannot listen on {settings.listen}: {exc}") from None
+    if port == 0:
+        raise OSError(f"cannot listen on {settings.listen}")
+    service = AssignerService(
+        machine, settings, address=f"{host}:{port}", clock=clock, persist=persist
+    )
+    server.add_generic_rpc_handlers([service.handler()])
+    await server.start()
+    timer = asyncio.create_task(service.run(), name="assigner-timer")
+    log.info("assigner listening on %s (incarnation %d)", service.address, machine.incarnation)
+    try:
+        yield service
+    finally:
+        service.close()
+        timer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await timer
+        await server.stop(grace=0.5)

@@ -1,0 +1,187 @@
+"""The machine in a cluster, by hand: per-owner reports, generations, failover without lost hits."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ratekeeper.client.machine import LimiterMachine, Outbound
+from ratekeeper.core.keys import canonical_bytes, key_hash
+from ratekeeper.core.slices import Assignment, Generation, even_split
+from ratekeeper.proto.assignment import update_to_wire
+from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
+
+from .conftest import FakeClock, sans_io
+
+MS = 1_000_000
+SEED = "seed:1"
+
+
+def owner(assignment: Assignment, name: str) -> str:
+    return assignment.owner_of(key_hash(canonical_bytes("default", [("key", name)])))
+
+
+def answer(out: Outbound, newer: Assignment | None = None) -> pb.ReportResponse:
+    response = pb.ReportResponse(
+        instructions=[pb.KeyInstruction(valid_for_ns=MS)] * len(out.request.keys)
+    )
+    if newer is not None:
+        response.assignment.CopyFrom(update_to_wire(newer))
+        response.generation.incarnation = newer.generation.incarnation
+        response.generation.number = newer.generation.number
+    return response
+
+
+def cycle(m: LimiterMachine, now: int) -> list[Outbound]:
+    outbound = m.collect(now)
+    for out in outbound:
+        m.answered(out.address, answer(out), now)
+    return outbound
+
+
+def test_before_the_assignment_is_known_everything_goes_to_the_given_address(
+    clock: FakeClock,
+) -> None:
+    lim, m = sans_io(SEED)
+    for i in range(50):
+        lim.allow(f"user{i}")
+    (out,) = cycle(m, clock())
+    assert out.address == SEED
+    assert len(out.request.keys) == 50
+    assert (out.request.generation.incarnation, out.request.generation.number) == (0, 0)
+    assert not m.ready  # answered, but the assignment is not decided yet
+
+
+def test_one_report_per_owner_each_naming_the_generation_it_routed_with(
+    clock: FakeClock,
+) -> None:
+    lim, m = sans_io(SEED)
+    cluster = even_split(["a:1", "b:1", "c:1"], Generation(3, 9))
+    assert m.clerk.seen(cluster)
+    names = [f"user{i}" for i in range(300)]
+    for name in names:
+        lim.allow(name)
+    outbound = cycle(m, clock())
+    assert sorted(o.address for o in outbound) == ["a:1", "b:1", "c:1"]  # not the seed
+    routed = {}
+    for out in outbound:
+        assert (out.request.generation.incarnation, out.request.generation.number) == (3, 9)
+        for entry in out.request.keys:
+            routed[entry.entries[0].value] = out.address
+    assert routed == {name: owner(cluster, name) for name in names}
+    assert m.ready
+    stats = lim.stats
+    assert (stats.owners, stats.generation) == (3, (3, 9))
+
+
+def test_an_assignment_in_a_report_answer_routes_the_next_cycle(clock: FakeClock) -> None:
+    lim, m = sans_io(SEED)
+    lim.allow("k")
+    (out,) = m.collect(clock())
+    newer = even_split(["a:1", "b:1"], Generation(1, 2))
+    m.answered(out.address, answer(out, newer), clock())  # a member that owns no key of ours
+    assert m.assignment == newer
+    lim.allow("k")
+    (again,) = [o for o in cycle(m, clock()) if o.request.keys]
+    assert again.address == owner(newer, "k")
+    older = even_split([SEED], Generation(1, 1))
+    m.answered(again.address, answer(again, older), clock())  # stale: ignored
+    assert m.assignment == newer
+
+
+def test_a_dead_owners_counts_go_to_the_new_owner_once_the_assignment_changes(
+    clock: FakeClock,
+) -> None:
+    lim, m = sans_io(["a:1", "b:1"], limit="1000/s")
+    on_b = [n for n in (f"user{i}" for i in range(100)) if owner(m.assignment, n) == "b:1"]
+    for name in on_b:
+        lim.allow(name)
+    for out in m.collect(clock()):
+        if out.address == "b:1":
+            m.failed(out.address, "UNAVAILABLE: b died", clock())
+        else:
+            m.answered(out.address, answer(out), clock())
+    for name in on_b:
+        lim.allow(name)  # more hits while b is down: they wait behind b's unanswered report
+    clock.advance(0.1)
+    outbound = m.collect(clock())
+    (to_b,) = [o for o in outbound if o.address == "b:1"]
+    assert sum(k.admitted for k in to_b.request.keys) == len(on_b)  # the same report, resent
+    m.failed("b:1", "UNAVAILABLE: b died", clock())
+    (to_a,) = [o for o in outbound if o.address == "a:1"]
+    m.answered("a:1", answer(to_a), clock())
+    survivors = even_split(["a:1"], Generation(1, 1))  # the assigner gave b's slices to a
+    assert m.clerk.seen(survivors)
+    clock.advance(0.1)
+    outbound = cycle(m, clock())
+    assert [o.address for o in outbound] == ["a:1"]  # none to b any more
+    (to_a,) = outbound
+    assert sum(k.admitted for k in to_a.request.keys) == 2 * len(on_b)  # nothing lost
+    assert m.stats.rerouted == len(on_b)
+    assert "b:1" not in m.health.servers
+    assert m.ready
+
+
+SERVERS = ("a:1", "b:1", "c:1", "d:1")
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    steps=st.lists(
+        st.one_of(
+            st.tuples(st.just("hit"), st.integers(0, 30), st.integers(1, 3)),
+            st.tuples(st.just("cycle"), st.lists(st.booleans(), min_size=4, max_size=4)),
+            st.tuples(st.just("wait"), st.integers(1, 300)),
+            st.tuples(
+                st.just("assign"),
+                st.lists(st.sampled_from(SERVERS), min_size=1, max_size=6),
+            ),
+        ),
+        max_size=60,
+    )
+)
+def test_every_hit_is_counted_once_whatever_fails_and_moves(
+    clock: FakeClock, steps: list[tuple[object, ...]]
+) -> None:
+    """Reports to dead servers are not applied; the assignment changes at random; each server
+    applies each (client, number) once; at the end every admitted hit was applied once."""
+    lim, m = sans_io(SEED, limit="50/s", report_interval=0.1)
+    applied: dict[tuple[str, int], pb.ReportRequest] = {}
+    streak = dict.fromkeys((SEED, *SERVERS), 0)
+    counted = 0
+    number = 0
+
+    def run(answers: list[bool]) -> None:
+        outbound = m.collect(clock())
+        assert len({o.address for o in outbound}) == len(outbound)  # one report per server
+        for out in outbound:
+            assert out.address in m.assignment.servers or out.address == SEED
+            up = answers[SERVERS.index(out.address)] if out.address in SERVERS else True
+            # at most 5 failures in a row: fewer than the ~1 s after which a backlog is forgiven
+            if up or streak[out.address] >= 5:
+                applied.setdefault((out.address, out.request.sequence), out.request)
+                m.answered(out.address, answer(out), clock())
+                streak[out.address] = 0
+            else:
+                m.failed(out.address, "UNAVAILABLE", clock())
+                streak[out.address] += 1
+
+    for step in steps:
+        if step[0] == "hit":
+            _, key, hits = step
+            decision = lim.acquire(f"k{key}", int(hits))  # type: ignore[call-overload]
+            counted += hits if decision.allowed else 0  # type: ignore[operator]
+        elif step[0] == "cycle":
+            run(step[1])  # type: ignore[arg-type]
+        elif step[0] == "assign":
+            number += 1
+            owners: list[str] = step[1]  # type: ignore[assignment]
+            assert m.clerk.seen(even_split(owners, Generation(1, number)))
+        else:
+            clock.advance(int(step[1]) / 1000)  # type: ignore[call-overload]
+    m.close()
+    for _ in range(8):  # the servers are back: a few cycles settle everything
+        run([True] * 4)
+    assert sum(k.admitted for r in applied.values() for k in r.keys) == counted
