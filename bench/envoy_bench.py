@@ -107,11 +107,12 @@ def accuracy(stacks: Stacks, seconds: float) -> dict[str, tuple[int, float]]:
     """Admitted and the policy's allowance for each shared-limit mode, all run at once."""
     offered = 5 * SHARED_LIMIT  # per Envoy; two Envoys: 10× the limit
     counts: dict[tuple[str, int], int] = {}
+    sent: dict[str, list[int]] = {"sidecar": [], "rlqs": []}
     began = time.monotonic()
     until = began + seconds
 
     def run(mode: str, which: int, port: int) -> None:
-        counts[mode, which] = offer(port, "shared", offered, until)
+        counts[mode, which] = offer(port, f"shared-{mode}", offered, until, sent[mode])
 
     threads = [
         threading.Thread(target=run, args=(mode, which, ports[mode]))
@@ -124,6 +125,8 @@ def accuracy(stacks: Stacks, seconds: float) -> dict[str, tuple[int, float]]:
         thread.join()
     elapsed = time.monotonic() - began
     allowed = SHARED_LIMIT + SHARED_LIMIT * elapsed
+    for mode, requests in sent.items():
+        print(f"{mode}: offered {sum(requests) / elapsed:.1f}/s in all", flush=True)
     return {mode: (counts[mode, 0] + counts[mode, 1], allowed) for mode in ("sidecar", "rlqs")}
 
 
@@ -162,9 +165,11 @@ def _accuracy_table(rows: list[tuple[str, str, int, float]], seconds: float) -> 
     for network, mode, admitted, allowed in rows:
         over = (admitted - allowed) / allowed
         target = 0.02 if mode == "sidecar" else 0.05
+        # Admitting far less than the policy is a failure too, if not the one the target names.
+        verdict = _verdict(over <= target) if over > -0.2 else "met, but under-admits"
         lines.append(
             f"| {network} | {mode} | {admitted} | {allowed:.0f} | {over:+.1%} | "
-            f"≤ {target:.0%}: {_verdict(over <= target)} |"
+            f"≤ {target:.0%}: {verdict} |"
         )
     return lines
 

@@ -50,7 +50,8 @@ _LEGACY_FLAGS: Final = ("--algorithm", "fixed_window", "--redis-timeout", "1")
 
 def policy_yaml() -> str:
     """examples/config/rl.yaml's shape: every user effectively unlimited (latency runs measure
-    the path, not 429s), the user ``shared`` limited (the accuracy run)."""
+    the path, not 429s), one user per shared-limit mode limited (the accuracy run: the sidecar
+    and RLQS share the service, so each needs a counter of its own)."""
     return f"""\
 domain: rl
 descriptors:
@@ -58,7 +59,10 @@ descriptors:
     value: root
     descriptors:
       - key: user
-        value: shared
+        value: shared-sidecar
+        rate_limit: {{unit: second, requests_per_unit: {SHARED_LIMIT}}}
+      - key: user
+        value: shared-rlqs
         rate_limit: {{unit: second, requests_per_unit: {SHARED_LIMIT}}}
       - key: user
         rate_limit: {{unit: second, requests_per_unit: 1000000}}

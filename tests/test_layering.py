@@ -205,7 +205,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "version": frozenset(),
     "core": frozenset({"errors"}),
     "config": frozenset({"core", "errors"}),
-    "proto": frozenset({"core", "protocol", "errors"}),
+    "proto": frozenset({"core", "protocol", "backends", "errors"}),
     "backends": frozenset({"core", "errors"}),
     "transport": frozenset({"core", "errors"}),
     "protocol": frozenset({"core", "config", "backends", "errors"}),

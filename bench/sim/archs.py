@@ -61,6 +61,9 @@ class Architecture:
     serve_args: tuple[str, ...]
     #: The client's decider (a key of ``_DECIDERS``).
     client: str
+    #: Servers: 1 is ``ratekeeper serve`` alone; more is a cluster (an assigner and that many
+    #: ``serve --join`` members; clients are given member 0's address).
+    servers: int = 1
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -87,6 +90,22 @@ ARCHITECTURES: dict[str, Architecture] = {
         redis=False,
         serve_args=(),
         client="limiter",
+    ),
+    "B3": Architecture(
+        "B3",
+        "B on a cluster of 3: RLS calls to one member, forwarded to each key's owner",
+        redis=False,
+        serve_args=(),
+        client="rls",
+        servers=3,
+    ),
+    "C3": Architecture(
+        "C3",
+        "C on a cluster of 3: each Limiter routes its reports to each key's owner",
+        redis=False,
+        serve_args=(),
+        client="limiter",
+        servers=3,
     ),
 }
 

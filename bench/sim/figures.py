@@ -127,7 +127,7 @@ def row_of(run: Run, played: Played) -> Row:
         network=run.network_name,
         arch=played.arch,
         clients=run.shape.clients,
-        limit=str(run.shape.limit),
+        limit="; ".join(str(limit) for limit in run.shape.policy),
         offered_per_s=offered * NS / span_ns,
         admitted_per_s=int(rec["admitted"].sum()) * NS / span_ns,
         p50_us=p50,

@@ -26,6 +26,7 @@ import psutil
 
 from bench.sim import schedule
 from bench.sim.archs import DOMAIN, KEY_NAME, Architecture
+from bench.sim.cluster_stack import ClusterStack
 from bench.sim.spec import NetworkModel, Run
 from bench.sim.worker import ClientPlan, WorkerPlan, load_records, run_worker
 from ratekeeper.testing.procs import ManagedProcess, ReadyCheck, free_port, log_line, start
@@ -60,13 +61,11 @@ class Played:
 
 
 def _policy_yaml(run: Run) -> str:
-    limit = run.shape.limit
-    if limit.multiplier != 1 or limit.burst is not None:
-        raise ValueError(f"{run.shape.name}: the RLS config can only express 'N/unit' limits")
-    return (
-        f"domain: {DOMAIN}\ndescriptors:\n  - key: {KEY_NAME}\n    rate_limit:\n"
-        f"      unit: {limit.unit.name.lower()}\n      requests_per_unit: {limit.amount}\n"
-    )
+    """The policy file the service and every client load: the shape's whole policy in the
+    one-string form (several limits, bursts, custom periods). A's fixed windows take the rate
+    of each limit and have no burst to express, as envoyproxy/ratelimit's."""
+    text = "; ".join(str(limit) for limit in run.shape.policy)
+    return f'domain: {DOMAIN}\ndescriptors:\n  - key: {KEY_NAME}\n    limit: "{text}"\n'
 
 
 def _relay_argv(target: int, model: NetworkModel, seed: int) -> list[str]:
@@ -139,6 +138,16 @@ class Stack:
     def _start_service(self) -> ManagedProcess:
         return self._spawn(self._serve_argv, "service", serving(self.http_port))
 
+    def kill_one(self) -> None:
+        """kill -9 the service, for good (one server: an outage the clients ride out)."""
+        assert self.service is not None
+        self._cpu_done += _cpu(self.service)
+        self.service.kill()
+
+    def rolling_restart(self) -> float:
+        """One server: a rolling restart is a restart."""
+        return self.restart()
+
     def restart(self) -> float:
         """Stop the service (SIGTERM) and start it again on the same ports; returns downtime."""
         assert self.service is not None
@@ -164,6 +173,26 @@ class Stack:
             labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
             totals[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
         return totals
+
+
+def _events(stack: Stack | ClusterStack, run: Run, start: int) -> float | None:
+    """Carry out the shape's restart, kill and rolling restart at their offsets; the downtime
+    (or time a rolling restart took)."""
+    shape, downtime = run.shape, None
+    events = [
+        (at, action)
+        for at, action in (
+            (shape.restart_at_s, stack.restart),
+            (shape.kill_at_s, stack.kill_one),
+            (shape.rolling_at_s, stack.rolling_restart),
+        )
+        if at is not None
+    ]
+    for at, action in sorted(events, key=lambda event: event[0]):
+        time.sleep(max(0.0, start / 1e9 + at - time.monotonic_ns() / 1e9))
+        took = action()
+        downtime = took if took is not None else downtime
+    return downtime
 
 
 def _cpu(proc: ManagedProcess | None) -> float:
@@ -207,7 +236,12 @@ def _every(period_s: float, stop: threading.Event, action: Callable[[], None]) -
 def play(arch: Architecture, run: Run, workdir: Path) -> Played:
     """Run ``run`` against ``arch`` and collect the records."""
     ctx = mp.get_context("spawn")  # never fork a process that may hold gRPC threads
-    with Stack(arch, run, workdir) as stack:
+    stacked = (
+        ClusterStack(arch, run, workdir, _policy_yaml(run))
+        if arch.servers > 1
+        else Stack(arch, run, workdir)
+    )
+    with stacked as stack:
         plans = _plans(run, arch, stack.target, stack.config, workdir)
         ready, go, start_ns = ctx.Queue(), ctx.Event(), ctx.Value("q", 0)
         procs = [ctx.Process(target=run_worker, args=(p, ready, go, start_ns)) for p in plans]
@@ -239,7 +273,7 @@ def _await_ready(ready: Any, procs: list[Any], timeout_s: float = 120.0) -> None
 
 
 def _observe(
-    stack: Stack,
+    stack: Stack | ClusterStack,
     run: Run,
     procs: list[Any],
     plans: list[WorkerPlan],
@@ -257,10 +291,7 @@ def _observe(
     sample()
     sampler = threading.Thread(target=_every, args=(SCRAPE_S, stop, sample), daemon=True)
     sampler.start()
-    downtime = None
-    if run.shape.restart_at_s is not None:
-        time.sleep(run.shape.restart_at_s)
-        downtime = stack.restart()
+    downtime = _events(stack, run, start)
     deadline = time.monotonic() + run.shape.duration_s + FINISH_GRACE_S
     for proc in procs:
         proc.join(max(0.0, deadline - time.monotonic()))

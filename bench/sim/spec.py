@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ratekeeper.core.limits import Limit, parse_limit
+from ratekeeper.core.limits import Limit, parse_limits
 from ratekeeper.errors import LimitParseError
 
 __all__ = [
@@ -92,7 +92,8 @@ class Shape:
     """One traffic shape."""
 
     name: str
-    #: The policy every key is held to.
+    #: The policy's limit the figures are measured against: of its limits, the one admitting
+    #: the least over the run (``r·T + b``), i.e. the one that binds run-long.
     limit: Limit
     duration_s: float
     #: Client processes' Limiter instances (C) or RLS callers (A, B); each has its own id.
@@ -103,6 +104,18 @@ class Shape:
     seed: int = 1
     #: Stop and restart the service at this offset (None: never).
     restart_at_s: float | None = None
+    #: kill -9 one server at this offset, for good (a cluster: member 1; None: never).
+    kill_at_s: float | None = None
+    #: From this offset, restart every server in turn, each drained with hand-off (None: never).
+    rolling_at_s: float | None = None
+    #: Every limit of the policy (``"2/s; 20/minute"`` has two; ``()``: just ``limit``), as the
+    #: service's config and every client declare it, bursts included.
+    limits: tuple[Limit, ...] = ()
+
+    @property
+    def policy(self) -> tuple[Limit, ...]:
+        """The whole policy every key is held to."""
+        return self.limits or (self.limit,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,13 +224,15 @@ def _network(raw: Any, where: str) -> NetworkModel:
 
 
 _SHAPE_FIELDS: dict[str, _Check] = {
-    "limit": (lambda v: isinstance(v, str), "a limit such as '50/s'"),
+    "limit": (lambda v: isinstance(v, str), "limits such as '50/s' or '2/s; 20/minute burst 5'"),
     "duration_s": _POSITIVE,
     "clients": _COUNT,
     "keys": (lambda v: isinstance(v, Mapping), "a mapping"),
     "rate": (lambda v: isinstance(v, Mapping), "a mapping"),
     "seed": (lambda v: isinstance(v, int), "an integer"),
     "restart_at_s": _POSITIVE,
+    "kill_at_s": _POSITIVE,
+    "rolling_at_s": _POSITIVE,
 }
 
 
@@ -228,11 +243,13 @@ def _shape(name: str, raw: Any, overrides: Mapping[str, Any] | None = None) -> S
         if required not in data:
             raise SpecError(f"{where}: missing {required!r}")
     try:
-        limit = parse_limit(data["limit"])
+        limits = parse_limits(data["limit"])
     except LimitParseError as exc:
         raise SpecError(f"{where}.limit: {exc}") from exc
-    if limit.amount < 1:  # a limit of 0 blocks everything: nothing to measure overshoot against
+    if any(lim.amount < 1 for lim in limits):  # a limit of 0 blocks everything: nothing to measure
         raise SpecError(f"{where}.limit: must admit at least 1 hit per period")
+    duration = float(data["duration_s"])
+    limit = min(limits, key=lambda lim: lim.rate_per_s * duration + lim.capacity)
     kind, rate = _kinded(data["rate"], _RATE_FIELDS, "kind", f"{where}.rate", _RATE_REQUIRED)
     popularity, keys = _kinded(
         data.get("keys", {"popularity": "uniform"}), _KEY_FIELDS, "popularity", f"{where}.keys"
@@ -246,15 +263,19 @@ def _shape(name: str, raw: Any, overrides: Mapping[str, Any] | None = None) -> S
         rate=RateSpec(kind=kind, **rate),
         seed=data.get("seed", 1),
         restart_at_s=data.get("restart_at_s"),
+        kill_at_s=data.get("kill_at_s"),
+        rolling_at_s=data.get("rolling_at_s"),
+        limits=limits if len(limits) > 1 or limits[0].burst is not None else (),
     )
     _check_timing(shape, where)
     return shape
 
 
 def _check_timing(shape: Shape, where: str) -> None:
-    inside = (shape.rate.at_s if shape.rate.kind == "step" else 0.0, shape.restart_at_s or 0.0)
+    events = (shape.restart_at_s, shape.kill_at_s, shape.rolling_at_s)
+    inside = (shape.rate.at_s if shape.rate.kind == "step" else 0.0, *(t or 0.0 for t in events))
     if any(t >= shape.duration_s for t in inside):
-        raise SpecError(f"{where}: at_s and restart_at_s must fall inside duration_s")
+        raise SpecError(f"{where}: at_s and the *_at_s events must fall inside duration_s")
     if not math.isfinite(shape.duration_s):
         raise SpecError(f"{where}.duration_s: must be finite")
 

@@ -7,6 +7,7 @@
     ├── ConfigError            a policy file is invalid (names file, line, key and reason)
     ├── BackendError           a storage backend (Redis) failed or timed out
     ├── RequestError           a request (RPC, /json body) is malformed: INVALID_ARGUMENT / 400
+    ├── ForwardError           a cluster member could not get another member's RLS answer
     ├── ClientClosedError      a Limiter was used after close()
     └── RateLimited            a function decorated with @limiter.limit(...) was refused
 
@@ -19,6 +20,7 @@ __all__ = [
     "BackendError",
     "ClientClosedError",
     "ConfigError",
+    "ForwardError",
     "LimitParseError",
     "RateLimited",
     "RatekeeperError",
@@ -73,6 +75,10 @@ class CoordinationError(RatekeeperError):
 
 class RequestError(RatekeeperError, ValueError):
     """A request is malformed; the message is what the caller is told (gRPC INVALID_ARGUMENT)."""
+
+
+class ForwardError(RatekeeperError):
+    """Descriptors forwarded to their owner (another cluster member) got no usable answer."""
 
 
 class ClientClosedError(RatekeeperError, RuntimeError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import pytest
@@ -29,6 +30,7 @@ SETTINGS = MachineSettings(
     heartbeat_interval_ns=100 * MS,
     unhealthy_after_ns=300 * MS,
     settle_ns=100 * MS,
+    join_batch_ns=100 * MS,
     rebalance=RebalanceSettings(min_interval_ns=1 * S, load_interval_ns=5 * S),
     history=4,
 )
@@ -77,17 +79,25 @@ def test_no_running_member_means_no_assignment() -> None:
     assert run(machine, 250 * MS) == even_split(["a"], Generation(1, 1))
 
 
-def test_a_join_is_assigned_at_once_and_a_silent_member_loses_its_slices_on_time() -> None:
-    machine = started("a", "b")
+def test_joins_share_a_round_and_a_silent_member_loses_its_slices_on_time() -> None:
+    machine = started("a", "b")  # committed at 100 ms
     machine.heartbeat(beat("a"), 150 * MS)
     machine.heartbeat(beat("b"), 150 * MS)
     machine.heartbeat(beat("c"), 150 * MS)
-    joined = run(machine, 150 * MS)
+    machine.heartbeat(beat("d"), 200 * MS)
+    assert run(machine, 200 * MS) is None  # within the batch window of c's join
+    assert machine.next_deadline() == 250 * MS
+    machine.heartbeat(beat("b"), 250 * MS)
+    machine.heartbeat(beat("c"), 250 * MS)
+    machine.heartbeat(beat("d"), 250 * MS)
+    joined = run(machine, 250 * MS)
     assert joined is not None
-    assert joined.servers == {"a", "b", "c"}
+    assert joined.servers == {"a", "b", "c", "d"}  # c and d in one round
     assert joined.generation == Generation(7, 2)
+    machine.heartbeat(beat("d", TERMINATING), 260 * MS)
+    assert run(machine, 260 * MS) is not None  # d drains: at once
     # b and c keep heartbeating, a goes silent: dead once 300 ms have passed since 150 ms
-    for t in (250, 350, 450):
+    for t in (350, 450):
         machine.heartbeat(beat("b"), t * MS)
         machine.heartbeat(beat("c"), t * MS)
         assert run(machine, t * MS) is None
@@ -95,7 +105,8 @@ def test_a_join_is_assigned_at_once_and_a_silent_member_loses_its_slices_on_time
     left = run(machine, 450 * MS + 1)
     assert left is not None
     assert left.servers == {"b", "c"}
-    assert [m.address for m in machine.members] == ["b", "c"]
+    assert machine.running() == {"b", "c"}  # d is still draining, a is gone
+    assert [m.address for m in machine.members] == ["b", "c", "d"]
 
 
 def test_a_terminating_member_is_drained_at_once_and_cannot_come_back_to_work() -> None:
@@ -118,7 +129,8 @@ def test_a_restarted_member_is_a_new_one_and_its_old_process_is_not_heard() -> N
     assert machine.heartbeat(beat("b", RUNNING, inc="1"), 160 * MS) is Accepted.STALE
     assert run(machine, 160 * MS) is None
     machine.heartbeat(beat("b", RUNNING, inc="2"), 170 * MS)
-    back = run(machine, 170 * MS)
+    assert run(machine, 170 * MS) is None  # a join: it waits out the batch window
+    back = run(machine, 270 * MS)
     assert back is not None
     assert back.servers == {"a", "b"}
 
@@ -150,13 +162,15 @@ def test_watch_answers_a_diff_from_history_and_the_whole_when_too_far_behind() -
     machine = started("a", "b")
     gens = [machine.current]
     for i, name in enumerate("cdef"):
-        now = (150 + 10 * i) * MS
-        for m in machine.members:
-            machine.heartbeat(beat(m.address), now)
+        now = (200 + 200 * i) * MS  # one join a round
         machine.heartbeat(beat(name), now)
-        gens.append(run(machine, now))
-    machine.heartbeat(beat("f", TERMINATING), 200 * MS)  # only f's slices change hands
-    gens.append(run(machine, 200 * MS))
+        for m in machine.members:
+            machine.heartbeat(beat(m.address), now + 100 * MS)
+        gens.append(run(machine, now + 100 * MS))
+    for m in machine.members:
+        machine.heartbeat(beat(m.address, TERMINATING if m.address == "f" else RUNNING), S)
+    gens.append(run(machine, S))  # only f's slices change hands
+    assert all(g is not None for g in gens)
     current = machine.current
     assert current is not None
     assert len(machine.history) == 4
@@ -192,20 +206,20 @@ def test_an_abandoned_proposal_is_proposed_again_and_nothing_was_published() -> 
     machine = started("a")
     machine.heartbeat(beat("a"), 150 * MS)
     machine.heartbeat(beat("b"), 150 * MS)
-    proposal = machine.step(150 * MS)
+    proposal = machine.step(250 * MS)
     assert proposal is not None
-    assert machine.step(150 * MS) is None  # one proposal at a time
-    machine.abandon(150 * MS)
+    assert machine.step(250 * MS) is None  # one proposal at a time
+    machine.abandon(250 * MS)
     assert machine.current is not None
     assert machine.current.servers == {"a"}
-    assert machine.step(160 * MS) is None  # retried a heartbeat interval later
-    assert machine.next_deadline() == 250 * MS
-    again = machine.step(250 * MS)
+    assert machine.step(260 * MS) is None  # retried a heartbeat interval later
+    assert machine.next_deadline() == 350 * MS
+    again = machine.step(350 * MS)
     assert again == proposal
     with pytest.raises(ValueError):
-        machine.commit(proposal, 250 * MS)
+        machine.commit(proposal, 350 * MS)
     assert again is not None
-    machine.commit(again, 250 * MS)
+    machine.commit(again, 350 * MS)
 
 
 def test_members_beyond_the_bound_are_refused() -> None:
@@ -312,7 +326,7 @@ def test_scaling_from_two_to_four_members_balances_in_one_round() -> None:
     machine.heartbeat(beat("c"), 150 * MS)
     machine.heartbeat(beat("d"), 150 * MS)
     before = machine.current
-    scaled = run(machine, 150 * MS)
+    scaled = run(machine, 250 * MS)  # both joins in one round
     assert scaled is not None
     assert before is not None
     assert scaled.generation == next_generation(before.generation)  # one round
@@ -344,3 +358,25 @@ def test_a_dead_members_slices_are_placed_by_the_load_it_last_reported() -> None
     assert (
         max(carried.values()) / (sum(carried.values()) / 2) <= 1 + 2 * SETTINGS.rebalance.tolerance
     )
+
+
+def test_heartbeats_taken_while_a_round_is_computed_count_in_the_next_one() -> None:
+    machine = started("a")  # committed at 100 ms
+    machine.heartbeat(beat("a"), 250 * MS)
+    machine.heartbeat(beat("b"), 250 * MS)
+    job = machine.begin(350 * MS)
+    assert job is not None
+    assert job.running == {"a", "b"}
+    assert machine.begin(350 * MS) is None  # one round at a time
+    assert machine.next_deadline() == 250 * MS + SETTINGS.unhealthy_after_ns + 1
+    machine.heartbeat(beat("c"), 360 * MS)  # arrives while the round runs elsewhere
+    result = job.run()
+    with pytest.raises(ValueError, match="in progress"):
+        machine.finish(dataclasses.replace(job), result)
+    proposal = machine.finish(job, result)
+    assert proposal is not None
+    assert proposal.servers == {"a", "b"}
+    machine.commit(proposal, 370 * MS)
+    later = run(machine, 460 * MS)  # c's join, after the batch window
+    assert later is not None
+    assert later.servers == {"a", "b", "c"}

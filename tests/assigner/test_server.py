@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 
@@ -10,6 +11,9 @@ import grpc
 import grpc.aio
 import pytest
 
+from ratekeeper.assigner.machine import AssignerMachine, Round
+from ratekeeper.assigner.members import Heartbeat as MemberBeat
+from ratekeeper.assigner.members import MemberState
 from ratekeeper.assigner.server import AssignerService, Persist, running_assigner
 from ratekeeper.assigner.settings import AssignerSettings
 from ratekeeper.core.assignment_diff import apply_update
@@ -113,6 +117,7 @@ async def test_a_join_reaches_a_waiting_watch_as_an_update(calls: AssignerCallsA
     assert update is not None
     after = apply_update(first, update)
     assert after.servers == {"127.0.0.1:9001", "127.0.0.1:9002"}
+    await b.beat()  # its join waited out the batch window: the next beat carries it
     assert b.held == after
 
 
@@ -141,10 +146,10 @@ async def test_a_silent_member_loses_its_slices_within_the_timeout(
     a, b = Member(calls, "127.0.0.1:9001"), Member(calls, "127.0.0.1:9002")
     await a.beat()
     await b.beat()
-    assert a.held is not None
-    await a.beat()
-    before = a.held
-    assert before.servers == {a.address, b.address}
+    while a.held is None or a.held.servers != {a.address, b.address}:
+        await asyncio.sleep(0.02)  # b's join waits out the batch window after a's
+        await a.beat()
+        await b.beat()
     began = time.monotonic()
     while a.held.servers != {a.address}:  # b is silent from now on
         assert time.monotonic() - began < 2, "b's slices were not reassigned"
@@ -192,6 +197,11 @@ async def test_bad_and_stale_heartbeats_are_refused(calls: AssignerCallsAio) -> 
             address="127.0.0.1:9001",
             incarnation_id="1",
             load=[pb.SliceLoad(low=0, high=0, load=float("nan"))],
+        ),
+        pb.HeartbeatRequest(
+            address="127.0.0.1:9001",
+            incarnation_id="1",
+            load=[pb.SliceLoad(low=0, high=0, load=1e300)],
         ),
         pb.HeartbeatRequest(address="127.0.0.1:9001", incarnation_id="1", state=7),  # type: ignore[arg-type]
     ]
@@ -278,3 +288,35 @@ async def test_heartbeats_are_answered_while_a_proposal_is_being_persisted() -> 
             await asyncio.sleep(0.02)
             await b.beat()
         await channel.close()
+
+
+class FailingOnce(AssignerMachine):
+    """A machine whose first round fails inside the rebalancer (no member to give slices to)."""
+
+    failed = False
+
+    def begin(self, now: int) -> Round | None:
+        job = super().begin(now)
+        if job is None or self.failed:
+            return job
+        self.failed = True
+        broken = dataclasses.replace(job, running=frozenset())
+        self._computing = broken
+        return broken
+
+
+async def test_a_round_that_fails_is_logged_and_tried_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = [0]
+    machine = FailingOnce(FAST.machine(), incarnation=3, now=0)
+    service = AssignerService(machine, FAST, address="x", clock=lambda: clock[0])
+    machine.heartbeat(MemberBeat("127.0.0.1:9001", MemberState.RUNNING, "1"), 0)
+    await service.advance()
+    assert "round 3.1 failed" in caplog.text
+    assert machine.current is None
+    assert machine.next_deadline() == FAST.machine().heartbeat_interval_ns
+    clock[0] = FAST.machine().heartbeat_interval_ns
+    machine.heartbeat(MemberBeat("127.0.0.1:9001", MemberState.RUNNING, "1"), clock[0])
+    await service.advance()
+    assert machine.current == even_split(["127.0.0.1:9001"], Generation(3, 1))

@@ -268,6 +268,7 @@ async def test_slices_move_without_state_so_transfer_says_why(redis_server: Redi
     store = RedisStore(RedisSettings(redis_server.url, key_prefix="transfer:"))
     try:
         calls = [store.export(0, 1, NOW), store.import_(Snapshot(0, 1), NOW), store.drop(0, 1)]
+        calls.append(store.start_empty(0, 1, NOW))
         for call in calls:
             with pytest.raises(TransferUnsupported, match="Redis is already the state"):
                 await call

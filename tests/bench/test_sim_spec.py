@@ -48,3 +48,22 @@ def test_errors_name_the_entry(tmp_path: Path, edit: tuple[str, str], message: s
     with pytest.raises(SpecError) as info:
         load_spec(path)
     assert message in str(info.value)
+
+
+def test_issue_11_fleet_shapes_are_in_the_full_profile() -> None:
+    names = {run.shape.name for run in load_spec()["full"]}
+    assert {"sparse-many", "small-many-1ps", "step-cold-many"} <= names
+    assert {"multi-limit", "per-minute", "large-burst"} <= names
+
+
+def test_every_architecture_expresses_bursts_and_several_limits(tmp_path: Path) -> None:
+    """The service's config carries the whole policy (issue 11: bench refused any burst); the
+    figures are measured against the limit that binds over the run."""
+    from bench.sim.runner import _policy_yaml
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(BASE.replace("limit: 5/s", 'limit: "2/s; 20/minute burst 5"'))
+    (run,) = load_profile("p", spec)
+    assert str(run.shape.limit) == "20/minute burst 5"  # 0.33·3 + 5 < 2·3 + 2
+    assert len(run.shape.policy) == 2
+    assert 'limit: "2/second; 20/minute burst 5"' in _policy_yaml(run)

@@ -10,7 +10,7 @@ import pytest
 
 from ratekeeper.assigner.options import from_sources
 from ratekeeper.assigner.settings import AssignerSettings
-from ratekeeper.cli.main import main
+from ratekeeper.cli.main import build_parser, main
 from ratekeeper.core.assignment_diff import apply_update
 from ratekeeper.errors import ConfigError
 from ratekeeper.proto.assignment import generation_to_wire, update_from_wire
@@ -32,6 +32,11 @@ def test_flags_override_variables_which_override_defaults() -> None:
         from_sources({"min_interval": "soon"}, {})
     with pytest.raises(ConfigError, match="longer than heartbeat_interval"):
         from_sources({"unhealthy_after": "0.5", "heartbeat_interval": "1"}, {})
+
+
+def test_the_log_level_takes_any_case() -> None:
+    args = build_parser().parse_args(["assigner", "--log-level", "debug"])
+    assert args.log_level == "DEBUG"
 
 
 def test_bad_timeouts_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -71,14 +76,14 @@ def test_an_assigner_process_assigns_watches_and_reports(tmp_path: Path) -> None
         )
         watcher.start()
         b = pb.HeartbeatRequest(address="127.0.0.1:9002", state=pb.RUNNING, incarnation_id="b1")
-        joined = update_from_wire(calls.heartbeat(b, timeout=10).update)
+        calls.heartbeat(b, timeout=10)  # joins within the batch window share the next round
         watcher.join(15)
         assert answers
         update = update_from_wire(answers[0].update)
         assert update is not None
         after = apply_update(held, update)
         assert after.servers == {"127.0.0.1:9001", "127.0.0.1:9002"}
-        assert joined == after
+        assert update_from_wire(calls.heartbeat(b, timeout=10).update) == after
 
         status = calls.status(pb.StatusRequest(), timeout=10)
         assert status.assigner == listen

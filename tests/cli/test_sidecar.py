@@ -51,7 +51,12 @@ def test_a_sidecar_process_answers_json_with_its_server_away(tmp_path: Path) -> 
 def _post_json(port: int) -> int:
     entries = [{"key": "route", "value": "root"}, {"key": "user", "value": "u"}]
     body = json.dumps({"domain": "rl", "descriptors": [{"entries": entries}]}).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/json", data=body, method="POST")
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/json",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return int(response.status)

@@ -87,6 +87,7 @@ def test_unimplemented_means_a_single_server_that_owns_everything() -> None:
     # a server that joins a cluster later still hands its assignment over in report answers
     assert clerk.seen(even_split(["a:1", "b:1"], Generation(1, 1)))
     assert clerk.table.servers == frozenset({"a:1", "b:1"})
+    assert clerk.stats.mode == "cluster"
 
 
 def test_an_unreachable_address_is_retried_with_a_growing_backoff_and_stays_unknown() -> None:
@@ -152,3 +153,16 @@ def test_closing_stops_the_watch() -> None:
     clerk = discovering()
     clerk.close()
     assert clerk.next_watch(NOW) is None
+
+
+def test_the_watched_member_stays_put_when_the_assignment_changes_under_it() -> None:
+    clerk = discovering()
+    clerk.watched(SEED, whole(SEED, "b:1", "c:1"), NOW)
+    clerk.watch_failed(SEED, "UNAVAILABLE", NOW)
+    assert clerk.watching == "b:1"
+    clerk.seen(even_split(["c:1", "d:1"], Generation(7, 2)))  # from a report, mid-poll
+    assert clerk.watching == "b:1"  # its channel stays open for the call in flight
+    clerk.watch_failed("b:1", "UNAVAILABLE", NOW)  # gone: start over from the given address
+    assert clerk.watching == SEED
+    clerk.watch_failed(SEED, "UNAVAILABLE", NOW)
+    assert clerk.watching == "c:1"

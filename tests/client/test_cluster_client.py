@@ -91,6 +91,8 @@ def test_a_dead_owners_hits_go_to_the_new_owner_none_lost(members: ThreadedMembe
         eventually(lambda: lim.stats.generation == (1, 2))
         eventually(lambda: lim.stats.rerouted > 0)  # b's unanswered report, re-sent to a
         eventually(lambda: lim.ready)
+        lim.flush()
+        assert set(lim._channels) == {a}  # b left the assignment: its channel is closed
     applied = sum(svc.admitted() for svc in members.members.services)
     assert applied == admitted == 2 * len(KEYS)
 

@@ -356,6 +356,23 @@ def test_idle_servers_are_probed_so_a_dead_one_shows(clock: FakeClock) -> None:
     assert len(m.collect(clock())) == 2
 
 
+def test_a_cycle_run_early_after_a_late_one_still_probes(clock: FakeClock) -> None:
+    """Cycles are due on a fixed schedule and each runs a little late by its own amount: one
+    that comes less than an interval after the previous send still reports (report traffic
+    stays flat when request traffic steps up: issue 11, the 1.40x of the real processes)."""
+    _, m = sans_io("a:1", report_interval=0.1)
+    m.collect(clock())
+    m.answered("a:1", answer(0), clock())
+    clock.advance(0.1 + 0.004)  # this cycle ran 4 ms late
+    assert len(m.collect(clock())) == 1
+    m.answered("a:1", answer(0), clock())
+    clock.advance(0.1 - 0.003)  # the next ran 1 ms late: 97 ms after the last send
+    assert len(m.collect(clock())) == 1
+    m.answered("a:1", answer(0), clock())
+    clock.advance(0.02)  # a cycle run at once after an overrun: counts would go, so does a probe
+    assert len(m.collect(clock())) == 1
+
+
 def test_failing_servers_are_logged_rate_limited_and_named(
     clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:

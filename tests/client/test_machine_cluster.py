@@ -12,6 +12,7 @@ from ratekeeper.proto.assignment import update_to_wire
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 
 from .conftest import FakeClock, sans_io
+from .members import owner_of
 
 MS = 1_000_000
 SEED = "seed:1"
@@ -124,40 +125,41 @@ def test_a_dead_owners_counts_go_to_the_new_owner_once_the_assignment_changes(
 
 SERVERS = ("a:1", "b:1", "c:1", "d:1")
 
+#: One report cycle of the property below: hits (key, count), which servers are up, the owners of
+#: a new assignment adopted after the cycle (none: no change), milliseconds to wait.
+rounds = st.tuples(
+    st.lists(st.tuples(st.integers(0, 30), st.integers(1, 3)), max_size=8),
+    st.lists(st.booleans(), min_size=4, max_size=4),
+    st.one_of(st.none(), st.lists(st.sampled_from(SERVERS), min_size=1, max_size=3)),
+    st.integers(1, 300),
+)
+
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(
-    steps=st.lists(
-        st.one_of(
-            st.tuples(st.just("hit"), st.integers(0, 30), st.integers(1, 3)),
-            st.tuples(st.just("cycle"), st.lists(st.booleans(), min_size=4, max_size=4)),
-            st.tuples(st.just("wait"), st.integers(1, 300)),
-            st.tuples(
-                st.just("assign"),
-                st.lists(st.sampled_from(SERVERS), min_size=1, max_size=6),
-            ),
-        ),
-        max_size=60,
-    )
-)
+@given(steps=st.lists(rounds, max_size=25))
 def test_every_hit_is_counted_once_whatever_fails_and_moves(
-    clock: FakeClock, steps: list[tuple[object, ...]]
+    clock: FakeClock,
+    steps: list[tuple[list[tuple[int, int]], list[bool], list[str] | None, int]],
 ) -> None:
     """Reports to dead servers are not applied; the assignment changes at random; each server
-    applies each (client, number) once; at the end every admitted hit was applied once."""
+    applies each (client, number) once; at the end every admitted hit was applied once, and
+    every report held only keys its server owns by the generation it names."""
     lim, m = sans_io(SEED, limit="50/s", report_interval=0.1)
     applied: dict[tuple[str, int], pb.ReportRequest] = {}
     streak = dict.fromkeys((SEED, *SERVERS), 0)
     counted = 0
-    number = 0
+    by_generation = {(0, 0): m.assignment}
 
     def run(answers: list[bool]) -> None:
         outbound = m.collect(clock())
         assert len({o.address for o in outbound}) == len(outbound)  # one report per server
         for out in outbound:
-            assert out.address in m.assignment.servers or out.address == SEED
+            generation = out.request.generation
+            routed_by = by_generation[(generation.incarnation, generation.number)]
+            # a resent report is unchanged: it still names the generation it was routed by
+            assert all(owner_of(routed_by, e) == out.address for e in out.request.keys)
             up = answers[SERVERS.index(out.address)] if out.address in SERVERS else True
             # at most 5 failures in a row: fewer than the ~1 s after which a backlog is forgiven
             if up or streak[out.address] >= 5:
@@ -168,19 +170,14 @@ def test_every_hit_is_counted_once_whatever_fails_and_moves(
                 m.failed(out.address, "UNAVAILABLE", clock())
                 streak[out.address] += 1
 
-    for step in steps:
-        if step[0] == "hit":
-            _, key, hits = step
-            decision = lim.acquire(f"k{key}", int(hits))  # type: ignore[call-overload]
-            counted += hits if decision.allowed else 0  # type: ignore[operator]
-        elif step[0] == "cycle":
-            run(step[1])  # type: ignore[arg-type]
-        elif step[0] == "assign":
-            number += 1
-            owners: list[str] = step[1]  # type: ignore[assignment]
+    for number, (hits, answers, owners, wait_ms) in enumerate(steps, start=1):
+        for key, n in hits:
+            counted += n if lim.acquire(f"k{key}", n).allowed else 0
+        run(answers)
+        if owners is not None:
             assert m.clerk.seen(even_split(owners, Generation(1, number)))
-        else:
-            clock.advance(int(step[1]) / 1000)  # type: ignore[call-overload]
+            by_generation[(1, number)] = m.assignment
+        clock.advance(wait_ms / 1000)
     m.close()
     for _ in range(8):  # the servers are back: a few cycles settle everything
         run([True] * 4)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from ratekeeper.backends.cold import ColdRanges, emptied
 from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.backends.redis import RedisSettings, RedisStore
 from ratekeeper.backends.store import Counter, CounterSnapshot, Hit, Snapshot, Store, StoreStat
@@ -28,19 +29,34 @@ class CoreStore:
 
     def __init__(self) -> None:
         self._states: dict[Counter, State] = {}
+        self._cold = ColdRanges()
 
     def _state(self, counter: Counter, now: int) -> State:
         if counter not in self._states:
-            self._states[counter] = STRATEGIES[counter.limit.algorithm].new(counter.limit, now)
+            since = self._cold.since(counter.key_hash)
+            limit = counter.limit
+            self._states[counter] = (
+                STRATEGIES[limit.algorithm].new(limit, now)
+                if since is None
+                else emptied(limit, min(since, now))
+            )
         return self._states[counter]
 
     async def hit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
         return [
             STRATEGIES[h.counter.limit.algorithm].hit(
-                self._state(h.counter, now), h.counter.limit, now, h.hits
+                self._held_or_new(h.counter, now, h.hits), h.counter.limit, now, h.hits
             )
             for h in hits
         ]
+
+    def _held_or_new(self, counter: Counter, now: int, hits: int) -> State:
+        """A check (no hits) of a counter not held answers from a new state, keeping none."""
+        if hits or counter in self._states:
+            return self._state(counter, now)
+        state = self._state(counter, now)
+        del self._states[counter]
+        return state
 
     async def debit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
         return [
@@ -56,6 +72,7 @@ class CoreStore:
                 for c, s in self._states.items()
                 if low <= c.key_hash < high
             ),
+            self._cold.within(low, high, now),
         )
 
     async def import_(self, snapshot: Snapshot, now: int) -> int:
@@ -72,6 +89,9 @@ class CoreStore:
         for c in doomed:
             del self._states[c]
         return len(doomed)
+
+    async def start_empty(self, low: int, high: int, since: int | None) -> None:
+        self._cold.mark(low, high, since)
 
     def stats(self) -> tuple[StoreStat, ...]:
         return ()

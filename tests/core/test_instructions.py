@@ -128,3 +128,19 @@ def test_a_counter_with_tokens_to_spare_restricts_nobody() -> None:
 )
 def test_demand_rate(admitted: int, rejected: int, interval_ns: int, rate: float) -> None:
     assert demand_rate(admitted, rejected, interval_ns) == rate
+
+
+def test_repaying_debt_shrinks_the_shares_below_the_refill_rate() -> None:
+    """Shares adding up to the refill rate would hold a debt where it is (issue 11, bound 3)."""
+    bucket = tb.new_bucket(HUNDRED, TODAY_NS)
+    tb.debit(bucket, HUNDRED, TODAY_NS, HUNDRED.capacity + 50)  # 50 tokens of debt
+    state = peek(bucket, HUNDRED, TODAY_NS)
+    held = instruct(state, HUNDRED, 100.0, 200.0, VALID)
+    repaid = instruct(state, HUNDRED, 100.0, 200.0, VALID, repay_debt=True)
+    assert held.admit_rate == pytest.approx(50.0)  # half of the refill rate
+    assert repaid.admit_rate == pytest.approx(25.0)  # half of 100/s less 50 tokens over 1 s
+    assert repaid.reject_for_ns == held.reject_for_ns
+    deeper = tb.new_bucket(HUNDRED, TODAY_NS)
+    tb.debit(deeper, HUNDRED, TODAY_NS, HUNDRED.capacity + 500)
+    deep = instruct(peek(deeper, HUNDRED, TODAY_NS), HUNDRED, 1.0, 2.0, VALID, repay_debt=True)
+    assert deep.admit_rate == 0.0  # never negative

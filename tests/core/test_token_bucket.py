@@ -83,6 +83,20 @@ def test_debit_goes_into_debt_and_instructs_the_wait() -> None:
     assert tb.take(bucket, limit, T0 + 1_600_000_000).allowed
 
 
+def test_a_debit_carries_the_debt_it_is_allowed_beyond_the_horizon() -> None:
+    """``debt`` tokens deeper than the horizon are carried, no deeper (issue 11: a fleet's
+    first round of optimism is charged back, not forgiven)."""
+    limit = Limit(1, Unit.SECOND)
+    capped, carried = tb.new_bucket(limit, T0), tb.new_bucket(limit, T0)
+    tb.debit(capped, limit, T0, 10)
+    tb.debit(carried, limit, T0, 10, debt=5)
+    assert tb.available(capped, limit) == -tb.DEBT_HORIZON_PERIODS
+    assert tb.available(carried, limit) == -5
+    tb.debit(carried, limit, T0, 100, debt=5)
+    assert tb.available(carried, limit) == -5
+    assert tb.debt_floor(limit, 1) == -tb.DEBT_HORIZON_PERIODS * limit.period_ns
+
+
 @pytest.mark.parametrize(
     ("limit", "tokens", "expected"),
     [

@@ -50,13 +50,6 @@ def test_one_client_stays_within_r_t_plus_b(sc: Scenario) -> None:
     assert bounds.run_long_overshoot(simulate(sc)) <= 0.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "issue 11: measured 1 hit beyond r*T + b + E (40 clients, 1/s, 2x Poisson; 146 hits"
-        " before A+B+E; cause not yet isolated)"
-    ),
-)
 @given(fleets(factor=OVERLOAD))
 @example(DENSE_OVERLOAD)
 @example(SPARSE_OVERLOAD)
@@ -66,13 +59,6 @@ def test_run_long_admitted_within_r_t_plus_b_plus_e(sc: Scenario) -> None:
     assert bounds.run_long_excess(simulate(sc)) <= 0.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "issue 11: measured +9.9% of r*T over r*T + b (19 clients, 1000/s, 1.08x steady, 1 s"
-        " reports: one round of optimism in 10 s); the example +5% (+385% before A+B+E)"
-    ),
-)
 @given(fleets(factor=OVERLOAD, shapes=st.sampled_from(["steady"])))
 @example(dataclasses.replace(DENSE_OVERLOAD, limit="1/s", arrivals=Steady(5.0 / 200)))
 @PROPERTIES

@@ -110,3 +110,17 @@ async def test_a_legitimate_client_may_skip_numbers_over_time() -> None:
     await send("c1", key(ALICE, admitted=1), sequence=1)
     send.advance(60)  # 6,000 minimum intervals
     await send("c1", key(ALICE, admitted=1), sequence=5000)
+
+
+async def test_a_fleets_debt_is_carried_but_one_client_is_still_held_to_the_horizon() -> None:
+    """Each client reporting the key may add one round of its local allowance to the debt
+    (``b + r·3·I``: 13 tokens of a 10/s bucket at 100 ms), so a fleet's optimism is charged back
+    rather than forgiven; a single client stays within the horizon whatever it reports."""
+    send, _, _ = setup()
+    (alone,) = (await send("attacker", key(ALICE, admitted=10**11))).instructions
+    assert alone.reject_for_ns <= HORIZON_NS
+    for n in range(4):
+        await send(f"replica-{n}", key(ALICE, admitted=10))
+    (fleet,) = (await send("replica-4", key(ALICE, admitted=10))).instructions
+    assert fleet.reject_for_ns > HORIZON_NS  # 6 clients: more than 2 periods of debt carried
+    assert fleet.reject_for_ns <= 6 * 13 * NS_PER_SECOND // 10 + NS_PER_SECOND // 10

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,10 +96,13 @@ async def serve(tmp_path: Path) -> AsyncIterator[Start]:
     """``await serve(yaml_text, **settings)`` starts a server on free loopback ports."""
     started: list[Running] = []
 
-    async def start(config: str, **overrides: Any) -> Running:
+    async def start(config: str, *, more: Sequence[str] = (), **overrides: Any) -> Running:
+        """``more``: further policy files (one domain each) beside ``config``."""
         config_dir = tmp_path / f"config{len(started)}"
         config_dir.mkdir()
         (config_dir / "test.yaml").write_text(config)
+        for n, text in enumerate(more):
+            (config_dir / f"more{n}.yaml").write_text(text)
         settings = with_options(
             ServerSettings(), grpc_port=0, http_port=0, config=str(config_dir), **overrides
         )

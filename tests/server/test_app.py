@@ -36,6 +36,8 @@ descriptors:
     rate_limit: {unit: minute, requests_per_unit: 1}
 """
 REQUEST = {"domain": "test", "descriptors": [{"entries": [{"key": "key1", "value": "a"}]}]}
+#: /json refuses bodies not declared JSON (urllib would declare a form).
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 class Serve:
@@ -52,7 +54,9 @@ class Serve:
 
     def post_json(self, body: object) -> int:
         data = json.dumps(body).encode()
-        return self._call(urllib.request.Request(self._url("/json"), data=data))[0]
+        return self._call(
+            urllib.request.Request(self._url("/json"), data=data, headers=JSON_HEADERS)
+        )[0]
 
     def _url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.http_port}{path}"

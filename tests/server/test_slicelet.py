@@ -33,6 +33,7 @@ from ratekeeper.server.app import Replica, build
 from ratekeeper.server.membership import State
 from ratekeeper.server.options import with_options
 from ratekeeper.server.settings import ClusterSettings, ServerSettings
+from ratekeeper.testing.procs import free_port
 
 CONFIG = """
 domain: api
@@ -280,3 +281,69 @@ async def test_a_server_embedding_the_assigner_owns_the_space_then_shares_it(joi
     await until(lambda: agreed(first, second) is not None)
     assert slicelet_of(second).view.owned()
     assert agreed(first, second) == assigner.machine.current
+
+
+async def test_a_member_whose_relay_died_finds_the_assigner_through_another(
+    assigner: AssignerService, join: Join
+) -> None:
+    a = await join(assigner.address)
+    b = await join(assigner.address)
+    c = await join(slicelet_of(b).address)  # through b
+    await until(lambda: agreed(a, b, c) is not None)
+    await b.stop(0)
+    await asyncio.sleep(2 * ASSIGNER.unhealthy_after_s)  # long enough for c to be dropped
+    assert slicelet_of(c).target == slicelet_of(a).address  # the next member it knew
+    members = {m.address: m.state for m in assigner.machine.members}
+    assert members.get(slicelet_of(c).address) is State.RUNNING
+    await until(lambda: agreed(a, c) is not None)
+
+
+async def test_a_stopping_member_answers_held_watches_at_once(
+    assigner: AssignerService, join: Join
+) -> None:
+    a = await join(assigner.address)
+    await until(lambda: agreed(a) is not None)
+    held = agreed(a)
+    assert held is not None
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{a.grpc_port}") as channel:
+        request = cluster_pb2.WatchRequest(
+            known=generation_to_wire(held.generation), wait_ns=30_000_000_000
+        )
+        waiting = asyncio.ensure_future(AssignerCallsAio(channel).watch(request, timeout=40))
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        await a.stop(5.0)  # a grace far longer than the answer takes
+        assert time.monotonic() - started < 2.0
+        assert not (await waiting).HasField("update")
+
+
+async def test_heartbeats_rotate_through_the_join_list_to_the_assigner_that_answers(
+    assigner: AssignerService, join: Join
+) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    a = await join(f"{dead},{assigner.address}")
+    await until(lambda: agreed(a) is not None)
+    assert slicelet_of(a).target == assigner.address
+
+
+async def test_with_the_assigner_gone_members_answer_status_from_what_they_hold_and_recover(
+    join: Join,
+) -> None:
+    async with running_assigner(ASSIGNER) as first:
+        address = first.address
+        members = [await join(address) for _ in range(3)]
+        await until(lambda: agreed(*members) is not None)
+        held = agreed(*members)
+    assert held is not None
+    # heartbeats now fail and rotate through the members, each relaying to a dead assigner:
+    # answers never wait on a relay longer than its timeout, and never on a closed channel
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{members[0].grpc_port}") as channel:
+        calls = AssignerCallsAio(channel)
+        for _ in range(8):
+            started = time.monotonic()
+            status = await calls.status(cluster_pb2.StatusRequest(), timeout=5)
+            assert time.monotonic() - started < 2 * cluster("").heartbeat_timeout_s + 0.5
+            assert assignment_from_wire(status.assignment) == held
+            await asyncio.sleep(0.2)
+    async with running_assigner(dataclasses.replace(ASSIGNER, listen=address)) as second:
+        await until(lambda: agreed(*members) == second.machine.current, timeout=10)

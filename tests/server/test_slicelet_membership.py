@@ -3,6 +3,9 @@ machine, driven by hand-chosen times."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,8 +22,9 @@ from ratekeeper.server.membership import (
     Membership,
     MembershipTiming,
     State,
+    fallback_target,
 )
-from ratekeeper.server.slice_view import SliceView
+from ratekeeper.server.slice_view import MIN_REPORTED_RATE, SliceView
 
 MS = NS_PER_SECOND // 1000
 ME = "10.0.0.1:8081"
@@ -77,35 +81,97 @@ def test_the_view_owns_exactly_what_the_assignment_gives_this_member(
     assert view.owned() == assignment.slices_of(ME)
 
 
+def by_slice(load: tuple[tuple[Slice, float], ...]) -> dict[Slice, float]:
+    return dict(load)
+
+
 @settings(max_examples=100, deadline=None)
 @given(assignments(), st.lists(st.tuples(hashes, st.integers(0, 50)), max_size=30))
-def test_load_is_the_hits_of_each_owned_slice_per_second(
+def test_with_no_averaging_load_is_the_hits_of_each_slice_per_second(
     assignment: Assignment, hits: list[tuple[int, int]]
 ) -> None:
-    view = SliceView(ME)
+    view = SliceView(ME, window_ns=1)  # a window far below the interval: the last one alone
     view.hold(assignment, 0)
     for key, n in hits:
         view.charge(key, n)
-    load = dict(view.take_load(2 * NS_PER_SECOND))  # over two seconds
-    assert tuple(load) == assignment.slices_of(ME)
-    for piece, rate in load.items():
-        assert rate == sum(n for key, n in hits if key in piece) / 2
-    # taken: the next interval starts from zero
-    assert all(rate == 0 for _, rate in view.take_load(3 * NS_PER_SECOND))
+    load = by_slice(view.take_load(2 * NS_PER_SECOND))  # over two seconds
+    for piece, owner in pieces(assignment):
+        rate = sum(n for key, n in hits if key in piece) / 2
+        if owner == ME:
+            assert load[piece] == rate
+        elif rate:
+            assert load[piece] == rate  # misdirected hits are load here too
+        else:
+            assert piece not in load  # others' quiet slices are not reported
 
 
-def test_a_new_assignment_restarts_the_tallies_and_binding_renames_the_member() -> None:
+def test_a_steady_rate_is_measured_as_it_is_and_a_stop_decays_with_the_window() -> None:
+    view = SliceView(ME, window_ns=2 * NS_PER_SECOND)
+    view.hold(Assignment(G1, (0,), (ME,)), 0)
+    tick = NS_PER_SECOND // 10
+    for step in range(1, 301):  # 100 hits/s for 30 s, folded every 100 ms
+        view.charge(0, 10)
+        ((_, rate),) = view.take_load(step * tick)
+    assert rate == pytest.approx(100.0, rel=1e-6)
+    ((_, rate),) = view.take_load(30 * NS_PER_SECOND + 2 * NS_PER_SECOND)
+    assert rate == pytest.approx(100.0 * math.exp(-1), rel=1e-6)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    assignments(),
+    st.lists(st.lists(st.tuples(hashes, st.integers(0, 50), st.booleans()), max_size=8),
+             min_size=1, max_size=8),
+)  # fmt: skip
+def test_what_two_members_report_adds_up_to_the_load_wherever_hits_land(
+    assignment: Assignment, rounds: list[list[tuple[int, int, bool]]]
+) -> None:
+    """Hits split between the owner and a member a client misroutes to: the assigner's sum of
+    both reports per slice is what one member seeing every hit would report."""
+    mine, other, whole = SliceView(ME), SliceView("b:1"), SliceView("all:1")
+    for view in (mine, other, whole):
+        view.hold(assignment, 0)
+    for step, hits in enumerate(rounds, start=1):
+        for key, n, misrouted in hits:
+            (other if misrouted else mine).charge(key, n)
+            whole.charge(key, n)
+        now = step * NS_PER_SECOND
+        total: dict[Slice, float] = {}
+        for part in (mine.take_load(now), other.take_load(now)):
+            for piece, rate in part:
+                total[piece] = total.get(piece, 0.0) + rate
+        # ``whole`` owns nothing: it reports every slice it saw hits on
+        for piece, rate in whole.take_load(now):
+            assert total.get(piece, 0.0) == pytest.approx(rate, abs=2 * MIN_REPORTED_RATE)
+
+
+def test_a_new_assignment_keeps_what_was_measured_by_overlap_width() -> None:
+    view = SliceView(ME, window_ns=1)  # no averaging: rates are the last interval's
+    quarter, eighth = HASH_SPACE // 4, HASH_SPACE // 8
+    view.hold(Assignment(G1, (0, quarter, HALF), (ME, ME, "b:1")), 0)
+    view.charge(0, 30)
+    view.charge(quarter, 10)
+    view.charge(HALF, 4)  # misdirected
+    after = Assignment(G2, (0, eighth, HALF), (ME, ME, ME))  # a split, a merge and a gain
+    view.hold(after, NS_PER_SECOND)  # folds the second before, then carries
+    assert by_slice(view.take_load(NS_PER_SECOND)) == {  # no time since: as carried
+        Slice(0, eighth): 15.0,  # half of the first
+        Slice(eighth, HALF): 25.0,  # its other half, and the second
+        Slice(HALF, HASH_SPACE): 4.0,  # gained: the misdirected hits seen on it
+    }
+
+
+def test_binding_renames_the_member() -> None:
     view = SliceView()
     view.hold(TWO, 0)
     assert not view.owns(0)  # not named yet: owns nothing of an assignment
     view.bind(ME)
     assert view.owns(0)
     assert not view.owns(HALF)
-    view.charge(0, 10)
     after = Assignment(G2, (0,), (ME,))
     assert view.hold(after, NS_PER_SECOND) is TWO
     assert view.owns(HALF)
-    assert view.take_load(2 * NS_PER_SECOND) == ((Slice(0, HASH_SPACE), 0.0),)
+    assert [piece for piece, _ in view.take_load(2 * NS_PER_SECOND)] == [Slice(0, HASH_SPACE)]
 
 
 def test_callers_behind_get_a_diff_from_a_recent_generation_else_the_whole() -> None:
@@ -280,3 +346,53 @@ def test_pieces_and_load_agree_on_slice_order() -> None:
     assert [p for p, _ in view.take_load(NS_PER_SECOND)] == [
         p for p, owner in pieces(a) if owner == ME
     ]
+
+
+@pytest.mark.parametrize(
+    ("after", "expected"), [(1, [True] * 5), (3, [False, False, True, False, False])]
+)
+def test_after_enough_failures_in_a_row_the_next_target_is_tried(
+    after: int, expected: list[bool]
+) -> None:
+    m = Membership(SliceView(ME), dataclasses.replace(TIMING, switch_after=after), 0)
+    m.due(0)
+    switches = []
+    for _ in range(5):
+        m.due(m.next_at)
+        switches.append(m.failed(m.next_at).switch)
+    assert switches == expected
+
+
+def test_fallback_targets_cycle_through_the_join_address_and_the_other_members() -> None:
+    held = Assignment(G1, (0, HALF // 2, HALF), (ME, "b:1", "c:1"))
+    cycle = ["join:1"]
+    for _ in range(4):
+        cycle.append(fallback_target(["join:1"], cycle[-1], held, ME))
+    assert cycle == ["join:1", "b:1", "c:1", "join:1", "b:1"]
+    assert fallback_target(["b:1"], "b:1", held, ME) == "c:1"  # joined through a member
+    assert fallback_target(["join:1"], "join:1", None, ME) == "join:1"  # nobody else known
+    # several assigners given: each in turn, then the members
+    joins = ["x:1", "y:1", "b:1"]
+    assert fallback_target(joins, "x:1", held, ME) == "y:1"
+    assert fallback_target(joins, "y:1", held, ME) == "b:1"
+    assert fallback_target(joins, "b:1", held, ME) == "c:1"
+    assert fallback_target(joins, "c:1", held, ME) == "x:1"
+
+
+def test_the_backoff_doubles_once_per_round_of_the_targets() -> None:
+    m = machine()
+    m.due(0)
+    delays = []
+    for _ in range(9):
+        m.due(m.next_at)
+        delays.append(m.failed(m.next_at, targets=3).delay_ns // MS)
+    assert delays == [100, 100, 100, 200, 200, 200, 400, 400, 400]
+
+
+def test_several_join_addresses_are_tried_in_turn_before_the_members() -> None:
+    held = Assignment(G1, (0, HALF), (ME, "b:1"))
+    joins = ("a1:1", "a2:1")
+    cycle = ["a1:1"]
+    for _ in range(3):
+        cycle.append(fallback_target(joins, cycle[-1], held, ME))
+    assert cycle == ["a1:1", "a2:1", "b:1", "a1:1"]

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from ratekeeper.core.assignment import moves
+from ratekeeper.proto.assignment import assignment_from_wire
 from ratekeeper.proto.ratekeeper.v1 import cluster_pb2 as pb
 from ratekeeper.testing.cluster import Cluster, assigner_argv, member_argv
 
@@ -70,3 +72,14 @@ def test_an_embedded_assigner_rebuilds_the_assignment_after_its_member_restarts(
         after = cluster.status().assignment.generation
         assert after.incarnation > before.incarnation
         assert set(cluster.status().assignment.servers) == set(cluster.addresses)
+
+
+def test_a_restarted_assigner_rebuilds_the_assignment_and_moves_no_key(tmp_path: Path) -> None:
+    pytest.importorskip("ratekeeper.server.slicelet", reason="serve --join is not merged yet")
+    with Cluster(3, log_dir=tmp_path, heartbeat_interval=0.1, unhealthy_after=0.6) as cluster:
+        before = assignment_from_wire(cluster.status().assignment)
+        cluster.kill_assigner(0)
+        cluster.restart_assigner(0)
+        after = assignment_from_wire(cluster.wait_covered().assignment)
+        assert after.generation.incarnation > before.generation.incarnation
+        assert moves(before, after) == ()

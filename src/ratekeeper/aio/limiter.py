@@ -116,7 +116,7 @@ class Limiter(BaseLimiter):
     async def _send(self, out: Outbound) -> None:
         machine = self._machine
         try:
-            answer = await self._peer(out.address)[1](out.request, timeout=machine.timeout)
+            answer = await self._peer(out.address)[1](out.request, timeout=out.timeout)
         except grpc.aio.AioRpcError as exc:
             machine.failed(out.address, describe_error(exc), time.monotonic_ns())
         else:

@@ -39,6 +39,19 @@ class ElectionSettings:
     #: After a failed call, wait this long before the next.
     retry_s: float = 0.25
 
+    @classmethod
+    def for_ttl(cls, ttl_s: int) -> ElectionSettings:
+        """Settings scaled to a lease of ``ttl_s`` seconds: renewed four times per ttl, given up
+        a fifth of a ttl before it could run out, campaigns every fifth of a second at most (a
+        successor leads within the ttl and one campaign; a campaign is one etcd transaction)."""
+        return cls(
+            ttl_s=ttl_s,
+            keepalive_s=ttl_s / 4,
+            campaign_s=min(0.2, ttl_s / 10),
+            safety_s=ttl_s / 5,
+            retry_s=min(0.25, ttl_s / 8),
+        )
+
     def __post_init__(self) -> None:
         if self.ttl_s < 2:
             raise ConfigError(f"election ttl must be at least 2 s, got {self.ttl_s}")
@@ -218,6 +231,15 @@ class Election:
         self._in_flight = Resign(lease)
         return self._in_flight
 
+    def abdicate(self, now: int) -> Resign | None:
+        """Give up this lease, and the lead with it, but stand again later with a new one (a
+        leader that cannot act, say because it cannot read the stored assignment, makes way)."""
+        lease, self._lease = self._lease, None
+        self._lose_lease_of(lease)
+        # Let another candidate win the vacant key before this one campaigns again.
+        self._retry_at = now + int(self._settings.campaign_s * _NS) * 2
+        return None if lease is None else Resign(lease)
+
     def _stop_leading_at(self) -> int:
         return self._expires_at - int(self._settings.safety_s * _NS)
 
@@ -226,6 +248,9 @@ class Election:
             self._lose_lease()
 
     def _lose_lease(self) -> None:
-        if self._leader is not None and self._leader.lease == self._lease:
-            self._leader = None
+        self._lose_lease_of(self._lease)
         self._lease = None
+
+    def _lose_lease_of(self, lease: int | None) -> None:
+        if self._leader is not None and self._leader.lease == lease:
+            self._leader = None

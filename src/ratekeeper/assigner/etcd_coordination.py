@@ -79,6 +79,13 @@ class EtcdCoordination:
         kv = found[-1]
         return Leader(kv.value.decode(errors="replace"), int(kv.create_revision), int(kv.lease))
 
+    async def holder(self) -> Leader | None:
+        """Who holds the leader key now (for operators and tests), without campaigning."""
+        got = await self._call("get", self._leader_key)
+        if got is None:
+            return None
+        return Leader(got.value.decode(errors="replace"), int(got.create_revision), int(got.lease))
+
     async def revoke(self, lease: int) -> None:
         await self._call("revoke_lease", lease)
 

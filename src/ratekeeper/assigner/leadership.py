@@ -88,11 +88,23 @@ class Leadership:
                 await asyncio.wait_for(self._coordination.revoke(action.lease), CALL_TIMEOUT_S)
         await self._notify()
 
-    async def save(self, data: bytes) -> bool:
-        """Store ``data`` fenced by this leadership; False when not leading or refused."""
-        fence = self._election.fence(self._clock())
-        if fence is None:
-            return False
+    @property
+    def fence(self) -> int | None:
+        """The revision fencing this leadership's writes, while it leads."""
+        return self._election.fence(self._clock())
+
+    async def abdicate(self) -> None:
+        """Give up the lead now (the lease is revoked) and stand again later. Call it from a
+        listener: it runs in the driver's task, between calls."""
+        action = self._election.abdicate(self._clock())
+        if action is not None:
+            with contextlib.suppress(CoordinationError, TimeoutError):
+                await asyncio.wait_for(self._coordination.revoke(action.lease), CALL_TIMEOUT_S)
+
+    async def save(self, data: bytes, fence: int) -> bool:
+        """Store ``data`` if the leader key still has the create revision ``fence`` (the term
+        that decided it); False when refused or unreachable. Not checked locally on purpose:
+        the coordination service is the judge, whatever this process's clock says."""
         try:
             return await asyncio.wait_for(self._coordination.save(data, fence), CALL_TIMEOUT_S)
         except (CoordinationError, TimeoutError) as error:

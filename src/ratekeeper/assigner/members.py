@@ -13,7 +13,10 @@ from dataclasses import dataclass
 
 from ratekeeper.core.slices import Generation, Slice
 
-__all__ = ["TRANSITIONS", "Heartbeat", "Member", "MemberState", "next_state"]
+__all__ = ["TRANSITIONS", "Heartbeat", "LoadReport", "Member", "MemberState", "next_state"]
+
+#: One member's load report: ``(slice, hits per second)`` pairs.
+LoadReport = tuple[tuple[Slice, float], ...]
 
 
 class MemberState(enum.Enum):
@@ -54,7 +57,7 @@ class Heartbeat:
     #: The generation it holds; ``None`` when it holds none yet.
     known: Generation | None = None
     #: The load it measured per slice (hits per second) since its previous heartbeat.
-    load: tuple[tuple[Slice, float], ...] = ()
+    load: LoadReport = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,4 +75,4 @@ class Member:
     #: The generation it said it holds.
     known: Generation | None
     #: Its per-slice load from the last heartbeat.
-    load: tuple[tuple[Slice, float], ...]
+    load: LoadReport

@@ -1,11 +1,13 @@
 """The assigner over gRPC: AssignerService on an :class:`AssignerMachine`, and its timer.
 
-:class:`AssignerService` is the thin asyncio driver. Heartbeats go to the machine and step it at
-once, so the member whose heartbeat changed the membership gets the new assignment in its
-answer; Watch is a long poll held until an assignment newer than the caller's appears (at most
-``max_watchers`` at once); Status lists the members. :meth:`AssignerService.run` is the timer:
-it sleeps until the machine's :meth:`~AssignerMachine.next_deadline` (or a heartbeat wakes it)
-and steps the machine.
+:class:`AssignerService` is the thin asyncio driver. :meth:`AssignerService.run` is the timer:
+it sleeps until the machine's :meth:`~AssignerMachine.next_deadline` or until a heartbeat wakes
+it, and steps the machine; every round runs there, one at a time. A heartbeat that changes the
+membership wakes the timer and waits (briefly) for that round, so the member gets the new
+assignment in its answer. Heartbeats arriving together share one round: a cold start or a
+restart of many members is a few rounds, not one per member. Watch is a long poll, held until
+an assignment newer than the caller's appears; at most ``max_watchers`` are held at once.
+Status lists the members.
 
 Publishing: each proposal is handed to the optional ``persist`` coroutine first and committed
 only if it answers ``True`` (the seam for a durable, leader-elected assigner); without one,
@@ -13,7 +15,7 @@ proposals are committed as they come. Waiting watchers are woken after the commi
 
 :func:`running_assigner` runs it standalone on its own gRPC server (``ratekeeper assigner``); a
 server embedding the assigner adds :meth:`AssignerService.handler` to its own gRPC server and
-runs :meth:`AssignerService.run` as a task.
+must run :meth:`AssignerService.run` as a task (without the timer, nothing is ever assigned).
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ import grpc.aio
 from ratekeeper.assigner.machine import Accepted, AssignerMachine
 from ratekeeper.assigner.settings import AssignerSettings
 from ratekeeper.assigner.wire import heartbeat_from_wire, status_to_wire
-from ratekeeper.core.assignment_diff import Update
 from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.core.slices import Assignment, Generation
 from ratekeeper.proto.assignment import generation_from_wire, update_to_wire
 from ratekeeper.proto.cluster import assigner_handler
+from ratekeeper.proto.ratekeeper.v1 import assignment_pb2 as apb
 from ratekeeper.proto.ratekeeper.v1 import cluster_pb2 as pb
 
 __all__ = ["AssignerService", "Clock", "Persist", "new_incarnation", "running_assigner"]
@@ -46,6 +48,10 @@ log = logging.getLogger(__name__)
 Persist = Callable[[Assignment], Awaitable[bool]]
 #: Monotonic nanoseconds.
 Clock = Callable[[], int]
+#: Distinct caller generations whose wire update is kept for the current assignment.
+_MAX_CACHED_UPDATES = 64
+#: The longest a heartbeat waits for the round its news asked for.
+_MAX_HOLD_S = 0.5
 #: A Watch answers this long before the caller's own deadline, so it gets an answer, not an error.
 _DEADLINE_MARGIN_S = 0.05
 
@@ -85,8 +91,15 @@ class AssignerService:
         self._persist = persist
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        #: Set, and replaced, when a round ends.
+        self._round_done = asyncio.Event()
+        #: How long a heartbeat waits for the round it asked for.
+        self._hold_s = min(settings.heartbeat_interval_s / 2, _MAX_HOLD_S)
         self._published = asyncio.Event()
         self._watchers = 0
+        #: Wire updates for the generation ``_updates_of``, by the generation the caller holds.
+        self._updates_of: Generation | None = None
+        self._updates: dict[Generation | None, apb.AssignmentUpdate | None] = {}
         self._closed = False
 
     def handler(self) -> grpc.GenericRpcHandler[Any, Any]:
@@ -111,27 +124,29 @@ class AssignerService:
         if accepted in _REFUSALS:
             code, reason = _REFUSALS[accepted]
             await context.abort(code, f"{beat.address} ({beat.incarnation_id}): {reason}")
-        if self._lock.locked():
-            # a proposal is being persisted: answer now with what is published, and let the
-            # timer take the next round once it is through (a slow store never stalls beats)
-            self._wake.set()
-        else:
-            await self.advance()
+        self._wake.set()  # the timer sleeps until the deadline this beat may have moved
+        deadline = self.machine.next_deadline()
+        if deadline is not None and deadline <= self._clock():
+            # this beat changed the membership: the timer takes the round; answer with its
+            # outcome. Beats arriving together share one round; a round held up by a slow
+            # persist is not waited for long (the member hears of it next time, or by Watch).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._round_done.wait(), self._hold_s)
         machine = self.machine.settings
         response = pb.HeartbeatResponse(
             heartbeat_interval_ns=machine.heartbeat_interval_ns,
             unhealthy_after_ns=machine.unhealthy_after_ns,
         )
-        update = self.machine.update_for(beat.known)
+        update = self._update_for(beat.known)
         if update is not None:
-            response.update.CopyFrom(update_to_wire(update))
+            response.update.CopyFrom(update)
         return response
 
     async def watch(
         self, request: pb.WatchRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.WatchResponse:
         known = generation_from_wire(request.known) if request.HasField("known") else None
-        update = self.machine.update_for(known)
+        update = self._update_for(known)
         wait_s = min(request.wait_ns / NS_PER_SECOND, self.settings.max_wait_s)
         remaining = context.time_remaining()
         if remaining is not None:
@@ -149,27 +164,45 @@ class AssignerService:
                 self._watchers -= 1
         response = pb.WatchResponse()
         if update is not None:
-            response.update.CopyFrom(update_to_wire(update))
+            response.update.CopyFrom(update)
         return response
 
     async def status(
         self, request: pb.StatusRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> pb.StatusResponse:
         machine = self.machine
-        return status_to_wire(
-            machine.current, machine.members, machine.load(), self._clock(), self.address
+        # summing the load of thousands of slices is slow enough to run off the loop
+        return await asyncio.to_thread(
+            status_to_wire,
+            machine.current,
+            machine.members,
+            machine.load_reports(),
+            self._clock(),
+            self.address,
         )
 
     # --- the driver -------------------------------------------------------------------------
 
     async def advance(self) -> None:
-        """Step the machine now; persist and commit what it proposes, then wake watchers.
-
-        The timer is woken too, so it sleeps until the deadline the machine has now.
-        """
+        """Step the machine now; persist and commit what it proposes, then wake watchers and
+        the heartbeats waiting for this round."""
         try:
             async with self._lock:
-                proposal = self.machine.step(self._clock())
+                job = self.machine.begin(self._clock())
+                if job is None:
+                    return
+                # pure and possibly long (many slices): off the loop, so heartbeats, Watch and,
+                # for an embedded assigner, the server's own calls are served meanwhile
+                try:
+                    result = await asyncio.to_thread(job.run)
+                except Exception:
+                    # a bug in a round must not stop the assigner: it keeps the assignment it
+                    # has and tries the round again a heartbeat interval later
+                    log.exception("assignment round %s failed", _name(job.generation))
+                    self.machine.finish(job, None)
+                    self.machine.abandon(self._clock())
+                    return
+                proposal = self.machine.finish(job, result)
                 if proposal is None:
                     return
                 if await self._persisted(proposal):
@@ -178,7 +211,8 @@ class AssignerService:
                 else:
                     self.machine.abandon(self._clock())
         finally:
-            self._wake.set()
+            self._round_done.set()
+            self._round_done = asyncio.Event()
 
     async def run(self) -> None:
         """Step the machine whenever it is due, until cancelled or :meth:`close`."""
@@ -189,6 +223,7 @@ class AssignerService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
             if not self._closed:
+                await asyncio.sleep(0)  # heartbeats already received record first: one round
                 await self.advance()
 
     def close(self) -> None:
@@ -208,15 +243,30 @@ class AssignerService:
 
     def _announce(self, assignment: Assignment) -> None:
         log.info(
-            "assignment %s: %d slices on %s",
+            "assignment %s: %d slices on %d members",
             _name(assignment.generation),
             len(assignment.starts),
-            ", ".join(sorted(assignment.servers)),
+            len(assignment.servers),
         )
         self._published.set()
         self._published = asyncio.Event()
 
-    async def _newer_than(self, known: Generation | None, wait_s: float) -> Update | None:
+    def _update_for(self, known: Generation | None) -> apb.AssignmentUpdate | None:
+        """The machine's update for ``known`` in wire form, made once per generation pair: the
+        members mostly hold the same generation, and a diff of many slices is not free."""
+        current = self.machine.current
+        if current is None:
+            return None
+        if self._updates_of != current.generation or len(self._updates) > _MAX_CACHED_UPDATES:
+            self._updates_of, self._updates = current.generation, {}
+        if known not in self._updates:
+            update = self.machine.update_for(known)
+            self._updates[known] = None if update is None else update_to_wire(update)
+        return self._updates[known]
+
+    async def _newer_than(
+        self, known: Generation | None, wait_s: float
+    ) -> apb.AssignmentUpdate | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         while not self._closed:
@@ -225,7 +275,7 @@ class AssignerService:
                 return None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._published.wait(), remaining)
-            update = self.machine.update_for(known)
+            update = self._update_for(known)
             if update is not None:
                 return update
         return None

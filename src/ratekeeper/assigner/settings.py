@@ -27,6 +27,8 @@ class MachineSettings:
     #: After a start with no assignment, how long to collect heartbeats before the first one, so
     #: a restarted assigner does not give everything to whichever member heartbeats first.
     settle_ns: int = NS_PER_SECOND
+    #: A join is assigned this long after it was seen, with every join seen meanwhile.
+    join_batch_ns: int = NS_PER_SECOND
     #: The rebalancing knobs, with the floor between load rounds and their period.
     rebalance: RebalanceSettings = field(default_factory=RebalanceSettings)
     #: Recent assignments kept so a Watch can answer with a diff.
@@ -39,8 +41,8 @@ class MachineSettings:
             raise ValueError("heartbeat_interval must be positive")
         if self.unhealthy_after_ns <= self.heartbeat_interval_ns:
             raise ValueError("unhealthy_after must be longer than heartbeat_interval")
-        if self.settle_ns < 0:
-            raise ValueError("settle must not be negative")
+        if self.settle_ns < 0 or self.join_batch_ns < 0:
+            raise ValueError("settle and join_batch must not be negative")
         if self.history < 1 or self.max_members < 1:
             raise ValueError("history and max_members must be at least 1")
 
@@ -65,6 +67,10 @@ class AssignerSettings:
     #: Collect heartbeats this long after start before the first assignment; ``None``: one
     #: heartbeat interval.
     settle_s: float | None = None
+    #: A join is assigned this long after it was seen, with every join seen meanwhile;
+    #: ``None``: one heartbeat interval. Longer: fewer hand-off waves when many members start
+    #: together; a new member waits longer for its first slices.
+    join_batch_s: float | None = None
     #: Recent assignments kept for diffs.
     history: int = 32
     #: Members accepted at most.
@@ -84,10 +90,12 @@ class AssignerSettings:
     def machine(self) -> MachineSettings:
         """The machine's view of these settings; :class:`ValueError` if they do not fit."""
         settle = self.heartbeat_interval_s if self.settle_s is None else self.settle_s
+        batch = self.heartbeat_interval_s if self.join_batch_s is None else self.join_batch_s
         return MachineSettings(
             heartbeat_interval_ns=_ns(self.heartbeat_interval_s),
             unhealthy_after_ns=_ns(self.unhealthy_after_s),
             settle_ns=_ns(settle),
+            join_batch_ns=_ns(batch),
             rebalance=RebalanceSettings(
                 min_interval_ns=_ns(self.min_interval_s),
                 load_interval_ns=_ns(self.load_interval_s),

@@ -2,8 +2,8 @@
 
 A heartbeat comes from another process, so everything in it is checked before the machine sees
 it: the address must be one a client can dial, the incarnation id must be there, the load must be
-finite, non-negative and on real slices, and a member may report only so many entries. Failures
-raise :class:`ValueError` with the reason, answered ``INVALID_ARGUMENT``.
+finite, non-negative, bounded and on real slices, and a member may report only so many entries.
+Failures raise :class:`ValueError` with the reason, answered ``INVALID_ARGUMENT``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from ratekeeper.assigner.members import Heartbeat, Member, MemberState
+from ratekeeper.assigner.members import Heartbeat, LoadReport, Member, MemberState
 from ratekeeper.core.rebalance import server_loads
 from ratekeeper.core.rebalance_load import LoadMap
 from ratekeeper.core.slices import Assignment, Slice
@@ -24,6 +24,7 @@ from ratekeeper.proto.ratekeeper.v1 import cluster_pb2 as pb
 from ratekeeper.transport.addresses import check_address
 
 __all__ = [
+    "MAX_LOAD",
     "MAX_LOAD_ENTRIES",
     "heartbeat_from_wire",
     "state_from_wire",
@@ -33,6 +34,9 @@ __all__ = [
 
 #: Load entries one heartbeat may carry (a member's slices and a few hot keys).
 MAX_LOAD_ENTRIES = 4096
+#: The highest load (hits per second) one entry may report: far above any real slice, and far
+#: enough below the largest float that sums over thousands of entries stay finite.
+MAX_LOAD = 1e12
 #: Longest incarnation id accepted.
 _MAX_INCARNATION_ID = 128
 
@@ -66,8 +70,8 @@ def heartbeat_from_wire(request: pb.HeartbeatRequest) -> Heartbeat:
         raise ValueError(f"at most {MAX_LOAD_ENTRIES} load entries per heartbeat")
     load: list[tuple[Slice, float]] = []
     for entry in request.load:
-        if not math.isfinite(entry.load) or entry.load < 0:
-            raise ValueError(f"load {entry.load} is not a finite non-negative rate")
+        if not math.isfinite(entry.load) or not 0 <= entry.load <= MAX_LOAD:
+            raise ValueError(f"load {entry.load} is not a rate in [0, {MAX_LOAD:g}] hits/s")
         load.append((slice_from_wire(entry.low, entry.high), entry.load))
     return Heartbeat(
         address=address,
@@ -81,12 +85,14 @@ def heartbeat_from_wire(request: pb.HeartbeatRequest) -> Heartbeat:
 def status_to_wire(
     assignment: Assignment | None,
     members: Iterable[Member],
-    load: LoadMap,
+    reports: Iterable[LoadReport],
     now: int,
     assigner: str,
 ) -> pb.StatusResponse:
-    """The Status answer: the assignment, each live member's state, slices and load."""
+    """The Status answer: the assignment, each live member's state, slices and load (summed
+    from ``reports``)."""
     listed = tuple(members)
+    load = LoadMap.of(entry for report in reports for entry in report)
     loads = server_loads(assignment, load, [m.address for m in listed]) if assignment else {}
     running = [loads.get(m.address, 0.0) for m in listed if m.state is MemberState.RUNNING]
     mean = sum(running) / len(running) if running else 0.0

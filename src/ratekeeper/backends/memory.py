@@ -40,11 +40,17 @@ hand: the 64 oldest entries in the shard's order are looked at and, when kept, r
 * **Every key hot.** When the hand finds only exhausted counters, the new key is refused: it is
   reported over its limit (retry in one second) and, for a debit, its hits are not recorded.
   Refusing new keys is the conservative side: limited keys stay limited, and memory stays bounded.
+* **Budgets.** Before that can happen, each new counter is charged to its domain and to the
+  reporting client that created it (:mod:`ratekeeper.backends.budgets`); a party at its budget
+  has its new keys refused the same way, so one party cannot fill the store and lock out the
+  others. :meth:`MemoryStore.pressure` says how full the store is and who is at budget.
 * **Imports** follow the same rules: a full counter is not taken in (it carries no information),
   a shard at its cap first makes room, and an incoming counter that still admits a hit is
   refused when none can be made. An incoming counter with nothing remaining is taken in even
   past the cap (refusing it would hand its key quota back), so a shard may hold more than its
   share until such counters recover and are swept.
+* **Cold ranges** (:meth:`MemoryStore.start_empty`): a counter created in a range marked cold
+  starts emptied at the mark's instant, not full (:mod:`ratekeeper.backends.cold`).
 """
 
 from __future__ import annotations
@@ -52,8 +58,10 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from ratekeeper.backends.budgets import Budgets, BudgetSettings, StorePressure
+from ratekeeper.backends.cold import ColdRanges, emptied
+from ratekeeper.backends.memory_stats import MemoryStoreStats, store_stats
 from ratekeeper.backends.store import Counter, CounterSnapshot, Hit, Snapshot, StoreStat
 from ratekeeper.backends.transfer import aged, restored, stricter
 from ratekeeper.core.algorithms import STRATEGIES, State, after_debit
@@ -74,24 +82,13 @@ _REFUSED = Outcome(
 
 #: A shard's key: :attr:`Counter.identity <ratekeeper.backends.store.Counter.identity>`.
 _Key = tuple[str, Entries, tuple[int, int, int, int | None, str]]
-#: A shard's value: ``now`` of the last hit or debit (caller's clock, ns), and the packed state.
-_Value = tuple[int, tuple[int, ...]]
+#: A shard's value: ``now`` of the last hit or debit (caller's clock, ns), the packed state, and
+#: the reporting client the counter was created for ("" if none), which its budget is charged.
+_Value = tuple[int, tuple[int, ...], str]
+#: No budget: any one party may hold the whole store.
+_UNBUDGETED = BudgetSettings(domain_share=1.0, client_share=1.0, reported_share=1.0)
 #: The limit a shard key names (housekeeping reads it back from the key).
 _limit_of = functools.lru_cache(maxsize=4096)(Limit.from_identity)
-
-
-@dataclass(frozen=True, slots=True)
-class MemoryStoreStats:
-    """Counts for metrics; read at scrape time."""
-
-    #: Counters held now.
-    keys: int
-    #: Partly used counters evicted to make room for new keys.
-    evictions: int
-    #: Full counters dropped (idle expiry, or to make room).
-    expirations: int
-    #: New keys refused because every counter the hand saw was exhausted.
-    refused: int
 
 
 @functools.lru_cache(maxsize=4096)
@@ -117,7 +114,8 @@ class MemoryStore:
     ``max_keys`` caps the counters held; ``idle_expiry_ns`` is how long a full counter must go
     untouched before it is dropped; ``sweep_interval_ns`` is how often (in callers' ``now``) a
     housekeeping step visits the next shard; ``shards`` (a power of two) is how many slices of
-    the hash space the counters are kept in.
+    the hash space the counters are kept in; ``budgets`` the shares of ``max_keys`` one domain
+    or reporting client may hold (none by default).
     """
 
     def __init__(
@@ -127,6 +125,7 @@ class MemoryStore:
         idle_expiry_ns: int = 60 * NS_PER_SECOND,
         sweep_interval_ns: int = NS_PER_SECOND,
         shards: int = 16,
+        budgets: BudgetSettings = _UNBUDGETED,
     ) -> None:
         if max_keys < 1:
             raise ValueError(f"max_keys must be >= 1, got {max_keys}")
@@ -145,6 +144,8 @@ class MemoryStore:
         self._evictions = 0
         self._expirations = 0
         self._refused = 0
+        self._budgets = Budgets(max_keys, budgets)
+        self._cold = ColdRanges()
 
     async def hit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
         """Decide and count each hit; a zero-hit check of an unknown key stores nothing."""
@@ -171,17 +172,19 @@ class MemoryStore:
         value = shard.get(key)
         if value is not None:  # the common case: a known counter
             state = strategy.unpack(*value[1])
+            client = value[2]
         elif hit.hits or not take:
-            state = self._new_state(shard, limit, now)
+            client = hit.client
+            state = self._new_state(shard, counter, client, limit, now)
             if state is None:
                 return _REFUSED
-        else:  # a check of an unknown key: what a fresh counter says, nothing stored
-            return strategy.hit(strategy.new(limit, now), limit, now, 0)
+        else:  # a check of an unknown key: what a new counter would say, nothing stored
+            return strategy.hit(self._blank(counter.key_hash, limit, now), limit, now, 0)
         if take:
             outcome = strategy.hit(state, limit, now, hit.hits)
         else:
-            outcome = after_debit(state, limit, now, hit.hits)
-        shard[key] = (now, strategy.pack(state))
+            outcome = after_debit(state, limit, now, hit.hits, hit.debt)
+        shard[key] = (now, strategy.pack(state), client)
         return outcome
 
     def healthy(self) -> bool:
@@ -192,6 +195,7 @@ class MemoryStore:
         """Drop every counter."""
         for shard in self._shards:
             shard.clear()
+        self._budgets.clear()
 
     def __len__(self) -> int:
         return sum(len(shard) for shard in self._shards)
@@ -202,38 +206,25 @@ class MemoryStore:
 
     def stats(self) -> tuple[StoreStat, ...]:
         """Current counts, for metrics."""
-        c = self.counts()
-        return (
-            StoreStat("ratekeeper_store_keys", "Counters held.", "gauge", c.keys),
-            StoreStat(
-                "ratekeeper_store_evictions",
-                "Partly used counters evicted to make room.",
-                "counter",
-                c.evictions,
-            ),
-            StoreStat(
-                "ratekeeper_store_expirations", "Full counters dropped.", "counter", c.expirations
-            ),
-            StoreStat(
-                "ratekeeper_store_refused_keys",
-                "New keys refused at the key cap (every counter exhausted).",
-                "counter",
-                c.refused,
-            ),
-        )
+        return store_stats(self.counts(), self.pressure())
+
+    def pressure(self) -> StorePressure:
+        """How full the store is and which parties are at their budget."""
+        return self._budgets.pressure(len(self))
 
     # --- slices ----------------------------------------------------------------------------
 
     async def export(self, low: int, high: int, now: int) -> Snapshot:
         """Every counter whose key hash is in ``[low, high)``, each instant as an age before
-        ``now``; the counters stay. Atomic: nothing awaits, so no hit lands half-way."""
+        ``now``, and the range's cold parts; the counters stay. Atomic: nothing awaits, so no
+        hit lands half-way."""
         found: list[CounterSnapshot] = []
         for shard, whole in self._shards_in(low, high):
-            for (domain, entries, identity), (_, packed) in shard.items():
+            for (domain, entries, identity), (_, packed, _) in shard.items():
                 counter = Counter(domain, entries, _limit_of(identity))
                 if whole or low <= counter.key_hash < high:
                     found.append(CounterSnapshot(counter, aged(counter.limit, packed, now)))
-        return Snapshot(low, high, tuple(found))
+        return Snapshot(low, high, tuple(found), self._cold.within(low, high, now))
 
     async def import_(self, snapshot: Snapshot, now: int) -> int:
         """Merge ``snapshot`` (exported on another clock) in, rebuilt on the clock whose
@@ -252,34 +243,43 @@ class MemoryStore:
             shard = self._shards[counter.key_hash >> self._shift]
             key = counter.identity
             value = shard.get(key)
+            client = ""
             if value is not None:
                 state = stricter(limit, strategy.unpack(*value[1]), state, now)
+                client = value[2]
             else:
                 remaining = strategy.hit(state, limit, now, 0).remaining
-                if _fresh(limit, state, now):
-                    continue  # a full counter says what a missing one does
+                cold = self._cold and self._cold.since(counter.key_hash) is not None
+                if _fresh(limit, state, now) and not cold:
+                    continue  # a full counter says what a missing one does (unless cold)
                 if len(shard) >= self._shard_cap:
                     self._make_room(shard, now)
                     if len(shard) >= self._shard_cap and remaining > 0:
                         self._refused += 1  # as an eviction would: it hands back what it used
                         continue
-            shard[key] = (now, strategy.pack(state))
+                self._budgets.add(counter.domain, client)  # never refused: see the docstring
+            shard[key] = (now, strategy.pack(state), client)
             taken += 1
         return taken
+
+    async def start_empty(self, low: int, high: int, since: int | None) -> None:
+        """Counters created from now on in ``[low, high)`` start emptied at ``since``
+        (``None``: full again); see :mod:`ratekeeper.backends.cold`."""
+        if not 0 <= low <= high <= HASH_SPACE:
+            raise ValueError(f"not a hash range: [{low}, {high})")
+        self._cold.mark(low, high, since)
 
     async def drop(self, low: int, high: int) -> int:
         """Forget every counter whose key hash is in ``[low, high)``; how many there were."""
         dropped = 0
         for shard, whole in self._shards_in(low, high):
-            if whole:
-                dropped += len(shard)
-                shard.clear()
-                continue
             doomed = [
-                key for key in shard if low <= key_hash(canonical_bytes(key[0], key[1])) < high
+                key
+                for key in shard
+                if whole or low <= key_hash(canonical_bytes(key[0], key[1])) < high
             ]
             for key in doomed:
-                del shard[key]
+                self._budgets.remove(key[0], shard.pop(key)[2])
             dropped += len(doomed)
         return dropped
 
@@ -297,15 +297,28 @@ class MemoryStore:
 
     # --- housekeeping ----------------------------------------------------------------------
 
-    def _new_state(self, shard: dict[_Key, _Value], limit: Limit, now: int) -> State | None:
-        """A full state for a new counter in ``shard``, or ``None`` when it has no room."""
+    def _new_state(
+        self, shard: dict[_Key, _Value], counter: Counter, client: str, limit: Limit, now: int
+    ) -> State | None:
+        """The state of a new ``counter`` created by ``client`` in ``shard``, or ``None`` when
+        it has no room or its domain or client is at budget."""
+        if not self._budgets.admits(counter.domain, client):
+            return None
         if len(shard) >= self._shard_cap:
             self._make_room(shard, now)
             if len(shard) >= self._shard_cap:
                 self._refused += 1
                 return None
-        state: State = STRATEGIES[limit.algorithm].new(limit, now)
-        return state
+        self._budgets.add(counter.domain, client)
+        return self._blank(counter.key_hash, limit, now)
+
+    def _blank(self, key_hash: int, limit: Limit, now: int) -> State:
+        """A new counter's state: full, or emptied when its range went cold (``start_empty``)."""
+        since = self._cold.since(key_hash) if self._cold else None
+        if since is None:
+            state: State = STRATEGIES[limit.algorithm].new(limit, now)
+            return state
+        return emptied(limit, min(since, now))
 
     def _sweep(self, now: int) -> None:
         """One housekeeping step: the hand passes over the next shard's oldest entries."""
@@ -328,7 +341,7 @@ class MemoryStore:
             del shard[key]
         kept: list[tuple[float, _Key, _Value]] = []
         fullest = 0.0
-        for key, (touched, packed) in seen:
+        for key, (touched, packed, client) in seen:
             limit = _limit_of(key[2])
             strategy = STRATEGIES[limit.algorithm]
             state = strategy.unpack(*packed)
@@ -338,13 +351,15 @@ class MemoryStore:
             full = _full_remaining(limit)
             if now - touched >= idle_ns and _fresh(limit, state, now):
                 self._expirations += 1
+                self._budgets.remove(key[0], client)
                 continue
             fullness = remaining / full if remaining > 0 else 0.0
             fullest = max(fullest, fullness)
-            kept.append((fullness, key, (touched, strategy.pack(state))))
+            kept.append((fullness, key, (touched, strategy.pack(state), client)))
         evict = evict and len(kept) == len(seen) and fullest > 0.0
         for fullness, key, value in kept:
             if evict and fullness >= fullest:
                 self._evictions += 1
+                self._budgets.remove(key[0], value[2])
             else:
                 shard[key] = value

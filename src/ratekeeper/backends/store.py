@@ -19,6 +19,12 @@ Contract for every implementation:
   counters of one hash range ``[low, high)`` and :meth:`Store.import_` takes them in, so a slice
   of the hash space moves between servers with its state. A store whose counters are already
   shared by every server (Redis) has nothing to move and raises :class:`TransferUnsupported`.
+* **Cold ranges.** A server that takes a range over without its previous owner's counters (a
+  crash, a hand-off not yet arrived) must not hand its keys a fresh burst: after
+  :meth:`Store.start_empty` a counter created in the range starts emptied at the given instant
+  (a bucket at zero tokens then, a window counted full), until the mark is lifted. It changes
+  only counters created later, never those held. Redis raises :class:`TransferUnsupported`
+  here too: its counters outlive any one server.
 """
 
 from __future__ import annotations
@@ -45,8 +51,9 @@ __all__ = [
 
 class TransferUnsupported(RatekeeperError, NotImplementedError):
     """The store keeps its counters in state every server already shares (Redis), so a slice
-    moves between servers without its state: :meth:`Store.export`, :meth:`Store.import_` and
-    :meth:`Store.drop` are not supported. The message says why, for the operator."""
+    moves between servers without its state: :meth:`Store.export`, :meth:`Store.import_`,
+    :meth:`Store.drop` and :meth:`Store.start_empty` are not supported. The message says why,
+    for the operator."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +95,12 @@ class Hit:
     counter: Counter
     #: How many hits; 0 checks without counting.
     hits: int
+    #: The reporting client whose report carries the hits ("" on the RLS path): a bounded store
+    #: charges a counter these hits create to it (:mod:`ratekeeper.backends.budgets`).
+    client: str = ""
+    #: Most tokens of debt a debit may leave on a token bucket, when more than the core's
+    #: horizon (:func:`~ratekeeper.core.token_bucket.debt_floor`); 0: the horizon alone.
+    debt: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +120,11 @@ class Snapshot:
     low: int
     high: int
     counters: tuple[CounterSnapshot, ...] = ()
+    #: The parts of the range that were cold (:meth:`Store.start_empty`) at export, each
+    #: ``(low, high, age)`` with the mark's instant as an age in ns before the exporter's
+    #: ``now``. :meth:`Store.import_` leaves marks alone: the importer, who knows which of its
+    #: own marks only wait for this snapshot, applies these with :meth:`Store.start_empty`.
+    cold: tuple[tuple[int, int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +170,12 @@ class Store(Protocol):
 
     async def drop(self, low: int, high: int) -> int:
         """Forget every counter whose key hash lies in ``[low, high)``; how many were held."""
+        ...
+
+    async def start_empty(self, low: int, high: int, since: int | None) -> None:
+        """Counters created from now on with their key hash in ``[low, high)`` start emptied at
+        ``since`` (ns, the callers' clock), whatever parts of the range were marked before;
+        ``since=None`` lifts the mark (new counters there start full again)."""
         ...
 
     def stats(self) -> Sequence[StoreStat]:

@@ -23,6 +23,18 @@ from ratekeeper.errors import ConfigError
 __all__ = ["add_parser"]
 
 
+#: The flags of the elected mode: flag, variable (without ``RATEKEEPER_``), default, type, help.
+_HA_FLAGS: tuple[tuple[str, str, str, type, str], ...] = (
+    ("--etcd", "ETCD", "", str, "etcd client URLs, http://HOST:PORT[,...]: elect a leader among "
+     "the assigners started on it and store each assignment there (none: run alone)"),
+    ("--etcd-prefix", "ETCD_PREFIX", "/ratekeeper", str, "Key prefix of this cluster in etcd"),
+    ("--election-ttl", "ELECTION_TTL", "5", int, "Seconds a crashed leader holds the lead at "
+     "most (the etcd lease ttl, at least 2)"),
+    ("--advertise", "ASSIGNER_ADVERTISE", "", str, "host:port the other assigners and members "
+     "reach this one at (none: the listen address)"),
+)  # fmt: skip
+
+
 def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "assigner",
@@ -33,10 +45,21 @@ def add_parser(subparsers: Any) -> None:
     add_arguments(parser)
     parser.add_argument(
         "--log-level",
-        default=os.environ.get("RATEKEEPER_LOG_LEVEL", "INFO"),
+        default=os.environ.get("RATEKEEPER_LOG_LEVEL", "INFO").upper(),
+        type=str.upper,
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="Logging level [env RATEKEEPER_LOG_LEVEL, default 'INFO'].",
     )
+    ha = parser.add_argument_group(
+        "high availability", "Several assigners on one etcd: one leads, the others stand by."
+    )
+    for flag, variable, default, parse, text in _HA_FLAGS:
+        ha.add_argument(
+            flag,
+            type=parse,
+            default=os.environ.get(f"RATEKEEPER_{variable}", default),
+            help=f"{text} [env RATEKEEPER_{variable}, default {default or 'none'}].",
+        )
     parser.set_defaults(func=_assigner)
 
 
@@ -52,6 +75,8 @@ def _assigner(args: argparse.Namespace) -> int:
         stream=sys.stderr,
     )
     try:
+        if args.etcd:
+            return asyncio.run(_run_elected(settings, args))
         return asyncio.run(_run(settings))
     except OSError as exc:
         print(f"ratekeeper assigner: {exc}", file=sys.stderr)
@@ -64,5 +89,27 @@ async def _run(settings: AssignerSettings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with running_assigner(settings):
+        await stop.wait()
+    return 0
+
+
+async def _run_elected(settings: AssignerSettings, args: argparse.Namespace) -> int:
+    # Imported here: the etcd client is an extra (pip install "ratekeeper[etcd]").
+    from ratekeeper.assigner.election import ElectionSettings
+    from ratekeeper.assigner.etcd_coordination import EtcdCoordination, parse_endpoints
+    from ratekeeper.assigner.ha import running_ha_assigner
+
+    try:
+        coordination = EtcdCoordination(parse_endpoints(args.etcd), prefix=args.etcd_prefix)
+        election = ElectionSettings.for_ttl(args.election_ttl)
+    except ConfigError as exc:
+        print(f"ratekeeper assigner: {exc}", file=sys.stderr)
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    advertise = args.advertise or None
+    async with running_ha_assigner(settings, coordination, election, advertise=advertise):
         await stop.wait()
     return 0

@@ -42,9 +42,10 @@ class BaseLimiter:
 
     Arguments (the same for both twins):
 
-    * ``servers``: one address (``"host:port"``), several (the hash space split evenly among
-      them, in order), or an :class:`~ratekeeper.core.slices.Assignment`; a malformed address
-      raises ``ValueError`` here;
+    * ``servers``: one address (``"host:port"``: a single server, or any member of a cluster,
+      whose assignment is then learned by ``Watch`` and followed), several (the hash space split
+      evenly among them, in order), or an :class:`~ratekeeper.core.slices.Assignment`; a
+      malformed address raises ``ValueError`` here;
     * ``domain``: the rate limit domain every key belongs to (default ``"default"``);
     * ``limit``: inline limits for every key (``"100/s burst 200"``, ``"10/s; 1000/day"``, or
       :class:`~ratekeeper.Limit` values), or a mapping of glob patterns over plain-string keys

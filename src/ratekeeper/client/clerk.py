@@ -111,7 +111,8 @@ class Clerk:
         #: Whether a Watch or an answer has told the assignment (a static one is told).
         self._learned = not discover
         self._watching = discover
-        self._target = 0
+        #: The member Watches go to until one fails (then the next, in turn).
+        self._target = self._seed
         self._backoff = 0
         self._next_at = 0
         self._closed = False
@@ -136,7 +137,7 @@ class Clerk:
         if self._learned:
             request.known.CopyFrom(generation_to_wire(self.table.generation))
         timeout = self._wait_ns / NS_PER_SECOND + WATCH_MARGIN_S
-        return WatchCall(self._address(), request, max(now, self._next_at), timeout)
+        return WatchCall(self._target, request, max(now, self._next_at), timeout)
 
     def watched(self, address: str, response: cpb.WatchResponse, now: int) -> None:
         """A Watch was answered (with an update, or with nothing new within its wait)."""
@@ -164,7 +165,7 @@ class Clerk:
             return
         self._backoff = min(max(2 * self._backoff, BACKOFF_NS), MAX_BACKOFF_NS)
         self._next_at = now + self._backoff
-        self._target += 1  # the next member, in turn
+        self._target = self._after(address)
         log.debug("ratekeeper watch on %s failed (%s); next in %d ms", address, error,
                   self._backoff // 1_000_000)  # fmt: skip
 
@@ -190,6 +191,10 @@ class Clerk:
                 self._learned = True
                 self._watching = True  # a cluster, whoever told us: follow it
                 self.stats.mode = "cluster"
+            elif self.stats.mode == "single" and table is not self.table:
+                # a single server that joined a cluster since: followed through report
+                # answers (every member attaches a newer assignment), the Watch stays off
+                self.stats.mode = "cluster"
             return self._hold(table)
 
     def seen_wire(self, wire: apb.AssignmentUpdate) -> bool:
@@ -208,17 +213,19 @@ class Clerk:
         self.table = table
         self.stats.adopted += 1
         if self.stats.mode == "cluster":
-            log.info("ratekeeper: adopted assignment %s.%s: %d slices on %d servers",
+            log.debug("ratekeeper: adopted assignment %s.%s: %d slices on %d servers",
                      table.generation.incarnation, table.generation.number,
                      len(table.assignment.starts), len(table.servers))  # fmt: skip
         return True
 
     @property
     def watching(self) -> str | None:
-        """The member the next Watch goes to (``None``: none will)."""
-        return self._address() if self._watching and not self._closed else None
+        """The member Watches go to (``None``: none will); its channel must stay open."""
+        return self._target if self._watching and not self._closed else None
 
-    def _address(self) -> str:
-        """The member to watch: the given address, then each owner of the assignment held."""
+    def _after(self, failed: str) -> str:
+        """The member to watch after ``failed``: the given address, then each owner of the
+        assignment held, in turn."""
         members = [self._seed, *sorted(self.table.servers - {self._seed})]
-        return members[self._target % len(members)]
+        at = members.index(failed) if failed in members else -1
+        return members[(at + 1) % len(members)]

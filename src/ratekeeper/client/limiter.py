@@ -109,9 +109,8 @@ class Limiter(BaseLimiter):
     def _cycle(self) -> None:
         machine = self._machine
         outbound = machine.collect(time.monotonic_ns())
-        timeout = machine.timeout
         futures = [
-            (out.address, self._peer(out.address)[1].future(out.request, timeout=timeout))
+            (out.address, self._peer(out.address)[1].future(out.request, timeout=out.timeout))
             for out in outbound
         ]
         for address, future in futures:
@@ -121,8 +120,8 @@ class Limiter(BaseLimiter):
                 machine.failed(address, describe_error(exc), time.monotonic_ns())
             else:
                 machine.answered(address, answer, time.monotonic_ns())
-        wanted = {*machine.assignment.servers, machine.clerk.watching}
-        with self._channels_lock:
+        with self._channels_lock:  # so the Watch cannot open one meanwhile for a new target
+            wanted = {*machine.assignment.servers, machine.clerk.watching}
             gone = [self._channels.pop(a)[0] for a in set(self._channels) - wanted]
         for channel in gone:
             channel.close()

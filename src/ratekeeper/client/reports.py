@@ -6,18 +6,36 @@ server's report of the next cycle; the counts of its keys wait in place meanwhil
 second of failures the backlog is forgiven instead: the hits it would carry were admitted while
 the server could not be asked, and debiting an outage's worth at once would keep a recovered key
 rejected long after the outage ended.
+
+A report's deadline grows with its size (:func:`report_timeout`): a server applies a large
+report in chunks, resting between them so its other calls are served (issue 15), and a fixed
+50 ms deadline left reports of 2,000 keys or more unanswered forever (each resend timed out
+too). Reports are split by size by the machine's ``max_keys_per_report`` (the rest of the keys
+wait for the next cycle), never into parallel parts: a server applies a client's report numbers
+in order, so one report per server is in flight at a time.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ratekeeper.client.interned import ServerKeys, add_key, apply_answer
 from ratekeeper.client.keystate import KeyState
 from ratekeeper.core.slices import Generation
 from ratekeeper.proto.assignment import generation_to_wire
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 
-__all__ = ["PendingReport", "ReportBook"]
+__all__ = ["TIMEOUT_PER_KEY_S", "PendingReport", "ReportBook", "report_timeout"]
+
+#: Seconds of deadline per key a report carries, on top of the limiter's timeout: several times
+#: what a server spends per key (docs/benchmarks.md, "Large reports"), so a report the server's
+#: limits accept is answered even on a loaded machine.
+TIMEOUT_PER_KEY_S = 500e-6
+
+
+def report_timeout(base: float, keys: int) -> float:
+    """Seconds a report of ``keys`` keys may take, given the limiter's ``base`` timeout."""
+    return base + TIMEOUT_PER_KEY_S * keys
 
 
 @dataclass(slots=True)
@@ -28,18 +46,39 @@ class PendingReport:
     address: str
     #: The request as sent (and resent, unchanged, until answered or forgiven).
     request: pb.ReportRequest
-    #: The key states of ``request.keys``, aligned.
+    #: What the server knows of this client's keys (``client.interned``; ``None``: every key
+    #: is sent in full).
+    keys: ServerKeys | None = None
+    #: The key states of ``request.keys``, and of ``request.known_ids``, aligned.
     states: list[KeyState] = field(default_factory=list)
+    known: list[KeyState] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        """Keys in the report."""
+        return len(self.states) + len(self.known)
+
+    def add(self, st: KeyState, admitted: int, rejected: int) -> None:
+        """Report ``st``'s counts: by id if the server knows the key, else in full."""
+        add_key(self.keys, self.request, self.states, self.known, st, admitted, rejected)
+
+    def apply(self, answer: pb.ReportResponse, now: int) -> None:
+        """Apply the server's ``answer`` to the reported states; durations from ``now``."""
+        apply_answer(self.keys, self.request, self.states, self.known, answer, now)
 
 
 class ReportBook:
     """Per server: the last report number, the report awaiting a resend, the failure streak."""
 
-    def __init__(self, client_id: str, retry_cycles: int) -> None:
+    def __init__(self, client_id: str, retry_cycles: int, compact: bool = False) -> None:
+        """``compact``: intern keys per server (``client.interned``)."""
         self._client_id = client_id
+        self._compact = compact
         self._retry_cycles = retry_cycles
         self._sequences: dict[str, int] = {}
         self._streaks: dict[str, int] = {}
+        #: Per server: the keys it knows by id, and whether it has answered the last report.
+        self._keys: dict[str, ServerKeys] = {}
+        self._synced: set[str] = set()
         #: Reports to send again next cycle, by server; their keys' new counts wait.
         self.unanswered: dict[str, PendingReport] = {}
         #: Servers whose held-back counts the next cycle drops (see the module docstring).
@@ -53,16 +92,24 @@ class ReportBook:
             interval_ns=interval_ns,
             sequence=sequence,
             generation=generation_to_wire(generation),
+            omit_unchanged=self._compact and address in self._synced,
         )
-        return PendingReport(address, request)
+        if not self._compact:
+            return PendingReport(address, request)
+        keys = self._keys.get(address)
+        if keys is None:
+            keys = self._keys[address] = ServerKeys()
+        return PendingReport(address, request, keys)
 
     def answered(self, address: str) -> None:
         self.unanswered.pop(address, None)
         self._streaks.pop(address, None)
+        self._synced.add(address)
 
     def failed(self, report: PendingReport) -> None:
         """Resend ``report`` next cycle, or forgive its server's backlog after a long streak."""
         address = report.address
+        self._synced.discard(address)
         streak = self._streaks[address] = self._streaks.get(address, 0) + 1
         if streak < self._retry_cycles:
             self.unanswered[address] = report

@@ -72,11 +72,17 @@ def peek(state: State, limit: Limit, now: int) -> Outcome:
     return STRATEGIES[limit.algorithm].hit(replace(state), limit, now, 0)
 
 
-def after_debit(state: State, limit: Limit, now: int, hits: int) -> Outcome:
+def after_debit(state: State, limit: Limit, now: int, hits: int, debt: int = 0) -> Outcome:
     """Debit ``hits`` admitted elsewhere from ``state`` and describe it after, as a store's
-    ``debit`` answers: ``allowed`` says whether one more hit would be admitted now."""
+    ``debit`` answers: ``allowed`` says whether one more hit would be admitted now.
+
+    ``debt``: tokens of debt a token bucket may carry beyond its horizon
+    (:func:`~ratekeeper.core.token_bucket.debt_floor`); windows ignore it."""
     strategy = STRATEGIES[limit.algorithm]
-    strategy.debit(state, limit, now, hits)
+    if isinstance(state, token_bucket.TokenBucket):
+        token_bucket.debit(state, limit, now, hits, debt)
+    else:
+        strategy.debit(state, limit, now, hits)
     # The debit brought the state up to ``now``, so a zero-hit check here changes nothing and
     # needs no copy (unlike ``peek``).
     outcome = strategy.hit(state, limit, now, 0)

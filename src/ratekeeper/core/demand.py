@@ -5,8 +5,12 @@ demand (:func:`~ratekeeper.core.instructions.instruct`). That needs, per counter
 latest :class:`~ratekeeper.core.instructions.Demand`; :class:`DemandBook` keeps them, bounded
 whatever clients send:
 
-* an entry older than ``ttl_ns`` no longer counts (a client that stopped reporting stops taking
-  a share) and is dropped when its counter is next touched, or in a sweep when the book is full;
+* an entry older than ``ttl_ns``, or than the entry's own ttl if longer (a few of its client's
+  report intervals: a client that reports every second still counts between its reports), no
+  longer counts (a client that stopped reporting stops taking a share) and is dropped when its
+  counter is next touched, or in a sweep when the book is full (at most one sweep per quarter
+  ``ttl_ns``: a book full of fresh entries would otherwise be rescanned for every new one, and
+  one report of 10,000 new keys stalled the server for minutes);
 * at most ``max_clients`` entries per counter and ``max_entries`` in all. A client that finds no
   room is not recorded, but its own demand still counts towards its own share, so it is never
   granted more than a recorded client would be.
@@ -36,7 +40,7 @@ K = TypeVar("K", bound=Hashable)
 class DemandBook(Generic[K]):
     """Latest demand of each client per counter key; see the module docstring for the bounds."""
 
-    __slots__ = ("_books", "_entries", "max_clients", "max_entries", "ttl_ns")
+    __slots__ = ("_books", "_entries", "_next_sweep", "max_clients", "max_entries", "ttl_ns")
 
     def __init__(self, ttl_ns: int, *, max_clients: int = 256, max_entries: int = 100_000) -> None:
         #: How long a reported demand counts (a few report intervals).
@@ -47,13 +51,16 @@ class DemandBook(Generic[K]):
         self.max_entries = max_entries
         self._books: dict[K, dict[str, Demand]] = {}
         self._entries = 0
+        #: A full book is not swept again before this instant.
+        self._next_sweep: int | None = None
 
     def __len__(self) -> int:
         """Entries held (fresh or not yet swept)."""
         return self._entries
 
-    def record(self, key: K, client: str, rate: float, now: int) -> float:
-        """Record ``client``'s demand for ``key``; the total fresh demand including it."""
+    def record(self, key: K, client: str, rate: float, now: int, ttl_ns: int = 0) -> float:
+        """Record ``client``'s demand for ``key``, counting for ``ttl_ns`` if longer than the
+        book's; the total fresh demand including it."""
         book = self._books.get(key)
         if book is not None:
             self._expire(key, book, now)
@@ -62,8 +69,16 @@ class DemandBook(Generic[K]):
             return rate + sum(d.rate for d in book.values())
         if client not in book:
             self._entries += 1
-        book[client] = Demand(rate, now)
+        book[client] = Demand(rate, now, max(self.ttl_ns, ttl_ns))
         return sum(d.rate for d in book.values())
+
+    def clients(self, key: K, client: str) -> int:
+        """Clients recorded for ``key`` (fresh, or not yet expired when it was last touched),
+        ``client`` counted whether recorded or not."""
+        book = self._books.get(key)
+        if book is None:
+            return 1
+        return len(book) + (client not in book)
 
     def sweep(self, now: int) -> None:
         """Drop every stale entry (and counters left with none)."""
@@ -73,12 +88,15 @@ class DemandBook(Generic[K]):
     def _room(self, book: dict[str, Demand], now: int) -> bool:
         if len(book) >= self.max_clients:
             return False
-        if self._entries >= self.max_entries:
-            self.sweep(now)  # amortised: only a full book pays for a scan
+        if self._entries >= self.max_entries and (
+            self._next_sweep is None or now >= self._next_sweep
+        ):
+            self.sweep(now)  # only a full book pays for a scan, at most once per ttl / 4
+            self._next_sweep = now + max(1, self.ttl_ns // 4)
         return self._entries < self.max_entries
 
     def _expire(self, key: K, book: dict[str, Demand], now: int) -> None:
-        stale = [client for client, d in book.items() if now - d.at > self.ttl_ns]
+        stale = [client for client, d in book.items() if now - d.at > d.ttl_ns]
         for client in stale:
             del book[client]
         self._entries -= len(stale)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ratekeeper.core.limits import NS_PER_SECOND, Limit
+from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit
 from ratekeeper.core.outcome import Outcome
 
 __all__ = ["UNBOUNDED", "Demand", "Instruction", "demand_rate", "instruct"]
@@ -54,6 +54,9 @@ class Demand:
     rate: float
     #: When the server received it (server clock, ns).
     at: int
+    #: How long it counts: the book's ``ttl_ns``, or longer for a client reporting every few
+    #: seconds (it must not drop out of the total between its reports).
+    ttl_ns: int = 0
 
 
 def demand_rate(admitted: int, rejected: int, interval_ns: int) -> float:
@@ -68,6 +71,7 @@ def instruct(
     total_demand: float,
     valid_for_ns: int,
     horizon_ns: int = NS_PER_SECOND,
+    repay_debt: bool = False,
 ) -> Instruction:
     """The instruction for one client, given the key's state after the report was applied.
 
@@ -78,7 +82,11 @@ def instruct(
     ``horizon_ns``. Only demand beyond that is split: a counter with tokens to spare restricts
     nobody (noisy demand estimates of sparse clients cost no false rejections), and a share of
     a counter that still holds tokens includes them, so deterministic pacing — which admits a
-    little after each slot — does not leave the policy's tokens unspent.
+    little after each slot — does not leave the policy's tokens unspent. With ``repay_debt``, a
+    bucket in debt supplies its refill less the debt spread over the same horizon: shares that
+    add up to the refill rate alone hold the debt where it is (a client told to reject for the
+    debt repays it alone, and the others hear of it only with their next report), so the
+    run-long count stays a debt above ``r·T + b`` (issue 11, bound 3).
     """
     if state.remaining > 0:
         reject_for = 0
@@ -86,6 +94,15 @@ def instruct(
         reject_for = valid_for_ns
     else:
         reject_for = state.retry_after_ns
-    budget = limit.rate_per_s + max(0, state.remaining) * NS_PER_SECOND / horizon_ns
+    level = _level(state, limit) if repay_debt else float(max(0, state.remaining))
+    budget = max(0.0, limit.rate_per_s + level * NS_PER_SECOND / horizon_ns)
     admit_rate = UNBOUNDED if total_demand <= budget else budget * client_demand / total_demand
     return Instruction(reject_for, admit_rate, valid_for_ns)
+
+
+def _level(state: Outcome, limit: Limit) -> float:
+    """Tokens the counter holds: its whole tokens left, or minus its debt (a token bucket's
+    level, read back from the time it needs to be full again)."""
+    if state.remaining > 0 or limit.algorithm is not Algorithm.TOKEN_BUCKET:
+        return float(max(0, state.remaining))
+    return min(0.0, limit.capacity - state.reset_after_ns * limit.rate_per_s / NS_PER_SECOND)

@@ -12,9 +12,11 @@ Two ways hits arrive:
 * :func:`debit` is told: hits already admitted elsewhere (batch reports) are subtracted even past
   zero. The resulting debt must be repaid at the refill rate before :func:`take` admits again,
   so the long-run admitted rate cannot exceed the policy whatever clients did between reports.
-  The debt is capped at :data:`DEBT_HORIZON_PERIODS` periods of refill (the trust bound: no
-  report, however large its counts, blocks a key for longer than that horizon after the bucket
-  is empty; overshoot past it is forgiven, not carried).
+  The debt is capped at :data:`DEBT_HORIZON_PERIODS` periods of refill, or at the ``debt``
+  tokens the caller allows if more (:func:`debt_floor`; the report path allows what the
+  clients reporting the key could admit in one round, so a fleet's optimism is carried, not
+  forgiven). That is the trust bound: no report, however large its counts, blocks a key for
+  longer than that horizon after the bucket is empty; overshoot past it is forgiven.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "TokenBucket",
     "available",
     "debit",
+    "debt_floor",
     "new_bucket",
     "ns_until",
     "outcome",
@@ -111,9 +114,14 @@ def take(bucket: TokenBucket, limit: Limit, now: int, hits: int = 1) -> Outcome:
     return outcome(bucket, limit, allowed)
 
 
-def debit(bucket: TokenBucket, limit: Limit, now: int, hits: int) -> None:
+def debt_floor(limit: Limit, debt: int = 0) -> int:
+    """The lowest level a debit may leave: :data:`DEBT_HORIZON_PERIODS` periods of refill, or
+    ``debt`` tokens if more."""
+    return -max(DEBT_HORIZON_PERIODS * limit.amount, debt) * limit.period_ns
+
+
+def debit(bucket: TokenBucket, limit: Limit, now: int, hits: int, debt: int = 0) -> None:
     """Subtract ``hits`` admitted elsewhere, going into debt if need be, but never deeper than
-    :data:`DEBT_HORIZON_PERIODS` periods of refill."""
+    :func:`debt_floor` (``debt``: tokens of debt allowed beyond the horizon)."""
     refill(bucket, limit, now)
-    floor = -DEBT_HORIZON_PERIODS * limit.amount * limit.period_ns
-    bucket.level = max(floor, bucket.level - hits * limit.period_ns)
+    bucket.level = max(debt_floor(limit, debt), bucket.level - hits * limit.period_ns)

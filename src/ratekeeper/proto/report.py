@@ -11,11 +11,12 @@ and their wire forms live here too, written once for both ends; :func:`spec_to_l
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeAlias
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeAlias, overload
 
 import grpc
 import grpc.aio
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.message import DecodeError
 
 from ratekeeper.core.instructions import UNBOUNDED, Instruction
@@ -28,11 +29,13 @@ __all__ = [
     "SERVICE",
     "ReportCall",
     "ReportCallAio",
+    "WireKeys",
     "aio_report_call",
     "answer_from_wire",
     "answer_to_wire",
     "instruction_from_wire",
     "instruction_to_wire",
+    "lazy_report_from_wire",
     "limit_to_spec",
     "report_call",
     "report_from_wire",
@@ -129,6 +132,33 @@ def spec_to_limit(spec: pb.LimitSpec) -> Limit:
     return Limit(spec.amount, unit, spec.multiplier or 1, burst, algorithm)
 
 
+class WireKeys(Sequence[KeyCounts]):
+    """The keys of a ``ReportRequest``, each converted when it is read (so a large report is
+    converted chunk by chunk as the report logic walks it, not all at once before it starts).
+
+    Reading a key raises :class:`RequestError` naming it if its inline limit is invalid.
+    """
+
+    __slots__ = ("_wire",)
+
+    def __init__(self, wire: RepeatedCompositeFieldContainer[pb.KeyReport]) -> None:
+        self._wire = wire
+
+    def __len__(self) -> int:
+        return len(self._wire)
+
+    @overload
+    def __getitem__(self, index: int) -> KeyCounts: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[KeyCounts]: ...
+    def __getitem__(self, index: int | slice) -> KeyCounts | Sequence[KeyCounts]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self._wire)))]
+        if index < 0:
+            index += len(self._wire)
+        return _key_from_wire(index, self._wire[index])
+
+
 def report_from_wire(request: pb.ReportRequest) -> Report:
     """The report ``request`` carries; raises :class:`RequestError` naming a key whose inline
     limit is invalid (the rest is validated by the report logic)."""
@@ -137,6 +167,31 @@ def report_from_wire(request: pb.ReportRequest) -> Report:
         tuple(_key_from_wire(i, key) for i, key in enumerate(request.keys)),
         request.interval_ns,
         request.sequence,
+        *_known_from_wire(request),
+    )
+
+
+def _known_from_wire(
+    request: pb.ReportRequest,
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], bool]:
+    """The compact part of ``request``: packed arrays read in one C call each."""
+    return (
+        tuple(request.known_ids),
+        tuple(request.known_admitted),
+        tuple(request.known_rejected),
+        request.omit_unchanged,
+    )
+
+
+def lazy_report_from_wire(request: pb.ReportRequest) -> Report:
+    """:func:`report_from_wire` with its keys read as the report logic walks them
+    (:class:`WireKeys`): the server's form, so a large report is converted chunk by chunk."""
+    return Report(
+        request.client_id,
+        WireKeys(request.keys),
+        request.interval_ns,
+        request.sequence,
+        *_known_from_wire(request),
     )
 
 
@@ -146,7 +201,7 @@ def _key_from_wire(index: int, key: pb.KeyReport) -> KeyCounts:
     except LimitParseError as exc:
         raise RequestError(f"keys[{index}]: invalid inline limit: {exc}") from exc
     entries = tuple((e.key, e.value) for e in key.entries)
-    return KeyCounts(key.domain, entries, key.admitted, key.rejected, limits)
+    return KeyCounts(key.domain, entries, key.admitted, key.rejected, limits, key.key_id)
 
 
 def report_to_wire(report: Report) -> pb.ReportRequest:
@@ -162,9 +217,14 @@ def report_to_wire(report: Report) -> pb.ReportRequest:
                 admitted=key.admitted,
                 rejected=key.rejected,
                 limits=[limit_to_spec(limit) for limit in key.limits],
+                key_id=key.key_id,
             )
             for key in report.keys
         ],
+        known_ids=report.known_ids,
+        known_admitted=report.known_admitted,
+        known_rejected=report.known_rejected,
+        omit_unchanged=report.omit_unchanged,
     )
 
 
@@ -194,6 +254,10 @@ def answer_to_wire(answer: ReportAnswer) -> pb.ReportResponse:
     return pb.ReportResponse(
         instructions=[instruction_to_wire(i) for i in answer.instructions],
         hot=[pb.HotKey(key_hash=h, reject_for_ns=left) for h, left in answer.hot],
+        changed=answer.changed,
+        changed_instructions=[instruction_to_wire(i) for i in answer.changed_instructions],
+        valid_for_ns=answer.valid_for_ns,
+        unknown_ids=answer.unknown_ids,
     )
 
 
@@ -202,4 +266,8 @@ def answer_from_wire(response: pb.ReportResponse) -> ReportAnswer:
     return ReportAnswer(
         tuple(instruction_from_wire(i) for i in response.instructions),
         tuple((k.key_hash, k.reject_for_ns) for k in response.hot),
+        tuple(response.changed),
+        tuple(instruction_from_wire(i) for i in response.changed_instructions),
+        response.valid_for_ns,
+        tuple(response.unknown_ids),
     )

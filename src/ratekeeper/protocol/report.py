@@ -3,12 +3,12 @@
 A report carries, per key, the hits the client admitted and rejected since its previous report.
 :class:`ReportProcessor`
 
-1. resolves each key's limits: a configured rule matched like an Envoy RLS descriptor wins; a
-   key no rule matches is counted against the limits the client declared inline for it (e.g.
-   ``"100/s burst 200"``; validated and capped on the wire), or not counted at all if it
-   declared none;
-2. debits the admitted hits from every counter in one ``debit`` call, past zero if need be (the
-   bucket's debt is how overshoot between reports is paid back);
+1. resolves each key's limits (:mod:`.report_keys`): a configured rule matched like an Envoy
+   RLS descriptor wins; a key no rule matches is counted against the limits the client
+   declared inline for it (e.g. ``"100/s burst 200"``; validated and capped on the wire), or
+   not counted at all if it declared none;
+2. debits the admitted hits from every counter, past zero if need be (the bucket's debt is how
+   overshoot between reports is paid back);
 3. records the client's demand (admitted + rejected per second) per counter, and answers each
    key with :func:`~ratekeeper.core.instructions.instruct`: reject until the counter's debt is
    repaid, then admit at the client's proportional share of the refill rate (plus its share of
@@ -39,6 +39,12 @@ Reports come from untrusted clients, so what one report can do is bounded (issue
   interval elapsed since, is refused (``Event.REPORT_SEQUENCE_REFUSED``) and changes nothing; a
   client first seen with a number beyond the window is applied but not remembered.
 
+Each step walks the keys in chunks of ``ReportSettings.chunk_keys`` and awaits the injected
+pause between chunks (:mod:`.chunked`), so a 10,000-key report does not hold the server's event
+loop (issue 15); a store failure after part of a report was debited leaves the report claimed
+(the rest is lost, as a lost report's counts are) rather than let the resend count the applied
+part twice.
+
 Raises :class:`~ratekeeper.errors.RequestError` naming the key and the reason for a malformed
 report, and the store's :class:`~ratekeeper.errors.BackendError` when it fails (the client keeps
 its last instructions until they expire: fail open). Event loop only: single writer.
@@ -47,79 +53,27 @@ its last instructions until they expire: fail open). Event loop only: single wri
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from ratekeeper.backends.store import Counter, Hit
 from ratekeeper.core.demand import DemandBook, until_repaid
-from ratekeeper.core.instructions import UNBOUNDED, Instruction, demand_rate, instruct
-from ratekeeper.core.limits import NS_PER_SECOND, Limit, ceil_div
+from ratekeeper.core.instructions import UNBOUNDED, Instruction, instruct
+from ratekeeper.core.limits import ceil_div
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.errors import RequestError
+from ratekeeper.protocol.chunked import Chunker, Pause
 from ratekeeper.protocol.hot import HotKeys
 from ratekeeper.protocol.ownership import StoreGate
 from ratekeeper.protocol.policy import Matcher
-from ratekeeper.protocol.report_values import KeyCounts, Report, ReportAnswer
+from ratekeeper.protocol.report_interned import Interning, Known
+from ratekeeper.protocol.report_keys import KeyResolver, ResolvedKey
+from ratekeeper.protocol.report_settings import ReportSettings
+from ratekeeper.protocol.report_values import Report, ReportAnswer
 from ratekeeper.protocol.stats import Event, MemoryStats, StatsSink
 
 __all__ = ["ReportProcessor", "ReportSettings"]
 
-_MS = 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class ReportSettings:
-    """Bounds on what a report may carry, and how long answers hold."""
-
-    #: Most keys one report may carry (a client with more sends the rest next cycle).
-    max_keys: int = 10_000
-    #: Most descriptor entries per key (Envoy's descriptors are short).
-    max_entries: int = 16
-    #: Longest domain, entry key or entry value, in characters.
-    max_text: int = 256
-    #: Longest client id.
-    max_client_id: int = 128
-    #: Most inline limits per key.
-    max_limits: int = 4
-    #: Report intervals are clamped to this range before use (ns).
-    min_interval_ns: int = 10 * _MS
-    max_interval_ns: int = 10 * NS_PER_SECOND
-    #: An instruction holds for this many of the client's report intervals.
-    valid_intervals: int = 3
-    #: A client's demand counts for this long after its report (a few intervals).
-    demand_ttl_ns: int = 500 * _MS
-    #: Most clients remembered per counter, and (counter, client) entries in all.
-    max_clients_per_counter: int = 256
-    max_demand_entries: int = 100_000
-    #: A counter's unspent tokens are handed out over this horizon.
-    surplus_horizon_ns: int = NS_PER_SECOND
-    #: Most clients whose last report number is remembered (for resent reports).
-    max_sequenced_clients: int = 100_000
-    #: Largest admitted or rejected count a key may carry; a key beyond it is refused alone.
-    max_count: int = 2**53 - 1
-    #: Counts above this many times what a counter's limit admits in ``max_interval_ns`` (plus
-    #: its burst) are clamped to that bound.
-    count_bound_intervals: int = 10
-    #: Most report numbers a client may skip (plus one per ``min_interval_ns`` elapsed since its
-    #: last report); a bigger jump is refused.
-    sequence_window: int = 1024
-    #: Most keys in a rejection period sent with every answer (:mod:`ratekeeper.protocol.hot`).
-    max_hot_keys: int = 256
-
-
-@dataclass(frozen=True, slots=True)
-class _Key:
-    """One report key, resolved: what it counts against and how to answer it."""
-
-    counters: tuple[Counter, ...]
-    #: Counted, but always answered "admit" (a shadow-mode rule).
-    shadow: bool
-    #: Demand of this key alone (hits/s).
-    demand: float
-    #: Admitted hits to debit from each of ``counters`` (clamped per counter), aligned.
-    admitted: tuple[int, ...]
-    #: Why the key's counts were refused (nothing applied); empty if they were not.
-    error: str = ""
+_DEFAULTS = ReportSettings()
 
 
 class ReportProcessor:
@@ -129,14 +83,19 @@ class ReportProcessor:
         self,
         store: StoreGate,
         policies: Callable[[], Matcher | None],
-        settings: ReportSettings = ReportSettings(),
+        settings: ReportSettings = _DEFAULTS,
         stats: StatsSink | None = None,
+        pause: Pause | None = None,
     ) -> None:
-        """``policies`` returns the policy in force (``None``: no configured rules)."""
+        """``policies`` returns the policy in force (``None``: no configured rules); ``pause``
+        is awaited between chunks of a large report (``None``: a report never suspends but
+        for the store)."""
         self._store = store
         self._policies = policies
         self._settings = settings
         self._stats: StatsSink = MemoryStats() if stats is None else stats
+        self._interning = Interning(KeyResolver(settings, self._stats), settings.max_interned_keys)
+        self._chunks = Chunker(settings.chunk_keys, pause)
         self._demand: DemandBook[Counter] = DemandBook(
             settings.demand_ttl_ns,
             max_clients=settings.max_clients_per_counter,
@@ -148,43 +107,100 @@ class ReportProcessor:
         #: Reports answered (one per client per cycle).
         self.reports = 0
 
+    @property
+    def pause(self) -> Pause | None:
+        """Awaited between chunks of a large report (its driver's: see :mod:`.chunked`)."""
+        return self._chunks.pause
+
+    @pause.setter
+    def pause(self, pause: Pause | None) -> None:
+        self._chunks.pause = pause
+
+    @property
+    def chunk_keys(self) -> int:
+        """Keys walked between two pauses."""
+        return self._chunks.size
+
     async def process(self, report: Report, now: int) -> ReportAnswer:
-        """Apply ``report`` at ``now`` (ns since the epoch) and answer each of its keys."""
+        """Apply ``report`` at ``now`` (ns since the epoch) and answer each of its keys.
+
+        Every phase walks the keys in chunks with a pause between them (:mod:`.chunked`); every
+        key is resolved (and validated) before anything is applied.
+        """
         s = self._settings
-        if not 0 < len(report.client_id) <= s.max_client_id:
+        client, sequence = report.client_id, report.sequence
+        if not 0 < len(client) <= s.max_client_id:
             raise RequestError(f"client_id must have 1..{s.max_client_id} characters")
-        if len(report.keys) > s.max_keys:
-            raise RequestError(f"{len(report.keys)} keys in one report; at most {s.max_keys}")
+        ids = report.known_ids
+        if len(report.keys) + len(ids) > s.max_keys:
+            raise RequestError(
+                f"{len(report.keys) + len(ids)} keys in one report; at most {s.max_keys}"
+            )
+        if not len(ids) == len(report.known_admitted) == len(report.known_rejected):
+            raise RequestError("known_ids, known_admitted and known_rejected must align")
         interval = min(max(report.interval_ns, s.min_interval_ns), s.max_interval_ns)
         policy = self._policies()
-        keys = [self._resolve(i, k, policy, interval) for i, k in enumerate(report.keys)]
-        client, sequence = report.client_id, report.sequence
+        chunks, interning = self._chunks, self._interning
+        sent = report.keys
+        keys: list[ResolvedKey] = []
+        known = Known()
+        for start, stop in chunks.spans(len(sent)):
+            keys.extend(
+                interning.full(client, i, sent[i], policy, interval, known)
+                for i in range(start, stop)
+            )
+            await chunks.between(stop, len(sent))
+        if ids:
+            mine = interning.table.of(client)
+            for span in chunks.spans(len(ids)):
+                interning.known(mine, report, span, policy, interval, known)
+                await chunks.between(span[1], len(ids))
+        counted = keys + known.keys if known.keys else keys
         before = self._claim(client, sequence, now)
         fresh = before is None or sequence > before[0]
-        hits = [
-            Hit(c, n if fresh else 0)
-            for key in keys
-            for c, n in zip(key.counters, key.admitted, strict=True)
-        ]
+        state: dict[Counter, Outcome] = {}
+        # what this client's local limiter could have admitted since its last applied report
+        since = 0 if before is None or before[0] == 0 else now - before[1]
+        round_ns = min(max(3 * interval, since), s.max_interval_ns)
         try:
-            outcomes = await self._store.debit(hits, now) if hits else []
+            await self._debit(client, counted, 1 if fresh else 0, round_ns, state, now)
         except BaseException:
-            mine = self._sequences.get(client)
-            if fresh and mine is not None and mine[0] == sequence:
-                # not applied: the client's resend must count
+            claimed = self._sequences.get(client)
+            if not state and fresh and claimed is not None and claimed[0] == sequence:
+                # nothing applied: the client's resend must count (after a partial apply the
+                # claim stands: the rest is lost, as a lost report's is, rather than the applied
+                # part counted twice)
                 if before is None or before[0] == 0:
                     del self._sequences[client]
                 else:
                     self._sequences[client] = before
             raise
-        state = dict(zip((h.counter for h in hits), outcomes, strict=True))  # last one wins
-        totals = self._record_demand(client, keys, now)
         valid_for = s.valid_intervals * interval
+        totals = await self._record_demand(client, counted, now, valid_for)
         self.reports += 1
-        answers = tuple(self._instruct(key, state, totals, valid_for) for key in keys)
-        for sent, answer in zip(report.keys, answers, strict=True):
-            self._hot.note(sent.domain, sent.entries, answer.reject_for_ns, now)
-        return ReportAnswer(answers, self._hot.current(now))
+        answers = await chunks.map(
+            lambda key: self._instruct(key, state, totals, valid_for), counted
+        )
+        full, rest = answers[: len(keys)], answers[len(keys) :]
+        for i, answer in enumerate(full):
+            if answer.reject_for_ns:  # only these are hashed (and re-read from the report)
+                self._hot.note(sent[i].domain, sent[i].entries, answer.reject_for_ns, now)
+        for entry, answer in zip(known.entries, rest, strict=True):
+            if answer.reject_for_ns:
+                key = entry.shape.key
+                self._hot.note(key.domain, key.entries, answer.reject_for_ns, now)
+        # leave unchanged ones out only right after an answer the client applied
+        omit = report.omit_unchanged and before is not None and 0 < before[0] == sequence - 1
+        changed, instructions = interning.answer(known, rest, omit, valid_for)
+        interning.sent(known.fresh, full)
+        return ReportAnswer(
+            tuple(full),
+            self._hot.current(now),
+            changed,
+            instructions,
+            valid_for,
+            tuple(known.unknown),
+        )
 
     def _claim(self, client: str, sequence: int, now: int) -> tuple[int, int] | None:
         """Mark report ``sequence`` of ``client`` as applied; its number and time before (``(0,
@@ -218,55 +234,85 @@ class ReportProcessor:
             self._sequences.popitem(last=False)
         return seen
 
-    def _resolve(self, index: int, key: KeyCounts, policy: Matcher | None, interval: int) -> _Key:
-        s = self._settings
-        where = f"keys[{index}]"
-        if not 0 < len(key.domain) <= s.max_text:
-            raise RequestError(f"{where}: domain must have 1..{s.max_text} characters")
-        if not 0 < len(key.entries) <= s.max_entries:
-            raise RequestError(f"{where}: 1..{s.max_entries} entries required")
-        if any(len(k) > s.max_text or len(v) > s.max_text for k, v in key.entries):
-            raise RequestError(f"{where}: entry longer than {s.max_text} characters")
-        if len(key.limits) > s.max_limits:
-            raise RequestError(f"{where}: at most {s.max_limits} inline limits")
-        if not (0 <= key.admitted <= s.max_count and 0 <= key.rejected <= s.max_count):
-            self._stats.count(Event.REPORT_KEY_REFUSED)
-            return _Key((), False, 0.0, (), f"{where}: counts must be 0..{s.max_count}")
-        match = policy.match(key.domain, key.entries) if policy is not None else None
-        if match is None:
-            counters = tuple(Counter(key.domain, key.entries, lim) for lim in key.limits)
-            shadow = False
-        else:
-            rule = match.rule
-            limits: Sequence[Limit] = () if rule.unlimited else rule.limits
-            counters = tuple(Counter(key.domain, match.counter_entries, lim) for lim in limits)
-            shadow = rule.shadow_mode
-        bounds = [self._bound(c.limit) for c in counters]
-        admitted = tuple(min(key.admitted, b) for b in bounds)
-        rejected = min(key.rejected, max(bounds, default=key.rejected))
-        if rejected < key.rejected or admitted != (key.admitted,) * len(bounds):
-            self._stats.count(Event.REPORT_COUNT_CLAMPED)
-        demand = demand_rate(max(admitted, default=key.admitted), rejected, interval)
-        return _Key(counters, shadow, demand, admitted)
+    async def _debit(
+        self,
+        client: str,
+        keys: list[ResolvedKey],
+        scale: int,
+        round_ns: int,
+        state: dict[Counter, Outcome],
+        now: int,
+    ) -> None:
+        """Debit ``scale`` times each key's admitted hits (0: a repeat, counted as nothing) as
+        ``client``'s, each counter's debt capped per :meth:`_debt` over ``round_ns``, a chunk
+        per store call; each counter's outcome into ``state`` (the last one wins)."""
+        chunks, debit, debt = self._chunks, self._store.debit, self._debt
+        for start, stop in chunks.spans(len(keys)):
+            hits: list[Hit] = []
+            add = hits.append
+            for key in keys[start:stop]:
+                counters = key.counters
+                if len(counters) == 1:  # the common case, without a zip per key
+                    add(
+                        Hit(
+                            c0 := counters[0],
+                            key.admitted[0] * scale,
+                            client,
+                            debt=debt(c0, client, round_ns),
+                        )
+                    )
+                elif counters:
+                    hits.extend(
+                        Hit(c, n * scale, client, debt=debt(c, client, round_ns))
+                        for c, n in zip(counters, key.admitted, strict=True)
+                    )
+            if hits:
+                outcomes = await debit(hits, now)
+                state.update(zip((h.counter for h in hits), outcomes, strict=True))
+            await chunks.between(stop, len(keys))
 
-    def _bound(self, limit: Limit) -> int:
-        """Most hits a report may count against ``limit``: what it could admit in the longest
-        report interval (plus its burst), times ``count_bound_intervals``."""
-        s = self._settings
-        refill = ceil_div(limit.amount * s.max_interval_ns, limit.period_ns)
-        return s.count_bound_intervals * (limit.capacity + refill)
+    async def _record_demand(
+        self, client: str, keys: list[ResolvedKey], now: int, ttl_ns: int
+    ) -> dict[Counter, float]:
+        """Record the client's demand per counter (keys sharing one add up), counting for as long
+        as its instructions hold (``ttl_ns``); the total per counter.
 
-    def _record_demand(self, client: str, keys: list[_Key], now: int) -> dict[Counter, float]:
-        """Record the client's demand per counter (keys sharing one add up); total per counter."""
+        Both walks pause between chunks (:mod:`.chunked`); the maths is that of one pass."""
+        chunks = self._chunks
         mine: dict[Counter, float] = {}
-        for key in keys:
-            for counter in key.counters:
-                mine[counter] = mine.get(counter, 0.0) + key.demand
-        return {c: self._demand.record(c, client, rate, now) for c, rate in mine.items()}
+        for start, stop in chunks.spans(len(keys)):
+            for key in keys[start:stop]:
+                for counter in key.counters:
+                    mine[counter] = mine.get(counter, 0.0) + key.demand
+            await chunks.between(stop, len(keys))
+        record, totals = self._demand.record, {}
+        rates = list(mine.items())
+        for start, stop in chunks.spans(len(rates)):
+            for counter, rate in rates[start:stop]:
+                totals[counter] = record(counter, client, rate, now, ttl_ns)
+            await chunks.between(stop, len(rates))
+        return totals
+
+    def _debt(self, counter: Counter, client: str, round_ns: int) -> int:
+        """Tokens of debt ``counter`` may carry: what the clients reporting it (this one
+        included) can admit in one round at their local pace, ``n·(b + r·R)``.
+
+        ``R`` is three report intervals (how long an admission can stay unknown to the fleet:
+        reported within an interval, heard by the others within another, plus round trips), or
+        the time since the client's last applied report if longer (its reports failed meanwhile:
+        a client's local limiter admits at most ``b + r·R`` in any ``R``), at most the longest
+        report interval. A fleet's optimism is carried as debt and charged back rather than
+        forgiven, and one report still cannot block a key for long: ``R`` is bounded, and so
+        are the clients counted (``max_clients_per_counter``).
+        """
+        limit = counter.limit
+        clients = self._demand.clients(counter, client)
+        refill = ceil_div(limit.amount * round_ns, limit.period_ns)
+        return clients * (limit.capacity + refill)
 
     def _instruct(
         self,
-        key: _Key,
+        key: ResolvedKey,
         state: dict[Counter, Outcome],
         totals: dict[Counter, float],
         valid_for: int,
@@ -286,6 +332,7 @@ class ReportProcessor:
                 totals[counter],
                 valid_for,
                 self._settings.surplus_horizon_ns,
+                repay_debt=True,  # shares shrink while the bucket is in debt (issue 11, bound 3)
             )
             one = until_repaid(one, counter.limit)
             reject_for = max(reject_for, one.reject_for_ns)

@@ -6,24 +6,31 @@ exactly one store call carrying every counter it touches. The semantics follow
 envoyproxy/ratelimit (see ``docs/operations.md``): :mod:`~ratekeeper.protocol.rls_plan` plans a
 request on first sight (validation, matching, ``hits_addend``, ``replaces``, overrides, quota
 mode) and :mod:`~ratekeeper.protocol.rls_answer` writes the answer with its stats (shadow mode,
-the most restrictive limit, headers).
+the most restrictive limit, headers). In a cluster, a :class:`~ratekeeper.protocol.rls_forward.
+Forwarder` sits between the two: descriptors another member owns are decided by that member
+(:mod:`~ratekeeper.protocol.rls_forward`); a call another member forwarded is answered with
+:meth:`RlsDecider.answer_forwarded`, here, whoever this member thinks owns its keys.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from envoy.service.ratelimit.v3.rls_pb2 import RateLimitRequest, RateLimitResponse
 from google.protobuf.message import DecodeError
 
+from ratekeeper.backends.store import Hit
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm
 from ratekeeper.core.outcome import Outcome
-from ratekeeper.errors import BackendError, RequestError
+from ratekeeper.errors import BackendError, ForwardError, RequestError
 from ratekeeper.protocol.ownership import StoreGate
 from ratekeeper.protocol.policy import Policy, PolicyHolder
 from ratekeeper.protocol.rls_answer import Answerer
-from ratekeeper.protocol.rls_plan import Planner, RequestPlan
+from ratekeeper.protocol.rls_forward import DescriptorStatus, Forwarder, Routes, merge, route
+from ratekeeper.protocol.rls_plan import MAX_TEXT, Planner, RequestPlan
 from ratekeeper.protocol.stats import Event, StatsSink
 
 __all__ = ["RlsDecider", "RlsSettings"]
@@ -52,6 +59,8 @@ class RlsSettings:
     override_algorithm: Algorithm = Algorithm.TOKEN_BUCKET
     #: Global quota mode: every limited descriptor is a quota descriptor.
     quota_mode: bool = False
+    #: Longest domain, descriptor key or value a request may carry (longer: INVALID_ARGUMENT).
+    max_text: int = MAX_TEXT
 
 
 class RlsDecider:
@@ -68,11 +77,13 @@ class RlsDecider:
         store: StoreGate,
         stats: StatsSink,
         settings: RlsSettings = RlsSettings(),
+        forwarder: Forwarder | None = None,
     ) -> None:
         self._policy = policy
         self._store = store
         self._stats = stats
         self._settings = settings
+        self._forwarder = forwarder
         self._planner = self._planner_for(policy.policy)
         self._respond = Answerer(
             stats,
@@ -80,7 +91,7 @@ class RlsDecider:
             fail_closed=settings.fail_closed,
             headers=settings.headers,
         ).respond
-        self._last_store_log = -NS_PER_SECOND
+        self._last_store_log = self._last_forward_log = -NS_PER_SECOND
         # Serialized request → its plan, for the policy in ``_plans_policy``. Keyed on the bytes
         # off the wire: a request seen before is neither parsed nor matched again, and matching,
         # entry tuples and Counter objects cost more than the store itself.
@@ -96,12 +107,93 @@ class RlsDecider:
             planned.unknown_domain.count += len(planned.answers)
         outcomes: list[Outcome] | None = []
         if planned.hits:
+            if self._forwarder is not None:
+                routes = route(planned, self._forwarder.owner_of)
+                if routes is not None:
+                    return await self._answer_routed(planned, routes, now)
             try:  # inline, not a helper coroutine: one frame less on every call
                 outcomes = await self._store.hit(planned.hits, now)
             except (BackendError, OSError) as exc:
                 self._store_failed(exc, now)
                 outcomes = None
         return self._respond(planned.answers, outcomes)
+
+    @property
+    def forwarding(self) -> bool:
+        """Whether descriptors owned by other members are forwarded (a cluster member)."""
+        return self._forwarder is not None
+
+    async def answer_forwarded(self, request: bytes, now: int) -> bytes:
+        """:meth:`answer` for a call another member forwarded: decided here, never forwarded
+        again, even for keys this member thinks it does not own (the gate applies those too,
+        and counts them misdirected)."""
+        return (await self.answer_forwarded_many((request,), now))[0]
+
+    async def answer_forwarded_many(self, requests: Sequence[bytes], now: int) -> list[bytes]:
+        """:meth:`answer_forwarded` of several requests (coalesced by another member), each
+        planned and answered on its own, with one store call for them all."""
+        plans = [self._request_plan(request) for request in requests]
+        hits = [hit for planned in plans for hit in planned.hits]
+        outcomes = await self._hit(hits, now) if hits else []
+        answers = []
+        position = 0
+        for planned in plans:
+            if outcomes is None:
+                answers.append(self._respond(planned.answers, None))
+                continue
+            end = position + len(planned.hits)
+            answers.append(self._respond(planned.answers, outcomes[position:end]))
+            position = end
+        return answers
+
+    async def _answer_routed(self, planned: RequestPlan, routes: Routes, now: int) -> bytes:
+        """Each owner's descriptors forwarded to it (one call per owner) while the ones owned
+        here are counted here."""
+        forwarder = self._forwarder
+        assert forwarder is not None
+        calls = {
+            owner: self._forward(forwarder, owner, routes.domain, planned, indexes, now)
+            for owner, indexes in routes.remote.items()
+        }
+        outcomes: list[Outcome] | None = []
+        if not routes.local_hits and len(calls) == 1:  # the usual: one descriptor, elsewhere
+            ((owner, call),) = calls.items()
+            answered = {owner: await call}
+        else:
+            tasks = {owner: asyncio.ensure_future(call) for owner, call in calls.items()}
+            try:
+                if routes.local_hits:
+                    outcomes = await self._hit(routes.local_hits, now)
+                answered = {owner: await task for owner, task in tasks.items()}
+            finally:
+                for task in tasks.values():
+                    task.cancel()  # only those still running, if this call was cancelled
+        answers = merge(planned, routes.remote, answered, self._settings.fail_closed)
+        return self._respond(answers, outcomes)
+
+    async def _forward(
+        self,
+        forwarder: Forwarder,
+        owner: str,
+        domain: str,
+        planned: RequestPlan,
+        indexes: list[int],
+        now: int,
+    ) -> Sequence[DescriptorStatus] | None:
+        """``owner``'s statuses of the descriptors at ``indexes``; ``None`` if it failed."""
+        try:
+            return await forwarder.forward(owner, domain, [planned.wires[i] for i in indexes])
+        except ForwardError as exc:
+            self._forward_failed(exc, now)
+            return None
+
+    async def _hit(self, hits: Sequence[Hit], now: int) -> list[Outcome] | None:
+        """The store's outcomes of ``hits``; ``None`` if it failed (counted and logged)."""
+        try:
+            return await self._store.hit(hits, now)
+        except (BackendError, OSError) as exc:
+            self._store_failed(exc, now)
+            return None
 
     async def should_rate_limit(self, request: RateLimitRequest, now: int) -> RateLimitResponse:
         """:meth:`answer` for a request already parsed (``POST /json``)."""
@@ -131,6 +223,8 @@ class RlsDecider:
             near_limit_ratio=s.near_limit_ratio,
             override_algorithm=s.override_algorithm,
             quota_mode=s.quota_mode,
+            forwarding=self._forwarder is not None,
+            max_text=s.max_text,
         )
 
     def _store_failed(self, exc: Exception, now: int) -> None:
@@ -138,6 +232,12 @@ class RlsDecider:
         if now - self._last_store_log >= NS_PER_SECOND:  # one line a second, not per call
             self._last_store_log = now
             log.warning("store error, answering per FAIL_CLOSED: %s", exc)
+
+    def _forward_failed(self, exc: ForwardError, now: int) -> None:
+        self._stats.count(Event.FORWARD_ERROR)
+        if now - self._last_forward_log >= NS_PER_SECOND:
+            self._last_forward_log = now
+            log.warning("forwarding failed, answering per FAIL_CLOSED: %s", exc)
 
 
 def _parse(raw: bytes) -> RateLimitRequest:

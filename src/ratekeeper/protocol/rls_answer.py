@@ -5,7 +5,9 @@ envoyproxy/ratelimit): per-descriptor statuses aligned with the request; ``overa
 OR of the non-shadow descriptors; a rule with several limits (our extension) is over if any
 limit is and reports the most restrictive one; rule and global shadow mode answer over as OK;
 quota descriptors make the request over only when all of them are; ``RateLimit-*`` headers
-describe the first over status, else the one with the least remaining.
+describe the first over status, else the one with the least remaining. A descriptor another
+cluster member answered (:class:`~ratekeeper.protocol.rls_plan.Forwarded`) takes part with the
+status it was sent; its rule's stats are counted by that member, which decided it.
 """
 
 from __future__ import annotations
@@ -15,15 +17,21 @@ from collections.abc import Sequence
 from ratekeeper.core.limits import NS_PER_SECOND, Limit, ceil_div
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.protocol import rls_wire
-from ratekeeper.protocol.rls_plan import STATUS_OK, STATUS_UNLIMITED, Counted, LimitAnswer
+from ratekeeper.protocol.rls_plan import (
+    STATUS_OK,
+    STATUS_UNLIMITED,
+    Counted,
+    Forwarded,
+    LimitAnswer,
+)
 from ratekeeper.protocol.stats import Event, StatsSink
 
-__all__ = ["Answerer"]
+__all__ = ["STATUS_STORE_DOWN", "Answerer"]
 
 _OK = rls_wire.OK
 _OVER = rls_wire.OVER_LIMIT
-#: Statuses when the store failed, by ``fail_closed``.
-_STATUS_STORE_DOWN = {True: rls_wire.status_code_only(_OVER), False: STATUS_OK}
+#: Statuses when the store (or a descriptor's owner) failed, by ``fail_closed``.
+STATUS_STORE_DOWN = {True: rls_wire.status_code_only(_OVER), False: STATUS_OK}
 
 
 def _most_restrictive(
@@ -55,9 +63,12 @@ class Answerer:
         if headers is not None:
             self._header_names = (headers[0].encode(), headers[1].encode(), headers[2].encode())
 
-    def respond(self, answers: Sequence[bytes | Counted], outcomes: list[Outcome] | None) -> bytes:
+    def respond(
+        self, answers: Sequence[bytes | Counted | Forwarded], outcomes: list[Outcome] | None
+    ) -> bytes:
         """The encoded ``RateLimitResponse`` of a plan's ``answers``; ``outcomes`` are the
-        store's, aligned with the plan's hits, or ``None`` if the store failed."""
+        store's, aligned with the hits of the ``Counted`` answers, or ``None`` if the store
+        failed."""
         fields: list[bytes] = []
         overall = _OK
         position = 0
@@ -72,27 +83,41 @@ class Answerer:
             if isinstance(answer, bytes):
                 fields.append(answer)
                 continue
-            counts = answer.counts
-            counts.total_hits += answer.hits
-            if not answer.limits:  # unlimited
-                counts.within_limit += answer.hits
-                fields.append(STATUS_UNLIMITED)
-                continue
-            if outcomes is None:
-                code = _OVER if self._fail_closed else _OK
-                fields.append(_STATUS_STORE_DOWN[self._fail_closed])
-            else:
-                chosen, outcome = _most_restrictive(answer.limits, outcomes, position)
-                position += len(answer.limits)
-                code = self._judge(answer, chosen, outcome)
-                reset = ceil_div(outcome.reset_after_ns, NS_PER_SECOND)
-                fields.append(rls_wire.status(code, chosen.field, outcome.remaining, reset))
+            if isinstance(answer, Forwarded):
+                fields.append(answer.field)
+                code = answer.code
+                seen = answer.shown
                 if (
                     headers
+                    and seen is not None
                     and not shown_over
-                    and (shown is None or code == _OVER or outcome.remaining < shown[1].remaining)
+                    and (shown is None or code == _OVER or seen[1].remaining < shown[1].remaining)
                 ):
-                    shown, shown_over = (chosen.limit, outcome), code == _OVER
+                    shown, shown_over = seen, code == _OVER
+            else:
+                counts = answer.counts
+                counts.total_hits += answer.hits
+                if not answer.limits:  # unlimited
+                    counts.within_limit += answer.hits
+                    fields.append(STATUS_UNLIMITED)
+                    continue
+                if outcomes is None:
+                    code = _OVER if self._fail_closed else _OK
+                    fields.append(STATUS_STORE_DOWN[self._fail_closed])
+                else:
+                    chosen, outcome = _most_restrictive(answer.limits, outcomes, position)
+                    position += len(answer.limits)
+                    code = self._judge(answer, chosen, outcome)
+                    reset = ceil_div(outcome.reset_after_ns, NS_PER_SECOND)
+                    fields.append(rls_wire.status(code, chosen.field, outcome.remaining, reset))
+                    if (
+                        headers
+                        and not shown_over
+                        and (
+                            shown is None or code == _OVER or outcome.remaining < shown[1].remaining
+                        )
+                    ):
+                        shown, shown_over = (chosen.limit, outcome), code == _OVER
             if answer.quota:
                 quotas += 1
                 quotas_over += code == _OVER

@@ -22,6 +22,7 @@ from ratekeeper.backends.store import Counter, Hit
 from ratekeeper.config.model import RateLimitRule
 from ratekeeper.core.keys import Entries, descriptor_path
 from ratekeeper.core.limits import Algorithm, Limit, Unit
+from ratekeeper.core.outcome import Outcome
 from ratekeeper.errors import RequestError
 from ratekeeper.protocol import rls_wire
 from ratekeeper.protocol.policy import Policy
@@ -33,6 +34,7 @@ __all__ = [
     "STATUS_OK",
     "STATUS_UNLIMITED",
     "Counted",
+    "Forwarded",
     "LimitAnswer",
     "Planner",
     "RequestPlan",
@@ -51,6 +53,9 @@ _UNLIMITED_REMAINING = 2**32 - 1
 MAX_DESCRIPTOR_BYTES = 4096
 #: Most descriptors in one request (Envoy sends a handful): bounds the work one call can demand.
 MAX_DESCRIPTORS = 1024
+#: Longest domain, descriptor key or value (characters) by default: a request with a longer one
+#: is refused at first sight, so client text is never kept (plans, counters, metric labels).
+MAX_TEXT = 1024
 #: Distinct rule limits whose statuses are remembered; the memo starts over when full.
 _MAX_LIMIT_ANSWERS = 16_384
 
@@ -90,6 +95,20 @@ class Counted:
 
 
 @dataclass(slots=True)
+class Forwarded:
+    """A counted descriptor its owner (another cluster member) answered: its status as sent."""
+
+    #: The encoded ``statuses`` entry.
+    field: bytes
+    #: Its status code.
+    code: int
+    #: It is a quota descriptor (as :attr:`Counted.quota`).
+    quota: bool
+    #: What the ``RateLimit-*`` headers would show of it; ``None``: no limit (or no answer).
+    shown: tuple[Limit, Outcome] | None
+
+
+@dataclass(slots=True)
 class RequestPlan:
     """Everything a request's answer needs that does not depend on the counters' state."""
 
@@ -99,6 +118,9 @@ class RequestPlan:
     hits: tuple[Hit, ...]
     #: The count of a domain no config defines, else ``None``.
     unknown_domain: Tally | None = None
+    #: Planned for a cluster: each counted descriptor encoded with its ``hits_addend`` resolved,
+    #: as its owner is sent it (``b""`` for the others); empty when not planned for a cluster.
+    wires: tuple[bytes, ...] = ()
 
 
 class _Matched(NamedTuple):
@@ -121,8 +143,13 @@ class Planner:
         near_limit_ratio: float,
         override_algorithm: Algorithm,
         quota_mode: bool,
+        forwarding: bool = False,
+        max_text: int = MAX_TEXT,
     ) -> None:
         self._policy = policy
+        #: Plans carry :attr:`RequestPlan.wires` (a cluster member may forward descriptors).
+        self._forwarding = forwarding
+        self._max_text = max_text
         self._known_domains = frozenset(policy.domains)
         self._stats = stats
         self._near_limit_ratio = near_limit_ratio
@@ -144,6 +171,10 @@ class Planner:
             raise RequestError("rate limit descriptor list must not be empty")
         if len(descriptors) > MAX_DESCRIPTORS:
             raise RequestError(f"more than {MAX_DESCRIPTORS} descriptors in one request")
+        # No text is longer than the request: most requests need no text check.
+        long_text = size > self._max_text
+        if long_text and len(domain) > self._max_text:
+            raise RequestError(f"rate limit domain longer than {self._max_text} characters")
         known = domain in self._known_domains
         default_hits = request.hits_addend or 1
         matched = []
@@ -151,6 +182,8 @@ class Planner:
             # No descriptor is larger than the request: most requests need no size check.
             if size > MAX_DESCRIPTOR_BYTES and descriptor.ByteSize() > MAX_DESCRIPTOR_BYTES:
                 raise RequestError(f"descriptor {index}: larger than {MAX_DESCRIPTOR_BYTES} bytes")
+            if long_text:
+                self._check_text(index, descriptor)
             if known:
                 matched.append(self._match(index, domain, descriptor, default_hits))
         if not known:
@@ -167,7 +200,18 @@ class Planner:
                 counted = self._counted(domain, m)
                 answers.append(counted)
                 hits.extend(counted.counted)
+        if self._forwarding:
+            wires = _wires(descriptors, matched, answers)
+            return RequestPlan(tuple(answers), tuple(hits), None, wires)
         return RequestPlan(tuple(answers), tuple(hits))
+
+    def _check_text(self, index: int, descriptor: Any) -> None:
+        bound = self._max_text
+        for entry in descriptor.entries:
+            if len(entry.key) > bound or len(entry.value) > bound:
+                raise RequestError(
+                    f"descriptor {index}: entry key or value longer than {bound} characters"
+                )
 
     def _match(
         self, index: int, domain: str, descriptor: Any, default_hits: int
@@ -228,3 +272,21 @@ class Planner:
                 self._limit_answers.clear()
             self._limit_answers[key] = answers
         return answers
+
+
+def _wires(
+    descriptors: Any, matched: list[_Matched | None], answers: list[bytes | Counted]
+) -> tuple[bytes, ...]:
+    """Each counted descriptor as its owner is sent it: its own ``hits_addend`` set to the hits
+    it was planned with, so the owner counts the same whatever the request's default."""
+    wires = []
+    for descriptor, m, answer in zip(descriptors, matched, answers, strict=True):
+        if m is None or isinstance(answer, bytes):
+            wires.append(b"")
+            continue
+        copy = type(descriptor)()
+        copy.CopyFrom(descriptor)
+        copy.hits_addend.value = m.hits
+        copy.hits_addend.SetInParent()
+        wires.append(copy.SerializeToString())
+    return tuple(wires)

@@ -23,9 +23,11 @@ __all__ = [
     "OVER_LIMIT",
     "current_limit",
     "header",
+    "request",
     "response",
     "status",
     "status_code_only",
+    "status_field",
     "varint",
 ]
 
@@ -45,6 +47,8 @@ _LIMIT_REQUESTS = b"\x08"  # RateLimit 1: requests_per_unit
 _LIMIT_UNIT = b"\x10"  # RateLimit 2: unit
 _LIMIT_NAME = b"\x1a"  # RateLimit 3: name
 _DURATION_SECONDS = b"\x08"  # Duration 1: seconds
+_REQUEST_DOMAIN = b"\x0a"  # RateLimitRequest 1: domain
+_REQUEST_DESCRIPTOR = b"\x12"  # RateLimitRequest 2: descriptors
 _HEADER_KEY = b"\x0a"  # HeaderValue 1: key
 _HEADER_VALUE = b"\x12"  # HeaderValue 2: value
 
@@ -101,6 +105,11 @@ def status_code_only(code: int, remaining: int = 0) -> bytes:
     return _delimited(_RESPONSE_STATUS, payload)
 
 
+def status_field(payload: bytes) -> bytes:
+    """A ``statuses`` entry around an encoded ``DescriptorStatus`` (another member's)."""
+    return _delimited(_RESPONSE_STATUS, payload)
+
+
 def header(key: bytes, value: str) -> bytes:
     """One ``response_headers_to_add`` entry; ``key`` already encoded (names are fixed)."""
     payload = _delimited(_HEADER_KEY, key) if key else b""
@@ -112,3 +121,10 @@ def header(key: bytes, value: str) -> bytes:
 def response(overall_code: int, fields: Iterable[bytes]) -> bytes:
     """The whole response: ``overall_code`` then ``fields`` (statuses, then headers) in order."""
     return b"".join((_RESPONSE_OVERALL_CODE, _ONE_BYTE[overall_code], *fields))
+
+
+def request(domain: str, descriptors: Iterable[bytes]) -> bytes:
+    """A ``RateLimitRequest`` of ``domain`` and encoded ``RateLimitDescriptor`` messages."""
+    parts = [_delimited(_REQUEST_DOMAIN, domain.encode())]
+    parts.extend(_delimited(_REQUEST_DESCRIPTOR, descriptor) for descriptor in descriptors)
+    return b"".join(parts)

@@ -87,6 +87,9 @@ class Event(enum.Enum):
     REPORT_KEY_REFUSED = "report_keys_refused"
     #: A report's number jumped past the client's window: refused (or applied unnumbered).
     REPORT_SEQUENCE_REFUSED = "report_sequences_refused"
+    #: Descriptors sent to their owner (another member) got no answer (answered per
+    #: ``fail_closed``).
+    FORWARD_ERROR = "forward_errors"
     #: A counter reached a member that does not own its slice: applied anyway, counted once.
     MISDIRECTED_KEY = "misdirected_keys"
 

@@ -43,6 +43,12 @@ from ratekeeper.protocol.report import ReportProcessor
 from ratekeeper.protocol.rlqs import RlqsQuotas
 from ratekeeper.protocol.rls import RlsDecider, RlsSettings
 from ratekeeper.protocol.stats import Event
+from ratekeeper.server.forward_batch import BatchServicer, add_batch_servicer
+from ratekeeper.server.forwarding import (
+    GrpcForwarder,
+    ViewOwners,
+)
+from ratekeeper.server.handoff import attach_handoff
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.http import HttpEndpoints, build_app
 from ratekeeper.server.member_service import MemberService
@@ -50,7 +56,7 @@ from ratekeeper.server.metrics import Metrics
 from ratekeeper.server.reload import ConfigWatcher, file_signature
 from ratekeeper.server.report_servicer import ReportServicer, add_report_servicer
 from ratekeeper.server.rlqs_servicer import RlqsServicer, add_rlqs_servicer
-from ratekeeper.server.rls_servicer import RlsServicer, add_rls_servicer
+from ratekeeper.server.rls_servicer import add_rls_servicer, rls_servicer
 from ratekeeper.server.settings import (
     AlgorithmMode,
     ClusterSettings,
@@ -73,7 +79,9 @@ _FORCED_ALGORITHM: dict[AlgorithmMode, Algorithm | None] = {
 
 def _memory_store(url: str, settings: StoreSettings) -> Store:
     return MemoryStore(
-        max_keys=settings.max_keys, idle_expiry_ns=int(settings.idle_expiry_s * NS_PER_SECOND)
+        max_keys=settings.max_keys,
+        idle_expiry_ns=int(settings.idle_expiry_s * NS_PER_SECOND),
+        budgets=settings.budgets,
     )
 
 
@@ -110,10 +118,12 @@ class Components:
     slicelet: Slicelet | None = None
     #: The cluster's assigner, when this server embeds it (``--assigner-embedded``).
     assigner: AssignerService | None = None
+    #: A cluster member's RLS forwarding to other members; ``None`` for a lone server.
+    forwarder: GrpcForwarder | None = None
 
 
 def _add_rls(server: grpc.aio.Server, c: Components) -> None:
-    add_rls_servicer(RlsServicer(c.decider, c.metrics, c.clock), server)
+    add_rls_servicer(rls_servicer(c.decider, c.metrics, c.clock), server)
 
 
 def _add_reports(server: grpc.aio.Server, c: Components) -> None:
@@ -124,6 +134,11 @@ def _add_reports(server: grpc.aio.Server, c: Components) -> None:
 def _add_rlqs(server: grpc.aio.Server, c: Components) -> None:
     quotas = RlqsQuotas(StoreGate(c.store), lambda: c.policy.policy)
     add_rlqs_servicer(RlqsServicer(quotas, c.metrics, c.clock), server)
+
+
+def _add_forwarded_batches(server: grpc.aio.Server, c: Components) -> None:
+    if c.forwarder is not None:  # a cluster member: others send it coalesced calls
+        add_batch_servicer(BatchServicer(c.decider, c.metrics, c.clock), server)
 
 
 def _add_health(server: grpc.aio.Server, c: Components) -> None:
@@ -138,6 +153,12 @@ def _add_cluster(server: grpc.aio.Server, c: Components) -> None:
         server.add_generic_rpc_handlers((MemberService(c.slicelet).handler(),))
 
 
+def _add_handoff(server: grpc.aio.Server, c: Components) -> None:
+    if c.slicelet is not None:  # a cluster member hands its counters off as slices move
+        timeout = c.settings.cluster.handoff_timeout_s
+        attach_handoff(server, c.store, c.slicelet, c.metrics.registry, c.clock, timeout)
+
+
 #: gRPC services every server registers.
 SERVICES: tuple[Callable[[grpc.aio.Server, Components], None], ...] = (
     _add_rls,
@@ -145,6 +166,8 @@ SERVICES: tuple[Callable[[grpc.aio.Server, Components], None], ...] = (
     _add_reports,
     _add_rlqs,
     _add_cluster,
+    _add_handoff,
+    _add_forwarded_batches,
 )
 
 
@@ -184,28 +207,42 @@ def rls_settings(settings: ServerSettings) -> RlsSettings:
         headers=answers.headers.names,
         override_algorithm=_FORCED_ALGORITHM[settings.policy.algorithm] or Algorithm.TOKEN_BUCKET,
         quota_mode=answers.quota_mode,
+        max_text=answers.max_text,
     )
 
 
-def build(settings: ServerSettings, clock: Callable[[], int] = time.time_ns) -> Components:
+def build(
+    settings: ServerSettings,
+    clock: Callable[[], int] = time.time_ns,
+    forwarder: GrpcForwarder | None = None,
+) -> Components:
     """Load the config and open the store; raises ConfigError (nothing is listening yet).
 
-    ``clock`` is the wall clock (ns since the epoch) decisions are taken at.
+    ``clock`` is the wall clock (ns since the epoch) decisions are taken at; ``forwarder``
+    sends RLS descriptors owned by other cluster members to them.
     """
-    metrics = Metrics(settings.metrics.max_stats_keys)
+    m = settings.metrics
+    metrics = Metrics(
+        m.max_stats_keys, max_stats_domains=m.max_stats_domains, max_label_chars=m.max_label_chars
+    )
     policy = PolicyHolder(policy_loader(settings)())
     metrics.count(Event.CONFIG_LOAD_SUCCESS)
     store = open_store(settings)
     metrics.watch_store(store)
     slicelet = Slicelet(settings.cluster) if settings.cluster.enabled else None
     gate = StoreGate(store) if slicelet is None else StoreGate(store, slicelet.view, metrics)
-    decider = RlsDecider(policy, gate, metrics, rls_settings(settings))
+    if forwarder is None and slicelet is not None:
+        # a member answers RLS for the whole cluster: what it does not own goes to the owner
+        forwarder = GrpcForwarder(ViewOwners(slicelet.view))
+        slicelet.listen(forwarder)  # closes the channels of owners that leave
+    decider = RlsDecider(policy, gate, metrics, rls_settings(settings), forwarder)
     reports = ReportProcessor(gate, lambda: policy.policy, settings.reports, metrics)
     health = ServingHealth(store)
     assigner = embedded_assigner(settings.cluster) if settings.cluster.assigner_embedded else None
     return Components(
-        settings, policy, store, metrics, health, decider, reports, clock, slicelet, assigner
-    )
+        settings, policy, store, metrics, health, decider, reports, clock, slicelet, assigner,
+        forwarder,
+    )  # fmt: skip
 
 
 def embedded_assigner(cluster: ClusterSettings) -> AssignerService:
@@ -219,6 +256,7 @@ def _grpc_options(settings: ListenerSettings) -> list[tuple[str, int]]:
     # Without SO_REUSEPORT a second server on the same port fails to start instead of
     # silently sharing the port (and splitting the counters) with the first.
     options = [("grpc.so_reuseport", 0)]
+    options += _grpc_idle_options(settings)
     if settings.grpc_max_connection_age_s > 0:
         # Envoy holds one HTTP/2 connection per upstream host for as long as it lives; aging
         # connections out lets a replica added later (or restarted) receive calls again.
@@ -229,6 +267,26 @@ def _grpc_options(settings: ListenerSettings) -> list[tuple[str, int]]:
                 int(settings.grpc_max_connection_age_grace_s * 1000),
             ),
         ]
+    return options
+
+
+#: Connections the kernel queues for the HTTP listener before accepting (aiohttp's default is
+#: 128). A connection left in a full queue is never accepted, so never timed out: a client that
+#: only holds sockets would sit there until the kernel gives up.
+HTTP_BACKLOG = 1024
+
+
+def _grpc_idle_options(settings: ListenerSettings) -> list[tuple[str, int]]:
+    # Idle, half-open and never-handshaken connections are closed, so held sockets cannot
+    # exhaust the process's file descriptors (issue 16 item 8c).
+    options = [
+        ("grpc.server_handshake_timeout_ms", int(settings.grpc_handshake_timeout_s * 1000)),
+        ("grpc.keepalive_time_ms", int(settings.grpc_keepalive_time_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(settings.grpc_keepalive_timeout_s * 1000)),
+    ]
+    if settings.grpc_max_connection_idle_s > 0:
+        idle_ms = int(settings.grpc_max_connection_idle_s * 1000)
+        options.append(("grpc.max_connection_idle_ms", idle_ms))
     return options
 
 
@@ -249,6 +307,7 @@ class Replica:
             build_app(endpoints),
             access_log=None,
             shutdown_timeout=components.settings.listeners.shutdown_grace_s,
+            keepalive_timeout=components.settings.listeners.http_idle_timeout_s,
         )
 
     async def start(self) -> None:
@@ -259,7 +318,7 @@ class Replica:
             self._grpc.add_insecure_port(f"unix:{settings.grpc_uds}")
         await self._grpc.start()
         await self._http.setup()
-        site = web.TCPSite(self._http, settings.host, settings.http_port)
+        site = web.TCPSite(self._http, settings.host, settings.http_port, backlog=HTTP_BACKLOG)
         await site.start()
         self.http_port = self._http.addresses[0][1]
         await self.components.health.config_loaded()
@@ -280,6 +339,7 @@ class Replica:
         slicelet = self.components.slicelet
         if slicelet is not None and self.grpc_port:
             await slicelet.drain()
+            slicelet.release_watchers()
         await self.components.health.shutting_down()
         assigner = self.components.assigner
         if assigner is not None:
@@ -292,6 +352,8 @@ class Replica:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._assigner_timer
         await self._http.cleanup()
+        if self.components.forwarder is not None:
+            await self.components.forwarder.close()
         await self.components.store.close()
 
 

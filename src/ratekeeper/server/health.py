@@ -9,6 +9,7 @@ from __future__ import annotations
 from grpc_health.v1 import health_pb2
 from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 
+from ratekeeper.backends.budgets import PressureReporting
 from ratekeeper.backends.store import Store
 
 __all__ = ["GRPC_SERVICE_NAMES", "ServingHealth"]
@@ -30,6 +31,16 @@ class ServingHealth:
         self._config_loaded = False
         self._shutting_down = False
         self._published: bool | None = None
+
+    def degraded(self) -> str | None:
+        """Why the process serves degraded (a store under pressure: some new keys refused), or
+        ``None``. Serving still: a load balancer must not drain it for this."""
+        store = self._store
+        if isinstance(store, PressureReporting):
+            pressure = store.pressure()
+            if pressure.under_pressure:
+                return pressure.describe()
+        return None
 
     def serving(self) -> bool:
         """The current answer."""

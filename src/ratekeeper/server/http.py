@@ -3,8 +3,11 @@
 Routes (a table, :data:`ROUTES`):
 
 * ``POST /json``: a protobuf-JSON ``RateLimitRequest``; 200 (OK) or 429 (OVER_LIMIT) with a
-  protobuf-JSON ``RateLimitResponse``; 400 with a message for a malformed body or request.
-* ``GET /healthcheck``: 200 ``OK`` while serving, 500 otherwise.
+  protobuf-JSON ``RateLimitResponse``; 400 with a message for a malformed body or request; 415
+  for a body declared as anything but JSON (``application/json`` or ``*/*+json``; a request
+  without a ``Content-Type`` is read as JSON).
+* ``GET /healthcheck``: 200 ``OK`` while serving, 500 otherwise; 200 ``DEGRADED <why>`` with
+  the header :data:`DEGRADED_HEADER` while serving with the store under pressure.
 * ``GET /metrics``: Prometheus text.
 * ``GET /rlconfig``: the loaded config, human-readable.
 
@@ -18,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from envoy.service.ratelimit.v3.rls_pb2 import RateLimitRequest, RateLimitResponse
 from google.protobuf import json_format
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -29,9 +32,12 @@ from ratekeeper.protocol.rls import RlsDecider
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.metrics import Metrics
 
-__all__ = ["ROUTES", "HttpEndpoints", "build_app"]
+__all__ = ["DEGRADED_HEADER", "ROUTES", "HttpEndpoints", "build_app"]
 
 log = logging.getLogger(__name__)
+
+#: Set on a 200 ``/healthcheck`` answer that is degraded; its value says how.
+DEGRADED_HEADER = "x-ratekeeper-degraded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +59,12 @@ class HttpEndpoints:
             self.metrics.timer("json").observe(time.perf_counter() - start)
 
     async def _json(self, request: web.Request) -> web.Response:
+        if not _declares_json(request):
+            self.metrics.invalid("json")
+            return web.Response(
+                status=415,
+                text=f"unsupported content type {request.content_type!r}: {_JSON_ONLY}\n",
+            )
         try:
             message = json_format.Parse(await request.text(), RateLimitRequest())
             response = await self.decider.should_rate_limit(message, self.clock())
@@ -68,7 +80,11 @@ class HttpEndpoints:
 
     async def healthcheck(self, request: web.Request) -> web.Response:
         if self.health.serving():
-            return web.Response(text="OK")
+            why = self.health.degraded()
+            if why is None:
+                return web.Response(text="OK")
+            headers = {DEGRADED_HEADER: "store-pressure"}
+            return web.Response(text=f"DEGRADED {why}\n", headers=headers)
         return web.Response(status=500, text="NOT SERVING")
 
     async def prometheus(self, request: web.Request) -> web.Response:
@@ -78,6 +94,25 @@ class HttpEndpoints:
 
     async def rlconfig(self, request: web.Request) -> web.Response:
         return web.Response(text=self.policy.policy.describe())
+
+
+#: What a 415 answer says.
+_JSON_ONLY = "send application/json (curl: --json, or -H 'Content-Type: application/json')"
+
+
+def _declares_json(request: web.Request) -> bool:
+    """The body is declared JSON, or not declared at all.
+
+    A form or ``text/plain`` body is refused: those are the types a browser posts cross-origin
+    without a preflight, so accepting them would let any web page a browser inside the network
+    opens post decisions (and spend quota) here.
+    """
+    if hdrs.CONTENT_TYPE not in request.headers:
+        return True
+    mime = request.content_type
+    return mime == "application/json" or (
+        mime.startswith("application/") and mime.endswith("+json")
+    )
 
 
 Handler = Callable[[HttpEndpoints, web.Request], Awaitable[web.Response]]

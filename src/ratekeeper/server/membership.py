@@ -15,7 +15,11 @@ once, so the assigner hears of it without waiting an interval.
 A heartbeat carries the member's state, the generation it holds and the hits per second each
 of its slices took since the previous beat (:meth:`SliceView.take_load`). Answered, the next is
 due one interval later (the assigner's ``heartbeat_interval_ns`` once it has said one); failed,
-after a doubling backoff capped at the retry maximum, while the held assignment is kept. A diff
+after a doubling backoff capped at the retry maximum, while the held assignment is kept; after
+each failure the member tries the next of the addresses it was given to join and the other
+members it knows (:func:`fallback_target`): any member relays heartbeats, so a member that
+joined through one that died finds the assigner through another, and of several assigners (a
+standby answers "not leader") it settles on the one that answers. A diff
 that does not fit the held assignment is dropped and the next beat, due at once, claims no
 generation, so the assigner answers with the whole assignment.
 """
@@ -23,6 +27,7 @@ generation, so the assigner answers with the whole assignment.
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ratekeeper.assigner.members import MemberState as State
@@ -40,6 +45,7 @@ __all__ = [
     "Membership",
     "MembershipTiming",
     "State",
+    "fallback_target",
 ]
 
 
@@ -72,6 +78,8 @@ class MembershipTiming:
     retry_max_ns: int = 2 * NS_PER_SECOND
     #: While failures go on, at most one warning per this long (ns).
     warn_every_ns: int = 10 * NS_PER_SECOND
+    #: After this many failures in a row, try the next target (:func:`fallback_target`).
+    switch_after: int = 1
 
     def backoff(self, failures: int) -> int:
         """The wait after ``failures`` consecutive failures (at least one)."""
@@ -111,6 +119,8 @@ class Failure:
     failures: int
     #: Whether this failure deserves a log line (the first, then one per ``warn_every_ns``).
     warn: bool
+    #: Whether to try the next target before the next attempt.
+    switch: bool = False
 
 
 class Membership:
@@ -169,17 +179,19 @@ class Membership:
         self.next_at = now if self._urgent else now + self._interval
         return None if update is None else self.offer(update, now)
 
-    def failed(self, now: int) -> Failure:
+    def failed(self, now: int, targets: int = 1) -> Failure:
         """The beat sent last failed at ``now``: the held assignment stays; retry after a
-        backoff."""
+        backoff that doubles once per round of the ``targets`` addresses tried in turn (the
+        next address is tried soon; the same one again only after backing off)."""
         self._in_flight = False
         self.failures += 1
-        delay = self._timing.backoff(self.failures)
+        delay = self._timing.backoff(-(-self.failures // max(1, targets)))
         self.next_at = now + delay
         warn = self._warned_at is None or now - self._warned_at >= self._timing.warn_every_ns
         if warn:
             self._warned_at = now
-        return Failure(delay, self.failures, warn)
+        switch = self.failures % max(1, self._timing.switch_after) == 0
+        return Failure(delay, self.failures, warn, switch)
 
     def offer(self, update: Update, now: int) -> Change | None:
         """An update seen anywhere at ``now``; the change to announce if it is newer.
@@ -203,3 +215,13 @@ class Membership:
         self._urgent = True
         if not self._in_flight:
             self.next_at = min(self.next_at, now)
+
+
+def fallback_target(joins: Sequence[str], current: str, held: Assignment | None, me: str) -> str:
+    """Where to send heartbeats after ``current`` failed: the next, in a fixed cycle, of the
+    join addresses and every other member of the held assignment (the join addresses first,
+    so a member returns to them once the cycle comes round)."""
+    others = sorted(held.servers - {me, *joins}) if held is not None else []
+    cycle = [*joins, *others]
+    at = cycle.index(current) if current in cycle else -1
+    return cycle[(at + 1) % len(cycle)]

@@ -176,6 +176,7 @@ _EVENT_HELP: dict[Event, str] = {
     Event.REPORT_COUNT_CLAMPED: "Report keys whose counts were clamped to the policy's bound.",
     Event.REPORT_KEY_REFUSED: "Report keys refused alone for out-of-range counts.",
     Event.REPORT_SEQUENCE_REFUSED: "Reports whose number jumped past the client's window.",
+    Event.FORWARD_ERROR: "Forwarded RLS calls their owner did not answer (per FAIL_CLOSED).",
     Event.MISDIRECTED_KEY: "Counters applied by a member that does not own their slice.",
 }
 
@@ -184,11 +185,17 @@ class Metrics:
     """Every metric the server exports, and the text ``/metrics`` serves; a
     :class:`~ratekeeper.protocol.stats.StatsSink`."""
 
-    def __init__(self, max_stats_keys: int) -> None:
+    def __init__(
+        self, max_stats_keys: int, *, max_stats_domains: int = 100, max_label_chars: int = 256
+    ) -> None:
+        """At most ``max_stats_keys`` per-rule label sets and ``max_stats_domains`` per-domain
+        series (never more than ``max_stats_keys``; past either, one overflow row); label values
+        cut to ``max_label_chars``."""
         self.registry = reg = CollectorRegistry(auto_describe=True)
+        self._label_chars = max_label_chars
         self._rules = RuleStats(max_stats_keys)
         reg.register(self._rules)
-        self._domain_not_found = DomainNotFound(max_stats_keys)
+        self._domain_not_found = DomainNotFound(min(max_stats_keys, max_stats_domains))
         reg.register(self._domain_not_found)
         self._latency = Latency(
             "ratekeeper_call_seconds",
@@ -216,10 +223,11 @@ class Metrics:
         )  # fmt: skip
 
     def rule(self, domain: str, key: str) -> RuleCounts:
-        return self._rules.counts.get(domain, key)
+        cut = self._label_chars
+        return self._rules.counts.get(domain[:cut], key[:cut])
 
     def unknown_domain(self, domain: str) -> Tally:
-        return self._domain_not_found.counts.get(domain)
+        return self._domain_not_found.counts.get(domain[: self._label_chars])
 
     def count(self, event: Event) -> None:
         self._events[event].inc()

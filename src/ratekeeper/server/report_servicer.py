@@ -7,6 +7,11 @@ report gets ``INVALID_ARGUMENT`` naming the key and the reason; a store that fai
 ``UNAVAILABLE`` (the client keeps its last instructions until they expire: fail open); anything
 unexpected gets ``INTERNAL`` and is logged (``ratekeeper.server.refusal``).
 
+A large report never stalls the event loop (issue 15): its keys are read from the wire as the
+processor walks them, it is applied and answered in chunks, and between chunks the servicer's
+:class:`~ratekeeper.protocol.chunked.TimeBudget` rests on the loop once ``yield_budget_ns`` of
+work has run, so ``ShouldRateLimit`` calls arriving meanwhile wait about that long at most.
+
 In a cluster the answer also carries the generation of the assignment the member holds, and,
 when the report was routed by an older one (or by none), that assignment (a diff when the
 client's generation is recent): keys the member does not own were still applied (counted at the
@@ -26,17 +31,37 @@ from ratekeeper.core.slices import Generation
 from ratekeeper.proto.assignment import generation_from_wire, generation_to_wire, update_to_wire
 from ratekeeper.proto.ratekeeper.v1 import assignment_pb2
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
-from ratekeeper.proto.report import answer_to_wire, report_from_wire, report_handler
+from ratekeeper.proto.report import (
+    answer_to_wire,
+    instruction_to_wire,
+    lazy_report_from_wire,
+    report_handler,
+)
+from ratekeeper.protocol.chunked import Chunker, TimeBudget
 from ratekeeper.protocol.report import ReportProcessor
+from ratekeeper.protocol.report_values import ReportAnswer
 from ratekeeper.protocol.stats import MemoryStats, StatsSink
 from ratekeeper.server.refusal import refusal, refuse
 from ratekeeper.server.slice_view import SliceView
 
-__all__ = ["ReportServicer", "add_report_servicer"]
+__all__ = [
+    "YIELD_BUDGET_NS",
+    "YIELD_FROM_KEYS",
+    "YIELD_REST_NS",
+    "ReportServicer",
+    "add_report_servicer",
+]
 
 _CALL = "report"
 #: Most encoded updates kept for the held generation (one per generation clients send).
 _MAX_CACHED_UPDATES = 64
+
+#: Longest a report runs on the event loop before it lets other calls in, and how long it rests
+#: then (ns; see :class:`~ratekeeper.protocol.chunked.TimeBudget`).
+YIELD_BUDGET_NS = 1_000_000
+YIELD_REST_NS = 500_000
+#: Reports with fewer keys never rest (a few ms of work at most).
+YIELD_FROM_KEYS = 256
 
 
 class ReportServicer:
@@ -48,6 +73,9 @@ class ReportServicer:
         stats: StatsSink | None = None,
         clock: Callable[[], int] = time.time_ns,
         view: SliceView | None = None,
+        yield_budget_ns: int = YIELD_BUDGET_NS,
+        yield_rest_ns: int = YIELD_REST_NS,
+        yield_from_keys: int = YIELD_FROM_KEYS,
     ) -> None:
         """``view``: the member's held assignment (``None``: not in a cluster)."""
         self._processor = processor
@@ -58,6 +86,12 @@ class ReportServicer:
         self._stats: StatsSink = MemoryStats() if stats is None else stats
         self._clock = clock
         self._latency = self._stats.timer(_CALL)
+        #: Rests a report on the loop once it has run its budget.
+        self.budget = TimeBudget(
+            yield_budget_ns, yield_rest_ns, time.perf_counter_ns, yield_from_keys
+        )
+        processor.pause = self.budget
+        self._chunks = Chunker(processor.chunk_keys, self.budget)
 
     @property
     def reports(self) -> int:
@@ -67,10 +101,28 @@ class ReportServicer:
     async def report(self, request: pb.ReportRequest) -> pb.ReportResponse:
         """Apply ``request`` now; raises :class:`RequestError` if it is malformed and the
         store's :class:`BackendError` if it fails."""
-        answer = await self._processor.process(report_from_wire(request), self._clock())
-        response = answer_to_wire(answer)
+        self.budget.enter(len(request.keys) + len(request.known_ids))
+        answer = await self._processor.process(lazy_report_from_wire(request), self._clock())
+        response = await self._to_wire(answer)
         if self._view is not None:
             self._stamp(request, response, self._view)
+        return response
+
+    async def _to_wire(self, answer: ReportAnswer) -> pb.ReportResponse:
+        """``answer_to_wire``, its instructions written a chunk at a time."""
+        response = answer_to_wire(
+            ReportAnswer(
+                (), answer.hot, answer.changed, (), answer.valid_for_ns, answer.unknown_ids
+            )
+        )
+        chunks = self._chunks
+        for instructions, wire in (
+            (answer.instructions, response.instructions),
+            (answer.changed_instructions, response.changed_instructions),
+        ):
+            for start, stop in chunks.spans(len(instructions)):
+                wire.extend(instruction_to_wire(i) for i in instructions[start:stop])
+                await chunks.between(stop, len(instructions))
         return response
 
     def _stamp(

@@ -4,7 +4,10 @@ Registered without protobuf (de)serializers: the servicer takes the request's by
 the response's bytes (:meth:`RlsDecider.answer`), so a request seen before is never parsed
 and no response object is built. A malformed request gets ``INVALID_ARGUMENT`` with the
 reference service's message; anything unexpected inside the server gets ``INTERNAL`` and is
-logged (``ratekeeper.server.refusal``): no request can stop the server.
+logged (``ratekeeper.server.refusal``): no request can stop the server. A cluster member's
+servicer (:class:`ClusterRlsServicer`) answers a call another member forwarded (metadata
+``x-ratekeeper-forwarded``) itself, and forwards the descriptors of every other call to their
+owners (``ratekeeper.server.forwarding``).
 """
 
 from __future__ import annotations
@@ -18,9 +21,17 @@ from envoy.service.ratelimit.v3 import rls_pb2
 
 from ratekeeper.protocol.rls import RlsDecider
 from ratekeeper.protocol.stats import StatsSink
+from ratekeeper.server.forwarding import is_forwarded
 from ratekeeper.server.refusal import refusal, refuse
 
-__all__ = ["SERVICE_NAME", "BytesRlsServicer", "RlsServicer", "add_rls_servicer"]
+__all__ = [
+    "SERVICE_NAME",
+    "BytesRlsServicer",
+    "ClusterRlsServicer",
+    "RlsServicer",
+    "add_rls_servicer",
+    "rls_servicer",
+]
 
 SERVICE_NAME: str = rls_pb2.DESCRIPTOR.services_by_name["RateLimitService"].full_name
 _CALL = "ShouldRateLimit"
@@ -50,6 +61,40 @@ class RlsServicer:
             self._latency.observe(time.perf_counter() - start)
             return answer
         return await refuse(context, refused, self._latency, start)
+
+
+class ClusterRlsServicer(RlsServicer):
+    """:class:`RlsServicer` of a cluster member: a forwarded call is answered here (never
+    forwarded again); any other call's descriptors owned elsewhere go to their owners."""
+
+    def __init__(
+        self, decider: RlsDecider, stats: StatsSink, clock: Callable[[], int] = time.time_ns
+    ) -> None:
+        super().__init__(decider, stats, clock)
+        self._answer_forwarded = decider.answer_forwarded
+
+    async def ShouldRateLimit(
+        self, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bytes:
+        start = time.perf_counter()
+        forwarded = is_forwarded(context.invocation_metadata())
+        answer = self._answer_forwarded if forwarded else self._answer
+        try:
+            answered = await answer(request, self._clock())
+        except Exception as exc:
+            refused = refusal(exc, self._stats, _CALL)
+        else:
+            self._latency.observe(time.perf_counter() - start)
+            return answered
+        return await refuse(context, refused, self._latency, start)
+
+
+def rls_servicer(
+    decider: RlsDecider, stats: StatsSink, clock: Callable[[], int] = time.time_ns
+) -> RlsServicer:
+    """The servicer of ``decider``: a cluster member's if it forwards."""
+    servicer = ClusterRlsServicer if decider.forwarding else RlsServicer
+    return servicer(decider, stats, clock)
 
 
 class BytesRlsServicer(Protocol):

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 from ratekeeper.assigner.settings import AssignerSettings
+from ratekeeper.backends.budgets import BudgetSettings
 from ratekeeper.backends.redis.settings import RedisSettings
 from ratekeeper.config import LoadBounds
 from ratekeeper.errors import ConfigError
@@ -86,6 +87,17 @@ class ListenerSettings:
     http_port: int = 8080
     #: Seconds in-flight calls get to finish after SIGTERM.
     shutdown_grace_s: float = 5.0
+    #: Seconds an HTTP connection may hold no complete request (a fresh one, one between
+    #: keep-alive requests, one trickling its headers) before it is closed.
+    http_idle_timeout_s: float = 60.0
+    #: Seconds a gRPC connection may carry no call before it is sent GOAWAY; 0: never.
+    grpc_max_connection_idle_s: float = 300.0
+    #: Seconds a new gRPC connection gets to complete its handshake (HTTP/2 preface, TLS).
+    grpc_handshake_timeout_s: float = 10.0
+    #: Seconds between the server's keepalive pings on a gRPC connection, and how long an
+    #: answer may take before the peer is taken for dead and the connection closed.
+    grpc_keepalive_time_s: float = 120.0
+    grpc_keepalive_timeout_s: float = 20.0
 
     def __post_init__(self) -> None:
         for name in ("grpc_port", "http_port"):
@@ -99,6 +111,16 @@ class ListenerSettings:
             "grpc_max_connection_age_s",
             "grpc_max_connection_age_grace_s",
             "shutdown_grace_s",
+            "grpc_max_connection_idle_s",
+        )
+        _at_least(
+            "listeners",
+            self,
+            0.001,
+            "http_idle_timeout_s",
+            "grpc_handshake_timeout_s",
+            "grpc_keepalive_time_s",
+            "grpc_keepalive_timeout_s",
         )
 
 
@@ -154,10 +176,13 @@ class AnswerSettings:
     near_limit_ratio: float = 0.8
     #: The ``RateLimit-*`` response headers.
     headers: ResponseHeaders = field(default_factory=ResponseHeaders)
+    #: Longest domain, descriptor key or value an RLS request may carry; longer is refused.
+    max_text: int = 1024
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.near_limit_ratio <= 1.0:
             raise ConfigError("must lie in [0, 1]", key="answers.near_limit_ratio")
+        _at_least("answers", self, 1, "max_text")
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +197,8 @@ class StoreSettings:
     idle_expiry_s: float = 60.0
     #: The Redis store's settings; its ``url`` is taken from :attr:`backend`.
     redis: RedisSettings = field(default_factory=RedisSettings)
+    #: Shares of ``max_keys`` one domain or reporting client may hold (memory store).
+    budgets: BudgetSettings = field(default_factory=BudgetSettings)
 
     def __post_init__(self) -> None:
         _at_least("store", self, 1, "max_keys")
@@ -199,17 +226,22 @@ class MetricsSettings:
 
     #: Most distinct (domain, key) label sets in per-rule metrics.
     max_stats_keys: int = 1000
+    #: Most distinct domains in per-domain series (unknown domains); past it, one overflow row.
+    max_stats_domains: int = 100
+    #: Longest metric label value; longer client text is cut to it.
+    max_label_chars: int = 256
 
     def __post_init__(self) -> None:
-        _at_least("metrics", self, 1, "max_stats_keys")
+        _at_least("metrics", self, 1, "max_stats_keys", "max_stats_domains", "max_label_chars")
 
 
 @dataclass(frozen=True, slots=True)
 class ClusterSettings:
     """Whether and how this server is a member of a cluster (``serve --join``)."""
 
-    #: ``host:port`` of the assigner or of any member, to join through; empty: not joining
-    #: (a single server, unless :attr:`assigner_embedded`).
+    #: ``host:port`` of the assigner or of any member, to join through, or several separated
+    #: by commas (highly available assigners: tried in turn until one answers); empty: not
+    #: joining (a single server, unless :attr:`assigner_embedded`).
     join: str = ""
     #: The ``host:port`` clients and members dial to reach this server: its name in
     #: assignments. Empty: the gRPC listen address (``listeners.host:grpc_port``).
@@ -231,18 +263,26 @@ class ClusterSettings:
     watch_wait_s: float = 30.0
     #: Seconds a stopping member waits for its slices to be moved away and handed off.
     drain_timeout_s: float = 10.0
+    #: Seconds the per-slice load in heartbeats is averaged over. Longer: steadier figures for
+    #: the rebalancer, slower to show a shift.
+    load_window_s: float = 5.0
+    #: Seconds a member keeps retrying to hand a moved range's counters to its new owner, and a
+    #: new owner waits for them before taking the old owner for dead (the range's counters then
+    #: start empty either way: no fresh burst).
+    handoff_timeout_s: float = 5.0
 
     def __post_init__(self) -> None:
-        for name in ("join", "advertise"):
-            value = getattr(self, name)
-            if value:
+        for name, values in (("join", self.join_targets), ("advertise", (self.advertise,))):
+            for value in values:
+                if not value:
+                    continue
                 try:
                     check_address(value)
                 except ValueError as exc:
                     raise ConfigError(str(exc), key=f"cluster.{name}") from None
         _at_least("cluster", self, 0, "drain_timeout_s")
         for name in ("heartbeat_interval_s", "heartbeat_timeout_s", "retry_initial_s",
-                     "watch_wait_s"):  # fmt: skip
+                     "watch_wait_s", "load_window_s", "handoff_timeout_s"):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ConfigError(f"must be > 0, got {getattr(self, name)}", key=f"cluster.{name}")
         if self.retry_max_s < self.retry_initial_s:
@@ -252,6 +292,11 @@ class ClusterSettings:
                 "a server embedding the assigner is the one others join; it joins nobody",
                 key="cluster.join",
             )
+
+    @property
+    def join_targets(self) -> tuple[str, ...]:
+        """The addresses of :attr:`join`, in the order they are tried."""
+        return tuple(part.strip() for part in self.join.split(",") if part.strip())
 
     @property
     def enabled(self) -> bool:

@@ -27,8 +27,8 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
 
 import grpc
 import grpc.aio
@@ -51,6 +51,7 @@ from ratekeeper.server.membership import (
     Membership,
     MembershipTiming,
     State,
+    fallback_target,
 )
 from ratekeeper.server.settings import ClusterSettings, ListenerSettings
 from ratekeeper.server.slice_view import SliceView
@@ -60,8 +61,33 @@ __all__ = ["RELAY_HOPS", "AssignmentListener", "Slicelet", "advertised"]
 
 log = logging.getLogger(__name__)
 
+Reply = TypeVar("Reply")
+
 #: Call metadata counting how many members a heartbeat was relayed through.
 RELAY_HOPS = "x-ratekeeper-relay-hops"
+
+
+class ChannelSwapped(grpc.RpcError):
+    """A call cut short because heartbeats moved to another target and its channel closed."""
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self) -> str:
+        return "cut short: heartbeats moved to another target"
+
+
+async def _outliving_swaps(call: Awaitable[Reply]) -> Reply:
+    """``await call``, with the cancellation a closing channel inflicts on its calls raised as
+    :class:`ChannelSwapped` (a ``grpc.RpcError``), so callers retry instead of dying; the
+    cancellation of the awaiting task itself still propagates."""
+    try:
+        return await call
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        raise ChannelSwapped() from None
 
 
 class AssignmentListener(Protocol):
@@ -125,14 +151,18 @@ class Slicelet:
         clock: Callable[[], int] = time.monotonic_ns,
         incarnation_id: str = "",
     ) -> None:
-        """``target``: where heartbeats and Watch go (default ``settings.join``; an embedded
-        assigner's member targets its own address, given at :meth:`start`)."""
+        """``target``: where heartbeats and Watch go (default ``settings.join``'s addresses, in
+        turn; an embedded assigner's member targets its own address, given at :meth:`start`)."""
         self.settings = settings
         #: The held assignment: the gate's ownership.
-        self.view = SliceView(settings.advertise)
+        self.view = SliceView(settings.advertise, window_ns=_ns(settings.load_window_s))
         #: Unique per process start.
         self.incarnation_id = incarnation_id or uuid.uuid4().hex
-        self._target = target or settings.join
+        self._joins = (target,) if target else settings.join_targets
+        self._target = self._joins[0] if self._joins else ""
+        self._closing = False
+        #: Channels of earlier targets, closing once their calls had time to finish.
+        self._closing_channels: set[asyncio.Task[None]] = set()
         self._clock = clock
         self._machine = Membership(self.view, timing(settings), clock())
         self._listeners: list[AssignmentListener] = []
@@ -184,7 +214,7 @@ class Slicelet:
         while True:
             update = self.view.update_for(known)
             remaining = deadline - loop.time()
-            if update is not None or remaining <= 0:
+            if update is not None or remaining <= 0 or self._closing:
                 return update
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
@@ -192,16 +222,19 @@ class Slicelet:
     async def relay(self, request: pb.HeartbeatRequest, hops: int) -> pb.HeartbeatResponse:
         """Send another member's heartbeat on to the target; raises ``grpc.RpcError``."""
         calls = self._require_calls()
-        return await calls.heartbeat(
-            request,
-            timeout=self.settings.heartbeat_timeout_s,
-            metadata=((RELAY_HOPS, str(hops)),),
+        return await _outliving_swaps(
+            calls.heartbeat(
+                request,
+                timeout=self.settings.heartbeat_timeout_s,
+                metadata=((RELAY_HOPS, str(hops)),),
+            )
         )
 
     async def status(self) -> pb.StatusResponse:
         """The target's Status; raises ``grpc.RpcError``."""
         calls = self._require_calls()
-        return await calls.status(pb.StatusRequest(), timeout=self.settings.heartbeat_timeout_s)
+        timeout = self.settings.heartbeat_timeout_s
+        return await _outliving_swaps(calls.status(pb.StatusRequest(), timeout=timeout))
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -209,7 +242,8 @@ class Slicelet:
         """Start heartbeating as ``address`` (unless an advertised one was configured)."""
         if not self.view.address:
             self.view.bind(address)
-        if not self._target:
+        if not self._joins:  # the member embedding the assigner: its own port
+            self._joins = (self.view.address,)
             self._target = self.view.address
         self._channel = open_aio_channel(self._target)
         self._calls = AssignerCallsAio(self._channel)
@@ -237,12 +271,21 @@ class Slicelet:
         while not self._drained():
             remaining = deadline - loop.time()
             if remaining <= 0:
-                log.warning("drain: slices still held after %.1fs: %s", timeout, self.view.owned())
+                log.warning(
+                    "drain: %d slices still held after %.1fs", len(self.view.owned()), timeout
+                )
                 return False
             self._delivered.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._delivered.wait(), remaining)
         return True
+
+    def release_watchers(self) -> None:
+        """Answer every Watch held on this member now, and those to come at once (the member
+        is stopping: held calls would keep its gRPC server from stopping for their whole
+        wait)."""
+        self._closing = True
+        self._changed.set()
 
     async def stop(self) -> None:
         """Stop heartbeating and watching (the assigner times this member out)."""
@@ -255,6 +298,9 @@ class Slicelet:
         if self._channel is not None:
             await self._channel.close(None)
             self._channel = None
+        for closing in list(self._closing_channels):
+            with contextlib.suppress(asyncio.CancelledError):
+                await closing
 
     # --- the driver -----------------------------------------------------------------------
 
@@ -264,7 +310,6 @@ class Slicelet:
         return self._calls
 
     async def _heartbeats(self) -> None:
-        calls = self._require_calls()
         machine = self._machine
         while True:
             now = self._clock()
@@ -277,10 +322,12 @@ class Slicelet:
                 continue
             request = beat_to_wire(beat, self.view.address, self.incarnation_id)
             try:
-                response = await calls.heartbeat(request, timeout=self.settings.heartbeat_timeout_s)
+                response = await self._require_calls().heartbeat(
+                    request, timeout=self.settings.heartbeat_timeout_s
+                )
                 update = update_from_wire(response.update)
             except (grpc.RpcError, ValueError) as exc:
-                self._failed(exc)
+                await self._failed(exc)
                 continue
             if machine.failures:
                 log.info(
@@ -290,8 +337,8 @@ class Slicelet:
             if change is not None:
                 self._adopted(change)
 
-    def _failed(self, exc: BaseException) -> None:
-        failure = self._machine.failed(self._clock())
+    async def _failed(self, exc: BaseException) -> None:
+        failure = self._machine.failed(self._clock(), len(self._cycle()))
         if failure.warn:
             held = self.view.generation
             log.warning(
@@ -300,9 +347,32 @@ class Slicelet:
                 "none" if held is None else f"{held.incarnation}.{held.number}",
                 describe_error(exc),
             )  # fmt: skip
+        if failure.switch:
+            await self._retarget(
+                fallback_target(self._joins, self._target, self.view.assignment, self.address)
+            )
+
+    def _cycle(self) -> set[str]:
+        """Every address heartbeats may go to."""
+        held = self.view.assignment
+        return {*self._joins, *(held.servers - {self.address} if held is not None else ())}
+
+    async def _retarget(self, target: str) -> None:
+        """Send heartbeats and Watch to ``target`` from now on."""
+        if target == self._target:
+            return
+        log.debug("heartbeats to %s failed; trying %s", self._target, target)
+        old, self._target = self._channel, target
+        self._channel = open_aio_channel(target)
+        self._calls = AssignerCallsAio(self._channel)
+        if old is not None:
+            # relayed calls on the old channel get their timeout to finish; a Watch held on it
+            # is then cut (ChannelSwapped) and made again on the new one
+            closing = asyncio.create_task(old.close(self.settings.heartbeat_timeout_s))
+            self._closing_channels.add(closing)
+            closing.add_done_callback(self._closing_channels.discard)
 
     async def _watch(self) -> None:
-        calls = self._require_calls()
         failures = 0
         wait_s = self.settings.watch_wait_s
         rest = timing(self.settings)
@@ -312,8 +382,10 @@ class Slicelet:
             if known is not None:
                 request.known.CopyFrom(generation_to_wire(known))
             try:
-                response = await calls.watch(
-                    request, timeout=wait_s + self.settings.heartbeat_timeout_s
+                response = await _outliving_swaps(
+                    self._require_calls().watch(
+                        request, timeout=wait_s + self.settings.heartbeat_timeout_s
+                    )
                 )
                 update = update_from_wire(response.update)
             except (grpc.RpcError, ValueError) as exc:

@@ -110,6 +110,9 @@ class SidecarStore:
     async def drop(self, low: int, high: int) -> int:
         raise TransferUnsupported("a sidecar's counters live on the servers it reports to")
 
+    async def start_empty(self, low: int, high: int, since: int | None) -> None:
+        raise TransferUnsupported("a sidecar's counters live on the servers it reports to")
+
     def stats(self) -> Sequence[StoreStat]:
         s = self.machine.stats
         return (

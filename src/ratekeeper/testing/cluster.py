@@ -35,8 +35,11 @@ from ratekeeper.testing.procs import ManagedProcess, ProcessError, free_port, lo
 from ratekeeper.testing.server_process import START_TIMEOUT_S, RatekeeperServer, serving
 from ratekeeper.transport.channels import open_channel
 
-__all__ = ["Cluster", "assigner_argv", "main", "member_argv"]
+__all__ = ["STOP_GRACE_S", "Cluster", "assigner_argv", "main", "member_argv"]
 
+#: A member's drain (slices moved, counters handed off) is bounded by its drain timeout, 10 s
+#: by default: it gets that and some to exit before SIGKILL.
+STOP_GRACE_S = 15.0
 #: How often Status is polled while waiting.
 _POLL_S = 0.05
 
@@ -84,7 +87,17 @@ class Cluster:
         env: Mapping[str, str] | None = None,
         start_timeout: float = START_TIMEOUT_S,
         embedded: bool = False,
+        stop_grace: float = STOP_GRACE_S,
+        etcd: str | None = None,
+        assigners: int = 1,
+        election_ttl: int = 2,
+        advertise: Callable[[int], str] | None = None,
     ) -> None:
+        several = assigners != 1
+        if assigners < 1 or (several and (etcd is None or embedded)):
+            raise ValueError("several assigners need etcd (and no embedded assigner)")
+        if etcd is not None and embedded:
+            raise ValueError("an embedded assigner does not take part in an election")
         if n < (1 if embedded else 0):
             raise ValueError("a cluster has at least zero members, one when it embeds the assigner")
         self.embedded = embedded
@@ -94,6 +107,9 @@ class Cluster:
         self.server_flags = tuple(server_flags)
         self.env = dict(env or {})
         self.start_timeout = start_timeout
+        #: Seconds a member gets to drain and exit after SIGTERM before it is killed.
+        self.stop_grace = stop_grace
+        self._unhealthy_after = unhealthy_after
         self._timings = (
             *("--heartbeat-interval", str(heartbeat_interval)),
             *("--unhealthy-after", str(unhealthy_after)),
@@ -104,7 +120,17 @@ class Cluster:
         #: The assigner's address (members join it; Status is asked here): member 0's when
         #: the assigner is embedded.
         self.assigner = f"127.0.0.1:{self._first_ports[0] if embedded else free_port()}"
-        self.assigner_process: ManagedProcess | None = None
+        #: Every assigner's address (one without etcd); members are given them all to join.
+        self.assigners = [
+            self.assigner,
+            *(f"127.0.0.1:{free_port()}" for _ in range(assigners - 1)),
+        ]
+        #: Each assigner's process, by index (none when embedded; a restart replaces the entry).
+        self.assigner_processes: list[ManagedProcess] = []
+        #: What each member advertises, by gRPC port (default: its listen address). The
+        #: simulator gives each the address of a latency relay in front of it.
+        self._advertise = advertise
+        self._ha = () if etcd is None else ("--etcd", etcd, "--election-ttl", str(election_ttl))
         #: Member ``i``'s current process and ports (a restart replaces the entry).
         self.servers: list[RatekeeperServer] = []
         self._starts = 0
@@ -117,14 +143,8 @@ class Cluster:
         """Start the assigner and every member; return once all are RUNNING and own slices."""
         try:
             if not self.embedded:
-                self.assigner_process = start(
-                    assigner_argv(self.assigner, *self._timings),
-                    name="assigner",
-                    log_dir=self.log_dir,
-                    ready=log_line("assigner listening on"),
-                    timeout=self.start_timeout,
-                    env=self.env,
-                )
+                for i in range(len(self.assigners)):
+                    self.assigner_processes.append(self._spawn_assigner(i))
             for i in range(self.n):
                 ports = self._first_ports if i == 0 else (free_port(), free_port())
                 self.servers.append(self._spawn(*ports))
@@ -145,9 +165,9 @@ class Cluster:
     def stop(self) -> None:
         """Stop every member, then the assigner (SIGTERM, then SIGKILL); idempotent."""
         for server in reversed(self.servers):
-            server.process.stop()
-        if self.assigner_process is not None:
-            self.assigner_process.stop()
+            server.process.stop(self.stop_grace)
+        for process in reversed(self.assigner_processes):
+            process.stop()
         self._channel.close()
 
     # --- what tests read --------------------------------------------------------------------
@@ -155,16 +175,67 @@ class Cluster:
     @property
     def addresses(self) -> list[str]:
         """Each member's gRPC address, by index (a killed member keeps its index)."""
-        return [server.grpc_target for server in self.servers]
+        return [self._name(server) for server in self.servers]
 
     def live(self) -> list[str]:
         """The addresses of members whose process is running."""
-        return [s.grpc_target for s in self.servers if s.process.alive()]
+        return [self._name(s) for s in self.servers if s.process.alive()]
+
+    def _name(self, server: RatekeeperServer) -> str:
+        """A member's name in assignments: what it advertises."""
+        return self._advertise(server.grpc_port) if self._advertise else server.grpc_target
 
     def status(self, timeout: float = 5.0) -> pb.StatusResponse:
-        """The assigner's Status."""
-        response: pb.StatusResponse = self._calls.status(pb.StatusRequest(), timeout=timeout)
-        return response
+        """The assigner's Status (with several, the first that answers: a follower passes the
+        call on to the leader)."""
+        if not self._ha:
+            response: pb.StatusResponse = self._calls.status(pb.StatusRequest(), timeout=timeout)
+            return response
+        error: Exception | None = None
+        for address in self.assigners:
+            channel = open_channel(address)
+            try:
+                answer: pb.StatusResponse = AssignerCalls(channel).status(
+                    pb.StatusRequest(), timeout=timeout
+                )
+                return answer
+            except Exception as exc:  # that one is down or has no leader to ask
+                error = exc
+            finally:
+                channel.close()
+        assert error is not None
+        raise error
+
+    @property
+    def assigner_process(self) -> ManagedProcess | None:
+        """The (first) assigner's process; ``None`` when member 0 embeds the assigner."""
+        return self.assigner_processes[0] if self.assigner_processes else None
+
+    def kill_assigner(self, i: int, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Send ``sig`` to assigner ``i``'s process group (SIGKILL also reaps it)."""
+        process = self.assigner_processes[i]
+        if process.alive():
+            os.killpg(process.pid, sig)
+        if sig is signal.SIGKILL:
+            process.popen.wait()
+
+    def restart_assigner(self, i: int) -> ManagedProcess:
+        """Stop assigner ``i`` if it runs and start it again on the same address (its state is
+        soft: it rebuilds from the members' heartbeats; :meth:`wait_covered` waits for that)."""
+        self.assigner_processes[i].stop()
+        self.assigner_processes[i] = self._spawn_assigner(i)
+        return self.assigner_processes[i]
+
+    def _spawn_assigner(self, i: int) -> ManagedProcess:
+        self._starts += 1
+        return start(
+            assigner_argv(self.assigners[i], *self._timings, *self._ha),
+            name=f"assigner-{i}-{self._starts}",
+            log_dir=self.log_dir,
+            ready=log_line("campaigning" if self._ha else "assigner listening on"),
+            timeout=self.start_timeout,
+            env=self.env,
+        )
 
     def wait_until(
         self, check: Callable[[pb.StatusResponse], bool], what: str, timeout: float = 30.0
@@ -217,7 +288,7 @@ class Cluster:
         """Stop member ``i`` if it runs and start it again on the same ports (same address);
         with ``wait``, return once it is RUNNING and owns slices."""
         old = self.servers[i]
-        old.process.stop()
+        old.process.stop(self.stop_grace)
         self.servers[i] = self._spawn(old.grpc_port, old.http_port)
         if wait:
             self._await_member(self.servers[i])
@@ -236,11 +307,16 @@ class Cluster:
 
     def _spawn(self, grpc_port: int, http_port: int) -> RatekeeperServer:
         self._starts += 1
-        flags: tuple[str, ...] = self.server_flags
+        # a member backing off from an unreachable assigner (one restarting, say) must still
+        # heartbeat within the timeout, or the assigner counts it dead when it is back
+        retry = ("--join-retry-max", f"{min(2.0, self._unhealthy_after / 3):g}")
+        flags: tuple[str, ...] = (*retry, *self.server_flags)
         hosts = self.embedded and f"127.0.0.1:{grpc_port}" == self.assigner
         if hosts:
             flags = ("--assigner-embedded", *self._timings, *flags)
-        join = "" if hosts else self.assigner
+        if self._advertise is not None:
+            flags = (*flags, "--advertise", self._advertise(grpc_port))
+        join = "" if hosts else ",".join(self.assigners)
         argv = member_argv(join, grpc_port, http_port, self.config, *flags)
         name = f"member-{grpc_port}-{self._starts}"
         process = start(argv, name=name, log_dir=self.log_dir, env=self.env)

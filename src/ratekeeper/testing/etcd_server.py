@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ratekeeper.testing.procs import ManagedProcess, ToolMissing, free_port, port_open, start
+from ratekeeper.testing.procs import Restartable, ToolMissing, free_port, port_open, start
 
 __all__ = ["EtcdServer", "etcd_binary"]
 
@@ -22,7 +22,7 @@ def etcd_binary() -> str:
     return binary
 
 
-class EtcdServer:
+class EtcdServer(Restartable):
     """One etcd member that can be stopped, frozen and brought back with its data."""
 
     def __init__(self, workdir: Path, name: str = "etcd") -> None:
@@ -34,17 +34,13 @@ class EtcdServer:
         #: The client port, the same across restarts.
         self.port = free_port()
         self._peer_port = free_port()
-        self._process: ManagedProcess | None = None
+        self._process = None
         self.start()
 
     @property
     def endpoint(self) -> str:
         """What ``ratekeeper assigner --etcd`` takes."""
         return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def process(self) -> ManagedProcess | None:
-        return self._process
 
     def start(self) -> None:
         """Start (again) on :attr:`port` with the same data; waits until it accepts clients."""
@@ -72,19 +68,3 @@ class EtcdServer:
         self._process = start(
             argv, name=self._name, log_dir=self._workdir, ready=port_open(self.port), timeout=20
         )
-
-    def stop(self) -> None:
-        """Stop it (thawed first if frozen); idempotent. The data stays for :meth:`start`."""
-        if self._process is not None:
-            self._process.stop()
-            self._process = None
-
-    def pause(self) -> None:
-        """Freeze etcd (SIGSTOP)."""
-        assert self._process is not None
-        self._process.pause()
-
-    def resume(self) -> None:
-        """Thaw a frozen etcd (SIGCONT)."""
-        if self._process is not None:
-            self._process.resume()

@@ -260,3 +260,31 @@ def log_line(pattern: str) -> ReadyCheck:
         return regex.search(proc.log_text()) is not None
 
     return check
+
+
+class Restartable:
+    """A helper-run service (redis-server, etcd) that tests stop, freeze and start again on the
+    same port: subclasses set ``_process`` in their ``start()``."""
+
+    _process: ManagedProcess | None = None
+
+    @property
+    def process(self) -> ManagedProcess | None:
+        """The running process (its pid, its log); ``None`` while stopped."""
+        return self._process
+
+    def stop(self) -> None:
+        """Stop it (thawed first if frozen); idempotent."""
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
+
+    def pause(self) -> None:
+        """Freeze it (SIGSTOP): connections stay open and nothing answers, as in a hang."""
+        assert self._process is not None
+        self._process.pause()
+
+    def resume(self) -> None:
+        """Thaw it (SIGCONT); a no-op unless frozen."""
+        if self._process is not None:
+            self._process.resume()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from ratekeeper.testing.procs import ManagedProcess, ToolMissing, free_port, port_open, start
+from ratekeeper.testing.procs import Restartable, ToolMissing, free_port, port_open, start
 
 __all__ = ["RedisServer", "redis_binary"]
 
@@ -23,7 +23,7 @@ def redis_binary() -> str:
     return binary
 
 
-class RedisServer:
+class RedisServer(Restartable):
     """One redis-server process that can be stopped, frozen and brought back on the same port."""
 
     def __init__(
@@ -43,13 +43,8 @@ class RedisServer:
         self._tls_cert = tls_cert
         #: The TCP port, the same across restarts.
         self.port = free_port()
-        self._process: ManagedProcess | None = None
+        self._process = None
         self.start()
-
-    @property
-    def process(self) -> ManagedProcess | None:
-        """The running redis-server (its pid, its log); ``None`` while stopped."""
-        return self._process
 
     @property
     def url(self) -> str:
@@ -72,19 +67,3 @@ class RedisServer:
         self._process = start(
             argv, name=self._name, log_dir=self._workdir, ready=port_open(self.port), timeout=10
         )
-
-    def stop(self) -> None:
-        """Stop it (thawed first if frozen); idempotent."""
-        if self._process is not None:
-            self._process.stop()
-            self._process = None
-
-    def pause(self) -> None:
-        """Freeze the server (SIGSTOP): connections stay open and nothing answers, as in a hang."""
-        assert self._process is not None
-        self._process.pause()
-
-    def resume(self) -> None:
-        """Thaw a frozen server (SIGCONT); a no-op otherwise."""
-        if self._process is not None:
-            self._process.resume()

@@ -27,12 +27,12 @@ SCRIPT_SHA = hashlib.sha1(SCRIPT.encode("utf-8")).hexdigest()
 Reply = Sequence[bytes | None]
 
 
-def _token_bucket_args(limit: Limit, now: int, hits: int) -> list[int]:
-    floor = -token_bucket.DEBT_HORIZON_PERIODS * limit.amount * limit.period_ns
+def _token_bucket_args(limit: Limit, now: int, hits: int, debt: int) -> list[int]:
+    floor = token_bucket.debt_floor(limit, debt)
     return [limit.amount, limit.capacity * limit.period_ns, hits * limit.period_ns, floor]
 
 
-def _sliding_window_args(limit: Limit, now: int, hits: int) -> list[int]:
+def _sliding_window_args(limit: Limit, now: int, hits: int, debt: int) -> list[int]:
     start = fixed_window.window_start(limit, now)
     to_end = limit.period_ns - (now - start * NS_PER_SECOND)
     # The state matters until both of its windows are over.
@@ -55,7 +55,7 @@ def _sliding_window_state(reply: Reply) -> State | None:
     return sliding_window.SlidingWindow(int(start), int(current), int(previous))
 
 
-_ENCODERS: dict[Algorithm, Callable[[Limit, int, int], list[int]]] = {
+_ENCODERS: dict[Algorithm, Callable[[Limit, int, int, int], list[int]]] = {
     Algorithm.TOKEN_BUCKET: _token_bucket_args,
     Algorithm.SLIDING_WINDOW: _sliding_window_args,
 }
@@ -70,10 +70,12 @@ def header(now: int, take: bool) -> list[str]:
     return ["1" if take else "0", str(now)]
 
 
-def arguments(limit: Limit, now: int, hits: int) -> list[str]:
-    """The script's arguments for one key, after :func:`header`: ``hits`` at ``now``."""
+def arguments(limit: Limit, now: int, hits: int, debt: int = 0) -> list[str]:
+    """The script's arguments for one key, after :func:`header`: ``hits`` at ``now``.
+
+    ``debt``: tokens of debt a debit may leave beyond the core's horizon (``Hit.debt``)."""
     algorithm = limit.algorithm
-    return [STATE_TAGS[algorithm], *map(str, _ENCODERS[algorithm](limit, now, hits))]
+    return [STATE_TAGS[algorithm], *map(str, _ENCODERS[algorithm](limit, now, hits, debt))]
 
 
 def stored_state(limit: Limit, reply: Reply) -> State | None:
@@ -81,7 +83,9 @@ def stored_state(limit: Limit, reply: Reply) -> State | None:
     return _DECODERS[limit.algorithm](reply)
 
 
-def replay(state: State | None, limit: Limit, now: int, hits: int, take: bool) -> Outcome:
+def replay(
+    state: State | None, limit: Limit, now: int, hits: int, take: bool, debt: int = 0
+) -> Outcome:
     """Run the core on ``state`` (a fresh one if ``None``): decide ``hits``, or debit them and
     describe the state after, with ``allowed`` saying whether one more hit would be admitted
     now (the store contract)."""
@@ -90,4 +94,4 @@ def replay(state: State | None, limit: Limit, now: int, hits: int, take: bool) -
         state = strategy.new(limit, now)
     if take:
         return strategy.hit(state, limit, now, hits)
-    return after_debit(state, limit, now, hits)
+    return after_debit(state, limit, now, hits, debt)

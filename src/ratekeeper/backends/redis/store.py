@@ -163,6 +163,10 @@ class RedisStore:
         """Raises :class:`TransferUnsupported`: Redis is already the shared state."""
         raise TransferUnsupported(_SHARED)
 
+    async def start_empty(self, low: int, high: int, since: int | None) -> None:
+        """Raises :class:`TransferUnsupported`: a server's crash loses no Redis counter."""
+        raise TransferUnsupported(_SHARED)
+
     async def hit(self, hits: Sequence[Hit], now: int) -> list[Outcome]:
         """Decide and count each hit (Envoy RLS); one round trip per Redis involved."""
         return await self._apply(hits, now, take=True)
@@ -273,7 +277,7 @@ class RedisStore:
             return
         script = [key for _, key in b.scripted] + batch.header(now, take)
         for i, _ in b.scripted:
-            script += batch.arguments(hits[i].counter.limit, now, hits[i].hits)
+            script += batch.arguments(hits[i].counter.limit, now, hits[i].hits, hits[i].debt)
 
         def build(pipe: Pipeline) -> None:
             for i, key in b.fixed:
@@ -287,7 +291,7 @@ class RedisStore:
             for (i, _), reply in zip(b.scripted, replies[-1], strict=True):
                 limit = hits[i].counter.limit
                 state = batch.stored_state(limit, reply)
-                outcomes[i] = batch.replay(state, limit, now, hits[i].hits, take)
+                outcomes[i] = batch.replay(state, limit, now, hits[i].hits, take, hits[i].debt)
 
     def _expiry_s(self, hit: Hit) -> int:
         jitter = self.settings.expiration_jitter_max_s

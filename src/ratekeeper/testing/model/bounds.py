@@ -40,29 +40,42 @@ def local_limit_of(run: Run) -> Limit:
 
 
 def _round_ns(run: Run) -> int:
-    """One report round: the longest interval plus the longest round trip."""
+    """One information round: a hit is reported within the longest interval, and every other
+    client hears the server's answer to it within another interval plus the longest round trip.
+    """
     sc = run.scenario
     longest = max(sc.interval_of(i) for i in range(sc.clients))
     net = sc.network
     rtt = max(net.up.high, net.up.low) + max(net.down.high, net.down.low)
-    return round(longest * NS_PER_SECOND) + rtt
+    return 2 * round(longest * NS_PER_SECOND) + rtt
 
 
 def optimism(run: Run, key: str) -> float:
-    """``E``: what the fleet can admit unseen by the server at the end of the run.
+    """``E``: the debt the fleet can still owe at the end of the run.
 
-    Closed form: ``E = sum_i min(h_i, b + r·(I + D))`` over clients ``i``, where ``h_i`` is what
-    client ``i`` was offered in the last round ``I + D`` (longest report interval plus longest
-    round trip) and ``b + r·(I + D)`` what its local limiter can admit in that time. The model
-    does not record who offered which hit, so ``h_i`` is summed over the fleet: the bound uses
-    ``min(H, N·(b + r·(I + D)))`` with ``H`` the fleet's hits offered in that last round.
+    Closed form: ``E = max_t [min(H(t - R, t], N·(b + r·R)) - r·(T - t)]⁺`` over the instants
+    ``t`` of the run's hits, where ``R`` is one information round (:func:`_round_ns`: two report
+    intervals plus the longest round trip), ``H(t - R, t]`` the fleet's hits offered in the
+    round ending at ``t``, ``b + r·R`` what one client's local limiter can admit in a round and
+    ``r·(T - t)`` what the bucket has repaid of that round's debt by the end. A round's
+    admissions that no client could yet know of become debt, which the server charges back at
+    the refill rate; the debt left at ``T`` is at most the largest such round less what has been
+    repaid since. The model does not record who offered which hit, so the per-client minimum
+    ``sum_i min(h_i, b + r·R)`` is taken over the fleet: ``min(H, N·(b + r·R))``.
     """
     limit = local_limit_of(run)
     window = _round_ns(run)
     end = int(run.scenario.duration_s * NS_PER_SECOND)
-    last = sum(1 for t in run.times[key] if t >= end - window)
     local = limit.capacity + limit.rate_per_s * window / NS_PER_SECOND
-    return min(float(last), run.scenario.clients * local)
+    cap = run.scenario.clients * local
+    times = run.times[key]
+    worst, lo = 0.0, 0
+    for hi, t in enumerate(times):  # the round ending at each hit: its debt only repays after
+        while times[lo] <= t - window:
+            lo += 1
+        repaid = limit.rate_per_s * (end - t) / NS_PER_SECOND
+        worst = max(worst, min(float(hi - lo + 1), cap) - repaid)
+    return worst
 
 
 def run_long_excess(run: Run) -> float:
