@@ -7,13 +7,21 @@ SRC_DIRS := src tests bench examples
 
 .PHONY: install sysdeps run test check bench bench-quick protos clean fuzz-long
 
-$(STAMP): pyproject.toml
+# The protobuf modules are generated, not kept in git: from the .proto files beside them.
+PROTOS := $(wildcard src/ratekeeper/proto/ratekeeper/v1/*.proto)
+GENERATED := $(PROTOS:.proto=_pb2.py)
+
+$(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	touch $(STAMP)
 
-install: $(STAMP)
+$(GENERATED) &: $(PROTOS) $(STAMP)
+	$(BIN)/python scripts/gen_protos.py
+	touch $(GENERATED)
+
+install: $(STAMP) $(GENERATED)
 
 # System packages the tests and benchmarks use (we run as root on CI machines).
 sysdeps:
@@ -44,7 +52,7 @@ bench: install sysdeps
 bench-quick: install sysdeps
 	$(BIN)/python -m bench --quick
 
-protos: install
+protos: $(STAMP)
 	$(BIN)/python scripts/gen_protos.py
 
 clean:
