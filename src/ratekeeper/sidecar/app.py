@@ -35,7 +35,7 @@ from ratekeeper.protocol.ownership import StoreGate
 from ratekeeper.protocol.policy import PolicyHolder
 from ratekeeper.protocol.rls import RlsDecider
 from ratekeeper.protocol.stats import Event
-from ratekeeper.server.app import config_path, policy_loader, rls_settings
+from ratekeeper.server.app import config_path, policy_loader, rls_settings, settle_gc
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.http import HttpEndpoints, build_app
 from ratekeeper.server.metrics import Metrics
@@ -180,6 +180,9 @@ async def run(settings: ServerSettings, options: SidecarOptions) -> int:
     )  # fmt: skip
     loop.add_signal_handler(signal.SIGHUP, watcher.reload_soon)
     chores = asyncio.create_task(_refresh(sidecar, watcher if policy.reload_interval_s else None))
+    # As the server does: start-up's long-lived objects frozen out of every full collection,
+    # which otherwise walks them all while Envoy's calls wait (its p99 and max).
+    settle_gc()
     listeners = settings.listeners
     uds = f" grpc=unix:{listeners.grpc_uds}" if listeners.grpc_uds else ""
     log.info(
