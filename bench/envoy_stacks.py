@@ -19,13 +19,12 @@ socket and the upstream stay local, as they are beside an Envoy.
 from __future__ import annotations
 
 import contextlib
-import re
-import sys
 from pathlib import Path
 from typing import Final
 
 import yaml
 
+from bench.sim.relay import start_relay
 from bench.sim.spec import NetworkModel
 from ratekeeper.testing.envoy_guide import (
     guide_envoy,
@@ -34,7 +33,7 @@ from ratekeeper.testing.envoy_guide import (
     sidecar_process,
 )
 from ratekeeper.testing.envoy_proxy import Route, bootstrap, envoy_on_file
-from ratekeeper.testing.procs import free_port, log_line, start
+from ratekeeper.testing.procs import free_port
 from ratekeeper.testing.redis_server import RedisServer
 from ratekeeper.testing.server_process import ratekeeper_server
 
@@ -143,18 +142,12 @@ class Stacks:
         """``port`` as a remote host sees it: through a relay when the network is emulated."""
         if not self.network.emulated:
             return port
-        model = self.network
         self.seed += 1
-        argv = [sys.executable, "-m", "bench.sim.relay", "--target", f"127.0.0.1:{port}"]
-        argv += ["--dist", model.dist, "--median-ms", str(model.median_ms)]
-        argv += ["--p99-ms", str(model.p99_ms), "--epoch-ms", str(model.epoch_ms)]
-        argv += ["--seed", str(self.seed)]
-        relay = self._exit.enter_context(
-            start(argv, name=name, log_dir=self.workdir, ready=log_line(r"READY \d+"), cwd=REPO)
+        relay, listening = start_relay(
+            port, self.network, self.seed, name=name, log_dir=self.workdir, cwd=REPO
         )
-        found = re.search(r"READY (\d+)", relay.log_text())
-        assert found, relay.describe()
-        return int(found.group(1))
+        self._exit.callback(relay.stop)
+        return listening
 
     def _envoy(self, config: str, ports: dict[str, int], name: str) -> int:
         return self._exit.enter_context(guide_envoy(config, ports, self.workdir, name))

@@ -11,17 +11,15 @@ counters carried across its own restarts.
 from __future__ import annotations
 
 import contextlib
-import re
-import sys
 import time
 from pathlib import Path
 
 import psutil
 
 from bench.sim.archs import Architecture
+from bench.sim.relay import start_relay
 from bench.sim.spec import Run
 from ratekeeper.testing.cluster import Cluster
-from ratekeeper.testing.procs import ManagedProcess, log_line, start
 from ratekeeper.testing.server_process import metric_samples
 
 __all__ = ["ClusterStack"]
@@ -80,21 +78,11 @@ class ClusterStack:
         if not model.emulated:
             return port
         seed = self.run.shape.seed * 1000 + len(self._relays)
-        argv = [sys.executable, "-m", "bench.sim.relay", "--target", f"127.0.0.1:{port}"]
-        argv += ["--dist", model.dist, "--median-ms", str(model.median_ms)]
-        argv += ["--p99-ms", str(model.p99_ms), "--epoch-ms", str(model.epoch_ms)]
-        argv += ["--seed", str(seed)]
-        relay: ManagedProcess = start(
-            argv,
-            name=f"relay-{port}",
-            log_dir=self.workdir,
-            ready=log_line(r"READY \d+"),
-            cwd=REPO,
+        relay, listening = start_relay(
+            port, model, seed, name=f"relay-{port}", log_dir=self.workdir, cwd=REPO
         )
         self._exit.callback(relay.stop)
-        found = re.search(r"READY (\d+)", relay.log_text())
-        assert found is not None, relay.describe()
-        return int(found[1])
+        return listening
 
     # --- the events of a shape --------------------------------------------------------------
 

@@ -21,15 +21,26 @@ import argparse
 import asyncio
 import contextlib
 import math
+import re
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
 from bench.sim.spec import NetworkModel
+from ratekeeper.testing.procs import ManagedProcess, log_line, start
 
-__all__ = ["SAMPLERS", "DelayProcess", "Relay", "lognormal_sigma", "main", "release_at"]
+__all__ = [
+    "SAMPLERS",
+    "DelayProcess",
+    "Relay",
+    "lognormal_sigma",
+    "main",
+    "release_at",
+    "start_relay",
+]
 
 #: The standard normal's 99th percentile: a lognormal's p99 is ``median · exp(Z99 · sigma)``.
 Z99 = 2.3263478740408408
@@ -194,6 +205,21 @@ async def _serve(args: argparse.Namespace) -> None:
     print(f"READY {bound}", flush=True)
     await stop.wait()
     await relay.close()
+
+
+def start_relay(
+    target: int, model: NetworkModel, seed: int, *, name: str, log_dir: Path, cwd: Path
+) -> tuple[ManagedProcess, int]:
+    """This module as a process relaying to loopback port ``target`` under ``model``: the
+    process (stop it when done) and the port it listens on."""
+    argv = [sys.executable, "-m", "bench.sim.relay", "--target", f"127.0.0.1:{target}"]
+    argv += ["--dist", model.dist, "--median-ms", str(model.median_ms)]
+    argv += ["--p99-ms", str(model.p99_ms), "--epoch-ms", str(model.epoch_ms)]
+    argv += ["--seed", str(seed)]
+    relay = start(argv, name=name, log_dir=log_dir, ready=log_line(r"READY \d+"), cwd=cwd)
+    found = re.search(r"READY (\d+)", relay.log_text())
+    assert found is not None, relay.describe()
+    return relay, int(found[1])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

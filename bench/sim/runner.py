@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import queue
-import re
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,9 +25,10 @@ import psutil
 from bench.sim import schedule
 from bench.sim.archs import DOMAIN, KEY_NAME, Architecture
 from bench.sim.cluster_stack import ClusterStack
-from bench.sim.spec import NetworkModel, Run
+from bench.sim.relay import start_relay
+from bench.sim.spec import Run
 from bench.sim.worker import ClientPlan, WorkerPlan, load_records, run_worker
-from ratekeeper.testing.procs import ManagedProcess, ReadyCheck, free_port, log_line, start
+from ratekeeper.testing.procs import ManagedProcess, ReadyCheck, free_port, start
 from ratekeeper.testing.redis_server import RedisServer
 from ratekeeper.testing.server_process import START_TIMEOUT_S, metric_samples, serve_argv, serving
 
@@ -68,14 +67,6 @@ def _policy_yaml(run: Run) -> str:
     return f'domain: {DOMAIN}\ndescriptors:\n  - key: {KEY_NAME}\n    limit: "{text}"\n'
 
 
-def _relay_argv(target: int, model: NetworkModel, seed: int) -> list[str]:
-    return [
-        *(sys.executable, "-m", "bench.sim.relay", "--target", f"127.0.0.1:{target}"),
-        *("--dist", model.dist, "--median-ms", str(model.median_ms)),
-        *("--p99-ms", str(model.p99_ms), "--epoch-ms", str(model.epoch_ms), "--seed", str(seed)),
-    ]
-
-
 class Stack:
     """The server side of one run; a context manager that stops everything it started."""
 
@@ -109,11 +100,11 @@ class Stack:
         if not self.run.network.emulated:
             return port
         seed = self.run.shape.seed * 1000 + len(name)
-        argv = _relay_argv(port, self.run.network, seed)
-        relay = self._spawn(argv, name, log_line(r"READY \d+"))
-        match = re.search(r"READY (\d+)", relay.log_text())
-        assert match is not None
-        return int(match[1])
+        relay, listening = start_relay(
+            port, self.run.network, seed, name=name, log_dir=self.workdir, cwd=REPO
+        )
+        self._exit.callback(relay.stop)
+        return listening
 
     def _start(self) -> None:
         config = self.workdir / "config"
