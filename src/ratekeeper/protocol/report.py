@@ -139,6 +139,11 @@ class ReportProcessor:
         if not len(ids) == len(report.known_admitted) == len(report.known_rejected):
             raise RequestError("known_ids, known_admitted and known_rejected must align")
         interval = min(max(report.interval_ns, s.min_interval_ns), s.max_interval_ns)
+        if not report.keys and not ids:
+            # a probe (a client reports every cycle, hits or not): numbered, nothing to apply
+            self._claim(client, sequence, now)
+            self.reports += 1
+            return ReportAnswer((), self._hot.current(now), (), (), s.valid_intervals * interval)
         policy = self._policies()
         chunks, interning = self._chunks, self._interning
         sent = report.keys
