@@ -34,14 +34,21 @@ from ratekeeper.assigner.coordination import Coordination
 from ratekeeper.assigner.election import ElectionSettings
 from ratekeeper.assigner.leadership import Leadership
 from ratekeeper.assigner.machine import AssignerMachine
-from ratekeeper.assigner.server import AssignerService, Clock, new_incarnation
+from ratekeeper.assigner.server import (
+    AssignerService,
+    Clock,
+    assigner_server,
+    assigner_token,
+    new_incarnation,
+    security_for_logs,
+)
 from ratekeeper.assigner.settings import AssignerSettings
 from ratekeeper.core.slices import Assignment, Generation
 from ratekeeper.errors import CoordinationError
 from ratekeeper.proto.assignment import assignment_from_wire, assignment_to_wire
 from ratekeeper.proto.cluster import AssignerCallsAio, assigner_handler
 from ratekeeper.proto.ratekeeper.v1 import assignment_pb2 as assignment_pb
-from ratekeeper.transport.channels import open_aio_channel
+from ratekeeper.transport.channels import aio_opener
 
 __all__ = ["HaSettings", "decode_assignment", "encode_assignment", "running_ha_assigner"]
 
@@ -96,8 +103,11 @@ class HaAssigner:
         leadership: Leadership,
         address: str,
         clock: Clock = time.monotonic_ns,
+        token: str | None = None,
     ) -> None:
         self._settings = settings
+        #: Calls passed to the leader go over TLS as this assigner serves, with the token.
+        self._connect = aio_opener(settings.peer_tls(), token)
         self._leadership = leadership
         self.address = address
         self._clock = clock
@@ -206,7 +216,7 @@ class HaAssigner:
         if known is None:
             for channel, _ in self._channels.values():
                 await channel.close(None)
-            channel = open_aio_channel(leader.name)
+            channel = self._connect(leader.name, ())
             known = self._channels[leader.name] = (channel, AssignerCallsAio(channel))
             self._channels = {leader.name: known}
         return known[1]
@@ -235,19 +245,15 @@ async def running_ha_assigner(
     """An elected assigner serving on ``settings.listen`` until the block exits (it resigns on
     the way out, so a standby takes over at once). ``advertise``: the address the others reach
     it at (default: the bound listen address)."""
-    server = grpc.aio.server()
-    host, _, _ = settings.listen.rpartition(":")
-    try:
-        port = server.add_insecure_port(settings.listen)
-    except RuntimeError as exc:
-        raise OSError(f"cannot listen on {settings.listen}: {exc}") from None
-    address = advertise or f"{host}:{port}"
+    token = assigner_token(settings)
+    server, bound = assigner_server(settings, token)
+    address = advertise or bound
     leadership = Leadership(coordination, address, election, clock)
-    assigner = HaAssigner(settings, leadership, address, clock)
+    assigner = HaAssigner(settings, leadership, address, clock, token)
     server.add_generic_rpc_handlers([assigner.handler()])
     await server.start()
     await leadership.start()
-    log.info("assigner %s campaigning", address)
+    log.info("assigner %s campaigning%s", address, security_for_logs(settings))
     try:
         yield assigner
     finally:

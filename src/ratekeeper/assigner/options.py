@@ -36,6 +36,13 @@ OPTIONS: tuple[tuple[str, str, str, Callable[[str], Any], str], ...] = (
     ("join_batch", "JOIN_BATCH", "join_batch_s", float,
      "Seconds a join waits, so that joins arriving together share one round (None: the "
      "heartbeat interval)."),
+    ("grpc_tls_cert", "GRPC_TLS_CERT", "grpc_tls_cert", str,
+     "PEM certificate of the listener: serve over TLS only (empty: plaintext)."),
+    ("grpc_tls_key", "GRPC_TLS_KEY", "grpc_tls_key", str, "PEM private key of --grpc-tls-cert."),
+    ("grpc_tls_client_ca", "GRPC_TLS_CLIENT_CA", "grpc_tls_client_ca", str,
+     "PEM CA file: members and clients must present a certificate it signed (mTLS)."),
+    ("auth_token_file", "AUTH_TOKEN_FILE", "auth_token_file", str,
+     "File holding the shared token every call must carry (the members' --auth-token-file)."),
 )  # fmt: skip
 
 

@@ -13,7 +13,10 @@ Publishing: each proposal is handed to the optional ``persist`` coroutine first 
 only if it answers ``True`` (the seam for a durable, leader-elected assigner); without one,
 proposals are committed as they come. Waiting watchers are woken after the commit.
 
-:func:`running_assigner` runs it standalone on its own gRPC server (``ratekeeper assigner``); a
+:func:`running_assigner` runs it standalone on its own gRPC server (``ratekeeper assigner``),
+bound by :func:`assigner_server`: TLS (mTLS with a client CA) when the settings name a
+certificate, so a plaintext member is refused at the handshake, and with a token file every call
+must carry ``authorization: Bearer <token>`` (else UNAUTHENTICATED), as on the members. A
 server embedding the assigner adds :meth:`AssignerService.handler` to its own gRPC server and
 must run :meth:`AssignerService.run` as a task (without the timer, nothing is ever assigned).
 """
@@ -36,11 +39,23 @@ from ratekeeper.assigner.wire import heartbeat_from_wire, status_to_wire
 from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.core.slices import Assignment, Generation
 from ratekeeper.proto.assignment import generation_from_wire, update_to_wire
-from ratekeeper.proto.cluster import assigner_handler
+from ratekeeper.proto.cluster import SERVICE, assigner_handler
 from ratekeeper.proto.ratekeeper.v1 import assignment_pb2 as apb
 from ratekeeper.proto.ratekeeper.v1 import cluster_pb2 as pb
+from ratekeeper.transport.listening import TokenInterceptor, bind_grpc
+from ratekeeper.transport.tls import read_token
 
-__all__ = ["AssignerService", "Clock", "Persist", "new_incarnation", "running_assigner"]
+__all__ = [
+    "GUARDED_METHODS",
+    "AssignerService",
+    "Clock",
+    "Persist",
+    "assigner_server",
+    "assigner_token",
+    "new_incarnation",
+    "running_assigner",
+    "security_for_logs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +77,35 @@ _REFUSALS: dict[Accepted, tuple[grpc.StatusCode, str]] = {
     ),
     Accepted.FULL: (grpc.StatusCode.RESOURCE_EXHAUSTED, "the assigner has its most members"),
 }
+
+
+#: The calls that must carry the token when one is set: all of them.
+GUARDED_METHODS: frozenset[str] = frozenset(
+    f"/{SERVICE}/{name}" for name in ("Heartbeat", "Watch", "Status")
+)
+
+
+def assigner_token(settings: AssignerSettings) -> str | None:
+    """The shared token of ``settings.auth_token_file``, or ``None``; raises
+    :class:`~ratekeeper.transport.tls.TlsError` for an unreadable or empty file."""
+    return read_token(settings.auth_token_file) if settings.auth_token_file else None
+
+
+def assigner_server(settings: AssignerSettings, token: str | None) -> tuple[grpc.aio.Server, str]:
+    """A gRPC server bound to ``settings.listen`` with the settings' TLS and requiring
+    ``token`` on every call, and the ``host:port`` bound (a port 0 resolved). Raises
+    ``OSError`` when it cannot listen, :class:`~ratekeeper.transport.tls.TlsError` for an
+    unreadable certificate or key."""
+    interceptors = [TokenInterceptor(token, GUARDED_METHODS)] if token else None
+    server = grpc.aio.server(interceptors=interceptors)
+    host, _, _ = settings.listen.rpartition(":")
+    try:
+        port = bind_grpc(server, settings.listen, settings.tls())
+    except RuntimeError as exc:  # grpc's way of saying the address is taken or invalid
+        raise OSError(f"cannot listen on {settings.listen}: {exc}") from None
+    if port == 0:
+        raise OSError(f"cannot listen on {settings.listen}")
+    return server, f"{host}:{port}"
 
 
 def new_incarnation() -> int:
@@ -281,6 +325,15 @@ class AssignerService:
         return None
 
 
+def security_for_logs(settings: AssignerSettings) -> str:
+    """`` tls=grpc[,mtls] auth=token`` as far as each is on (never a secret)."""
+    tls = settings.tls()
+    parts = [] if tls is None else ["tls=grpc,mtls" if tls.client_ca else "tls=grpc"]
+    if settings.auth_token_file:
+        parts.append("auth=token")
+    return "".join(" " + part for part in parts)
+
+
 def _name(generation: Generation) -> str:
     return f"{generation.incarnation}.{generation.number}"
 
@@ -296,7 +349,8 @@ async def running_assigner(
 ) -> AsyncIterator[AssignerService]:
     """The assigner serving on its own gRPC server at ``settings.listen`` until the block exits.
 
-    The service's ``address`` is the bound one (a port 0 in ``listen`` is resolved).
+    The service's ``address`` is the bound one (a port 0 in ``listen`` is resolved). Raises as
+    :func:`assigner_server` does.
     """
     machine = AssignerMachine(
         settings.machine(),
@@ -304,21 +358,17 @@ async def running_assigner(
         clock(),
         start,
     )
-    server = grpc.aio.server()
-    host, _, _ = settings.listen.rpartition(":")
-    try:
-        port = server.add_insecure_port(settings.listen)
-    except RuntimeError as exc:  # grpc's way of saying the address is taken or invalid
-        raise OSError(f"cannot listen on {settings.listen}: {exc}") from None
-    if port == 0:
-        raise OSError(f"cannot listen on {settings.listen}")
-    service = AssignerService(
-        machine, settings, address=f"{host}:{port}", clock=clock, persist=persist
-    )
+    server, address = assigner_server(settings, assigner_token(settings))
+    service = AssignerService(machine, settings, address=address, clock=clock, persist=persist)
     server.add_generic_rpc_handlers([service.handler()])
     await server.start()
     timer = asyncio.create_task(service.run(), name="assigner-timer")
-    log.info("assigner listening on %s (incarnation %d)", service.address, machine.incarnation)
+    log.info(
+        "assigner listening on %s (incarnation %d)%s",
+        service.address,
+        machine.incarnation,
+        security_for_logs(settings),
+    )
     try:
         yield service
     finally:

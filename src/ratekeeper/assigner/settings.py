@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.core.rebalance_settings import RebalanceSettings
+from ratekeeper.transport.tls import ListenerTls, TlsSettings, listener_tls
 
 __all__ = ["AssignerSettings", "MachineSettings"]
 
@@ -79,13 +80,35 @@ class AssignerSettings:
     max_watchers: int = 10_000
     #: The longest a Watch is held, whatever it asks for.
     max_wait_s: float = 60.0
+    #: PEM certificate and key of the listener: serve over TLS only; empty: plaintext.
+    grpc_tls_cert: str = ""
+    grpc_tls_key: str = ""
+    #: PEM CA file: members and clients must present a certificate it signed (mTLS). Elected
+    #: assigners trust it, and present their own certificate, when passing calls to the leader.
+    grpc_tls_client_ca: str = ""
+    #: File holding the shared token every call must carry (the members' ``--auth-token-file``);
+    #: empty: none required.
+    auth_token_file: str = ""
 
     def __post_init__(self) -> None:
         if self.max_watchers < 1:
             raise ValueError("max_watchers must be at least 1")
         if self.max_wait_s <= 0:
             raise ValueError("max_wait must be positive")
+        self.tls()
         self.machine()  # every timing check lives there, once
+
+    def tls(self) -> ListenerTls | None:
+        """The listener's TLS, or ``None``; :class:`~ratekeeper.errors.ConfigError` (keyed by the
+        field) for a certificate without its key or a client CA without a certificate."""
+        cert, key, ca = self.grpc_tls_cert, self.grpc_tls_key, self.grpc_tls_client_ca
+        return listener_tls(cert, key, ca, name="grpc_tls")
+
+    def peer_tls(self) -> TlsSettings | None:
+        """How this assigner reaches another (an elected follower, its leader): TLS trusting the
+        client CA, presenting its own certificate; ``None`` when it serves plaintext."""
+        tls = self.tls()
+        return None if tls is None else tls.peer()
 
     def machine(self) -> MachineSettings:
         """The machine's view of these settings; :class:`ValueError` if they do not fit."""

@@ -1,7 +1,9 @@
 """``ratekeeper assigner``: run the cluster's assigner (membership, the assignment, Watch).
 
 Servers join with ``ratekeeper serve --join HOST:PORT`` and heartbeat to it; clients and members
-watch the assignment through any member or here. Its state is soft: after a restart it is rebuilt
+watch the assignment through any member or here. With ``--grpc-tls-cert`` it serves TLS only
+(mTLS with ``--grpc-tls-client-ca``), and with ``--auth-token-file`` every call must carry the
+members' shared token. Its state is soft: after a restart it is rebuilt
 from the members' heartbeats, under a new incarnation that outranks every earlier assignment.
 """
 
@@ -81,6 +83,9 @@ def _assigner(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"ratekeeper assigner: {exc}", file=sys.stderr)
         return 1
+    except ConfigError as exc:  # an unreadable certificate, key or token file
+        print(f"ratekeeper assigner: {exc}", file=sys.stderr)
+        return 2
 
 
 async def _run(settings: AssignerSettings) -> int:

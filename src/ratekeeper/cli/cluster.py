@@ -3,7 +3,8 @@
 ``up -n N`` starts an assigner and N ``ratekeeper serve --join`` processes on free loopback
 ports, prints their addresses and stops them all on Ctrl-C or SIGTERM: for demos, tests and the
 simulator. ``status HOST:PORT`` asks the assigner or any member for the members, their states,
-slices and load, the generation and the imbalance.
+slices and load, the generation and the imbalance (over TLS with ``--tls-ca``, presenting
+``--tls-cert`` to an mTLS listener, with the token of ``--auth-token-file``).
 """
 
 from __future__ import annotations
@@ -17,15 +18,25 @@ from typing import Any
 import grpc
 
 from ratekeeper.core.limits import NS_PER_SECOND
+from ratekeeper.errors import ConfigError
 from ratekeeper.proto.cluster import AssignerCalls
 from ratekeeper.proto.ratekeeper.v1 import cluster_pb2 as pb
 from ratekeeper.transport.channels import describe_error, open_channel
+from ratekeeper.transport.tls import TlsSettings, read_token
 
 __all__ = ["add_parser", "format_status"]
 
 #: The module ``up`` runs in its place (``cli`` does not import the testing helpers; like
 #: ``ratekeeper bench``, it hands over to a child that does).
 _RUNNER = "ratekeeper.testing.cluster"
+
+#: ``status``'s security flags: flag, variable (the members' own), help.
+_STATUS_SECURITY: tuple[tuple[str, str, str], ...] = (
+    ("--tls-ca", "CLUSTER_TLS_CA", "PEM CA file to verify the assigner or member by: ask over TLS"),
+    ("--tls-cert", "CLUSTER_TLS_CERT", "PEM client certificate, for a listener requiring mTLS"),
+    ("--tls-key", "CLUSTER_TLS_KEY", "PEM private key of --tls-cert"),
+    ("--auth-token-file", "AUTH_TOKEN_FILE", "File holding the cluster's shared token"),
+)  # fmt: skip
 
 
 def add_parser(subparsers: Any) -> None:
@@ -50,6 +61,9 @@ def add_parser(subparsers: Any) -> None:
     status = actions.add_parser("status", help="Members, slices, load and the generation.")
     status.add_argument("address", metavar="HOST:PORT", help="The assigner or any member.")
     status.add_argument("--timeout", type=float, default=5.0, help="Seconds to wait [5].")
+    for flag, variable, text in _STATUS_SECURITY:
+        env = f"RATEKEEPER_{variable}"
+        status.add_argument(flag, default=os.environ.get(env) or None, help=f"{text} [env {env}].")
     status.set_defaults(func=_status)
 
 
@@ -75,8 +89,12 @@ def _up(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     try:
-        channel = open_channel(args.address)
-    except ValueError as exc:
+        tls = None
+        if args.tls_ca or args.tls_cert or args.tls_key:
+            tls = TlsSettings(ca=args.tls_ca, cert=args.tls_cert, key=args.tls_key)
+        token = read_token(args.auth_token_file) if args.auth_token_file else None
+        channel = open_channel(args.address, tls=tls, token=token)
+    except (ValueError, ConfigError) as exc:
         print(f"ratekeeper cluster status: {exc}", file=sys.stderr)
         return 2
     with channel:

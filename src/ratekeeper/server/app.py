@@ -59,6 +59,7 @@ from ratekeeper.server.report_servicer import ReportServicer, add_report_service
 from ratekeeper.server.rlqs_servicer import RlqsServicer, add_rlqs_servicer
 from ratekeeper.server.rls_servicer import add_rls_servicer, rls_servicer
 from ratekeeper.server.security import (
+    PROTECTED_METHODS,
     TokenInterceptor,
     bind_grpc,
     peer_channels,
@@ -266,7 +267,7 @@ class Replica:
         token = components.auth_token
         self._grpc = grpc.aio.server(
             options=grpc_options(components.settings.listeners),
-            interceptors=[TokenInterceptor(token)] if token else None,
+            interceptors=[TokenInterceptor(token, PROTECTED_METHODS)] if token else None,
         )
         c = components
         self._member = MemberLifecycle(c.slicelet, c.assigner) if c.slicelet else None

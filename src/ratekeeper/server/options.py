@@ -231,6 +231,13 @@ OPTIONS: tuple[Option, ...] = (
            "File holding a shared token required on Report, Watch and admin endpoints."),
     Option("admin_listen", "ADMIN_LISTEN", "admin.listen", str,
            "HOST:PORT to serve /metrics and /rlconfig on instead of the HTTP port."),
+    Option("cluster_tls_ca", "CLUSTER_TLS_CA", "tls.cluster_ca", str,
+           "PEM CA file the channels to the assigner and other members verify them by: TLS "
+           "to them (empty: the gRPC client CA when the gRPC listener has TLS, else plaintext)."),
+    Option("cluster_tls_cert", "CLUSTER_TLS_CERT", "tls.cluster_cert", str,
+           "PEM client certificate those channels present (empty: --grpc-tls-cert)."),
+    Option("cluster_tls_key", "CLUSTER_TLS_KEY", "tls.cluster_key", str,
+           "PEM private key of --cluster-tls-cert."),
 )  # fmt: skip
 
 _BY_NAME = {option.name: option for option in OPTIONS}

@@ -12,22 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ratekeeper.errors import ConfigError
-from ratekeeper.transport.tls import ListenerTls, TlsSettings
+from ratekeeper.transport.tls import ListenerTls, TlsSettings, listener_tls
 
 __all__ = ["AdminSettings", "AuthSettings", "ListenerTlsSettings"]
-
-
-def _pair(section: str, cert: str, key: str, ca: str, what: str) -> ListenerTls | None:
-    if bool(cert) != bool(key):
-        missing = "key" if cert else "cert"
-        raise ConfigError(
-            f"{what} TLS needs a certificate and its key", key=f"{section}.{what}_{missing}"
-        )
-    if ca and not cert:
-        raise ConfigError(
-            f"a {what} client CA needs a {what} certificate", key=f"{section}.{what}_cert"
-        )
-    return ListenerTls(cert, key, ca or None) if cert else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,26 +30,43 @@ class ListenerTlsSettings:
     http_cert: str = ""
     http_key: str = ""
     http_client_ca: str = ""
+    #: PEM CA file this member's cluster channels (to the assigner, hand-off, forwarding)
+    #: verify their peers by; empty: the gRPC client CA (when the gRPC listener has TLS).
+    cluster_ca: str = ""
+    #: PEM certificate and key those channels present; empty: the gRPC listener's.
+    cluster_cert: str = ""
+    cluster_key: str = ""
 
     def __post_init__(self) -> None:
         self.grpc()
         self.http()
+        if bool(self.cluster_cert) != bool(self.cluster_key):
+            missing = "key" if self.cluster_cert else "cert"
+            raise ConfigError(
+                "a cluster client certificate needs its key", key=f"tls.cluster_{missing}"
+            )
 
     def grpc(self) -> ListenerTls | None:
         """The gRPC listener's TLS, or ``None``."""
-        return _pair("tls", self.grpc_cert, self.grpc_key, self.grpc_client_ca, "grpc")
+        return listener_tls(self.grpc_cert, self.grpc_key, self.grpc_client_ca, name="tls.grpc")
 
     def http(self) -> ListenerTls | None:
         """The HTTP listeners' TLS, or ``None``."""
-        return _pair("tls", self.http_cert, self.http_key, self.http_client_ca, "http")
+        return listener_tls(self.http_cert, self.http_key, self.http_client_ca, name="tls.http")
 
     def peer(self) -> TlsSettings | None:
-        """How this server opens channels to other members (assigner, hand-off, forwarding):
-        TLS trusting the gRPC client CA (one CA signs every member's and client's certificate
-        in a cluster), presenting its own certificate; ``None`` when gRPC is plaintext."""
-        if not self.grpc_cert:
-            return None
-        return TlsSettings(ca=self.grpc_client_ca or None, cert=self.grpc_cert, key=self.grpc_key)
+        """How this server opens channels to other members and the assigner (slicelet,
+        hand-off, forwarding): TLS trusting :attr:`cluster_ca`, else the gRPC client CA (one CA
+        signs every member's and client's certificate in a cluster), presenting
+        :attr:`cluster_cert`, else its own gRPC certificate; ``None`` (plaintext) when neither
+        a cluster CA nor a gRPC certificate is set."""
+        ca = self.cluster_ca or self.grpc_client_ca or None
+        if self.cluster_cert:
+            return TlsSettings(ca=ca, cert=self.cluster_cert, key=self.cluster_key)
+        own = self.grpc()
+        if own is not None:
+            return own.peer(ca)
+        return TlsSettings(ca=ca) if self.cluster_ca else None
 
 
 @dataclass(frozen=True, slots=True)

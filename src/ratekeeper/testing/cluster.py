@@ -29,11 +29,14 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
+import grpc
+
 from ratekeeper.proto.cluster import AssignerCalls
 from ratekeeper.proto.ratekeeper.v1 import cluster_pb2 as pb
 from ratekeeper.testing.procs import ManagedProcess, ProcessError, free_port, log_line, start
 from ratekeeper.testing.server_process import START_TIMEOUT_S, RatekeeperServer, serving
 from ratekeeper.transport.channels import open_channel
+from ratekeeper.transport.tls import TlsSettings
 
 __all__ = ["STOP_GRACE_S", "Cluster", "assigner_argv", "main", "member_argv"]
 
@@ -73,8 +76,9 @@ class Cluster:
     line, ``env`` to every process's environment. With ``embedded``, member 0 runs the
     assigner itself (``serve --assigner-embedded``) and the others join it: there is no
     assigner process, and restarting member 0 restarts the assigner. With ``etcd``, there are
-    ``assigners`` elected assigners and members join them all. Not thread-safe: drive it from
-    one thread.
+    ``assigners`` elected assigners and members join them all. Status is asked over TLS with
+    ``status_tls`` and with ``status_token`` (for processes started with TLS or a token, say
+    through ``env``). Not thread-safe: drive it from one thread.
     """
 
     def __init__(
@@ -97,6 +101,8 @@ class Cluster:
         assigners: int = 1,
         election_ttl: int = 2,
         advertise: Callable[[int], str] | None = None,
+        status_tls: TlsSettings | None = None,
+        status_token: str | None = None,
     ) -> None:
         several = assigners != 1
         if assigners < 1 or (several and (etcd is None or embedded)):
@@ -141,7 +147,9 @@ class Cluster:
         #: Member ``i``'s current process and ports (a restart replaces the entry).
         self.servers: list[RatekeeperServer] = []
         self._starts = 0
-        self._channel = open_channel(self.assigner)
+        #: How Status is asked: TLS and the token, as the processes require.
+        self._security = (status_tls, status_token)
+        self._channel = self._open(self.assigner)
         self._calls = AssignerCalls(self._channel)
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -200,7 +208,7 @@ class Cluster:
             return response
         error: Exception | None = None
         for address in self.assigners:
-            channel = open_channel(address)
+            channel = self._open(address)
             try:
                 answer: pb.StatusResponse = AssignerCalls(channel).status(
                     pb.StatusRequest(), timeout=timeout
@@ -311,6 +319,10 @@ class Cluster:
     def _await_member(self, server: RatekeeperServer) -> None:
         server.process.wait_ready(serving(server.http_port), self.start_timeout)
         self.wait_covered()
+
+    def _open(self, address: str) -> grpc.Channel:
+        tls, token = self._security
+        return open_channel(address, tls=tls, token=token)
 
     def _spawn(self, grpc_port: int, http_port: int) -> RatekeeperServer:
         self._starts += 1

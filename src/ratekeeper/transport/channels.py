@@ -24,10 +24,19 @@ import grpc.aio
 from ratekeeper.transport.addresses import check_address
 from ratekeeper.transport.tls import AUTHORIZATION, TlsSettings, bearer
 
-__all__ = ["ChannelOption", "describe_error", "open_aio_channel", "open_channel"]
+__all__ = [
+    "AioOpener",
+    "ChannelOption",
+    "aio_opener",
+    "describe_error",
+    "open_aio_channel",
+    "open_channel",
+]
 
 #: A gRPC channel argument, ``(name, value)``.
 ChannelOption = tuple[str, int | str]
+#: Opens an asyncio channel to a target with options: how a cluster process reaches its peers.
+AioOpener = Callable[[str, Sequence[ChannelOption]], grpc.aio.Channel]
 
 
 def open_channel(
@@ -66,6 +75,17 @@ def open_aio_channel(
         return grpc.aio.insecure_channel(target, list(options), interceptors=interceptors)
     args = [*options, *tls.options()]
     return grpc.aio.secure_channel(target, tls.credentials(), args, interceptors=interceptors)
+
+
+def aio_opener(tls: TlsSettings | None, token: str | None) -> AioOpener:
+    """An opener of asyncio channels all secured alike: ``tls`` and ``token`` as for
+    :func:`open_aio_channel`. The cluster's channels (a member's slicelet, hand-off and
+    forwarding, an elected assigner's calls to its leader) take one."""
+
+    def connect(target: str, options: Sequence[ChannelOption] = ()) -> grpc.aio.Channel:
+        return open_aio_channel(target, options, tls=tls, token=token)
+
+    return connect
 
 
 # The stubs type the interceptor bases as generics the runtime classes are not.

@@ -27,6 +27,7 @@ __all__ = [
     "TlsError",
     "TlsSettings",
     "bearer",
+    "listener_tls",
     "read_token",
     "token_matches",
 ]
@@ -97,6 +98,12 @@ class ListenerTls:
             [pair], root_certificates=ca, require_client_auth=bool(ca)
         )
 
+    def peer(self, ca: str | None = None) -> TlsSettings:
+        """How the process listening with this TLS opens channels to its peers (the assigner,
+        other members): presenting its own certificate, trusting ``ca`` (default: the client
+        CA, as one CA signs every member's and client's certificate in a cluster)."""
+        return TlsSettings(ca=ca or self.client_ca, cert=self.cert, key=self.key)
+
     def ssl_context(self) -> ssl.SSLContext:
         """An ``ssl`` server context (for the HTTP listener); raises :class:`TlsError`."""
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -112,6 +119,21 @@ class ListenerTls:
             )
             raise TlsError(f"cannot load TLS files {files}: {exc}") from None
         return context
+
+
+def listener_tls(cert: str, key: str, client_ca: str, *, name: str) -> ListenerTls | None:
+    """A listener's TLS from its paths (empty: unset), ``None`` when no certificate is named.
+
+    Raises :class:`~ratekeeper.errors.ConfigError` keyed ``<name>_cert`` or ``<name>_key``
+    (``name`` as ``tls.grpc``) for a certificate without its key, a key without its
+    certificate, or a client CA without a certificate. Files are read later, at bind."""
+    what = name.rpartition(".")[2]
+    if bool(cert) != bool(key):
+        missing = "key" if cert else "cert"
+        raise ConfigError(f"{what} TLS needs a certificate and its key", key=f"{name}_{missing}")
+    if client_ca and not cert:
+        raise ConfigError(f"a {what} client CA needs a {what} certificate", key=f"{name}_cert")
+    return ListenerTls(cert, key, client_ca or None) if cert else None
 
 
 def read_token(path: str) -> str:
