@@ -19,13 +19,16 @@ import pytest
 
 import ratekeeper
 import ratekeeper.aio
+from ratekeeper.assigner.options import from_sources
+from ratekeeper.errors import ConfigError
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 from ratekeeper.proto.report import aio_report_call, report_call
 from ratekeeper.server.app import Replica, build
 from ratekeeper.server.options import with_options
+from ratekeeper.server.security_settings import ListenerTlsSettings
 from ratekeeper.server.settings import ServerSettings
 from ratekeeper.transport.channels import open_aio_channel, open_channel
-from ratekeeper.transport.tls import TlsError, TlsSettings
+from ratekeeper.transport.tls import ListenerTls, TlsError, TlsSettings
 from tests.transport.certs import Ca
 
 CONFIG = """
@@ -271,3 +274,30 @@ async def test_a_member_s_peer_channels_use_its_certificate_and_the_token(
         assert len(answer.instructions) == 1
     finally:
         await channel.close()
+
+
+def test_a_member_s_cluster_channels_take_the_cluster_tls_or_its_listener_s() -> None:
+    # --cluster-tls-*: a member reaches a TLS assigner even when its own listener is plaintext
+    assert ListenerTlsSettings().peer() is None
+    assert ListenerTlsSettings(cluster_ca="ca.pem").peer() == TlsSettings(ca="ca.pem")
+    own = ListenerTlsSettings(grpc_cert="m.crt", grpc_key="m.key", grpc_client_ca="ca.pem")
+    assert own.peer() == TlsSettings(ca="ca.pem", cert="m.crt", key="m.key")
+    other = ListenerTlsSettings(
+        grpc_cert="m.crt", grpc_key="m.key", cluster_cert="c.crt", cluster_key="c.key"
+    )
+    assert other.peer() == TlsSettings(ca=None, cert="c.crt", key="c.key")
+    with pytest.raises(ConfigError, match=r"tls\.cluster_key"):
+        ListenerTlsSettings(cluster_cert="c.crt")
+    with pytest.raises(ConfigError, match=r"tls\.grpc_cert"):
+        ListenerTlsSettings(grpc_client_ca="ca.pem")
+
+
+def test_the_assigner_s_tls_and_token_options_and_their_checks() -> None:
+    env = {"RATEKEEPER_GRPC_TLS_CERT": "a.crt", "RATEKEEPER_GRPC_TLS_KEY": "a.key"}
+    settings = from_sources({"grpc_tls_client_ca": "ca.pem", "auth_token_file": "t"}, env)
+    assert settings.tls() == ListenerTls("a.crt", "a.key", "ca.pem")
+    assert settings.peer_tls() == TlsSettings(ca="ca.pem", cert="a.crt", key="a.key")
+    assert settings.auth_token_file == "t"
+    assert from_sources({}, {}).tls() is None
+    with pytest.raises(ConfigError, match="grpc_tls_key"):
+        from_sources({"grpc_tls_cert": "a.crt"}, {})
