@@ -2,10 +2,14 @@
 port, and the admin port when ``--admin-listen`` moves ``/metrics`` and ``/rlconfig`` there).
 
 Both close idle and slow connections (issue 16 item 8c) and take TLS and the token from the
-settings (:mod:`ratekeeper.server.security`).
+settings (:mod:`ratekeeper.server.security`). The sidecar's listeners are set up by the same
+two, so it has the same idle timeouts, TLS and admin port.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 
@@ -51,15 +55,21 @@ def grpc_options(settings: ListenerSettings) -> list[tuple[str, int]]:
 
 
 class HttpListeners:
-    """The main HTTP listener, and the admin one if configured; ports known once started."""
+    """The main HTTP listener, and the admin one if configured; ports known once started.
+
+    ``middlewares`` run on both, after the token's guard (the sidecar's health answer)."""
 
     def __init__(
-        self, endpoints: HttpEndpoints, settings: ServerSettings, token: str | None
+        self,
+        endpoints: HttpEndpoints,
+        settings: ServerSettings,
+        token: str | None,
+        middlewares: Sequence[Any] = (),
     ) -> None:
         self._settings = settings
         self.port = 0
         self.admin_port = 0
-        guard = (token_middleware(token, ADMIN_PATHS),) if token else ()
+        guard = (*((token_middleware(token, ADMIN_PATHS),) if token else ()), *middlewares)
         self._admin_at = settings.admin.host_port
         moved = self._admin_at is not None
         public = build_app(endpoints, paths=PUBLIC_PATHS if moved else None, middlewares=guard)

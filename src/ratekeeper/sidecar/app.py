@@ -37,13 +37,15 @@ from ratekeeper.protocol.rls import RlsDecider
 from ratekeeper.protocol.stats import Event
 from ratekeeper.server.app import config_path, policy_loader, rls_settings, settle_gc
 from ratekeeper.server.health import ServingHealth
-from ratekeeper.server.http import HttpEndpoints, build_app
+from ratekeeper.server.http import HttpEndpoints
+from ratekeeper.server.listeners import HttpListeners, grpc_options, security_for_logs
 from ratekeeper.server.metrics import Metrics
 from ratekeeper.server.reload import ConfigWatcher, file_signature
 from ratekeeper.server.rls_servicer import RlsServicer, add_rls_servicer
 from ratekeeper.server.settings import ServerSettings
 from ratekeeper.sidecar.store import SidecarStore
-from ratekeeper.transport.tls import TlsSettings
+from ratekeeper.transport.listening import bind_grpc
+from ratekeeper.transport.tls import TlsSettings, read_token
 
 __all__ = ["DEGRADED_HEADER", "Sidecar", "SidecarOptions", "run"]
 
@@ -105,15 +107,16 @@ class Sidecar:
             self.policy, StoreGate(self.store), self.metrics, rls_settings(settings)
         )
         self.health = ServingHealth(self.store)
-        listeners = settings.listeners
-        self._grpc = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        # The server's listener setup: idle and slow connections closed, TLS as the settings
+        # say (--grpc-tls-*, --http-tls-*), the admin paths behind the token and on their own
+        # port when asked (--auth-token-file, --admin-listen).
+        self._grpc = grpc.aio.server(options=grpc_options(settings.listeners))
         add_rls_servicer(RlsServicer(self.decider, self.metrics, clock), self._grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self._grpc)
-        app = build_app(HttpEndpoints(self.decider, clock, self.health, self.metrics, self.policy))
-        app.middlewares.append(self._healthcheck)
-        self._http = web.AppRunner(
-            app, access_log=None, shutdown_timeout=listeners.shutdown_grace_s
-        )
+        endpoints = HttpEndpoints(self.decider, clock, self.health, self.metrics, self.policy)
+        token_file = settings.auth.token_file
+        self.auth_token = read_token(token_file) if token_file else None
+        self._http = HttpListeners(endpoints, settings, self.auth_token, (self._healthcheck,))
 
     def unreachable(self) -> list[str]:
         """Servers that never answered yet, or whose latest reports failed repeatedly."""
@@ -137,15 +140,20 @@ class Sidecar:
     async def start(self) -> None:
         """Bind the ports (0 picks a free one), start serving and reporting."""
         listeners = self.settings.listeners
-        self.grpc_port = self._grpc.add_insecure_port(f"{listeners.host}:{listeners.grpc_port}")
-        if listeners.grpc_uds:
+        address = f"{listeners.host}:{listeners.grpc_port}"
+        self.grpc_port = bind_grpc(self._grpc, address, self.settings.tls.grpc())
+        if listeners.grpc_uds:  # local Envoy only: plaintext, as the server's
             self._grpc.add_insecure_port(f"unix:{listeners.grpc_uds}")
         await self._grpc.start()
-        await self._http.setup()
-        await web.TCPSite(self._http, listeners.host, listeners.http_port).start()
-        self.http_port = self._http.addresses[0][1]
+        await self._http.start()
+        self.http_port = self._http.port
         await self.reporter.start()
         await self.health.config_loaded()
+
+    @property
+    def admin_port(self) -> int:
+        """The admin listener's port once started (``--admin-listen``); 0 without one."""
+        return self._http.admin_port
 
     async def stop(self, grace: float) -> None:
         """Stop answering, then send the last counts."""
@@ -165,7 +173,7 @@ async def run(settings: ServerSettings, options: SidecarOptions) -> int:
         return 2
     try:
         await sidecar.start()
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, RatekeeperError) as exc:  # taken port, unreadable TLS file
         log.error("cannot start: cannot listen: %s", exc)
         await sidecar.stop(0)
         return 2
@@ -185,10 +193,11 @@ async def run(settings: ServerSettings, options: SidecarOptions) -> int:
     settle_gc()
     listeners = settings.listeners
     uds = f" grpc=unix:{listeners.grpc_uds}" if listeners.grpc_uds else ""
+    security = security_for_logs(settings, sidecar.admin_port, sidecar.auth_token)
     log.info(
-        "ratekeeper sidecar ready grpc=%s:%d%s http=%s:%d config=%s servers=%s",
+        "ratekeeper sidecar ready grpc=%s:%d%s http=%s:%d config=%s servers=%s%s",
         listeners.host, sidecar.grpc_port, uds, listeners.host, sidecar.http_port,
-        config_path(settings), ",".join(options.servers),
+        config_path(settings), ",".join(options.servers), security,
     )  # fmt: skip
     await stop.wait()
     chores.cancel()
