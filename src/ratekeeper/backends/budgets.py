@@ -69,6 +69,8 @@ class StorePressure:
     at_budget: tuple[str, ...]
     #: :attr:`BudgetSettings.pressure_ratio`.
     ratio: float
+    #: What :attr:`held` and :attr:`capacity` count (Redis reports its memory in bytes).
+    unit: str = "counters"
 
     @property
     def fill(self) -> float:
@@ -82,7 +84,7 @@ class StorePressure:
 
     def describe(self) -> str:
         """One line for an operator."""
-        line = f"store holds {self.held} of {self.capacity} counters ({self.fill:.0%})"
+        line = f"store holds {self.held} of {self.capacity} {self.unit} ({self.fill:.0%})"
         if self.at_budget:
             line += f"; at budget, new keys refused: {', '.join(self.at_budget)}"
         return line
@@ -90,7 +92,7 @@ class StorePressure:
 
 @runtime_checkable
 class PressureReporting(Protocol):
-    """A store that can say how full it is (the memory store; Redis bounds itself)."""
+    """A store that can say how full it is (the memory store in counters; Redis in bytes)."""
 
     def pressure(self) -> StorePressure:
         """The current fill and who is at budget."""

@@ -26,7 +26,8 @@ local DIGITS = 7
 -- Extra life for a token bucket's key beyond the time it takes to refill: servers sharing this
 -- Redis do not share a clock, and expiring a bucket that is not yet full would hand quota back.
 local EXPIRY_MARGIN_MS = 1000
--- Redis rejects expiry times that overflow; a debt longer than this (~2000 years) is forgotten.
+-- Redis rejects expiry times that overflow; a state kept longer than this (~2000 years) is
+-- forgotten.
 local MAX_TTL_MS = 2 ^ 46
 
 -- Big integers: {neg = boolean, limb1, limb2, ...}; no high zero limbs; zero is {neg = false}.
@@ -179,13 +180,13 @@ end
 local ZERO = big("0")
 
 -- Keep a bucket until it would be full again (a missing key reads as a full bucket); keep one
--- that never refills (amount 0) for as long as it is not full.
+-- that never refills (amount 0: a lifetime quota) for the longest expiry. Every key expires.
 local function expire_bucket(key, level, top, amount)
   local deficit = sub(top, level)
   if #deficit == 0 then
     redis.call("PEXPIRE", key, EXPIRY_MARGIN_MS)
   elseif #amount == 0 then
-    redis.call("PERSIST", key)
+    redis.call("PEXPIRE", key, string.format("%d", MAX_TTL_MS))
   else
     local ms = math.ceil(approx(deficit) / approx(amount) / 1e6) + EXPIRY_MARGIN_MS
     redis.call("PEXPIRE", key, string.format("%d", math.min(ms, MAX_TTL_MS)))

@@ -41,6 +41,9 @@ class RedisSettings:
     reconnect_initial_s: float = 0.025
     #: Longest wait between two probes of a Redis that is down.
     reconnect_max_s: float = 1.0
+    #: Used over available memory (``maxmemory``, else the host's) from which the store says it
+    #: is under pressure (``/healthcheck`` DEGRADED, ``ratekeeper_store_pressure``).
+    pressure_ratio: float = 0.9
 
     def __post_init__(self) -> None:
         if self.timeout_s <= 0:
@@ -50,6 +53,10 @@ class RedisSettings:
         for name in ("expiration_jitter_max_s", "local_cache_size"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"must be >= 0, got {getattr(self, name)}", key=f"redis.{name}")
+        if not 0 < self.pressure_ratio <= 1:
+            raise ConfigError(
+                f"must lie in (0, 1], got {self.pressure_ratio}", key="redis.pressure_ratio"
+            )
         if not 0 < self.reconnect_initial_s <= self.reconnect_max_s:
             raise ConfigError(
                 "need 0 < reconnect_initial_s <= reconnect_max_s, got "

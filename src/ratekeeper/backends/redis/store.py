@@ -8,6 +8,9 @@
 * Token buckets and sliding windows (the migration path) go through ``batch.lua``, which applies
   every such counter of a call in one ``EVALSHA`` appended to the same pipeline.
 
+* Every key it writes expires; :meth:`RedisStore.pressure` says how full Redis is
+  (:mod:`.pressure` says why that, and no key budget, is this store's defence).
+
 * Slices move without state: every server sharing this Redis already reads and writes the same
   counters, so :meth:`RedisStore.export`, :meth:`RedisStore.import_` and :meth:`RedisStore.drop`
   raise :class:`~ratekeeper.backends.store.TransferUnsupported` (and the conformance cases of
@@ -22,6 +25,7 @@ Redis's own clock.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,9 +38,11 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, ResponseError
 
+from ratekeeper.backends.budgets import StorePressure
 from ratekeeper.backends.redis import batch, keys
 from ratekeeper.backends.redis.health import FAILURES, RedisHealth
 from ratekeeper.backends.redis.local_cache import OverLimitCache
+from ratekeeper.backends.redis.pressure import MemoryPressure
 from ratekeeper.backends.redis.settings import RedisSettings
 from ratekeeper.backends.store import Hit, Snapshot, StoreStat, TransferUnsupported
 from ratekeeper.core import fixed_window
@@ -125,14 +131,27 @@ class RedisStore:
         self._cache = OverLimitCache(settings.local_cache_size)
         self._jitter = random.Random()
         self._half = settings.timeout_s / 2
+        samplers = [functools.partial(r.client.info, "memory") for r in self._redises()]
+        self._memory = MemoryPressure(samplers, settings.pressure_ratio, settings.timeout_s)
 
     def counts(self) -> RedisStoreStats:
         """Current counts, typed."""
         return RedisStoreStats(self.errors_total, self.local_cache_hits_total)
 
+    def pressure(self) -> StorePressure:
+        """How full the fullest Redis's memory is (sampled in the background, at most once a
+        second): ``/healthcheck`` answers DEGRADED past ``pressure_ratio``."""
+        return self._memory.pressure()
+
     def stats(self) -> tuple[StoreStat, ...]:
         """Current counts, for metrics."""
         return (
+            StoreStat(
+                "ratekeeper_store_pressure",
+                "Redis memory used over maxmemory (or the host's memory when unset; 1: full).",
+                "gauge",
+                self.pressure().fill,
+            ),
             StoreStat(
                 "ratekeeper_store_backend_errors",
                 "Calls the backend failed (down, timed out, or answering with an error).",
@@ -185,9 +204,11 @@ class RedisStore:
         deadline = asyncio.get_running_loop().time() + self.settings.timeout_s
         for r in self._redises():
             await self._execute(r, lambda pipe: pipe.ping(), deadline)
+        await self._memory.sample()
 
     async def close(self) -> None:
         """Stop reconnecting and release every connection."""
+        await self._memory.close()
         for r in self._redises():
             await r.health.close()
             await r.client.aclose(close_connection_pool=True)
