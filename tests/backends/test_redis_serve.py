@@ -94,3 +94,32 @@ def test_batch_reports_drive_the_redis_token_bucket_into_debt(
     level = int(redis_client.hget("serve:rl_key1_bucket_tb60", "l") or 0)
     assert -6 * 60 * 10**9 <= level < -5 * 60 * 10**9  # tokens x period_ns: at the debt floor
     assert redis_client.pttl("serve:rl_key1_bucket_tb60") <= 190_000  # full again in 180 s
+
+
+@pytest.mark.integration
+def test_a_hostile_report_on_redis_blocks_a_key_at_most_the_horizon_and_poisons_nothing(
+    redis_server: RedisServer, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    # Issue 16 item 1 on the Redis Lua path: `admitted: 2**64-1` refuses that key alone, and
+    # `admitted: 10**11` (which blocked a key for 31.7 years, its TTL 7e10 s) is clamped, its
+    # debt floored at two periods, its TTL the time to refill from there.
+    def key(value: str, admitted: int) -> report_pb2.KeyReport:
+        entry = report_pb2.Entry(key="key1", value=value)
+        return report_pb2.KeyReport(domain="rl", entries=[entry], admitted=admitted)
+
+    keys = [key("poisoned", 2**64 - 1), key("huge", 10**11), key("good", 1)]
+    report = report_pb2.ReportRequest(client_id="c1", interval_ns=100_000_000, keys=keys)
+    with serve(redis_server.url, tmp_path) as channel:
+        poisoned, huge, good = report_call(channel)(report, timeout=5).instructions
+        assert should_rate_limit(channel, "poisoned") == OK  # nothing of it was applied
+        assert should_rate_limit(channel, "good") == OK  # 1 reported + 1 of 3 a minute
+    assert poisoned.error
+    assert poisoned.valid_for_ns == 0
+    assert (huge.error, good.error) == ("", "")
+    # 3 a minute: two periods of debt (120 s) and the next token (20 s) at most
+    assert 0 < huge.reject_for_ns <= 140 * 10**9
+    level = int(redis_client.hget("serve:rl_key1_huge_tb60", "l") or 0)
+    assert level == -6 * 60 * 10**9  # the floor: 6 tokens x period_ns
+    assert 0 < redis_client.pttl("serve:rl_key1_huge_tb60") <= 181_000  # 9 tokens at 3/min
+    assert redis_client.exists("serve:rl_key1_poisoned_tb60")  # made by the RLS call alone
+    assert int(redis_client.hget("serve:rl_key1_poisoned_tb60", "l") or 0) > 0
