@@ -106,3 +106,23 @@ def test_a_tls_only_assigner_refuses_a_plaintext_member_and_a_wrong_token(tmp_pa
         finally:
             for process in refused:
                 process.stop()
+
+
+def test_a_plaintext_member_reaches_a_tls_assigner_through_its_cluster_ca(tmp_path: Path) -> None:
+    # --cluster-tls-ca: the member's own listener stays plaintext (say, behind a mesh), its
+    # channel to the assigner is TLS; the assigner serves TLS without client certificates.
+    ca = Ca.make(tmp_path)
+    assigner = ca.issue("assigner")
+    (tmp_path / "token").write_text(TOKEN)
+    token = {"RATEKEEPER_AUTH_TOKEN_FILE": str(tmp_path / "token")}
+    env = {"RATEKEEPER_GRPC_TLS_CERT": assigner.cert, "RATEKEEPER_GRPC_TLS_KEY": assigner.key}
+    tls = TlsSettings(ca=ca.file)
+    with Cluster(0, log_dir=tmp_path, env=env | token, status_tls=tls, status_token=TOKEN) as c:
+        member = _join(c, tmp_path, "member", {"RATEKEEPER_CLUSTER_TLS_CA": ca.file} | token)
+        try:
+            port = member.argv[member.argv.index("--grpc-port") + 1]
+            c.wait_covered([f"127.0.0.1:{port}"], timeout=60)  # it joined and owns everything
+        finally:
+            member.stop()
+        log = c.assigner_processes[0].log_text()
+    assert "tls=grpc auth=token" in log
