@@ -42,7 +42,7 @@ from ratekeeper.proto.assignment import generation_from_wire, update_to_wire
 from ratekeeper.proto.cluster import SERVICE, assigner_handler
 from ratekeeper.proto.ratekeeper.v1 import assignment_pb2 as apb
 from ratekeeper.proto.ratekeeper.v1 import cluster_pb2 as pb
-from ratekeeper.transport.listening import TokenInterceptor, bind_grpc
+from ratekeeper.transport.listening import TokenInterceptor, bind_grpc, connection_options
 from ratekeeper.transport.tls import read_token
 
 __all__ = [
@@ -97,7 +97,8 @@ def assigner_server(settings: AssignerSettings, token: str | None) -> tuple[grpc
     ``OSError`` when it cannot listen, :class:`~ratekeeper.transport.tls.TlsError` for an
     unreadable certificate or key."""
     interceptors = [TokenInterceptor(token, GUARDED_METHODS)] if token else None
-    server = grpc.aio.server(interceptors=interceptors)
+    # idle, half-open and never-handshaken connections closed, as on a server's listener
+    server = grpc.aio.server(options=connection_options(), interceptors=interceptors)
     host, _, _ = settings.listen.rpartition(":")
     try:
         port = bind_grpc(server, settings.listen, settings.tls())

@@ -16,6 +16,7 @@ from aiohttp import web
 from ratekeeper.server.http import ADMIN_PATHS, PUBLIC_PATHS, HttpEndpoints, build_app
 from ratekeeper.server.security import http_ssl, token_middleware
 from ratekeeper.server.settings import ListenerSettings, ServerSettings
+from ratekeeper.transport.listening import connection_options
 
 __all__ = ["HTTP_BACKLOG", "HttpListeners", "grpc_options", "security_for_logs"]
 
@@ -26,32 +27,18 @@ HTTP_BACKLOG = 1024
 
 
 def grpc_options(settings: ListenerSettings) -> list[tuple[str, int]]:
-    """The gRPC server's channel arguments."""
-    # Without SO_REUSEPORT a second server on the same port fails to start instead of
-    # silently sharing the port (and splitting the counters) with the first.
-    options = [("grpc.so_reuseport", 0)]
-    # Idle, half-open and never-handshaken connections are closed, so held sockets cannot
-    # exhaust the process's file descriptors.
-    options += [
-        ("grpc.server_handshake_timeout_ms", int(settings.grpc_handshake_timeout_s * 1000)),
-        ("grpc.keepalive_time_ms", int(settings.grpc_keepalive_time_s * 1000)),
-        ("grpc.keepalive_timeout_ms", int(settings.grpc_keepalive_timeout_s * 1000)),
-    ]
-    if settings.grpc_max_connection_idle_s > 0:
-        options.append(
-            ("grpc.max_connection_idle_ms", int(settings.grpc_max_connection_idle_s * 1000))
-        )
-    if settings.grpc_max_connection_age_s > 0:
-        # Envoy holds one HTTP/2 connection per upstream host for as long as it lives; aging
-        # connections out lets a replica added later (or restarted) receive calls again.
-        options += [
-            ("grpc.max_connection_age_ms", int(settings.grpc_max_connection_age_s * 1000)),
-            (
-                "grpc.max_connection_age_grace_ms",
-                int(settings.grpc_max_connection_age_grace_s * 1000),
-            ),
-        ]
-    return options
+    """The gRPC server's channel arguments (:func:`~ratekeeper.transport.listening.
+    connection_options` from the settings). Envoy holds one HTTP/2 connection per upstream host
+    for as long as it lives; aging connections out (``--grpc-max-connection-age``) lets a
+    replica added later (or restarted) receive calls again."""
+    return connection_options(
+        handshake_timeout_s=settings.grpc_handshake_timeout_s,
+        keepalive_time_s=settings.grpc_keepalive_time_s,
+        keepalive_timeout_s=settings.grpc_keepalive_timeout_s,
+        max_idle_s=settings.grpc_max_connection_idle_s,
+        max_age_s=settings.grpc_max_connection_age_s,
+        max_age_grace_s=settings.grpc_max_connection_age_grace_s,
+    )
 
 
 class HttpListeners:

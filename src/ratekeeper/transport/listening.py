@@ -20,9 +20,40 @@ import grpc.aio
 
 from ratekeeper.transport.tls import AUTHORIZATION, ListenerTls, token_matches
 
-__all__ = ["TokenInterceptor", "bind_grpc"]
+__all__ = ["TokenInterceptor", "bind_grpc", "connection_options"]
 
 _Interceptor: Any = grpc.aio.ServerInterceptor
+
+
+def connection_options(
+    *,
+    handshake_timeout_s: float = 10.0,
+    keepalive_time_s: float = 120.0,
+    keepalive_timeout_s: float = 20.0,
+    max_idle_s: float = 300.0,
+    max_age_s: float = 0.0,
+    max_age_grace_s: float = 0.0,
+) -> list[tuple[str, int]]:
+    """A gRPC server's channel arguments closing what only holds a socket: a connection that
+    has not handshaken within ``handshake_timeout_s``, one not answering pings
+    (``keepalive_*``), one without a call for ``max_idle_s`` (GOAWAY; 0: never), and, with
+    ``max_age_s``, any after that age (plus the grace for calls under way). Without
+    SO_REUSEPORT, a second server on the same port fails to start instead of silently sharing
+    the port (and splitting the counters) with the first."""
+    options = [
+        ("grpc.so_reuseport", 0),
+        ("grpc.server_handshake_timeout_ms", int(handshake_timeout_s * 1000)),
+        ("grpc.keepalive_time_ms", int(keepalive_time_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(keepalive_timeout_s * 1000)),
+    ]
+    if max_idle_s > 0:
+        options.append(("grpc.max_connection_idle_ms", int(max_idle_s * 1000)))
+    if max_age_s > 0:
+        options += [
+            ("grpc.max_connection_age_ms", int(max_age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(max_age_grace_s * 1000)),
+        ]
+    return options
 
 
 def bind_grpc(server: grpc.aio.Server, address: str, tls: ListenerTls | None) -> int:
