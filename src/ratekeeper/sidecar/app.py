@@ -118,6 +118,11 @@ class Sidecar:
         self.auth_token = read_token(token_file) if token_file else None
         self._http = HttpListeners(endpoints, settings, self.auth_token, (self._healthcheck,))
 
+    @property
+    def admin_port(self) -> int:
+        """The admin listener's port once started (``--admin-listen``); 0 without one."""
+        return self._http.admin_port
+
     def unreachable(self) -> list[str]:
         """Servers that never answered yet, or whose latest reports failed repeatedly."""
         machine = self.reporter.machine
@@ -142,18 +147,13 @@ class Sidecar:
         listeners = self.settings.listeners
         address = f"{listeners.host}:{listeners.grpc_port}"
         self.grpc_port = bind_grpc(self._grpc, address, self.settings.tls.grpc())
-        if listeners.grpc_uds:  # local Envoy only: plaintext, as the server's
+        if listeners.grpc_uds:
             self._grpc.add_insecure_port(f"unix:{listeners.grpc_uds}")
         await self._grpc.start()
         await self._http.start()
         self.http_port = self._http.port
         await self.reporter.start()
         await self.health.config_loaded()
-
-    @property
-    def admin_port(self) -> int:
-        """The admin listener's port once started (``--admin-listen``); 0 without one."""
-        return self._http.admin_port
 
     async def stop(self, grace: float) -> None:
         """Stop answering, then send the last counts."""
