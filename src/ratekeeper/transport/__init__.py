@@ -1,6 +1,9 @@
-"""The one seam where gRPC channels to other ratekeeper processes are made.
+"""The one seam where gRPC channels to other ratekeeper processes are made, and gRPC listeners
+are secured.
 
-Every client of a ratekeeper gRPC API (the Limiter's reporter, benchmarks, test helpers, and
-later the cluster's members and the sidecar) opens its channels here, so transport security and
-channel options are decided in one place.
+Every client of a ratekeeper gRPC API (the Limiter's reporter, the sidecar's upstream, the
+cluster's members and elected assigners, ``cluster status``, benchmarks, test helpers) opens
+its channels here (:mod:`.channels`), and every gRPC listener (``serve``, ``sidecar``,
+``assigner``) binds here (:mod:`.listening`), so transport security and connection limits are
+decided in one place.
 """
