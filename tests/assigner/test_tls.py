@@ -5,16 +5,28 @@ certificate and the token, and ``ratekeeper cluster status`` asked over mTLS."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import time
 from pathlib import Path
 
+import grpc
+import grpc.aio
 import pytest
 
+from ratekeeper.assigner.election import ElectionSettings
+from ratekeeper.assigner.etcd_coordination import EtcdCoordination, parse_endpoints
+from ratekeeper.assigner.ha import running_ha_assigner
 from ratekeeper.cli.main import main
+from ratekeeper.proto.cluster import AssignerCallsAio
 from ratekeeper.proto.ratekeeper.v1 import cluster_pb2 as pb
 from ratekeeper.testing.cluster import Cluster, member_argv
+from ratekeeper.testing.etcd_server import EtcdServer
 from ratekeeper.testing.procs import ManagedProcess, free_port, start
+from ratekeeper.transport.channels import open_aio_channel
 from ratekeeper.transport.tls import TlsSettings
+from tests.assigner.test_server import FAST, Member
 from tests.transport.certs import Ca
 
 pytestmark = pytest.mark.integration
@@ -126,3 +138,50 @@ def test_a_plaintext_member_reaches_a_tls_assigner_through_its_cluster_ca(tmp_pa
             member.stop()
         log = c.assigner_processes[0].log_text()
     assert "tls=grpc auth=token" in log
+
+
+async def test_an_elected_follower_passes_calls_to_its_leader_over_mtls_with_the_token(
+    etcd: EtcdServer, tmp_path: Path
+) -> None:
+    ca = Ca.make(tmp_path)
+    (tmp_path / "token").write_text(TOKEN)
+    assigners = []
+    async with contextlib.AsyncExitStack() as stack:
+        for name in ("one", "two"):
+            cert = ca.issue(f"assigner-{name}")
+            settings = dataclasses.replace(
+                FAST,
+                grpc_tls_cert=cert.cert,
+                grpc_tls_key=cert.key,
+                grpc_tls_client_ca=ca.file,
+                auth_token_file=str(tmp_path / "token"),
+            )
+            coordination = EtcdCoordination(parse_endpoints(etcd.endpoint), prefix="/tls-test")
+            election = ElectionSettings.for_ttl(2)
+            assigners.append(
+                await stack.enter_async_context(
+                    running_ha_assigner(settings, coordination, election)
+                )
+            )
+        deadline = asyncio.get_running_loop().time() + 10
+        while sum(a.leading for a in assigners) != 1:
+            assert asyncio.get_running_loop().time() < deadline, "no leader"
+            await asyncio.sleep(0.05)
+        follower = next(a for a in assigners if not a.leading)
+        member_cert = ca.issue("member")
+        tls = TlsSettings(ca=ca.file, cert=member_cert.cert, key=member_cert.key)
+        channel = open_aio_channel(follower.address, tls=tls, token=TOKEN)
+        stack.push_async_callback(channel.close, None)
+        member = Member(AssignerCallsAio(channel), "127.0.0.1:9200")
+        for _ in range(40):  # through the follower, over mTLS to the leader
+            await member.beat()
+            if member.held is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert member.held is not None
+        assert member.held.servers == {"127.0.0.1:9200"}
+        anonymous = open_aio_channel(follower.address, tls=tls)
+        stack.push_async_callback(anonymous.close, None)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await Member(AssignerCallsAio(anonymous), "127.0.0.1:9201").beat()
+        assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
