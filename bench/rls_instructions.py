@@ -26,12 +26,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import os
-import re
 import shutil
-import subprocess
 import sys
 
+from bench.callgrind import instructions
 from bench.rls_handler import serialized, servicers
 from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.server.app import settle_gc
@@ -49,7 +47,6 @@ _WARM = 1000
 _START_NS = 1_763_700_000 * NS_PER_SECOND
 _NS_PER_CALL = NS_PER_SECOND // 6000
 _MAX_CALLS = 20_000
-_COLLECTED = re.compile(rb"Collected : (\d+)")
 
 
 async def run_calls(variant: str, calls: int) -> None:
@@ -74,14 +71,7 @@ async def run_calls(variant: str, calls: int) -> None:
 
 
 def _instructions(variant: str, calls: int) -> int:
-    argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable]
-    argv += ["-m", "bench.rls_instructions", "--child", variant, "--calls", str(calls)]
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    done = subprocess.run(argv, capture_output=True, env=env, timeout=900, check=True)
-    found = _COLLECTED.search(done.stderr)
-    if found is None:
-        raise RuntimeError(f"no instruction count from callgrind:\n{done.stderr[-2000:]!r}")
-    return int(found.group(1))
+    return instructions("bench.rls_instructions", ["--child", variant, "--calls", str(calls)], 900)
 
 
 def instructions_per_call(variant: str, calls: int = 10_000) -> float:

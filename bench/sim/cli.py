@@ -21,8 +21,9 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from bench.sim.archs import ARCHITECTURES, Architecture, unavailable_reason
 from bench.sim.figures import Row, evaluate, row_of
 from bench.sim.report import markdown_table, plot_run, verdict_table
-from bench.sim.runner import REPO, Played, play
+from bench.sim.runner import Played, play
 from bench.sim.spec import DEFAULT_SPEC, Run, load_profile
+from bench.sim.stacked import REPO
 
 __all__ = ["build_parser", "main"]
 

@@ -17,27 +17,25 @@ from pathlib import Path
 import psutil
 
 from bench.sim.archs import Architecture
-from bench.sim.relay import start_relay
 from bench.sim.spec import Run
+from bench.sim.stacked import Stacked
 from ratekeeper.testing.cluster import Cluster
 from ratekeeper.testing.server_process import metric_samples
 
 __all__ = ["ClusterStack"]
 
-REPO = Path(__file__).resolve().parents[2]
 
-
-class ClusterStack:
+class ClusterStack(Stacked):
     """A cluster run's processes; a context manager that stops everything it started. It has
     the interface of :class:`bench.sim.runner.Stack` the runner uses."""
 
     def __init__(self, arch: Architecture, run: Run, workdir: Path, policy: str) -> None:
-        self.arch, self.run, self.workdir = arch, run, workdir
+        super().__init__(workdir)
+        self.arch, self.run = arch, run
         config = workdir / "config"
         config.mkdir(parents=True, exist_ok=True)
         self.config = config / "bench.yaml"
         self.config.write_text(policy)
-        self._exit = contextlib.ExitStack()
         self._relays: dict[int, str] = {}
         self._base: dict[tuple[int, str], float] = {}
         self._last: dict[tuple[int, str], float] = {}
@@ -53,18 +51,10 @@ class ClusterStack:
         )
         self.target = ""
 
-    def __enter__(self) -> ClusterStack:
-        try:
-            self.cluster.start()
-            self._exit.callback(self.cluster.stop)
-            self.target = self.cluster.addresses[0]
-        except BaseException:
-            self._exit.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._exit.close()
+    def _start(self) -> None:
+        self.cluster.start()
+        self._exit.callback(self.cluster.stop)
+        self.target = self.cluster.addresses[0]
 
     def _advertised(self, grpc_port: int) -> str:
         """The relay in front of a member's port (started once per port, kept across its
@@ -74,15 +64,8 @@ class ClusterStack:
         return self._relays[grpc_port]
 
     def _relay(self, port: int) -> int:
-        model = self.run.network
-        if not model.emulated:
-            return port
         seed = self.run.shape.seed * 1000 + len(self._relays)
-        relay, listening = start_relay(
-            port, model, seed, name=f"relay-{port}", log_dir=self.workdir, cwd=REPO
-        )
-        self._exit.callback(relay.stop)
-        return listening
+        return self._relayed(port, self.run.network, seed, f"relay-{port}")
 
     # --- the events of a shape --------------------------------------------------------------
 

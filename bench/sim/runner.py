@@ -25,8 +25,8 @@ import psutil
 from bench.sim import schedule
 from bench.sim.archs import DOMAIN, KEY_NAME, Architecture
 from bench.sim.cluster_stack import ClusterStack
-from bench.sim.relay import start_relay
 from bench.sim.spec import Run
+from bench.sim.stacked import REPO, Stacked
 from bench.sim.worker import ClientPlan, WorkerPlan, load_records, run_worker
 from ratekeeper.testing.procs import ManagedProcess, ReadyCheck, free_port, start
 from ratekeeper.testing.redis_server import RedisServer
@@ -34,7 +34,6 @@ from ratekeeper.testing.server_process import START_TIMEOUT_S, metric_samples, s
 
 __all__ = ["Played", "Stack", "play"]
 
-REPO = Path(__file__).resolve().parents[2]
 #: Most client processes per run; each runs its share of the clients as threads.
 MAX_WORKERS = 4
 #: How often /metrics is sampled.
@@ -67,27 +66,16 @@ def _policy_yaml(run: Run) -> str:
     return f'domain: {DOMAIN}\ndescriptors:\n  - key: {KEY_NAME}\n    limit: "{text}"\n'
 
 
-class Stack:
+class Stack(Stacked):
     """The server side of one run; a context manager that stops everything it started."""
 
     def __init__(self, arch: Architecture, run: Run, workdir: Path) -> None:
-        self.arch, self.run, self.workdir = arch, run, workdir
+        super().__init__(workdir)
+        self.arch, self.run = arch, run
         self.grpc_port, self.http_port = free_port(), free_port()
         self.redis: RedisServer | None = None
         self.service: ManagedProcess | None = None
-        self._exit = contextlib.ExitStack()
         self._cpu_done = 0.0  # CPU of service incarnations already stopped
-
-    def __enter__(self) -> Stack:
-        try:
-            self._start()
-        except BaseException:
-            self._exit.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._exit.close()
 
     def _spawn(self, argv: list[str], name: str, ready: ReadyCheck) -> ManagedProcess:
         log_dir, timeout = self.workdir, START_TIMEOUT_S
@@ -97,14 +85,7 @@ class Stack:
 
     def _remote(self, port: int, name: str) -> int:
         """The port to reach ``port`` through the network model (itself on plain loopback)."""
-        if not self.run.network.emulated:
-            return port
-        seed = self.run.shape.seed * 1000 + len(name)
-        relay, listening = start_relay(
-            port, self.run.network, seed, name=name, log_dir=self.workdir, cwd=REPO
-        )
-        self._exit.callback(relay.stop)
-        return listening
+        return self._relayed(port, self.run.network, self.run.shape.seed * 1000 + len(name), name)
 
     def _start(self) -> None:
         config = self.workdir / "config"

@@ -9,10 +9,10 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ratekeeper.core.handoff import (
+from ratekeeper.core.handoff import HandoffMachine
+from ratekeeper.core.handoff_actions import (
     Action,
     Drop,
-    HandoffMachine,
     HandoffTimings,
     Lost,
     Release,

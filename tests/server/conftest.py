@@ -13,10 +13,13 @@ import pytest
 from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
+from ratekeeper.assigner.server import AssignerService, running_assigner
 from ratekeeper.server.app import Replica, build
 from ratekeeper.server.options import with_options
 from ratekeeper.server.settings import ServerSettings
 from ratekeeper.testing.clock import ManualClock
+
+from .joining import ASSIGNER, Join, joining
 
 #: The rules the RLS tests run against, one per behaviour.
 CONFIG = """
@@ -126,3 +129,17 @@ async def serve(tmp_path: Path) -> AsyncIterator[Start]:
         await running.http.close()
         await running.channel.close()
         await running.server.stop(0)
+
+
+@pytest.fixture
+async def assigner() -> AsyncIterator[AssignerService]:
+    """A real assigner on loopback, with :data:`joining.ASSIGNER`'s timings."""
+    async with running_assigner(ASSIGNER) as service:
+        yield service
+
+
+@pytest.fixture
+async def join(tmp_path: Path) -> AsyncIterator[Join]:
+    """``await join(address, **cluster fields)`` starts a server joining through ``address``."""
+    async for start in joining(tmp_path):
+        yield start

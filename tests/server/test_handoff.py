@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.backends.redis import RedisSettings, RedisStore
 from ratekeeper.backends.store import Counter, Hit
-from ratekeeper.core.handoff import HandoffTimings
+from ratekeeper.core.handoff_actions import HandoffTimings
 from ratekeeper.core.limits import NS_PER_SECOND, Limit, Unit
 from ratekeeper.core.slices import HASH_SPACE, Assignment, Generation, even_split, single_owner
 from ratekeeper.proto.handoff import SERVICE

@@ -6,15 +6,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import grpc.aio
 import pytest
 
 from ratekeeper.assigner.server import AssignerService, running_assigner
-from ratekeeper.assigner.settings import AssignerSettings
 from ratekeeper.backends.store import Counter
 from ratekeeper.core.assignment import pieces
 from ratekeeper.core.limits import Limit, Unit
@@ -29,93 +26,10 @@ from ratekeeper.proto.cluster import AssignerCallsAio
 from ratekeeper.proto.ratekeeper.v1 import cluster_pb2
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 from ratekeeper.proto.report import aio_report_call
-from ratekeeper.server.app import Replica, build
 from ratekeeper.server.membership import State
-from ratekeeper.server.options import with_options
-from ratekeeper.server.settings import ClusterSettings, ServerSettings
 from ratekeeper.testing.procs import free_port
 
-CONFIG = """
-domain: api
-descriptors:
-  - key: user
-    rate_limit: {unit: minute, requests_per_unit: 10}
-"""
-
-#: Fast enough for tests, slow enough for two shared cores.
-ASSIGNER = AssignerSettings(
-    listen="127.0.0.1:0",
-    heartbeat_interval_s=0.1,
-    unhealthy_after_s=1.0,
-    settle_s=0.0,
-    min_interval_s=0.2,
-    load_interval_s=60.0,
-)
-
-
-def cluster(join: str, **fields: Any) -> ClusterSettings:
-    timings: dict[str, Any] = {
-        "heartbeat_interval_s": 0.1,
-        "heartbeat_timeout_s": 0.5,
-        "retry_initial_s": 0.05,
-        "retry_max_s": 0.2,
-        "watch_wait_s": 2.0,
-        "drain_timeout_s": 3.0,
-    }
-    return ClusterSettings(join=join, **{**timings, **fields})
-
-
-Join = Callable[..., Awaitable[Replica]]
-
-
-@pytest.fixture
-async def assigner() -> AsyncIterator[AssignerService]:
-    async with running_assigner(ASSIGNER) as service:
-        yield service
-
-
-@pytest.fixture
-async def join(tmp_path: Path) -> AsyncIterator[Join]:
-    """``await join(address, **cluster fields)`` starts a server joining through ``address``."""
-    (tmp_path / "api.yaml").write_text(CONFIG)
-    started: list[Replica] = []
-
-    async def start(address: str, grpc_port: int = 0, **fields: Any) -> Replica:
-        settings = with_options(
-            ServerSettings(), grpc_port=grpc_port, http_port=0, config=str(tmp_path)
-        )
-        settings = dataclasses.replace(settings, cluster=cluster(address, **fields))
-        replica = Replica(build(settings))
-        await replica.start()
-        started.append(replica)
-        return replica
-
-    yield start
-    for replica in reversed(started):
-        await replica.stop(0)
-
-
-def slicelet_of(replica: Replica) -> Any:
-    slicelet = replica.components.slicelet
-    assert slicelet is not None
-    return slicelet
-
-
-async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
-
-
-def agreed(*replicas: Replica) -> Assignment | None:
-    """The assignment every replica holds, if they hold the same one naming all of them."""
-    held = {slicelet_of(r).assignment for r in replicas}
-    if len(held) != 1:
-        return None
-    (assignment,) = held
-    names = {slicelet_of(r).address for r in replicas}
-    return assignment if assignment is not None and assignment.servers == names else None
+from .joining import ASSIGNER, Join, agreed, cluster, settled, slicelet_of, until
 
 
 def key_owned_by(assignment: Assignment, owner: str) -> tuple[str, str]:
@@ -157,9 +71,7 @@ async def test_two_servers_split_the_space_and_agree_on_it(
     assigner: AssignerService, join: Join
 ) -> None:
     a, b = await join(assigner.address), await join(assigner.address)
-    await until(lambda: agreed(a, b) is not None)
-    held = agreed(a, b)
-    assert held is not None
+    held = await settled(a, b)
     mine_a, mine_b = slicelet_of(a).view.owned(), slicelet_of(b).view.owned()
     assert mine_a
     assert mine_b
@@ -170,9 +82,7 @@ async def test_a_report_to_the_non_owner_is_applied_counted_and_answered_with_th
     assigner: AssignerService, join: Join
 ) -> None:
     a, b = await join(assigner.address), await join(assigner.address)
-    await until(lambda: agreed(a, b) is not None)
-    held = agreed(a, b)
-    assert held is not None
+    held = await settled(a, b)
     entry = key_owned_by(held, slicelet_of(b).address)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{a.grpc_port}") as channel:
         call = aio_report_call(channel)
@@ -258,8 +168,7 @@ async def test_an_unreachable_assigner_keeps_the_assignment_and_is_retried(
     async with running_assigner(ASSIGNER) as first:
         address = first.address
         a = await join(address)
-        await until(lambda: agreed(a) is not None)
-        held = agreed(a)
+        held = await settled(a)
     await asyncio.sleep(1.0)  # several failed heartbeats and watches
     assert slicelet_of(a).assignment is held
     warnings = [r for r in caplog.records if "heartbeat to" in r.getMessage()]
@@ -304,9 +213,7 @@ async def test_a_stopping_member_answers_held_watches_at_once(
     assigner: AssignerService, join: Join
 ) -> None:
     a = await join(assigner.address)
-    await until(lambda: agreed(a) is not None)
-    held = agreed(a)
-    assert held is not None
+    held = await settled(a)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{a.grpc_port}") as channel:
         request = cluster_pb2.WatchRequest(
             known=generation_to_wire(held.generation), wait_ns=30_000_000_000

@@ -22,6 +22,7 @@ import grpc
 import grpc.aio
 
 from ratekeeper.client.base import BaseLimiter
+from ratekeeper.client.driving import Peers, watch_error
 from ratekeeper.client.machine import Outbound
 from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.proto.cluster import AssignerCallsAio, aio_assigner_calls
@@ -37,7 +38,7 @@ class Limiter(BaseLimiter):
     """A batch-reporting rate limiter for asyncio; the arguments are ``ratekeeper.Limiter``'s."""
 
     def _start(self) -> None:
-        self._channels: dict[str, tuple[grpc.aio.Channel, ReportCallAio, AssignerCallsAio]] = {}
+        self._peers = Peers(self._open_peer)
         self._task: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._cycle_lock = asyncio.Lock()
@@ -87,16 +88,11 @@ class Limiter(BaseLimiter):
                 return
             await asyncio.sleep(max(0, call.at - now) / NS_PER_SECOND)
             try:
-                response = await self._peer(call.address)[2].watch(
+                response = await self._peers.get(call.address)[2].watch(
                     call.request, timeout=call.timeout
                 )
-            except grpc.aio.AioRpcError as exc:
-                unimplemented = exc.code() == grpc.StatusCode.UNIMPLEMENTED
-                clerk.watch_failed(call.address, describe_error(exc), time.monotonic_ns(),
-                                   unimplemented)  # fmt: skip
-            except Exception:  # a bug must not end watching: the assignment would go stale
-                log.exception("assignment watch failed; retrying")
-                clerk.watch_failed(call.address, "internal error", time.monotonic_ns())
+            except Exception as exc:
+                watch_error(clerk, call.address, exc)
             else:
                 clerk.watched(call.address, response, time.monotonic_ns())
 
@@ -109,27 +105,22 @@ class Limiter(BaseLimiter):
         machine = self._machine
         outbound = machine.collect(time.monotonic_ns())
         await asyncio.gather(*(self._send(out) for out in outbound))
-        wanted = {*machine.assignment.servers, machine.clerk.watching}
-        for address in set(self._channels) - wanted:
-            await self._channels.pop(address)[0].close(None)
+        for channel, _report, _assigner in self._peers.unwanted(machine):
+            await channel.close(None)
 
     async def _send(self, out: Outbound) -> None:
         machine = self._machine
         try:
-            answer = await self._peer(out.address)[1](out.request, timeout=out.timeout)
+            answer = await self._peers.get(out.address)[1](out.request, timeout=out.timeout)
         except grpc.aio.AioRpcError as exc:
             machine.failed(out.address, describe_error(exc), time.monotonic_ns())
         else:
             machine.answered(out.address, answer, time.monotonic_ns())
 
-    def _peer(self, address: str) -> tuple[grpc.aio.Channel, ReportCallAio, AssignerCallsAio]:
-        """The one channel to ``address`` and its calls (opened on first use)."""
-        entry = self._channels.get(address)
-        if entry is None:
-            channel = open_aio_channel(address, tls=self._tls, token=self._auth_token)
-            entry = (channel, aio_report_call(channel), aio_assigner_calls(channel))
-            self._channels[address] = entry
-        return entry
+    def _open_peer(self, address: str) -> tuple[grpc.aio.Channel, ReportCallAio, AssignerCallsAio]:
+        """The channel to ``address`` and its calls."""
+        channel = open_aio_channel(address, tls=self._tls, token=self._auth_token)
+        return channel, aio_report_call(channel), aio_assigner_calls(channel)
 
     async def close(self) -> None:
         """Stop the reporter, send the last counts, release the channels. Idempotent."""
@@ -149,9 +140,8 @@ class Limiter(BaseLimiter):
         async with self._cycle_lock:
             while machine.due(time.monotonic_ns()) is not None:
                 await self._cycle()
-        for channel, _report, _assigner in self._channels.values():
+        for channel, _report, _assigner in self._peers.clear():
             await channel.close(None)
-        self._channels.clear()
         self._unregister_metrics()
 
     async def __aenter__(self) -> Limiter:

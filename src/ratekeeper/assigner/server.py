@@ -178,14 +178,11 @@ class AssignerService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._round_done.wait(), self._hold_s)
         machine = self.machine.settings
-        response = pb.HeartbeatResponse(
+        return pb.HeartbeatResponse(
             heartbeat_interval_ns=machine.heartbeat_interval_ns,
             unhealthy_after_ns=machine.unhealthy_after_ns,
+            update=self._update_for(beat.known),  # None: no update
         )
-        update = self._update_for(beat.known)
-        if update is not None:
-            response.update.CopyFrom(update)
-        return response
 
     async def watch(
         self, request: pb.WatchRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -207,10 +204,7 @@ class AssignerService:
                 update = await self._newer_than(known, wait_s)
             finally:
                 self._watchers -= 1
-        response = pb.WatchResponse()
-        if update is not None:
-            response.update.CopyFrom(update)
-        return response
+        return pb.WatchResponse(update=update)  # None: no update
 
     async def status(
         self, request: pb.StatusRequest, context: grpc.aio.ServicerContext[Any, Any]

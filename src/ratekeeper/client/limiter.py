@@ -25,6 +25,7 @@ from types import TracebackType
 import grpc
 
 from ratekeeper.client.base import BaseLimiter
+from ratekeeper.client.driving import Peers, watch_error
 from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.proto.cluster import AssignerCalls, assigner_calls
 from ratekeeper.proto.ratekeeper.v1 import cluster_pb2 as cpb
@@ -40,8 +41,7 @@ class Limiter(BaseLimiter):
     """A batch-reporting rate limiter; the arguments are :class:`BaseLimiter`'s."""
 
     def _start(self) -> None:
-        self._channels: dict[str, tuple[grpc.Channel, ReportCall, AssignerCalls]] = {}
-        self._channels_lock = threading.Lock()
+        self._peers = Peers(self._open_peer)
         self._cycle_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ratekeeper-reporter", daemon=True)
@@ -83,7 +83,8 @@ class Limiter(BaseLimiter):
             call = clerk.next_watch(now)
             if call is None or self._stop.wait(max(0, call.at - now) / NS_PER_SECOND):
                 return
-            future = self._peer(call.address)[2].watch.future(call.request, timeout=call.timeout)
+            watch = self._peers.get(call.address)[2].watch
+            future = watch.future(call.request, timeout=call.timeout)
             self._watch_call = future
             if self._stop.is_set():  # close() may have cancelled the previous call only
                 _cancel(future)
@@ -91,13 +92,8 @@ class Limiter(BaseLimiter):
                 response = future.result()
             except grpc.FutureCancelledError:
                 return
-            except grpc.RpcError as exc:
-                unimplemented = exc.code() == grpc.StatusCode.UNIMPLEMENTED
-                clerk.watch_failed(call.address, describe_error(exc), time.monotonic_ns(),
-                                   unimplemented)  # fmt: skip
-            except Exception:  # a bug must not end watching: the assignment would go stale
-                log.exception("assignment watch failed; retrying")
-                clerk.watch_failed(call.address, "internal error", time.monotonic_ns())
+            except Exception as exc:
+                watch_error(clerk, call.address, exc)
             else:
                 clerk.watched(call.address, response, time.monotonic_ns())
 
@@ -110,7 +106,7 @@ class Limiter(BaseLimiter):
         machine = self._machine
         outbound = machine.collect(time.monotonic_ns())
         futures = [
-            (out.address, self._peer(out.address)[1].future(out.request, timeout=out.timeout))
+            (out.address, self._peers.get(out.address)[1].future(out.request, timeout=out.timeout))
             for out in outbound
         ]
         for address, future in futures:
@@ -120,21 +116,13 @@ class Limiter(BaseLimiter):
                 machine.failed(address, describe_error(exc), time.monotonic_ns())
             else:
                 machine.answered(address, answer, time.monotonic_ns())
-        with self._channels_lock:  # so the Watch cannot open one meanwhile for a new target
-            wanted = {*machine.assignment.servers, machine.clerk.watching}
-            gone = [self._channels.pop(a)[0] for a in set(self._channels) - wanted]
-        for channel in gone:
+        for channel, _report, _assigner in self._peers.unwanted(machine):
             channel.close()
 
-    def _peer(self, address: str) -> tuple[grpc.Channel, ReportCall, AssignerCalls]:
-        """The one channel to ``address`` and its calls (opened on first use)."""
-        with self._channels_lock:
-            entry = self._channels.get(address)
-            if entry is None:
-                channel = open_channel(address, tls=self._tls, token=self._auth_token)
-                entry = (channel, report_call(channel), assigner_calls(channel))
-                self._channels[address] = entry
-            return entry
+    def _open_peer(self, address: str) -> tuple[grpc.Channel, ReportCall, AssignerCalls]:
+        """The channel to ``address`` and its calls."""
+        channel = open_channel(address, tls=self._tls, token=self._auth_token)
+        return channel, report_call(channel), assigner_calls(channel)
 
     def close(self) -> None:
         """Stop the reporter, send the last counts, release the channels. Idempotent."""
@@ -152,9 +140,7 @@ class Limiter(BaseLimiter):
         with self._cycle_lock:
             while machine.due(time.monotonic_ns()) is not None:
                 self._cycle()
-        with self._channels_lock:
-            channels, self._channels = list(self._channels.values()), {}
-        for channel, _report, _assigner in channels:
+        for channel, _report, _assigner in self._peers.clear():
             channel.close()
         self._unregister_metrics()
 

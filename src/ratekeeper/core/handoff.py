@@ -61,21 +61,7 @@ from ratekeeper.core.handoff_actions import (
 )
 from ratekeeper.core.slices import Assignment, Generation, Slice
 
-__all__ = [
-    "Action",
-    "ColdParts",
-    "Drop",
-    "HandoffMachine",
-    "HandoffTimings",
-    "Lost",
-    "Release",
-    "Send",
-    "SendLate",
-    "StartEmpty",
-    "Warm",
-    "minus",
-    "overlap",
-]
+__all__ = ["HandoffMachine"]
 
 
 @dataclass(slots=True)

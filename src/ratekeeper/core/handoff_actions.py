@@ -16,6 +16,7 @@ __all__ = [
     "Release",
     "Send",
     "SendLate",
+    "Shipment",
     "StartEmpty",
     "Warm",
     "cold_within",
@@ -45,15 +46,21 @@ class HandoffTimings:
 
 
 @dataclass(frozen=True, slots=True)
-class Send:
-    """Export ``slice`` and send it to ``target``; report :meth:`HandoffMachine.sent` or
-    :meth:`HandoffMachine.failed` with ``token``, and give up on the call by ``deadline``."""
+class Shipment:
+    """Export ``slice`` and send it to ``target`` (the fields :class:`Send` and
+    :class:`SendLate` share); report back with ``token``, give up on the call by ``deadline``."""
 
     slice: Slice
     target: str
     generation: Generation
     token: int
     deadline: int
+
+
+@dataclass(frozen=True, slots=True)
+class Send(Shipment):
+    """Export ``slice`` and send it to ``target``; report :meth:`HandoffMachine.sent` or
+    :meth:`HandoffMachine.failed` with ``token``, and give up on the call by ``deadline``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,16 +102,10 @@ class Lost:
 
 
 @dataclass(frozen=True, slots=True)
-class SendLate:
+class SendLate(Shipment):
     """Export the counters reports created in ``slice`` after it was handed off (they reached
     this member late) and send them to ``target`` as a late pass; report
     :meth:`~ratekeeper.core.handoff.HandoffMachine.late_sent` with how many, or ``failed``."""
-
-    slice: Slice
-    target: str
-    generation: Generation
-    token: int
-    deadline: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """Typed boundary to the generated ``ratekeeper.v1.AssignerService`` code.
 
 As for the report service (:mod:`ratekeeper.proto.report`), no ``*_pb2_grpc`` module: the
-callables and the server handler are made here from the message types, typed. The assigner
+callables and the server handler are made here from the message types
+(:mod:`ratekeeper.proto.rpc`), typed. The assigner
 serves all three methods; every member serves them too (Watch and Status from the assignment it
 holds, Heartbeat relayed to the assigner), through the same :func:`assigner_handler`.
 """
@@ -9,13 +10,13 @@ holds, Heartbeat relayed to the assigner), through the same :func:`assigner_hand
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeAlias, TypeVar
+from typing import TypeAlias
 
 import grpc
 import grpc.aio
-from google.protobuf.message import DecodeError, Message
 
 from ratekeeper.proto.ratekeeper.v1 import cluster_pb2 as pb
+from ratekeeper.proto.rpc import decoding, unary_call
 
 __all__ = [
     "SERVICE",
@@ -28,9 +29,6 @@ __all__ = [
 
 #: Fully qualified service name, read from the generated descriptor so it is written once.
 SERVICE: str = pb.DESCRIPTOR.services_by_name["AssignerService"].full_name
-
-Request = TypeVar("Request", bound=Message)
-Response = TypeVar("Response", bound=Message)
 
 HeartbeatBehaviour: TypeAlias = (
     "Callable[[pb.HeartbeatRequest, grpc.aio.ServicerContext], Awaitable[pb.HeartbeatResponse]]"
@@ -47,48 +45,22 @@ class AssignerCalls:
     """The three methods on a blocking channel (thread-safe, as the channel is)."""
 
     def __init__(self, channel: grpc.Channel) -> None:
-        self.heartbeat: grpc.UnaryUnaryMultiCallable[pb.HeartbeatRequest, pb.HeartbeatResponse]
-        self.heartbeat = channel.unary_unary(
-            _method("Heartbeat"),
-            request_serializer=pb.HeartbeatRequest.SerializeToString,
-            response_deserializer=pb.HeartbeatResponse.FromString,
+        self.heartbeat = unary_call(
+            channel, _method("Heartbeat"), pb.HeartbeatRequest, pb.HeartbeatResponse
         )
-        self.watch: grpc.UnaryUnaryMultiCallable[pb.WatchRequest, pb.WatchResponse]
-        self.watch = channel.unary_unary(
-            _method("Watch"),
-            request_serializer=pb.WatchRequest.SerializeToString,
-            response_deserializer=pb.WatchResponse.FromString,
-        )
-        self.status: grpc.UnaryUnaryMultiCallable[pb.StatusRequest, pb.StatusResponse]
-        self.status = channel.unary_unary(
-            _method("Status"),
-            request_serializer=pb.StatusRequest.SerializeToString,
-            response_deserializer=pb.StatusResponse.FromString,
-        )
+        self.watch = unary_call(channel, _method("Watch"), pb.WatchRequest, pb.WatchResponse)
+        self.status = unary_call(channel, _method("Status"), pb.StatusRequest, pb.StatusResponse)
 
 
 class AssignerCallsAio:
     """The three methods on an asyncio channel (use from the loop that opened it)."""
 
     def __init__(self, channel: grpc.aio.Channel) -> None:
-        self.heartbeat: grpc.aio.UnaryUnaryMultiCallable[pb.HeartbeatRequest, pb.HeartbeatResponse]
-        self.heartbeat = channel.unary_unary(
-            _method("Heartbeat"),
-            request_serializer=pb.HeartbeatRequest.SerializeToString,
-            response_deserializer=pb.HeartbeatResponse.FromString,
+        self.heartbeat = unary_call(
+            channel, _method("Heartbeat"), pb.HeartbeatRequest, pb.HeartbeatResponse
         )
-        self.watch: grpc.aio.UnaryUnaryMultiCallable[pb.WatchRequest, pb.WatchResponse]
-        self.watch = channel.unary_unary(
-            _method("Watch"),
-            request_serializer=pb.WatchRequest.SerializeToString,
-            response_deserializer=pb.WatchResponse.FromString,
-        )
-        self.status: grpc.aio.UnaryUnaryMultiCallable[pb.StatusRequest, pb.StatusResponse]
-        self.status = channel.unary_unary(
-            _method("Status"),
-            request_serializer=pb.StatusRequest.SerializeToString,
-            response_deserializer=pb.StatusResponse.FromString,
-        )
+        self.watch = unary_call(channel, _method("Watch"), pb.WatchRequest, pb.WatchResponse)
+        self.status = unary_call(channel, _method("Status"), pb.StatusRequest, pb.StatusResponse)
 
 
 def assigner_calls(channel: grpc.Channel) -> AssignerCalls:
@@ -112,30 +84,12 @@ def assigner_handler(
     return grpc.method_handlers_generic_handler(
         SERVICE,
         {
-            "Heartbeat": _decoding(pb.HeartbeatRequest, heartbeat),
-            "Watch": _decoding(pb.WatchRequest, watch),
-            "Status": _decoding(pb.StatusRequest, status),
+            "Heartbeat": decoding(pb.HeartbeatRequest, pb.HeartbeatResponse, heartbeat),
+            "Watch": decoding(pb.WatchRequest, pb.WatchResponse, watch),
+            "Status": decoding(pb.StatusRequest, pb.StatusResponse, status),
         },
     )
 
 
 def _method(name: str) -> str:
     return f"/{SERVICE}/{name}"
-
-
-def _decoding(
-    request_type: type[Request],
-    behaviour: Callable[[Request, grpc.aio.ServicerContext[Any, Any]], Awaitable[Response]],
-) -> grpc.RpcMethodHandler[Any, Any]:
-    async def decoded(data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        try:
-            request = request_type.FromString(data)
-        except DecodeError:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, f"not a {request_type.DESCRIPTOR.name}"
-            )
-        return await behaviour(request, context)
-
-    return grpc.unary_unary_rpc_method_handler(
-        decoded, response_serializer=lambda message: message.SerializeToString()
-    )

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import grpc
 import grpc.aio
-from google.protobuf.message import DecodeError
 
 from ratekeeper.backends.store import Counter, CounterSnapshot, Snapshot
 from ratekeeper.backends.transfer import restored
@@ -33,6 +32,7 @@ from ratekeeper.proto.assignment import (
 from ratekeeper.proto.ratekeeper.v1 import cluster_pb2 as pb
 from ratekeeper.proto.ratekeeper.v1 import report_pb2
 from ratekeeper.proto.report import limit_to_spec, spec_to_limit
+from ratekeeper.proto.rpc import decoding, unary_call
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
@@ -91,11 +91,7 @@ class Transfer:
 
 def aio_transfer_call(channel: grpc.aio.Channel) -> TransferCallAio:
     """The ``Transfer`` method on an asyncio channel (use from the loop that opened it)."""
-    return channel.unary_unary(
-        _METHOD,
-        request_serializer=pb.TransferRequest.SerializeToString,
-        response_deserializer=pb.TransferResponse.FromString,
-    )
+    return unary_call(channel, _METHOD, pb.TransferRequest, pb.TransferResponse)
 
 
 def handoff_handler(behaviour: TransferBehaviour) -> grpc.GenericRpcHandler:
@@ -105,18 +101,7 @@ def handoff_handler(behaviour: TransferBehaviour) -> grpc.GenericRpcHandler:
     answer a failed deserializer ``UNKNOWN``); so is any :class:`RequestError` the behaviour
     raises (a request :func:`transfer_from_wire` refuses).
     """
-
-    async def decoded(data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        try:
-            return await behaviour(pb.TransferRequest.FromString(data), context)
-        except DecodeError:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "not a TransferRequest")
-        except RequestError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-
-    method = grpc.unary_unary_rpc_method_handler(
-        decoded, response_serializer=lambda message: message.SerializeToString()
-    )
+    method = decoding(pb.TransferRequest, pb.TransferResponse, behaviour, refused=(RequestError,))
     return grpc.method_handlers_generic_handler(SERVICE, {"Transfer": method})
 
 

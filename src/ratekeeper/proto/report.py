@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeAlias, overload
+from typing import TypeAlias, overload
 
 import grpc
 import grpc.aio
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
-from google.protobuf.message import DecodeError
 
 from ratekeeper.core.instructions import UNBOUNDED, Instruction
 from ratekeeper.core.limits import UNIT_BY_SECONDS, Algorithm, Limit
 from ratekeeper.errors import LimitParseError, RequestError
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
+from ratekeeper.proto.rpc import decoding, unary_call
 from ratekeeper.protocol.report_values import KeyCounts, Report, ReportAnswer
 
 __all__ = [
@@ -68,20 +68,12 @@ _MAX_MULTIPLIER = 1 << 20
 
 def report_call(channel: grpc.Channel) -> ReportCall:
     """The ``Report`` method on a blocking channel."""
-    return channel.unary_unary(
-        _METHOD,
-        request_serializer=pb.ReportRequest.SerializeToString,
-        response_deserializer=pb.ReportResponse.FromString,
-    )
+    return unary_call(channel, _METHOD, pb.ReportRequest, pb.ReportResponse)
 
 
 def aio_report_call(channel: grpc.aio.Channel) -> ReportCallAio:
     """The ``Report`` method on an asyncio channel."""
-    return channel.unary_unary(
-        _METHOD,
-        request_serializer=pb.ReportRequest.SerializeToString,
-        response_deserializer=pb.ReportResponse.FromString,
-    )
+    return unary_call(channel, _METHOD, pb.ReportRequest, pb.ReportResponse)
 
 
 def report_handler(behaviour: ReportBehaviour) -> grpc.GenericRpcHandler:
@@ -89,17 +81,7 @@ def report_handler(behaviour: ReportBehaviour) -> grpc.GenericRpcHandler:
 
     The request is decoded here rather than by grpc, so bytes that are no ``ReportRequest`` are
     answered ``INVALID_ARGUMENT`` (grpc answers a failed deserializer ``UNKNOWN``)."""
-
-    async def decoded(data: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        try:
-            request = pb.ReportRequest.FromString(data)
-        except DecodeError:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "not a ReportRequest")
-        return await behaviour(request, context)
-
-    method = grpc.unary_unary_rpc_method_handler(
-        decoded, response_serializer=pb.ReportResponse.SerializeToString
-    )
+    method = decoding(pb.ReportRequest, pb.ReportResponse, behaviour)
     return grpc.method_handlers_generic_handler(SERVICE, {"Report": method})
 
 

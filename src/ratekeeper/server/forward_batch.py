@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import grpc
 import grpc.aio
@@ -24,7 +23,7 @@ from ratekeeper.errors import RequestError
 from ratekeeper.protocol import rls_wire
 from ratekeeper.protocol.rls import RlsDecider
 from ratekeeper.protocol.stats import StatsSink
-from ratekeeper.server.refusal import refusal, refuse
+from ratekeeper.server.refusal import answering
 
 __all__ = ["METHOD", "BatchServicer", "add_batch_servicer", "decode", "encode"]
 
@@ -73,24 +72,12 @@ class BatchServicer:
     def __init__(
         self, decider: RlsDecider, stats: StatsSink, clock: Callable[[], int] = time.time_ns
     ) -> None:
-        self._answer = decider.answer_forwarded_many
-        self._stats = stats
-        self._clock = clock
-        self._latency = stats.timer(_CALL)
+        many = decider.answer_forwarded_many
 
-    async def ShouldRateLimitBatch(
-        self, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> bytes:
-        start = time.perf_counter()
-        try:
-            items = decode(request)
-            answers = await self._answer(items, self._clock())
-        except Exception as exc:
-            refused = refusal(exc, self._stats, _CALL)
-        else:
-            self._latency.observe(time.perf_counter() - start)
-            return encode(answers)
-        return await refuse(context, refused, self._latency, start)
+        async def answer(request: bytes, now: int) -> bytes:
+            return encode(await many(decode(request), now))
+
+        self.ShouldRateLimitBatch = answering(_CALL, stats, clock, answer)
 
 
 def add_batch_servicer(servicer: BatchServicer, server: grpc.aio.Server) -> None:

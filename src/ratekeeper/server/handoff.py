@@ -35,18 +35,8 @@ from prometheus_client import Counter as PromCounter
 
 from ratekeeper.backends.cold import late_hits
 from ratekeeper.backends.store import Snapshot, Store, TransferUnsupported
-from ratekeeper.core.handoff import (
-    Action,
-    Drop,
-    HandoffMachine,
-    HandoffTimings,
-    Lost,
-    Release,
-    Send,
-    SendLate,
-    StartEmpty,
-    Warm,
-)
+from ratekeeper.core import handoff_actions as act
+from ratekeeper.core.handoff import HandoffMachine
 from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.core.slices import Assignment, Slice
 from ratekeeper.errors import RequestError
@@ -113,7 +103,7 @@ class Handoff:
         *,
         metrics: HandoffMetrics | None = None,
         clock: Callable[[], int] = time.time_ns,
-        timings: HandoffTimings | None = None,
+        timings: act.HandoffTimings | None = None,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         connect: Callable[[str, Sequence[ChannelOption]], grpc.aio.Channel] = open_aio_channel,
     ) -> None:
@@ -123,7 +113,7 @@ class Handoff:
         self._address = address
         self._clock = clock
         self._max_bytes = max_message_bytes
-        self.machine = HandoffMachine(address(), timings or HandoffTimings())
+        self.machine = HandoffMachine(address(), timings or act.HandoffTimings())
         self._shared = False
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -202,7 +192,7 @@ class Handoff:
 
     # --- performing actions ---------------------------------------------------------------
 
-    async def _perform(self, actions: list[Action]) -> None:
+    async def _perform(self, actions: list[act.Action]) -> None:
         try:
             for action in actions:
                 await self._one(action)
@@ -225,22 +215,22 @@ class Handoff:
         self._shared = True
         self._idle.set()  # nothing will ever be pending
 
-    async def _one(self, action: Action) -> None:
+    async def _one(self, action: act.Action) -> None:
         now = self._clock()
         piece = action.slice
-        if isinstance(action, Send):
+        if isinstance(action, act.Send):
             self._spawn(self._send(action))
-        elif isinstance(action, SendLate):
+        elif isinstance(action, act.SendLate):
             self._spawn(self._send_late(action))
-        elif isinstance(action, Drop):
+        elif isinstance(action, act.Drop):
             await self.store.drop(piece.low, piece.high)
-        elif isinstance(action, StartEmpty):
+        elif isinstance(action, act.StartEmpty):
             await self.store.start_empty(piece.low, piece.high, action.since)
-        elif isinstance(action, Warm):
+        elif isinstance(action, act.Warm):
             await self.store.start_empty(piece.low, piece.high, None)
             if action.started is not None:
                 self.metrics.took("warm", action.started, now)
-        elif isinstance(action, Release):
+        elif isinstance(action, act.Release):
             await self.store.drop(piece.low, piece.high)
             await self.store.start_empty(piece.low, piece.high, action.since)
             self.metrics.took("delivered" if action.delivered else "given_up", action.started, now)
@@ -248,25 +238,25 @@ class Handoff:
             if not action.delivered:
                 log.warning("hand-off of [%d, %d) given up: its new owner starts it empty",
                             piece.low, piece.high)  # fmt: skip
-        elif isinstance(action, Lost):
+        elif isinstance(action, act.Lost):
             self.metrics.took("lost", action.started, now)
             log.warning("no hand-off of [%d, %d) arrived: its counters start empty",
                         piece.low, piece.high)  # fmt: skip
 
-    async def _send(self, send: Send) -> None:
+    async def _send(self, send: act.Send) -> None:
         """One attempt: export the range now and send every chunk; tell the machine."""
         counters = await self._export_and_send(send, late=False)
         if counters is not None:
             self._sent += counters
             await self._perform(self.machine.sent(send.token, self._clock()))
 
-    async def _send_late(self, send: SendLate) -> None:
+    async def _send_late(self, send: act.SendLate) -> None:
         """One late pass: export what reports created in the range since it left; send it on."""
         counters = await self._export_and_send(send, late=True)
         if counters is not None:
             await self._perform(self.machine.late_sent(send.token, counters, self._clock()))
 
-    async def _export_and_send(self, send: Send | SendLate, *, late: bool) -> int | None:
+    async def _export_and_send(self, send: act.Shipment, *, late: bool) -> int | None:
         """Export ``send``'s range and send it (a late pass only if it holds counters): how many
         counters went, or ``None`` when the send failed (the machine is told) or the store's
         counters are shared."""
@@ -343,7 +333,7 @@ def attach_handoff(
 ) -> Handoff:
     """A member's hand-offs: served on ``server``, told of every assignment ``slicelet`` adopts,
     metrics in ``registry``; each hand-off retried or awaited for ``timeout_s``."""
-    timings = HandoffTimings(timeout_ns=round(timeout_s * NS_PER_SECOND))
+    timings = act.HandoffTimings(timeout_ns=round(timeout_s * NS_PER_SECOND))
     handoff = Handoff(
         store,
         lambda: slicelet.address,

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, NoReturn
+from collections.abc import Awaitable, Callable
+from typing import Any, NoReturn, TypeAlias
 
 import grpc
 import grpc.aio
@@ -20,7 +21,7 @@ import grpc.aio
 from ratekeeper.errors import BackendError, RequestError
 from ratekeeper.protocol.stats import Event, StatsSink, Timer
 
-__all__ = ["refusal", "refuse"]
+__all__ = ["Answer", "Handler", "answering", "refusal", "refuse"]
 
 log = logging.getLogger(__name__)
 
@@ -50,3 +51,37 @@ async def refuse(
     timer.observe(time.perf_counter() - start)
     await context.abort(*refused)
     raise AssertionError("unreachable: abort raises")
+
+
+#: A call's answer: its response's bytes from its request's, decided at an instant (ns).
+Answer: TypeAlias = Callable[[bytes, int], Awaitable[bytes]]
+#: A bytes-in, bytes-out gRPC method.
+Handler: TypeAlias = Callable[[bytes, "grpc.aio.ServicerContext[Any, Any]"], Awaitable[bytes]]
+
+
+def answering(
+    call: str,
+    stats: StatsSink,
+    clock: Callable[[], int],
+    answer: Answer,
+    *,
+    pick: Callable[[grpc.aio.ServicerContext[Any, Any]], Answer] | None = None,
+) -> Handler:
+    """The method ``call``: ``answer(request, clock())``, timed by ``stats``, refused as
+    :func:`refusal` says when it raises. ``pick``: chooses the answer per call instead (a
+    cluster member's, by the call's metadata)."""
+    latency = stats.timer(call)
+
+    async def handle(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        start = time.perf_counter()
+        chosen = answer if pick is None else pick(context)
+        try:
+            answered = await chosen(request, clock())
+        except Exception as exc:
+            refused = refusal(exc, stats, call)
+        else:
+            latency.observe(time.perf_counter() - start)
+            return answered
+        return await refuse(context, refused, latency, start)
+
+    return handle

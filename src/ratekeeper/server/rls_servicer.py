@@ -13,7 +13,7 @@ owners (``ratekeeper.server.forwarding``).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import grpc
@@ -22,7 +22,7 @@ from envoy.service.ratelimit.v3 import rls_pb2
 from ratekeeper.protocol.rls import RlsDecider
 from ratekeeper.protocol.stats import StatsSink
 from ratekeeper.server.forwarding import is_forwarded
-from ratekeeper.server.refusal import refusal, refuse
+from ratekeeper.server.refusal import Answer, Handler, answering
 
 __all__ = [
     "SERVICE_NAME",
@@ -44,23 +44,7 @@ class RlsServicer:
     def __init__(
         self, decider: RlsDecider, stats: StatsSink, clock: Callable[[], int] = time.time_ns
     ) -> None:
-        self._answer = decider.answer
-        self._stats = stats
-        self._clock = clock
-        self._latency = stats.timer(_CALL)
-
-    async def ShouldRateLimit(
-        self, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> bytes:
-        start = time.perf_counter()
-        try:
-            answer = await self._answer(request, self._clock())
-        except Exception as exc:
-            refused = refusal(exc, self._stats, _CALL)
-        else:
-            self._latency.observe(time.perf_counter() - start)
-            return answer
-        return await refuse(context, refused, self._latency, start)
+        self.ShouldRateLimit: Handler = answering(_CALL, stats, clock, decider.answer)
 
 
 class ClusterRlsServicer(RlsServicer):
@@ -70,23 +54,12 @@ class ClusterRlsServicer(RlsServicer):
     def __init__(
         self, decider: RlsDecider, stats: StatsSink, clock: Callable[[], int] = time.time_ns
     ) -> None:
-        super().__init__(decider, stats, clock)
-        self._answer_forwarded = decider.answer_forwarded
+        local, forwarded = decider.answer, decider.answer_forwarded
 
-    async def ShouldRateLimit(
-        self, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> bytes:
-        start = time.perf_counter()
-        forwarded = is_forwarded(context.invocation_metadata())
-        answer = self._answer_forwarded if forwarded else self._answer
-        try:
-            answered = await answer(request, self._clock())
-        except Exception as exc:
-            refused = refusal(exc, self._stats, _CALL)
-        else:
-            self._latency.observe(time.perf_counter() - start)
-            return answered
-        return await refuse(context, refused, self._latency, start)
+        def pick(context: grpc.aio.ServicerContext[Any, Any]) -> Answer:
+            return forwarded if is_forwarded(context.invocation_metadata()) else local
+
+        self.ShouldRateLimit = answering(_CALL, stats, clock, local, pick=pick)
 
 
 def rls_servicer(
@@ -100,9 +73,9 @@ def rls_servicer(
 class BytesRlsServicer(Protocol):
     """A ``ShouldRateLimit`` that exchanges serialized messages (:class:`RlsServicer`)."""
 
-    async def ShouldRateLimit(
-        self, request: bytes, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> bytes: ...
+    def ShouldRateLimit(
+        self, request: bytes, context: grpc.aio.ServicerContext[Any, Any], /
+    ) -> Awaitable[bytes]: ...
 
 
 def add_rls_servicer(servicer: BytesRlsServicer, server: grpc.aio.Server) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,6 +35,7 @@ __all__ = [
     "free_port",
     "http_get",
     "http_ok",
+    "installed",
     "log_line",
     "port_open",
     "start",
@@ -262,11 +264,48 @@ def log_line(pattern: str) -> ReadyCheck:
     return check
 
 
+def installed(program: str, hint: str) -> str:
+    """The path of ``program`` on PATH; raises :class:`ToolMissing` saying ``hint`` (how to
+    install it) when it is not there."""
+    found = shutil.which(program)
+    if found is None:
+        raise ToolMissing(f"{program} is not installed ({hint})")
+    return found
+
+
 class Restartable:
     """A helper-run service (redis-server, etcd) that tests stop, freeze and start again on the
-    same port: subclasses set ``_process`` in their ``start()``."""
+    same port and data: subclasses say how it is started (:meth:`_argv`).
+
+    Built, it starts at once (subclasses set what :meth:`_argv` reads before calling
+    ``__init__``); raises ``ProcessError`` if it does not start.
+    """
 
     _process: ManagedProcess | None = None
+    #: Seconds it gets to accept connections.
+    start_timeout: float = 10.0
+
+    def __init__(self, binary: str, workdir: Path, name: str) -> None:
+        self._binary = binary
+        self._workdir = workdir
+        self._name = name
+        #: The port it serves on, the same across restarts.
+        self.port = free_port()
+        self.start()
+
+    def _argv(self) -> list[str]:
+        """The command line that serves on :attr:`port`."""
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Start (again) on :attr:`port`; waits until it accepts connections."""
+        self._process = start(
+            self._argv(),
+            name=self._name,
+            log_dir=self._workdir,
+            ready=port_open(self.port),
+            timeout=self.start_timeout,
+        )
 
     @property
     def process(self) -> ManagedProcess | None:

@@ -7,20 +7,16 @@ key prefix. The simulator starts one per run of the legacy architecture.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from ratekeeper.testing.procs import Restartable, ToolMissing, free_port, port_open, start
+from ratekeeper.testing.procs import Restartable, installed
 
 __all__ = ["RedisServer", "redis_binary"]
 
 
 def redis_binary() -> str:
     """The redis-server executable; raises :class:`ToolMissing` when it is not installed."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise ToolMissing("redis-server is not installed (make sysdeps installs it)")
-    return binary
+    return installed("redis-server", "make sysdeps installs it")
 
 
 class RedisServer(Restartable):
@@ -36,15 +32,9 @@ class RedisServer(Restartable):
         """``unixsocket``: listen there too; ``tls_cert``: a PEM file holding the certificate
         and its key, served (TLS only) on :attr:`port`. Starts at once; raises
         :class:`ToolMissing` without redis-server and ``ProcessError`` if it does not start."""
-        self._binary = redis_binary()
-        self._workdir = workdir
-        self._name = name
         self._unixsocket = unixsocket
         self._tls_cert = tls_cert
-        #: The TCP port, the same across restarts.
-        self.port = free_port()
-        self._process = None
-        self.start()
+        super().__init__(redis_binary(), workdir, name)
 
     @property
     def url(self) -> str:
@@ -53,8 +43,7 @@ class RedisServer(Restartable):
             return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self._tls_cert}"
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> None:
-        """Start (again) on :attr:`port`; waits until it accepts connections."""
+    def _argv(self) -> list[str]:
         port = str(self.port)
         argv = [self._binary, "--bind", "127.0.0.1", "--port", port]
         if self._tls_cert is not None:
@@ -64,6 +53,4 @@ class RedisServer(Restartable):
         argv += ["--save", "", "--appendonly", "no", "--dir", str(self._workdir)]
         if self._unixsocket is not None:
             argv += ["--unixsocket", str(self._unixsocket), "--unixsocketperm", "700"]
-        self._process = start(
-            argv, name=self._name, log_dir=self._workdir, ready=port_open(self.port), timeout=10
-        )
+        return argv

@@ -56,11 +56,10 @@ def limit(
         @functools.wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Response:
             request = flask.request._get_current_object()  # type: ignore[attr-defined]
-            checked = guard.check(request)
-            headers = checked[1] if checked else []
-            if checked is not None and not checked[0].allowed:
+            refused, headers = guard.verdict(request)
+            if refused is not None:
                 if on_limited is not None:
-                    response = flask.make_response(on_limited(request, *checked))
+                    response = flask.make_response(on_limited(request, refused, headers))
                 else:
                     response = Response(REFUSED_BODY, 429, mimetype="text/plain")
             else:

@@ -56,3 +56,12 @@ class Guard(Generic[Request]):
             return None
         decision = self.limiter.acquire(name, self.hits)
         return decision, rate_limit_headers(decision, self.policy_name)
+
+    def verdict(self, request: Request) -> tuple[Decision | None, list[tuple[str, str]]]:
+        """``(refused, headers)``: the decision if ``request`` is refused (``None`` if it may
+        go on) and the header fields its answer carries (none for a request with no key)."""
+        checked = self.check(request)
+        if checked is None:
+            return None, []
+        decision, headers = checked
+        return (None if decision.allowed else decision), headers

@@ -118,10 +118,13 @@ def limit(
                 request = next((a for a in args if isinstance(a, Request)), None)
             if request is None:
                 raise TypeError(f"{endpoint.__qualname__}: no Request to rate limit by")
-            checked = guard.check(request)
-            headers = checked[1] if checked else []
-            if checked is not None and not checked[0].allowed:
-                answer = on_limited(request, *checked) if on_limited else refused(*checked)
+            refusal, headers = guard.verdict(request)
+            if refusal is not None:
+                answer = (
+                    on_limited(request, refusal, headers)
+                    if on_limited
+                    else refused(refusal, headers)
+                )
                 return _with_headers(answer, headers)
             if is_async:
                 result = await endpoint(*args, **kwargs)

@@ -35,10 +35,18 @@ class Arrivals:
 
 
 @dataclass(frozen=True, slots=True)
-class Steady(Arrivals):
-    """Evenly spaced at ``rate`` per second, starting at a random phase."""
+class _Rated(Arrivals):
+    """A process at one constant ``rate`` per second."""
 
     rate: float
+
+    def mean_rate(self, t_s: float) -> float:
+        return self.rate
+
+
+@dataclass(frozen=True, slots=True)
+class Steady(_Rated):
+    """Evenly spaced at ``rate`` per second, starting at a random phase."""
 
     def times(self, rng: random.Random, end: int) -> Iterator[int]:
         if self.rate <= 0:
@@ -49,15 +57,10 @@ class Steady(Arrivals):
             yield int(t)
             t += gap
 
-    def mean_rate(self, t_s: float) -> float:
-        return self.rate
-
 
 @dataclass(frozen=True, slots=True)
-class Poisson(Arrivals):
+class Poisson(_Rated):
     """Exponential gaps of mean ``1 / rate``: the sparse per-client share of a busy key."""
-
-    rate: float
 
     def times(self, rng: random.Random, end: int) -> Iterator[int]:
         if self.rate <= 0:
@@ -66,9 +69,6 @@ class Poisson(Arrivals):
         while t < end:
             yield int(t)
             t += _gap(self.rate, rng) * NS_PER_SECOND
-
-    def mean_rate(self, t_s: float) -> float:
-        return self.rate
 
 
 @dataclass(frozen=True, slots=True)
