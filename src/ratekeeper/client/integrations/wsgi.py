@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Unpack
 
 from ratekeeper.client.integrations.decorator import Acquirer
-from ratekeeper.client.integrations.guard import REFUSED_BODY, Guard, GuardOptions
+from ratekeeper.client.integrations.guard import REFUSED_BODY, ExemptPaths, Guard, GuardOptions
 from ratekeeper.client.policy import Key
 
 __all__ = ["WsgiRateLimitMiddleware", "remote_address"]
@@ -23,20 +23,25 @@ def remote_address(environ: Environ) -> Key | None:
 
 
 class WsgiRateLimitMiddleware(Guard[Environ]):
-    """``app`` behind ``limiter``: each request costs ``hits`` under ``key(environ)``."""
+    """``app`` behind ``limiter``: each request costs ``hits`` under ``key(environ)``, but those
+    to an ``exempt`` path (``PATH_INFO``; see :mod:`.guard`)."""
 
     def __init__(
         self,
         app: WSGIApp,
         limiter: Acquirer,
         key: Callable[[Environ], Key | None] = remote_address,
+        *,
+        exempt: Iterable[str] = (),
         **options: Unpack[GuardOptions],
     ) -> None:
         super().__init__(limiter, key, **options)
         self.app = app
+        self.exempt = ExemptPaths(exempt)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        checked = self.check(environ)
+        exempt = self.exempt(environ.get("PATH_INFO", ""))
+        checked = None if exempt else self.check(environ)
         if checked is None:
             return self.app(environ, start_response)
         decision, fields = checked
