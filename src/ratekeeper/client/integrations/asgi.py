@@ -16,10 +16,12 @@ from ratekeeper.client.policy import Key
 
 __all__ = ["RateLimitMiddleware", "client_address"]
 
+#: An ASGI connection scope (``scope["type"]``, ``scope["path"]``, ``scope["client"]``, ...).
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+#: An ASGI application: ``await app(scope, receive, send)``.
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
@@ -31,7 +33,8 @@ def client_address(scope: Scope) -> Key | None:
 
 class RateLimitMiddleware(Guard[Scope]):
     """``app`` behind ``limiter``: each HTTP request costs ``hits`` under ``key(scope)``, but
-    those to an ``exempt`` path (``scope["path"]``; see :mod:`.guard`)."""
+    those to an ``exempt`` path (``scope["path"]``, each matched whole, ``*`` matching any run of
+    characters)."""
 
     def __init__(
         self,

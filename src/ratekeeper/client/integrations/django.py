@@ -5,9 +5,9 @@ the answer is a 429 (or ``on_limited(request, decision, headers)``'s response) w
 RateLimit headers; admitted, the headers are added to the view's response.
 
 The middleware limits every view but those marked :func:`exempt`, requests to a path listed in
-its ``exempt=`` (``request.path_info``, matched as :mod:`.guard` says) and requests whose key is
-``None``. Django builds middleware from a dotted path, so make the class where the limiter
-lives and name it in ``MIDDLEWARE``::
+its ``exempt=`` (``request.path_info``, each matched whole, ``*`` matching any run of
+characters) and requests whose key is ``None``. Django builds middleware from a dotted path,
+so make the class where the limiter lives and name it in ``MIDDLEWARE``::
 
     RateLimit = middleware(limiter, key=keys.client_address(["10.0.0.0/8"]))
 """

@@ -19,6 +19,7 @@ from ratekeeper.client.policy import Key
 
 __all__ = ["REFUSED_BODY", "ExemptPaths", "Guard", "GuardOptions", "domain_of"]
 
+#: The request a guard keys: an ASGI scope, a WSGI environ, a framework's request object.
 Request = TypeVar("Request")
 
 #: The body of every 429.

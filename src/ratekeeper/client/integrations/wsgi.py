@@ -11,8 +11,10 @@ from ratekeeper.client.policy import Key
 
 __all__ = ["WsgiRateLimitMiddleware", "remote_address"]
 
+#: A WSGI request environment (``PATH_INFO``, ``REMOTE_ADDR``, ``HTTP_*`` headers, ...).
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
+#: A WSGI application: ``app(environ, start_response)`` returns the body's chunks.
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 
@@ -24,7 +26,8 @@ def remote_address(environ: Environ) -> Key | None:
 
 class WsgiRateLimitMiddleware(Guard[Environ]):
     """``app`` behind ``limiter``: each request costs ``hits`` under ``key(environ)``, but those
-    to an ``exempt`` path (``PATH_INFO``; see :mod:`.guard`)."""
+    to an ``exempt`` path (``PATH_INFO``, each matched whole, ``*`` matching any run of
+    characters)."""
 
     def __init__(
         self,
