@@ -383,13 +383,12 @@ async def run(settings: ServerSettings) -> int:
     loop.add_signal_handler(signal.SIGHUP, watcher.reload_soon)
     polling = watcher if settings.policy.reload_interval_s > 0 else None
     chores = asyncio.create_task(_housekeeping(server, polling))
-    log.info(
-        "ratekeeper ready grpc=%s:%d%s http=%s:%d config=%s backend=%s%s",
-        listeners.host, server.grpc_port,
-        f" grpc=unix:{listeners.grpc_uds}" if listeners.grpc_uds else "",
-        listeners.host, server.http_port, config_path(settings), settings.store.backend_for_logs,
-        security_for_logs(settings, server.admin_port, components.auth_token),
-    )  # fmt: skip
+    uds = f" grpc=unix:{listeners.grpc_uds}" if listeners.grpc_uds else ""
+    security = security_for_logs(settings, server.admin_port, components.auth_token)
+    components.health.announce(  # "ready" only once serving: a store may not answer yet
+        f"grpc={listeners.host}:{server.grpc_port}{uds} http={listeners.host}:{server.http_port} "
+        f"config={config_path(settings)} backend={settings.store.backend_for_logs}{security}"
+    )
     await stop.wait()
     log.info("shutting down (grace %.1fs)", listeners.shutdown_grace_s)
     chores.cancel()

@@ -10,6 +10,7 @@ never blocks.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from grpc_health.v1 import health_pb2
@@ -21,6 +22,8 @@ from ratekeeper.protocol.policy import PolicyHolder
 from ratekeeper.server.reload import NoConfig
 
 __all__ = ["GRPC_SERVICE_NAMES", "Degraded", "ServingHealth"]
+
+log = logging.getLogger(__name__)
 
 #: Names under which gRPC health is served (the reference uses "ratelimit").
 GRPC_SERVICE_NAMES = ("", "ratelimit")
@@ -56,6 +59,10 @@ class ServingHealth:
         self._config_loaded = False
         self._shutting_down = False
         self._published: bool | None = None
+        #: The ready line's details while it waits for the process to serve.
+        self._announce: str | None = None
+        #: Whether it has served since it started (so a return to serving is "again").
+        self._was_serving = False
 
     def degraded(self) -> Degraded | None:
         """How the process serves degraded (no config loaded; a store under pressure: some new
@@ -72,9 +79,29 @@ class ServingHealth:
 
     def serving(self) -> bool:
         """The current answer."""
+        return self.not_serving() is None
+
+    def not_serving(self) -> str | None:
+        """Why the process is NOT_SERVING, for the log; ``None`` while it serves."""
+        if self._shutting_down:
+            return "shutting down"
+        if not self._config_loaded:
+            return "starting"
         if self._domains_of is not None and not self._domains_of.policy.domains:
-            return False
-        return self._config_loaded and not self._shutting_down and self._store.healthy()
+            return "no domain loaded, which --healthy-with-at-least-one-config-loaded requires"
+        if not self._store.healthy():
+            return "the store does not answer"
+        return None
+
+    def announce(self, where: str) -> None:
+        """Log ``ratekeeper ready <where>`` (the listeners, config, backend) if serving now;
+        else a warning saying why not, and the ready line once it serves (:meth:`refresh`)."""
+        why = self.not_serving()
+        if why is None:
+            log.info("ratekeeper ready %s", where)
+            return
+        self._announce = where
+        log.warning("ratekeeper started, not serving yet (%s): %s", why, where)
 
     async def config_loaded(self) -> None:
         """Start-up is done: a config is in force, or :class:`NoConfig` (see the module doc)."""
@@ -87,10 +114,20 @@ class ServingHealth:
         await self.refresh()
 
     async def refresh(self) -> None:
-        """Publish the current answer to gRPC health watchers if it changed."""
-        serving = self.serving()
+        """Publish the current answer to gRPC health watchers if it changed, and log the
+        change (the ready line, if :meth:`announce` still owes it)."""
+        why = self.not_serving()
+        serving = why is None
         if serving is self._published:
             return
+        if serving and self._announce is not None:
+            log.info("ratekeeper ready %s", self._announce)
+            self._announce = None
+        elif serving and self._published is False and self._was_serving:
+            log.info("serving again")
+        elif not serving and self._published and not self._shutting_down:
+            log.warning("not serving: %s", why)
         self._published = serving
+        self._was_serving = self._was_serving or serving
         for name in GRPC_SERVICE_NAMES:
             await self.servicer.set(name, _STATUS[serving])
