@@ -7,7 +7,10 @@ resolve. A block may ``await`` at top level (it is run in an event loop of its o
 Blocks that talk to a server (they name an address on port 8081: ``127.0.0.1:8081``,
 ``10.0.0.1:8081``) get real ``ratekeeper serve`` processes on free loopback ports serving the
 examples' policies: each distinct address in a block is replaced by the next server's, so no
-traffic leaves this machine. A block that cannot run here is marked on the line before it::
+traffic leaves this machine, and a block that closes its limiters must have reported to them. A
+limiter a block leaves open (an app's, made at import) is closed after it.
+
+A block that cannot run here is marked on the line before it::
 
     <!-- snippet: skip (the reason) -->
 
@@ -29,6 +32,7 @@ from typing import Any
 
 import pytest
 
+import ratekeeper
 from ratekeeper.testing.server_process import RatekeeperServer, ratekeeper_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,6 +149,17 @@ def test_snippet_runs(
     code = _compiled(snippet, running)
     monkeypatch.chdir(ROOT)
     namespace: dict[str, Any] = {"__name__": "snippet"}
+    before = _reports(running)
     result = eval(code, namespace)  # a top-level await makes the block a coroutine
     if asyncio.iscoroutine(result):
         asyncio.run(result)
+    left_open = [v for v in namespace.values() if isinstance(v, ratekeeper.Limiter)]
+    for limiter in left_open:  # an app's limiter, made at import: closed here, not leaked
+        limiter.close()
+    if running and not left_open:  # limiters used and closed reported to the servers
+        assert _reports(running) > before, f"{snippet.id}: no server received a report"
+
+
+def _reports(servers: list[RatekeeperServer]) -> float:
+    """Report calls the servers answered so far."""
+    return sum(s.metric("ratekeeper_call_seconds_count", call="report") for s in servers)
