@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SRC_DIRS := src tests bench examples
 
-.PHONY: install sysdeps run test check bench bench-quick protos clean fuzz-long
+.PHONY: install sysdeps run test check bench bench-quick protos clean fuzz-long docs
 
 # The protobuf modules are generated, not kept in git: from the .proto files beside them.
 PROTOS := $(wildcard src/ratekeeper/proto/ratekeeper/v1/*.proto)
@@ -14,7 +14,7 @@ GENERATED := $(PROTOS:.proto=_pb2.py)
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,bench]'
+	$(BIN)/python -m pip install -q -e '.[test,bench,docs]'
 	touch $(STAMP)
 
 $(GENERATED) &: $(PROTOS) $(STAMP)
@@ -62,3 +62,9 @@ clean:
 # per target, 20,000 mutated calls to a live server. `make test` runs the short one.
 fuzz-long: install
 	RATEKEEPER_FUZZ_LONG=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz --timeout 1800
+
+# The API reference, from the docstrings (docs/conf.py, docs/api/), warnings as errors: a broken
+# docstring or cross-reference fails it. `make test` runs it too (tests/docs/test_api_reference.py).
+docs: install
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs build/docs
+	@echo "API reference: build/docs/api/index.html"

@@ -45,7 +45,8 @@ def test_a_hostile_config_stops_start_up_with_one_line(
 ) -> None:
     path = tmp_path / "deep.yaml"
     path.write_text("domain: d\ndescriptors: " + "[" * 5000 + "]" * 5000 + "\n")
-    assert main(["serve", "--config", str(path), "--grpc-port", "0", "--http-port", "0"]) == 2
+    argv = ["serve", "--config", str(path), "--grpc-port", "0", "--http-port", "0"]
+    assert main([*argv, "--serve-without-config", "false"]) == 2
     (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
     message = record.getMessage()
     assert message == f"cannot start: {path}:2: nesting deeper than 64 levels (max_depth)"

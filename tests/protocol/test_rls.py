@@ -115,6 +115,19 @@ async def test_store_failures_are_answered_per_fail_closed_and_counted(
     assert d.stats.events[Event.STORE_ERROR] == 1
 
 
+@pytest.mark.parametrize(
+    ("fail_closed", "says"),
+    [(False, "answering OK (fail open)"), (True, "answering OVER_LIMIT (fail closed)")],
+)
+async def test_the_store_error_log_line_names_the_failure_mode_in_force(
+    fail_closed: bool, says: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    d = Decider(FailingStore(), RlsSettings(fail_closed=fail_closed))
+    await d.ask(request())
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert line == f"store error, {says}: down"
+
+
 async def test_global_shadow_mode_answers_ok_and_counts_it() -> None:
     d = Decider(settings=RlsSettings(shadow_mode=True))
     codes = [(await d.ask(request())).overall_code for _ in range(3)]

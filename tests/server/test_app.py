@@ -169,10 +169,13 @@ def test_sighup_reloads_when_polling_is_off(launch: Callable[..., Serve], config
     assert "key2" in serve.get("/rlconfig")[1]
 
 
-def test_a_bad_config_at_startup_exits_2_naming_the_file(tmp_path: Path) -> None:
+def test_a_bad_config_at_startup_exits_2_naming_the_file_when_told_not_to_serve_without(
+    tmp_path: Path,
+) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("domain: test\ndescriptors:\n  - key: k\n    nonsense: true\n")
     argv = [sys.executable, "-m", "ratekeeper.cli.main", "serve", "--config", str(bad)]
+    argv += ["--serve-without-config", "false"]  # the default serves: tests/server/test_no_config
     proc = start(argv, name="bad", log_dir=tmp_path / "logs")
     assert proc.popen.wait(timeout=20) == 2
     assert re.search(r"cannot start: .*bad\.yaml:4", proc.log_text())

@@ -28,7 +28,8 @@ def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "bench",
         help="run the side-by-side traffic simulator (A legacy, B sync, C batch reporting)",
-        description=__doc__,
+        description="Run the side-by-side traffic simulator of a source checkout (python -m "
+        "bench); every argument, --help included, is the simulator's.",
         # Every argument, --help included, belongs to the simulator's own parser: with no
         # option prefix of its own this subparser passes them all through untouched.
         add_help=False,

@@ -11,15 +11,25 @@ from ratekeeper.config.lint import limitless_leaves
 from ratekeeper.config.loader import read_specs
 from ratekeeper.errors import ConfigError
 
-__all__ = ["add_parser", "run"]
+__all__ = ["DESCRIPTION", "HELP", "add_parser", "run"]
+
+#: The line ``ratekeeper --help`` lists it with.
+HELP = "validate policy files and print the loaded tree"
+#: What ``ratekeeper check-config --help`` says it does.
+DESCRIPTION = (
+    "Load a policy file, or every *.yaml/*.yml file of a directory, as 'ratekeeper serve' "
+    "would, and print the domains and rules it holds (exit 0), or each error with its file, "
+    "line and key (exit 1). --strict also refuses rules that limit nothing and have no "
+    "children, such as a mis-indented unit:."
+)
 
 
 def add_parser(subparsers: Any) -> None:
     """Register ``check-config`` on the ``ratekeeper`` command line."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "check-config",
-        help="validate policy files and print the loaded tree",
-        description=__doc__,
+        help=HELP,
+        description=DESCRIPTION,
     )
     parser.add_argument("path", help="a YAML policy file, or a directory of *.yaml/*.yml files")
     parser.add_argument(

@@ -14,14 +14,25 @@ from ratekeeper.server.app import run
 from ratekeeper.server.options import add_arguments, from_sources
 from ratekeeper.server.settings import ServerSettings
 
-__all__ = ["add_parser"]
+__all__ = ["DESCRIPTION", "HELP", "add_parser"]
+
+#: The line ``ratekeeper --help`` lists it with.
+HELP = "run the rate limit service (Envoy RLS, /json, batch reports, health, metrics)"
+#: What ``ratekeeper serve --help`` says it does (the module docstring is for developers).
+DESCRIPTION = (
+    "Run the rate limit service: Envoy's rate limit API (gRPC ShouldRateLimit, and POST /json), "
+    "the batch Report API of ratekeeper clients, /healthcheck, /metrics, /rlconfig and gRPC "
+    "health. Policies are envoyproxy/ratelimit YAML files (--config; reloaded when they "
+    "change); counters live in memory or in Redis (--backend). It runs alone, or as a member "
+    "of a cluster (--join)."
+)
 
 
 def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "serve",
-        help=__doc__.splitlines()[0].split(": ", 1)[1],
-        description=__doc__,
+        help=HELP,
+        description=DESCRIPTION,
         epilog="Flags override RATEKEEPER_* environment variables, which override defaults.",
     )
     add_arguments(parser)

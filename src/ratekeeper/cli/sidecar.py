@@ -22,7 +22,18 @@ from ratekeeper.server.settings import ServerSettings
 from ratekeeper.sidecar.app import SidecarOptions, run, servers_of
 from ratekeeper.transport.tls import TlsSettings, read_token
 
-__all__ = ["add_parser"]
+__all__ = ["DESCRIPTION", "HELP", "add_parser"]
+
+#: The line ``ratekeeper --help`` lists it with.
+HELP = "run a localhost Envoy RLS endpoint that decides locally and reports in batches"
+#: What ``ratekeeper sidecar --help`` says it does.
+DESCRIPTION = (
+    "Answer every ShouldRateLimit (gRPC on TCP and, with --grpc-uds, a unix socket) and POST "
+    "/json from local state, with the server's answers and policy files, with no remote call "
+    "per request; report what was admitted and rejected to --server every --report-interval "
+    "seconds. Every flag of 'ratekeeper serve' that shapes answers applies (the store flags do "
+    "not). Default ports: 8091 (gRPC) and 8090 (HTTP), beside a server's 8081 and 8080."
+)
 
 #: The sidecar's own default ports, so that it runs beside a server on one host as it is.
 DEFAULT_PORTS = {"grpc_port": "8091", "http_port": "8090"}
@@ -31,8 +42,8 @@ DEFAULT_PORTS = {"grpc_port": "8091", "http_port": "8090"}
 def add_parser(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "sidecar",
-        help=__doc__.splitlines()[0].split(": ", 1)[1],
-        description=__doc__,
+        help=HELP,
+        description=DESCRIPTION,
         epilog="Flags override RATEKEEPER_* environment variables, which override defaults.",
     )
     parser.add_argument(

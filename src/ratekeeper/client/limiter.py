@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 
 class Limiter(BaseLimiter):
-    """A batch-reporting rate limiter; the arguments are :class:`BaseLimiter`'s."""
+    """A batch-reporting rate limiter; the asyncio twin is :class:`ratekeeper.aio.Limiter`."""
 
     def _start(self) -> None:
         self._peers = Peers(self._open_peer)

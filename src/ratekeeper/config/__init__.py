@@ -1,7 +1,7 @@
 """Policy configuration: envoyproxy/ratelimit YAML and the native spelling, validated once.
 
-:func:`load_config` reads files into an immutable :class:`PolicyTree`; the server asks
-:meth:`PolicyTree.match` for the rule of each request descriptor.
+:func:`~ratekeeper.load_config` reads files into an immutable :class:`~ratekeeper.PolicyTree`;
+the server asks :meth:`~ratekeeper.PolicyTree.match` for the rule of each request descriptor.
 """
 
 from ratekeeper.config.bounded_yaml import LoadBounds

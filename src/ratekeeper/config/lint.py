@@ -27,7 +27,7 @@ class Finding:
 
     def __str__(self) -> str:
         where = ":".join(str(part) for part in (self.file, self.line) if part is not None)
-        return f"{where or '<config>'}: {self.key}: {self.reason}"
+        return f"{where}: {self.key}: {self.reason}" if where else f"{self.key}: {self.reason}"
 
 
 def limitless_leaves(domains: Iterable[DomainSpec]) -> list[Finding]:

@@ -242,13 +242,19 @@ class RlsDecider:
         self._stats.count(Event.STORE_ERROR)
         if now - self._last_store_log >= NS_PER_SECOND:  # one line a second, not per call
             self._last_store_log = now
-            log.warning("store error, answering per FAIL_CLOSED: %s", exc)
+            log.warning("store error, %s: %s", self._failure_answer(), exc)
 
     def _forward_failed(self, exc: ForwardError, now: int) -> None:
         self._stats.count(Event.FORWARD_ERROR)
         if now - self._last_forward_log >= NS_PER_SECOND:
             self._last_forward_log = now
-            log.warning("forwarding failed, answering per FAIL_CLOSED: %s", exc)
+            log.warning("forwarding failed, %s: %s", self._failure_answer(), exc)
+
+    def _failure_answer(self) -> str:
+        """What a failed call is answered, for its log line (the failure mode in force)."""
+        if self._settings.fail_closed:
+            return "answering OVER_LIMIT (fail closed)"
+        return "answering OK (fail open)"
 
 
 def _parse(raw: bytes) -> RateLimitRequest:

@@ -40,7 +40,6 @@ from ratekeeper.protocol.policy import Policy, PolicyHolder
 from ratekeeper.protocol.report import ReportProcessor
 from ratekeeper.protocol.rlqs import RlqsQuotas
 from ratekeeper.protocol.rls import RlsDecider, RlsSettings
-from ratekeeper.protocol.stats import Event
 from ratekeeper.server import redact
 from ratekeeper.server.forward_batch import BatchServicer, add_batch_servicer
 from ratekeeper.server.forwarding import (
@@ -54,7 +53,7 @@ from ratekeeper.server.listeners import HttpListeners, grpc_options, security_fo
 from ratekeeper.server.member_lifecycle import MemberLifecycle, advertised, embedded_assigner
 from ratekeeper.server.member_service import MemberService
 from ratekeeper.server.metrics import Metrics
-from ratekeeper.server.reload import ConfigWatcher, file_signature
+from ratekeeper.server.reload import ConfigWatcher, config_gauge, file_signature, initial_policy
 from ratekeeper.server.report_servicer import ReportServicer, add_report_servicer
 from ratekeeper.server.rlqs_servicer import RlqsServicer, add_rlqs_servicer
 from ratekeeper.server.rls_servicer import add_rls_servicer, rls_servicer
@@ -235,8 +234,9 @@ def build(
     metrics = Metrics(
         m.max_stats_keys, max_stats_domains=m.max_stats_domains, max_label_chars=m.max_label_chars
     )
-    policy = PolicyHolder(policy_loader(settings)())
-    metrics.count(Event.CONFIG_LOAD_SUCCESS)
+    load, without = policy_loader(settings), settings.policy.serve_without_config
+    policy = PolicyHolder(initial_policy(load, config_path(settings), metrics, without))
+    config_gauge(metrics.registry, policy)
     store = open_store(settings)
     metrics.watch_store(store)
     token = read_token(settings.auth.token_file) if settings.auth.token_file else None
@@ -249,7 +249,7 @@ def build(
         slicelet.listen(forwarder)  # closes the channels of owners that leave
     decider = RlsDecider(policy, gate, metrics, rls_settings(settings), forwarder)
     reports = ReportProcessor(gate, lambda: policy.policy, settings.reports, metrics)
-    health = ServingHealth(store, policy if settings.policy.require_domain else None)
+    health = ServingHealth(store, policy, require_domain=settings.policy.require_domain)
     assigner = embedded_assigner(settings.cluster) if settings.cluster.assigner_embedded else None
     return Components(
         settings, policy, store, metrics, health, decider, reports, clock, slicelet, assigner,
@@ -384,13 +384,12 @@ async def run(settings: ServerSettings) -> int:
     loop.add_signal_handler(signal.SIGHUP, watcher.reload_soon)
     polling = watcher if settings.policy.reload_interval_s > 0 else None
     chores = asyncio.create_task(_housekeeping(server, polling))
-    log.info(
-        "ratekeeper ready grpc=%s:%d%s http=%s:%d config=%s backend=%s%s",
-        listeners.host, server.grpc_port,
-        f" grpc=unix:{listeners.grpc_uds}" if listeners.grpc_uds else "",
-        listeners.host, server.http_port, config_path(settings), settings.store.backend_for_logs,
-        security_for_logs(settings, server.admin_port, components.auth_token),
-    )  # fmt: skip
+    uds = f" grpc=unix:{listeners.grpc_uds}" if listeners.grpc_uds else ""
+    security = security_for_logs(settings, server.admin_port, components.auth_token)
+    components.health.announce(  # "ready" only once serving: a store may not answer yet
+        f"grpc={listeners.host}:{server.grpc_port}{uds} http={listeners.host}:{server.http_port} "
+        f"config={config_path(settings)} backend={settings.store.backend_for_logs}{security}"
+    )
     await stop.wait()
     log.info("shutting down (grace %.1fs)", listeners.shutdown_grace_s)
     chores.cancel()

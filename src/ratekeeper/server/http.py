@@ -7,7 +7,8 @@ Routes (a table, :data:`ROUTES`):
   for a body declared as anything but JSON (``application/json`` or ``*/*+json``; a request
   without a ``Content-Type`` is read as JSON).
 * ``GET /healthcheck``: 200 ``OK`` while serving, 500 otherwise; 200 ``DEGRADED <why>`` with
-  the header :data:`DEGRADED_HEADER` while serving with the store under pressure.
+  the header :data:`DEGRADED_HEADER` (``store-pressure``, ``no-config``) while serving with the
+  store under pressure or with no config loaded.
 * ``GET /metrics``: Prometheus text.
 * ``GET /rlconfig``: the loaded config, human-readable.
 
@@ -81,11 +82,11 @@ class HttpEndpoints:
 
     async def healthcheck(self, request: web.Request) -> web.Response:
         if self.health.serving():
-            why = self.health.degraded()
-            if why is None:
+            degraded = self.health.degraded()
+            if degraded is None:
                 return web.Response(text="OK")
-            headers = {DEGRADED_HEADER: "store-pressure"}
-            return web.Response(text=f"DEGRADED {why}\n", headers=headers)
+            headers = {DEGRADED_HEADER: degraded.kind}
+            return web.Response(text=f"DEGRADED {degraded.why}\n", headers=headers)
         return web.Response(status=500, text="NOT SERVING")
 
     async def prometheus(self, request: web.Request) -> web.Response:

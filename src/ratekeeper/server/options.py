@@ -137,6 +137,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("healthy_with_at_least_one_config_loaded", "HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED",
            "policy.require_domain", _parse_bool,
            "Health NOT_SERVING while the loaded config defines no domain; off: serve anyway."),
+    Option("serve_without_config", "SERVE_WITHOUT_CONFIG", "policy.serve_without_config",
+           _parse_bool, "A config invalid or absent at start-up: serve with no rules (every "
+           "descriptor OK) and load it once it is valid, as envoyproxy/ratelimit; false: exit 2."),
     Option("response_dynamic_metadata", "RESPONSE_DYNAMIC_METADATA",
            "answers.dynamic_metadata", _parse_bool,
            "Fill RLS responses' dynamic_metadata (domain, descriptors, hitsAddend, metadata)."),

@@ -145,6 +145,9 @@ class PolicySettings:
     #: Health is NOT_SERVING while the loaded config defines no domain (the reference's
     #: ``HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED``); off: an empty config serves (OK to all).
     require_domain: bool = False
+    #: A config invalid or absent at start-up: serve with no rules (every descriptor OK) and
+    #: load it once it is valid, as envoyproxy/ratelimit starts anyway; off: exit 2.
+    serve_without_config: bool = True
 
     def __post_init__(self) -> None:
         _at_least("policy", self, 0, "reload_interval_s")

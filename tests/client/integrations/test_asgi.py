@@ -63,3 +63,22 @@ async def test_requests_without_a_key_and_non_http_scopes_pass() -> None:
 
     await RateLimitMiddleware(app, lim)({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
     assert seen == ["lifespan"]
+
+
+async def test_exempt_paths_are_neither_counted_nor_given_headers() -> None:
+    lim = BaseLimiter("127.0.0.1:1", limit="1/minute")
+    routes = [Route(path, hello) for path in ("/", "/healthz", "/static/{name:path}")]
+    app = RateLimitMiddleware(
+        Starlette(routes=routes), lim, key=_user, exempt=["/healthz", "/static/*"]
+    )
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        user = {"x-user": "ann"}
+        for path in ("/healthz", "/static/a/b.css", "/healthz"):
+            answer = await client.get(path, headers=user)
+            assert answer.status_code == 200
+            assert "ratelimit" not in answer.headers
+        assert (await client.get("/", headers=user)).status_code == 200  # the first counted
+        assert (await client.get("/", headers=user)).status_code == 429
+        assert (await client.get("/healthzz", headers=user)).status_code == 429  # matched whole
+        assert (await client.get("/static", headers=user)).status_code == 429

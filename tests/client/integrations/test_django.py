@@ -75,3 +75,17 @@ async def test_async_views_are_limited_without_awaiting_the_decision() -> None:
     refused = await view(factory.get("/", HTTP_X_KEY="k"))
     assert (first.status_code, refused.status_code, called) == (200, 429, [1])
     assert first["RateLimit-Policy"] == refused["RateLimit-Policy"] == '"default";q=1;w=60'
+
+
+def test_middleware_exempt_paths() -> None:
+    lim = BaseLimiter("127.0.0.1:1", limit="1/minute")
+    mw = middleware(lim, exempt="/healthz")(lambda request: HttpResponse("unused"))
+
+    def view(request: HttpRequest) -> HttpResponse:
+        return HttpResponse("ok")
+
+    assert mw.process_view(factory.get("/healthz"), view, (), {}) is None  # Django calls it
+    assert mw.process_view(factory.get("/healthz"), view, (), {}) is None
+    assert mw.process_view(factory.get("/"), view, (), {}).status_code == 200
+    assert mw.process_view(factory.get("/"), view, (), {}).status_code == 429
+    assert mw.process_view(factory.get("/h"), view, (), {}).status_code == 429

@@ -38,3 +38,27 @@ def test_no_address_no_limit() -> None:
     lim = BaseLimiter("127.0.0.1:1", limit="0/s")
     client = build(lim).test_client()
     assert client.get("/", environ_base={"REMOTE_ADDR": ""}).status_code == 200
+
+
+def test_exempt_paths_are_neither_counted_nor_given_headers() -> None:
+    lim = BaseLimiter("127.0.0.1:1", limit="1/minute")
+    app = Flask(__name__)
+
+    @app.get("/")
+    @app.get("/healthz")
+    @app.get("/assets/<path:name>")
+    def hello(name: str = "") -> str:
+        return "hello"
+
+    app.wsgi_app = WsgiRateLimitMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, lim, exempt=("/healthz", "/assets/*")
+    )
+    client = app.test_client()
+    peer = {"REMOTE_ADDR": "10.0.0.1"}
+    for path in ("/healthz", "/assets/app.js", "/healthz"):
+        answer = client.get(path, environ_base=peer)
+        assert answer.status_code == 200
+        assert "RateLimit" not in answer.headers
+    assert client.get("/", environ_base=peer).status_code == 200
+    assert client.get("/", environ_base=peer).status_code == 429
+    assert client.get("/healthz/", environ_base=peer).status_code == 429  # matched whole

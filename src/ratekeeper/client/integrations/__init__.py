@@ -2,7 +2,9 @@
 
 Each takes a key function (the request to the rate limit key; ``None`` to let a request through
 unlimited), answers refused requests with 429, and sends the IETF RateLimit headers
-(draft-ietf-httpapi-ratelimit-headers-10) built by :mod:`.headers`.
+(draft-ietf-httpapi-ratelimit-headers-10) built by :func:`rate_limit_headers`. Per-route
+decorators for Starlette and FastAPI, Flask and Django, and a Django middleware, are in the
+submodules named after each framework.
 """
 
 from ratekeeper.client.integrations.asgi import RateLimitMiddleware

@@ -7,19 +7,21 @@ inserted into the app's own ``http.response.start`` message). Non-HTTP scopes pa
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, Unpack
 
 from ratekeeper.client.integrations.decorator import Acquirer
-from ratekeeper.client.integrations.guard import REFUSED_BODY, Guard, GuardOptions
+from ratekeeper.client.integrations.guard import REFUSED_BODY, ExemptPaths, Guard, GuardOptions
 from ratekeeper.client.policy import Key
 
 __all__ = ["RateLimitMiddleware", "client_address"]
 
+#: An ASGI connection scope (``scope["type"]``, ``scope["path"]``, ``scope["client"]``, ...).
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+#: An ASGI application: ``await app(scope, receive, send)``.
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
@@ -30,20 +32,26 @@ def client_address(scope: Scope) -> Key | None:
 
 
 class RateLimitMiddleware(Guard[Scope]):
-    """``app`` behind ``limiter``: each HTTP request costs ``hits`` under ``key(scope)``."""
+    """``app`` behind ``limiter``: each HTTP request costs ``hits`` under ``key(scope)``, but
+    those to an ``exempt`` path (``scope["path"]``, each matched whole, ``*`` matching any run of
+    characters)."""
 
     def __init__(
         self,
         app: ASGIApp,
         limiter: Acquirer,
         key: Callable[[Scope], Key | None] = client_address,
+        *,
+        exempt: Iterable[str] = (),
         **options: Unpack[GuardOptions],
     ) -> None:
         super().__init__(limiter, key, **options)
         self.app = app
+        self.exempt = ExemptPaths(exempt)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        checked = self.check(scope) if scope["type"] == "http" else None
+        limited = scope["type"] == "http" and not self.exempt(scope["path"])
+        checked = self.check(scope) if limited else None
         if checked is None:
             await self.app(scope, receive, send)
             return

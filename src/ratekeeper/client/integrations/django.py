@@ -4,9 +4,10 @@ The view is admitted through the limiter under ``key(request)``; refused, it is 
 the answer is a 429 (or ``on_limited(request, decision, headers)``'s response) with the IETF
 RateLimit headers; admitted, the headers are added to the view's response.
 
-The middleware limits every view but those marked :func:`exempt` (and requests whose key is
-``None``). Django builds middleware from a dotted path, so make the class where the limiter
-lives and name it in ``MIDDLEWARE``::
+The middleware limits every view but those marked :func:`exempt`, requests to a path listed in
+its ``exempt=`` (``request.path_info``, each matched whole, ``*`` matching any run of
+characters) and requests whose key is ``None``. Django builds middleware from a dotted path,
+so make the class where the limiter lives and name it in ``MIDDLEWARE``::
 
     RateLimit = middleware(limiter, key=keys.client_address(["10.0.0.0/8"]))
 """
@@ -15,14 +16,14 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Unpack
 
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from ratekeeper.client.decide import Decision
 from ratekeeper.client.integrations.decorator import Acquirer
-from ratekeeper.client.integrations.guard import REFUSED_BODY, Guard, GuardOptions
+from ratekeeper.client.integrations.guard import REFUSED_BODY, ExemptPaths, Guard, GuardOptions
 from ratekeeper.client.integrations.keys import Access, KeyHelpers
 from ratekeeper.client.policy import Key
 
@@ -123,11 +124,14 @@ def middleware(
     key: KeyFn | None = None,
     *,
     on_limited: OnLimited | None = None,
+    exempt: Iterable[str] = (),
     **options: Unpack[GuardOptions],
 ) -> type:
-    """A middleware class limiting every view not marked :func:`exempt` (see the module doc)."""
+    """A middleware class limiting every view not marked :func:`exempt` and every path not
+    listed in ``exempt`` (see the module doc)."""
     guard = Guard(limiter, key or keys.client_address(), **options)
     check = _Check(guard, on_limited)
+    exempt_path = ExemptPaths(exempt)
 
     class RateLimitMiddleware:
         def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
@@ -139,7 +143,7 @@ def middleware(
         def process_view(
             self, request: HttpRequest, view: View, args: Any, kwargs: Any
         ) -> HttpResponseBase | None:
-            if getattr(view, _EXEMPT, False):
+            if getattr(view, _EXEMPT, False) or exempt_path(request.path_info):
                 return None
             return check.run(request, lambda: view(request, *args, **kwargs))
 

@@ -1,8 +1,15 @@
-"""What both middlewares do per request: key it, decide it, and name the header fields."""
+"""What both middlewares do per request: key it, decide it, and name the header fields.
+
+A middleware also skips exempt routes: ``exempt=["/healthz", "/static/*"]`` lists request paths,
+each matched whole, ``*`` matching any run of characters (``/static/*`` covers
+``/static/a/b.css``; ``/static`` alone only itself). An exempt request is neither counted nor
+given headers, as a request whose key is ``None``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from typing import Generic, TypedDict, TypeVar
 
 from ratekeeper.client.decide import Decision
@@ -10,8 +17,9 @@ from ratekeeper.client.integrations.decorator import Acquirer
 from ratekeeper.client.integrations.headers import rate_limit_headers
 from ratekeeper.client.policy import Key
 
-__all__ = ["REFUSED_BODY", "Guard", "GuardOptions", "domain_of"]
+__all__ = ["REFUSED_BODY", "ExemptPaths", "Guard", "GuardOptions", "domain_of"]
 
+#: The request a guard keys: an ASGI scope, a WSGI environ, a framework's request object.
 Request = TypeVar("Request")
 
 #: The body of every 429.
@@ -31,6 +39,21 @@ class GuardOptions(TypedDict, total=False):
     policy_name: str | None
     #: What one request costs.
     hits: int
+
+
+class ExemptPaths:
+    """Whether a request path is exempt: one compiled pattern for every path listed."""
+
+    def __init__(self, paths: Iterable[str] = ()) -> None:
+        """``paths``: each matched whole, ``*`` matching any run of characters."""
+        if isinstance(paths, str):  # one path, not its characters
+            paths = (paths,)
+        patterns = [".*".join(map(re.escape, path.split("*"))) for path in paths]
+        self._pattern = re.compile("|".join(patterns)) if patterns else None
+
+    def __call__(self, path: str) -> bool:
+        """Whether ``path`` is one of the exempt paths."""
+        return self._pattern is not None and self._pattern.fullmatch(path) is not None
 
 
 class Guard(Generic[Request]):

@@ -20,6 +20,7 @@ from typing import Generic, TypeVar
 
 __all__ = ["Access", "KeyHelpers", "Trusted", "client_ip", "forwarded_chain", "trusted"]
 
+#: The framework's request type a set of helpers is bound to.
 Request = TypeVar("Request")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Trusted = tuple[Network, ...]

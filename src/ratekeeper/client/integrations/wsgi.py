@@ -6,13 +6,15 @@ from collections.abc import Callable, Iterable
 from typing import Any, Unpack
 
 from ratekeeper.client.integrations.decorator import Acquirer
-from ratekeeper.client.integrations.guard import REFUSED_BODY, Guard, GuardOptions
+from ratekeeper.client.integrations.guard import REFUSED_BODY, ExemptPaths, Guard, GuardOptions
 from ratekeeper.client.policy import Key
 
 __all__ = ["WsgiRateLimitMiddleware", "remote_address"]
 
+#: A WSGI request environment (``PATH_INFO``, ``REMOTE_ADDR``, ``HTTP_*`` headers, ...).
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
+#: A WSGI application: ``app(environ, start_response)`` returns the body's chunks.
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 
@@ -23,20 +25,26 @@ def remote_address(environ: Environ) -> Key | None:
 
 
 class WsgiRateLimitMiddleware(Guard[Environ]):
-    """``app`` behind ``limiter``: each request costs ``hits`` under ``key(environ)``."""
+    """``app`` behind ``limiter``: each request costs ``hits`` under ``key(environ)``, but those
+    to an ``exempt`` path (``PATH_INFO``, each matched whole, ``*`` matching any run of
+    characters)."""
 
     def __init__(
         self,
         app: WSGIApp,
         limiter: Acquirer,
         key: Callable[[Environ], Key | None] = remote_address,
+        *,
+        exempt: Iterable[str] = (),
         **options: Unpack[GuardOptions],
     ) -> None:
         super().__init__(limiter, key, **options)
         self.app = app
+        self.exempt = ExemptPaths(exempt)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        checked = self.check(environ)
+        exempt = self.exempt(environ.get("PATH_INFO", ""))
+        checked = None if exempt else self.check(environ)
         if checked is None:
             return self.app(environ, start_response)
         decision, fields = checked
