@@ -45,11 +45,16 @@
   }
 
   // One plot: two rates per bucket (lines) and the policy's rate (a dashed line).
-  function plot(series, names, policy, windowS) {
+  // The x axis spans what the series covers (at least a minute, at most the window).
+  function plot(series, names, policy, maxS) {
     const W = 420, H = 120, L = 44, R = 8, T = 8, B = 18;
     const root = svg("svg", { class: "plot", width: W, height: H, viewBox: `0 0 ${W} ${H}` });
     const t = series.t, a = series[names[0]], b = series[names[1]];
-    const top = Math.max(1, policy * 1.25, ...a, ...b);
+    const windowS = Math.min(maxS, Math.max(60, t.length ? -t[0] : 0));
+    // admitted and the policy share the axis; the second series (rejected) is drawn to its
+    // own scale, its peak in the legend, so it never flattens what is compared to the policy
+    const top = Math.max(1, policy * 1.5, ...a);
+    const peak = Math.max(1, ...b);
     const x = (s) => L + (W - L - R) * (1 + s / windowS);
     const y = (v) => T + (H - T - B) * (1 - v / top);
     root.append(svg("line", { x1: L, x2: L, y1: T, y2: H - B, stroke: "#ccd" }));
@@ -61,24 +66,24 @@
     }
     for (const [s, anchor] of [[-windowS, "start"], [0, "end"]]) {
       const label = svg("text", { x: x(s), y: H - 4, "text-anchor": anchor });
-      label.textContent = s === 0 ? "now" : `${Math.round(-s / 60)} min ago`;
+      label.textContent = s === 0 ? "now" : ago(-s);
       root.append(label);
     }
     if (policy > 0) {
       root.append(svg("line", { class: "policy", x1: L, x2: W - R, y1: y(policy), y2: y(policy) }));
     }
-    for (const [values, cls] of [[a, "admitted"], [b, "rejected"]]) {
-      const points = t.map((s, i) => `${x(s).toFixed(1)},${y(values[i]).toFixed(1)}`);
+    for (const [values, cls, scale] of [[a, "admitted", 1], [b, "rejected", top / peak]]) {
+      const points = t.map((s, i) => `${x(s).toFixed(1)},${y(values[i] * scale).toFixed(1)}`);
       root.append(svg("polyline", { class: cls, points: points.join(" "), "data-points": t.length }));
     }
     root.setAttribute("data-points", t.length);
     return root;
   }
 
-  function legend(first, second, policy) {
+  function legend(first, second, peak, policy) {
     return el("div", { class: "legend" },
       el("span", { class: "admitted" }, "— " + first),
-      el("span", { class: "rejected" }, "- - " + second),
+      el("span", { class: "rejected" }, `- - ${second} (own scale, peak ${num(peak)})`),
       policy ? el("span", { class: "policy" }, "– – policy") : "");
   }
 
@@ -99,7 +104,8 @@
         el("div", { class: "muted" },
           `admitted ${num(k.admitted)}, rejected ${num(k.rejected)} in the window; ` +
           `last rejection period ${ago(k.last_rejected_s)} (${k.rejections} in all)`),
-        legend("admitted / s", "rejected / s", k.policy_per_s));
+        legend("admitted / s", "rejected / s", Math.max(0, ...k.series.rejected_per_s),
+          k.policy_per_s));
       box.append(el("div", { class: "key limited", "data-key": k.key, "data-hash": k.hash,
         "data-rejecting": rejecting }, facts,
         plot(k.series, ["admitted_per_s", "rejected_per_s"], k.policy_per_s, doc.window_s)));
