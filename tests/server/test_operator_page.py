@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import tomllib
+from collections.abc import AsyncIterator
 from pathlib import Path
+
+import aiohttp
+import pytest
 
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 from ratekeeper.proto.report import aio_report_call
+from ratekeeper.server.app import Replica, build
 from ratekeeper.server.operator_page import OPERATOR_PATHS, SNAPSHOT_PATH, STATIC_FILES
+from ratekeeper.server.options import with_options
+from ratekeeper.server.settings import ServerSettings
 from ratekeeper.transport.channels import open_aio_channel
 from tests.server.conftest import Running, Start, descriptor
+from tests.server.test_slicelet import ASSIGNER, cluster, slicelet_of, until
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = """
@@ -104,3 +113,51 @@ def test_the_static_files_are_package_data_of_the_wheel() -> None:
         path = f"server/static/{name}"
         assert (ROOT / "src" / "ratekeeper" / path).is_file()
         assert any(fnmatch.fnmatch(path, glob) for glob in globs), path
+
+
+@pytest.fixture
+async def members(tmp_path: Path) -> AsyncIterator[list[Replica]]:
+    """Two in-process cluster members with the page on, the first embedding the assigner."""
+    (tmp_path / "rl.yaml").write_text(CONFIG)
+    started: list[Replica] = []
+    for _ in range(2):
+        settings = with_options(
+            ServerSettings(), grpc_port=0, http_port=0, config=str(tmp_path),
+            admin_listen="127.0.0.1:0",
+        )  # fmt: skip
+        if started:  # joins through the first
+            settings = dataclasses.replace(
+                settings, cluster=cluster(slicelet_of(started[0]).address)
+            )
+        else:
+            embedded = cluster("", assigner_embedded=True, assigner=ASSIGNER)
+            settings = dataclasses.replace(settings, cluster=embedded)
+        replica = Replica(build(settings))
+        await replica.start()
+        started.append(replica)
+    yield started
+    for replica in reversed(started):
+        await replica.stop(0)
+
+
+async def test_a_cluster_member_shows_the_members_their_slices_and_its_load(
+    members: list[Replica],
+) -> None:
+    first = members[0]
+    names = {slicelet_of(m).address for m in members}
+
+    def both_hold_it() -> bool:
+        held = [slicelet_of(m).assignment for m in members]
+        return held[0] is not None and held[0] == held[1] and held[0].servers == names
+
+    await until(both_hold_it)
+    url = f"http://127.0.0.1:{first.admin_port}{SNAPSHOT_PATH}"
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        doc = (await response.json())["cluster"]
+    assert doc["address"] == slicelet_of(first).address
+    assert doc["state"] == "running"
+    assert {m["address"] for m in doc["members"]} == names
+    assert all(m["slices"] >= 1 for m in doc["members"])
+    assert abs(sum(m["share"] for m in doc["members"]) - 1.0) < 1e-9
+    assert doc["generation"] is not None
+    assert any(piece["mine"] for piece in doc["load"])
