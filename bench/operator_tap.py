@@ -19,15 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import re
-import shutil
-import subprocess
-import sys
 import time
 
 import yaml
 
+from bench import callgrind
 from bench.report_apply import report_requests
 from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.config import PolicyTree
@@ -44,7 +40,6 @@ __all__ = ["main"]
 
 _INTERVAL_NS = 100_000_000
 _START_NS = 1_763_700_000 * NS_PER_SECOND
-_COLLECTED = re.compile(rb"Collected : (\d+)")
 
 
 def _config(rate: int) -> str:
@@ -89,17 +84,10 @@ async def _run(args: argparse.Namespace, tapped: bool, rounds: int) -> float:
 
 
 def _instructions(args: argparse.Namespace, tapped: bool, rounds: int) -> int:
-    argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable]
-    argv += ["-m", "bench.operator_tap", "--child", "--apply", str(rounds)]
-    argv += ["--rounds", str(args.rounds)]
-    argv += ["--clients", str(args.clients), "--keys", str(args.keys), "--rate", str(args.rate)]
-    argv += ["--wire", args.wire] + (["--tapped"] if tapped else [])
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    done = subprocess.run(argv, capture_output=True, env=env, timeout=1800, check=True)
-    found = _COLLECTED.search(done.stderr)
-    if found is None:
-        raise RuntimeError(f"no instruction count from callgrind:\n{done.stderr[-2000:]!r}")
-    return int(found.group(1))
+    child = ["--child", "--apply", str(rounds), "--rounds", str(args.rounds)]
+    child += ["--clients", str(args.clients), "--keys", str(args.keys), "--rate", str(args.rate)]
+    child += ["--wire", args.wire] + (["--tapped"] if tapped else [])
+    return callgrind.instructions("bench.operator_tap", child)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, float] = {}
     for tapped in (False, True):
         name = "tapped" if tapped else "plain"
-        if shutil.which("valgrind") is None:
+        if not callgrind.available():
             result[f"{name}_cpu_us"] = asyncio.run(_run(args, tapped, args.rounds)) / updates * 1e6
             continue
         full, empty = _instructions(args, tapped, args.rounds), _instructions(args, tapped, 0)

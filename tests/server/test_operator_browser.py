@@ -53,7 +53,8 @@ def chromium() -> str:
 def browse(url: str, work: Path, *, screenshot: Path | None = None) -> str:
     """The DOM of ``url`` after its scripts ran (5 s of virtual time), or write a screenshot."""
     argv = [
-        chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+        "--no-first-run",
         "--hide-scrollbars", f"--user-data-dir={work / 'profile'}", "--virtual-time-budget=5000",
     ]  # fmt: skip
     if screenshot is not None:
