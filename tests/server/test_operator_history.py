@@ -91,3 +91,12 @@ def test_rules_are_kept_once_over_their_limit_with_their_growth_per_bucket() -> 
     seen = tap.rules["rl", "rl.b"]
     assert seen.series.window(S)[-2:] == ((0, 2, 1), (S, 1, 5))
     assert seen.last_over_ns == S
+
+
+def test_a_client_watches_at_most_max_keys_ids_whatever_it_churns() -> None:
+    tap = OperatorTap(max_keys=4)
+    for round_ in range(3):  # 50 interned keys, every one rejected in every report
+        keys = [key(f"k{i}", key_id=i + 1) for i in range(50)]
+        observe(tap, "a", keys, [REJECT] * 50, round_ * S)
+    assert len(tap.keys) == 4
+    assert len(tap._watch["a"]) <= 4

@@ -196,7 +196,7 @@ class OperatorTap:
             if limited is not None:
                 limited.series.add(now, key.admitted, key.rejected)
                 if key.key_id:
-                    self._watch.setdefault(client, {})[key.key_id] = limited
+                    self._watch_id(client, key.key_id, limited)
         rejecting += self._known(report, answer, now)
         seen.admitted += admitted
         seen.rejected += rejected
@@ -212,8 +212,7 @@ class OperatorTap:
                 rejecting += 1
                 name = self._names.get((client, ids[index]))
                 if name is not None:
-                    limited = self._limited(name, instruction, now)
-                    self._watch.setdefault(client, {})[ids[index]] = limited
+                    self._watch_id(client, ids[index], self._limited(name, instruction, now))
         watched = self._watch.get(client)
         if watched:
             where = dict(zip(ids, range(len(ids)), strict=True))
@@ -243,6 +242,17 @@ class OperatorTap:
         limited.last_rejected_ns = now
         limited.reject_until_ns = now + instruction.reject_for_ns
         return limited
+
+    def _watch_id(self, client: str, key_id: int, limited: LimitedKey) -> None:
+        """Count ``client``'s known key ``key_id`` to ``limited`` from now on: at most
+        ``max_keys`` ids per client (ids of dropped keys are let go first)."""
+        watched = self._watch.setdefault(client, {})
+        if key_id not in watched and len(watched) >= self.max_keys:
+            for stale in [i for i, k in watched.items() if k.dropped]:
+                del watched[stale]
+            if len(watched) >= self.max_keys:
+                return
+        watched[key_id] = limited
 
     def _client(self, client: str, now: int) -> ClientSeen:
         seen = self.clients.pop(client, None)
