@@ -1,31 +1,25 @@
-"""Instructions a Python child process executes, counted by valgrind's callgrind.
+"""Instructions a benchmark's child process executes, counted by valgrind's callgrind.
 
-Benchmarks measure CPU cost as instructions (timing is meaningless on a shared machine): run
-the measured work in a child ``python -m <module> <args>`` under callgrind and read its total.
-Subtract a run of the same child that does no measured work, so start-up and warm-up cancel.
+The machine's cores are shared and noisy; an instruction count is the same on every run (the
+hash seed fixed), so the instruction benchmarks (``bench.rls_instructions``,
+``bench.report_apply --callgrind``) compare figures through it.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
 
-__all__ = ["available", "instructions"]
+__all__ = ["instructions"]
 
 _COLLECTED = re.compile(rb"Collected : (\d+)")
 
 
-def available() -> bool:
-    """Whether valgrind is installed."""
-    return shutil.which("valgrind") is not None
-
-
-def instructions(module: str, args: Sequence[str], timeout: float = 1800) -> int:
-    """Instructions ``python -m module *args`` executes (``PYTHONHASHSEED=0``)."""
+def instructions(module: str, args: Sequence[str], timeout: float) -> int:
+    """Instructions ``python -m module *args`` executes under callgrind (``PYTHONHASHSEED=0``)."""
     argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable]
     argv += ["-m", module, *args]
     env = {**os.environ, "PYTHONHASHSEED": "0"}

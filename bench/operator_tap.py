@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import time
 
 import yaml
@@ -87,7 +88,7 @@ def _instructions(args: argparse.Namespace, tapped: bool, rounds: int) -> int:
     child = ["--child", "--apply", str(rounds), "--rounds", str(args.rounds)]
     child += ["--clients", str(args.clients), "--keys", str(args.keys), "--rate", str(args.rate)]
     child += ["--wire", args.wire] + (["--tapped"] if tapped else [])
-    return callgrind.instructions("bench.operator_tap", child)
+    return callgrind.instructions("bench.operator_tap", child, timeout=1800)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, float] = {}
     for tapped in (False, True):
         name = "tapped" if tapped else "plain"
-        if not callgrind.available():
+        if shutil.which("valgrind") is None:
             result[f"{name}_cpu_us"] = asyncio.run(_run(args, tapped, args.rounds)) / updates * 1e6
             continue
         full, empty = _instructions(args, tapped, args.rounds), _instructions(args, tapped, 0)
