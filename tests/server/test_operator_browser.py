@@ -192,3 +192,16 @@ def test_without_the_token_the_page_asks_for_it(
     (form,) = page.having(id="token-form")
     assert "hidden" not in form.attrs
     assert not page.having(data_key="rl: user=alice")
+
+
+def test_a_cluster_member_s_page_shows_its_members_and_slices(tmp_path: Path) -> None:
+    chromium()
+    config = tmp_path / "rl.yaml"
+    config.write_text(CONFIG)
+    admin = free_port()
+    flags = ["--admin-listen", f"127.0.0.1:{admin}", "--assigner-embedded", "true"]
+    with ratekeeper_server(config, tmp_path, flags=flags) as server:
+        page = Elements(browse(f"http://127.0.0.1:{admin}/operator", tmp_path))
+        members = [e.attrs["data-member"] for e in page.found if "data-member" in e.attrs]
+        assert members == [f"127.0.0.1:{server.grpc_port}"]
+        assert [e for e in page.found if e.attrs.get("class") == "slice"]
