@@ -34,6 +34,9 @@ sysdeps:
 	@command -v etcd >/dev/null 2>&1 || { \
 		echo "installing etcd-server"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium (the operator page's browser test)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 run: install
 	$(BIN)/ratekeeper serve

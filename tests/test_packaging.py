@@ -65,3 +65,20 @@ def test_ratekeeper_serve_from_the_wheel_answers(installed: Path, tmp_path: Path
     ):
         status, _, body = http_get(http_port, "/healthcheck")
         assert status == 200, body
+
+
+def test_the_wheel_serves_the_operator_page_from_its_package_data(
+    installed: Path, tmp_path: Path
+) -> None:
+    grpc_port, http_port, admin_port = free_port(), free_port(), free_port()
+    argv = [str(installed / "ratekeeper"), "serve", "--admin-listen", f"127.0.0.1:{admin_port}"]
+    argv += ["--grpc-port", str(grpc_port), "--http-port", str(http_port)]
+    ready = http_ok(admin_port, "/healthcheck")
+    env = {"PYTHONPATH": ""}
+    with start(
+        argv, name="wheel-operator", log_dir=tmp_path, ready=ready, timeout=60, cwd=tmp_path,
+        env=env,
+    ):  # fmt: skip
+        for path in ("/operator", "/operator/operator.js", "/operator/operator.css"):
+            status, _, body = http_get(admin_port, path)
+            assert status == 200, (path, body[:200])

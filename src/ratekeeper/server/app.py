@@ -53,6 +53,9 @@ from ratekeeper.server.listeners import HttpListeners, grpc_options, security_fo
 from ratekeeper.server.member_lifecycle import MemberLifecycle, advertised, embedded_assigner
 from ratekeeper.server.member_service import MemberService
 from ratekeeper.server.metrics import Metrics
+from ratekeeper.server.operator_history import OperatorTap
+from ratekeeper.server.operator_page import OperatorPage
+from ratekeeper.server.operator_reports import report_processor
 from ratekeeper.server.reload import ConfigWatcher, config_gauge, file_signature, initial_policy
 from ratekeeper.server.report_servicer import ReportServicer, add_report_servicer
 from ratekeeper.server.rlqs_servicer import RlqsServicer, add_rlqs_servicer
@@ -127,6 +130,8 @@ class Components:
     forwarder: GrpcForwarder | None = None
     #: The shared token Report, Watch and the admin endpoints require (``None``: none).
     auth_token: str | None = None
+    #: What the operator page shows, fed by the reports (``None``: no page, no admin listener).
+    operator: OperatorTap | None = None
 
 
 def _add_rls(server: grpc.aio.Server, c: Components) -> None:
@@ -248,13 +253,15 @@ def build(
         forwarder = GrpcForwarder(ViewOwners(slicelet.view), connect=connect)
         slicelet.listen(forwarder)  # closes the channels of owners that leave
     decider = RlsDecider(policy, gate, metrics, rls_settings(settings), forwarder)
-    reports = ReportProcessor(gate, lambda: policy.policy, settings.reports, metrics)
+    tap = OperatorTap() if settings.admin.host_port is not None else None  # the page's feed
+    reports = report_processor(gate, lambda: policy.policy, settings.reports, metrics, tap)
     health = ServingHealth(store, policy, require_domain=settings.policy.require_domain)
     assigner = embedded_assigner(settings.cluster) if settings.cluster.assigner_embedded else None
     return Components(
         settings, policy, store, metrics, health, decider, reports, clock, slicelet, assigner,
         forwarder,
         token,
+        tap,
     )  # fmt: skip
 
 
@@ -273,7 +280,8 @@ class Replica:
         self._member = MemberLifecycle(c.slicelet, c.assigner) if c.slicelet else None
         for register in SERVICES:
             register(self._grpc, components)
-        endpoints = HttpEndpoints(c.decider, c.clock, c.health, c.metrics, c.policy)
+        page = OperatorPage.over(c.operator, c.metrics, c.store, c.slicelet, c.clock)
+        endpoints = HttpEndpoints(c.decider, c.clock, c.health, c.metrics, c.policy, page)
         self._http = HttpListeners(endpoints, c.settings, token)
 
     @property

@@ -11,6 +11,9 @@ Routes (a table, :data:`ROUTES`):
   store under pressure or with no config loaded.
 * ``GET /metrics``: Prometheus text.
 * ``GET /rlconfig``: the loaded config, human-readable.
+* ``GET /operator`` (and its script, style and ``/operator/snapshot.json``): the operator page
+  (:mod:`ratekeeper.server.operator_page`), where the admin endpoints are served, when the
+  endpoints carry one (a server with ``--admin-listen``).
 
 Bodies are capped by aiohttp's ``client_max_size`` (1 MiB).
 """
@@ -33,6 +36,7 @@ from ratekeeper.protocol.policy import PolicyHolder
 from ratekeeper.protocol.rls import RlsDecider
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.metrics import Metrics
+from ratekeeper.server.operator_page import SNAPSHOT_PATH, OperatorPage
 
 __all__ = ["ADMIN_PATHS", "DEGRADED_HEADER", "PUBLIC_PATHS", "ROUTES", "HttpEndpoints", "build_app"]
 
@@ -52,6 +56,8 @@ class HttpEndpoints:
     health: ServingHealth
     metrics: Metrics
     policy: PolicyHolder
+    #: The operator page (``None``: not served).
+    operator: OperatorPage | None = None
 
     async def json(self, request: web.Request) -> web.Response:
         start = time.perf_counter()
@@ -129,7 +135,7 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
 
 
 #: The admin endpoints: a shared token guards them, ``--admin-listen`` moves them.
-ADMIN_PATHS = frozenset({"/metrics", "/rlconfig"})
+ADMIN_PATHS = frozenset({"/metrics", "/rlconfig", SNAPSHOT_PATH})
 #: What the main HTTP port keeps when the admin endpoints have their own listener.
 PUBLIC_PATHS = frozenset({"/json", "/healthcheck"})
 
@@ -140,11 +146,14 @@ def build_app(
     paths: frozenset[str] | None = None,
     middlewares: tuple[Any, ...] = (),
 ) -> web.Application:
-    """The aiohttp application serving :data:`ROUTES` (those in ``paths``, if given)."""
+    """The aiohttp application serving :data:`ROUTES` (those in ``paths``, if given), and the
+    operator page beside ``/metrics`` if the endpoints carry one."""
     app = web.Application(middlewares=list(middlewares))
     for method, path, handler in ROUTES:
         if paths is None or path in paths:
             app.router.add_route(method, path, _bind(handler, endpoints))
+    if endpoints.operator is not None and (paths is None or SNAPSHOT_PATH in paths):
+        endpoints.operator.add_routes(app)
     return app
 
 

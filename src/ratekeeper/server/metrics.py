@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 import gc
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -228,6 +228,10 @@ class Metrics:
 
     def unknown_domain(self, domain: str) -> Tally:
         return self._domain_not_found.counts.get(domain[: self._label_chars])
+
+    def rule_counts(self) -> Mapping[tuple[str, ...], RuleCounts]:
+        """Every rule's counts by ``(domain, stats key)``, as counted so far (read-only)."""
+        return self._rules.counts.records
 
     def count(self, event: Event) -> None:
         self._events[event].inc()
