@@ -42,7 +42,14 @@ from ratekeeper.server.metrics import Metrics
 from ratekeeper.server.reload import ConfigWatcher, file_signature
 from ratekeeper.server.rls_servicer import RlsServicer, add_rls_servicer
 from ratekeeper.server.settings import ServerSettings
+from ratekeeper.sidecar.methods import (
+    HEALTH_CHECK,
+    SHOULD_RATE_LIMIT,
+    health_check,
+    should_rate_limit,
+)
 from ratekeeper.sidecar.store import SidecarStore
+from ratekeeper.sidecar.uds import UdsServer
 from ratekeeper.transport.tls import TlsSettings
 
 __all__ = ["DEGRADED_HEADER", "Sidecar", "SidecarOptions", "run"]
@@ -109,6 +116,14 @@ class Sidecar:
         self._grpc = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         add_rls_servicer(RlsServicer(self.decider, self.metrics, clock), self._grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self._grpc)
+        # The unix socket (Envoy's path) is served in the loop's own thread, not by grpc.aio:
+        # see ratekeeper.sidecar.h2c for why.
+        self._uds = UdsServer(
+            {
+                SHOULD_RATE_LIMIT: should_rate_limit(self.decider, self.metrics, clock),
+                HEALTH_CHECK: health_check(self.health),
+            }
+        )
         app = build_app(HttpEndpoints(self.decider, clock, self.health, self.metrics, self.policy))
         app.middlewares.append(self._healthcheck)
         self._http = web.AppRunner(
@@ -138,9 +153,9 @@ class Sidecar:
         """Bind the ports (0 picks a free one), start serving and reporting."""
         listeners = self.settings.listeners
         self.grpc_port = self._grpc.add_insecure_port(f"{listeners.host}:{listeners.grpc_port}")
-        if listeners.grpc_uds:
-            self._grpc.add_insecure_port(f"unix:{listeners.grpc_uds}")
         await self._grpc.start()
+        if listeners.grpc_uds:
+            await self._uds.start(listeners.grpc_uds)
         await self._http.setup()
         await web.TCPSite(self._http, listeners.host, listeners.http_port).start()
         self.http_port = self._http.addresses[0][1]
@@ -150,6 +165,7 @@ class Sidecar:
     async def stop(self, grace: float) -> None:
         """Stop answering, then send the last counts."""
         await self.health.shutting_down()
+        await self._uds.stop(grace)
         await self._grpc.stop(grace)
         await self._http.cleanup()
         await self.reporter.close()
