@@ -9,7 +9,7 @@ No socket, no loop, no clock: :mod:`ratekeeper.sidecar.uds` drives it.
 
 What it speaks (RFC 9113, gRPC over HTTP/2):
 
-* the client preface, SETTINGS (ours: no HPACK dynamic table, 1 MiB stream windows), PING,
+* the client preface, SETTINGS (ours: no HPACK dynamic table, 2 MiB stream windows), PING,
   WINDOW_UPDATE (both directions: our DATA waits for the peer's window), RST_STREAM, GOAWAY,
   PRIORITY (ignored), HEADERS with CONTINUATION, padding;
 * one request message per stream (``grpc-encoding`` identity: a compressed message is refused
@@ -29,7 +29,6 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from typing import Final
-from urllib.parse import quote
 
 import hpack
 
@@ -40,7 +39,9 @@ PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #: a few hundred bytes).
 MAX_MESSAGE: Final = 1 << 20
 _MAX_FRAME: Final = 16_384  # SETTINGS_MAX_FRAME_SIZE, ours (the default: not advertised)
-_WINDOW: Final = 1 << 20  # our SETTINGS_INITIAL_WINDOW_SIZE and connection window
+#: Our SETTINGS_INITIAL_WINDOW_SIZE and connection window: room for a message over the limit,
+#: so it is refused rather than stalled (a stream's window is never updated).
+_WINDOW: Final = 2 * MAX_MESSAGE
 _DATA, _HEADERS, _PRIORITY, _RST, _SETTINGS, _PUSH, _PING, _GOAWAY, _WINDOW_UPDATE = range(9)
 _CONT = 9
 _END_STREAM, _ACK, _END_HEADERS, _PADDED, _PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
@@ -191,7 +192,7 @@ class H2Connection:
         self._streams.pop(stream, None)
         block = _RESPONSE_HEAD + literal_header(b"grpc-status", str(code).encode())
         if message:
-            block += literal_header(b"grpc-message", quote(message, safe=" ").encode())
+            block += literal_header(b"grpc-message", _percent(message))
         self._out += _frame(_HEADERS, _END_STREAM | _END_HEADERS, stream, block)
 
     def go_away(self) -> None:
@@ -234,8 +235,10 @@ class H2Connection:
         if flags & _PADDED:
             payload = _unpad(payload)
         state = self._streams.get(stream)
-        if state is None or state.answered:
-            return  # a stream reset or refused already: its flow-controlled bytes counted
+        if state is None or state.answered:  # reset, or refused already: counted, dropped
+            if state is not None and flags & _END_STREAM:
+                del self._streams[stream]
+            return
         state.data += payload
         if len(state.data) > MAX_MESSAGE + 5:
             state.answered = True
@@ -361,6 +364,14 @@ class H2Connection:
 
     def _on_push(self, flags: int, stream: int, payload: bytes, calls: list[Call]) -> None:
         self._goaway(_PROTOCOL_ERROR)  # a client never pushes
+
+
+def _percent(message: str) -> bytes:
+    """``grpc-message`` encoding: UTF-8, each byte outside printable ASCII (and ``%``) as
+    ``%XX``."""
+    return b"".join(
+        bytes((b,)) if 0x20 <= b <= 0x7E and b != 0x25 else b"%%%02X" % b for b in message.encode()
+    )
 
 
 def _unpad(payload: bytes) -> bytes:
