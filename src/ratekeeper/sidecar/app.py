@@ -3,9 +3,12 @@
 Composition (the server's parts, one store swapped): the same policy loading, the same
 :class:`~ratekeeper.protocol.rls.RlsDecider`, servicer, ``/json`` and metrics as ``ratekeeper
 serve``, over a :class:`~ratekeeper.sidecar.store.SidecarStore` instead of a memory or Redis
-store. The store decides on the embedded batch-reporting client's state; that client's asyncio
-reporter (``ratekeeper.aio.Limiter``'s task) sends the admitted and rejected counts to the
-servers every report interval and applies their instructions.
+store. The store decides on the embedded batch-reporting client's state; that client's reporter
+thread (``ratekeeper.Limiter``'s) sends the admitted and rejected counts to the servers every
+report interval and applies their instructions. Off the event loop on purpose: a report cycle
+(collecting a hundred keys, sending, applying the answers) takes milliseconds of Python, and on
+the loop every call arriving meanwhile waited for it; in its thread it yields the interpreter
+within the switch interval :func:`run` shortens.
 
 Failure: while a server does not answer, its keys are decided on local state alone (each
 limit enforced locally in full, so each sidecar admits up to the whole limit: fail open), the
@@ -20,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +32,7 @@ import grpc
 from aiohttp import web
 from grpc_health.v1 import health_pb2_grpc
 
-from ratekeeper.aio import Limiter
+from ratekeeper.client.limiter import Limiter
 from ratekeeper.client.machine import LimiterMachine
 from ratekeeper.errors import RatekeeperError
 from ratekeeper.protocol.ownership import StoreGate
@@ -58,6 +62,8 @@ log = logging.getLogger(__name__)
 
 #: The response header ``/healthcheck`` adds while some server is not answering.
 DEGRADED_HEADER = "x-ratekeeper-degraded"
+#: The interpreter's thread switch interval in a sidecar process (seconds).
+_SWITCH_INTERVAL_S = 0.0005
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +82,7 @@ class SidecarOptions:
 
 
 class _Reporter(Limiter):
-    """The asyncio client, its machine lent to the store."""
+    """The threaded client (reporting from construction on), its machine lent to the store."""
 
     @property
     def machine(self) -> LimiterMachine:
@@ -159,7 +165,6 @@ class Sidecar:
         await self._http.setup()
         await web.TCPSite(self._http, listeners.host, listeners.http_port).start()
         self.http_port = self._http.addresses[0][1]
-        await self.reporter.start()
         await self.health.config_loaded()
 
     async def stop(self, grace: float) -> None:
@@ -168,7 +173,7 @@ class Sidecar:
         await self._uds.stop(grace)
         await self._grpc.stop(grace)
         await self._http.cleanup()
-        await self.reporter.close()
+        await asyncio.to_thread(self.reporter.close)
 
 
 async def run(settings: ServerSettings, options: SidecarOptions) -> int:
@@ -199,6 +204,9 @@ async def run(settings: ServerSettings, options: SidecarOptions) -> int:
     # As the server does: start-up's long-lived objects frozen out of every full collection,
     # which otherwise walks them all while Envoy's calls wait (its p99 and max).
     settle_gc()
+    # Decisions run on the loop, reports in their thread: when a call arrives while a report
+    # is being built, the loop gets the interpreter back within this, not Python's 5 ms.
+    sys.setswitchinterval(_SWITCH_INTERVAL_S)
     listeners = settings.listeners
     uds = f" grpc=unix:{listeners.grpc_uds}" if listeners.grpc_uds else ""
     log.info(
