@@ -118,13 +118,15 @@ class Stacks:
     """Every mode's Envoy for one network model; a context manager stopping all it started.
 
     :attr:`ports` maps each mode to the Envoy listener to send requests to; :attr:`second`
-    holds a second Envoy (with its own sidecar) for the shared-limit modes.
+    holds a second Envoy (with its own sidecar) for the shared-limit modes; :attr:`deciders`
+    the process id answering each mode's RLS calls (legacy, memory, sidecar).
     """
 
     def __init__(self, network: NetworkModel, workdir: Path, seed: int = 1) -> None:
         self.network, self.workdir, self.seed = network, workdir, seed
         self.ports: dict[str, int] = {}
         self.second: dict[str, int] = {}
+        self.deciders: dict[str, int] = {}
         self._exit = contextlib.ExitStack()
 
     def __enter__(self) -> Stacks:
@@ -186,6 +188,7 @@ class Stacks:
                 policy, work, name="legacy", flags=("--backend", backend, *_LEGACY_FLAGS)
             )
         )
+        self.deciders["legacy"] = legacy.process.pid
         legacy_remote = self._remote(legacy.grpc_port, "relay-legacy")
         config = ports()
         self.ports["legacy"] = self._envoy(
@@ -195,6 +198,7 @@ class Stacks:
         )
 
         memory = enter(ratekeeper_server(policy, work, name="memory"))
+        self.deciders["memory"] = memory.process.pid
         memory_remote = self._remote(memory.grpc_port, "relay-memory")
         config = ports()
         self.ports["memory"] = self._envoy(
@@ -207,6 +211,8 @@ class Stacks:
             sidecar = enter(
                 sidecar_process(f"127.0.0.1:{memory_remote}", policy, work, f"sidecar{index}")
             )
+            if index == 0:
+                self.deciders["sidecar"] = sidecar.pid
             config = ports()
             into["sidecar"] = self._envoy(
                 ratelimit_config(GUIDE / "ratelimit_sidecar.yaml", config, sidecar.socket),

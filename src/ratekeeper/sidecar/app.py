@@ -3,9 +3,12 @@
 Composition (the server's parts, one store swapped): the same policy loading, the same
 :class:`~ratekeeper.protocol.rls.RlsDecider`, servicer, ``/json`` and metrics as ``ratekeeper
 serve``, over a :class:`~ratekeeper.sidecar.store.SidecarStore` instead of a memory or Redis
-store. The store decides on the embedded batch-reporting client's state; that client's asyncio
-reporter (``ratekeeper.aio.Limiter``'s task) sends the admitted and rejected counts to the
-servers every report interval and applies their instructions.
+store. The store decides on the embedded batch-reporting client's state; that client's reporter
+thread (``ratekeeper.Limiter``'s) sends the admitted and rejected counts to the servers every
+report interval and applies their instructions. Off the event loop on purpose: a report cycle
+(collecting a hundred keys, sending, applying the answers) takes milliseconds of Python, and on
+the loop every call arriving meanwhile waited for it; in its thread it yields the interpreter
+within the switch interval :func:`run` shortens.
 
 Failure: while a server does not answer, its keys are decided on local state alone (each
 limit enforced locally in full, so each sidecar admits up to the whole limit: fail open), the
@@ -20,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +32,7 @@ import grpc
 from aiohttp import web
 from grpc_health.v1 import health_pb2_grpc
 
-from ratekeeper.aio import Limiter
+from ratekeeper.client.limiter import Limiter
 from ratekeeper.client.machine import LimiterMachine
 from ratekeeper.errors import RatekeeperError
 from ratekeeper.protocol.ownership import StoreGate
@@ -43,7 +47,14 @@ from ratekeeper.server.metrics import Metrics
 from ratekeeper.server.reload import ConfigWatcher, file_signature
 from ratekeeper.server.rls_servicer import RlsServicer, add_rls_servicer
 from ratekeeper.server.settings import ServerSettings
+from ratekeeper.sidecar.methods import (
+    HEALTH_CHECK,
+    SHOULD_RATE_LIMIT,
+    health_check,
+    should_rate_limit,
+)
 from ratekeeper.sidecar.store import SidecarStore
+from ratekeeper.sidecar.uds import UdsServer
 from ratekeeper.transport.listening import bind_grpc
 from ratekeeper.transport.tls import TlsSettings, read_token
 
@@ -53,6 +64,8 @@ log = logging.getLogger(__name__)
 
 #: The response header ``/healthcheck`` adds while some server is not answering.
 DEGRADED_HEADER = "x-ratekeeper-degraded"
+#: The interpreter's thread switch interval in a sidecar process (seconds).
+_SWITCH_INTERVAL_S = 0.0001
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +84,7 @@ class SidecarOptions:
 
 
 class _Reporter(Limiter):
-    """The asyncio client, its machine lent to the store."""
+    """The threaded client (reporting from construction on), its machine lent to the store."""
 
     @property
     def machine(self) -> LimiterMachine:
@@ -117,6 +130,14 @@ class Sidecar:
         token_file = settings.auth.token_file
         self.auth_token = read_token(token_file) if token_file else None
         self._http = HttpListeners(endpoints, settings, self.auth_token, (self._healthcheck,))
+        # The unix socket (Envoy's path) is served in the loop's own thread, not by grpc.aio:
+        # see ratekeeper.sidecar.h2c for why.
+        self._uds = UdsServer(
+            {
+                SHOULD_RATE_LIMIT: should_rate_limit(self.decider, self.metrics, clock),
+                HEALTH_CHECK: health_check(self.health),
+            }
+        )
 
     @property
     def admin_port(self) -> int:
@@ -147,20 +168,20 @@ class Sidecar:
         listeners = self.settings.listeners
         address = f"{listeners.host}:{listeners.grpc_port}"
         self.grpc_port = bind_grpc(self._grpc, address, self.settings.tls.grpc())
-        if listeners.grpc_uds:
-            self._grpc.add_insecure_port(f"unix:{listeners.grpc_uds}")
         await self._grpc.start()
+        if listeners.grpc_uds:
+            await self._uds.start(listeners.grpc_uds)
         await self._http.start()
         self.http_port = self._http.port
-        await self.reporter.start()
         await self.health.config_loaded()
 
     async def stop(self, grace: float) -> None:
         """Stop answering, then send the last counts."""
         await self.health.shutting_down()
+        await self._uds.stop(grace)
         await self._grpc.stop(grace)
         await self._http.cleanup()
-        await self.reporter.close()
+        await asyncio.to_thread(self.reporter.close)
 
 
 async def run(settings: ServerSettings, options: SidecarOptions) -> int:
@@ -191,6 +212,10 @@ async def run(settings: ServerSettings, options: SidecarOptions) -> int:
     # As the server does: start-up's long-lived objects frozen out of every full collection,
     # which otherwise walks them all while Envoy's calls wait (its p99 and max).
     settle_gc()
+    sidecar.metrics.gc_pauses.watch()  # ratekeeper_gc_pause_seconds, as the server's
+    # Decisions run on the loop, reports in their thread: when a call arrives while a report
+    # is being built, the loop gets the interpreter back within this, not Python's 5 ms.
+    sys.setswitchinterval(_SWITCH_INTERVAL_S)
     listeners = settings.listeners
     uds = f" grpc=unix:{listeners.grpc_uds}" if listeners.grpc_uds else ""
     security = security_for_logs(settings, sidecar.admin_port, sidecar.auth_token)
@@ -204,6 +229,7 @@ async def run(settings: ServerSettings, options: SidecarOptions) -> int:
     with contextlib.suppress(asyncio.CancelledError):
         await chores
     await sidecar.stop(listeners.shutdown_grace_s)
+    sidecar.metrics.gc_pauses.unwatch()
     return 0
 
 

@@ -79,11 +79,12 @@ def guide_envoy(config: str, ports: Mapping[str, int], log_dir: Path, name: str)
 
 @dataclass(frozen=True, slots=True)
 class Sidecar:
-    """A running ``ratekeeper sidecar``: its unix socket and ports."""
+    """A running ``ratekeeper sidecar``: its unix socket, ports and process id."""
 
     socket: Path
     grpc_port: int
     http_port: int
+    pid: int
 
 
 @contextlib.contextmanager
@@ -105,8 +106,8 @@ def sidecar_process(
     argv += ["--grpc-port", str(grpc_port), "--http-port", str(http_port)]
     argv += ["--grpc-uds", str(socket), *flags]
     ready = http_ok(http_port, "/healthcheck")
-    with start(argv, name=name, log_dir=log_dir, ready=ready, timeout=START_TIMEOUT_S):
-        yield Sidecar(socket, grpc_port, http_port)
+    with start(argv, name=name, log_dir=log_dir, ready=ready, timeout=START_TIMEOUT_S) as proc:
+        yield Sidecar(socket, grpc_port, http_port, proc.pid)
 
 
 def offer(port: int, user: str, rate: float, until: float, sent: list[int] | None = None) -> int:
