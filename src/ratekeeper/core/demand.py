@@ -25,8 +25,8 @@ Pure: time is a parameter; the book is mutated only by its owner (the server's e
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from operator import attrgetter
 from typing import Generic, TypeVar
 
 from ratekeeper.core.instructions import Demand, Instruction
@@ -36,11 +36,21 @@ __all__ = ["DemandBook", "until_repaid"]
 
 K = TypeVar("K", bound=Hashable)
 
+_RATE: Callable[[Demand], float] = attrgetter("rate")
+
 
 class DemandBook(Generic[K]):
     """Latest demand of each client per counter key; see the module docstring for the bounds."""
 
-    __slots__ = ("_books", "_entries", "_next_sweep", "max_clients", "max_entries", "ttl_ns")
+    __slots__ = (
+        "_books",
+        "_entries",
+        "_next_sweep",
+        "_stale_after",
+        "max_clients",
+        "max_entries",
+        "ttl_ns",
+    )
 
     def __init__(self, ttl_ns: int, *, max_clients: int = 256, max_entries: int = 100_000) -> None:
         #: How long a reported demand counts (a few report intervals).
@@ -50,6 +60,9 @@ class DemandBook(Generic[K]):
         #: Most (counter, client) entries remembered in all.
         self.max_entries = max_entries
         self._books: dict[K, dict[str, Demand]] = {}
+        #: Per counter: no entry of its book is stale before this instant (a lower bound on
+        #: their expiries, so a book is scanned only once one of them may have expired).
+        self._stale_after: dict[K, int] = {}
         self._entries = 0
         #: A full book is not swept again before this instant.
         self._next_sweep: int | None = None
@@ -61,16 +74,23 @@ class DemandBook(Generic[K]):
     def record(self, key: K, client: str, rate: float, now: int, ttl_ns: int = 0) -> float:
         """Record ``client``'s demand for ``key``, counting for ``ttl_ns`` if longer than the
         book's; the total fresh demand including it."""
-        book = self._books.get(key)
+        books = self._books
+        book = books.get(key)
         if book is not None:
             self._expire(key, book, now)
-        book = self._books.setdefault(key, {})
-        if client not in book and not self._room(book, now):
-            return rate + sum(d.rate for d in book.values())
+            book = books.get(key)
+        if book is None:
+            book = books[key] = {}
         if client not in book:
+            if not self._room(book, now):
+                return rate + sum(map(_RATE, book.values()))
             self._entries += 1
-        book[client] = Demand(rate, now, max(self.ttl_ns, ttl_ns))
-        return sum(d.rate for d in book.values())
+        ttl = max(self.ttl_ns, ttl_ns)
+        book[client] = Demand(rate, now, ttl)
+        after = self._stale_after.get(key)
+        if after is None or now + ttl < after:
+            self._stale_after[key] = now + ttl
+        return sum(map(_RATE, book.values()))
 
     def clients(self, key: K, client: str) -> int:
         """Clients recorded for ``key`` (fresh, or not yet expired when it was last touched),
@@ -96,12 +116,19 @@ class DemandBook(Generic[K]):
         return self._entries < self.max_entries
 
     def _expire(self, key: K, book: dict[str, Demand], now: int) -> None:
+        after = self._stale_after.get(key)
+        if after is not None and now <= after:
+            return  # no entry can have expired yet
         stale = [client for client, d in book.items() if now - d.at > d.ttl_ns]
         for client in stale:
             del book[client]
         self._entries -= len(stale)
-        if not book and stale:
-            del self._books[key]
+        if book:
+            self._stale_after[key] = min([d.at + d.ttl_ns for d in book.values()])
+        else:
+            self._stale_after.pop(key, None)
+            if stale:
+                del self._books[key]
 
 
 def until_repaid(instruction: Instruction, limit: Limit) -> Instruction:
@@ -109,6 +136,10 @@ def until_repaid(instruction: Instruction, limit: Limit) -> Instruction:
     if limit.amount == 0 or instruction.reject_for_ns <= 0:
         return instruction
     token_ns = -(-limit.period_ns // limit.amount)
-    return dataclasses.replace(
-        instruction, reject_for_ns=max(0, instruction.reject_for_ns - token_ns)
+    return Instruction(
+        max(0, instruction.reject_for_ns - token_ns),
+        instruction.admit_rate,
+        instruction.valid_for_ns,
+        instruction.limits,
+        instruction.error,
     )

@@ -132,21 +132,26 @@ class _Loop:
         return CLIENT_EPOCH_NS + self.now
 
     def run(self) -> Run:
-        handlers: dict[int, Callable[[int, object], None]] = {
-            _ARRIVE: self.arrive,
-            _TICK: self.tick,
-            _DELIVER: self.deliver,
-            _ANSWER: self.answer,
-            _FAIL: self.fail,
-        }
-        while self.heap:
-            at, _, kind, i, payload = heapq.heappop(self.heap)
-            if at >= self.end:
+        # indexed by event kind (in the order of _ARRIVE, _TICK, ...)
+        handlers: tuple[Callable[[int, object], None], ...] = (
+            self.arrive,
+            self.tick,
+            self.deliver,
+            self.answer,
+            self.fail,
+        )
+        heap, end, pop = self.heap, self.end, heapq.heappop
+        trace = self.result._digest.update
+        events = 0
+        while heap:
+            at, _, kind, i, payload = pop(heap)
+            if at >= end:
                 break
             self.now = at
-            self.result.events += 1
-            self.result._digest.update(b"%d %d %d;" % (at, kind, i))
+            events += 1
+            trace(b"%d %d %d;" % (at, kind, i))
             handlers[kind](i, payload)
+        self.result.events += events
         return self.result
 
     def answer(self, i: int, payload: object) -> None:
@@ -160,36 +165,44 @@ class _Loop:
         self.result.failed[i] += 1
 
     def arrive(self, i: int, payload: object = None) -> None:
-        keys = self.key_names
+        keys, now, result = self.key_names, self.now, self.result
         key = keys[0] if len(keys) == 1 else keys[self.key_rngs[i].randrange(len(keys))]
-        ok = self.clients[i].decide(key, self.clock())
-        self.result.times[key].append(self.now)
-        self.result.admitted[key].append(ok)
-        self.result._digest.update(b"+" if ok else b"-")
-        self._next_arrival(i)
+        ok = self.clients[i].decide(key, CLIENT_EPOCH_NS + now)
+        result.times[key].append(now)
+        result.admitted[key].append(ok)
+        result._digest.update(b"+" if ok else b"-")
+        t = next(self.arrival_iters[i], None)
+        if t is not None:
+            self.push(t, _ARRIVE, i, None)
 
     def tick(self, i: int, payload: object = None) -> None:
         client = self.clients[i]
         self.result.cycles[i] += 1
-        deadline = self.now + client.timeout_ns
-        outbound = client.collect(self.clock())
-        self.push(client.due(self.clock()) - CLIENT_EPOCH_NS, _TICK, i, None)
+        now = self.now
+        deadline = now + client.timeout_ns
+        clock = CLIENT_EPOCH_NS + now
+        outbound = client.collect(clock)
+        self.push(client.due(clock) - CLIENT_EPOCH_NS, _TICK, i, None)
+        if not outbound:
+            return
+        self.result.sent[i] += len(outbound)
+        send_up, rng = self.sc.network.send_up, self.net_rngs[i]
         for out in outbound:
-            self.result.sent[i] += 1
-            delay = self.sc.network.send_up(self.net_rngs[i], i, self.now)
-            if delay is None or self.now + delay > deadline:
+            delay = send_up(rng, i, now)
+            if delay is None or now + delay > deadline:
                 self.push(deadline, _FAIL, i, out)  # the client gives up at its deadline
             if delay is not None:  # a late report is still applied: the server got it
-                self.push(self.now + delay, _DELIVER, i, (out, deadline))
+                self.push(now + delay, _DELIVER, i, (out, deadline))
 
     def deliver(self, i: int, payload: object) -> None:
         assert isinstance(payload, tuple)
         out, deadline = payload
-        answer: pb.ReportResponse = self.server.process(out.request, self.now)
-        if self.now > deadline:
+        now = self.now
+        answer: pb.ReportResponse = self.server.process(out.request, now)
+        if now > deadline:
             return  # its client has already counted it failed
-        back = self.sc.network.send_down(self.net_rngs[i], i, self.now)
-        if back is None or self.now + back > deadline:
+        back = self.sc.network.send_down(self.net_rngs[i], i, now)
+        if back is None or now + back > deadline:
             self.push(deadline, _FAIL, i, out)
         else:
-            self.push(self.now + back, _ANSWER, i, (out, answer))
+            self.push(now + back, _ANSWER, i, (out, answer))

@@ -13,9 +13,7 @@ Decisions go through :meth:`LimiterMachine.decide` (what ``Limiter.acquire`` doe
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from ratekeeper.client.machine import LimiterMachine, LimiterOptions
+from ratekeeper.client.machine import LimiterMachine, LimiterOptions, Outbound
 from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 
@@ -26,14 +24,6 @@ CLIENT_EPOCH_NS = 1000 * NS_PER_SECOND
 
 #: The address every model client reports to (the model has one server).
 SERVER = "model-server:1"
-
-
-@dataclass(frozen=True, slots=True)
-class Outbound:
-    """One report on its way to the server, and the address its answer is handed back for."""
-
-    request: pb.ReportRequest
-    address: str
 
 
 class FleetClient:
@@ -60,8 +50,9 @@ class FleetClient:
         return now + self.interval_ns if due is None else due
 
     def collect(self, now: int) -> list[Outbound]:
-        """This cycle's reports."""
-        return [Outbound(o.request, o.address) for o in self._machine.collect(now)]
+        """This cycle's reports (each on its way to the server names the address its answer is
+        handed back for; the model's deadline is :attr:`timeout_ns`, not the report's own)."""
+        return self._machine.collect(now)
 
     def answered(self, sent: Outbound, answer: pb.ReportResponse, now: int) -> None:
         self._machine.answered(sent.address, answer, now)

@@ -62,13 +62,17 @@ class Network:
 
     def send_up(self, rng: random.Random, client: int, now: int) -> int | None:
         """Delay of a report sent at ``now``; ``None`` if it is lost."""
-        if self.cut(client, now) or (self.loss_up and rng.random() < self.loss_up):
+        if self.partitions and self.cut(client, now):
+            return None
+        if self.loss_up and rng.random() < self.loss_up:
             return None
         return self.up.draw(rng)
 
     def send_down(self, rng: random.Random, client: int, now: int) -> int | None:
         """Delay of an answer sent at ``now``; ``None`` if it is lost."""
-        if self.cut(client, now) or (self.loss_down and rng.random() < self.loss_down):
+        if self.partitions and self.cut(client, now):
+            return None
+        if self.loss_down and rng.random() < self.loss_down:
             return None
         return self.down.draw(rng)
 
