@@ -30,6 +30,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ratekeeper.client.clerk import Clerk
 from ratekeeper.client.decide import Decision, decide
@@ -53,9 +54,9 @@ __all__ = ["LimiterMachine", "LimiterOptions", "LimiterStats", "Outbound"]
 _CLOSING_ROUNDS = 3
 
 
-@dataclass(frozen=True, slots=True)
-class Outbound:
-    """One report to send: ``request`` to the server at ``address``, within ``timeout`` s."""
+class Outbound(NamedTuple):
+    """One report to send: ``request`` to the server at ``address``, within ``timeout`` s (a
+    tuple: one is built per server per cycle)."""
 
     address: str
     request: pb.ReportRequest

@@ -37,6 +37,19 @@ __all__ = ["DemandBook", "until_repaid"]
 K = TypeVar("K", bound=Hashable)
 
 _RATE: Callable[[Demand], float] = attrgetter("rate")
+#: The ``stale_after`` of a book with no entries.
+_NEVER = 1 << 62
+
+
+class _Book(dict[str, Demand]):
+    """One counter's demand by client, and a lower bound on its entries' expiries (``at +
+    ttl_ns``): none is stale before ``stale_after``, so the book is scanned only after it."""
+
+    __slots__ = ("stale_after",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stale_after = _NEVER
 
 
 class DemandBook(Generic[K]):
@@ -46,7 +59,6 @@ class DemandBook(Generic[K]):
         "_books",
         "_entries",
         "_next_sweep",
-        "_stale_after",
         "max_clients",
         "max_entries",
         "ttl_ns",
@@ -59,10 +71,7 @@ class DemandBook(Generic[K]):
         self.max_clients = max_clients
         #: Most (counter, client) entries remembered in all.
         self.max_entries = max_entries
-        self._books: dict[K, dict[str, Demand]] = {}
-        #: Per counter: no entry of its book is stale before this instant (a lower bound on
-        #: their expiries, so a book is scanned only once one of them may have expired).
-        self._stale_after: dict[K, int] = {}
+        self._books: dict[K, _Book] = {}
         self._entries = 0
         #: A full book is not swept again before this instant.
         self._next_sweep: int | None = None
@@ -76,20 +85,16 @@ class DemandBook(Generic[K]):
         book's; the total fresh demand including it."""
         books = self._books
         book = books.get(key)
-        if book is not None:
-            self._expire(key, book, now)
-            book = books.get(key)
-        if book is None:
-            book = books[key] = {}
+        if book is None or self._expire(key, book, now):
+            book = books[key] = _Book()
         if client not in book:
             if not self._room(book, now):
                 return rate + sum(map(_RATE, book.values()))
             self._entries += 1
         ttl = max(self.ttl_ns, ttl_ns)
         book[client] = Demand(rate, now, ttl)
-        after = self._stale_after.get(key)
-        if after is None or now + ttl < after:
-            self._stale_after[key] = now + ttl
+        if now + ttl < book.stale_after:
+            book.stale_after = now + ttl
         return sum(map(_RATE, book.values()))
 
     def clients(self, key: K, client: str) -> int:
@@ -105,7 +110,7 @@ class DemandBook(Generic[K]):
         for key, book in list(self._books.items()):
             self._expire(key, book, now)
 
-    def _room(self, book: dict[str, Demand], now: int) -> bool:
+    def _room(self, book: _Book, now: int) -> bool:
         if len(book) >= self.max_clients:
             return False
         if self._entries >= self.max_entries and (
@@ -115,20 +120,19 @@ class DemandBook(Generic[K]):
             self._next_sweep = now + max(1, self.ttl_ns // 4)
         return self._entries < self.max_entries
 
-    def _expire(self, key: K, book: dict[str, Demand], now: int) -> None:
-        after = self._stale_after.get(key)
-        if after is not None and now <= after:
-            return  # no entry can have expired yet
+    def _expire(self, key: K, book: _Book, now: int) -> bool:
+        """Drop ``book``'s stale entries; True if that left it empty and it was dropped too."""
+        if now <= book.stale_after:
+            return False  # no entry can have expired yet
         stale = [client for client, d in book.items() if now - d.at > d.ttl_ns]
         for client in stale:
             del book[client]
         self._entries -= len(stale)
-        if book:
-            self._stale_after[key] = min([d.at + d.ttl_ns for d in book.values()])
-        else:
-            self._stale_after.pop(key, None)
-            if stale:
-                del self._books[key]
+        book.stale_after = min([d.at + d.ttl_ns for d in book.values()], default=_NEVER)
+        if not book and stale:
+            del self._books[key]
+            return True
+        return False
 
 
 def until_repaid(instruction: Instruction, limit: Limit) -> Instruction:
