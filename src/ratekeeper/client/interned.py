@@ -85,6 +85,8 @@ def apply_answer(
 ) -> None:
     """Apply ``answer`` to the states of ``request`` (see :func:`add_key`); durations from
     ``now``."""
+    if not full and not known:
+        return  # an answer to a probe: nothing to apply
     if keys is None:
         for st, instruction in zip(full, instructions_from_wire(answer), strict=False):
             apply_instruction(st, instruction, now)

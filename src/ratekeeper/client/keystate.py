@@ -97,6 +97,7 @@ class KeyState:
 
     __slots__ = (
         "admitted",
+        "blocks",
         "burst",
         "earliest",
         "emission",
@@ -150,6 +151,8 @@ class KeyState:
         #: The policy's limits, strictest window first; ``limit`` is the first (``None``: none).
         self.limits: tuple[Limit, ...] = ()
         self.limit: Limit | None = None
+        #: Whether some limit of ``limits`` is 0 (:meth:`limit_blocks`, read per instruction).
+        self.blocks = False
         #: The report entry for this key, counts excepted, serialised (bytes are an object the
         #: cyclic collector need not track: a full collection's pause grows with every tracked
         #: object, and a client may hold a hundred thousand keys); inline limits ride along.
@@ -176,17 +179,20 @@ class KeyState:
 
     def set_limits(self, limits: Sequence[Limit], now: int) -> None:
         """Enforce every one of ``limits`` locally from now on (the policy lanes)."""
+        if limits == self.limits and limits:
+            return  # what nearly every answer says: the limits in force (already ordered)
         ordered = _strictest_first(limits)
         if ordered == self.limits and limits:
             return
-        if self.limit_blocks() and not any(_policy_pace(x) is None for x in ordered):
+        blocks = any(_policy_pace(x) is None for x in ordered)
+        if self.blocks and not blocks:
             self._set_earliest(now)  # a limit of 0 was lifted: start from empty, forgive nothing
-        self.limits, self.limit = ordered, local_limit(ordered)
+        self.limits, self.limit, self.blocks = ordered, local_limit(ordered), blocks
         self.arrange()
 
     def limit_blocks(self) -> bool:
         """Whether some policy limit is 0 (the key admits nothing)."""
-        return any(_policy_pace(lim) is None for lim in self.limits)
+        return self.blocks
 
     def grant_rate(self, rate: float, until: int) -> None:
         """Admit at most ``rate`` hits/s (never more than the policy) until ``until``."""
@@ -230,6 +236,8 @@ class KeyState:
         gets a lane of its own instead: folding it into the policy lane would drop the policy's
         burst and pace the key at the policy's long-run rate, far below what was granted.
         """
+        if self.lanes is None and len(self.limits) == 1 and self._arrange_single():
+            return
         paces = [(lim, _policy_pace(lim)) for lim in self.limits]
         if any(pace is None for _, pace in paces):
             self._single(pacing.NEVER, FREE)  # a limit of 0 admits nothing
@@ -257,6 +265,20 @@ class KeyState:
         self.pace = self.lanes[0].pace
         self.emission, self.tolerance, self.burst = AdmitAll(self.lanes), ALWAYS_RESTART, 0
         self.earliest = max(lane.earliest for lane in self.lanes)
+
+    def _arrange_single(self) -> bool:
+        """:meth:`arrange` for the common key, one lane under one limit, in the same steps
+        without the general case's lists; False if the grant needs a lane of its own."""
+        policy = _policy_pace(self.limits[0])
+        if policy is None:
+            self._single(pacing.NEVER, FREE)  # a limit of 0 admits nothing
+        elif math.isinf(self.grant):
+            self._single(self.earliest, policy)
+        elif math.ceil(NS_PER_SECOND / self.grant) < policy.emission_ns:
+            return False
+        else:
+            self._single(self.earliest, pacing.granted_pace(self.grant, policy))
+        return True
 
     def _single(self, earliest: int, pace: pacing.Pace) -> None:
         self.lanes = None

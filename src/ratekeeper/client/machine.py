@@ -28,7 +28,9 @@ import math
 import os
 import threading
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ratekeeper.client.clerk import Clerk
 from ratekeeper.client.decide import Decision, decide
@@ -52,9 +54,9 @@ __all__ = ["LimiterMachine", "LimiterOptions", "LimiterStats", "Outbound"]
 _CLOSING_ROUNDS = 3
 
 
-@dataclass(frozen=True, slots=True)
-class Outbound:
-    """One report to send: ``request`` to the server at ``address``, within ``timeout`` s."""
+class Outbound(NamedTuple):
+    """One report to send: ``request`` to the server at ``address``, within ``timeout`` s (a
+    tuple: one is built per server per cycle)."""
 
     address: str
     request: pb.ReportRequest
@@ -145,6 +147,10 @@ class LimiterMachine:
         self._in_flight: dict[str, PendingReport] = {}
         self._sent_at: dict[str, int] = {}
         self._next_due: int | None = None
+        #: The clerk's backlog horizon the book was last told, and the table last reported by
+        #: with its servers (each read once per change, not per cycle).
+        self._backlog_s: float | None = None
+        self._servers_of: tuple[RoutingTable | None, frozenset[str]] = (None, frozenset())
         self._last_collect: int | None = None
         self._closed = False
         self._closing_rounds = 0
@@ -221,28 +227,35 @@ class LimiterMachine:
         self._next_due = max((self._next_due or now) + self.interval_ns, now)
         self.stats.cycles += 1
         table = self.clerk.table  # one assignment for the whole cycle, whoever adopts meanwhile
-        self._follow(table)
+        if table is not self._servers_of[0]:
+            self._servers_of = (table, table.servers)  # a table is immutable: read it once
+        self._follow(self._servers_of[1])
+        book = self._book
         if self._closed:
             self._closing_rounds += 1
-            self._closing_held = bool(self._book.unanswered)
+            self._closing_held = bool(book.unanswered)
         fresh: dict[str, PendingReport] = {}
-        forgiven = self._book.take_forgiven()
-        retired, self._retired = self._retired, []
-        for st in retired:
-            self._drain(fresh, table, st, forgiven, interval)
-        # counts held back (an unanswered server, a full report) keep their state until sent
-        self._retired.extend(st for st in retired if st.unsent_admitted or st.unsent_rejected)
+        forgiven = book.take_forgiven()
+        if self._retired:
+            retired, self._retired = self._retired, []
+            for st in retired:
+                self._drain(fresh, table, st, forgiven, interval)
+            # counts held back (an unanswered server, a full report) keep their state until sent
+            self._retired.extend(st for st in retired if st.unsent_admitted or st.unsent_rejected)
         self._sweep(fresh, table, forgiven, interval, now)
         if not self._closed:
             self._probe(fresh, table, interval, now)
-        resent, self._book.unanswered = self._book.unanswered, {}
-        self._in_flight = {**resent, **fresh}
-        for address in self._in_flight:
-            self._sent_at[address] = now
-        return [
-            Outbound(r.address, r.request, report_timeout(self.timeout, len(r)))
-            for r in self._in_flight.values()
-        ]
+        resent = book.unanswered
+        if resent:
+            book.unanswered = {}
+            fresh = {**resent, **fresh}
+        self._in_flight = fresh
+        sent_at, timeout = self._sent_at, self.timeout
+        outbound = []
+        for address, r in fresh.items():
+            sent_at[address] = now
+            outbound.append(Outbound(address, r.request, report_timeout(timeout, len(r))))
+        return outbound
 
     def answered(self, address: str, answer: pb.ReportResponse, now: int) -> None:
         """Apply a server's answer, its durations counted from ``now`` (receipt)."""
@@ -255,7 +268,8 @@ class LimiterMachine:
         if answer.HasField("assignment"):  # the server holds a newer one: route by it
             self.clerk.seen_wire(answer.assignment)
         report.apply(answer, now)
-        self._apply_hot(hot_keys_from_wire(answer), now)
+        if answer.hot or self._hot:
+            self._apply_hot(hot_keys_from_wire(answer), now)
 
     def _apply_hot(self, hot: list[tuple[int, int]], now: int) -> None:
         """Reject the keys a server says are over their limit fleet-wide, if tracked here, and
@@ -306,12 +320,16 @@ class LimiterMachine:
 
     # --- the cycle's steps ---------------------------------------------------------------------
 
-    def _follow(self, table: RoutingTable) -> None:
-        """The unanswered reports of servers that left the assignment go, their counts back to
-        their keys, so this cycle routes them to the new owners (none is lost). Checked every
-        cycle: a report sent by the previous assignment may fail after the adoption."""
-        self._book.hold_for(math.ceil(self.clerk.backlog_s * NS_PER_SECOND / self.interval_ns))
-        withdrawn = self._book.withdraw(table.servers)
+    def _follow(self, servers: frozenset[str]) -> None:
+        """The unanswered reports of servers that left the assignment (now ``servers``) go, their
+        counts back to their keys, so this cycle routes them to the new owners (none is lost).
+        Checked every cycle: a report sent by the previous assignment may fail after the
+        adoption."""
+        backlog = self.clerk.backlog_s
+        if backlog != self._backlog_s:  # the clerk's mode changed (or the first cycle)
+            self._backlog_s = backlog
+            self._book.hold_for(math.ceil(backlog * NS_PER_SECOND / self.interval_ns))
+        withdrawn = self._book.withdraw(servers)
         live: set[int] = set()
         if withdrawn:
             with self.lock:
@@ -323,7 +341,9 @@ class LimiterMachine:
                 self.stats.rerouted += admitted + rejected
                 if id(st) not in live:
                     self._retired.append(st)  # pruned meanwhile: drained with the retired
-        for gone in [a for a in self.health.servers if a not in table.servers]:
+        if self.health.servers.keys() <= servers:
+            return
+        for gone in [a for a in self.health.servers if a not in servers]:
             self.health.servers.pop(gone, None)
             self._sent_at.pop(gone, None)
 
@@ -331,7 +351,7 @@ class LimiterMachine:
         self,
         fresh: dict[str, PendingReport],
         table: RoutingTable,
-        forgiven: set[str],
+        forgiven: AbstractSet[str],
         interval: int,
         now: int,
     ) -> None:
@@ -362,7 +382,7 @@ class LimiterMachine:
         fresh: dict[str, PendingReport],
         table: RoutingTable,
         st: KeyState,
-        forgiven: set[str],
+        forgiven: AbstractSet[str],
         interval: int,
     ) -> bool:
         """Move ``st``'s counts since its last report into its server's report; False if none."""
@@ -394,7 +414,7 @@ class LimiterMachine:
         """An empty report to each server not sent one for ``probe_ns`` (or ever), counted in
         cycles: cycles run late by varying amounts, and a time test skipped some (issue 11)."""
         due = self.probe_ns - self.interval_ns
-        for address in table.servers:
+        for address in self._servers_of[1]:  # table.servers, read once per table (collect)
             if address in fresh or address in self._book.unanswered:
                 continue
             sent = self._sent_at.get(address)

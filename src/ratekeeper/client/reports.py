@@ -18,6 +18,7 @@ in order, so one report per server is in flight at a time.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from ratekeeper.client.interned import ServerKeys, add_key, apply_answer
@@ -32,6 +33,10 @@ __all__ = ["TIMEOUT_PER_KEY_S", "PendingReport", "ReportBook", "report_timeout"]
 #: what a server spends per key (docs/benchmarks.md, "Large reports"), so a report the server's
 #: limits accept is answered even on a loaded machine.
 TIMEOUT_PER_KEY_S = 500e-6
+
+
+#: What :meth:`ReportBook.take_forgiven` returns when no server is forgiven.
+_NONE: frozenset[str] = frozenset()
 
 
 def report_timeout(base: float, keys: int) -> float:
@@ -92,23 +97,38 @@ class ReportBook:
         self.unanswered: dict[str, PendingReport] = {}
         #: Servers whose held-back counts the next cycle drops (see the module docstring).
         self.forgiven: set[str] = set()
+        #: The shared fields of the last reports made, serialised (:meth:`_head`).
+        self._heads: tuple[int, Generation | None, bytes] = (-1, None, b"")
 
     def new(self, address: str, interval_ns: int, generation: Generation) -> PendingReport:
         """A fresh, numbered, empty report to ``address``."""
         sequence = self._sequences[address] = self._sequences.get(address, 0) + 1
         request = pb.ReportRequest(
-            client_id=self._client_id,
-            interval_ns=interval_ns,
-            sequence=sequence,
-            generation=generation_to_wire(generation),
-            omit_unchanged=self._compact and address in self._synced,
+            sequence=sequence, omit_unchanged=self._compact and address in self._synced
         )
+        request.MergeFromString(self._head(interval_ns, generation))
         if not self._compact:
             return PendingReport(address, request)
         keys = self._keys.get(address)
         if keys is None:
             keys = self._keys[address] = ServerKeys()
         return PendingReport(address, request, keys)
+
+    def _head(self, interval_ns: int, generation: Generation) -> bytes:
+        """The fields every report of a cycle shares (client id, interval, generation),
+        serialised once per change of interval or generation rather than built per report."""
+        head = self._heads
+        if head[0] != interval_ns or head[1] != generation:
+            head = self._heads = (
+                interval_ns,
+                generation,
+                pb.ReportRequest(
+                    client_id=self._client_id,
+                    interval_ns=interval_ns,
+                    generation=generation_to_wire(generation),
+                ).SerializeToString(),
+            )
+        return head[2]
 
     def answered(self, address: str) -> None:
         self.unanswered.pop(address, None)
@@ -130,6 +150,8 @@ class ReportBook:
     def withdraw(self, servers: frozenset[str]) -> list[PendingReport]:
         """Stop resending the unanswered reports of servers not in ``servers`` (they left the
         assignment) and return them, so their counts go to the new owners."""
+        if not self.unanswered:
+            return []
         gone = [address for address in self.unanswered if address not in servers]
         for address in gone:
             self._streaks.pop(address, None)
@@ -139,7 +161,10 @@ class ReportBook:
         """Forgive a server's backlog only after ``retry_cycles`` failed reports in a row."""
         self._retry_cycles = retry_cycles
 
-    def take_forgiven(self) -> set[str]:
+    def take_forgiven(self) -> AbstractSet[str]:
         """The servers to forgive this cycle (each once)."""
-        forgiven, self.forgiven = self.forgiven, set()
+        forgiven = self.forgiven
+        if not forgiven:
+            return _NONE  # read only: the next failure adds to ``self.forgiven``, not to it
+        self.forgiven = set()
         return forgiven

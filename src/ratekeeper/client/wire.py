@@ -32,9 +32,10 @@ def instruction_from_wire(wire: pb.KeyInstruction) -> Instruction:
     """One key's instruction; an unset ``admit_rate`` is unbounded."""
     rate = wire.admit_rate if wire.HasField("admit_rate") else UNBOUNDED
     limits: tuple[Limit, ...] = ()
-    if wire.limits:
+    specs = wire.limits
+    if specs:
         try:
-            limits = tuple(spec_to_limit(spec) for spec in wire.limits)
+            limits = tuple([spec_to_limit(spec) for spec in specs])
         except LimitParseError:
             limits = ()
     return Instruction(wire.reject_for_ns, rate, wire.valid_for_ns, limits)
@@ -67,4 +68,7 @@ def known_instructions_from_wire(
 
 def hot_keys_from_wire(response: pb.ReportResponse) -> list[tuple[int, int]]:
     """The keys ``response`` says are rejected for every client: (key hash, ns left)."""
-    return [(k.key_hash, k.reject_for_ns) for k in response.hot[:MAX_HOT_KEYS] if k.reject_for_ns]
+    hot = response.hot
+    if not hot:
+        return []
+    return [(k.key_hash, k.reject_for_ns) for k in hot[:MAX_HOT_KEYS] if k.reject_for_ns]

@@ -25,8 +25,8 @@ Pure: time is a parameter; the book is mutated only by its owner (the server's e
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from operator import attrgetter
 from typing import Generic, TypeVar
 
 from ratekeeper.core.instructions import Demand, Instruction
@@ -36,11 +36,33 @@ __all__ = ["DemandBook", "until_repaid"]
 
 K = TypeVar("K", bound=Hashable)
 
+_RATE: Callable[[Demand], float] = attrgetter("rate")
+#: The ``stale_after`` of a book with no entries.
+_NEVER = 1 << 62
+
+
+class _Book(dict[str, Demand]):
+    """One counter's demand by client, and a lower bound on its entries' expiries (``at +
+    ttl_ns``): none is stale before ``stale_after``, so the book is scanned only after it."""
+
+    __slots__ = ("stale_after",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stale_after = _NEVER
+
 
 class DemandBook(Generic[K]):
     """Latest demand of each client per counter key; see the module docstring for the bounds."""
 
-    __slots__ = ("_books", "_entries", "_next_sweep", "max_clients", "max_entries", "ttl_ns")
+    __slots__ = (
+        "_books",
+        "_entries",
+        "_next_sweep",
+        "max_clients",
+        "max_entries",
+        "ttl_ns",
+    )
 
     def __init__(self, ttl_ns: int, *, max_clients: int = 256, max_entries: int = 100_000) -> None:
         #: How long a reported demand counts (a few report intervals).
@@ -49,7 +71,7 @@ class DemandBook(Generic[K]):
         self.max_clients = max_clients
         #: Most (counter, client) entries remembered in all.
         self.max_entries = max_entries
-        self._books: dict[K, dict[str, Demand]] = {}
+        self._books: dict[K, _Book] = {}
         self._entries = 0
         #: A full book is not swept again before this instant.
         self._next_sweep: int | None = None
@@ -61,16 +83,19 @@ class DemandBook(Generic[K]):
     def record(self, key: K, client: str, rate: float, now: int, ttl_ns: int = 0) -> float:
         """Record ``client``'s demand for ``key``, counting for ``ttl_ns`` if longer than the
         book's; the total fresh demand including it."""
-        book = self._books.get(key)
-        if book is not None:
-            self._expire(key, book, now)
-        book = self._books.setdefault(key, {})
-        if client not in book and not self._room(book, now):
-            return rate + sum(d.rate for d in book.values())
+        books = self._books
+        book = books.get(key)
+        if book is None or self._expire(key, book, now):
+            book = books[key] = _Book()
         if client not in book:
+            if not self._room(book, now):
+                return rate + sum(map(_RATE, book.values()))
             self._entries += 1
-        book[client] = Demand(rate, now, max(self.ttl_ns, ttl_ns))
-        return sum(d.rate for d in book.values())
+        ttl = max(self.ttl_ns, ttl_ns)
+        book[client] = Demand(rate, now, ttl)
+        if now + ttl < book.stale_after:
+            book.stale_after = now + ttl
+        return sum(map(_RATE, book.values()))
 
     def clients(self, key: K, client: str) -> int:
         """Clients recorded for ``key`` (fresh, or not yet expired when it was last touched),
@@ -85,7 +110,7 @@ class DemandBook(Generic[K]):
         for key, book in list(self._books.items()):
             self._expire(key, book, now)
 
-    def _room(self, book: dict[str, Demand], now: int) -> bool:
+    def _room(self, book: _Book, now: int) -> bool:
         if len(book) >= self.max_clients:
             return False
         if self._entries >= self.max_entries and (
@@ -95,13 +120,19 @@ class DemandBook(Generic[K]):
             self._next_sweep = now + max(1, self.ttl_ns // 4)
         return self._entries < self.max_entries
 
-    def _expire(self, key: K, book: dict[str, Demand], now: int) -> None:
+    def _expire(self, key: K, book: _Book, now: int) -> bool:
+        """Drop ``book``'s stale entries; True if that left it empty and it was dropped too."""
+        if now <= book.stale_after:
+            return False  # no entry can have expired yet
         stale = [client for client, d in book.items() if now - d.at > d.ttl_ns]
         for client in stale:
             del book[client]
         self._entries -= len(stale)
+        book.stale_after = min([d.at + d.ttl_ns for d in book.values()], default=_NEVER)
         if not book and stale:
             del self._books[key]
+            return True
+        return False
 
 
 def until_repaid(instruction: Instruction, limit: Limit) -> Instruction:
@@ -109,6 +140,10 @@ def until_repaid(instruction: Instruction, limit: Limit) -> Instruction:
     if limit.amount == 0 or instruction.reject_for_ns <= 0:
         return instruction
     token_ns = -(-limit.period_ns // limit.amount)
-    return dataclasses.replace(
-        instruction, reject_for_ns=max(0, instruction.reject_for_ns - token_ns)
+    return Instruction(
+        max(0, instruction.reject_for_ns - token_ns),
+        instruction.admit_rate,
+        instruction.valid_for_ns,
+        instruction.limits,
+        instruction.error,
     )

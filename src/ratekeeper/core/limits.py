@@ -125,15 +125,12 @@ class Limit:
         period_s = self.unit.value * self.multiplier
         identity = (self.amount, self.unit.value, self.multiplier, self.burst,
                     self.algorithm.value)  # fmt: skip
-        derived = {
-            "period_s": period_s,
-            "period_ns": period_s * NS_PER_SECOND,
-            "capacity": self.amount if self.burst is None else self.burst,
-            "identity": identity,
-            "_hash": hash(identity),
-        }
-        for name, value in derived.items():
-            object.__setattr__(self, name, value)
+        setattr_ = object.__setattr__  # frozen: the derived fields are set past its guard
+        setattr_(self, "period_s", period_s)
+        setattr_(self, "period_ns", period_s * NS_PER_SECOND)
+        setattr_(self, "capacity", self.amount if self.burst is None else self.burst)
+        setattr_(self, "identity", identity)
+        setattr_(self, "_hash", hash(identity))
 
     def __hash__(self) -> int:
         return self._hash

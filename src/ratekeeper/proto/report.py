@@ -64,6 +64,12 @@ _ALGORITHM_FROM_WIRE = {wire: algo for algo, wire in _ALGORITHM_TO_WIRE.items()}
 #: Bounds on client-declared limits, so a spec cannot overflow the core's integer maths.
 _MAX_AMOUNT = 1 << 40
 _MAX_MULTIPLIER = 1 << 20
+#: Most entries in each conversion cache below (cleared when full: they refill in a report).
+_MAX_CACHED = 1024
+#: A wire spec's bytes -> the validated limit it describes (see :func:`spec_to_limit`).
+_LIMIT_OF_SPEC: dict[bytes, Limit] = {}
+#: Limits -> their serialised ``KeyInstruction.limits`` (see :func:`_limits_wire`).
+_WIRE_OF_LIMITS: dict[tuple[Limit, ...], bytes] = {}
 
 
 def report_call(channel: grpc.Channel) -> ReportCall:
@@ -99,7 +105,22 @@ def limit_to_spec(limit: Limit) -> pb.LimitSpec:
 
 
 def spec_to_limit(spec: pb.LimitSpec) -> Limit:
-    """The limit a wire spec describes; raises :class:`LimitParseError` if it is invalid."""
+    """The limit a wire spec describes; raises :class:`LimitParseError` if it is invalid.
+
+    Every report carries its keys' inline limits and every answer its keys' limits, nearly
+    always the same few: each is validated and built once, then looked up by its wire bytes
+    (which hold every field it is read from), so equal specs also read as one shared value."""
+    wire = spec.SerializeToString()
+    limit = _LIMIT_OF_SPEC.get(wire)
+    if limit is None:
+        limit = _read_spec(spec)
+        if len(_LIMIT_OF_SPEC) >= _MAX_CACHED:
+            _LIMIT_OF_SPEC.clear()  # bounded: a client sending ever new specs starts it afresh
+        _LIMIT_OF_SPEC[wire] = limit
+    return limit
+
+
+def _read_spec(spec: pb.LimitSpec) -> Limit:
     unit = UNIT_BY_SECONDS.get(spec.unit_seconds)
     if unit is None:
         raise LimitParseError(f"unit_seconds {spec.unit_seconds} is not a known unit")
@@ -112,6 +133,18 @@ def spec_to_limit(spec: pb.LimitSpec) -> Limit:
     if spec.multiplier > _MAX_MULTIPLIER:
         raise LimitParseError(f"multiplier above {_MAX_MULTIPLIER}")
     return Limit(spec.amount, unit, spec.multiplier or 1, burst, algorithm)
+
+
+def _limits_wire(limits: tuple[Limit, ...]) -> bytes:
+    """``limits`` as the ``limits`` field of a ``KeyInstruction``, serialised (built once per
+    distinct tuple: an answer names its keys' limits, nearly always the same few)."""
+    wire = _WIRE_OF_LIMITS.get(limits)
+    if wire is None:
+        wire = pb.KeyInstruction(limits=[limit_to_spec(x) for x in limits]).SerializeToString()
+        if len(_WIRE_OF_LIMITS) >= _MAX_CACHED:
+            _WIRE_OF_LIMITS.clear()
+        _WIRE_OF_LIMITS[limits] = wire
+    return wire
 
 
 class WireKeys(Sequence[KeyCounts]):
@@ -178,11 +211,14 @@ def lazy_report_from_wire(request: pb.ReportRequest) -> Report:
 
 
 def _key_from_wire(index: int, key: pb.KeyReport) -> KeyCounts:
-    try:
-        limits = tuple(spec_to_limit(spec) for spec in key.limits)
-    except LimitParseError as exc:
-        raise RequestError(f"keys[{index}]: invalid inline limit: {exc}") from exc
-    entries = tuple((e.key, e.value) for e in key.entries)
+    specs = key.limits
+    limits: tuple[Limit, ...] = ()
+    if specs:
+        try:
+            limits = tuple([spec_to_limit(spec) for spec in specs])
+        except LimitParseError as exc:
+            raise RequestError(f"keys[{index}]: invalid inline limit: {exc}") from exc
+    entries = tuple([(e.key, e.value) for e in key.entries])
     return KeyCounts(key.domain, entries, key.admitted, key.rejected, limits, key.key_id)
 
 
@@ -212,14 +248,22 @@ def report_to_wire(report: Report) -> pb.ReportRequest:
 
 def instruction_to_wire(instruction: Instruction) -> pb.KeyInstruction:
     """The wire form of one key's instruction (an unbounded rate is left unset)."""
-    wire = pb.KeyInstruction(
-        reject_for_ns=instruction.reject_for_ns,
-        valid_for_ns=instruction.valid_for_ns,
-        limits=[limit_to_spec(limit) for limit in instruction.limits],
-        error=instruction.error,
-    )
-    if not math.isinf(instruction.admit_rate):
-        wire.admit_rate = instruction.admit_rate
+    rate = instruction.admit_rate
+    if math.isinf(rate):
+        wire = pb.KeyInstruction(
+            reject_for_ns=instruction.reject_for_ns,
+            valid_for_ns=instruction.valid_for_ns,
+            error=instruction.error,
+        )
+    else:
+        wire = pb.KeyInstruction(
+            reject_for_ns=instruction.reject_for_ns,
+            admit_rate=rate,
+            valid_for_ns=instruction.valid_for_ns,
+            error=instruction.error,
+        )
+    if instruction.limits:
+        wire.MergeFromString(_limits_wire(instruction.limits))
     return wire
 
 
@@ -233,14 +277,21 @@ def instruction_from_wire(wire: pb.KeyInstruction) -> Instruction:
 
 def answer_to_wire(answer: ReportAnswer) -> pb.ReportResponse:
     """The wire form of a report's answer."""
-    return pb.ReportResponse(
-        instructions=[instruction_to_wire(i) for i in answer.instructions],
-        hot=[pb.HotKey(key_hash=h, reject_for_ns=left) for h, left in answer.hot],
-        changed=answer.changed,
-        changed_instructions=[instruction_to_wire(i) for i in answer.changed_instructions],
-        valid_for_ns=answer.valid_for_ns,
-        unknown_ids=answer.unknown_ids,
-    )
+    response = pb.ReportResponse(valid_for_ns=answer.valid_for_ns)
+    # only the fields that hold something: most answers are to empty reports (a client's probe)
+    if answer.instructions:
+        response.instructions.extend([instruction_to_wire(i) for i in answer.instructions])
+    if answer.hot:
+        response.hot.extend([pb.HotKey(key_hash=h, reject_for_ns=left) for h, left in answer.hot])
+    if answer.changed:
+        response.changed.extend(answer.changed)
+    if answer.changed_instructions:
+        response.changed_instructions.extend(
+            [instruction_to_wire(i) for i in answer.changed_instructions]
+        )
+    if answer.unknown_ids:
+        response.unknown_ids.extend(answer.unknown_ids)
+    return response
 
 
 def answer_from_wire(response: pb.ReportResponse) -> ReportAnswer:

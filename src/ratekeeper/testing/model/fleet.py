@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ratekeeper.core.limits import NS_PER_SECOND
@@ -94,7 +95,8 @@ class _Loop:
         self.end = int(sc.duration_s * NS_PER_SECOND)
         self.now = 0
         self.heap: list[tuple[int, int, int, int, object]] = []
-        self.seq = 0
+        #: Breaks ties between events at one instant: the order they were scheduled in.
+        self.seq = itertools.count(1)
         self.server = FleetServer()
         self.key_names = [f"k{i}" for i in range(sc.keys)]
         self.clients: list[FleetClient] = []
@@ -120,8 +122,7 @@ class _Loop:
             self.push(int(phase * interval * NS_PER_SECOND) + 1, _TICK, i, None)
 
     def push(self, at: int, kind: int, client: int, payload: object) -> None:
-        self.seq += 1
-        heapq.heappush(self.heap, (at, self.seq, kind, client, payload))
+        heapq.heappush(self.heap, (at, next(self.seq), kind, client, payload))
 
     def _next_arrival(self, i: int) -> None:
         t = next(self.arrival_iters[i], None)
@@ -132,64 +133,67 @@ class _Loop:
         return CLIENT_EPOCH_NS + self.now
 
     def run(self) -> Run:
-        handlers: dict[int, Callable[[int, object], None]] = {
-            _ARRIVE: self.arrive,
-            _TICK: self.tick,
-            _DELIVER: self.deliver,
-            _ANSWER: self.answer,
-            _FAIL: self.fail,
-        }
-        while self.heap:
-            at, _, kind, i, payload = heapq.heappop(self.heap)
-            if at >= self.end:
+        # every kind but the rare failure is handled inline, over locals: a sweep plays
+        # millions of events
+        heap, end, pop, push, seq = self.heap, self.end, heapq.heappop, heapq.heappush, self.seq
+        result, clients, net_rngs = self.result, self.clients, self.net_rngs
+        arrival_iters, key_names, key_rngs = self.arrival_iters, self.key_names, self.key_rngs
+        network, server = self.sc.network, self.server
+        trace, cycles, sent = result._digest.update, result.cycles, result.sent
+        times, admitted, answered = result.times, result.admitted, result.answered
+        one_key = key_names[0] if len(key_names) == 1 else ""  # else each hit draws its key
+        events = 0
+        while heap:
+            at, _, kind, i, payload = pop(heap)
+            if at >= end:
                 break
             self.now = at
-            self.result.events += 1
-            self.result._digest.update(b"%d %d %d;" % (at, kind, i))
-            handlers[kind](i, payload)
-        return self.result
-
-    def answer(self, i: int, payload: object) -> None:
-        assert isinstance(payload, tuple)
-        self.clients[i].answered(payload[0], payload[1], self.clock())
-        self.result.answered[i] += 1
+            events += 1
+            trace(b"%d %d %d;" % (at, kind, i))
+            if kind == _ARRIVE:  # a hit: the client decides it; schedule its next
+                key = one_key or key_names[key_rngs[i].randrange(len(key_names))]
+                ok = clients[i].decide(key, CLIENT_EPOCH_NS + at)
+                times[key].append(at)
+                admitted[key].append(ok)
+                trace(b"+" if ok else b"-")
+                t = next(arrival_iters[i], None)
+                if t is not None:
+                    push(heap, (t, next(seq), _ARRIVE, i, None))
+            elif kind == _TICK:  # a report cycle: send each report, schedule the next cycle
+                client = clients[i]
+                cycles[i] += 1
+                deadline = at + client.timeout_ns
+                clock = CLIENT_EPOCH_NS + at
+                outbound = client.collect(clock)
+                push(heap, (client.due(clock) - CLIENT_EPOCH_NS, next(seq), _TICK, i, None))
+                sent[i] += len(outbound)
+                for out in outbound:
+                    delay = network.send_up(net_rngs[i], i, at)
+                    if delay is None or at + delay > deadline:  # it gives up at its deadline
+                        push(heap, (deadline, next(seq), _FAIL, i, out))
+                    if delay is not None:  # a late report is still applied: the server got it
+                        push(heap, (at + delay, next(seq), _DELIVER, i, (out, deadline)))
+            elif kind == _DELIVER:  # a report reaches the server: answer it
+                assert isinstance(payload, tuple)
+                out, deadline = payload
+                answer: pb.ReportResponse = server.process(out.request, at)
+                if at > deadline:
+                    continue  # its client has already counted it failed
+                back = network.send_down(net_rngs[i], i, at)
+                if back is None or at + back > deadline:
+                    push(heap, (deadline, next(seq), _FAIL, i, out))
+                else:
+                    push(heap, (at + back, next(seq), _ANSWER, i, (out, answer)))
+            elif kind == _ANSWER:  # an answer reaches its client
+                assert isinstance(payload, tuple)
+                clients[i].answered(payload[0], payload[1], CLIENT_EPOCH_NS + at)
+                answered[i] += 1
+            else:
+                self.fail(i, payload)
+        result.events += events
+        return result
 
     def fail(self, i: int, payload: object) -> None:
         assert isinstance(payload, Outbound)
         self.clients[i].failed(payload, self.clock())
         self.result.failed[i] += 1
-
-    def arrive(self, i: int, payload: object = None) -> None:
-        keys = self.key_names
-        key = keys[0] if len(keys) == 1 else keys[self.key_rngs[i].randrange(len(keys))]
-        ok = self.clients[i].decide(key, self.clock())
-        self.result.times[key].append(self.now)
-        self.result.admitted[key].append(ok)
-        self.result._digest.update(b"+" if ok else b"-")
-        self._next_arrival(i)
-
-    def tick(self, i: int, payload: object = None) -> None:
-        client = self.clients[i]
-        self.result.cycles[i] += 1
-        deadline = self.now + client.timeout_ns
-        outbound = client.collect(self.clock())
-        self.push(client.due(self.clock()) - CLIENT_EPOCH_NS, _TICK, i, None)
-        for out in outbound:
-            self.result.sent[i] += 1
-            delay = self.sc.network.send_up(self.net_rngs[i], i, self.now)
-            if delay is None or self.now + delay > deadline:
-                self.push(deadline, _FAIL, i, out)  # the client gives up at its deadline
-            if delay is not None:  # a late report is still applied: the server got it
-                self.push(self.now + delay, _DELIVER, i, (out, deadline))
-
-    def deliver(self, i: int, payload: object) -> None:
-        assert isinstance(payload, tuple)
-        out, deadline = payload
-        answer: pb.ReportResponse = self.server.process(out.request, self.now)
-        if self.now > deadline:
-            return  # its client has already counted it failed
-        back = self.sc.network.send_down(self.net_rngs[i], i, self.now)
-        if back is None or self.now + back > deadline:
-            self.push(deadline, _FAIL, i, out)
-        else:
-            self.push(self.now + back, _ANSWER, i, (out, answer))

@@ -7,15 +7,17 @@ reporter thread of ``ratekeeper.Limiter`` does, with virtual instants instead of
 ``monotonic_ns``. Everything else the fleet loop does goes through :class:`FleetClient`, so
 retargeting the model onto another client means rewriting this module only.
 
-Decisions go through :meth:`LimiterMachine.decide` (what ``Limiter.acquire`` does). The
-``allow`` fast path takes the same steps on the same state, but it reads the process clock.
+Decisions take the steps of :meth:`LimiterMachine.decide` (what ``Limiter.acquire`` does) on
+the machine's own key states: :func:`~ratekeeper.client.decide.take`, then the hit counted
+admitted or rejected. The explanation ``decide`` adds (remaining, retry-after) reads the state
+without changing it, and the model needs only the verdict; the ``allow`` fast path takes the
+same steps too, but it reads the process clock.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from ratekeeper.client.machine import LimiterMachine, LimiterOptions
+from ratekeeper.client.decide import bump, take
+from ratekeeper.client.machine import LimiterMachine, LimiterOptions, Outbound
 from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 
@@ -26,14 +28,6 @@ CLIENT_EPOCH_NS = 1000 * NS_PER_SECOND
 
 #: The address every model client reports to (the model has one server).
 SERVER = "model-server:1"
-
-
-@dataclass(frozen=True, slots=True)
-class Outbound:
-    """One report on its way to the server, and the address its answer is handed back for."""
-
-    request: pb.ReportRequest
-    address: str
 
 
 class FleetClient:
@@ -52,7 +46,13 @@ class FleetClient:
 
     def decide(self, key: str, now: int) -> bool:
         """Admit one hit for ``key`` at ``now``?"""
-        return self._machine.decide(key, 1, now).allowed
+        machine = self._machine
+        st = machine.states.get(key) or machine.track(key)
+        if take(st, now, 1):
+            bump(st.admitted, 1)
+            return True
+        bump(st.rejected, 1)
+        return False
 
     def due(self, now: int) -> int:
         """When the next report cycle runs (the machine's own schedule)."""
@@ -60,8 +60,9 @@ class FleetClient:
         return now + self.interval_ns if due is None else due
 
     def collect(self, now: int) -> list[Outbound]:
-        """This cycle's reports."""
-        return [Outbound(o.request, o.address) for o in self._machine.collect(now)]
+        """This cycle's reports (each on its way to the server names the address its answer is
+        handed back for; the model's deadline is :attr:`timeout_ns`, not the report's own)."""
+        return self._machine.collect(now)
 
     def answered(self, sent: Outbound, answer: pb.ReportResponse, now: int) -> None:
         self._machine.answered(sent.address, answer, now)

@@ -28,12 +28,19 @@ class Delay:
     #: The longest delay ever drawn (ns): the reordering bound is ``high - low``.
     high: int = 0
 
-    def draw(self, rng: random.Random) -> int:
-        if self.tail <= 0:
-            return self.low
-        extra = int(-math.log(1.0 - rng.random()) * self.tail)
+    #: The longest tail drawn (derived: ``high - low``, or ten means if ``high`` is unset).
+    cap: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
         cap = max(self.high - self.low, 0) if self.high else 10 * self.tail
-        return self.low + min(extra, cap)
+        object.__setattr__(self, "cap", cap)
+
+    def draw(self, rng: random.Random) -> int:
+        tail = self.tail
+        if tail <= 0:
+            return self.low
+        extra = int(-math.log(1.0 - rng.random()) * tail)
+        return self.low + (extra if extra < self.cap else self.cap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +69,17 @@ class Network:
 
     def send_up(self, rng: random.Random, client: int, now: int) -> int | None:
         """Delay of a report sent at ``now``; ``None`` if it is lost."""
-        if self.cut(client, now) or (self.loss_up and rng.random() < self.loss_up):
+        if self.partitions and self.cut(client, now):
+            return None
+        if self.loss_up and rng.random() < self.loss_up:
             return None
         return self.up.draw(rng)
 
     def send_down(self, rng: random.Random, client: int, now: int) -> int | None:
         """Delay of an answer sent at ``now``; ``None`` if it is lost."""
-        if self.cut(client, now) or (self.loss_down and rng.random() < self.loss_down):
+        if self.partitions and self.cut(client, now):
+            return None
+        if self.loss_down and rng.random() < self.loss_down:
             return None
         return self.down.draw(rng)
 
