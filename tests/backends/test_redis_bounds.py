@@ -117,7 +117,10 @@ async def test_a_flood_of_distinct_keys_is_served_and_shows_as_memory_pressure(
         pressure = store.pressure()
         assert pressure.under_pressure, pressure
         assert pressure.fill > 0.5
-        assert "bytes of Redis memory" in (ServingHealth(store).degraded() or "")
+        degraded = ServingHealth(store).degraded()
+        assert degraded is not None
+        assert degraded.kind == "store-pressure"
+        assert "bytes of Redis memory" in degraded.why
         (stat,) = (s for s in store.stats() if s.name == "ratekeeper_store_pressure")
         assert stat.value == pytest.approx(pressure.fill)
         minute = Limit(5, Unit.MINUTE)
