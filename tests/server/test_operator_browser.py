@@ -9,10 +9,13 @@ there (how docs/operations.md's picture is made).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -24,6 +27,7 @@ from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
 import ratekeeper
+from ratekeeper.server.operator_page import SNAPSHOT_PATH
 from ratekeeper.testing.procs import ToolMissing, free_port
 from ratekeeper.testing.server_process import RatekeeperServer, ratekeeper_server
 
@@ -48,6 +52,18 @@ def chromium() -> str:
     if path is None:
         raise ToolMissing("chromium is not installed (make sysdeps, or apt-get install chromium)")
     return path
+
+
+def wait_for_members(url: str, timeout: float = 30.0) -> None:
+    """Until the snapshot at ``url`` lists a cluster member."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            cluster = json.load(answer).get("cluster")
+        if cluster and cluster.get("members"):
+            return
+        assert time.monotonic() < deadline, f"no member in the snapshot after {timeout} s"
+        time.sleep(0.2)
 
 
 def browse(url: str, work: Path, *, screenshot: Path | None = None) -> str:
@@ -201,6 +217,10 @@ def test_a_cluster_member_s_page_shows_its_members_and_slices(tmp_path: Path) ->
     admin = free_port()
     flags = ["--admin-listen", f"127.0.0.1:{admin}", "--assigner-embedded", "true"]
     with ratekeeper_server(config, tmp_path, flags=flags) as server:
+        # The page shows the assignment as it is at load time: wait until the embedded assigner
+        # has made its first (a server is ready before its member has heartbeated and been
+        # assigned slices; under load that takes a few heartbeat intervals).
+        wait_for_members(f"http://127.0.0.1:{admin}{SNAPSHOT_PATH}")
         page = Elements(browse(f"http://127.0.0.1:{admin}/operator", tmp_path))
         members = [e.attrs["data-member"] for e in page.found if "data-member" in e.attrs]
         assert members == [f"127.0.0.1:{server.grpc_port}"]
