@@ -52,7 +52,13 @@ def _uvarint(n: int) -> bytes:
 
 def _field(text: str) -> bytes:
     raw = text.encode("utf-8")
-    return _uvarint(len(raw)) + raw
+    n = len(raw)
+    # a one-byte length (under 128 bytes: nearly every field) without the varint loop
+    return (_ONE_BYTE[n] if n < 0x80 else _uvarint(n)) + raw
+
+
+#: The varint of each length under 128: the byte itself.
+_ONE_BYTE = [bytes((n,)) for n in range(0x80)]
 
 
 def canonical_bytes(domain: str, entries: Iterable[tuple[str, str]]) -> bytes:

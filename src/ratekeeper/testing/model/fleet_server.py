@@ -24,17 +24,14 @@ __all__ = ["FleetServer"]
 class FleetServer:
     """One server with no configured policy: every key counts against its inline limits."""
 
-    __slots__ = ("_processor", "reports")
+    __slots__ = ("_processor",)
 
     def __init__(self, settings: ReportSettings | None = None) -> None:
         self._processor = ReportProcessor(
             StoreGate(MemoryStore()), lambda: None, settings or ReportSettings()
         )
-        #: Reports processed (each one a report RPC that reached the server).
-        self.reports = 0
 
     def process(self, request: pb.ReportRequest, now: int) -> pb.ReportResponse:
         """Apply ``request`` at virtual ``now`` (ns from the start of the run)."""
-        self.reports += 1
         answer = run_sync(self._processor.process(report_from_wire(request), START_NS + now))
         return answer_to_wire(answer)
