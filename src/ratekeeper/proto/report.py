@@ -177,9 +177,10 @@ class WireKeys(Sequence[KeyCounts]):
 def report_from_wire(request: pb.ReportRequest) -> Report:
     """The report ``request`` carries; raises :class:`RequestError` naming a key whose inline
     limit is invalid (the rest is validated by the report logic)."""
+    keys = request.keys
     return Report(
         request.client_id,
-        tuple(_key_from_wire(i, key) for i, key in enumerate(request.keys)),
+        tuple([_key_from_wire(i, key) for i, key in enumerate(keys)]) if keys else (),
         request.interval_ns,
         request.sequence,
         *_known_from_wire(request),
@@ -190,12 +191,18 @@ def _known_from_wire(
     request: pb.ReportRequest,
 ) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], bool]:
     """The compact part of ``request``: packed arrays read in one C call each."""
+    if not (request.known_ids or request.known_admitted or request.known_rejected):
+        return _NO_KNOWN, _NO_KNOWN, _NO_KNOWN, request.omit_unchanged  # a full-wire report
     return (
         tuple(request.known_ids),
         tuple(request.known_admitted),
         tuple(request.known_rejected),
         request.omit_unchanged,
     )
+
+
+#: The compact part of a report that has none.
+_NO_KNOWN: tuple[int, ...] = ()
 
 
 def lazy_report_from_wire(request: pb.ReportRequest) -> Report:
