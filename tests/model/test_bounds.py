@@ -81,7 +81,9 @@ SMALL_LIMITS = st.sampled_from(["1/minute", "4/minute", "1/s", "5/s", "10/s"])
     reason=(
         "issue 11: measured 4 hits from exact (10 clients, 1/s, 5x; 8 before A+B+E): each hit"
         " after the first in an information round borrows a token, ~lambda*R per rejection"
-        " period (docs/bounds.md bound 5; the real processes measure +3 on small-1ps)"
+        " period (docs/bounds.md bound 5; the real processes measure +3 on small-1ps). Tried"
+        " 2026-12-04: an exact-bucket shadow at the server brings this shape to 0..+1 but not"
+        " the first round of a cold or on/off fleet, and breaks bound 3 (docs/bounds.md)"
     ),
 )
 @given(fleets(factor=st.floats(0.5, 5.0), policies=SMALL_LIMITS, max_clients=50))
