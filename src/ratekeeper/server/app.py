@@ -43,17 +43,13 @@ from ratekeeper.server.operator_history import OperatorTap
 from ratekeeper.server.operator_page import OperatorPage
 from ratekeeper.server.operator_reports import report_processor
 from ratekeeper.server.reload import ConfigWatcher, config_gauge, file_signature, initial_policy
-from ratekeeper.server.security import (
-    PROTECTED_METHODS,
-    TokenInterceptor,
-    bind_grpc,
-    peer_channels,
-    read_token,
-)
+from ratekeeper.server.security import PROTECTED_METHODS, peer_channels
 from ratekeeper.server.services import SERVICES
 from ratekeeper.server.settings import AlgorithmMode, ServerSettings
 from ratekeeper.server.slicelet import Slicelet
 from ratekeeper.server.stores import open_store
+from ratekeeper.transport.listening import TokenInterceptor, bind_grpc
+from ratekeeper.transport.tls import read_token
 
 __all__ = ["Replica", "build", "run"]
 
