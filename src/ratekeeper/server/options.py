@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ratekeeper.assigner import options as assigner_options
 from ratekeeper.errors import ConfigError
 from ratekeeper.server.settings import ALGORITHM_MODE_ALIASES, AlgorithmMode, ServerSettings
 
@@ -73,6 +74,26 @@ class Option:
     @property
     def variable(self) -> str:
         return ENV_PREFIX + self.env
+
+
+#: The rows of ``ratekeeper assigner`` a server embedding the assigner takes as well.
+_EMBEDDED = ("heartbeat_interval", "unhealthy_after", "min_interval", "load_interval")
+
+
+def _embedded_assigner() -> tuple[Option, ...]:
+    """The :data:`_EMBEDDED` rows of the assigner's own table, named as it names them and
+    setting ``cluster.assigner``: written once, there."""
+    return tuple(
+        Option(
+            name,
+            env,
+            f"cluster.assigner.{field}",
+            parse,
+            f"Embedded assigner: {text[0].lower()}{text[1:]}",
+        )
+        for name, env, field, parse, text in assigner_options.OPTIONS
+        if name in _EMBEDDED
+    )
 
 
 _MODES = tuple(mode.value for mode in AlgorithmMode) + tuple(ALGORITHM_MODE_ALIASES)
@@ -180,15 +201,7 @@ OPTIONS: tuple[Option, ...] = (
            "Seconds a moved range's counters are retried to (and awaited by) its new owner."),
     Option("load_window", "LOAD_WINDOW", "cluster.load_window_s", float,
            "Seconds the per-slice load sent in heartbeats is averaged over."),
-    # the embedded assigner's rows, named as `ratekeeper assigner` names them
-    Option("heartbeat_interval", "HEARTBEAT_INTERVAL", "cluster.assigner.heartbeat_interval_s",
-           float, "Embedded assigner: seconds between a member's heartbeats."),
-    Option("unhealthy_after", "UNHEALTHY_AFTER", "cluster.assigner.unhealthy_after_s", float,
-           "Embedded assigner: seconds without a heartbeat after which a member's slices move."),
-    Option("min_interval", "MIN_INTERVAL", "cluster.assigner.min_interval_s", float,
-           "Embedded assigner: least seconds between load rounds (membership never waits)."),
-    Option("load_interval", "LOAD_INTERVAL", "cluster.assigner.load_interval_s", float,
-           "Embedded assigner: seconds between rounds for load alone."),
+    *_embedded_assigner(),
     Option("http_idle_timeout", "HTTP_IDLE_TIMEOUT", "listeners.http_idle_timeout_s", float,
            "Seconds an HTTP connection may hold no complete request before it is closed."),
     Option("grpc_max_connection_idle", "GRPC_MAX_CONNECTION_IDLE",
