@@ -18,6 +18,7 @@ from typing import Any
 from ratekeeper.assigner.options import add_arguments, from_sources
 from ratekeeper.assigner.server import running_assigner
 from ratekeeper.assigner.settings import AssignerSettings
+from ratekeeper.cli.env_flags import add_env_flag
 from ratekeeper.cli.running import add_service_parser, log_to_stderr, refuse, stop_on_signals
 from ratekeeper.errors import ConfigError
 
@@ -51,12 +52,7 @@ def add_parser(subparsers: Any) -> None:
         "high availability", "Several assigners on one etcd: one leads, the others stand by."
     )
     for flag, variable, default, parse, text in _HA_FLAGS:
-        ha.add_argument(
-            flag,
-            type=parse,
-            default=os.environ.get(f"RATEKEEPER_{variable}", default),
-            help=f"{text} [env RATEKEEPER_{variable}, default {default or 'none'}].",
-        )
+        add_env_flag(ha, flag, variable, text, default=default, parse=parse)
     parser.set_defaults(func=_assigner)
 
 

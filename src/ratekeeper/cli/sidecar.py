@@ -14,6 +14,7 @@ import asyncio
 import os
 from typing import Any
 
+from ratekeeper.cli.env_flags import add_env_flag
 from ratekeeper.cli.running import add_service_parser, log_to_stderr, refuse
 from ratekeeper.errors import ConfigError
 from ratekeeper.server.options import OPTIONS, add_arguments, from_sources
@@ -54,13 +55,12 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--client-id", default=None, help="This sidecar's identity on servers.")
     upstream = parser.add_argument_group("upstream security (the channel to the servers)")
     for flag, what in (
-        ("--upstream-tls-ca", "PEM CA file to verify the servers by: report over TLS."),
-        ("--upstream-tls-cert", "PEM client certificate for servers requiring mTLS."),
-        ("--upstream-tls-key", "PEM private key of --upstream-tls-cert."),
-        ("--upstream-auth-token-file", "File holding the servers' shared token."),
+        ("--upstream-tls-ca", "PEM CA file to verify the servers by: report over TLS"),
+        ("--upstream-tls-cert", "PEM client certificate for servers requiring mTLS"),
+        ("--upstream-tls-key", "PEM private key of --upstream-tls-cert"),
+        ("--upstream-auth-token-file", "File holding the servers' shared token"),
     ):
-        env = "RATEKEEPER_" + flag[2:].replace("-", "_").upper()
-        upstream.add_argument(flag, default=os.environ.get(env), help=f"{what} [env {env}]")
+        add_env_flag(upstream, flag, flag[2:].replace("-", "_").upper(), what)
     add_arguments(parser)
     parser.set_defaults(func=_sidecar)
 
