@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from ratekeeper.server.options import ENV_PREFIX
+from ratekeeper.config.flags import ENV_PREFIX
 
 __all__ = ["add_env_flag"]
 
