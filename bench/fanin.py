@@ -41,7 +41,8 @@ import psutil
 from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
-from ratekeeper.client.machine import LimiterMachine, LimiterOptions
+from ratekeeper.client.machine import LimiterMachine
+from ratekeeper.client.options import LimiterOptions
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 from ratekeeper.proto.report import aio_report_call
 from ratekeeper.testing.procs import http_get

@@ -17,7 +17,8 @@ import argparse
 import json
 import time
 
-from ratekeeper.client.machine import LimiterMachine, LimiterOptions
+from ratekeeper.client.machine import LimiterMachine
+from ratekeeper.client.options import LimiterOptions
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 
 __all__ = ["build_cost", "main"]

@@ -7,7 +7,8 @@ import time
 
 import grpc
 
-from ratekeeper.client.machine import LimiterMachine, LimiterOptions
+from ratekeeper.client.machine import LimiterMachine
+from ratekeeper.client.options import LimiterOptions
 from ratekeeper.config import PolicyTree
 from ratekeeper.core.limits import Limit, Unit
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb

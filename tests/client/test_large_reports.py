@@ -16,7 +16,8 @@ import grpc
 import pytest
 
 from ratekeeper import Limiter
-from ratekeeper.client.machine import LimiterMachine, LimiterOptions
+from ratekeeper.client.machine import LimiterMachine
+from ratekeeper.client.options import LimiterOptions
 from ratekeeper.client.reports import report_timeout
 from ratekeeper.core.limits import Limit, Unit
 from ratekeeper.proto.report import report_call

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ratekeeper.client.machine import LimiterMachine, LimiterOptions, Outbound
+from ratekeeper.client.machine import LimiterMachine, Outbound
+from ratekeeper.client.options import LimiterOptions
 from ratekeeper.core.keys import canonical_bytes, key_hash
 from ratekeeper.core.slices import Assignment, Generation, even_split
 from ratekeeper.proto.assignment import update_to_wire

@@ -21,7 +21,8 @@ from ratekeeper.config import LoadBounds, load_config
 from ratekeeper.errors import ConfigError, RequestError
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 from ratekeeper.proto.report import answer_to_wire, report_from_wire
-from ratekeeper.server.app import Components, build
+from ratekeeper.server.app import build
+from ratekeeper.server.components import Components
 from ratekeeper.server.options import with_options
 from ratekeeper.server.settings import ServerSettings
 

@@ -22,7 +22,7 @@ from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.backends.store import Hit
 from ratekeeper.core.outcome import Outcome
-from ratekeeper.server import app
+from ratekeeper.server import stores
 from tests.integration.procs import ManagedProcess, log_line, start
 from tests.server.conftest import CONFIG, Start, descriptor
 
@@ -209,7 +209,7 @@ async def test_shutdown_drains_calls_in_flight(
     serve: Start, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = SlowStore()
-    monkeypatch.setitem(app.STORES, "slow", lambda url, settings: store)
+    monkeypatch.setitem(stores.STORES, "slow", lambda url, settings: store)
     running = await serve(CONFIG, backend="slow://")
     in_flight = asyncio.create_task(running.ask("test", descriptor(("key1", "a"))))
     await asyncio.wait_for(store.entered.wait(), timeout=10)  # the call is in the server

@@ -7,7 +7,7 @@ import dataclasses
 from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.backends.redis import RedisSettings, RedisStore
 from ratekeeper.core.limits import Algorithm
-from ratekeeper.server import app
+from ratekeeper.server import app, stores
 from ratekeeper.server.options import with_options
 from ratekeeper.server.settings import AlgorithmMode, ServerSettings
 
@@ -29,7 +29,7 @@ async def test_every_redis_field_reaches_the_store_and_the_url_is_the_backend() 
             ServerSettings().store, backend="redis://main:6380/2", redis=redis
         )
     )
-    store = app.open_store(settings)
+    store = stores.open_store(settings)
     assert isinstance(store, RedisStore)
     assert store.settings == dataclasses.replace(redis, url="redis://main:6380/2")
     await store.close()
@@ -42,14 +42,14 @@ async def test_reconnect_flags_reach_the_redis_store() -> None:
         redis_reconnect_initial=0.1,
         redis_reconnect_max=2.0,
     )
-    store = app.open_store(settings)
+    store = stores.open_store(settings)
     assert isinstance(store, RedisStore)
     assert (store.settings.reconnect_initial_s, store.settings.reconnect_max_s) == (0.1, 2.0)
     await store.close()
 
 
 def test_the_memory_store_gets_its_size_and_expiry() -> None:
-    store = app.open_store(with_options(ServerSettings(), max_keys=64, idle_expiry=2.5))
+    store = stores.open_store(with_options(ServerSettings(), max_keys=64, idle_expiry=2.5))
     assert isinstance(store, MemoryStore)
     assert store._idle_ns == 2_500_000_000
     assert store._shard_cap * len(store._shards) == 64

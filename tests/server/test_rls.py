@@ -15,7 +15,7 @@ from ratekeeper.backends.store import Hit
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.errors import BackendError, ConfigError
 from ratekeeper.protocol.rls_plan import MAX_DESCRIPTOR_BYTES, MAX_DESCRIPTORS
-from ratekeeper.server import app
+from ratekeeper.server import stores
 from ratekeeper.server.options import with_options
 from ratekeeper.server.rls_servicer import SERVICE_NAME
 from ratekeeper.server.settings import ServerSettings
@@ -91,7 +91,7 @@ class CountingStore(MemoryStore):
 
 @pytest.fixture
 def failing_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(app.STORES, "failing", lambda url, settings: FailingStore())
+    monkeypatch.setitem(stores.STORES, "failing", lambda url, settings: FailingStore())
 
 
 @pytest.mark.usefixtures("failing_backend")
@@ -111,7 +111,7 @@ async def test_store_errors_fail_open_or_closed(serve: Start, fail_closed: bool,
 async def test_one_store_call_per_request(serve: Start, monkeypatch: pytest.MonkeyPatch) -> None:
     store = CountingStore()
     store.calls = []
-    monkeypatch.setitem(app.STORES, "counting", lambda url, settings: store)
+    monkeypatch.setitem(stores.STORES, "counting", lambda url, settings: store)
     running = await serve(CONFIG, backend="counting://")
     three = [descriptor(("key1", "a")), descriptor(("key2", "b")), descriptor(("key1", "c"))]
     await running.ask("test", *three)
@@ -121,7 +121,7 @@ async def test_one_store_call_per_request(serve: Start, monkeypatch: pytest.Monk
 
 def test_unknown_backend_scheme_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"unknown backend 'nosuch://x'; known: memory://"):
-        app.open_store(with_options(ServerSettings(), backend="nosuch://x"))
+        stores.open_store(with_options(ServerSettings(), backend="nosuch://x"))
 
 
 async def test_calls_are_timed_and_malformed_ones_counted(serve: Start) -> None:

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
-import signal
 import sys
 from typing import Any
 
 from ratekeeper.assigner.options import add_arguments, from_sources
 from ratekeeper.assigner.server import running_assigner
 from ratekeeper.assigner.settings import AssignerSettings
+from ratekeeper.cli.env_flags import add_env_flag
+from ratekeeper.cli.running import add_service_parser, log_to_stderr, refuse, stop_on_signals
 from ratekeeper.errors import ConfigError
 
 __all__ = ["add_parser"]
@@ -38,12 +38,8 @@ _HA_FLAGS: tuple[tuple[str, str, str, type, str], ...] = (
 
 
 def add_parser(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "assigner",
-        help=__doc__.splitlines()[0].split(": ", 1)[1],
-        description=__doc__,
-        epilog="Flags override RATEKEEPER_* environment variables, which override defaults.",
-    )
+    summary = __doc__.splitlines()[0].split(": ", 1)[1]
+    parser = add_service_parser(subparsers, "assigner", summary, __doc__)
     add_arguments(parser)
     parser.add_argument(
         "--log-level",
@@ -56,12 +52,7 @@ def add_parser(subparsers: Any) -> None:
         "high availability", "Several assigners on one etcd: one leads, the others stand by."
     )
     for flag, variable, default, parse, text in _HA_FLAGS:
-        ha.add_argument(
-            flag,
-            type=parse,
-            default=os.environ.get(f"RATEKEEPER_{variable}", default),
-            help=f"{text} [env RATEKEEPER_{variable}, default {default or 'none'}].",
-        )
+        add_env_flag(ha, flag, variable, text, default=default, parse=parse)
     parser.set_defaults(func=_assigner)
 
 
@@ -69,13 +60,8 @@ def _assigner(args: argparse.Namespace) -> int:
     try:
         settings = from_sources(vars(args), os.environ)
     except ConfigError as exc:
-        print(f"ratekeeper assigner: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+        return refuse("assigner", exc)
+    log_to_stderr(args.log_level)
     try:
         if args.etcd:
             return asyncio.run(_run_elected(settings, args))
@@ -84,15 +70,11 @@ def _assigner(args: argparse.Namespace) -> int:
         print(f"ratekeeper assigner: {exc}", file=sys.stderr)
         return 1
     except ConfigError as exc:  # an unreadable certificate, key or token file
-        print(f"ratekeeper assigner: {exc}", file=sys.stderr)
-        return 2
+        return refuse("assigner", exc)
 
 
 async def _run(settings: AssignerSettings) -> int:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     async with running_assigner(settings):
         await stop.wait()
     return 0
@@ -108,12 +90,8 @@ async def _run_elected(settings: AssignerSettings, args: argparse.Namespace) -> 
         coordination = EtcdCoordination(parse_endpoints(args.etcd), prefix=args.etcd_prefix)
         election = ElectionSettings.for_ttl(args.election_ttl)
     except ConfigError as exc:
-        print(f"ratekeeper assigner: {exc}", file=sys.stderr)
-        return 2
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        return refuse("assigner", exc)
+    stop = stop_on_signals()
     advertise = args.advertise or None
     async with running_ha_assigner(settings, coordination, election, advertise=advertise):
         await stop.wait()

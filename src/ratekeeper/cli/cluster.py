@@ -17,6 +17,7 @@ from typing import Any
 
 import grpc
 
+from ratekeeper.cli.env_flags import add_env_flag
 from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.errors import ConfigError
 from ratekeeper.proto.cluster import AssignerCalls
@@ -62,8 +63,7 @@ def add_parser(subparsers: Any) -> None:
     status.add_argument("address", metavar="HOST:PORT", help="The assigner or any member.")
     status.add_argument("--timeout", type=float, default=5.0, help="Seconds to wait [5].")
     for flag, variable, text in _STATUS_SECURITY:
-        env = f"RATEKEEPER_{variable}"
-        status.add_argument(flag, default=os.environ.get(env) or None, help=f"{text} [env {env}].")
+        add_env_flag(status, flag, variable, text)
     status.set_defaults(func=_status)
 
 

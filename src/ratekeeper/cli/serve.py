@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
-import sys
 from typing import Any
 
+from ratekeeper.cli.running import add_service_parser, log_to_stderr, refuse
 from ratekeeper.errors import ConfigError
 from ratekeeper.server.app import run
 from ratekeeper.server.options import add_arguments, from_sources
@@ -29,12 +28,7 @@ DESCRIPTION = (
 
 
 def add_parser(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "serve",
-        help=HELP,
-        description=DESCRIPTION,
-        epilog="Flags override RATEKEEPER_* environment variables, which override defaults.",
-    )
+    parser = add_service_parser(subparsers, "serve", HELP, DESCRIPTION)
     add_arguments(parser)
     parser.set_defaults(func=_serve)
 
@@ -43,11 +37,6 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         settings: ServerSettings = from_sources(vars(args), os.environ)
     except ConfigError as exc:
-        print(f"ratekeeper serve: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+        return refuse("serve", exc)
+    log_to_stderr(settings.log_level)
     return asyncio.run(run(settings))

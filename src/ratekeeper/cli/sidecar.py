@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
-import sys
 from typing import Any
 
+from ratekeeper.cli.env_flags import add_env_flag
+from ratekeeper.cli.running import add_service_parser, log_to_stderr, refuse
 from ratekeeper.errors import ConfigError
 from ratekeeper.server.options import OPTIONS, add_arguments, from_sources
 from ratekeeper.server.settings import ServerSettings
@@ -40,12 +40,7 @@ DEFAULT_PORTS = {"grpc_port": "8091", "http_port": "8090"}
 
 
 def add_parser(subparsers: Any) -> None:
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "sidecar",
-        help=HELP,
-        description=DESCRIPTION,
-        epilog="Flags override RATEKEEPER_* environment variables, which override defaults.",
-    )
+    parser = add_service_parser(subparsers, "sidecar", HELP, DESCRIPTION)
     parser.add_argument(
         "--server",
         action="append",
@@ -60,13 +55,12 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--client-id", default=None, help="This sidecar's identity on servers.")
     upstream = parser.add_argument_group("upstream security (the channel to the servers)")
     for flag, what in (
-        ("--upstream-tls-ca", "PEM CA file to verify the servers by: report over TLS."),
-        ("--upstream-tls-cert", "PEM client certificate for servers requiring mTLS."),
-        ("--upstream-tls-key", "PEM private key of --upstream-tls-cert."),
-        ("--upstream-auth-token-file", "File holding the servers' shared token."),
+        ("--upstream-tls-ca", "PEM CA file to verify the servers by: report over TLS"),
+        ("--upstream-tls-cert", "PEM client certificate for servers requiring mTLS"),
+        ("--upstream-tls-key", "PEM private key of --upstream-tls-cert"),
+        ("--upstream-auth-token-file", "File holding the servers' shared token"),
     ):
-        env = "RATEKEEPER_" + flag[2:].replace("-", "_").upper()
-        upstream.add_argument(flag, default=os.environ.get(env), help=f"{what} [env {env}]")
+        add_env_flag(upstream, flag, flag[2:].replace("-", "_").upper(), what)
     add_arguments(parser)
     parser.set_defaults(func=_sidecar)
 
@@ -79,8 +73,7 @@ def _sidecar(args: argparse.Namespace) -> int:
         tls = TlsSettings(ca=ca, cert=cert, key=key) if ca or cert else None
         token = read_token(token_file) if token_file else None
     except ConfigError as exc:
-        print(f"ratekeeper sidecar: {exc}", file=sys.stderr)
-        return 2
+        return refuse("sidecar", exc)
     options = SidecarOptions(
         servers_of(values.pop("server")),
         report_interval=values.pop("report_interval"),
@@ -97,11 +90,6 @@ def _sidecar(args: argparse.Namespace) -> int:
     try:
         settings: ServerSettings = from_sources(values, os.environ)
     except ConfigError as exc:
-        print(f"ratekeeper sidecar: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+        return refuse("sidecar", exc)
+    log_to_stderr(settings.log_level)
     return asyncio.run(run(settings, options))

@@ -3,6 +3,6 @@
 from ratekeeper.client.decide import Decision
 from ratekeeper.client.health import ServerHealth
 from ratekeeper.client.limiter import Limiter
-from ratekeeper.client.machine import LimiterStats
+from ratekeeper.client.stats import LimiterStats
 
 __all__ = ["Decision", "Limiter", "LimiterStats", "ServerHealth"]

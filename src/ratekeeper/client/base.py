@@ -23,8 +23,10 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 from ratekeeper.client.decide import Decision, decide
 from ratekeeper.client.decorator import limit as limit_decorator
 from ratekeeper.client.health import ServerHealth
-from ratekeeper.client.machine import LimiterMachine, LimiterOptions, LimiterStats
+from ratekeeper.client.machine import LimiterMachine
+from ratekeeper.client.options import LimiterOptions
 from ratekeeper.client.policy import Key, LimitsArg
+from ratekeeper.client.stats import LimiterStats
 from ratekeeper.config import PolicyTree
 from ratekeeper.core.slices import Assignment
 from ratekeeper.transport.tls import TlsSettings

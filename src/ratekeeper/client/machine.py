@@ -25,29 +25,29 @@ traffic stays flat whatever the request traffic, and a wrong or dead address sho
 from __future__ import annotations
 
 import math
-import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from ratekeeper.client.clerk import Clerk
 from ratekeeper.client.decide import Decision, decide
 from ratekeeper.client.health import Health
 from ratekeeper.client.keystate import KeyState
-from ratekeeper.client.policy import Key, LimitsArg, Policies
+from ratekeeper.client.options import LimiterOptions
+from ratekeeper.client.policy import Key, Policies
 from ratekeeper.client.reports import PendingReport, ReportBook, report_timeout
 from ratekeeper.client.routing import RoutingTable, route
 from ratekeeper.client.servers import assignment_of, default_client_id
+from ratekeeper.client.stats import LimiterStats
 from ratekeeper.client.wire import MAX_HOT_KEYS, hot_keys_from_wire
-from ratekeeper.config import PolicyTree
 from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.core.slices import Assignment
 from ratekeeper.errors import ClientClosedError
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 
-__all__ = ["LimiterMachine", "LimiterOptions", "LimiterStats", "Outbound"]
+# LimiterOptions stays importable from here: it is the machine's argument.
+__all__ = ["LimiterMachine", "LimiterOptions", "Outbound"]
 
 #: Most report cycles a closing machine runs while a server fails to answer (one sends
 #: everything unless a resend waits or reports were full; full ones are drained while answered).
@@ -63,49 +63,6 @@ class Outbound(NamedTuple):
     #: Seconds the report may take: the limiter's timeout plus a share per key it carries
     #: (:func:`~ratekeeper.client.reports.report_timeout`).
     timeout: float
-
-
-@dataclass(slots=True)
-class LimiterStats:
-    """Counts a limiter keeps about itself (plain values, safe to read from any thread)."""
-
-    #: Report cycles run (each sends at most one report per server).
-    cycles: int = 0
-    #: Reports answered, and reports that failed or timed out (their instructions kept).
-    answered: int = 0
-    failed: int = 0
-    #: Keys tracked, as of the last look.
-    tracked: int = 0
-    #: Keys with a server's instruction (a rejection period or a rate) in force, per cycle.
-    instructions: int = 0
-    #: Hits admitted on keys whose server's latest report had failed: decided locally only.
-    admitted_failing_open: int = 0
-    #: Keys seen while ``max_keys`` were tracked: admitted, neither limited nor reported.
-    untracked: int = 0
-    #: Keys dropped because they were idle with no instruction in force.
-    pruned: int = 0
-    #: Servers owning a slice of the assignment routed by, and its generation
-    #: ``(incarnation, number)``, as of the last look.
-    owners: int = 0
-    generation: tuple[int, int] = (0, 0)
-    #: Hits of unanswered reports re-sent to a new owner after their server left the assignment.
-    rerouted: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class LimiterOptions:
-    """Everything a limiter is told besides its servers; documented on ``ratekeeper.Limiter``."""
-
-    domain: str = "default"
-    limit: LimitsArg | Mapping[str, LimitsArg] | None = None
-    policies: PolicyTree | str | os.PathLike[str] | None = None
-    report_interval: float = 0.1
-    client_id: str | None = None
-    max_keys: int = 100_000
-    max_keys_per_report: int = 10_000
-    timeout: float | None = None
-    #: Intern keys per server: the descriptor once, then an id and counts (issue 15).
-    compact_reports: bool = False
 
 
 class LimiterMachine:

@@ -1,11 +1,12 @@
 """The composition root: the one place that wires a server process together.
 
-Extension points, one line each:
+:func:`build` makes the process's :class:`~ratekeeper.server.components.Components` from its
+settings. Extension points, one line each, beside it:
 
-* :data:`STORES` maps a backend URL scheme (``memory://``, ``redis://``) to a factory
-  ``(url, store settings) -> Store``.
-* :data:`SERVICES` lists the gRPC registrations ``(grpc.aio.Server, Components) -> None``; each
-  wraps the protocol logic it serves (``decider``, ``reports``) in its servicer.
+* :data:`~ratekeeper.server.stores.STORES` maps a backend URL scheme (``memory://``,
+  ``redis://``) to a factory ``(url, store settings) -> Store``.
+* :data:`~ratekeeper.server.services.SERVICES` lists the gRPC registrations
+  ``(grpc.aio.Server, Components) -> None``.
 
 :class:`Replica` starts and stops the listeners on the running event loop (tests use it
 in-process); :func:`run` adds what a real process needs: signals, reload, graceful shutdown.
@@ -15,66 +16,42 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import gc
 import logging
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
-from urllib.parse import urlsplit
 
 import grpc
-from grpc_health.v1 import health_pb2_grpc
 
-from ratekeeper.assigner.server import AssignerService
-from ratekeeper.backends.memory import MemoryStore
-from ratekeeper.backends.redis import RedisStore
-from ratekeeper.backends.store import Store
 from ratekeeper.config import default_config_path, load_config
-from ratekeeper.core.limits import NS_PER_SECOND, Algorithm
-from ratekeeper.errors import ConfigError, RatekeeperError
+from ratekeeper.core.limits import Algorithm
+from ratekeeper.errors import RatekeeperError
 from ratekeeper.protocol.ownership import StoreGate
 from ratekeeper.protocol.policy import Policy, PolicyHolder
-from ratekeeper.protocol.report import ReportProcessor
-from ratekeeper.protocol.rlqs import RlqsQuotas
 from ratekeeper.protocol.rls import RlsDecider, RlsSettings
 from ratekeeper.server import redact
-from ratekeeper.server.forward_batch import BatchServicer, add_batch_servicer
-from ratekeeper.server.forwarding import (
-    GrpcForwarder,
-    ViewOwners,
-)
-from ratekeeper.server.handoff import attach_handoff
+from ratekeeper.server.components import Components
+from ratekeeper.server.forwarding import GrpcForwarder, ViewOwners
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.http import HttpEndpoints
 from ratekeeper.server.listeners import HttpListeners, grpc_options, security_for_logs
 from ratekeeper.server.member_lifecycle import MemberLifecycle, advertised, embedded_assigner
-from ratekeeper.server.member_service import MemberService
 from ratekeeper.server.metrics import Metrics
 from ratekeeper.server.operator_history import OperatorTap
 from ratekeeper.server.operator_page import OperatorPage
 from ratekeeper.server.operator_reports import report_processor
 from ratekeeper.server.reload import ConfigWatcher, config_gauge, file_signature, initial_policy
-from ratekeeper.server.report_servicer import ReportServicer, add_report_servicer
-from ratekeeper.server.rlqs_servicer import RlqsServicer, add_rlqs_servicer
-from ratekeeper.server.rls_servicer import add_rls_servicer, rls_servicer
-from ratekeeper.server.security import (
-    PROTECTED_METHODS,
-    TokenInterceptor,
-    bind_grpc,
-    peer_channels,
-    read_token,
-)
-from ratekeeper.server.settings import (
-    AlgorithmMode,
-    ServerSettings,
-    StoreSettings,
-)
+from ratekeeper.server.security import PROTECTED_METHODS, peer_channels
+from ratekeeper.server.services import SERVICES
+from ratekeeper.server.settings import AlgorithmMode, ServerSettings
 from ratekeeper.server.slicelet import Slicelet
+from ratekeeper.server.stores import open_store
+from ratekeeper.transport.listening import TokenInterceptor, bind_grpc
+from ratekeeper.transport.tls import read_token
 
-__all__ = ["SERVICES", "STORES", "Components", "Replica", "run"]
+__all__ = ["Replica", "build", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -83,105 +60,6 @@ _FORCED_ALGORITHM: dict[AlgorithmMode, Algorithm | None] = {
     AlgorithmMode.AS_CONFIGURED: None,
     AlgorithmMode.FIXED_WINDOW: Algorithm.FIXED_WINDOW,
 }
-
-
-def _memory_store(url: str, settings: StoreSettings) -> Store:
-    return MemoryStore(
-        max_keys=settings.max_keys,
-        idle_expiry_ns=int(settings.idle_expiry_s * NS_PER_SECOND),
-        budgets=settings.budgets,
-    )
-
-
-def _redis_store(url: str, settings: StoreSettings) -> Store:
-    # Every Redis field passes through as set; only the URL comes from the backend.
-    return RedisStore(dataclasses.replace(settings.redis, url=url))
-
-
-#: Backend URL scheme → store factory.
-STORES: dict[str, Callable[[str, StoreSettings], Store]] = {
-    "memory": _memory_store,
-    "redis": _redis_store,
-    "rediss": _redis_store,
-    "unix": _redis_store,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Components:
-    """Everything a process is made of, built once from the settings."""
-
-    settings: ServerSettings
-    policy: PolicyHolder
-    store: Store
-    metrics: Metrics
-    health: ServingHealth
-    #: Envoy RLS decisions (gRPC and ``POST /json``).
-    decider: RlsDecider
-    #: Batch reports.
-    reports: ReportProcessor
-    #: The wall clock calls are decided at (ns since the epoch).
-    clock: Callable[[], int] = time.time_ns
-    #: This server's membership in a cluster (``None``: it runs alone).
-    slicelet: Slicelet | None = None
-    #: The cluster's assigner, when this server embeds it (``--assigner-embedded``).
-    assigner: AssignerService | None = None
-    #: A cluster member's RLS forwarding to other members; ``None`` for a lone server.
-    forwarder: GrpcForwarder | None = None
-    #: The shared token Report, Watch and the admin endpoints require (``None``: none).
-    auth_token: str | None = None
-    #: What the operator page shows, fed by the reports (``None``: no page, no admin listener).
-    operator: OperatorTap | None = None
-
-
-def _add_rls(server: grpc.aio.Server, c: Components) -> None:
-    add_rls_servicer(rls_servicer(c.decider, c.metrics, c.clock), server)
-
-
-def _add_reports(server: grpc.aio.Server, c: Components) -> None:
-    view = c.slicelet.view if c.slicelet is not None else None
-    add_report_servicer(ReportServicer(c.reports, c.metrics, c.clock, view), server)
-
-
-def _add_rlqs(server: grpc.aio.Server, c: Components) -> None:
-    quotas = RlqsQuotas(StoreGate(c.store), lambda: c.policy.policy)
-    add_rlqs_servicer(RlqsServicer(quotas, c.metrics, c.clock), server)
-
-
-def _add_forwarded_batches(server: grpc.aio.Server, c: Components) -> None:
-    if c.forwarder is not None:  # a cluster member: others send it coalesced calls
-        add_batch_servicer(BatchServicer(c.decider, c.metrics, c.clock), server)
-
-
-def _add_health(server: grpc.aio.Server, c: Components) -> None:
-    health_pb2_grpc.add_HealthServicer_to_server(c.health.servicer, server)
-
-
-def _add_cluster(server: grpc.aio.Server, c: Components) -> None:
-    # the member embedding the assigner serves the assigner's own AssignerService
-    if c.assigner is not None:
-        server.add_generic_rpc_handlers((c.assigner.handler(),))
-    elif c.slicelet is not None:
-        server.add_generic_rpc_handlers((MemberService(c.slicelet).handler(),))
-
-
-def _add_handoff(server: grpc.aio.Server, c: Components) -> None:
-    if c.slicelet is not None:  # a cluster member hands its counters off as slices move
-        timeout = c.settings.cluster.handoff_timeout_s
-        connect = peer_channels(c.settings.tls, c.auth_token)
-        attach_handoff(server, c.store, c.slicelet, c.metrics.registry, c.clock, timeout, connect)
-
-
-#: gRPC services every server registers.
-SERVICES: tuple[Callable[[grpc.aio.Server, Components], None], ...] = (
-    _add_rls,
-    _add_health,
-    _add_reports,
-    _add_rlqs,
-    _add_cluster,
-    _add_handoff,
-    _add_forwarded_batches,
-)
 
 
 def config_path(settings: ServerSettings) -> str:
@@ -198,16 +76,6 @@ def policy_loader(settings: ServerSettings) -> Callable[[], Policy]:
         algorithm=_FORCED_ALGORITHM[settings.policy.algorithm],
         bounds=settings.policy.bounds,
     )
-
-
-def open_store(settings: ServerSettings) -> Store:
-    """The store the backend URL names; raises ConfigError for an unknown scheme."""
-    backend = settings.store.backend
-    factory = STORES.get(urlsplit(backend).scheme)
-    if factory is None:
-        known = ", ".join(f"{name}://" for name in STORES)
-        raise ConfigError(f"unknown backend {backend!r}; known: {known}", key="backend")
-    return factory(backend, settings.store)
 
 
 def rls_settings(settings: ServerSettings) -> RlsSettings:

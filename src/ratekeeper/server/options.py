@@ -2,46 +2,26 @@
 
 Users see one flat list of options, named as envoyproxy/ratelimit names its variables where it
 has one (``GRPC_PORT``, ``PORT``, ``SHADOW_MODE``, ...); the process reads typed sections
-(:mod:`ratekeeper.server.settings`). :data:`OPTIONS` is the one table between the two: each row
-gives the option's name (flag ``--<name>``, with dashes), its variable, the settings field it
-sets and how its text is parsed. Defaults are the settings' own, so they are written once.
-
-Precedence, lowest first: the field's default, the variable, the flag. A bad value raises
-:class:`~ratekeeper.errors.ConfigError` naming the flag or variable it came from.
+(:mod:`ratekeeper.server.settings`). :data:`OPTIONS` is the one table between the two, read by
+:class:`~ratekeeper.config.flags.OptionTable` (precedence, parsing and errors are written there,
+once, for the assigner's table too). Defaults are the settings' own, so they are written once.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import enum
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
 
-from ratekeeper.errors import ConfigError
+from ratekeeper.assigner import options as assigner_options
+from ratekeeper.config.flags import Option, OptionTable, parse_bool
 from ratekeeper.server.settings import ALGORITHM_MODE_ALIASES, AlgorithmMode, ServerSettings
 
 __all__ = [
-    "ENV_PREFIX",
     "OPTIONS",
-    "Option",
     "add_arguments",
     "flat_values",
     "from_sources",
     "with_options",
 ]
-
-ENV_PREFIX = "RATEKEEPER_"
-
-
-def _parse_bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"not a boolean: {text!r}")
 
 
 def _optional(text: str) -> str | None:
@@ -49,30 +29,22 @@ def _optional(text: str) -> str | None:
     return text or None
 
 
-@dataclass(frozen=True, slots=True)
-class Option:
-    """One flag and its environment variable, and the settings field they set."""
+#: The rows of ``ratekeeper assigner`` a server embedding the assigner takes as well.
+_EMBEDDED = ("heartbeat_interval", "unhealthy_after", "min_interval", "load_interval")
 
-    #: Flag name with underscores (``grpc_port`` is ``--grpc-port``): the name users know.
-    name: str
-    #: Environment variable without :data:`ENV_PREFIX`.
-    env: str
-    #: Dotted path of the field it sets in :class:`ServerSettings` (``listeners.grpc_port``).
-    path: str
-    #: Turns the flag's or variable's text into the field's value; raises ValueError.
-    parse: Callable[[str], Any]
-    #: One line for ``--help``.
-    help: str
-    #: The texts allowed, if the set is closed (checked before parsing).
-    choices: tuple[str, ...] = ()
 
-    @property
-    def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
-
-    @property
-    def variable(self) -> str:
-        return ENV_PREFIX + self.env
+def _embedded_assigner() -> tuple[Option, ...]:
+    """The :data:`_EMBEDDED` rows of the assigner's own table, named as it names them and
+    setting ``cluster.assigner``: written once, there."""
+    return tuple(
+        dataclasses.replace(
+            row,
+            path=f"cluster.assigner.{row.path}",
+            help=f"Embedded assigner: {row.help[0].lower()}{row.help[1:]}",
+        )
+        for row in assigner_options.OPTIONS
+        if row.name in _EMBEDDED
+    )
 
 
 _MODES = tuple(mode.value for mode in AlgorithmMode) + tuple(ALGORITHM_MODE_ALIASES)
@@ -96,7 +68,7 @@ OPTIONS: tuple[Option, ...] = (
            "HTTP port (/json, /healthcheck, /metrics); 0 picks."),
     Option("config", "CONFIG", "policy.path", str,
            "Policy file or directory; empty: the embedded default config."),
-    Option("merge_domains", "MERGE_DOMAIN_CONFIG", "policy.merge_domains", _parse_bool,
+    Option("merge_domains", "MERGE_DOMAIN_CONFIG", "policy.merge_domains", parse_bool,
            "Merge files that declare the same domain."),
     Option("backend", "BACKEND", "store.backend", str, "Where counters live, as a URL."),
     Option("max_keys", "MAX_KEYS", "store.max_keys", int, "Most counters the memory store holds."),
@@ -120,12 +92,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("local_cache_size", "LOCAL_CACHE_SIZE", "store.redis.local_cache_size", int,
            "Redis keys cached in process as over limit; 0: off."),
     Option("stop_cache_key_increment_when_overlimit", "STOP_CACHE_KEY_INCREMENT_WHEN_OVERLIMIT",
-           "store.redis.stop_increment_when_over", _parse_bool,
+           "store.redis.stop_increment_when_over", parse_bool,
            "Redis: count nothing when any window of a request would go over."),
-    Option("shadow_mode", "SHADOW_MODE", "answers.shadow_mode", _parse_bool,
+    Option("shadow_mode", "SHADOW_MODE", "answers.shadow_mode", parse_bool,
            "overall_code always OK (statuses keep OVER_LIMIT), still counting what is over."),
     Option("limit_response_headers_enabled", "LIMIT_RESPONSE_HEADERS_ENABLED",
-           "answers.headers.enabled", _parse_bool, "Add RateLimit-* headers to RLS responses."),
+           "answers.headers.enabled", parse_bool, "Add RateLimit-* headers to RLS responses."),
     Option("limit_limit_header", "LIMIT_LIMIT_HEADER", "answers.headers.limit", str,
            "Limit header."),
     Option("limit_remaining_header", "LIMIT_REMAINING_HEADER", "answers.headers.remaining", str,
@@ -135,20 +107,20 @@ OPTIONS: tuple[Option, ...] = (
     Option("near_limit_ratio", "NEAR_LIMIT_RATIO", "answers.near_limit_ratio", float,
            "Fraction of a limit past which hits count as near_limit."),
     Option("healthy_with_at_least_one_config_loaded", "HEALTHY_WITH_AT_LEAST_ONE_CONFIG_LOADED",
-           "policy.require_domain", _parse_bool,
+           "policy.require_domain", parse_bool,
            "Health NOT_SERVING while the loaded config defines no domain; off: serve anyway."),
     Option("serve_without_config", "SERVE_WITHOUT_CONFIG", "policy.serve_without_config",
-           _parse_bool, "A config invalid or absent at start-up: serve with no rules (every "
+           parse_bool, "A config invalid or absent at start-up: serve with no rules (every "
            "descriptor OK) and load it once it is valid, as envoyproxy/ratelimit; false: exit 2."),
     Option("response_dynamic_metadata", "RESPONSE_DYNAMIC_METADATA",
-           "answers.dynamic_metadata", _parse_bool,
+           "answers.dynamic_metadata", parse_bool,
            "Fill RLS responses' dynamic_metadata (domain, descriptors, hitsAddend, metadata)."),
     Option("algorithm", "ALGORITHM", "policy.algorithm", AlgorithmMode,
            "as_configured (each rule's own; token_bucket is an old name for it), or fixed_window "
            "to count every rule as envoyproxy/ratelimit does.", _MODES),
-    Option("quota_mode", "QUOTA_MODE", "answers.quota_mode", _parse_bool,
+    Option("quota_mode", "QUOTA_MODE", "answers.quota_mode", parse_bool,
            "Treat every descriptor as a quota: OVER_LIMIT only when all of a request's are over."),
-    Option("fail_closed", "FAIL_CLOSED", "answers.fail_closed", _parse_bool,
+    Option("fail_closed", "FAIL_CLOSED", "answers.fail_closed", parse_bool,
            "On a store error answer OVER_LIMIT instead of OK (fail open)."),
     Option("reload_interval", "RELOAD_INTERVAL", "policy.reload_interval_s", float,
            "Seconds between checks of the config files' mtimes; 0: off."),
@@ -168,7 +140,7 @@ OPTIONS: tuple[Option, ...] = (
            "turn): join that cluster; empty: run alone."),
     Option("advertise", "ADVERTISE", "cluster.advertise", str,
            "HOST:PORT others dial to reach this server; empty: the gRPC listen address."),
-    Option("assigner_embedded", "ASSIGNER_EMBEDDED", "cluster.assigner_embedded", _parse_bool,
+    Option("assigner_embedded", "ASSIGNER_EMBEDDED", "cluster.assigner_embedded", parse_bool,
            "Also run the cluster's assigner on this server's gRPC port; others --join it."),
     Option("heartbeat_timeout", "HEARTBEAT_TIMEOUT", "cluster.heartbeat_timeout_s", float,
            "Seconds a heartbeat to the assigner may take before it counts as failed."),
@@ -180,15 +152,7 @@ OPTIONS: tuple[Option, ...] = (
            "Seconds a moved range's counters are retried to (and awaited by) its new owner."),
     Option("load_window", "LOAD_WINDOW", "cluster.load_window_s", float,
            "Seconds the per-slice load sent in heartbeats is averaged over."),
-    # the embedded assigner's rows, named as `ratekeeper assigner` names them
-    Option("heartbeat_interval", "HEARTBEAT_INTERVAL", "cluster.assigner.heartbeat_interval_s",
-           float, "Embedded assigner: seconds between a member's heartbeats."),
-    Option("unhealthy_after", "UNHEALTHY_AFTER", "cluster.assigner.unhealthy_after_s", float,
-           "Embedded assigner: seconds without a heartbeat after which a member's slices move."),
-    Option("min_interval", "MIN_INTERVAL", "cluster.assigner.min_interval_s", float,
-           "Embedded assigner: least seconds between load rounds (membership never waits)."),
-    Option("load_interval", "LOAD_INTERVAL", "cluster.assigner.load_interval_s", float,
-           "Embedded assigner: seconds between rounds for load alone."),
+    *_embedded_assigner(),
     Option("http_idle_timeout", "HTTP_IDLE_TIMEOUT", "listeners.http_idle_timeout_s", float,
            "Seconds an HTTP connection may hold no complete request before it is closed."),
     Option("grpc_max_connection_idle", "GRPC_MAX_CONNECTION_IDLE",
@@ -243,113 +207,9 @@ OPTIONS: tuple[Option, ...] = (
            "PEM private key of --cluster-tls-cert."),
 )  # fmt: skip
 
-_BY_NAME = {option.name: option for option in OPTIONS}
+_TABLE = OptionTable(ServerSettings, OPTIONS)
 
-
-def _read(settings: object, path: str) -> Any:
-    value = settings
-    for part in path.split("."):
-        value = getattr(value, part)
-    return value
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, enum.Enum):
-        return repr(value.value)
-    return "''" if value is None else repr(value)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per option; an absent flag leaves the variable or the default in force."""
-    defaults = ServerSettings()
-    for option in OPTIONS:
-        boolean = option.parse is _parse_bool
-        extra: dict[str, Any] = {"nargs": "?", "const": "true"} if boolean else {}
-        parser.add_argument(
-            option.flag,
-            dest=option.name,
-            default=None,
-            metavar="BOOL" if boolean else option.name.upper(),
-            help=f"{option.help} [env {option.variable}, "
-            f"default {_shown(_read(defaults, option.path))}]",
-            **extra,
-        )
-
-
-def flat_values(settings: ServerSettings) -> dict[str, Any]:
-    """Each option's current value in ``settings``, by option name."""
-    return {option.name: _read(settings, option.path) for option in OPTIONS}
-
-
-def with_options(settings: ServerSettings, **values: Any) -> ServerSettings:
-    """``settings`` with options set by name to typed values (``grpc_port=0``, ``quota_mode=True``).
-
-    Raises :class:`ConfigError` for an unknown name or a value its section refuses.
-    """
-    changes: dict[str, Any] = {}
-    for name, value in values.items():
-        option = _BY_NAME.get(name)
-        if option is None:
-            raise ConfigError(f"no such option; known: {', '.join(_BY_NAME)}", key=name)
-        changes[option.path] = value
-    try:
-        replaced: ServerSettings = _replace(settings, changes)
-    except ValueError as exc:  # a section checked by another package (the assigner's)
-        raise ConfigError(str(exc), key="cluster.assigner") from None
-    return replaced
-
-
-def _replace(owner: Any, changes: Mapping[str, Any]) -> Any:
-    """``owner`` with dotted ``changes`` applied, building each section once (so checks that
-    span two fields see both new values)."""
-    direct: dict[str, Any] = {}
-    nested: dict[str, dict[str, Any]] = {}
-    for path, value in changes.items():
-        head, _, rest = path.partition(".")
-        if rest:
-            nested.setdefault(head, {})[rest] = value
-        else:
-            direct[head] = value
-    for head, inner in nested.items():
-        direct[head] = _replace(getattr(owner, head), inner)
-    return dataclasses.replace(owner, **direct)
-
-
-def from_sources(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> ServerSettings:
-    """Settings from defaults, overridden by ``environ``, overridden by ``flags`` (text values).
-
-    Raises :class:`~ratekeeper.errors.ConfigError` naming the variable or flag at fault.
-    """
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for option in OPTIONS:
-        text, source = flags.get(option.name), option.flag
-        if text is None:
-            text, source = environ.get(option.variable), option.variable
-        if text is None:
-            continue
-        if option.choices:
-            # Spelled as the user likes (``debug``, ``Debug``): the choices are names, not codes.
-            chosen = {choice.casefold(): choice for choice in option.choices}.get(text.casefold())
-            if chosen is None:
-                choices = ", ".join(option.choices)
-                raise ConfigError(f"must be one of {choices}; got {text!r}", key=source)
-            text = chosen
-        try:
-            values[option.name] = option.parse(text)
-        except ValueError as exc:
-            raise ConfigError(f"cannot parse {text!r}: {exc}", key=source) from None
-        sources[option.path] = source
-    try:
-        return with_options(ServerSettings(), **values)
-    except ConfigError as exc:
-        raise _renamed(exc, sources) from None
-
-
-def _renamed(exc: ConfigError, sources: Mapping[str, str]) -> ConfigError:
-    """``exc`` naming the flag or variable that set the field it is about, if one did."""
-    key = exc.key or ""
-    for path, source in sources.items():
-        if key and (path == key or path.endswith("." + key)):
-            return ConfigError(exc.reason, key=source)
-    return exc
+add_arguments = _TABLE.add_arguments
+flat_values = _TABLE.flat_values
+with_options = _TABLE.with_options
+from_sources = _TABLE.from_sources

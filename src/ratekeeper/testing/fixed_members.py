@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from ratekeeper.server.app import Components, build
+from ratekeeper.server.app import build
+from ratekeeper.server.components import Components
 from ratekeeper.server.forwarding import DEFAULT_MAX_IN_FLIGHT, GrpcForwarder, OwnerLookup
 from ratekeeper.server.security import peer_channels, read_token
 from ratekeeper.server.settings import ServerSettings

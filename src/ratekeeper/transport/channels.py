@@ -140,24 +140,29 @@ class _SyncToken(_SyncUnary, _SyncStream):  # type: ignore[misc]
         return continuation(_with_token(details, self._value), request)
 
 
-class _AioUnaryToken(_AioUnary):  # type: ignore[misc]
+class _AioBearer:
+    """The token of an asyncio channel's calls. One interceptor class per call kind (below):
+    ``grpc.aio`` files an interceptor under the first kind it implements only."""
+
     def __init__(self, token: str) -> None:
         self._value = bearer(token)
 
+    def _signed(self, details: Any) -> grpc.aio.ClientCallDetails:
+        return _aio_with_token(details, self._value)
+
+
+class _AioUnaryToken(_AioBearer, _AioUnary):  # type: ignore[misc]
     async def intercept_unary_unary(
         self, continuation: Callable[..., Any], details: Any, request: Any
     ) -> Any:
-        return await continuation(_aio_with_token(details, self._value), request)
+        return await continuation(self._signed(details), request)
 
 
-class _AioStreamToken(_AioStream):  # type: ignore[misc]
-    def __init__(self, token: str) -> None:
-        self._value = bearer(token)
-
+class _AioStreamToken(_AioBearer, _AioStream):  # type: ignore[misc]
     async def intercept_unary_stream(
         self, continuation: Callable[..., Any], details: Any, request: Any
     ) -> Any:
-        return await continuation(_aio_with_token(details, self._value), request)
+        return await continuation(self._signed(details), request)
 
 
 def describe_error(error: BaseException) -> str:

@@ -27,20 +27,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-import redis.asyncio as aioredis
 from redis.asyncio.client import Pipeline
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, ResponseError
 
 from ratekeeper.backends.budgets import StorePressure
 from ratekeeper.backends.redis import batch, keys
-from ratekeeper.backends.redis.health import FAILURES, RedisHealth
+from ratekeeper.backends.redis.connection import RedisConnection
 from ratekeeper.backends.redis.local_cache import OverLimitCache
 from ratekeeper.backends.redis.pressure import MemoryPressure
 from ratekeeper.backends.redis.settings import RedisSettings
@@ -48,7 +43,6 @@ from ratekeeper.backends.store import Hit, Snapshot, StoreStat, TransferUnsuppor
 from ratekeeper.core import fixed_window
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit, Unit
 from ratekeeper.core.outcome import Outcome
-from ratekeeper.errors import BackendError
 
 __all__ = ["RedisStore"]
 
@@ -57,37 +51,6 @@ _SHARED = (
     "the redis store does not export, import or drop counters: Redis is already the state "
     "every server shares, so a slice moves between servers without moving its counters"
 )
-
-
-class _Redis:
-    """One Redis: its connection pool, the slots that share it out, and its health."""
-
-    def __init__(self, url: str, settings: RedisSettings) -> None:
-        timeout = settings.timeout_s
-        #: One per pooled connection a call may use: a call that cannot get one in time failed
-        #: for want of a connection, which says nothing about Redis's health.
-        self.slots = asyncio.Semaphore(settings.pool_size)
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=settings.pool_size + 1,  # and one for the health probe
-            timeout=timeout,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            # Our deadline bounds each call; retrying inside it would only hide the failure.
-            retry=Retry(NoBackoff(), 0),
-        )
-        self.client: aioredis.Redis = aioredis.Redis(connection_pool=pool)
-        parts = urlsplit(url)
-        # Named in errors and logs: the URL without credentials or query.
-        name = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
-
-        async def ping() -> None:
-            async with asyncio.timeout(timeout):
-                await self.client.ping()
-
-        self.health = RedisHealth(
-            name, ping, settings.reconnect_initial_s, settings.reconnect_max_s
-        )
 
 
 @dataclass(slots=True)
@@ -120,19 +83,21 @@ class RedisStore:
         settings: RedisSettings | None = None,
     ) -> None:
         self.settings = settings = settings or RedisSettings()
-        #: Calls that failed (Redis down, timed out, or answering with an error).
-        self.errors_total = 0
         #: Hits answered OVER_LIMIT from the local cache, without Redis.
         self.local_cache_hits_total = 0
-        self._main = _Redis(settings.url, settings)
+        self._main = RedisConnection(settings.url, settings)
         self._per_second = (
-            _Redis(settings.per_second_url, settings) if settings.per_second_url else None
+            RedisConnection(settings.per_second_url, settings) if settings.per_second_url else None
         )
         self._cache = OverLimitCache(settings.local_cache_size)
         self._jitter = random.Random()
-        self._half = settings.timeout_s / 2
         samplers = [functools.partial(r.client.info, "memory") for r in self._redises()]
         self._memory = MemoryPressure(samplers, settings.pressure_ratio, settings.timeout_s)
+
+    @property
+    def errors_total(self) -> int:
+        """Calls that failed (Redis down, timed out, or answering with an error)."""
+        return sum(r.errors for r in self._redises())
 
     def counts(self) -> RedisStoreStats:
         """Current counts, typed."""
@@ -203,20 +168,19 @@ class RedisStore:
         raises :class:`BackendError` within the timeout if one does not answer."""
         deadline = asyncio.get_running_loop().time() + self.settings.timeout_s
         for r in self._redises():
-            await self._execute(r, lambda pipe: pipe.ping(), deadline)
+            await r.execute(lambda pipe: pipe.ping(), deadline)
         await self._memory.sample()
 
     async def close(self) -> None:
         """Stop reconnecting and release every connection."""
         await self._memory.close()
         for r in self._redises():
-            await r.health.close()
-            await r.client.aclose(close_connection_pool=True)
+            await r.close()
 
-    def _redises(self) -> list[_Redis]:
+    def _redises(self) -> list[RedisConnection]:
         return [self._main] if self._per_second is None else [self._main, self._per_second]
 
-    def _route(self, hit: Hit) -> _Redis:
+    def _route(self, hit: Hit) -> RedisConnection:
         if self._per_second is not None and hit.counter.limit.unit is Unit.SECOND:
             return self._per_second
         return self._main
@@ -224,7 +188,7 @@ class RedisStore:
     async def _apply(self, hits: Sequence[Hit], now: int, *, take: bool) -> list[Outcome]:
         deadline = asyncio.get_running_loop().time() + self.settings.timeout_s
         outcomes: list[Outcome | None] = [None] * len(hits)
-        batches: dict[_Redis, _Batch] = {}
+        batches: dict[RedisConnection, _Batch] = {}
         prefix = self.settings.key_prefix
         for i, hit in enumerate(hits):
             batch_ = batches.setdefault(self._route(hit), _Batch())
@@ -255,7 +219,7 @@ class RedisStore:
 
     async def _stop_if_over(
         self,
-        batches: dict[_Redis, _Batch],
+        batches: dict[RedisConnection, _Batch],
         hits: Sequence[Hit],
         now: int,
         outcomes: list[Outcome | None],
@@ -267,8 +231,8 @@ class RedisStore:
         would go over, only those are counted (and answered over), the others only checked."""
         counts: dict[int, tuple[str, int]] = {}
 
-        async def read(r: _Redis, b: _Batch) -> None:
-            replies = await self._execute(r, lambda p: [p.get(key) for _, key in b.fixed], deadline)
+        async def read(r: RedisConnection, b: _Batch) -> None:
+            replies = await r.execute(lambda p: [p.get(key) for _, key in b.fixed], deadline)
             for (i, key), reply in zip(b.fixed, replies, strict=True):
                 counts[i] = (key, int(reply or 0))
 
@@ -288,7 +252,7 @@ class RedisStore:
 
     async def _run(
         self,
-        r: _Redis,
+        r: RedisConnection,
         b: _Batch,
         hits: Sequence[Hit],
         now: int,
@@ -308,7 +272,7 @@ class RedisStore:
                 pipe.incrby(key, hits[i].hits)
                 pipe.expire(key, self._expiry_s(hits[i]))
 
-        replies = await self._execute(r, build, deadline, (len(b.scripted), script))
+        replies = await r.execute(build, deadline, (len(b.scripted), script))
         for n, (i, key) in enumerate(b.fixed):
             outcomes[i] = self._fixed_outcome(hits[i], key, int(replies[2 * n]), now, take)
         if b.scripted:
@@ -344,59 +308,6 @@ class RedisStore:
                     group.create_task(call)
         except BaseExceptionGroup as failures:
             raise failures.exceptions[0] from None
-
-    async def _execute(
-        self,
-        r: _Redis,
-        build: Callable[[Pipeline], object],
-        deadline: float,
-        script: tuple[int, list[str]] = (0, []),
-    ) -> list[Any]:
-        """Send one pipeline, then ``EVALSHA`` of ``batch.lua`` on ``script`` (number of keys,
-        keys and arguments) if it has keys; by ``deadline`` (event-loop time) or raise
-        :class:`BackendError`."""
-        r.health.check()
-        nkeys, script_args = script
-        loop = asyncio.get_running_loop()
-        asked: float | None = None  # when this call got a connection and began asking Redis
-        try:
-            async with asyncio.timeout_at(deadline):
-                await r.slots.acquire()
-                asked = loop.time()
-                pipe = r.client.pipeline(transaction=False)
-                build(pipe)
-                if nkeys:
-                    pipe.evalsha(batch.SCRIPT_SHA, nkeys, *script_args)
-                replies: list[Any] = await pipe.execute(raise_on_error=False)
-                if nkeys and isinstance(replies[-1], NoScriptError):
-                    # Redis restarted or its scripts were flushed: load it, send it again.
-                    await r.client.script_load(batch.SCRIPT)
-                    try:
-                        replies[-1] = await r.client.evalsha(batch.SCRIPT_SHA, nkeys, *script_args)
-                    except ResponseError as exc:  # answered: Redis is up, the call failed
-                        replies[-1] = exc
-        except FAILURES as exc:
-            self.errors_total += 1
-            # Out of time while queued for a connection, or left with too little of it, says
-            # nothing about Redis (a burst of calls, a busy event loop): only blame Redis for a
-            # call that had at least half its time to get an answer.
-            if asked is None or (
-                isinstance(exc, TimeoutError) and loop.time() - asked < self._half
-            ):
-                raise BackendError(
-                    f"redis {r.health.name}: out of time queued for a connection"
-                ) from exc
-            r.health.failed()
-            raise BackendError(f"redis {r.health.name}: {type(exc).__name__}: {exc}") from exc
-        finally:
-            if asked is not None:
-                r.slots.release()
-        r.health.succeeded()
-        errors = [reply for reply in replies if isinstance(reply, Exception)]
-        if errors:
-            self.errors_total += 1
-            raise BackendError(f"redis {r.health.name}: {type(errors[0]).__name__}: {errors[0]}")
-        return replies
 
 
 def _over(hit: Hit, count: int) -> bool:
