@@ -31,6 +31,7 @@ import itertools
 import math
 from collections.abc import Sequence
 
+from ratekeeper.client.lanes import AdmitAll, Lane
 from ratekeeper.client.policy import KeyPolicy, local_limit
 from ratekeeper.core import pacing
 from ratekeeper.core.instructions import Instruction
@@ -52,46 +53,6 @@ FRESH = -pacing.NEVER
 ALWAYS_RESTART = -pacing.NEVER
 
 
-class Lane:
-    """One schedule of a key with several: its own ``earliest`` and pace."""
-
-    __slots__ = ("earliest", "limit", "pace")
-
-    def __init__(self, earliest: int, pace: pacing.Pace, limit: Limit | None) -> None:
-        #: First instant (monotonic ns) this lane admits the next hit.
-        self.earliest = earliest
-        #: How this lane paces hits.
-        self.pace = pace
-        #: The policy limit the lane enforces (``None``: a granted rate).
-        self.limit = limit
-
-
-class AdmitAll:
-    """The ``emission`` of a key with several lanes: ``now + emission`` admits a hit in all.
-
-    Only reached once the decision path has seen the key's latest ``earliest`` at or before
-    ``now``, so every lane admits the hit; each lane's schedule is kept or restarted as
-    :func:`~ratekeeper.core.pacing.admit` would, then moved by its own interval.
-    """
-
-    __slots__ = ("lanes",)
-
-    def __init__(self, lanes: list[Lane]) -> None:
-        self.lanes = lanes
-
-    def __radd__(self, now: int) -> int:
-        latest = FRESH
-        for lane in self.lanes:
-            pace = lane.pace
-            earliest = lane.earliest
-            if earliest < now - pace.tolerance_ns:
-                earliest = now - pace.burst_ns
-            earliest += pace.emission_ns
-            lane.earliest = earliest
-            latest = max(latest, earliest)
-        return latest
-
-
 class KeyState:
     """One key's local state; see the module docstring for who writes what."""
 
@@ -99,6 +60,8 @@ class KeyState:
         "admitted",
         "blocks",
         "burst",
+        "dealt",
+        "dealt_until",
         "earliest",
         "emission",
         "grant",
@@ -143,6 +106,10 @@ class KeyState:
         self.granted_until = 0
         #: Until when a server's instruction (a rejection period or a rate) is in force.
         self.instructed_until = 0
+        #: The dealt pace of the strictest window while a deal holds (:meth:`deal`), and the
+        #: instant from which an answer ends it (0: no deal).
+        self.dealt: pacing.Pace | None = None
+        self.dealt_until = 0
         self.key_hash = resolved.key_hash
         #: The server this key's counts go to, as of routing-table version ``routed`` (-1:
         #: not routed yet); written by the reporter (:func:`ratekeeper.client.routing.route`).
@@ -202,11 +169,41 @@ class KeyState:
             self.arrange()
 
     def end_grant(self) -> None:
-        """Back to the policy lanes alone."""
+        """Back to the policy lanes alone (a deal ends with it, its future given back)."""
+        if self.dealt is not None:
+            self.end_deal(self.granted_until)
         self.granted_until = 0
         if not math.isinf(self.grant):
             self.grant = math.inf
             self.arrange()
+
+    def deal(self, pace: pacing.Pace, earliest: int, until: int, expires: int) -> None:
+        """Pace the strictest window by a dealt share (:mod:`ratekeeper.core.dealt`) from
+        ``earliest``: an answer received from ``until`` on ends it, and so does the reporter's
+        sweep at ``expires`` if none came (the share grows back to the local bucket: fail
+        open). The grant's expiry is the sweep's cue, so a dealt key is never pruned."""
+        self.dealt, self.dealt_until, self.granted_until = pace, until, expires
+        self.arrange()
+        if self.lanes is None:
+            self.earliest = earliest
+        else:
+            self.lanes[0].earliest = earliest
+            self.earliest = max(lane.earliest for lane in self.lanes)
+
+    def end_deal(self, relief_at: int | None) -> None:
+        """Back to the policy (or granted) pace from where the deal stands; with ``relief_at``,
+        nothing dealt later than that instant is still owed (the share grows back: the next hit
+        is admitted, then the policy's pace refills the bucket)."""
+        self.dealt, self.dealt_until = None, 0
+        self.arrange()
+        if relief_at is None:
+            return
+        if self.lanes is None:
+            self.earliest = min(self.earliest, relief_at)
+        else:
+            first = self.lanes[0]
+            first.earliest = min(first.earliest, relief_at)
+            self.earliest = max(lane.earliest for lane in self.lanes)
 
     def reject_until(self, until: int) -> None:
         """Admit no hit before ``until`` (in every lane: none is ever forgiven)."""
@@ -246,7 +243,9 @@ class KeyState:
             (lim, pace) for lim, pace in paces if pace is not None
         ] or [(None, FREE)]
         first_limit, first = lanes[0]
-        if not math.isinf(self.grant):
+        if self.dealt is not None:
+            lanes[0] = (first_limit, self.dealt)
+        elif not math.isinf(self.grant):
             emission = math.ceil(NS_PER_SECOND / self.grant)
             if emission < first.emission_ns:
                 # the grant keeps the policy's burst (the policy lane still binds the total): a
@@ -272,6 +271,8 @@ class KeyState:
         policy = _policy_pace(self.limits[0])
         if policy is None:
             self._single(pacing.NEVER, FREE)  # a limit of 0 admits nothing
+        elif self.dealt is not None:
+            self._single(self.earliest, self.dealt)  # no grant while dealt: see apply_instruction
         elif math.isinf(self.grant):
             self._single(self.earliest, policy)
         elif math.ceil(NS_PER_SECOND / self.grant) < policy.emission_ns:
@@ -329,7 +330,16 @@ def _kind(limit: Limit | None) -> object:
 
 
 def apply_instruction(st: KeyState, instruction: Instruction, received_at: int) -> None:
-    """Fold a server's instruction into ``st``; its durations run from ``received_at``."""
+    """Fold a server's instruction into ``st``; its durations run from ``received_at``.
+
+    While a deal holds (:meth:`KeyState.deal`), an answer the fleet's first round may not have
+    reached yet cannot end it with a looser rate: only a stricter one (or other limits) does, and
+    a rejection period applies on top. An answer from ``dealt_until`` on ends it: a rate
+    continues from where the deal stands; no rate (the fleet is within the policy) gives the
+    future back.
+    """
+    if st.dealt is not None and not _keeps_deal(st, instruction, received_at):
+        st.end_deal(received_at if math.isinf(instruction.admit_rate) else None)
     if instruction.limits:
         st.set_limits(instruction.limits, received_at)
     rate = instruction.admit_rate
@@ -337,6 +347,11 @@ def apply_instruction(st: KeyState, instruction: Instruction, received_at: int) 
     if rate <= 0.0:
         st.reject_until(valid_until)
         st.instructed_until = max(st.instructed_until, valid_until)
+    elif st.dealt is not None:
+        # a rate no stricter than the deal's, heard during it: the deal binds, and holds (if no
+        # later answer ends it) while this answer would have; a key with no hits since has none
+        # to report, and no answer for it is no sign that its server is gone
+        st.granted_until = max(st.granted_until, valid_until)
     elif not math.isinf(rate) and not st.limit_blocks():
         st.grant_rate(rate, valid_until)
         st.instructed_until = max(st.instructed_until, valid_until)
@@ -346,3 +361,14 @@ def apply_instruction(st: KeyState, instruction: Instruction, received_at: int) 
         until = received_at + instruction.reject_for_ns
         st.reject_until(until)
         st.instructed_until = max(st.instructed_until, until)
+
+
+def _keeps_deal(st: KeyState, instruction: Instruction, received_at: int) -> bool:
+    """Whether ``instruction``, received during ``st``'s deal, leaves it in force."""
+    dealt = st.dealt
+    if dealt is None or received_at >= st.dealt_until:
+        return False
+    if instruction.limits and _strictest_first(instruction.limits) != st.limits:
+        return False
+    rate = instruction.admit_rate
+    return rate <= 0.0 or rate * dealt.emission_ns >= NS_PER_SECOND

@@ -1,0 +1,62 @@
+"""A client's side of the dealt onset (``LimiterOptions.dealt_onset``): the fleets it hears of,
+and the share it deals a key it starts tracking.
+
+Every answer names the fleet its server hears from and this client's slot in it
+(:mod:`ratekeeper.core.fleet_slots`). A key first seen here is dealt its share of one bucket by
+the slots of the server that owns it (:mod:`ratekeeper.core.dealt`), so a fleet that meets a
+cold key all at once admits about one bucket in its first round, not one per client.
+
+A passive machine has no clock, and a key is created on a request thread before it reads one:
+the last report cycle's instant is what the machine knows. The share's burst is in hand from the
+key's first hit; its refill tokens are scheduled from the *next* cycle, which is no earlier than
+the first hit (scheduled from the last one, a key first hit late in an interval would find up
+to ``r·I`` of the fleet's refill already due). The deal holds until the next cycle after that:
+every client that met the key in the same interval has then reported it, and an answer received
+from then on ends it. With no answer at all (its server is down), the reporter's sweep ends it at
+that report's deadline and the share grows back to the local bucket (fail open).
+"""
+
+from __future__ import annotations
+
+from ratekeeper.client.keystate import FRESH, KeyState
+from ratekeeper.client.routing import RoutingTable, route
+from ratekeeper.core.dealt import deal
+from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
+
+__all__ = ["Dealer"]
+
+
+class Dealer:
+    """Fleet and slot per server, and the deal of a fresh key; see the module docstring."""
+
+    __slots__ = ("_fleets", "_grace_ns", "_interval_ns")
+
+    def __init__(self, interval_ns: int, timeout_ns: int) -> None:
+        #: Per server address: (fleet, slot) as of its last answer saying so (replaced, not
+        #: mutated, so request threads read it without a lock).
+        self._fleets: dict[str, tuple[int, int]] = {}
+        self._interval_ns = interval_ns
+        self._grace_ns = timeout_ns
+
+    def heard(self, address: str, answer: pb.ReportResponse) -> None:
+        """Note the fleet and slot ``answer`` from ``address`` names, if it names them."""
+        fleet = answer.fleet
+        if fleet and self._fleets.get(address) != (fleet, answer.slot):
+            self._fleets = {**self._fleets, address: (fleet, answer.slot)}
+
+    def deal(self, st: KeyState, table: RoutingTable, cycle: int | None) -> None:
+        """Deal the fresh ``st`` its share, its owner's slots as of ``table``, from ``cycle`` (the
+        last report cycle's instant; ``None``: none yet, so nothing to deal from)."""
+        limit = st.limit
+        if cycle is None or limit is None or st.limit_blocks():
+            return
+        known = self._fleets.get(route(table, st))
+        if known is None:
+            return
+        share = deal(limit, known[0], known[1], st.key_hash)
+        if share is None:
+            return
+        start = cycle + self._interval_ns
+        earliest = start + share.first_ns if share.first_ns else FRESH
+        until = start + self._interval_ns
+        st.deal(share.pace, earliest, until, until + self._grace_ns)
