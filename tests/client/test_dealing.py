@@ -73,3 +73,20 @@ def test_the_share_grows_back_when_the_server_does_not_answer() -> None:
 def test_a_lone_client_is_dealt_nothing() -> None:
     (m,) = fleet_of(1, "5/s")
     assert admitted(m, "k", T0 + MS, 10) == 5
+
+
+def unbounded(keys: int) -> pb.ReportResponse:
+    return pb.ReportResponse(instructions=[pb.KeyInstruction(valid_for_ns=300 * MS)] * keys)
+
+
+def test_a_key_whose_deal_ended_within_the_policy_is_not_dealt_again() -> None:
+    fleet = fleet_of(40, "5/s")
+    assert sum(m.decide("k", 1, T0 + MS).allowed for m in fleet) == 5  # one bucket of 5
+    for step in range(1, 25):  # answers within the policy; the deals expire, the keys go idle
+        now = T0 + step * 100 * MS
+        for m in fleet:
+            for out in m.collect(now):
+                m.answered(out.address, unbounded(len(out.request.keys)), now + MS)
+    assert all("k" not in m.states for m in fleet)  # dropped: the next hit makes a new state
+    later = T0 + 5 * NS_PER_SECOND
+    assert all(m.decide("k", 1, later).allowed for m in fleet)  # calm: the whole local bucket

@@ -14,6 +14,14 @@ to ``r·I`` of the fleet's refill already due). The deal holds until the next cy
 every client that met the key in the same interval has then reported it, and an answer received
 from then on ends it. With no answer at all (its server is down), the reporter's sweep ends it at
 that report's deadline and the share grows back to the local bucket (fail open).
+
+A deal costs a sparse key its first hits: a client whose slot holds no token of the burst
+rejects a key it meets for the first time, although the fleet may be well within the policy.
+So a key whose deal an answer ended within the policy is remembered as *calm* for
+:data:`CALM_S`, and a state made for it again meanwhile (an idle key is dropped, and made anew at
+its next hit) starts with the whole local bucket: a client pays for a key's first hit once per
+``CALM_S``, not once per idle gap. The bound on a cold onset holds for a key silent at this client
+for ``CALM_S`` (docs/bounds.md, bound 6).
 """
 
 from __future__ import annotations
@@ -21,34 +29,52 @@ from __future__ import annotations
 from ratekeeper.client.keystate import FRESH, KeyState
 from ratekeeper.client.routing import RoutingTable, route
 from ratekeeper.core.dealt import deal
+from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 
-__all__ = ["Dealer"]
+__all__ = ["CALM_S", "MAX_CALM_KEYS", "Dealer"]
+
+#: Seconds a key stays calm after an answer ended its deal within the policy.
+CALM_S = 60.0
+#: Most calm keys remembered (a hash and an instant each); the oldest are forgotten first.
+MAX_CALM_KEYS = 65_536
 
 
 class Dealer:
     """Fleet and slot per server, and the deal of a fresh key; see the module docstring."""
 
-    __slots__ = ("_fleets", "_grace_ns", "_interval_ns")
+    __slots__ = ("_calm", "_fleets", "_grace_ns", "_interval_ns")
 
     def __init__(self, interval_ns: int, timeout_ns: int) -> None:
         #: Per server address: (fleet, slot) as of its last answer saying so (replaced, not
         #: mutated, so request threads read it without a lock).
         self._fleets: dict[str, tuple[int, int]] = {}
         self._interval_ns = interval_ns
+        #: Per calm key hash: when an answer ended its deal within the policy (written by the
+        #: reporter as it applies answers, read by request threads: single dict operations).
+        self._calm: dict[int, int] = {}
         self._grace_ns = timeout_ns
 
-    def heard(self, address: str, answer: pb.ReportResponse) -> None:
-        """Note the fleet and slot ``answer`` from ``address`` names, if it names them."""
+    def heard(self, address: str, answer: pb.ReportResponse, now: int) -> None:
+        """Note the fleet and slot ``answer`` from ``address`` names, if it names them; forget
+        calm keys past :data:`CALM_S` (or the oldest, beyond :data:`MAX_CALM_KEYS`)."""
         fleet = answer.fleet
         if fleet and self._fleets.get(address) != (fleet, answer.slot):
             self._fleets = {**self._fleets, address: (fleet, answer.slot)}
+        calm = self._calm
+        if len(calm) > MAX_CALM_KEYS:
+            since = now - round(CALM_S * NS_PER_SECOND)
+            kept = sorted((at, h) for h, at in calm.items() if at > since)[-MAX_CALM_KEYS // 2 :]
+            self._calm = {h: at for at, h in kept}  # replaced: request threads may be reading
 
     def deal(self, st: KeyState, table: RoutingTable, cycle: int | None) -> None:
         """Deal the fresh ``st`` its share, its owner's slots as of ``table``, from ``cycle`` (the
         last report cycle's instant; ``None``: none yet, so nothing to deal from)."""
         limit = st.limit
         if cycle is None or limit is None or st.limit_blocks():
+            return
+        calm = self._calm.get(st.key_hash)
+        if calm is not None and cycle - calm < CALM_S * NS_PER_SECOND:
             return
         known = self._fleets.get(route(table, st))
         if known is None:
@@ -59,4 +85,4 @@ class Dealer:
         start = cycle + self._interval_ns
         earliest = start + share.first_ns if share.first_ns else FRESH
         until = start + self._interval_ns
-        st.deal(share.pace, earliest, until, until + self._grace_ns)
+        st.deal(share.pace, earliest, until, until + self._grace_ns, self._calm)

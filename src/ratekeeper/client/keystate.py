@@ -60,6 +60,7 @@ class KeyState:
         "admitted",
         "blocks",
         "burst",
+        "calm",
         "dealt",
         "dealt_until",
         "earliest",
@@ -110,6 +111,9 @@ class KeyState:
         #: instant from which an answer ends it (0: no deal).
         self.dealt: pacing.Pace | None = None
         self.dealt_until = 0
+        #: While a deal holds: where to note the key calm (key hash -> instant) if an answer
+        #: ends the deal within the policy (:class:`ratekeeper.client.dealing.Dealer`).
+        self.calm: dict[int, int] | None = None
         self.key_hash = resolved.key_hash
         #: The server this key's counts go to, as of routing-table version ``routed`` (-1:
         #: not routed yet); written by the reporter (:func:`ratekeeper.client.routing.route`).
@@ -177,12 +181,16 @@ class KeyState:
             self.grant = math.inf
             self.arrange()
 
-    def deal(self, pace: pacing.Pace, earliest: int, until: int, expires: int) -> None:
+    def deal(
+        self, pace: pacing.Pace, earliest: int, until: int, expires: int, calm: dict[int, int]
+    ) -> None:
         """Pace the strictest window by a dealt share (:mod:`ratekeeper.core.dealt`) from
-        ``earliest``: an answer received from ``until`` on ends it, and so does the reporter's
-        sweep at ``expires`` if none came (the share grows back to the local bucket: fail
-        open). The grant's expiry is the sweep's cue, so a dealt key is never pruned."""
+        ``earliest``: an answer received from ``until`` on ends it (one within the policy notes
+        the key in ``calm``), and so does the reporter's sweep at ``expires`` if none came (the
+        share grows back to the local bucket: fail open). The grant's expiry is the sweep's
+        cue, so a dealt key is never pruned."""
         self.dealt, self.dealt_until, self.granted_until = pace, until, expires
+        self.calm = calm
         self.arrange()
         if self.lanes is None:
             self.earliest = earliest
@@ -190,12 +198,19 @@ class KeyState:
             self.lanes[0].earliest = earliest
             self.earliest = max(lane.earliest for lane in self.lanes)
 
-    def end_deal(self, relief_at: int | None) -> None:
+    def end_deal(self, relief_at: int | None, calm: bool = False) -> None:
         """Back to the policy (or granted) pace from where the deal stands; with ``relief_at``,
         nothing dealt later than that instant is still owed (the share grows back: the next hit
-        is admitted, then the policy's pace refills the bucket)."""
+        is admitted, then the policy's pace refills the bucket), and with ``calm`` the key is
+        noted calm as of then (a server said the fleet is within the policy)."""
+        noted, self.calm = self.calm, None
         self.dealt, self.dealt_until = None, 0
         self.arrange()
+        if noted is not None:
+            if relief_at is None:
+                noted.pop(self.key_hash, None)  # a rate ended it: over the policy after all
+            elif calm:
+                noted[self.key_hash] = relief_at
         if relief_at is None:
             return
         if self.lanes is None:
@@ -339,7 +354,8 @@ def apply_instruction(st: KeyState, instruction: Instruction, received_at: int) 
     future back.
     """
     if st.dealt is not None and not _keeps_deal(st, instruction, received_at):
-        st.end_deal(received_at if math.isinf(instruction.admit_rate) else None)
+        within = math.isinf(instruction.admit_rate)
+        st.end_deal(received_at if within else None, calm=within)
     if instruction.limits:
         st.set_limits(instruction.limits, received_at)
     rate = instruction.admit_rate
@@ -347,11 +363,17 @@ def apply_instruction(st: KeyState, instruction: Instruction, received_at: int) 
     if rate <= 0.0:
         st.reject_until(valid_until)
         st.instructed_until = max(st.instructed_until, valid_until)
+        if st.calm is not None:
+            st.calm.pop(st.key_hash, None)
     elif st.dealt is not None:
         # a rate no stricter than the deal's, heard during it: the deal binds, and holds (if no
         # later answer ends it) while this answer would have; a key with no hits since has none
         # to report, and no answer for it is no sign that its server is gone
         st.granted_until = max(st.granted_until, valid_until)
+        if st.calm is not None and not instruction.reject_for_ns:
+            # calm unless a later answer ends the deal with a rate: one that ends it with none,
+            # or none at all (no more hits here: a sparse key), leaves the note
+            st.calm[st.key_hash] = received_at
     elif not math.isinf(rate) and not st.limit_blocks():
         st.grant_rate(rate, valid_until)
         st.instructed_until = max(st.instructed_until, valid_until)

@@ -277,7 +277,7 @@ class LimiterMachine:
             self.clerk.seen_wire(answer.assignment)
         report.apply(answer, now)
         if self._dealer is not None:
-            self._dealer.heard(address, answer)
+            self._dealer.heard(address, answer, now)
         if answer.hot or self._hot:
             self._apply_hot(hot_keys_from_wire(answer), now)
 
