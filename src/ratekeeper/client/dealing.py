@@ -17,11 +17,11 @@ that report's deadline and the share grows back to the local bucket (fail open).
 
 A deal costs a sparse key its first hits: a client whose slot holds no token of the burst
 rejects a key it meets for the first time, although the fleet may be well within the policy.
-So a key whose deal an answer ended within the policy is remembered as *calm* for
-:data:`CALM_S`, and a state made for it again meanwhile (an idle key is dropped, and made anew at
-its next hit) starts with the whole local bucket: a client pays for a key's first hit once per
-``CALM_S``, not once per idle gap. The bound on a cold onset holds for a key silent at this client
-for ``CALM_S`` (docs/bounds.md, bound 6).
+So a key whose deal no answer ended with a rate is remembered as *calm*, and a state made for it
+again (an idle key is dropped, and made anew at its next hit) starts with the whole local bucket
+if the key was calm or met here within the last :data:`CALM_S`: a client pays for a key's first
+hit once, not once per idle gap. The bound on a cold onset holds for a key not met at this
+client for ``CALM_S`` (docs/bounds.md, bound 6).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 
 __all__ = ["CALM_S", "MAX_CALM_KEYS", "Dealer"]
 
-#: Seconds a key stays calm after an answer ended its deal within the policy.
+#: Seconds a key stays calm after its deal ended with no rate, or after it was last met here.
 CALM_S = 60.0
 #: Most calm keys remembered (a hash and an instant each); the oldest are forgotten first.
 MAX_CALM_KEYS = 65_536
@@ -75,6 +75,7 @@ class Dealer:
             return
         calm = self._calm.get(st.key_hash)
         if calm is not None and cycle - calm < CALM_S * NS_PER_SECOND:
+            self._calm[st.key_hash] = cycle  # still met here: calm while it keeps being met
             return
         known = self._fleets.get(route(table, st))
         if known is None:

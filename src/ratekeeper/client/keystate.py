@@ -31,7 +31,7 @@ import itertools
 import math
 from collections.abc import Sequence
 
-from ratekeeper.client.lanes import AdmitAll, Lane
+from ratekeeper.client.lanes import AdmitAll, Lane, strictest_first
 from ratekeeper.client.policy import KeyPolicy, local_limit
 from ratekeeper.core import pacing
 from ratekeeper.core.instructions import Instruction
@@ -62,6 +62,7 @@ class KeyState:
         "burst",
         "calm",
         "dealt",
+        "dealt_heard",
         "dealt_until",
         "earliest",
         "emission",
@@ -107,10 +108,13 @@ class KeyState:
         self.granted_until = 0
         #: Until when a server's instruction (a rejection period or a rate) is in force.
         self.instructed_until = 0
-        #: The dealt pace of the strictest window while a deal holds (:meth:`deal`), and the
-        #: instant from which an answer ends it (0: no deal).
+        #: The dealt pace of the strictest window while a deal holds (:meth:`deal`); the
+        #: instant from which an answer ends it (0: no deal; -1: ended by a rate, the position
+        #: still holding dealt future that an answer within the policy gives back); what the
+        #: last answer during it said (0: none came, 1: within the policy, 2: over it).
         self.dealt: pacing.Pace | None = None
         self.dealt_until = 0
+        self.dealt_heard = 0
         #: While a deal holds: where to note the key calm (key hash -> instant) if an answer
         #: ends the deal within the policy (:class:`ratekeeper.client.dealing.Dealer`).
         self.calm: dict[int, int] | None = None
@@ -152,7 +156,7 @@ class KeyState:
         """Enforce every one of ``limits`` locally from now on (the policy lanes)."""
         if limits == self.limits and limits:
             return  # what nearly every answer says: the limits in force (already ordered)
-        ordered = _strictest_first(limits)
+        ordered = strictest_first(limits)
         if ordered == self.limits and limits:
             return
         blocks = any(_policy_pace(x) is None for x in ordered)
@@ -173,9 +177,11 @@ class KeyState:
             self.arrange()
 
     def end_grant(self) -> None:
-        """Back to the policy lanes alone (a deal ends with it, its future given back)."""
+        """Back to the policy lanes alone. A deal ends with it: its future given back unless
+        the last answer during it said the fleet is over the policy."""
         if self.dealt is not None:
-            self.end_deal(self.granted_until)
+            over = self.dealt_heard == 2
+            self.end_deal(None if over else self.granted_until, calm=self.dealt_heard == 1)
         self.granted_until = 0
         if not math.isinf(self.grant):
             self.grant = math.inf
@@ -190,7 +196,7 @@ class KeyState:
         share grows back to the local bucket: fail open). The grant's expiry is the sweep's
         cue, so a dealt key is never pruned."""
         self.dealt, self.dealt_until, self.granted_until = pace, until, expires
-        self.calm = calm
+        self.dealt_heard, self.calm = 0, calm
         self.arrange()
         if self.lanes is None:
             self.earliest = earliest
@@ -204,20 +210,25 @@ class KeyState:
         is admitted, then the policy's pace refills the bucket), and with ``calm`` the key is
         noted calm as of then (a server said the fleet is within the policy)."""
         noted, self.calm = self.calm, None
-        self.dealt, self.dealt_until = None, 0
+        self.dealt, self.dealt_until = None, 0 if relief_at is not None else -1
         self.arrange()
         if noted is not None:
             if relief_at is None:
                 noted.pop(self.key_hash, None)  # a rate ended it: over the policy after all
             elif calm:
                 noted[self.key_hash] = relief_at
-        if relief_at is None:
-            return
+        if relief_at is not None:
+            self.give_back(relief_at)
+
+    def give_back(self, at: int) -> None:
+        """Owe nothing the deal scheduled later than ``at`` (the next hit is admitted, then the
+        policy's pace refills the bucket)."""
+        self.dealt_until = 0
         if self.lanes is None:
-            self.earliest = min(self.earliest, relief_at)
+            self.earliest = min(self.earliest, at)
         else:
             first = self.lanes[0]
-            first.earliest = min(first.earliest, relief_at)
+            first.earliest = min(first.earliest, at)
             self.earliest = max(lane.earliest for lane in self.lanes)
 
     def reject_until(self, until: int) -> None:
@@ -326,19 +337,6 @@ def _policy_pace(limit: Limit) -> pacing.Pace | None:
     return pacing.policy_pace(limit)
 
 
-def _order(limit: Limit) -> tuple[int, float]:
-    return (limit.period_ns, limit.rate_per_s)
-
-
-def _strictest_first(limits: Sequence[Limit]) -> tuple[Limit, ...]:
-    """``limits`` shortest window first (then lowest rate); the same tuple if already so."""
-    if isinstance(limits, tuple) and all(
-        _order(a) <= _order(b) for a, b in itertools.pairwise(limits)
-    ):
-        return limits
-    return tuple(sorted(limits, key=_order))
-
-
 def _kind(limit: Limit | None) -> object:
     """What a lane enforces, as a key matching it across rearrangements."""
     return "grant" if limit is None else limit
@@ -349,13 +347,19 @@ def apply_instruction(st: KeyState, instruction: Instruction, received_at: int) 
 
     While a deal holds (:meth:`KeyState.deal`), an answer the fleet's first round may not have
     reached yet cannot end it with a looser rate: only a stricter one (or other limits) does, and
-    a rejection period applies on top. An answer from ``dealt_until`` on ends it: a rate
-    continues from where the deal stands; no rate (the fleet is within the policy) gives the
-    future back.
+    a rejection period applies on top. An answer from ``dealt_until`` on ends it: within the
+    policy, it gives the deal's future back (and the key is calm); with a rate or a rejection,
+    the position stands until an answer within the policy gives it back. If none comes, the
+    sweep ends the deal as its last answer said (none: the share grows back, fail open).
     """
-    if st.dealt is not None and not _keeps_deal(st, instruction, received_at):
-        within = math.isinf(instruction.admit_rate)
-        st.end_deal(received_at if within else None, calm=within)
+    within = math.isinf(instruction.admit_rate) and not instruction.reject_for_ns
+    if st.dealt is not None:
+        if _keeps_deal(st, instruction, received_at):
+            st.dealt_heard = 1 if within else 2
+        else:
+            st.end_deal(received_at if within else None, calm=within)
+    elif st.dealt_until < 0 and within:
+        st.give_back(received_at)  # over the policy at the deal's end, within it now
     if instruction.limits:
         st.set_limits(instruction.limits, received_at)
     rate = instruction.admit_rate
@@ -363,17 +367,11 @@ def apply_instruction(st: KeyState, instruction: Instruction, received_at: int) 
     if rate <= 0.0:
         st.reject_until(valid_until)
         st.instructed_until = max(st.instructed_until, valid_until)
-        if st.calm is not None:
-            st.calm.pop(st.key_hash, None)
     elif st.dealt is not None:
         # a rate no stricter than the deal's, heard during it: the deal binds, and holds (if no
         # later answer ends it) while this answer would have; a key with no hits since has none
         # to report, and no answer for it is no sign that its server is gone
         st.granted_until = max(st.granted_until, valid_until)
-        if st.calm is not None and not instruction.reject_for_ns:
-            # calm unless a later answer ends the deal with a rate: one that ends it with none,
-            # or none at all (no more hits here: a sparse key), leaves the note
-            st.calm[st.key_hash] = received_at
     elif not math.isinf(rate) and not st.limit_blocks():
         st.grant_rate(rate, valid_until)
         st.instructed_until = max(st.instructed_until, valid_until)
@@ -390,7 +388,7 @@ def _keeps_deal(st: KeyState, instruction: Instruction, received_at: int) -> boo
     dealt = st.dealt
     if dealt is None or received_at >= st.dealt_until:
         return False
-    if instruction.limits and _strictest_first(instruction.limits) != st.limits:
+    if instruction.limits and strictest_first(instruction.limits) != st.limits:
         return False
     rate = instruction.admit_rate
     return rate <= 0.0 or rate * dealt.emission_ns >= NS_PER_SECOND

@@ -6,10 +6,13 @@ A key with several lanes keeps them in ``KeyState.lanes``; its flat ``emission``
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
+
 from ratekeeper.core import pacing
 from ratekeeper.core.limits import Limit
 
-__all__ = ["AdmitAll", "Lane"]
+__all__ = ["AdmitAll", "Lane", "strictest_first"]
 
 
 class Lane:
@@ -50,3 +53,16 @@ class AdmitAll:
             lane.earliest = earliest
             latest = max(latest, earliest)
         return latest
+
+
+def _order(limit: Limit) -> tuple[int, float]:
+    return (limit.period_ns, limit.rate_per_s)
+
+
+def strictest_first(limits: Sequence[Limit]) -> tuple[Limit, ...]:
+    """``limits`` shortest window first (then lowest rate); the same tuple if already so."""
+    if isinstance(limits, tuple) and all(
+        _order(a) <= _order(b) for a, b in itertools.pairwise(limits)
+    ):
+        return limits
+    return tuple(sorted(limits, key=_order))
