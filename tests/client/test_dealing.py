@@ -4,6 +4,9 @@ or grows back to the local bucket when no answer comes."""
 
 from __future__ import annotations
 
+import pytest
+
+from ratekeeper.client import dealing
 from ratekeeper.client.machine import LimiterMachine, LimiterOptions
 from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
@@ -90,3 +93,13 @@ def test_a_key_whose_deal_ended_within_the_policy_is_not_dealt_again() -> None:
     assert all("k" not in m.states for m in fleet)  # dropped: the next hit makes a new state
     later = T0 + 5 * NS_PER_SECOND
     assert all(m.decide("k", 1, later).allowed for m in fleet)  # calm: the whole local bucket
+
+
+def test_calm_keys_are_bounded_and_pruned_in_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dealing, "MAX_CALM_KEYS", 4)
+    dealer = dealing.Dealer(100 * MS, 50 * MS)
+    table = dealer._calm  # white box: dealt states hold this very table
+    table.update({h: T0 + h * MS for h in range(6)})
+    dealer.heard(SERVER, pb.ReportResponse(fleet=3, slot=1), T0 + 10 * MS)
+    assert dealer._calm is table
+    assert table == {4: T0 + 4 * MS, 5: T0 + 5 * MS}  # the newest half

@@ -17,11 +17,12 @@ that report's deadline and the share grows back to the local bucket (fail open).
 
 A deal costs a sparse key its first hits: a client whose slot holds no token of the burst
 rejects a key it meets for the first time, although the fleet may be well within the policy.
-So a key whose deal no answer ended with a rate is remembered as *calm*, and a state made for it
-again (an idle key is dropped, and made anew at its next hit) starts with the whole local bucket
-if the key was calm or met here within the last :data:`CALM_S`: a client pays for a key's first
-hit once, not once per idle gap. The bound on a cold onset holds for a key not met at this
-client for ``CALM_S`` (docs/bounds.md, bound 6).
+So a key whose deal ended with its server saying it is within its policy (the last answer heard
+set neither a rate nor a rejection) is remembered as *calm*, and a state made for it again (an
+idle key is dropped, and made anew at its next hit) starts with the whole local bucket if the
+key was calm or met here within the last :data:`CALM_S`: a client pays for a key's first hit
+once, not once per idle gap. The bound on a cold onset holds for a key not met at this client
+for ``CALM_S`` (docs/bounds.md, bound 6).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 
 __all__ = ["CALM_S", "MAX_CALM_KEYS", "Dealer"]
 
-#: Seconds a key stays calm after its deal ended with no rate, or after it was last met here.
+#: Seconds a key stays calm after its deal ended within the policy, or after it was last met here.
 CALM_S = 60.0
 #: Most calm keys remembered (a hash and an instant each); the oldest are forgotten first.
 MAX_CALM_KEYS = 65_536
@@ -63,9 +64,14 @@ class Dealer:
             self._fleets = {**self._fleets, address: (fleet, answer.slot)}
         calm = self._calm
         if len(calm) > MAX_CALM_KEYS:
+            # a copy is one C call: request threads write to the table meanwhile, and dealt
+            # states hold it, so it is pruned in place, never iterated or replaced
+            snapshot = calm.copy()
             since = now - round(CALM_S * NS_PER_SECOND)
-            kept = sorted((at, h) for h, at in calm.items() if at > since)[-MAX_CALM_KEYS // 2 :]
-            self._calm = {h: at for at, h in kept}  # replaced: request threads may be reading
+            recent = sorted((at, h) for h, at in snapshot.items() if at > since)
+            kept = {h for _, h in recent[-MAX_CALM_KEYS // 2 :]}
+            for hashed in snapshot.keys() - kept:
+                calm.pop(hashed, None)
 
     def deal(self, st: KeyState, table: RoutingTable, cycle: int | None) -> None:
         """Deal the fresh ``st`` its share, its owner's slots as of ``table``, from ``cycle`` (the
