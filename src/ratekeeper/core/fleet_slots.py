@@ -48,15 +48,18 @@ class FleetSlots:
     def seen(self, client: str, now: int, ttl_ns: int) -> tuple[int, int]:
         """Count ``client`` as reporting at ``now`` for ``ttl_ns``; the fleet and its slot."""
         until = self._until
-        until.pop(client, None)
+        known = client in until
+        if known:
+            until.move_to_end(client)  # the common case: a client seen every cycle
+        room = self._max_clients + known  # it is counted already
         while until:
-            oldest, expires = next(iter(until.items()))
-            if expires >= now and len(until) < self._max_clients:
+            oldest = next(iter(until))
+            if oldest == client or (until[oldest] >= now and len(until) < room):
                 break
             del until[oldest]
             self._free(oldest)
         until[client] = now + ttl_ns
-        slot = self._slots.get(client)
+        slot = self._slots.get(client)  # after the expiry: it may have moved into a freed slot
         if slot is None:
             slot = self._slots[client] = len(self._clients)
             self._clients.append(client)

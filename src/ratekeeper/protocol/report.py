@@ -54,7 +54,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import replace
 
 from ratekeeper.backends.store import Counter, Hit
 from ratekeeper.core.demand import DemandBook, until_repaid
@@ -131,7 +130,7 @@ class ReportProcessor:
         hold)."""
         answer = await self._answer(report, now)
         fleet, slot = self._fleet.seen(report.client_id, now, answer.valid_for_ns)
-        return replace(answer, fleet=fleet, slot=slot)
+        return answer.with_fleet(fleet, slot)
 
     async def _answer(self, report: Report, now: int) -> ReportAnswer:
         """Apply ``report`` at ``now`` (ns since the epoch) and answer each of its keys.
