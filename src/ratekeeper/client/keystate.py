@@ -31,6 +31,7 @@ import itertools
 import math
 from collections.abc import Sequence
 
+from ratekeeper.client.lanes import AdmitAll, Lane, strictest_first
 from ratekeeper.client.policy import KeyPolicy, local_limit
 from ratekeeper.core import pacing
 from ratekeeper.core.instructions import Instruction
@@ -52,46 +53,6 @@ FRESH = -pacing.NEVER
 ALWAYS_RESTART = -pacing.NEVER
 
 
-class Lane:
-    """One schedule of a key with several: its own ``earliest`` and pace."""
-
-    __slots__ = ("earliest", "limit", "pace")
-
-    def __init__(self, earliest: int, pace: pacing.Pace, limit: Limit | None) -> None:
-        #: First instant (monotonic ns) this lane admits the next hit.
-        self.earliest = earliest
-        #: How this lane paces hits.
-        self.pace = pace
-        #: The policy limit the lane enforces (``None``: a granted rate).
-        self.limit = limit
-
-
-class AdmitAll:
-    """The ``emission`` of a key with several lanes: ``now + emission`` admits a hit in all.
-
-    Only reached once the decision path has seen the key's latest ``earliest`` at or before
-    ``now``, so every lane admits the hit; each lane's schedule is kept or restarted as
-    :func:`~ratekeeper.core.pacing.admit` would, then moved by its own interval.
-    """
-
-    __slots__ = ("lanes",)
-
-    def __init__(self, lanes: list[Lane]) -> None:
-        self.lanes = lanes
-
-    def __radd__(self, now: int) -> int:
-        latest = FRESH
-        for lane in self.lanes:
-            pace = lane.pace
-            earliest = lane.earliest
-            if earliest < now - pace.tolerance_ns:
-                earliest = now - pace.burst_ns
-            earliest += pace.emission_ns
-            lane.earliest = earliest
-            latest = max(latest, earliest)
-        return latest
-
-
 class KeyState:
     """One key's local state; see the module docstring for who writes what."""
 
@@ -99,6 +60,10 @@ class KeyState:
         "admitted",
         "blocks",
         "burst",
+        "calm",
+        "dealt",
+        "dealt_heard",
+        "dealt_until",
         "earliest",
         "emission",
         "grant",
@@ -143,6 +108,16 @@ class KeyState:
         self.granted_until = 0
         #: Until when a server's instruction (a rejection period or a rate) is in force.
         self.instructed_until = 0
+        #: The dealt pace of the strictest window while a deal holds (:meth:`deal`); the
+        #: instant from which an answer ends it (0: no deal; -1: ended by a rate, the position
+        #: still holding dealt future that an answer within the policy gives back); what the
+        #: last answer during it said (0: none came, 1: within the policy, 2: over it).
+        self.dealt: pacing.Pace | None = None
+        self.dealt_until = 0
+        self.dealt_heard = 0
+        #: While a deal holds: where to note the key calm (key hash -> instant) if an answer
+        #: ends the deal within the policy (:class:`ratekeeper.client.dealing.Dealer`).
+        self.calm: dict[int, int] | None = None
         self.key_hash = resolved.key_hash
         #: The server this key's counts go to, as of routing-table version ``routed`` (-1:
         #: not routed yet); written by the reporter (:func:`ratekeeper.client.routing.route`).
@@ -181,7 +156,7 @@ class KeyState:
         """Enforce every one of ``limits`` locally from now on (the policy lanes)."""
         if limits == self.limits and limits:
             return  # what nearly every answer says: the limits in force (already ordered)
-        ordered = _strictest_first(limits)
+        ordered = strictest_first(limits)
         if ordered == self.limits and limits:
             return
         blocks = any(_policy_pace(x) is None for x in ordered)
@@ -202,11 +177,59 @@ class KeyState:
             self.arrange()
 
     def end_grant(self) -> None:
-        """Back to the policy lanes alone."""
+        """Back to the policy lanes alone. A deal ends with it: its future given back unless
+        the last answer during it said the fleet is over the policy."""
+        if self.dealt is not None:
+            over = self.dealt_heard == 2
+            self.end_deal(None if over else self.granted_until, calm=self.dealt_heard == 1)
         self.granted_until = 0
         if not math.isinf(self.grant):
             self.grant = math.inf
             self.arrange()
+
+    def deal(
+        self, pace: pacing.Pace, earliest: int, until: int, expires: int, calm: dict[int, int]
+    ) -> None:
+        """Pace the strictest window by a dealt share (:mod:`ratekeeper.core.dealt`) from
+        ``earliest``: an answer received from ``until`` on ends it (one within the policy notes
+        the key in ``calm``), and so does the reporter's sweep at ``expires`` if none came (the
+        share grows back to the local bucket: fail open). The grant's expiry is the sweep's
+        cue, so a dealt key is never pruned."""
+        self.dealt, self.dealt_until, self.granted_until = pace, until, expires
+        self.dealt_heard, self.calm = 0, calm
+        self.arrange()
+        if self.lanes is None:
+            self.earliest = earliest
+        else:
+            self.lanes[0].earliest = earliest
+            self.earliest = max(lane.earliest for lane in self.lanes)
+
+    def end_deal(self, relief_at: int | None, calm: bool = False) -> None:
+        """Back to the policy (or granted) pace from where the deal stands; with ``relief_at``,
+        nothing dealt later than that instant is still owed (the share grows back: the next hit
+        is admitted, then the policy's pace refills the bucket), and with ``calm`` the key is
+        noted calm as of then (a server said the fleet is within the policy)."""
+        noted, self.calm = self.calm, None
+        self.dealt, self.dealt_until = None, 0 if relief_at is not None else -1
+        self.arrange()
+        if noted is not None:
+            if relief_at is None:
+                noted.pop(self.key_hash, None)  # a rate ended it: over the policy after all
+            elif calm:
+                noted[self.key_hash] = relief_at
+        if relief_at is not None:
+            self.give_back(relief_at)
+
+    def give_back(self, at: int) -> None:
+        """Owe nothing the deal scheduled later than ``at`` (the next hit is admitted, then the
+        policy's pace refills the bucket)."""
+        self.dealt_until = 0
+        if self.lanes is None:
+            self.earliest = min(self.earliest, at)
+        else:
+            first = self.lanes[0]
+            first.earliest = min(first.earliest, at)
+            self.earliest = max(lane.earliest for lane in self.lanes)
 
     def reject_until(self, until: int) -> None:
         """Admit no hit before ``until`` (in every lane: none is ever forgiven)."""
@@ -246,7 +269,9 @@ class KeyState:
             (lim, pace) for lim, pace in paces if pace is not None
         ] or [(None, FREE)]
         first_limit, first = lanes[0]
-        if not math.isinf(self.grant):
+        if self.dealt is not None:
+            lanes[0] = (first_limit, self.dealt)
+        elif not math.isinf(self.grant):
             emission = math.ceil(NS_PER_SECOND / self.grant)
             if emission < first.emission_ns:
                 # the grant keeps the policy's burst (the policy lane still binds the total): a
@@ -272,6 +297,8 @@ class KeyState:
         policy = _policy_pace(self.limits[0])
         if policy is None:
             self._single(pacing.NEVER, FREE)  # a limit of 0 admits nothing
+        elif self.dealt is not None:
+            self._single(self.earliest, self.dealt)  # no grant while dealt: see apply_instruction
         elif math.isinf(self.grant):
             self._single(self.earliest, policy)
         elif math.ceil(NS_PER_SECOND / self.grant) < policy.emission_ns:
@@ -310,26 +337,29 @@ def _policy_pace(limit: Limit) -> pacing.Pace | None:
     return pacing.policy_pace(limit)
 
 
-def _order(limit: Limit) -> tuple[int, float]:
-    return (limit.period_ns, limit.rate_per_s)
-
-
-def _strictest_first(limits: Sequence[Limit]) -> tuple[Limit, ...]:
-    """``limits`` shortest window first (then lowest rate); the same tuple if already so."""
-    if isinstance(limits, tuple) and all(
-        _order(a) <= _order(b) for a, b in itertools.pairwise(limits)
-    ):
-        return limits
-    return tuple(sorted(limits, key=_order))
-
-
 def _kind(limit: Limit | None) -> object:
     """What a lane enforces, as a key matching it across rearrangements."""
     return "grant" if limit is None else limit
 
 
 def apply_instruction(st: KeyState, instruction: Instruction, received_at: int) -> None:
-    """Fold a server's instruction into ``st``; its durations run from ``received_at``."""
+    """Fold a server's instruction into ``st``; its durations run from ``received_at``.
+
+    While a deal holds (:meth:`KeyState.deal`), an answer the fleet's first round may not have
+    reached yet cannot end it with a looser rate: only a stricter one (or other limits) does, and
+    a rejection period applies on top. An answer from ``dealt_until`` on ends it: within the
+    policy, it gives the deal's future back (and the key is calm); with a rate or a rejection,
+    the position stands until an answer within the policy gives it back. If none comes, the
+    sweep ends the deal as its last answer said (none: the share grows back, fail open).
+    """
+    within = math.isinf(instruction.admit_rate) and not instruction.reject_for_ns
+    if st.dealt is not None:
+        if _keeps_deal(st, instruction, received_at):
+            st.dealt_heard = 1 if within else 2
+        else:
+            st.end_deal(received_at if within else None, calm=within)
+    elif st.dealt_until < 0 and within:
+        st.give_back(received_at)  # over the policy at the deal's end, within it now
     if instruction.limits:
         st.set_limits(instruction.limits, received_at)
     rate = instruction.admit_rate
@@ -337,6 +367,11 @@ def apply_instruction(st: KeyState, instruction: Instruction, received_at: int) 
     if rate <= 0.0:
         st.reject_until(valid_until)
         st.instructed_until = max(st.instructed_until, valid_until)
+    elif st.dealt is not None:
+        # a rate no stricter than the deal's, heard during it: the deal binds, and holds (if no
+        # later answer ends it) while this answer would have; a key with no hits since has none
+        # to report, and no answer for it is no sign that its server is gone
+        st.granted_until = max(st.granted_until, valid_until)
     elif not math.isinf(rate) and not st.limit_blocks():
         st.grant_rate(rate, valid_until)
         st.instructed_until = max(st.instructed_until, valid_until)
@@ -346,3 +381,14 @@ def apply_instruction(st: KeyState, instruction: Instruction, received_at: int) 
         until = received_at + instruction.reject_for_ns
         st.reject_until(until)
         st.instructed_until = max(st.instructed_until, until)
+
+
+def _keeps_deal(st: KeyState, instruction: Instruction, received_at: int) -> bool:
+    """Whether ``instruction``, received during ``st``'s deal, leaves it in force."""
+    dealt = st.dealt
+    if dealt is None or received_at >= st.dealt_until:
+        return False
+    if instruction.limits and strictest_first(instruction.limits) != st.limits:
+        return False
+    rate = instruction.admit_rate
+    return rate <= 0.0 or rate * dealt.emission_ns >= NS_PER_SECOND

@@ -31,6 +31,7 @@ from collections.abc import Set as AbstractSet
 from typing import NamedTuple
 
 from ratekeeper.client.clerk import Clerk
+from ratekeeper.client.dealing import Dealer
 from ratekeeper.client.decide import Decision, decide
 from ratekeeper.client.health import Health
 from ratekeeper.client.keystate import KeyState
@@ -115,6 +116,8 @@ class LimiterMachine:
         #: Until when each key a server broadcast as hot is rejected (monotonic ns; replaced,
         #: never mutated, so ``track`` reads it without a lock). Bounded: entries expire.
         self._hot: dict[int, int] = {}
+        timeout_ns = round(self.timeout * NS_PER_SECOND)
+        self._dealer = Dealer(self.interval_ns, timeout_ns) if o.dealt_onset else None
 
     # --- keys ----------------------------------------------------------------------------------
 
@@ -126,6 +129,8 @@ class LimiterMachine:
         if st is not None:
             return st
         fresh = KeyState(self._policies.domain, self._policies.resolve(key))
+        if self._dealer is not None:
+            self._dealer.deal(fresh, self.clerk.table, self._last_collect)
         until = self._hot.get(fresh.key_hash)
         if until is not None:
             fresh.reject_until(until)  # hot elsewhere in the fleet: its bucket is empty
@@ -225,6 +230,8 @@ class LimiterMachine:
         if answer.HasField("assignment"):  # the server holds a newer one: route by it
             self.clerk.seen_wire(answer.assignment)
         report.apply(answer, now)
+        if self._dealer is not None:
+            self._dealer.heard(address, answer, now)
         if answer.hot or self._hot:
             self._apply_hot(hot_keys_from_wire(answer), now)
 

@@ -298,6 +298,8 @@ def answer_to_wire(answer: ReportAnswer) -> pb.ReportResponse:
         )
     if answer.unknown_ids:
         response.unknown_ids.extend(answer.unknown_ids)
+    if answer.fleet:
+        response.fleet, response.slot = answer.fleet, answer.slot
     return response
 
 
@@ -310,4 +312,6 @@ def answer_from_wire(response: pb.ReportResponse) -> ReportAnswer:
         tuple(instruction_from_wire(i) for i in response.changed_instructions),
         response.valid_for_ns,
         tuple(response.unknown_ids),
+        response.fleet,
+        response.slot,
     )

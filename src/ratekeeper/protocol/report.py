@@ -57,6 +57,7 @@ from collections.abc import Callable
 
 from ratekeeper.backends.store import Counter, Hit
 from ratekeeper.core.demand import DemandBook, until_repaid
+from ratekeeper.core.fleet_slots import FleetSlots
 from ratekeeper.core.instructions import UNBOUNDED, Instruction, instruct
 from ratekeeper.core.limits import ceil_div
 from ratekeeper.core.outcome import Outcome
@@ -104,6 +105,7 @@ class ReportProcessor:
         #: Per client: its last applied report number and when it was applied.
         self._sequences: OrderedDict[str, tuple[int, int]] = OrderedDict()
         self._hot = HotKeys(settings.max_hot_keys)
+        self._fleet = FleetSlots(settings.max_sequenced_clients)
         #: Reports answered (one per client per cycle).
         self.reports = 0
 
@@ -122,6 +124,15 @@ class ReportProcessor:
         return self._chunks.size
 
     async def process(self, report: Report, now: int) -> ReportAnswer:
+        """Apply ``report`` at ``now`` (ns since the epoch) and answer each of its keys, and
+        with the fleet this server hears from and the client's slot in it
+        (:mod:`ratekeeper.core.fleet_slots`; a client counts for as long as its instructions
+        hold)."""
+        answer = await self._answer(report, now)
+        fleet, slot = self._fleet.seen(report.client_id, now, answer.valid_for_ns)
+        return answer.with_fleet(fleet, slot)
+
+    async def _answer(self, report: Report, now: int) -> ReportAnswer:
         """Apply ``report`` at ``now`` (ns since the epoch) and answer each of its keys.
 
         Every phase walks the keys in chunks with a pause between them (:mod:`.chunked`); every

@@ -75,3 +75,21 @@ class ReportAnswer:
     valid_for_ns: int = 0
     #: Known ids the server does not know: nothing of them was applied.
     unknown_ids: tuple[int, ...] = ()
+    #: Clients the server heard from recently, and this client's slot among them (stable while
+    #: it keeps reporting; :mod:`ratekeeper.core.fleet_slots`). 0 and 0: not known.
+    fleet: int = 0
+    slot: int = 0
+
+    def with_fleet(self, fleet: int, slot: int) -> ReportAnswer:
+        """This answer naming ``fleet`` and ``slot`` (every report's: built positionally, at
+        half the cost of ``dataclasses.replace``)."""
+        return ReportAnswer(
+            self.instructions,
+            self.hot,
+            self.changed,
+            self.changed_instructions,
+            self.valid_for_ns,
+            self.unknown_ids,
+            fleet,
+            slot,
+        )

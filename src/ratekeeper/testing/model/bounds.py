@@ -117,7 +117,8 @@ def onset_excess(run: Run, onset_s: float) -> float:
     worst = -1.0
     for k, times in run.times.items():
         ks = key_stats(times, run.admitted[k], run.scenario.limit, 1.0, onset_s)
-        worst = max(worst, ks.first_second / cap - 1.0)
+        # over the cap first, then divided: 22 of 20 is exactly 0.1 over (22 / 20 - 1 is not)
+        worst = max(worst, (ks.first_second - cap) / cap)
     return worst
 
 

@@ -51,6 +51,8 @@ class Scenario:
     #: Keys the traffic is spread over (uniformly); each is measured on its own.
     keys: int = 1
     seed: int = 0
+    #: Every client runs with ``LimiterOptions(dealt_onset=True)`` (docs/client.md).
+    dealt_onset: bool = False
 
     def arrivals_of(self, client: int) -> Arrivals:
         a = self.arrivals
@@ -119,7 +121,7 @@ class _Loop:
             self.result.times[name], self.result.admitted[name] = [], []
         for i in range(n):
             interval = sc.interval_of(i)
-            self.clients.append(FleetClient(f"client-{i}", sc.limit, interval))
+            self.clients.append(FleetClient(f"client-{i}", sc.limit, interval, sc.dealt_onset))
             base = sc.seed * 1_000_003 + i * 7919
             arrivals = sc.arrivals_of(i).times(random.Random(base + 1), self.end)
             self.arrival_iters.append(arrivals)

@@ -35,9 +35,14 @@ class FleetClient:
 
     __slots__ = ("_machine", "interval_ns", "timeout_ns")
 
-    def __init__(self, client_id: str, limit: str, report_interval_s: float) -> None:
+    def __init__(
+        self, client_id: str, limit: str, report_interval_s: float, dealt_onset: bool = False
+    ) -> None:
         options = LimiterOptions(
-            limit=limit, report_interval=report_interval_s, client_id=client_id
+            limit=limit,
+            report_interval=report_interval_s,
+            client_id=client_id,
+            dealt_onset=dealt_onset,
         )
         self._machine = LimiterMachine(SERVER, options)
         self.interval_ns = self._machine.interval_ns
