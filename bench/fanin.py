@@ -206,7 +206,7 @@ async def _load(args: argparse.Namespace) -> dict[str, Any]:
     simulate = _replayed if args.replay else _client
     await asyncio.gather(*(simulate(i, args, peers, tally, stop) for i in clients))
     for entry in peers.clear():
-        await entry.channel.close()
+        await entry.channel.close(None)
     del tally["measure_from"]
     return tally
 
@@ -273,8 +273,16 @@ def _serving(args: argparse.Namespace, tmp: Path) -> Iterator[_Servers]:
         return
     # heartbeats as in production, not the testing helper's fast ones: on a loaded machine a
     # member must not lose its slices to a starved heartbeat mid-run (nor to a load round)
-    timings = {"heartbeat_interval": 1.0, "unhealthy_after": 5.0, "load_interval": 3600.0}
-    with Cluster(args.cluster, log_dir=tmp / "logs", config=config, embedded=True, **timings) as c:
+    cluster = Cluster(
+        args.cluster,
+        log_dir=tmp / "logs",
+        config=config,
+        embedded=True,
+        heartbeat_interval=1.0,
+        unhealthy_after=5.0,
+        load_interval=3600.0,
+    )
+    with cluster as c:
         pids = [server.process.pid for server in c.servers]
         yield _Servers(c.addresses, pids, c.servers[0].http_port)
 
