@@ -2,15 +2,15 @@
 
 One real ``ratekeeper serve`` process, or with ``--cluster N`` N real member processes (member 0
 embeds the assigner, the others join it; the run starts once the assignment covers them all).
-``--procs`` load processes each drive their share of
-``--clients`` real client machines (``LimiterMachine``, the state machine inside every
-``ratekeeper.Limiter``), multiplexed on one asyncio loop and one gRPC channel per process. Every
-``1/--rate`` s each client decides one hit on each of its ``--keys`` keys (drawn from a shared
-key space, so keys have several reporting clients, as in a fleet of replicas), builds its
-report and sends it with the deadline the machine gives it, to the server the machine routes it
-to (a load process opens one channel per server). Clients are given one address (member 0's in
-a cluster): a member's answer carries the assignment, and the machines then report to each
-key's owner, as a ``ratekeeper.Limiter`` given one member's address does. Meanwhile this
+``--procs`` load processes each drive their share of ``--clients`` real client machines
+(``LimiterMachine``, the state machine inside every ``ratekeeper.Limiter``), multiplexed on one
+asyncio loop per process, with one gRPC channel per server. Every ``1/--rate`` s each client
+decides one hit on each of its ``--keys`` keys (drawn from a shared key space, so keys have
+several reporting clients, as in a fleet of replicas), builds its report and sends it with the
+deadline the machine gives it, to the server the machine routes it to. Clients are given one
+address (member 0's in a cluster): a member's answer carries the assignment, and the machines
+then report to each key's owner, as a ``ratekeeper.Limiter`` given one member's address does.
+Meanwhile this
 process times ``ShouldRateLimit`` calls (the same server's RLS, under the same load; also before
 the load, for the ratio) and ``GET /healthcheck`` (an HTTP handler on the server's event loop
 that does nothing: its latency is the loop's lag).
@@ -179,7 +179,6 @@ async def _replayed(
                 tally["latency"].append(time.perf_counter() - sent)
                 tally["answered"] += 1
                 tally["key_updates"] += args.keys
-                tally["by_server"][args.target] = tally["by_server"].get(args.target, 0) + args.keys
                 tally["up"] += body
                 tally["down"] += answer.ByteSize()
         compact.omit_unchanged = synced
