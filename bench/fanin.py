@@ -1,21 +1,29 @@
-"""Fan-in: many batch-reporting clients against one server (issue 15, item 5).
+"""Fan-in: many batch-reporting clients against one server or a cluster (issue 15, item 5).
 
-One real ``ratekeeper serve`` process. ``--procs`` load processes each drive their share of
-``--clients`` real client machines (``LimiterMachine``, the state machine inside every
-``ratekeeper.Limiter``), multiplexed on one asyncio loop and one gRPC channel per process. Every
-``1/--rate`` s each client decides one hit on each of its ``--keys`` keys (drawn from a shared
-key space, so keys have several reporting clients, as in a fleet of replicas), builds its
-report and sends it with the deadline the machine gives it. Meanwhile this process times
-``ShouldRateLimit`` calls (the same server's RLS, under the same load; also before the load, for
-the ratio) and ``GET /healthcheck`` (an HTTP handler on the server's event loop that does
-nothing: its latency is the loop's lag).
+One real ``ratekeeper serve`` process, or with ``--cluster N`` N real member processes (member 0
+embeds the assigner, the others join it; the run starts once the assignment covers them all).
+``--procs`` load processes each drive their share of ``--clients`` real client machines
+(``LimiterMachine``, the state machine inside every ``ratekeeper.Limiter``), multiplexed on one
+asyncio loop per process, with one gRPC channel per server. Every ``1/--rate`` s each client
+decides one hit on each of its ``--keys`` keys (drawn from a shared key space, so keys have
+several reporting clients, as in a fleet of replicas), builds its report and sends it with the
+deadline the machine gives it, to the server the machine routes it to. Clients are given one
+address (member 0's in a cluster): a member's answer carries the assignment, and the machines
+then report to each key's owner, as a ``ratekeeper.Limiter`` given one member's address does.
+Meanwhile this
+process times ``ShouldRateLimit`` calls (the same server's RLS, under the same load; also before
+the load, for the ratio) and ``GET /healthcheck`` (an HTTP handler on the server's event loop
+that does nothing: its latency is the loop's lag).
 
 Printed (one JSON object, and a Markdown row): offered and answered key-updates per second,
 server CPU µs per answered key-update (psutil, the measured window), report latency p50/p99
 (client-side, answered reports), failed reports, event-loop lag p50/p99, RLS p99 at rest and
 under load, and bytes per key-update both ways (protobuf message bytes, gRPC/HTTP2 framing not
-counted).
+counted). With ``--cluster``, also each member's CPU and share of the answered key-updates,
+and how evenly they spread (the busiest member's share over the mean); the probes and the
+event-loop lag are member 0's.
 
+    python -m bench.fanin --cluster 4 --clients 100   # 4 members, clients given member 0
     python -m bench.fanin                          # 1,000 clients x 10/s x 100 keys, compact
     python -m bench.fanin --clients 100 --wire full --duration 10
     python -m bench.fanin --replay                 # simulated clients: the server's capacity
@@ -25,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import subprocess
@@ -32,8 +41,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 import grpc.aio
@@ -41,10 +51,12 @@ import psutil
 from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
+from ratekeeper.client.driving import Peers
 from ratekeeper.client.machine import LimiterMachine
 from ratekeeper.client.options import LimiterOptions
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 from ratekeeper.proto.report import aio_report_call
+from ratekeeper.testing.cluster import Cluster
 from ratekeeper.testing.procs import http_get
 from ratekeeper.testing.server_process import ratekeeper_server
 
@@ -69,8 +81,20 @@ def percentile(values: list[float], q: float) -> float:
 # --- the load processes --------------------------------------------------------------------------
 
 
+class _Channel(NamedTuple):
+    """A load process's one channel to a server, and the report call on it."""
+
+    channel: grpc.aio.Channel
+    call: Any
+
+
+def _open(address: str) -> _Channel:
+    channel = grpc.aio.insecure_channel(address)
+    return _Channel(channel, aio_report_call(channel))
+
+
 async def _client(
-    index: int, args: argparse.Namespace, call: Any, tally: dict[str, Any], stop: float
+    index: int, args: argparse.Namespace, peers: Peers[_Channel], tally: dict[str, Any], stop: float
 ) -> None:
     rng = random.Random(index)
     keys = [f"k{k}" for k in rng.sample(range(KEY_SPACE), args.keys)]
@@ -93,7 +117,7 @@ async def _client(
             body = out.request.ByteSize()
             sent = time.perf_counter()
             try:
-                answer = await call(out.request, timeout=out.timeout)
+                answer = await peers.get(out.address).call(out.request, timeout=out.timeout)
             except grpc.aio.AioRpcError as exc:
                 machine.failed(out.address, str(exc.code()), time.monotonic_ns())
                 tally.setdefault("errors", {}).setdefault(str(exc.code()), 0)
@@ -105,7 +129,10 @@ async def _client(
             if started >= measuring_from:
                 tally["latency"].append(time.perf_counter() - sent)
                 tally["answered"] += 1
-                tally["key_updates"] += len(out.request.keys) + len(out.request.known_ids)
+                updates = len(out.request.keys) + len(out.request.known_ids)
+                tally["key_updates"] += updates
+                by_server = tally["by_server"]
+                by_server[out.address] = by_server.get(out.address, 0) + updates
                 tally["up"] += body
                 tally["down"] += answer.ByteSize()
         if started >= measuring_from:
@@ -114,10 +141,12 @@ async def _client(
 
 
 async def _replayed(
-    index: int, args: argparse.Namespace, call: Any, tally: dict[str, Any], stop: float
+    index: int, args: argparse.Namespace, peers: Peers[_Channel], tally: dict[str, Any], stop: float
 ) -> None:
     """A simulated client: the compact reports a client machine would send (one hit per key
-    per cycle), without the machine, so the load costs little besides gRPC."""
+    per cycle), without the machine, so the load costs little besides gRPC. It does not route:
+    everything goes to the given address (so no ``--cluster``)."""
+    call = peers.get(args.target).call
     rng = random.Random(index)
     keys = rng.sample(range(KEY_SPACE), args.keys)
     period = 1 / args.rate
@@ -167,15 +196,16 @@ async def _load(args: argparse.Namespace) -> dict[str, Any]:
         "offered": 0,
         "up": 0,
         "down": 0,
+        "by_server": {},
         "measure_from": time.monotonic() + args.warmup,
     }
     stop = time.monotonic() + args.warmup + args.duration
-    channel = grpc.aio.insecure_channel(args.target)
-    call = aio_report_call(channel)
+    peers = Peers(_open)
     clients = range(args.first, args.first + args.count)
     simulate = _replayed if args.replay else _client
-    await asyncio.gather(*(simulate(i, args, call, tally, stop) for i in clients))
-    await channel.close()
+    await asyncio.gather(*(simulate(i, args, peers, tally, stop) for i in clients))
+    for entry in peers.clear():
+        await entry.channel.close(None)
     del tally["measure_from"]
     return tally
 
@@ -222,34 +252,68 @@ def _probe(target: str, http_port: int, seconds: float) -> _Probe:
     return probe
 
 
+class _Servers(NamedTuple):
+    """What the run measures: every server process by address; the probed one is the first."""
+
+    addresses: list[str]
+    pids: list[int]
+    http_port: int
+
+
+@contextlib.contextmanager
+def _serving(args: argparse.Namespace, tmp: Path) -> Iterator[_Servers]:
+    """One ``ratekeeper serve``, or ``--cluster`` members once the assignment covers them all."""
+    config = tmp / "config"
+    config.mkdir()
+    (config / "fanin.yaml").write_text(FANIN_CONFIG)
+    if not args.cluster:
+        with ratekeeper_server(config, tmp / "logs") as server:
+            yield _Servers([server.grpc_target], [server.process.pid], server.http_port)
+        return
+    # heartbeats as in production, not the testing helper's fast ones: on a loaded machine a
+    # member must not lose its slices to a starved heartbeat mid-run (nor to a load round)
+    cluster = Cluster(
+        args.cluster,
+        log_dir=tmp / "logs",
+        config=config,
+        embedded=True,
+        heartbeat_interval=1.0,
+        unhealthy_after=5.0,
+        load_interval=3600.0,
+    )
+    with cluster as c:
+        pids = [server.process.pid for server in c.servers]
+        yield _Servers(c.addresses, pids, c.servers[0].http_port)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Start a server and the load processes; measure; the summary."""
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "config"
-        config.mkdir()
-        (config / "fanin.yaml").write_text(FANIN_CONFIG)
-        with ratekeeper_server(config, Path(tmp) / "logs") as server:
-            target = server.grpc_target
-            rest = _probe(target, server.http_port, 3.0)
-            per_proc = [args.clients // args.procs] * args.procs
-            per_proc[-1] += args.clients - sum(per_proc)
-            children, first = [], 0
-            for count in per_proc:
-                argv = [sys.executable, "-m", "bench.fanin", "--child", "--target", target]
-                argv += ["--first", str(first), "--count", str(count), "--wire", args.wire]
-                argv += ["--keys", str(args.keys), "--rate", str(args.rate)]
-                argv += ["--duration", str(args.duration), "--warmup", str(args.warmup)]
-                argv += ["--replay"] if args.replay else []
-                children.append(subprocess.Popen(argv, stdout=subprocess.PIPE))
-                first += count
-            cpu = psutil.Process(server.process.pid)
-            time.sleep(args.warmup)
-            cpu_before, wall_before = sum(cpu.cpu_times()[:2]), time.monotonic()
-            loaded = _probe(target, server.http_port, args.duration * 0.9)
-            cpu_seconds = sum(cpu.cpu_times()[:2]) - cpu_before
-            wall = time.monotonic() - wall_before
-            results = [json.loads(c.communicate(timeout=600)[0]) for c in children]
-    return _summary(args, results, cpu_seconds, wall, rest, loaded)
+    """Start the server(s) and the load processes; measure; the summary."""
+    with tempfile.TemporaryDirectory() as tmp, _serving(args, Path(tmp)) as servers:
+        target = servers.addresses[0]
+        rest = _probe(target, servers.http_port, 3.0)
+        per_proc = [args.clients // args.procs] * args.procs
+        per_proc[-1] += args.clients - sum(per_proc)
+        children, first = [], 0
+        for count in per_proc:
+            argv = [sys.executable, "-m", "bench.fanin", "--child", "--target", target]
+            argv += ["--first", str(first), "--count", str(count), "--wire", args.wire]
+            argv += ["--keys", str(args.keys), "--rate", str(args.rate)]
+            argv += ["--duration", str(args.duration), "--warmup", str(args.warmup)]
+            argv += ["--replay"] if args.replay else []
+            children.append(subprocess.Popen(argv, stdout=subprocess.PIPE))
+            first += count
+        cpus = [psutil.Process(pid) for pid in servers.pids]
+        time.sleep(args.warmup)
+        cpu_before, wall_before = [sum(c.cpu_times()[:2]) for c in cpus], time.monotonic()
+        loaded = _probe(target, servers.http_port, args.duration * 0.9)
+        cpu_seconds = [sum(c.cpu_times()[:2]) - b for c, b in zip(cpus, cpu_before, strict=True)]
+        wall = time.monotonic() - wall_before
+        results = [json.loads(c.communicate(timeout=600)[0]) for c in children]
+    summary = _summary(args, results, sum(cpu_seconds), wall, rest, loaded)
+    if args.cluster:
+        cpu = dict(zip(servers.addresses, cpu_seconds, strict=True))
+        summary.update(_spread(args, results, cpu, wall))
+    return summary
 
 
 def _summary(
@@ -274,7 +338,7 @@ def _summary(
         "wire": "replayed compact" if args.replay else args.wire,
         "offered_key_updates_per_s": round(total["offered"] / args.duration),
         "answered_key_updates_per_s": round(per_second),
-        "server_cpu_us_per_key_update": round(cpu_seconds / wall / max(per_second, 1) * 1e6, 2),
+        "server_cpu_us_per_key_update": _us_per_update(cpu_seconds, wall, per_second),
         "server_cpu_cores": round(cpu_seconds / wall, 2),
         "reports_answered": total["answered"],
         "reports_failed": total["failed"],
@@ -287,6 +351,32 @@ def _summary(
         "bytes_up_per_key_update": round(total["up"] / updates, 2),
         "bytes_down_per_key_update": round(total["down"] / updates, 2),
         "errors": _merged([r.get("errors", {}) for r in results]),
+    }
+
+
+def _us_per_update(cpu_seconds: float, wall: float, per_second: float) -> float:
+    return round(cpu_seconds / wall / max(per_second, 1) * 1e6, 2)
+
+
+def _spread(
+    args: argparse.Namespace, results: list[dict[str, Any]], cpu: dict[str, float], wall: float
+) -> dict[str, Any]:
+    """Each member's CPU per key-update it answered, and how evenly key-updates spread: shares
+    in member order (member 0 first, the address the clients were given), and the busiest
+    member's share over the mean (1.0: even)."""
+    answered = _merged([r["by_server"] for r in results])
+    counts = [answered.get(address, 0) for address in cpu]
+    total = max(sum(counts), 1)
+    return {
+        "members": args.cluster,
+        "member_cpu_cores": [round(s / wall, 2) for s in cpu.values()],
+        "member_cpu_us_per_key_update": [
+            _us_per_update(s, wall, n / args.duration)
+            for s, n in zip(cpu.values(), counts, strict=True)
+        ],
+        "member_share_pct": [round(100 * n / total, 1) for n in counts],
+        "spread_max_over_mean": round(max(counts) * len(counts) / total, 2),
+        "unknown_servers": sorted(set(answered) - set(cpu)),
     }
 
 
@@ -312,11 +402,16 @@ def main(argv: list[str] | None = None) -> int:
         help="simulated clients replaying compact reports instead of client machines",
     )
     parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument(
+        "--cluster", type=int, default=0, metavar="N", help="N member processes, not one server"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)
     parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.cluster and args.replay:
+        parser.error("--replay does not route by owner: it runs against one server only")
     if args.child:
         print(json.dumps(asyncio.run(_load(args))))
         return 0
