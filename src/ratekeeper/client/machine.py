@@ -31,6 +31,7 @@ from collections.abc import Set as AbstractSet
 from typing import NamedTuple
 
 from ratekeeper.client.clerk import Clerk
+from ratekeeper.client.deadline import ServerDeadlines
 from ratekeeper.client.decide import Decision, decide
 from ratekeeper.client.health import Health
 from ratekeeper.client.keystate import KeyState
@@ -60,7 +61,8 @@ class Outbound(NamedTuple):
 
     address: str
     request: pb.ReportRequest
-    #: Seconds the report may take: the limiter's timeout plus a share per key it carries
+    #: Seconds the report may take: its server's deadline (the limiter's timeout, longer while
+    #: the round trip is: :mod:`~ratekeeper.client.deadline`) plus a share per key it carries
     #: (:func:`~ratekeeper.client.reports.report_timeout`).
     timeout: float
 
@@ -84,13 +86,15 @@ class LimiterMachine:
         )
         self.interval_ns = round(o.report_interval * NS_PER_SECOND)
         #: Seconds each report may take (default: half the interval, so a cycle never overruns),
-        #: plus ``reports.TIMEOUT_PER_KEY_S`` per key it carries.
+        #: plus ``reports.TIMEOUT_PER_KEY_S`` per key it carries: the floor of each server's
+        #: deadline, longer while its round trip is (``client.deadline``).
         self.timeout = o.report_interval / 2 if o.timeout is None else o.timeout
+        self._deadlines = ServerDeadlines(self.timeout, o.report_interval)
         #: Longest a server goes without a report (an empty one if nothing is counted): one
         #: interval, so every cycle reports to every server and report traffic does not grow
         #: with request traffic (a sparse client hears about hot keys every cycle, too).
         self.probe_ns = self.interval_ns
-        self.stats = LimiterStats()
+        self.stats = LimiterStats(report_deadline=self.timeout)
         self.health = Health(warn_every_ns=30 * NS_PER_SECOND)
         #: Every tracked key's state; read by decisions without a lock, never replaced.
         self.states: dict[Key, KeyState] = {}
@@ -207,11 +211,11 @@ class LimiterMachine:
             book.unanswered = {}
             fresh = {**resent, **fresh}
         self._in_flight = fresh
-        sent_at, timeout = self._sent_at, self.timeout
+        sent_at, deadline = self._sent_at, self._deadlines.of
         outbound = []
         for address, r in fresh.items():
             sent_at[address] = now
-            outbound.append(Outbound(address, r.request, report_timeout(timeout, len(r))))
+            outbound.append(Outbound(address, r.request, report_timeout(deadline(address), len(r))))
         return outbound
 
     def answered(self, address: str, answer: pb.ReportResponse, now: int) -> None:
@@ -221,6 +225,8 @@ class LimiterMachine:
             return  # not awaited: already settled as failed
         self.stats.answered += 1
         self.health.answered(address, now)
+        self._deadlines.answered(address, (now - self._sent_at[address]) / NS_PER_SECOND)
+        self.stats.report_deadline = self._deadlines.longest
         self._book.answered(address)
         if answer.HasField("assignment"):  # the server holds a newer one: route by it
             self.clerk.seen_wire(answer.assignment)
@@ -261,6 +267,8 @@ class LimiterMachine:
         self.stats.failed += 1
         self.health.failed(address, error, now)
         self._book.failed(report)
+        self._deadlines.failed(address, (now - self._sent_at[address]) / NS_PER_SECOND)
+        self.stats.report_deadline = self._deadlines.longest
 
     def close(self) -> None:
         """Refuse further decisions and watches; the next cycles still report every key's counts.
@@ -303,6 +311,7 @@ class LimiterMachine:
         for gone in [a for a in self.health.servers if a not in servers]:
             self.health.servers.pop(gone, None)
             self._sent_at.pop(gone, None)
+            self._deadlines.forget(gone)
 
     def _sweep(
         self,
