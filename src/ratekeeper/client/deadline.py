@@ -18,7 +18,7 @@ Pure: round trips are passed in, as seconds; nothing here reads a clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 __all__ = ["ReportDeadline"]
 
@@ -29,9 +29,11 @@ _BETA = 1 / 4
 _K = 4
 
 
-@dataclass(frozen=True, slots=True)
-class ReportDeadline:
-    """How long the next report to one server may take (its share per key aside)."""
+class ReportDeadline(NamedTuple):
+    """How long the next report to one server may take (its share per key aside).
+
+    A tuple rather than a frozen dataclass: one is made per answer, and a tuple is built at a
+    fraction of the cost."""
 
     #: Seconds: the limiter's configured ``timeout``; the deadline never goes below it.
     floor: float
@@ -54,10 +56,11 @@ class ReportDeadline:
         if self.srtt is None:
             srtt, rttvar = rtt, rtt / 2
         else:
-            rttvar = (1 - _BETA) * self.rttvar + _BETA * abs(self.srtt - rtt)
-            srtt = (1 - _ALPHA) * self.srtt + _ALPHA * rtt
+            srtt, rttvar = self.srtt, self.rttvar
+            rttvar += _BETA * (abs(srtt - rtt) - rttvar)
+            srtt += _ALPHA * (rtt - srtt)
         current = min(self.cap, max(self.floor, srtt + _K * rttvar))
-        return replace(self, current=current, srtt=srtt, rttvar=rttvar)
+        return ReportDeadline(self.floor, self.cap, current, srtt, rttvar)
 
     def timed_out(self) -> ReportDeadline:
         """After a report went unanswered for its whole deadline: double it (up to the cap).
@@ -67,49 +70,59 @@ class ReportDeadline:
         timed out."""
         current = min(self.cap, 2 * self.current)
         if self.srtt is None:
-            return replace(self, current=current)
+            return self._replace(current=current)
         rttvar = max(self.rttvar, (current - self.srtt) / _K)
-        return replace(self, current=current, rttvar=rttvar)
+        return self._replace(current=current, rttvar=rttvar)
 
 
 class ServerDeadlines:
-    """Each server's :class:`ReportDeadline`, and the longest of them (for the stats)."""
+    """Each server's :class:`ReportDeadline`, and the longest of them (for the stats).
 
-    __slots__ = ("_by_server", "_first", "longest")
+    A server is followed only from its first timeout until its deadline is back at the floor:
+    below the floor the estimate changes nothing, and an answer to a server at the floor then
+    costs one lookup (the model settles millions)."""
+
+    __slots__ = ("_first", "followed", "longest")
 
     def __init__(self, floor: float, interval: float) -> None:
         """``floor``: the limiter's timeout; ``interval``: its report interval (the cap)."""
         self._first = ReportDeadline.starting(floor, interval)
-        self._by_server: dict[str, ReportDeadline] = {}
+        #: The servers followed, by address (empty: every deadline is the floor; read only).
+        self.followed: dict[str, ReportDeadline] = {}
         #: Seconds: the longest current deadline of any server (the floor if none has grown).
         self.longest = floor
 
     def of(self, address: str) -> float:
         """Seconds the next report to ``address`` may take (its share per key aside)."""
-        return self._by_server.get(address, self._first).current
+        return self.followed.get(address, self._first).current
 
     def answered(self, address: str, rtt: float) -> None:
         """A report to ``address`` was answered ``rtt`` seconds after it was sent."""
-        self._set(address, self._by_server.get(address, self._first).answered(rtt))
+        old = self.followed.get(address)
+        if old is None:
+            return  # at the floor, no timeout since
+        new = old.answered(rtt)
+        if new.current <= new.floor:
+            del self.followed[address]  # back at the floor: its next timeout starts afresh
+        else:
+            self.followed[address] = new
+        if new.current != old.current:
+            self._update_longest()
 
     def failed(self, address: str, elapsed: float) -> None:
         """A report to ``address`` failed ``elapsed`` seconds after it was sent: a timeout if
         that is its whole deadline (a refusal says nothing about the round trip)."""
-        deadline = self._by_server.get(address, self._first)
-        if elapsed >= deadline.current:
-            self._set(address, deadline.timed_out())
+        old = self.followed.get(address, self._first)
+        if elapsed >= old.current:
+            new = self.followed[address] = old.timed_out()
+            if new.current != old.current:
+                self._update_longest()
 
     def forget(self, address: str) -> None:
         """``address`` left the assignment."""
-        if self._by_server.pop(address, None) is not None:
-            self._update_longest()
-
-    def _set(self, address: str, deadline: ReportDeadline) -> None:
-        old = self._by_server.get(address, self._first).current
-        self._by_server[address] = deadline
-        if deadline.current != old:  # steady at the floor: no scan per answer
+        if self.followed.pop(address, None) is not None:
             self._update_longest()
 
     def _update_longest(self) -> None:
-        deadlines = self._by_server.values()
+        deadlines = self.followed.values()
         self.longest = max((d.current for d in deadlines), default=self._first.floor)

@@ -211,11 +211,12 @@ class LimiterMachine:
             book.unanswered = {}
             fresh = {**resent, **fresh}
         self._in_flight = fresh
-        sent_at, deadline = self._sent_at, self._deadlines.of
+        sent_at, timeout, deadlines = self._sent_at, self.timeout, self._deadlines
         outbound = []
         for address, r in fresh.items():
             sent_at[address] = now
-            outbound.append(Outbound(address, r.request, report_timeout(deadline(address), len(r))))
+            base = deadlines.of(address) if deadlines.followed else timeout
+            outbound.append(Outbound(address, r.request, report_timeout(base, len(r))))
         return outbound
 
     def answered(self, address: str, answer: pb.ReportResponse, now: int) -> None:
@@ -225,8 +226,10 @@ class LimiterMachine:
             return  # not awaited: already settled as failed
         self.stats.answered += 1
         self.health.answered(address, now)
-        self._deadlines.answered(address, (now - self._sent_at[address]) / NS_PER_SECOND)
-        self.stats.report_deadline = self._deadlines.longest
+        deadlines = self._deadlines
+        if deadlines.followed:  # else every server's deadline is the timeout: nothing to follow
+            deadlines.answered(address, (now - self._sent_at[address]) / NS_PER_SECOND)
+            self.stats.report_deadline = deadlines.longest
         self._book.answered(address)
         if answer.HasField("assignment"):  # the server holds a newer one: route by it
             self.clerk.seen_wire(answer.assignment)
