@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["ReportDeadline"]
+__all__ = ["ReportDeadline", "ServerDeadlines"]
 
 #: RFC 6298's gains: a sample moves the smoothed round trip by 1/8 and its variation by 1/4.
 _ALPHA = 1 / 8
