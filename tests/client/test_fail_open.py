@@ -89,6 +89,10 @@ def test_a_live_server_makes_the_limiter_ready(report_server: ReportServer) -> N
         labels = {"client": lim.client_id}
         assert registry.get_sample_value("ratekeeper_client_ready", labels) == 1
         assert registry.get_sample_value("ratekeeper_client_keys_tracked", labels) == 1
+        # the timeout (half the interval), or longer while a round trip on this machine was
+        deadline_s = registry.get_sample_value("ratekeeper_client_report_deadline_seconds", labels)
+        assert deadline_s is not None
+        assert 0.01 <= deadline_s <= 0.02
         assert lim.stats.failed == 0
         assert lim.stats.answered >= 2
 

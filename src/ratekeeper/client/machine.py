@@ -31,6 +31,7 @@ from collections.abc import Set as AbstractSet
 from typing import NamedTuple
 
 from ratekeeper.client.clerk import Clerk
+from ratekeeper.client.deadline import ServerDeadlines
 from ratekeeper.client.dealing import Dealer
 from ratekeeper.client.decide import Decision, decide
 from ratekeeper.client.health import Health
@@ -61,7 +62,8 @@ class Outbound(NamedTuple):
 
     address: str
     request: pb.ReportRequest
-    #: Seconds the report may take: the limiter's timeout plus a share per key it carries
+    #: Seconds the report may take: its server's deadline (the limiter's timeout, longer while
+    #: the round trip is: :mod:`~ratekeeper.client.deadline`) plus a share per key it carries
     #: (:func:`~ratekeeper.client.reports.report_timeout`).
     timeout: float
 
@@ -85,13 +87,15 @@ class LimiterMachine:
         )
         self.interval_ns = round(o.report_interval * NS_PER_SECOND)
         #: Seconds each report may take (default: half the interval, so a cycle never overruns),
-        #: plus ``reports.TIMEOUT_PER_KEY_S`` per key it carries.
+        #: plus ``reports.TIMEOUT_PER_KEY_S`` per key it carries: the floor of each server's
+        #: deadline, longer while its round trip is (``client.deadline``).
         self.timeout = o.report_interval / 2 if o.timeout is None else o.timeout
+        self._deadlines = ServerDeadlines(self.timeout, o.report_interval)
         #: Longest a server goes without a report (an empty one if nothing is counted): one
         #: interval, so every cycle reports to every server and report traffic does not grow
         #: with request traffic (a sparse client hears about hot keys every cycle, too).
         self.probe_ns = self.interval_ns
-        self.stats = LimiterStats()
+        self.stats = LimiterStats(report_deadline=self.timeout)
         self.health = Health(warn_every_ns=30 * NS_PER_SECOND)
         #: Every tracked key's state; read by decisions without a lock, never replaced.
         self.states: dict[Key, KeyState] = {}
@@ -212,11 +216,12 @@ class LimiterMachine:
             book.unanswered = {}
             fresh = {**resent, **fresh}
         self._in_flight = fresh
-        sent_at, timeout = self._sent_at, self.timeout
+        sent_at, timeout, deadlines = self._sent_at, self.timeout, self._deadlines
         outbound = []
         for address, r in fresh.items():
             sent_at[address] = now
-            outbound.append(Outbound(address, r.request, report_timeout(timeout, len(r))))
+            base = deadlines.of(address) if deadlines.followed else timeout
+            outbound.append(Outbound(address, r.request, report_timeout(base, len(r))))
         return outbound
 
     def answered(self, address: str, answer: pb.ReportResponse, now: int) -> None:
@@ -226,6 +231,10 @@ class LimiterMachine:
             return  # not awaited: already settled as failed
         self.stats.answered += 1
         self.health.answered(address, now)
+        deadlines = self._deadlines
+        if deadlines.followed:  # else every server's deadline is the timeout: nothing to follow
+            deadlines.answered(address, (now - self._sent_at[address]) / NS_PER_SECOND)
+            self.stats.report_deadline = deadlines.longest
         self._book.answered(address)
         if answer.HasField("assignment"):  # the server holds a newer one: route by it
             self.clerk.seen_wire(answer.assignment)
@@ -268,6 +277,8 @@ class LimiterMachine:
         self.stats.failed += 1
         self.health.failed(address, error, now)
         self._book.failed(report)
+        self._deadlines.failed(address, (now - self._sent_at[address]) / NS_PER_SECOND)
+        self.stats.report_deadline = self._deadlines.longest
 
     def close(self) -> None:
         """Refuse further decisions and watches; the next cycles still report every key's counts.
@@ -310,6 +321,7 @@ class LimiterMachine:
         for gone in [a for a in self.health.servers if a not in servers]:
             self.health.servers.pop(gone, None)
             self._sent_at.pop(gone, None)
+            self._deadlines.forget(gone)
 
     def _sweep(
         self,

@@ -10,6 +10,8 @@ optional import for the client. One collector per limiter, labelled by its ``cli
   slice of the assignment routed by, and its generation number;
 * ``ratekeeper_client_rerouted_total``: hits re-sent to a new owner after theirs left;
 * ``ratekeeper_client_keys_tracked``, ``ratekeeper_client_instructions_in_force``;
+* ``ratekeeper_client_report_deadline_seconds``: the longest report deadline of any server
+  (above the configured timeout while a round trip is longer: ``client.deadline``);
 * ``ratekeeper_client_admitted_failing_open_total``: hits decided only locally;
 * ``ratekeeper_client_untracked_total``, ``ratekeeper_client_pruned_total``,
   ``ratekeeper_client_cycles_total``.
@@ -96,6 +98,10 @@ class _Collector:
             "instructions_in_force": (
                 "Keys with a server instruction in force",
                 stats.instructions,
+            ),
+            "report_deadline_seconds": (
+                "Longest report deadline of any server",
+                stats.report_deadline,
             ),
         }
         for name, (doc, value) in gauges.items():

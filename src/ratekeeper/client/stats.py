@@ -32,3 +32,6 @@ class LimiterStats:
     generation: tuple[int, int] = (0, 0)
     #: Hits of unanswered reports re-sent to a new owner after their server left the assignment.
     rerouted: int = 0
+    #: Seconds: the longest report deadline of any server (its share per key aside): the
+    #: limiter's ``timeout``, longer while a round trip is (``client.deadline``).
+    report_deadline: float = 0.0

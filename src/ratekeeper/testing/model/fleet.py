@@ -175,12 +175,12 @@ class _Loop:
                     del log[:]
                 client = clients[i]
                 cycles[i] += 1
-                deadline = at + client.timeout_ns
                 clock = CLIENT_EPOCH_NS + at
                 outbound = client.collect(clock)
                 push(heap, (client.due(clock) - CLIENT_EPOCH_NS, next(seq), _TICK, i, None))
                 sent[i] += len(outbound)
                 for out in outbound:
+                    deadline = at + round(out.timeout * NS_PER_SECOND)  # the report's own
                     delay = network.send_up(net_rngs[i], i, at)
                     if delay is None or at + delay > deadline:  # it gives up at its deadline
                         push(heap, (deadline, next(seq), _FAIL, i, out))

@@ -33,7 +33,7 @@ SERVER = "model-server:1"
 class FleetClient:
     """One client of the fleet: the production state machine, with no driver around it."""
 
-    __slots__ = ("_machine", "interval_ns", "timeout_ns")
+    __slots__ = ("_machine", "interval_ns")
 
     def __init__(
         self, client_id: str, limit: str, report_interval_s: float, dealt_onset: bool = False
@@ -46,8 +46,6 @@ class FleetClient:
         )
         self._machine = LimiterMachine(SERVER, options)
         self.interval_ns = self._machine.interval_ns
-        #: A report not answered within this long has failed (the real driver's deadline).
-        self.timeout_ns = round(self._machine.timeout * NS_PER_SECOND)
 
     def decide(self, key: str, now: int) -> bool:
         """Admit one hit for ``key`` at ``now``?"""
@@ -66,7 +64,7 @@ class FleetClient:
 
     def collect(self, now: int) -> list[Outbound]:
         """This cycle's reports (each on its way to the server names the address its answer is
-        handed back for; the model's deadline is :attr:`timeout_ns`, not the report's own)."""
+        handed back for; the model gives up on it after its ``timeout``, as the driver does)."""
         return self._machine.collect(now)
 
     def answered(self, sent: Outbound, answer: pb.ReportResponse, now: int) -> None:
