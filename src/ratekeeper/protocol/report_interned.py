@@ -17,22 +17,30 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ratekeeper.core.instructions import Instruction
 from ratekeeper.protocol.policy import Matcher
 from ratekeeper.protocol.report_keys import KeyResolver, KeyShape, ResolvedKey
 from ratekeeper.protocol.report_values import KeyCounts, Report
 
+if TYPE_CHECKING:
+    from ratekeeper.protocol.report_fast import FastKey
+
 __all__ = ["InternTable", "Interned", "Interning", "Known"]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Interned:
-    """One interned key of one client."""
+    """One interned key of one client (compared by identity: the fast path looks for
+    ``None`` among many)."""
 
     shape: KeyShape
     #: The last instruction this client was sent for it (``None``: none yet).
     last: Instruction | None = None
+    #: Its counter's bucket, book and limit numbers for the fast path (:mod:`.report_fast`;
+    #: ``None`` until its first steady report, or while it does not qualify).
+    fast: FastKey | None = None
 
 
 class InternTable:
@@ -89,7 +97,7 @@ class Interning:
     """Resolves a report's keys through its client's :class:`InternTable` entries."""
 
     def __init__(self, resolver: KeyResolver, max_entries: int) -> None:
-        self._resolver = resolver
+        self.resolver = resolver
         self.table = InternTable(max_entries)
 
     def full(
@@ -102,7 +110,7 @@ class Interning:
         out: Known,
     ) -> ResolvedKey:
         """Key ``index`` sent in full; interned (into ``out.fresh``) if it has a ``key_id``."""
-        resolver = self._resolver
+        resolver = self.resolver
         resolver.validate(index, key)
         shape = resolver.shape(key, policy)
         if key.key_id:
@@ -120,7 +128,7 @@ class Interning:
     ) -> None:
         """Resolve the known keys ``span`` (start, stop) of ``report`` into ``out``."""
         ids, admitted, rejected = report.known_ids, report.known_admitted, report.known_rejected
-        resolver, counted = self._resolver, self._resolver.counted
+        resolver, counted = self.resolver, self.resolver.counted
         indexes, entries, resolved, unknown = out.indexes, out.entries, out.keys, out.unknown
         for i in range(*span):
             entry = keys.get(ids[i])

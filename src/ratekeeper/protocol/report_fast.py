@@ -1,0 +1,268 @@
+"""Steady-state compact reports applied array-at-a-time (issue 15, item 1: 2 µs a key-update).
+
+A fleet's reports are nearly all the same shape: a client reports by id (``known_ids``) the keys
+it interned on earlier reports, each counted against one token bucket the server already holds.
+:class:`FastReports` applies such a report with what :class:`~.report.ReportProcessor` would do,
+step for step, but without its per-key objects: each interned key keeps a :class:`FastKey` (its
+counter, its bucket's place in the memory store, its demand book, the numbers of its limit),
+built on the key's first steady report and rebuilt when the policy is reloaded; the report's
+counts are read as arrays; the buckets are debited by the store in one call per chunk
+(:meth:`~ratekeeper.backends.memory.MemoryStore.debit_buckets`), the demand recorded in one
+(:meth:`~ratekeeper.core.demand.DemandBook.record_each`), and each key's instruction is worked
+out in place and built only when it changed (the answer leaves the others out).
+
+Every bound of the general path holds as it is, since the general path is what runs for
+anything else: a report qualifies only if it sends no key in full, every id is interned for the
+client, every count is in range (``0..max_count``: a refused key needs an error answer), every
+key counts against exactly one token bucket with no shadow mode, and no two keys share a
+counter. Counts are clamped to the same per-counter bound, the debt is capped by the same
+``n·(b + r·R)``, and the same chunks pause between them (every phase: a 10,000-key report
+still yields to the event loop). ``tests/protocol/test_report_fast.py`` checks answers, store
+and stats against the general path.
+
+The instruction maths is :func:`~ratekeeper.core.instructions.instruct` with ``repay_debt`` and
+:func:`~ratekeeper.core.demand.until_repaid`, for a token bucket, written out; change one,
+change both. Event loop only, as the processor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import cast
+
+from ratekeeper.backends.memory import MemoryStore
+from ratekeeper.backends.memory_buckets import BucketRef
+from ratekeeper.backends.store import Counter
+from ratekeeper.core.demand import Book, DemandBook
+from ratekeeper.core.instructions import UNBOUNDED, Instruction
+from ratekeeper.core.limits import NS_PER_SECOND, Limit
+from ratekeeper.protocol.chunked import Chunker
+from ratekeeper.protocol.hot import HotKeys
+from ratekeeper.protocol.policy import Matcher
+from ratekeeper.protocol.report_interned import Interned, Interning
+from ratekeeper.protocol.report_settings import ReportSettings
+from ratekeeper.protocol.report_values import KeyCounts, Report, ReportAnswer
+from ratekeeper.protocol.stats import Event, StatsSink
+
+__all__ = ["FastKey", "FastReports", "Resolved"]
+
+
+@dataclass(slots=True, eq=False)
+class FastKey:
+    """What the fast path keeps of one interned key (:attr:`Interned.fast`)."""
+
+    #: The policy it was built under (built again under another).
+    policy: Matcher | None
+    #: Its one counter (the demand book's key), and the counter's book as last seen.
+    key: Counter
+    book: Book | None
+    #: Its bucket in the memory store.
+    ref: BucketRef
+    #: Most hits one report may count (``KeyShape.bounds``).
+    bound: int
+    #: The limit's rate, hits/s, and the ns one token takes to refill (0: a limit of zero).
+    rate_per_s: float
+    token_ns: int
+    #: ``(limit,)``: the limits of its instruction.
+    limits: tuple[Limit, ...]
+    #: The key as first reported (named in the hot keys when it is rejected).
+    name: KeyCounts
+    #: ``hash(key)``: two keys of a report sharing a counter send it the general way.
+    uid: int
+
+
+@dataclass(slots=True)
+class Resolved:
+    """A qualifying report's keys, resolved, counts clamped: aligned lists."""
+
+    entries: list[Interned]
+    keys: list[FastKey]
+    refs: list[BucketRef]
+    #: Admitted hits to debit (clamped), and each key's demand (hits/s).
+    hits: list[int]
+    rates: list[float]
+
+
+_FAST = attrgetter("fast")
+_REF = attrgetter("ref")
+_UID = attrgetter("uid")
+
+
+class FastReports:
+    """The fast path of one :class:`~.report.ReportProcessor`; see the module docstring."""
+
+    def __init__(
+        self,
+        store: MemoryStore,
+        interning: Interning,
+        demand: DemandBook[Counter],
+        hot: HotKeys,
+        chunks: Chunker,
+        settings: ReportSettings,
+        stats: StatsSink,
+    ) -> None:
+        self._store = store
+        self._interning = interning
+        self._demand = demand
+        self._hot = hot
+        self._chunks = chunks
+        self._settings = settings
+        self._stats = stats
+
+    async def resolve(
+        self, report: Report, policy: Matcher | None, interval: int
+    ) -> Resolved | None:
+        """``report``'s keys if it qualifies (clamps counted, as the general resolution counts
+        them), else ``None`` having changed nothing the general path would not."""
+        if report.keys or not report.known_ids:
+            return None
+        ids, admitted, rejected = report.known_ids, report.known_admitted, report.known_rejected
+        most = self._settings.max_count
+        if min(admitted) < 0 or max(admitted) > most or min(rejected) < 0 or max(rejected) > most:
+            return None
+        entries = list(map(self._interning.table.of(report.client_id).get, ids))
+        if None in entries:
+            return None
+        found = cast(list[Interned], entries)  # no None: checked above
+        keys: list[FastKey] = list(map(_FAST, found))
+        chunks, n = self._chunks, len(ids)
+        for start, stop in chunks.spans(n):
+            for i in range(start, stop):
+                key = keys[i]
+                if key is None or key.policy is not policy:
+                    made = self._build(found[i], policy)
+                    if made is None:
+                        return None
+                    keys[i] = made
+            await chunks.between(stop, n)
+        if len(set(map(_UID, keys))) != n:
+            return None
+        span = max(interval, 1_000_000)
+        hits: list[int] = []
+        rates: list[float] = []
+        clamped = 0
+        for key, a, r in zip(keys, admitted, rejected, strict=True):
+            bound = key.bound
+            if a > bound or r > bound:  # as KeyResolver.counted
+                clamped += 1
+                a, r = min(a, bound), min(r, bound)
+            hits.append(a)
+            rates.append((a + r) * NS_PER_SECOND / span)
+        for _ in range(clamped):
+            self._stats.count(Event.REPORT_COUNT_CLAMPED)
+        return Resolved(found, keys, list(map(_REF, keys)), hits, rates)
+
+    def _build(self, entry: Interned, policy: Matcher | None) -> FastKey | None:
+        """``entry``'s :class:`FastKey` under ``policy`` (its shape resolved again if another
+        was in force, as the general path does), or ``None`` if it does not qualify."""
+        shape = entry.shape
+        if shape.policy is not policy:
+            shape = entry.shape = self._interning.resolver.shape(shape.key, policy)
+        if shape.shadow or len(shape.counters) != 1:
+            return None
+        counter = shape.counters[0]
+        ref = self._store.bucket_ref(counter)
+        if ref is None:
+            return None
+        limit = counter.limit
+        token_ns = -(-limit.period_ns // limit.amount) if limit.amount else 0
+        fast = FastKey(policy, counter, None, ref, shape.bounds[0], limit.rate_per_s, token_ns,
+                       (limit,), shape.key, hash(counter))  # fmt: skip
+        entry.fast = fast
+        return fast
+
+    async def apply(
+        self,
+        client: str,
+        keys: Resolved,
+        scale: int,
+        round_ns: int,
+        omit: bool,
+        valid_for: int,
+        now: int,
+    ) -> ReportAnswer:
+        """Debit ``scale`` times the resolved hits, record the demand and answer, as the
+        general path's ``_debit``, ``_record_demand``, ``_instruct`` and ``Interning.answer``
+        do."""
+        chunks, store, demand = self._chunks, self._store, self._demand
+        fast, n = keys.keys, len(keys.keys)
+        hits = keys.hits if scale == 1 else [h * scale for h in keys.hits]
+        states = []
+        for start, stop in chunks.spans(n):
+            part = fast[start:stop]
+            debts = [
+                c * (k.ref.capacity + -(-(k.ref.amount * round_ns) // k.ref.period_ns))
+                for c, k in zip(demand.clients_each(client, part), part, strict=True)
+            ]
+            states += store.debit_buckets(
+                keys.refs[start:stop], hits[start:stop], debts, client, now
+            )
+            await chunks.between(stop, n)
+        totals: list[float] = []
+        for start, stop in chunks.spans(n):
+            totals += demand.record_each(
+                client, fast[start:stop], keys.rates[start:stop], now, valid_for
+            )
+            await chunks.between(stop, n)
+        changed: list[int] = []
+        sent: list[Instruction] = []
+        for start, stop in chunks.spans(n):
+            self._answer(keys, states, totals, range(start, stop), omit, valid_for, now, changed,
+                         sent)  # fmt: skip
+            await chunks.between(stop, n)
+        return ReportAnswer((), self._hot.current(now), tuple(changed), tuple(sent), valid_for)
+
+    def _answer(
+        self,
+        keys: Resolved,
+        states: Sequence[tuple[bool, int, int, int]],
+        totals: Sequence[float],
+        span: range,
+        omit: bool,
+        valid_for: int,
+        now: int,
+        changed: list[int],
+        sent: list[Instruction],
+    ) -> None:
+        """Work out the instructions of keys ``span``; append those to send (every one, or with
+        ``omit`` those that changed) to ``changed`` and ``sent``, recording them as sent."""
+        horizon = self._settings.surplus_horizon_ns
+        note = self._hot.note
+        entries, fast, rates = keys.entries, keys.keys, keys.rates
+        for i in span:
+            key = fast[i]
+            _, remaining, reset, retry = states[i]
+            rate = key.rate_per_s
+            # instruct(..., repay_debt=True) for a token bucket
+            if remaining > 0:
+                reject = 0
+                level = float(remaining)
+            else:
+                reject = valid_for if retry < 0 else retry
+                level = key.ref.capacity - reset * rate / NS_PER_SECOND
+                if not level < 0.0:  # min(0.0, level)
+                    level = 0.0
+            budget = rate + level * NS_PER_SECOND / horizon
+            if not budget > 0.0:  # max(0.0, budget)
+                budget = 0.0
+            total = totals[i]
+            admit = UNBOUNDED if total <= budget else budget * rates[i] / total
+            if reject > 0 and key.token_ns:  # until_repaid
+                reject = reject - key.token_ns if reject > key.token_ns else 0
+            entry = entries[i]
+            last = entry.last
+            if (
+                omit
+                and last is not None
+                and reject == 0
+                and admit == last.admit_rate
+                and (last.limits is key.limits or last.limits == key.limits)
+            ):
+                continue  # as Interning.answer: the client keeps what it has
+            answer = entry.last = Instruction(reject, admit, valid_for, key.limits)
+            changed.append(i)
+            sent.append(answer)
+            if reject:
+                note(key.name.domain, key.name.entries, reject, now)
