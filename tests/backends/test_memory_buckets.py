@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ratekeeper.backends.memory import MemoryStore
+from ratekeeper.backends.memory_buckets import outcome_of
 from ratekeeper.backends.store import Counter, Hit
 from ratekeeper.core.algorithms import after_debit
 from ratekeeper.core.limits import Algorithm, Limit, Unit
@@ -42,8 +43,10 @@ def test_a_held_bucket_is_debited_as_the_core_debits_it(
     ref = store.bucket_ref(counter)
     assert ref is not None
     ref.shard[ref.key] = (NOW - age, (bucket.level, bucket.updated_at), "c")
-    [outcome] = store.debit_buckets([ref], [hits], [debt], "c", NOW)
-    assert outcome == after_debit(bucket, limit, NOW, hits, debt)
+    [level], created = store.debit_buckets([ref], [hits], lambda _: debt, "c", NOW)
+    assert not created
+    assert outcome_of(ref, level) == after_debit(bucket, limit, NOW, hits, debt)
+    assert level == bucket.level
     assert ref.shard[ref.key] == (NOW, (bucket.level, bucket.updated_at), "c")
 
 
@@ -52,8 +55,8 @@ def test_a_bucket_not_held_is_created_as_debit_creates_it() -> None:
     twin, store = MemoryStore(), MemoryStore()
     ref = store.bucket_ref(counter)
     assert ref is not None
-    [outcome] = store.debit_buckets([ref], [7], [0], "c", NOW)
-    assert [outcome] == asyncio.run(twin.debit([Hit(counter, 7, "c")], NOW))
+    _, created = store.debit_buckets([ref], [7], lambda _: 0, "c", NOW)
+    assert [created[0]] == asyncio.run(twin.debit([Hit(counter, 7, "c")], NOW))
     exported = asyncio.run(store.export(0, HASH_SPACE, NOW))
     assert exported == asyncio.run(twin.export(0, HASH_SPACE, NOW))
     assert store.pressure() == twin.pressure()

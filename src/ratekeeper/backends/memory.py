@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ratekeeper.backends.budgets import Budgets, BudgetSettings, StorePressure
 from ratekeeper.backends.cold import ColdRanges, emptied, merged
@@ -192,15 +192,17 @@ class MemoryStore:
         self,
         refs: Sequence[BucketRef],
         hits: Sequence[int],
-        debts: Sequence[int],
+        debt_of: Callable[[int], int],
         client: str,
         now: int,
-    ) -> list[Outcome]:
-        """:meth:`debit` of ``hits[i]`` hits (``debts[i]`` the hit's ``debt``) reported by
-        ``client`` into each token bucket ``refs[i]``, synchronously: the same outcomes and
-        states, a batch report's keys at a time. A bucket held is debited in place
-        (:func:`~ratekeeper.backends.memory_buckets.debit_held`); one not held (new, expired,
-        evicted) is created as :meth:`debit` creates it (room, budgets, cold ranges)."""
+    ) -> tuple[list[int], dict[int, Outcome]]:
+        """:meth:`debit` of ``hits[i]`` hits reported by ``client`` into each token bucket
+        ``refs[i]``, ``debt_of(i)`` the hit's ``debt`` (asked only when it can matter),
+        synchronously: the same states, a batch report's keys at a time. A bucket held is
+        debited in place (:func:`~ratekeeper.backends.memory_buckets.debit_held`: its level
+        is returned, :func:`~ratekeeper.backends.memory_buckets.outcome_of` gives the outcome
+        :meth:`debit` would); one not held (new, expired, evicted) is created as :meth:`debit`
+        creates it (room, budgets, cold ranges), its outcome returned by index."""
         if now >= self._next_sweep:
             self._sweep(now)
         one = self._one
@@ -208,7 +210,7 @@ class MemoryStore:
         def new(ref: BucketRef, n: int, debt: int) -> Outcome:
             return one(Hit(ref.counter, n, client, debt=debt), now, False)
 
-        return debit_held(refs, hits, debts, now, new)
+        return debit_held(refs, hits, now, debt_of, new)
 
     def healthy(self) -> bool:
         """Always: memory has no connection to lose."""

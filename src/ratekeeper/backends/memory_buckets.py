@@ -24,7 +24,7 @@ from ratekeeper.core.limits import Algorithm
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.core.token_bucket import DEBT_HORIZON_PERIODS
 
-__all__ = ["BucketRef", "Key", "Value", "bucket_ref", "debit_held"]
+__all__ = ["BucketRef", "Key", "Value", "bucket_ref", "debit_held", "outcome_of"]
 
 #: A shard's key: :attr:`Counter.identity <ratekeeper.backends.store.Counter.identity>`.
 Key = tuple[str, Entries, tuple[int, int, int, int | None, str]]
@@ -32,7 +32,6 @@ Key = tuple[str, Entries, tuple[int, int, int, int | None, str]]
 #: the reporting client the counter was created for ("" if none), which its budget is charged.
 Value = tuple[int, tuple[int, ...], str]
 
-_new_outcome = tuple.__new__  # an Outcome without its NamedTuple's Python-level __new__
 _TOKEN_BUCKET = Algorithm.TOKEN_BUCKET
 
 
@@ -47,9 +46,11 @@ class BucketRef(NamedTuple):
     period_ns: int
     amount: int
     capacity: int
-    #: A full bucket's level (``capacity × period_ns``), and the debt horizon in tokens.
+    #: A full bucket's level (``capacity × period_ns``), the debt horizon in tokens and the
+    #: lowest level it allows (``token_bucket.debt_floor`` with no further debt).
     top: int
     horizon: int
+    floor: int
     counter: Counter
 
 
@@ -60,44 +61,61 @@ def bucket_ref(shard: dict[Key, Value], counter: Counter) -> BucketRef | None:
         return None
     period, amount, capacity = limit.period_ns, limit.amount, limit.capacity
     horizon = DEBT_HORIZON_PERIODS * amount
-    return BucketRef(shard, counter.identity, period, amount, capacity, capacity * period, horizon,
+    top, floor = capacity * period, -horizon * period
+    return BucketRef(shard, counter.identity, period, amount, capacity, top, horizon, floor,
                      counter)  # fmt: skip
 
 
 def debit_held(
     refs: Sequence[BucketRef],
     hits: Sequence[int],
-    debts: Sequence[int],
     now: int,
+    debt_of: Callable[[int], int],
     new: Callable[[BucketRef, int, int], Outcome],
-) -> list[Outcome]:
-    """Debit ``hits[i]`` into bucket ``refs[i]`` with ``debts[i]`` tokens of debt allowed
-    (``token_bucket.debit``), in order; each bucket's outcome after, ``allowed`` if one more hit
-    would be admitted (``after_debit``). A bucket not held is left to ``new(ref, hits, debt)``."""
-    out: list[Outcome] = []
-    add, new_outcome = out.append, _new_outcome
-    for ref, n, debt in zip(refs, hits, debts, strict=True):
-        shard, key, period, amount, capacity, top, horizon, _ = ref
+) -> tuple[list[int], dict[int, Outcome]]:
+    """Debit ``hits[i]`` into bucket ``refs[i]`` (``token_bucket.debit``), in order, with
+    ``debt_of(i)`` tokens of debt allowed, asked only of a debit that reaches past the debt
+    horizon (it cannot change any other). A bucket not held is left to ``new(ref, hits,
+    debt)``. Returns each held bucket's level after (:func:`outcome_of` describes it, as
+    ``after_debit`` would: a level, not an :class:`Outcome`, since most callers need only its
+    whole tokens) and, by index, the outcome of each bucket not held (its level is 0 there)."""
+    levels: list[int] = []
+    created: dict[int, Outcome] = {}
+    add = levels.append
+    for i in range(len(refs)):
+        ref, n = refs[i], hits[i]
+        shard, key, period, amount, _, top, horizon, floor, _ = ref
         value = shard.get(key)
         if value is None:
-            add(new(ref, n, debt))
+            created[i] = new(ref, n, debt_of(i))
+            add(0)
             continue
         level, updated = value[1]
         if now > updated:  # refill
             if level < top:
-                level = min(top, level + (now - updated) * amount)
+                level += (now - updated) * amount
+                if level > top:
+                    level = top
             updated = now
-        floor = -(horizon if horizon > debt else debt) * period  # debt_floor
         level -= n * period
-        if level < floor:
-            level = floor
+        if level < floor:  # past the horizon: the debt allowed may reach further
+            debt = debt_of(i)
+            if debt > horizon:
+                floor = -debt * period
+            if level < floor:
+                level = floor
         shard[key] = (now, (level, updated), value[2])
-        # outcome() of the zero-hit take after the debit
-        to_full = top - level
-        reset = -(-to_full // amount) if to_full > 0 and amount else 0
-        if level >= period:
-            add(new_outcome(Outcome, (True, level // period, reset, 0)))
-        else:  # ns_until one token
-            retry = -(-(period - level) // amount) if amount and capacity else -1
-            add(new_outcome(Outcome, (False, 0, reset, retry)))
-    return out
+        add(level)
+    return levels, created
+
+
+def outcome_of(ref: BucketRef, level: int) -> Outcome:
+    """The outcome of a zero-hit take from bucket ``ref`` at ``level`` (``token_bucket.outcome``
+    with ``allowed`` if one more hit would be admitted, as ``after_debit`` answers)."""
+    period, amount = ref.period_ns, ref.amount
+    to_full = ref.top - level
+    reset = -(-to_full // amount) if to_full > 0 and amount else 0
+    if level >= period:
+        return Outcome(True, level // period, reset, 0)
+    retry = -(-(period - level) // amount) if amount and ref.capacity else -1  # ns_until 1
+    return Outcome(False, 0, reset, retry)

@@ -2,7 +2,7 @@
 
 A server splits a counter's refill rate among the clients reporting it in proportion to their
 demand (:func:`~ratekeeper.core.instructions.instruct`). That needs, per counter, each client's
-latest :class:`Demand`; :class:`DemandBook` keeps them, bounded
+latest :data:`Demand`; :class:`DemandBook` keeps them, bounded
 whatever clients send:
 
 * an entry older than ``ttl_ns``, or than the entry's own ttl if longer (a few of its client's
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from operator import itemgetter
-from typing import Generic, NamedTuple, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from ratekeeper.core.instructions import Instruction
 from ratekeeper.core.limits import Limit
@@ -38,21 +38,14 @@ K = TypeVar("K", bound=Hashable)
 K_co = TypeVar("K_co", bound=Hashable, covariant=True)
 
 
-class Demand(NamedTuple):
-    """One client's most recent demand for a key (a tuple: built once per key per report, and
-    a class's ``__init__`` is most of that cost)."""
-
-    #: Hits per second (admitted + rejected) over the client's last report interval.
-    rate: float
-    #: When the server received it (server clock, ns).
-    at: int
-    #: How long it counts: the book's ``ttl_ns``, or longer for a client reporting every few
-    #: seconds (it must not drop out of the total between its reports).
-    ttl_ns: int = 0
-
-
+#: One client's most recent demand for a key: ``(rate, at, ttl_ns)``, its hits per second
+#: (admitted + rejected) over the client's last report interval, when the server received it
+#: (server clock, ns), and how long it counts (the book's ``ttl_ns``, or longer for a client
+#: reporting every few seconds: it must not drop out of the total between its reports). A plain
+#: tuple: one is built per key per report, and a class's (or a NamedTuple's) constructor call
+#: is several times the cost of the tuple itself.
+Demand = tuple[float, int, int]
 _RATE: Callable[[Demand], float] = itemgetter(0)
-_new_demand = tuple.__new__  # Demand(...) without the NamedTuple's Python-level __new__
 #: The ``stale_after`` of a book with no entries.
 _NEVER = 1 << 62
 
@@ -73,8 +66,7 @@ class Book(dict[str, Demand]):
 
 class Holder(Protocol[K_co]):
     """A caller's handle on one key's book: the key, and the book as last seen (``None``: none
-    yet, or unknown), which :meth:`DemandBook.clients_each` and :meth:`DemandBook.record_each`
-    refresh."""
+    yet, or unknown), which :meth:`DemandBook.record_each` refreshes."""
 
     @property
     def key(self) -> K_co: ...
@@ -122,8 +114,8 @@ class DemandBook(Generic[K]):
                 return rate + sum(map(_RATE, book.values()))
             self._entries += 1
         ttl = max(self.ttl_ns, ttl_ns)
-        book[client] = _new_demand(Demand, (rate, now, ttl))
-        if now + ttl < book.stale_after:
+        book[client] = (rate, now, ttl)
+        if now + ttl < book.stale_after or len(book) == 1:  # its one entry: the bound is exact
             book.stale_after = now + ttl
         return sum(map(_RATE, book.values()))
 
@@ -142,7 +134,7 @@ class DemandBook(Generic[K]):
         :meth:`record`, with the same result."""
         ttl = max(self.ttl_ns, ttl_ns)
         until, books, record = now + ttl, self._books, self.record
-        rate_of, new = _RATE, _new_demand
+        rate_of = _RATE
         totals: list[float] = []
         add = totals.append
         for holder, rate in zip(holders, rates, strict=True):
@@ -151,10 +143,10 @@ class DemandBook(Generic[K]):
                 add(record(holder.key, client, rate, now, ttl_ns))
                 holder.book = books.get(holder.key)
                 continue
-            book[client] = new(Demand, (rate, now, ttl))
-            if until < book.stale_after:
+            book[client] = (rate, now, ttl)
+            if until < book.stale_after or len(book) == 1:
                 book.stale_after = until
-            add(sum(map(rate_of, book.values())))
+            add(rate if len(book) == 1 else sum(map(rate_of, book.values())))  # same float
         return totals
 
     def clients(self, key: K, client: str) -> int:
@@ -164,21 +156,6 @@ class DemandBook(Generic[K]):
         if book is None:
             return 1
         return len(book) + (client not in book)
-
-    def clients_each(self, client: str, holders: Sequence[Holder[K]]) -> list[int]:
-        """:meth:`clients` for each holder's key; refreshes each holder's book."""
-        books = self._books
-        out: list[int] = []
-        add = out.append
-        for holder in holders:
-            book = holder.book
-            if book is None or not book.live:
-                book = holder.book = books.get(holder.key)
-                if book is None:
-                    add(1)
-                    continue
-            add(len(book) + (client not in book))
-        return out
 
     def sweep(self, now: int) -> None:
         """Drop every stale entry (and counters left with none)."""
@@ -199,11 +176,11 @@ class DemandBook(Generic[K]):
         """Drop ``book``'s stale entries; True if that left it empty and it was dropped too."""
         if now <= book.stale_after:
             return False  # no entry can have expired yet
-        stale = [client for client, d in book.items() if now - d.at > d.ttl_ns]
+        stale = [client for client, (_, at, ttl) in book.items() if now - at > ttl]
         for client in stale:
             del book[client]
         self._entries -= len(stale)
-        book.stale_after = min([d.at + d.ttl_ns for d in book.values()], default=_NEVER)
+        book.stale_after = min([at + ttl for _, at, ttl in book.values()], default=_NEVER)
         if not book and stale:
             del self._books[key]
             book.live = False

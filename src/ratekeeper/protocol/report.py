@@ -111,7 +111,7 @@ class ReportProcessor:
         if isinstance(store.store, MemoryStore) and isinstance(store.ownership, WholeSpace):
             self._fast = FastReports(
                 store.store, self._interning, self._demand, self._hot, self._chunks, settings,
-                self._stats,
+                self._stats, self._debt,
             )  # fmt: skip
         #: Reports answered (one per client per cycle).
         self.reports = 0

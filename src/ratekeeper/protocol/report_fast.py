@@ -27,17 +27,19 @@ change both. Event loop only, as the processor.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from operator import attrgetter
+from itertools import repeat
+from operator import add, attrgetter, is_, mul, truediv
 from typing import cast
 
 from ratekeeper.backends.memory import MemoryStore
-from ratekeeper.backends.memory_buckets import BucketRef
+from ratekeeper.backends.memory_buckets import BucketRef, outcome_of
 from ratekeeper.backends.store import Counter
 from ratekeeper.core.demand import Book, DemandBook
 from ratekeeper.core.instructions import UNBOUNDED, Instruction
 from ratekeeper.core.limits import NS_PER_SECOND, Limit
+from ratekeeper.core.outcome import Outcome
 from ratekeeper.protocol.chunked import Chunker
 from ratekeeper.protocol.hot import HotKeys
 from ratekeeper.protocol.policy import Matcher
@@ -58,8 +60,9 @@ class FastKey:
     #: Its one counter (the demand book's key), and the counter's book as last seen.
     key: Counter
     book: Book | None
-    #: Its bucket in the memory store.
+    #: Its bucket in the memory store, and the bucket's ``period_ns``.
     ref: BucketRef
+    period_ns: int
     #: Most hits one report may count (``KeyShape.bounds``).
     bound: int
     #: The limit's rate, hits/s, and the ns one token takes to refill (0: a limit of zero).
@@ -81,11 +84,13 @@ class Resolved:
     keys: list[FastKey]
     refs: list[BucketRef]
     #: Admitted hits to debit (clamped), and each key's demand (hits/s).
-    hits: list[int]
+    hits: Sequence[int]
     rates: list[float]
 
 
 _FAST = attrgetter("fast")
+_POLICY = attrgetter("policy")
+_BOUND = attrgetter("bound")
 _REF = attrgetter("ref")
 _UID = attrgetter("uid")
 
@@ -102,8 +107,11 @@ class FastReports:
         chunks: Chunker,
         settings: ReportSettings,
         stats: StatsSink,
+        debt: Callable[[Counter, str, int], int],
     ) -> None:
+        """``debt(counter, client, round_ns)``: the debt a debit may leave (the processor's)."""
         self._store = store
+        self._debt = debt
         self._interning = interning
         self._demand = demand
         self._hot = hot
@@ -115,44 +123,57 @@ class FastReports:
         self, report: Report, policy: Matcher | None, interval: int
     ) -> Resolved | None:
         """``report``'s keys if it qualifies (clamps counted, as the general resolution counts
-        them), else ``None`` having changed nothing the general path would not."""
+        them), else ``None`` having changed nothing the general path would not. Each check is
+        one pass in C over the report's arrays but for keys seen for the first time (or under
+        another policy) and counts to clamp."""
         if report.keys or not report.known_ids:
             return None
         ids, admitted, rejected = report.known_ids, report.known_admitted, report.known_rejected
-        most = self._settings.max_count
-        if min(admitted) < 0 or max(admitted) > most or min(rejected) < 0 or max(rejected) > most:
+        most, n = self._settings.max_count, len(ids)
+        top_admitted, top_rejected = max(admitted), max(rejected)
+        if min(admitted) < 0 or top_admitted > most or min(rejected) < 0 or top_rejected > most:
             return None
         entries = list(map(self._interning.table.of(report.client_id).get, ids))
-        if None in entries:
+        if not all(entries):  # a missing id (an entry is always true)
             return None
         found = cast(list[Interned], entries)  # no None: checked above
         keys: list[FastKey] = list(map(_FAST, found))
-        chunks, n = self._chunks, len(ids)
-        for start, stop in chunks.spans(n):
-            for i in range(start, stop):
-                key = keys[i]
-                if key is None or key.policy is not policy:
-                    made = self._build(found[i], policy)
-                    if made is None:
-                        return None
-                    keys[i] = made
-            await chunks.between(stop, n)
+        if not all(keys) or not all(map(is_, map(_POLICY, keys), repeat(policy))):
+            chunks = self._chunks
+            for start, stop in chunks.spans(n):
+                for i in range(start, stop):
+                    key = keys[i]
+                    if key is None or key.policy is not policy:
+                        made = self._build(found[i], policy)
+                        if made is None:
+                            return None
+                        keys[i] = made
+                await chunks.between(stop, n)
         if len(set(map(_UID, keys))) != n:
             return None
         span = max(interval, 1_000_000)
+        least = min(map(_BOUND, keys))
+        if top_admitted > least or top_rejected > least:
+            admitted, rejected = self._clamped(keys, admitted, rejected)
+        # (a + r) * NS_PER_SECOND / span per key, as KeyResolver.counted, in C
+        rates = list(map(truediv, map(mul, map(add, admitted, rejected), repeat(NS_PER_SECOND)),
+                         repeat(span)))  # fmt: skip
+        return Resolved(found, keys, list(map(_REF, keys)), admitted, rates)
+
+    def _clamped(
+        self, keys: Sequence[FastKey], admitted: Sequence[int], rejected: Sequence[int]
+    ) -> tuple[list[int], list[int]]:
+        """The counts clamped to each key's bound, each clamp counted (``KeyResolver.counted``)."""
         hits: list[int] = []
-        rates: list[float] = []
-        clamped = 0
+        rest: list[int] = []
         for key, a, r in zip(keys, admitted, rejected, strict=True):
             bound = key.bound
-            if a > bound or r > bound:  # as KeyResolver.counted
-                clamped += 1
+            if a > bound or r > bound:
+                self._stats.count(Event.REPORT_COUNT_CLAMPED)
                 a, r = min(a, bound), min(r, bound)
             hits.append(a)
-            rates.append((a + r) * NS_PER_SECOND / span)
-        for _ in range(clamped):
-            self._stats.count(Event.REPORT_COUNT_CLAMPED)
-        return Resolved(found, keys, list(map(_REF, keys)), hits, rates)
+            rest.append(r)
+        return hits, rest
 
     def _build(self, entry: Interned, policy: Matcher | None) -> FastKey | None:
         """``entry``'s :class:`FastKey` under ``policy`` (its shape resolved again if another
@@ -168,8 +189,8 @@ class FastReports:
             return None
         limit = counter.limit
         token_ns = -(-limit.period_ns // limit.amount) if limit.amount else 0
-        fast = FastKey(policy, counter, None, ref, shape.bounds[0], limit.rate_per_s, token_ns,
-                       (limit,), shape.key, hash(counter))  # fmt: skip
+        fast = FastKey(policy, counter, None, ref, ref.period_ns, shape.bounds[0],
+                       limit.rate_per_s, token_ns, (limit,), shape.key, hash(counter))  # fmt: skip
         entry.fast = fast
         return fast
 
@@ -186,19 +207,22 @@ class FastReports:
         """Debit ``scale`` times the resolved hits, record the demand and answer, as the
         general path's ``_debit``, ``_record_demand``, ``_instruct`` and ``Interning.answer``
         do."""
-        chunks, store, demand = self._chunks, self._store, self._demand
+        chunks, store, demand, debt = self._chunks, self._store, self._demand, self._debt
         fast, n = keys.keys, len(keys.keys)
         hits = keys.hits if scale == 1 else [h * scale for h in keys.hits]
-        states = []
+        levels: list[int] = []
+        created: dict[int, Outcome] = {}
         for start, stop in chunks.spans(n):
-            part = fast[start:stop]
-            debts = [
-                c * (k.ref.capacity + -(-(k.ref.amount * round_ns) // k.ref.period_ns))
-                for c, k in zip(demand.clients_each(client, part), part, strict=True)
-            ]
-            states += store.debit_buckets(
-                keys.refs[start:stop], hits[start:stop], debts, client, now
+
+            def debt_of(i: int, start: int = start) -> int:
+                return debt(fast[start + i].key, client, round_ns)
+
+            held, new = store.debit_buckets(
+                keys.refs[start:stop], hits[start:stop], debt_of, client, now
             )
+            levels += held
+            if new:
+                created.update((start + i, outcome) for i, outcome in new.items())
             await chunks.between(stop, n)
         totals: list[float] = []
         for start, stop in chunks.spans(n):
@@ -209,15 +233,16 @@ class FastReports:
         changed: list[int] = []
         sent: list[Instruction] = []
         for start, stop in chunks.spans(n):
-            self._answer(keys, states, totals, range(start, stop), omit, valid_for, now, changed,
-                         sent)  # fmt: skip
+            self._answer(keys, levels, created, totals, range(start, stop), omit, valid_for, now,
+                         changed, sent)  # fmt: skip
             await chunks.between(stop, n)
         return ReportAnswer((), self._hot.current(now), tuple(changed), tuple(sent), valid_for)
 
     def _answer(
         self,
         keys: Resolved,
-        states: Sequence[tuple[bool, int, int, int]],
+        levels: Sequence[int],
+        created: dict[int, Outcome],
         totals: Sequence[float],
         span: range,
         omit: bool,
@@ -226,25 +251,32 @@ class FastReports:
         changed: list[int],
         sent: list[Instruction],
     ) -> None:
-        """Work out the instructions of keys ``span``; append those to send (every one, or with
-        ``omit`` those that changed) to ``changed`` and ``sent``, recording them as sent."""
+        """Work out the instructions of keys ``span`` from their buckets' ``levels`` (or the
+        outcomes of those ``created``); append those to send (every one, or with ``omit`` those
+        that changed) to ``changed`` and ``sent``, recording them as sent."""
         horizon = self._settings.surplus_horizon_ns
         note = self._hot.note
         entries, fast, rates = keys.entries, keys.keys, keys.rates
         for i in span:
             key = fast[i]
-            _, remaining, reset, retry = states[i]
-            rate = key.rate_per_s
+            level, period, rate = levels[i], key.period_ns, key.rate_per_s
             # instruct(..., repay_debt=True) for a token bucket
-            if remaining > 0:
+            if level >= period:  # tokens left (a bucket just created has no level here)
                 reject = 0
-                level = float(remaining)
+                tokens = float(level // period)
             else:
-                reject = valid_for if retry < 0 else retry
-                level = key.ref.capacity - reset * rate / NS_PER_SECOND
-                if not level < 0.0:  # min(0.0, level)
-                    level = 0.0
-            budget = rate + level * NS_PER_SECOND / horizon
+                _, remaining, reset, retry = (
+                    created[i] if i in created else outcome_of(key.ref, level)
+                )
+                if remaining > 0:
+                    reject = 0
+                    tokens = float(remaining)
+                else:
+                    reject = valid_for if retry < 0 else retry
+                    tokens = key.ref.capacity - reset * rate / NS_PER_SECOND
+                    if not tokens < 0.0:  # min(0.0, tokens)
+                        tokens = 0.0
+            budget = rate + tokens * NS_PER_SECOND / horizon
             if not budget > 0.0:  # max(0.0, budget)
                 budget = 0.0
             total = totals[i]
