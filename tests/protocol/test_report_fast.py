@@ -97,7 +97,8 @@ class Side:
         )
 
 
-#: A report step: time gap, client, sequence step (0 repeat, 1 next, 3 skip), reload, keys.
+#: A report step: time gap, client, sequence step (0 repeat, 1 next, 3 skip), reload, keys,
+#: omit unchanged answers, the client's previous keys again (as a steady client sends them).
 #: A key: (name index, admitted, rejected, sent in full, with an extra id for the same key).
 #: Mostly what qualifies (known per-user buckets, counts in range), now and then what does not.
 def _mostly(usual: st.SearchStrategy[int], rare: list[int]) -> st.SearchStrategy[int]:
@@ -121,9 +122,10 @@ steps = st.lists(
         st.sampled_from([0, 10 * MS, 100 * MS, 100 * MS, 700 * MS, 5 * NS_PER_SECOND]),
         st.integers(0, 2),
         st.sampled_from([1, 1, 1, 0, 3]),
-        st.booleans(),
+        st.sampled_from([False] * 7 + [True]),
         keys,
         st.booleans(),
+        st.sampled_from([False, True, True]),
     ),
     min_size=1,
     max_size=40,
@@ -138,6 +140,7 @@ class Client:
     ids: dict[int, int] = field(default_factory=dict)
     next_id: int = 1
     sequence: int = 0
+    last: list[tuple[int, int, int, bool, bool]] = field(default_factory=list)
 
 
 def _report(client: Client, sent: list[tuple[int, int, int, bool, bool]], omit: bool) -> Report:
@@ -163,18 +166,25 @@ def _report(client: Client, sent: list[tuple[int, int, int, bool, bool]], omit: 
     )
 
 
-Script = list[tuple[int, int, int, bool, list[tuple[int, int, int, bool, bool]], bool]]
+Key = tuple[int, int, int, bool, bool]
+Script = list[tuple[int, int, int, bool, list[Key], bool, bool]]
 
 
 async def _run(script: Script) -> None:
     fast, general = Side(general=False), Side(general=True)
     clients = [Client(f"c{i}") for i in range(3)]
     now = START
-    for gap, who, step, reload, sent, omit in script:
+    for gap, who, step, reload, sent, omit, again in script:
         now += gap
         if reload:
             fast.policy = general.policy = 1 - fast.policy
         client = clients[who]
+        if again and client.last:  # the same keys by id, new counts
+            sent = [
+                (name, *sent[i % len(sent)][1:3], False, False)
+                for i, (name, *_) in enumerate(client.last)
+            ]
+        client.last = sent
         client.sequence += step
         report = _report(client, sent, omit)
         answers: list[ReportAnswer | str] = []

@@ -43,12 +43,12 @@ from ratekeeper.core.outcome import Outcome
 from ratekeeper.protocol.chunked import Chunker
 from ratekeeper.protocol.hot import HotKeys
 from ratekeeper.protocol.policy import Matcher
-from ratekeeper.protocol.report_interned import Interned, Interning
+from ratekeeper.protocol.report_interned import ClientKeys, Interned, Interning
 from ratekeeper.protocol.report_settings import ReportSettings
 from ratekeeper.protocol.report_values import KeyCounts, Report, ReportAnswer
 from ratekeeper.protocol.stats import Event, StatsSink
 
-__all__ = ["FastKey", "FastReports", "Resolved"]
+__all__ = ["FastKey", "FastReports", "Plan", "Resolved"]
 
 
 @dataclass(slots=True, eq=False)
@@ -76,13 +76,29 @@ class FastKey:
     uid: int
 
 
-@dataclass(slots=True)
-class Resolved:
-    """A qualifying report's keys, resolved, counts clamped: aligned lists."""
+@dataclass(slots=True, eq=False)
+class Plan:
+    """A client's steady report resolved once, reused while it sends the same ids under the
+    same policy with nothing interned since (:attr:`ClientKeys.plan`)."""
 
+    ids: tuple[int, ...]
+    policy: Matcher | None
+    #: :attr:`ClientKeys.version` when it was made.
+    version: int
     entries: list[Interned]
     keys: list[FastKey]
     refs: list[BucketRef]
+    #: The smallest count bound of its keys: counts within it need no clamping.
+    least: int
+
+
+@dataclass(slots=True)
+class Resolved:
+    """A qualifying report's keys, resolved, counts clamped: aligned (the plan's lists)."""
+
+    entries: Sequence[Interned]
+    keys: Sequence[FastKey]
+    refs: Sequence[BucketRef]
     #: Admitted hits to debit (clamped), and each key's demand (hits/s).
     hits: Sequence[int]
     rates: list[float]
@@ -123,17 +139,44 @@ class FastReports:
         self, report: Report, policy: Matcher | None, interval: int
     ) -> Resolved | None:
         """``report``'s keys if it qualifies (clamps counted, as the general resolution counts
-        them), else ``None`` having changed nothing the general path would not. Each check is
-        one pass in C over the report's arrays but for keys seen for the first time (or under
-        another policy) and counts to clamp."""
+        them), else ``None`` having changed nothing the general path would not. A client
+        reporting the ids of its last steady report again (the common case) reuses its
+        :class:`Plan`; every other check is a pass in C over the report's arrays."""
         if report.keys or not report.known_ids:
             return None
         ids, admitted, rejected = report.known_ids, report.known_admitted, report.known_rejected
-        most, n = self._settings.max_count, len(ids)
+        most = self._settings.max_count
         top_admitted, top_rejected = max(admitted), max(rejected)
         if min(admitted) < 0 or top_admitted > most or min(rejected) < 0 or top_rejected > most:
             return None
-        entries = list(map(self._interning.table.of(report.client_id).get, ids))
+        mine = self._interning.table.of(report.client_id)
+        plan = mine.plan
+        if (
+            plan is None
+            or plan.version != mine.version
+            or plan.policy is not policy
+            or plan.ids != ids
+        ):
+            plan = None
+        if plan is None:
+            plan = await self._plan(mine, ids, policy)
+            if plan is None:
+                return None
+        if top_admitted > plan.least or top_rejected > plan.least:
+            admitted, rejected = self._clamped(plan.keys, admitted, rejected)
+        span = max(interval, 1_000_000)
+        # (a + r) * NS_PER_SECOND / span per key, as KeyResolver.counted, in C
+        rates = list(map(truediv, map(mul, map(add, admitted, rejected), repeat(NS_PER_SECOND)),
+                         repeat(span)))  # fmt: skip
+        return Resolved(plan.entries, plan.keys, plan.refs, admitted, rates)
+
+    async def _plan(
+        self, mine: ClientKeys, ids: Sequence[int], policy: Matcher | None
+    ) -> Plan | None:
+        """The plan of a report of ``ids`` by the client whose keys are ``mine`` (kept for its
+        next), or ``None`` if it does not qualify."""
+        version, n = mine.version, len(ids)
+        entries = list(map(mine.get, ids))
         if not all(entries):  # a missing id (an entry is always true)
             return None
         found = cast(list[Interned], entries)  # no None: checked above
@@ -151,14 +194,11 @@ class FastReports:
                 await chunks.between(stop, n)
         if len(set(map(_UID, keys))) != n:
             return None
-        span = max(interval, 1_000_000)
         least = min(map(_BOUND, keys))
-        if top_admitted > least or top_rejected > least:
-            admitted, rejected = self._clamped(keys, admitted, rejected)
-        # (a + r) * NS_PER_SECOND / span per key, as KeyResolver.counted, in C
-        rates = list(map(truediv, map(mul, map(add, admitted, rejected), repeat(NS_PER_SECOND)),
-                         repeat(span)))  # fmt: skip
-        return Resolved(found, keys, list(map(_REF, keys)), admitted, rates)
+        plan = Plan(tuple(ids), policy, version, found, keys, list(map(_REF, keys)), least)
+        if mine.version == version:  # nothing interned meanwhile (a pause above)
+            mine.plan = plan
+        return plan
 
     def _clamped(
         self, keys: Sequence[FastKey], admitted: Sequence[int], rejected: Sequence[int]

@@ -25,9 +25,9 @@ from ratekeeper.protocol.report_keys import KeyResolver, KeyShape, ResolvedKey
 from ratekeeper.protocol.report_values import KeyCounts, Report
 
 if TYPE_CHECKING:
-    from ratekeeper.protocol.report_fast import FastKey
+    from ratekeeper.protocol.report_fast import FastKey, Plan
 
-__all__ = ["InternTable", "Interned", "Interning", "Known"]
+__all__ = ["ClientKeys", "InternTable", "Interned", "Interning", "Known"]
 
 
 @dataclass(slots=True, eq=False)
@@ -43,23 +43,36 @@ class Interned:
     fast: FastKey | None = None
 
 
+class ClientKeys(dict[int, Interned]):
+    """One client's interned keys by id; ``version`` counts the keys interned into it, so the
+    fast path's ``plan`` of the client's last steady report (:mod:`.report_fast`) is known to
+    be current while it matches."""
+
+    __slots__ = ("plan", "version")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.version = 0
+        self.plan: Plan | None = None
+
+
 class InternTable:
     """Per client: key id → :class:`Interned`; see the module docstring."""
 
     def __init__(self, max_entries: int) -> None:
         self._max = max_entries
-        self._clients: OrderedDict[str, dict[int, Interned]] = OrderedDict()
+        self._clients: OrderedDict[str, ClientKeys] = OrderedDict()
         self._size = 0
 
     def __len__(self) -> int:
         """Interned keys, all clients together."""
         return self._size
 
-    def of(self, client: str) -> dict[int, Interned]:
+    def of(self, client: str) -> ClientKeys:
         """``client``'s keys (marked most recently used); empty if it has none."""
         keys = self._clients.get(client)
         if keys is None:
-            keys = self._clients[client] = {}
+            keys = self._clients[client] = ClientKeys()
         else:
             self._clients.move_to_end(client)
         return keys
@@ -69,13 +82,15 @@ class InternTable:
         keys = self.of(client)
         if key_id not in keys:
             self._size += 1
+        keys.version += 1
         entry = keys[key_id] = Interned(shape)
         while self._size > self._max and len(self._clients) > 1:
             _, gone = self._clients.popitem(last=False)
             self._size -= len(gone)
         if self._size > self._max:  # one client alone over the bound: start it afresh
             self._size -= len(keys) - 1
-            self._clients[client] = {key_id: entry}
+            afresh = self._clients[client] = ClientKeys()
+            afresh[key_id] = entry
         return entry
 
 
