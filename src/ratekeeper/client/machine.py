@@ -105,7 +105,7 @@ class LimiterOptions:
     max_keys_per_report: int = 10_000
     timeout: float | None = None
     #: Intern keys per server: the descriptor once, then an id and counts (issue 15).
-    compact_reports: bool = False
+    compact_reports: bool = True
 
 
 class LimiterMachine:
