@@ -65,8 +65,7 @@ class RecordingService(ReportService):
 
     def admitted(self) -> int:
         return sum(
-            admitted_in(r, self._unknown.get((r.client_id, r.sequence), ()))
-            for r in self.applied()
+            admitted_in(r, self._unknown.get((r.client_id, r.sequence), ())) for r in self.applied()
         )
 
 
