@@ -144,9 +144,13 @@ class DemandBook(Generic[K]):
                 holder.book = books.get(holder.key)
                 continue
             book[client] = (rate, now, ttl)
-            if until < book.stale_after or len(book) == 1:
+            if len(book) == 1:  # its one entry: the bound is exact, the total its rate
                 book.stale_after = until
-            add(rate if len(book) == 1 else sum(map(rate_of, book.values())))  # same float
+                add(rate)
+                continue
+            if until < book.stale_after:
+                book.stale_after = until
+            add(sum(map(rate_of, book.values())))
         return totals
 
     def clients(self, key: K, client: str) -> int:

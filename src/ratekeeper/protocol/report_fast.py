@@ -295,7 +295,7 @@ class FastReports:
         outcomes of those ``created``); append those to send (every one, or with ``omit`` those
         that changed) to ``changed`` and ``sent``, recording them as sent."""
         horizon = self._settings.surplus_horizon_ns
-        note = self._hot.note
+        note, ns, unbounded = self._hot.note, NS_PER_SECOND, UNBOUNDED
         entries, fast, rates = keys.entries, keys.keys, keys.rates
         for i in span:
             key = fast[i]
@@ -303,7 +303,7 @@ class FastReports:
             # instruct(..., repay_debt=True) for a token bucket
             if level >= period:  # tokens left (a bucket just created has no level here)
                 reject = 0
-                tokens = float(level // period)
+                tokens = level // period * 1.0  # float(remaining), without the call
             else:
                 _, remaining, reset, retry = (
                     created[i] if i in created else outcome_of(key.ref, level)
@@ -313,16 +313,16 @@ class FastReports:
                     tokens = float(remaining)
                 else:
                     reject = valid_for if retry < 0 else retry
-                    tokens = key.ref.capacity - reset * rate / NS_PER_SECOND
+                    tokens = key.ref.capacity - reset * rate / ns
                     if not tokens < 0.0:  # min(0.0, tokens)
                         tokens = 0.0
-            budget = rate + tokens * NS_PER_SECOND / horizon
+                    if key.token_ns:  # until_repaid
+                        reject = reject - key.token_ns if reject > key.token_ns else 0
+            budget = rate + tokens * ns / horizon
             if not budget > 0.0:  # max(0.0, budget)
                 budget = 0.0
             total = totals[i]
-            admit = UNBOUNDED if total <= budget else budget * rates[i] / total
-            if reject > 0 and key.token_ns:  # until_repaid
-                reject = reject - key.token_ns if reject > key.token_ns else 0
+            admit = unbounded if total <= budget else budget * rates[i] / total
             entry = entries[i]
             last = entry.last
             if (
