@@ -16,9 +16,10 @@ anything else: a report qualifies only if it sends no key in full, every id is i
 client, every count is in range (``0..max_count``: a refused key needs an error answer), every
 key counts against exactly one token bucket with no shadow mode, and no two keys share a
 counter. Counts are clamped to the same per-counter bound, the debt is capped by the same
-``n·(b + r·R)``, and the same chunks pause between them (every phase: a 10,000-key report
-still yields to the event loop). ``tests/protocol/test_report_fast.py`` checks answers, store
-and stats against the general path.
+``n·(b + r·R)``, and every phase pauses between chunks as the general path's do (chunks
+:data:`CHUNK_SCALE` times longer, as cheaper: a 10,000-key report still yields to the loop).
+``tests/protocol/test_report_fast.py`` checks answers, store and stats against the general
+path.
 
 The instruction maths is :func:`~ratekeeper.core.instructions.instruct` with ``repay_debt`` and
 :func:`~ratekeeper.core.demand.until_repaid`, for a token bucket, written out; change one,
@@ -48,7 +49,7 @@ from ratekeeper.protocol.report_settings import ReportSettings
 from ratekeeper.protocol.report_values import KeyCounts, Report, ReportAnswer
 from ratekeeper.protocol.stats import Event, StatsSink
 
-__all__ = ["FastKey", "FastReports", "Plan", "Resolved"]
+__all__ = ["CHUNK_SCALE", "FastKey", "FastReports", "Plan", "Resolved"]
 
 
 @dataclass(slots=True, eq=False)
@@ -103,6 +104,11 @@ class Resolved:
     hits: Sequence[int]
     rates: list[float]
 
+
+#: A fast key costs a fraction of a general one (a sixth, measured: docs/benchmarks.md), so the
+#: fast path walks chunks this many times ``chunk_keys`` long: still less time between two
+#: pauses than the general path's chunks take.
+CHUNK_SCALE = 4
 
 _FAST = attrgetter("fast")
 _POLICY = attrgetter("policy")
@@ -183,7 +189,7 @@ class FastReports:
         keys: list[FastKey] = list(map(_FAST, found))
         if not all(keys) or not all(map(is_, map(_POLICY, keys), repeat(policy))):
             chunks = self._chunks
-            for start, stop in chunks.spans(n):
+            for start, stop in chunks.spans(n, CHUNK_SCALE):
                 for i in range(start, stop):
                     key = keys[i]
                     if key is None or key.policy is not policy:
@@ -252,7 +258,7 @@ class FastReports:
         hits = keys.hits if scale == 1 else [h * scale for h in keys.hits]
         levels: list[int] = []
         created: dict[int, Outcome] = {}
-        for start, stop in chunks.spans(n):
+        for start, stop in chunks.spans(n, CHUNK_SCALE):
 
             def debt_of(i: int, start: int = start) -> int:
                 return debt(fast[start + i].key, client, round_ns)
@@ -265,14 +271,14 @@ class FastReports:
                 created.update((start + i, outcome) for i, outcome in new.items())
             await chunks.between(stop, n)
         totals: list[float] = []
-        for start, stop in chunks.spans(n):
+        for start, stop in chunks.spans(n, CHUNK_SCALE):
             totals += demand.record_each(
                 client, fast[start:stop], keys.rates[start:stop], now, valid_for
             )
             await chunks.between(stop, n)
         changed: list[int] = []
         sent: list[Instruction] = []
-        for start, stop in chunks.spans(n):
+        for start, stop in chunks.spans(n, CHUNK_SCALE):
             self._answer(keys, levels, created, totals, range(start, stop), omit, valid_for, now,
                          changed, sent)  # fmt: skip
             await chunks.between(stop, n)
