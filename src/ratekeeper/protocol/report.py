@@ -45,6 +45,10 @@ loop (issue 15); a store failure after part of a report was debited leaves the r
 (the rest is lost, as a lost report's counts are) rather than let the resend count the applied
 part twice.
 
+A steady compact report (every key sent by id, each counting against one token bucket in this
+process's memory) is applied by :mod:`.report_fast` instead: the same steps and bounds,
+array-at-a-time; anything else takes the steps above.
+
 Raises :class:`~ratekeeper.errors.RequestError` naming the key and the reason for a malformed
 report, and the store's :class:`~ratekeeper.errors.BackendError` when it fails (the client keeps
 its last instructions until they expire: fail open). Event loop only: single writer.

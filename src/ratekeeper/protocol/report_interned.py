@@ -32,8 +32,8 @@ __all__ = ["ClientKeys", "InternTable", "Interned", "Interning", "Known"]
 
 @dataclass(slots=True, eq=False)
 class Interned:
-    """One interned key of one client (compared by identity: the fast path looks for
-    ``None`` among many)."""
+    """One interned key of one client (compared by identity, and always true: the fast path
+    finds a missing one among many with ``all()``, in C)."""
 
     shape: KeyShape
     #: The last instruction this client was sent for it (``None``: none yet).
