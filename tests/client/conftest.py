@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 
 import grpc
@@ -28,16 +28,35 @@ from ratekeeper.server.report_servicer import ReportServicer as ReportService
 from ratekeeper.server.report_servicer import add_report_servicer
 
 
+def counts(request: pb.ReportRequest) -> list[tuple[int, int]]:
+    """(admitted, rejected) of every key of ``request``: those sent in full, then those sent by
+    id (the compact wire, ``client/interned.py``)."""
+    full = [(k.admitted, k.rejected) for k in request.keys]
+    return full + list(zip(request.known_admitted, request.known_rejected, strict=True))
+
+
+def admitted_in(request: pb.ReportRequest, unknown: Iterable[int] = ()) -> int:
+    """Hits ``request`` reports admitted, in either form, but for the ids ``unknown`` to the
+    server (nothing of those is applied: the client sends them in full again)."""
+    gone = set(unknown)
+    known = zip(request.known_ids, request.known_admitted, strict=True)
+    return sum(k.admitted for k in request.keys) + sum(n for i, n in known if i not in gone)
+
+
 class RecordingService(ReportService):
-    """The real service, keeping every request it applied."""
+    """The real service, keeping every request it applied (and its answer)."""
 
     def __init__(self, policy: PolicyTree | None) -> None:
         super().__init__(ReportProcessor(StoreGate(MemoryStore()), lambda: policy))
         self.requests: list[pb.ReportRequest] = []
+        self._unknown: dict[tuple[str, int], tuple[int, ...]] = {}
 
     async def report(self, request: pb.ReportRequest) -> pb.ReportResponse:
         self.requests.append(request)
-        return await super().report(request)
+        response = await super().report(request)
+        if response.unknown_ids:
+            self._unknown[request.client_id, request.sequence] = tuple(response.unknown_ids)
+        return response
 
     def applied(self) -> list[pb.ReportRequest]:
         """The requests that counted: a resent report (same client and number) counts once."""
@@ -45,7 +64,9 @@ class RecordingService(ReportService):
         return list(unique.values())
 
     def admitted(self) -> int:
-        return sum(k.admitted for r in self.applied() for k in r.keys)
+        return sum(
+            admitted_in(r, self._unknown.get((r.client_id, r.sequence), ())) for r in self.applied()
+        )
 
 
 class ReportServer:

@@ -57,20 +57,21 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ratekeeper.backends.budgets import Budgets, BudgetSettings, StorePressure
 from ratekeeper.backends.cold import ColdRanges, emptied, merged
+from ratekeeper.backends.memory_buckets import BucketRef, Key, Value, bucket_ref, debit_held
 from ratekeeper.backends.memory_stats import MemoryStoreStats, store_stats
 from ratekeeper.backends.store import Counter, CounterSnapshot, Hit, Snapshot, StoreStat
 from ratekeeper.backends.transfer import aged, restored
 from ratekeeper.core.algorithms import STRATEGIES, State, after_debit
-from ratekeeper.core.keys import HASH_BITS, Entries, canonical_bytes, key_hash
+from ratekeeper.core.keys import HASH_BITS, canonical_bytes, key_hash
 from ratekeeper.core.limits import NS_PER_SECOND, Limit
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.core.slices import HASH_SPACE
 
-__all__ = ["MemoryStore", "MemoryStoreStats"]
+__all__ = ["BucketRef", "MemoryStore", "MemoryStoreStats"]
 
 #: How many entries the hand looks at per housekeeping step or per eviction.
 _HAND_SPAN = 64
@@ -80,11 +81,6 @@ _REFUSED = Outcome(
 )
 
 
-#: A shard's key: :attr:`Counter.identity <ratekeeper.backends.store.Counter.identity>`.
-_Key = tuple[str, Entries, tuple[int, int, int, int | None, str]]
-#: A shard's value: ``now`` of the last hit or debit (caller's clock, ns), the packed state, and
-#: the reporting client the counter was created for ("" if none), which its budget is charged.
-_Value = tuple[int, tuple[int, ...], str]
 #: No budget: any one party may hold the whole store.
 _UNBUDGETED = BudgetSettings(domain_share=1.0, client_share=1.0, reported_share=1.0)
 #: The limit a shard key names (housekeeping reads it back from the key).
@@ -132,7 +128,7 @@ class MemoryStore:
         if shards < 1 or shards & (shards - 1):
             raise ValueError(f"shards must be a power of two, got {shards}")
         shards = min(shards, 1 << (max_keys.bit_length() - 1))
-        self._shards: list[dict[_Key, _Value]] = [{} for _ in range(shards)]
+        self._shards: list[dict[Key, Value]] = [{} for _ in range(shards)]
         self._mask = shards - 1
         #: ``key_hash >> shift`` is the shard: the hash's top ``log2(shards)`` bits.
         self._shift = HASH_BITS - (shards.bit_length() - 1)
@@ -186,6 +182,35 @@ class MemoryStore:
             outcome = after_debit(state, limit, now, hit.hits, hit.debt)
         shard[key] = (now, strategy.pack(state), client)
         return outcome
+
+    def bucket_ref(self, counter: Counter) -> BucketRef | None:
+        """Where ``counter`` lives, for :meth:`debit_buckets`; ``None`` unless it counts a token
+        bucket. Valid for the store's life (its shards are never replaced)."""
+        return bucket_ref(self._shards[counter.key_hash >> self._shift], counter)
+
+    def debit_buckets(
+        self,
+        refs: Sequence[BucketRef],
+        hits: Sequence[int],
+        debt_of: Callable[[int], int],
+        client: str,
+        now: int,
+    ) -> tuple[list[int], dict[int, Outcome]]:
+        """:meth:`debit` of ``hits[i]`` hits reported by ``client`` into each token bucket
+        ``refs[i]``, ``debt_of(i)`` the hit's ``debt`` (asked only when it can matter),
+        synchronously: the same states, a batch report's keys at a time. A bucket held is
+        debited in place (:func:`~ratekeeper.backends.memory_buckets.debit_held`: its level
+        is returned, :func:`~ratekeeper.backends.memory_buckets.outcome_of` gives the outcome
+        :meth:`debit` would); one not held (new, expired, evicted) is created as :meth:`debit`
+        creates it (room, budgets, cold ranges), its outcome returned by index."""
+        if now >= self._next_sweep:
+            self._sweep(now)
+        one = self._one
+
+        def new(ref: BucketRef, n: int, debt: int) -> Outcome:
+            return one(Hit(ref.counter, n, client, debt=debt), now, False)
+
+        return debit_held(refs, hits, now, debt_of, new)
 
     def healthy(self) -> bool:
         """Always: memory has no connection to lose."""
@@ -285,7 +310,7 @@ class MemoryStore:
             dropped += len(doomed)
         return dropped
 
-    def _shards_in(self, low: int, high: int) -> list[tuple[dict[_Key, _Value], bool]]:
+    def _shards_in(self, low: int, high: int) -> list[tuple[dict[Key, Value], bool]]:
         """The shards holding hashes in ``[low, high)``, each with whether it lies wholly in."""
         if not 0 <= low <= high <= HASH_SPACE:
             raise ValueError(f"not a hash range: [{low}, {high})")
@@ -300,7 +325,7 @@ class MemoryStore:
     # --- housekeeping ----------------------------------------------------------------------
 
     def _new_state(
-        self, shard: dict[_Key, _Value], counter: Counter, client: str, limit: Limit, now: int
+        self, shard: dict[Key, Value], counter: Counter, client: str, limit: Limit, now: int
     ) -> State | None:
         """The state of a new ``counter`` created by ``client`` in ``shard``, or ``None`` when
         it has no room or its domain or client is at budget."""
@@ -328,11 +353,11 @@ class MemoryStore:
         self._sweep_shard = (self._sweep_shard + 1) & self._mask
         self._turn_hand(self._shards[self._sweep_shard], now, self._idle_ns, evict=False)
 
-    def _make_room(self, shard: dict[_Key, _Value], now: int) -> None:
+    def _make_room(self, shard: dict[Key, Value], now: int) -> None:
         """Drop full counters, else evict the fullest ones that still admit a hit."""
         self._turn_hand(shard, now, 0, evict=True)
 
-    def _turn_hand(self, shard: dict[_Key, _Value], now: int, idle_ns: int, *, evict: bool) -> None:
+    def _turn_hand(self, shard: dict[Key, Value], now: int, idle_ns: int, *, evict: bool) -> None:
         """Look at the shard's oldest entries: drop those full for ``idle_ns``, rotate the rest
         to the end. With ``evict``, when none was dropped, also evict the fullest of those that
         would still admit a hit (all of them on a tie, so a flood of alike keys evicts in
@@ -341,7 +366,7 @@ class MemoryStore:
         seen = list(itertools.islice(shard.items(), _HAND_SPAN))
         for key, _ in seen:
             del shard[key]
-        kept: list[tuple[float, _Key, _Value]] = []
+        kept: list[tuple[float, Key, Value]] = []
         fullest = 0.0
         for key, (touched, packed, client) in seen:
             limit = _limit_of(key[2])

@@ -25,7 +25,7 @@ class LimiterOptions:
     max_keys_per_report: int = 10_000
     timeout: float | None = None
     #: Intern keys per server: the descriptor once, then an id and counts (issue 15).
-    compact_reports: bool = False
+    compact_reports: bool = True
     #: Start a key no answer has covered with this client's dealt share of its bucket, not the
     #: whole bucket (``client.dealing``; docs/client.md: onset bound vs sparse keys' first hits).
     dealt_onset: bool = False

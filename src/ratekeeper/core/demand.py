@@ -2,7 +2,7 @@
 
 A server splits a counter's refill rate among the clients reporting it in proportion to their
 demand (:func:`~ratekeeper.core.instructions.instruct`). That needs, per counter, each client's
-latest :class:`~ratekeeper.core.instructions.Demand`; :class:`DemandBook` keeps them, bounded
+latest :data:`Demand`; :class:`DemandBook` keeps them, bounded
 whatever clients send:
 
 * an entry older than ``ttl_ns``, or than the entry's own ttl if longer (a few of its client's
@@ -25,31 +25,53 @@ Pure: time is a parameter; the book is mutated only by its owner (the server's e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
-from operator import attrgetter
-from typing import Generic, TypeVar
+from collections.abc import Callable, Hashable, Sequence
+from operator import itemgetter
+from typing import Generic, Protocol, TypeVar
 
-from ratekeeper.core.instructions import Demand, Instruction
+from ratekeeper.core.instructions import Instruction
 from ratekeeper.core.limits import Limit
 
-__all__ = ["DemandBook", "until_repaid"]
+__all__ = ["Book", "Demand", "DemandBook", "Holder", "until_repaid"]
 
 K = TypeVar("K", bound=Hashable)
+K_co = TypeVar("K_co", bound=Hashable, covariant=True)
 
-_RATE: Callable[[Demand], float] = attrgetter("rate")
+
+#: One client's most recent demand for a key: ``(rate, at, ttl_ns)``, its hits per second
+#: (admitted + rejected) over the client's last report interval, when the server received it
+#: (server clock, ns), and how long it counts (the book's ``ttl_ns``, or longer for a client
+#: reporting every few seconds: it must not drop out of the total between its reports). A plain
+#: tuple: one is built per key per report, and a class's (or a NamedTuple's) constructor call
+#: is several times the cost of the tuple itself.
+Demand = tuple[float, int, int]
+_RATE: Callable[[Demand], float] = itemgetter(0)
 #: The ``stale_after`` of a book with no entries.
 _NEVER = 1 << 62
 
 
-class _Book(dict[str, Demand]):
+class Book(dict[str, Demand]):
     """One counter's demand by client, and a lower bound on its entries' expiries (``at +
-    ttl_ns``): none is stale before ``stale_after``, so the book is scanned only after it."""
+    ttl_ns``): none is stale before ``stale_after``, so the book is scanned only after it.
+    ``live`` turns false when the book is dropped from its :class:`DemandBook`, so a caller
+    may keep a reference (:class:`Holder`) instead of looking the book up by key."""
 
-    __slots__ = ("stale_after",)
+    __slots__ = ("live", "stale_after")
 
     def __init__(self) -> None:
         super().__init__()
         self.stale_after = _NEVER
+        self.live = True
+
+
+class Holder(Protocol[K_co]):
+    """A caller's handle on one key's book: the key, and the book as last seen (``None``: none
+    yet, or unknown), which :meth:`DemandBook.record_each` refreshes."""
+
+    @property
+    def key(self) -> K_co: ...
+
+    book: Book | None
 
 
 class DemandBook(Generic[K]):
@@ -71,7 +93,7 @@ class DemandBook(Generic[K]):
         self.max_clients = max_clients
         #: Most (counter, client) entries remembered in all.
         self.max_entries = max_entries
-        self._books: dict[K, _Book] = {}
+        self._books: dict[K, Book] = {}
         self._entries = 0
         #: A full book is not swept again before this instant.
         self._next_sweep: int | None = None
@@ -86,16 +108,50 @@ class DemandBook(Generic[K]):
         books = self._books
         book = books.get(key)
         if book is None or self._expire(key, book, now):
-            book = books[key] = _Book()
+            book = books[key] = Book()
         if client not in book:
             if not self._room(book, now):
                 return rate + sum(map(_RATE, book.values()))
             self._entries += 1
         ttl = max(self.ttl_ns, ttl_ns)
-        book[client] = Demand(rate, now, ttl)
-        if now + ttl < book.stale_after:
+        book[client] = (rate, now, ttl)
+        if now + ttl < book.stale_after or len(book) == 1:  # its one entry: the bound is exact
             book.stale_after = now + ttl
         return sum(map(_RATE, book.values()))
+
+    def record_each(
+        self,
+        client: str,
+        holders: Sequence[Holder[K]],
+        rates: Sequence[float],
+        now: int,
+        ttl_ns: int = 0,
+    ) -> list[float]:
+        """:meth:`record` for each holder's key (distinct keys) and rate, in order: the totals.
+
+        The common case, a book already holding ``client`` with no entry due to expire, is
+        recorded without the method call or the key's lookup; any other goes through
+        :meth:`record`, with the same result."""
+        ttl = max(self.ttl_ns, ttl_ns)
+        until, books, record = now + ttl, self._books, self.record
+        rate_of = _RATE
+        totals: list[float] = []
+        add = totals.append
+        for holder, rate in zip(holders, rates, strict=True):
+            book = holder.book
+            if book is None or not book.live or now > book.stale_after or client not in book:
+                add(record(holder.key, client, rate, now, ttl_ns))
+                holder.book = books.get(holder.key)
+                continue
+            book[client] = (rate, now, ttl)
+            if len(book) == 1:  # its one entry: the bound is exact, the total its rate
+                book.stale_after = until
+                add(rate)
+                continue
+            if until < book.stale_after:
+                book.stale_after = until
+            add(sum(map(rate_of, book.values())))
+        return totals
 
     def clients(self, key: K, client: str) -> int:
         """Clients recorded for ``key`` (fresh, or not yet expired when it was last touched),
@@ -110,7 +166,7 @@ class DemandBook(Generic[K]):
         for key, book in list(self._books.items()):
             self._expire(key, book, now)
 
-    def _room(self, book: _Book, now: int) -> bool:
+    def _room(self, book: Book, now: int) -> bool:
         if len(book) >= self.max_clients:
             return False
         if self._entries >= self.max_entries and (
@@ -120,17 +176,18 @@ class DemandBook(Generic[K]):
             self._next_sweep = now + max(1, self.ttl_ns // 4)
         return self._entries < self.max_entries
 
-    def _expire(self, key: K, book: _Book, now: int) -> bool:
+    def _expire(self, key: K, book: Book, now: int) -> bool:
         """Drop ``book``'s stale entries; True if that left it empty and it was dropped too."""
         if now <= book.stale_after:
             return False  # no entry can have expired yet
-        stale = [client for client, d in book.items() if now - d.at > d.ttl_ns]
+        stale = [client for client, (_, at, ttl) in book.items() if now - at > ttl]
         for client in stale:
             del book[client]
         self._entries -= len(stale)
-        book.stale_after = min([d.at + d.ttl_ns for d in book.values()], default=_NEVER)
+        book.stale_after = min([at + ttl for _, at, ttl in book.values()], default=_NEVER)
         if not book and stale:
             del self._books[key]
+            book.live = False
             return True
         return False
 

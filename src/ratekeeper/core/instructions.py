@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from ratekeeper.core.limits import NS_PER_SECOND, Algorithm, Limit
 from ratekeeper.core.outcome import Outcome
 
-__all__ = ["UNBOUNDED", "Demand", "Instruction", "demand_rate", "instruct"]
+__all__ = ["UNBOUNDED", "Instruction", "demand_rate", "instruct"]
 
 #: ``admit_rate`` of an instruction that sets no rate.
 UNBOUNDED = math.inf
@@ -46,19 +46,6 @@ class Instruction:
     limits: tuple[Limit, ...] = ()
     #: Why the server refused the key's counts (nothing of it applied); empty if it did not.
     error: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Demand:
-    """One client's most recent demand for a key."""
-
-    #: Hits per second (admitted + rejected) over the client's last report interval.
-    rate: float
-    #: When the server received it (server clock, ns).
-    at: int
-    #: How long it counts: the book's ``ttl_ns``, or longer for a client reporting every few
-    #: seconds (it must not drop out of the total between its reports).
-    ttl_ns: int = 0
 
 
 def demand_rate(admitted: int, rejected: int, interval_ns: int) -> float:

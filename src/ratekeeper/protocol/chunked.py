@@ -34,9 +34,10 @@ class Chunker:
         self.size = size
         self.pause = pause
 
-    def spans(self, n: int) -> Iterator[tuple[int, int]]:
-        """``(start, stop)`` of each chunk of ``n`` items."""
-        size = self.size
+    def spans(self, n: int, scale: int = 1) -> Iterator[tuple[int, int]]:
+        """``(start, stop)`` of each chunk of ``n`` items, chunks ``scale`` times the size (for
+        items that cost a fraction of the ones the size was chosen for)."""
+        size = self.size * scale
         for start in range(0, n, size):
             yield start, min(start + size, n)
 

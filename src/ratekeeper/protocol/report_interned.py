@@ -17,22 +17,43 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ratekeeper.core.instructions import Instruction
 from ratekeeper.protocol.policy import Matcher
 from ratekeeper.protocol.report_keys import KeyResolver, KeyShape, ResolvedKey
 from ratekeeper.protocol.report_values import KeyCounts, Report
 
-__all__ = ["InternTable", "Interned", "Interning", "Known"]
+if TYPE_CHECKING:
+    from ratekeeper.protocol.report_fast import FastKey, Plan
+
+__all__ = ["ClientKeys", "InternTable", "Interned", "Interning", "Known"]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Interned:
-    """One interned key of one client."""
+    """One interned key of one client (compared by identity, and always true: the fast path
+    finds a missing one among many with ``all()``, in C)."""
 
     shape: KeyShape
     #: The last instruction this client was sent for it (``None``: none yet).
     last: Instruction | None = None
+    #: Its counter's bucket, book and limit numbers for the fast path (:mod:`.report_fast`;
+    #: ``None`` until its first steady report, or while it does not qualify).
+    fast: FastKey | None = None
+
+
+class ClientKeys(dict[int, Interned]):
+    """One client's interned keys by id; ``version`` counts the keys interned into it, so the
+    fast path's ``plan`` of the client's last steady report (:mod:`.report_fast`) is known to
+    be current while it matches."""
+
+    __slots__ = ("plan", "version")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.version = 0
+        self.plan: Plan | None = None
 
 
 class InternTable:
@@ -40,18 +61,18 @@ class InternTable:
 
     def __init__(self, max_entries: int) -> None:
         self._max = max_entries
-        self._clients: OrderedDict[str, dict[int, Interned]] = OrderedDict()
+        self._clients: OrderedDict[str, ClientKeys] = OrderedDict()
         self._size = 0
 
     def __len__(self) -> int:
         """Interned keys, all clients together."""
         return self._size
 
-    def of(self, client: str) -> dict[int, Interned]:
+    def of(self, client: str) -> ClientKeys:
         """``client``'s keys (marked most recently used); empty if it has none."""
         keys = self._clients.get(client)
         if keys is None:
-            keys = self._clients[client] = {}
+            keys = self._clients[client] = ClientKeys()
         else:
             self._clients.move_to_end(client)
         return keys
@@ -61,13 +82,15 @@ class InternTable:
         keys = self.of(client)
         if key_id not in keys:
             self._size += 1
+        keys.version += 1
         entry = keys[key_id] = Interned(shape)
         while self._size > self._max and len(self._clients) > 1:
             _, gone = self._clients.popitem(last=False)
             self._size -= len(gone)
         if self._size > self._max:  # one client alone over the bound: start it afresh
             self._size -= len(keys) - 1
-            self._clients[client] = {key_id: entry}
+            afresh = self._clients[client] = ClientKeys()
+            afresh[key_id] = entry
         return entry
 
 
@@ -89,7 +112,7 @@ class Interning:
     """Resolves a report's keys through its client's :class:`InternTable` entries."""
 
     def __init__(self, resolver: KeyResolver, max_entries: int) -> None:
-        self._resolver = resolver
+        self.resolver = resolver
         self.table = InternTable(max_entries)
 
     def full(
@@ -102,7 +125,7 @@ class Interning:
         out: Known,
     ) -> ResolvedKey:
         """Key ``index`` sent in full; interned (into ``out.fresh``) if it has a ``key_id``."""
-        resolver = self._resolver
+        resolver = self.resolver
         resolver.validate(index, key)
         shape = resolver.shape(key, policy)
         if key.key_id:
@@ -120,7 +143,7 @@ class Interning:
     ) -> None:
         """Resolve the known keys ``span`` (start, stop) of ``report`` into ``out``."""
         ids, admitted, rejected = report.known_ids, report.known_admitted, report.known_rejected
-        resolver, counted = self._resolver, self._resolver.counted
+        resolver, counted = self.resolver, self.resolver.counted
         indexes, entries, resolved, unknown = out.indexes, out.entries, out.keys, out.unknown
         for i in range(*span):
             entry = keys.get(ids[i])
