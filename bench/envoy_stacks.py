@@ -27,7 +27,6 @@ import yaml
 from bench.sim.relay import start_relay
 from bench.sim.spec import NetworkModel
 from ratekeeper.testing.envoy_guide import (
-    guide_envoy,
     ratelimit_config,
     rlqs_config,
     sidecar_process,
@@ -118,14 +117,16 @@ class Stacks:
     """Every mode's Envoy for one network model; a context manager stopping all it started.
 
     :attr:`ports` maps each mode to the Envoy listener to send requests to; :attr:`second`
-    holds a second Envoy (with its own sidecar) for the shared-limit modes; :attr:`deciders`
-    the process id answering each mode's RLS calls (legacy, memory, sidecar).
+    holds a second Envoy (with its own sidecar) for the shared-limit modes; :attr:`envoys` the
+    process id of each mode's (first) Envoy; :attr:`deciders` the process id answering each
+    mode's rate limit calls (legacy, memory, sidecar; for RLQS the server its stream goes to).
     """
 
     def __init__(self, network: NetworkModel, workdir: Path, seed: int = 1) -> None:
         self.network, self.workdir, self.seed = network, workdir, seed
         self.ports: dict[str, int] = {}
         self.second: dict[str, int] = {}
+        self.envoys: dict[str, int] = {}
         self.deciders: dict[str, int] = {}
         self._exit = contextlib.ExitStack()
 
@@ -152,7 +153,13 @@ class Stacks:
         return listening
 
     def _envoy(self, config: str, ports: dict[str, int], name: str) -> int:
-        return self._exit.enter_context(guide_envoy(config, ports, self.workdir, name))
+        proc = self._exit.enter_context(
+            envoy_on_file(config, ports["listen"], ports["admin"], self.workdir, name)
+        )
+        mode = name.removeprefix("envoy-")
+        if mode in MODES:  # the first of each mode's Envoys: the one the latency runs use
+            self.envoys[mode] = proc.pid
+        return ports["listen"]
 
     def _start(self) -> None:
         work, enter = self.workdir, self._exit.enter_context
@@ -217,9 +224,12 @@ class Stacks:
             into["sidecar"] = self._envoy(
                 ratelimit_config(GUIDE / "ratelimit_sidecar.yaml", config, sidecar.socket),
                 config,
-                f"envoy-sidecar{index}",
+                "envoy-sidecar" if index == 0 else f"envoy-sidecar{index}",
             )
             config = {**ports(), "ratekeeper": memory_remote}
             into["rlqs"] = self._envoy(
-                rlqs_config(GUIDE / "rate_limit_quota.yaml", config), config, f"envoy-rlqs{index}"
+                rlqs_config(GUIDE / "rate_limit_quota.yaml", config),
+                config,
+                "envoy-rlqs" if index == 0 else f"envoy-rlqs{index}",
             )
+        self.deciders["rlqs"] = memory.process.pid
