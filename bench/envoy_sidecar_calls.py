@@ -124,7 +124,7 @@ async def _replay(calls: int, warm: int, profile: bool) -> float:
         spent = time.process_time() - start
         sidecar.reporter.close()
         if profiler:
-            pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
         return spent * 1e6 / max(calls, 1)
 
 
