@@ -36,7 +36,7 @@ from ratekeeper.testing.procs import free_port
 from ratekeeper.testing.redis_server import RedisServer
 from ratekeeper.testing.server_process import ratekeeper_server
 
-__all__ = ["GUIDE", "MODES", "SHARED_LIMIT", "Stacks", "policy_yaml"]
+__all__ = ["GUIDE", "MODES", "SHARED_LIMIT", "Stacks", "policy_yaml", "upstream_yaml"]
 
 REPO: Final = Path(__file__).resolve().parents[1]
 GUIDE: Final = REPO / "docs" / "envoy"
@@ -67,7 +67,7 @@ descriptors:
 """
 
 
-def _upstream_yaml(port: int, admin: int) -> str:
+def upstream_yaml(port: int, admin: int) -> str:
     types = "type.googleapis.com/envoy.extensions.filters"
     manager = {
         "@type": f"{types}.network.http_connection_manager.v3.HttpConnectionManager",
@@ -169,7 +169,7 @@ class Stacks:
         upstream, upstream_admin = free_port(), free_port()
         enter(
             envoy_on_file(
-                _upstream_yaml(upstream, upstream_admin), upstream, upstream_admin, work, "upstream"
+                upstream_yaml(upstream, upstream_admin), upstream, upstream_admin, work, "upstream"
             )
         )
 
