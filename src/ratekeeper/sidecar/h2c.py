@@ -289,11 +289,12 @@ class H2Connection:
         self._block_refused = len(self._streams) >= _MAX_STREAMS
         if self._block_refused:
             self._out += _frame(_RST, 0, stream, _U32.pack(_REFUSED_STREAM))
-        self._block[:] = payload
         self._block_ends = bool(flags & _END_STREAM)
         self._block_stream = stream
-        if flags & _END_HEADERS:
-            self._headers_done(calls)
+        if flags & _END_HEADERS:  # the usual: the whole block in this frame, taken as it is
+            self._headers_done(payload, calls)
+        else:
+            self._block[:] = payload
 
     def _on_continuation(self, flags: int, stream: int, payload: bytes, calls: list[Call]) -> None:
         if stream != self._block_stream:
@@ -301,10 +302,11 @@ class H2Connection:
             return
         self._block += payload
         if flags & _END_HEADERS:
-            self._headers_done(calls)
+            self._headers_done(bytes(self._block), calls)
 
-    def _headers_done(self, calls: list[Call]) -> None:
-        stream, block = self._block_stream, bytes(self._block)
+    def _headers_done(self, block: bytes, calls: list[Call]) -> None:
+        """The header block of the stream being received is whole: ``block``."""
+        stream = self._block_stream
         self._block_stream = 0
         path = self._path(block)
         if path is None or self._block_refused:
