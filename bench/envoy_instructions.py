@@ -34,9 +34,9 @@ from typing import Any
 
 import yaml
 
-from bench.envoy_stacks import GUIDE, policy_yaml, upstream_yaml
+from bench.envoy_stacks import GUIDE, none_config, policy_yaml, upstream_yaml
 from ratekeeper.testing.envoy_guide import ratelimit_config, rlqs_config, sidecar_process
-from ratekeeper.testing.envoy_proxy import Route, bootstrap, envoy_binary, envoy_on_file
+from ratekeeper.testing.envoy_proxy import envoy_binary, envoy_on_file
 from ratekeeper.testing.procs import free_port
 from ratekeeper.testing.server_process import ratekeeper_server
 
@@ -59,19 +59,6 @@ def _matcher(text: str, shape: str) -> str:
     else:
         quota["bucket_matchers"] = {"on_no_match": on_match}
     return yaml.safe_dump(config, sort_keys=False)
-
-
-def _none_config(ports: dict[str, int], upstream: int) -> str:
-    """The ``none`` mode's Envoy (as ``bench.envoy_stacks`` builds it): no rate limit call."""
-    text = bootstrap(
-        listen_port=ports["listen"],
-        admin_port=ports["admin"],
-        rls=free_port(),  # never called: the route has no descriptors
-        upstream_port=upstream,
-        domain="rl",
-        routes=[Route("/")],
-    )
-    return yaml.safe_dump(text, sort_keys=False)
 
 
 def _ready(port: int, deadline: float) -> None:
@@ -146,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         ratelimit = GUIDE / "ratelimit_sidecar.yaml"
         quota = GUIDE / "rate_limit_quota.yaml"
         configs: dict[str, Callable[[dict[str, int]], str]] = {
-            "none": lambda p: _none_config(p, upstream),
+            "none": none_config,
             "sidecar": lambda p: ratelimit_config(ratelimit, p, sidecar.socket),
             "memory": lambda p: ratelimit_config(ratelimit, p, server.grpc_port),
             "rlqs": lambda p: rlqs_config(quota, p),

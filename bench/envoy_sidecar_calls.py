@@ -8,9 +8,15 @@ transport that drops them. What is measured is everything the sidecar does per c
 socket read and before the socket write: HTTP/2 frames, HPACK, the plan, the decision, the
 answer, the metrics. Not measured: the event loop's select and the two system calls.
 
+With ``--socket`` the sidecar serves its real unix socket on its event loop instead, and a
+client process (not counted: valgrind does not follow it) writes the same bytes, one call at a
+time, reading each answer before the next: the event loop and the system calls' user-space
+side are then counted too. Reports are off in both (their cost follows the clock, not calls).
+
     python -m bench.envoy_sidecar_calls                 # CPU µs per call (process time)
     python -m bench.envoy_sidecar_calls --profile       # cProfile, top functions
     python -m bench.envoy_sidecar_calls --callgrind     # instructions per call (valgrind)
+    python -m bench.envoy_sidecar_calls --callgrind --socket
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import argparse
 import asyncio
 import cProfile
 import pstats
+import socket
 import struct
 import sys
 import tempfile
@@ -54,6 +61,8 @@ ENVOY_HEADERS = (
     (b"x-envoy-expected-rq-timeout-ms", b"50"),
 )
 _USERS = 100
+#: The most calls one replay makes.
+_MAX_CALLS = 20_000
 _PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _HEAD = struct.Struct(">I B I")
 
@@ -98,18 +107,58 @@ class _Sink(asyncio.Transport):
         pass
 
 
+def _sidecar(tmp: Path, **settings: Any) -> Sidecar:
+    """A sidecar on the benchmark's policy whose reports never fall due."""
+    policy = tmp / "policy"
+    policy.mkdir()
+    (policy / "rl.yaml").write_text(policy_yaml())
+    values = with_options(
+        ServerSettings(), grpc_port=0, http_port=0, config=str(policy), **settings
+    )
+    return Sidecar(values, SidecarOptions(("127.0.0.1:9",), report_interval=3600))
+
+
+def _client(path: str, calls: int, warm: int) -> None:
+    """Envoy's bytes for ``warm + calls`` calls to the socket at ``path``, one at a time."""
+    reads = envoy_calls(warm + calls + 1)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(path)
+        sock.sendall(reads[0])  # the opening and a first call: answered with our SETTINGS
+        answers = b""
+        while answers.count(b"grpc-status") < 1:
+            answers += sock.recv(65_536)
+        for data in reads[1:]:
+            sock.sendall(data)
+            answer = sock.recv(65_536)
+            while b"grpc-status" not in answer:  # the trailers close each answer
+                answer += sock.recv(65_536)
+
+
+async def _serve(calls: int, warm: int) -> None:
+    """The sidecar on its unix socket until a client process has made its calls."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "sidecar.sock")
+        sidecar = _sidecar(Path(tmp), grpc_uds=path)
+        await sidecar.start()
+        settle_gc()
+        client = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.envoy_sidecar_calls", "--client", path,
+            "--calls", str(calls), "--warm", str(warm),
+        )  # fmt: skip
+        if await client.wait():
+            raise RuntimeError("the client process failed")
+        await sidecar.stop(0)
+
+
 async def _replay(calls: int, warm: int, profile: bool) -> float:
     """CPU µs per call over ``calls`` calls, after ``warm``."""
     with tempfile.TemporaryDirectory() as tmp:
-        policy = Path(tmp) / "policy"
-        policy.mkdir()
-        (policy / "rl.yaml").write_text(policy_yaml())
-        settings = with_options(ServerSettings(), grpc_port=0, http_port=0, config=str(policy))
-        sidecar = Sidecar(settings, SidecarOptions(("127.0.0.1:9",), report_interval=3600))
+        sidecar = _sidecar(Path(tmp))
         methods: Any = sidecar._uds._methods
         connection = _Connection(methods, set())
         connection.connection_made(_Sink())
-        reads = envoy_calls(warm + calls)
+        # As many reads built whatever ``calls`` is: under callgrind, building them cancels out.
+        reads = envoy_calls(warm + max(calls, _MAX_CALLS))[: warm + calls]
         for data in reads[:warm]:
             connection.data_received(data)
         settle_gc()
@@ -136,14 +185,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warm", type=int, default=1_000)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--callgrind", action="store_true")
+    parser.add_argument("--socket", action="store_true", help="the real socket and event loop")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--client", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.calls > _MAX_CALLS:
+        parser.error(f"at most {_MAX_CALLS} calls")
+    if args.client:
+        _client(args.client, args.calls, args.warm)
+        return 0
     if args.callgrind:
         counts = []
         for calls in (0, args.calls):
             child = ["--child", "--calls", str(calls), "--warm", str(args.warm)]
+            child += ["--socket"] if args.socket else []
             counts.append(instructions("bench.envoy_sidecar_calls", child, 900))
         print(f"instructions per call: {(counts[1] - counts[0]) / args.calls:,.0f}")
+        return 0
+    if args.socket:
+        started = time.process_time()
+        asyncio.run(_serve(args.calls, args.warm))
+        if not args.child:
+            spent = (time.process_time() - started) * 1e6 / max(args.calls + args.warm, 1)
+            print(f"CPU per call, start-up included: {spent:.1f} µs")
         return 0
     per_call = asyncio.run(_replay(args.calls, args.warm, args.profile))
     if not args.child:

@@ -36,7 +36,15 @@ from ratekeeper.testing.procs import free_port
 from ratekeeper.testing.redis_server import RedisServer
 from ratekeeper.testing.server_process import ratekeeper_server
 
-__all__ = ["GUIDE", "MODES", "SHARED_LIMIT", "Stacks", "policy_yaml", "upstream_yaml"]
+__all__ = [
+    "GUIDE",
+    "MODES",
+    "SHARED_LIMIT",
+    "Stacks",
+    "none_config",
+    "policy_yaml",
+    "upstream_yaml",
+]
 
 REPO: Final = Path(__file__).resolve().parents[1]
 GUIDE: Final = REPO / "docs" / "envoy"
@@ -65,6 +73,20 @@ descriptors:
       - key: user
         rate_limit: {{unit: second, requests_per_unit: 1000000}}
 """
+
+
+def none_config(ports: dict[str, int]) -> str:
+    """The ``none`` mode's Envoy on ``ports`` (listen, admin, upstream): the ratelimit filter
+    with no descriptors on the route, so no rate limit call."""
+    text = bootstrap(
+        listen_port=ports["listen"],
+        admin_port=ports["admin"],
+        rls=free_port(),  # never called: the route has no descriptors
+        upstream_port=ports["upstream"],
+        domain="rl",
+        routes=[Route("/")],
+    )
+    return yaml.safe_dump(text, sort_keys=False)
 
 
 def upstream_yaml(port: int, admin: int) -> str:
@@ -177,15 +199,7 @@ class Stacks:
             return {"listen": free_port(), "admin": free_port(), "upstream": upstream}
 
         none = ports()
-        text = bootstrap(
-            listen_port=none["listen"],
-            admin_port=none["admin"],
-            rls=free_port(),  # never called: the route has no descriptors
-            upstream_port=upstream,
-            domain="rl",
-            routes=[Route("/")],
-        )
-        self.ports["none"] = self._envoy(yaml.safe_dump(text, sort_keys=False), none, "envoy-none")
+        self.ports["none"] = self._envoy(none_config(none), none, "envoy-none")
 
         redis = RedisServer(work, name="redis")
         self._exit.callback(redis.stop)
