@@ -11,7 +11,7 @@ files docs/envoy.md publishes. Then:
    back); each figure is the median over rounds of that round's percentile. The targets' ratios
    are also taken within each round (the pair ran seconds apart) and their median printed. Each
    mode's row carries the CPU time per request of its Envoy and of the process answering its
-   rate limit calls (legacy and memory server, sidecar; for RLQS the server its streams go to),
+   rate limit calls (legacy and memory server, sidecar; for RLQS its own server),
    read from ``/proc``: the machine's noise moves these far less than latency.
 2. **Accuracy**: two Envoys per shared-limit mode (sidecar, RLQS) each offer 5× the limit of one
    user (10× together) for ``--accuracy-seconds``; admitted is compared with the policy

@@ -9,7 +9,9 @@ adds as little latency and noise as possible):
   envoyproxy/ratelimit's design, a Redis round trip per call);
 * ``memory``: ratelimit filter → ``ratekeeper serve`` in memory (a call per request);
 * ``sidecar``: ratelimit filter → ``ratekeeper sidecar`` on a unix socket → ``ratekeeper serve``;
-* ``rlqs``: the rate_limit_quota filter → ``ratekeeper serve`` (Envoy batch-reports itself).
+* ``rlqs``: the rate_limit_quota filter → ``ratekeeper serve`` (Envoy batch-reports itself), a
+  server of its own: the sidecars report to the memory server even while idle, and that work
+  would otherwise be counted as RLQS's.
 
 With an emulated network, every hop that would cross hosts in production goes through a
 ``bench.sim.relay`` (Envoy → service, service → Redis, sidecar → service); the sidecar's own
@@ -228,6 +230,9 @@ class Stacks:
             "envoy-memory",
         )
 
+        rlqs = enter(ratekeeper_server(policy, work, name="rlqs"))
+        self.deciders["rlqs"] = rlqs.process.pid
+        rlqs_remote = self._remote(rlqs.grpc_port, "relay-rlqs")
         for index, into in enumerate((self.ports, self.second)):
             sidecar = enter(
                 sidecar_process(f"127.0.0.1:{memory_remote}", policy, work, f"sidecar{index}")
@@ -240,10 +245,9 @@ class Stacks:
                 config,
                 "envoy-sidecar" if index == 0 else f"envoy-sidecar{index}",
             )
-            config = {**ports(), "ratekeeper": memory_remote}
+            config = {**ports(), "ratekeeper": rlqs_remote}
             into["rlqs"] = self._envoy(
                 rlqs_config(GUIDE / "rate_limit_quota.yaml", config),
                 config,
                 "envoy-rlqs" if index == 0 else f"envoy-rlqs{index}",
             )
-        self.deciders["rlqs"] = memory.process.pid
