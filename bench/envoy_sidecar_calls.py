@@ -42,7 +42,7 @@ from ratekeeper.server.app import settle_gc
 from ratekeeper.server.options import with_options
 from ratekeeper.server.settings import ServerSettings
 from ratekeeper.sidecar.app import Sidecar, SidecarOptions
-from ratekeeper.sidecar.methods import SHOULD_RATE_LIMIT
+from ratekeeper.sidecar.methods import SHOULD_RATE_LIMIT, should_rate_limit
 from ratekeeper.sidecar.uds import _Connection
 
 __all__ = ["envoy_calls", "main"]
@@ -154,7 +154,9 @@ async def _replay(calls: int, warm: int, profile: bool) -> float:
     """CPU µs per call over ``calls`` calls, after ``warm``."""
     with tempfile.TemporaryDirectory() as tmp:
         sidecar = _sidecar(Path(tmp))
-        methods: Any = sidecar._uds._methods
+        # The sidecar's own ShouldRateLimit, on one connection's protocol (uds.UdsServer makes
+        # one per accepted socket; here there is no socket).
+        methods = {SHOULD_RATE_LIMIT: should_rate_limit(sidecar.decider, sidecar.metrics)}
         connection = _Connection(methods, set())
         connection.connection_made(_Sink())
         # As many reads built whatever ``calls`` is: under callgrind, building them cancels out.
