@@ -9,9 +9,10 @@ files docs/envoy.md publishes. Then:
    interleaved over ``--rounds`` rounds (the order reversed every other round, since the machine
    is shared and noisy; each target's pair — RLQS and none, sidecar and legacy — run back to
    back); each figure is the median over rounds of that round's percentile. The targets' ratios
-   are also taken within each round (the pair ran seconds apart) and their median printed, with
-   the CPU time the RLS-answering process (legacy and memory server, sidecar) spent per call,
-   which the machine's noise moves far less than latency.
+   are also taken within each round (the pair ran seconds apart) and their median printed. Each
+   mode's row carries the CPU time per request of its Envoy and of the process answering its
+   rate limit calls (legacy and memory server, sidecar; for RLQS its own server),
+   read from ``/proc``: the machine's noise moves these far less than latency.
 2. **Accuracy**: two Envoys per shared-limit mode (sidecar, RLQS) each offer 5× the limit of one
    user (10× together) for ``--accuracy-seconds``; admitted is compared with the policy
    ``C + r·T`` (capacity plus refill).
@@ -106,25 +107,32 @@ class Rounds:
     latency: dict[str, Latency]
     #: Each target's p99 ratio in each round (``TARGETS`` order).
     ratios: list[list[float]]
-    #: CPU µs per call of the process answering each mode's RLS calls (median over rounds).
-    cpu_us: dict[str, float]
+    #: CPU µs per request of each mode's Envoy (median over rounds).
+    envoy_cpu_us: dict[str, float]
+    #: CPU µs per request of the process answering each mode's rate limit calls (median over
+    #: rounds; the RLQS server's for ``rlqs``; none for ``none``).
+    rls_cpu_us: dict[str, float]
 
 
 def latency_rounds(stacks: Stacks, args: argparse.Namespace, script: Path) -> Rounds:
-    """Each mode's latency over ``args.rounds`` interleaved rounds."""
+    """Each mode's latency and CPU per request over ``args.rounds`` interleaved rounds."""
     runs: dict[str, list[Latency]] = {mode: [] for mode in MODES}
-    cpu: dict[str, list[float]] = {mode: [] for mode in stacks.deciders}
+    envoy_cpu: dict[str, list[float]] = {mode: [] for mode in stacks.envoys}
+    rls_cpu: dict[str, list[float]] = {mode: [] for mode in stacks.deciders}
     for mode in RUN_ORDER:  # warm every path (connections, first-sight caches) before timing
         wrk(stacks.ports[mode], 1, args.connections, script)
     for round_ in range(args.rounds):
         order = RUN_ORDER if round_ % 2 == 0 else tuple(reversed(RUN_ORDER))
         for mode in order:
-            pid = stacks.deciders.get(mode)
-            before = cpu_seconds(pid) if pid else 0.0
+            pids = {"envoy": stacks.envoys.get(mode), "rls": stacks.deciders.get(mode)}
+            before = {role: cpu_seconds(pid) for role, pid in pids.items() if pid}
             got = wrk(stacks.ports[mode], args.seconds, args.connections, script)
             runs[mode].append(got)
-            if pid:
-                cpu[mode].append((cpu_seconds(pid) - before) * 1e6 / max(got.requests, 1))
+            for role, into in (("envoy", envoy_cpu), ("rls", rls_cpu)):
+                pid = pids[role]
+                if pid:
+                    spent = cpu_seconds(pid) - before[role]
+                    into[mode].append(spent * 1e6 / max(got.requests, 1))
     latency = {
         mode: Latency(
             sum(r.requests for r in got),
@@ -140,7 +148,12 @@ def latency_rounds(stacks: Stacks, args: argparse.Namespace, script: Path) -> Ro
         [a.p99 / b.p99 if b.p99 else float("nan") for a, b in zip(runs[m], runs[base], strict=True)]
         for m, base, _ in TARGETS
     ]
-    return Rounds(latency, ratios, {m: statistics.median(v) for m, v in cpu.items()})
+    return Rounds(
+        latency,
+        ratios,
+        {m: statistics.median(v) for m, v in envoy_cpu.items()},
+        {m: statistics.median(v) for m, v in rls_cpu.items()},
+    )
 
 
 def accuracy(stacks: Stacks, seconds: float) -> dict[str, tuple[int, float]]:
@@ -176,15 +189,15 @@ def _table(name: str, rounds: Rounds) -> list[str]:
     lines = [
         f"\n### network: {name}\n",
         "| mode | requests | errors | p50 µs | p99 µs | p99.9 µs | max µs | p99 vs none "
-        "| RLS process CPU µs/call |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| Envoy CPU µs/req | RLS process CPU µs/req |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for mode, r in results.items():
         ratio = r.p99 / none if none else float("nan")
-        cpu = rounds.cpu_us.get(mode)
         lines.append(
             f"| {mode} | {r.requests:,} | {r.errors} | {r.p50:.0f} | {r.p99:.0f} | "
-            f"{r.p999:.0f} | {r.max:.0f} | {ratio:.3f}× | {'—' if cpu is None else f'{cpu:.0f}'} |"
+            f"{r.p999:.0f} | {r.max:.0f} | {ratio:.3f}× | {_us(rounds.envoy_cpu_us.get(mode))} | "
+            f"{_us(rounds.rls_cpu_us.get(mode))} |"
         )
     lines.append("")
     for (mode, base, bound), per_round in zip(TARGETS, rounds.ratios, strict=True):
@@ -195,7 +208,18 @@ def _table(name: str, rounds: Rounds) -> list[str]:
             f" within each round: {' '.join(f'{r:.2f}' for r in per_round)}, median {paired:.3f}"
             f" ({_verdict(paired <= bound)})"
         )
+        lines.append(f"  CPU µs per request, Envoy + RLS process: {mode} {_cpu(rounds, mode)}, "
+                     f"{base} {_cpu(rounds, base)}")  # fmt: skip
     return lines
+
+
+def _cpu(rounds: Rounds, mode: str) -> str:
+    envoy, rls = rounds.envoy_cpu_us.get(mode, 0.0), rounds.rls_cpu_us.get(mode, 0.0)
+    return f"{envoy + rls:.0f} ({envoy:.0f} + {rls:.0f})"
+
+
+def _us(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f}"
 
 
 def _verdict(met: bool) -> str:

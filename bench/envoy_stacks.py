@@ -9,7 +9,9 @@ adds as little latency and noise as possible):
   envoyproxy/ratelimit's design, a Redis round trip per call);
 * ``memory``: ratelimit filter → ``ratekeeper serve`` in memory (a call per request);
 * ``sidecar``: ratelimit filter → ``ratekeeper sidecar`` on a unix socket → ``ratekeeper serve``;
-* ``rlqs``: the rate_limit_quota filter → ``ratekeeper serve`` (Envoy batch-reports itself).
+* ``rlqs``: the rate_limit_quota filter → ``ratekeeper serve`` (Envoy batch-reports itself), a
+  server of its own: the sidecars report to the memory server even while idle, and that work
+  would otherwise be counted as RLQS's.
 
 With an emulated network, every hop that would cross hosts in production goes through a
 ``bench.sim.relay`` (Envoy → service, service → Redis, sidecar → service); the sidecar's own
@@ -27,7 +29,6 @@ import yaml
 from bench.sim.relay import start_relay
 from bench.sim.spec import NetworkModel
 from ratekeeper.testing.envoy_guide import (
-    guide_envoy,
     ratelimit_config,
     rlqs_config,
     sidecar_process,
@@ -37,7 +38,15 @@ from ratekeeper.testing.procs import free_port
 from ratekeeper.testing.redis_server import RedisServer
 from ratekeeper.testing.server_process import ratekeeper_server
 
-__all__ = ["GUIDE", "MODES", "SHARED_LIMIT", "Stacks", "policy_yaml"]
+__all__ = [
+    "GUIDE",
+    "MODES",
+    "SHARED_LIMIT",
+    "Stacks",
+    "none_config",
+    "policy_yaml",
+    "upstream_yaml",
+]
 
 REPO: Final = Path(__file__).resolve().parents[1]
 GUIDE: Final = REPO / "docs" / "envoy"
@@ -68,7 +77,21 @@ descriptors:
 """
 
 
-def _upstream_yaml(port: int, admin: int) -> str:
+def none_config(ports: dict[str, int]) -> str:
+    """The ``none`` mode's Envoy on ``ports`` (listen, admin, upstream): the ratelimit filter
+    with no descriptors on the route, so no rate limit call."""
+    text = bootstrap(
+        listen_port=ports["listen"],
+        admin_port=ports["admin"],
+        rls=free_port(),  # never called: the route has no descriptors
+        upstream_port=ports["upstream"],
+        domain="rl",
+        routes=[Route("/")],
+    )
+    return yaml.safe_dump(text, sort_keys=False)
+
+
+def upstream_yaml(port: int, admin: int) -> str:
     types = "type.googleapis.com/envoy.extensions.filters"
     manager = {
         "@type": f"{types}.network.http_connection_manager.v3.HttpConnectionManager",
@@ -118,14 +141,16 @@ class Stacks:
     """Every mode's Envoy for one network model; a context manager stopping all it started.
 
     :attr:`ports` maps each mode to the Envoy listener to send requests to; :attr:`second`
-    holds a second Envoy (with its own sidecar) for the shared-limit modes; :attr:`deciders`
-    the process id answering each mode's RLS calls (legacy, memory, sidecar).
+    holds a second Envoy (with its own sidecar) for the shared-limit modes; :attr:`envoys` the
+    process id of each mode's (first) Envoy; :attr:`deciders` the process id answering each
+    mode's rate limit calls (legacy, memory, sidecar; for RLQS the server its stream goes to).
     """
 
     def __init__(self, network: NetworkModel, workdir: Path, seed: int = 1) -> None:
         self.network, self.workdir, self.seed = network, workdir, seed
         self.ports: dict[str, int] = {}
         self.second: dict[str, int] = {}
+        self.envoys: dict[str, int] = {}
         self.deciders: dict[str, int] = {}
         self._exit = contextlib.ExitStack()
 
@@ -152,7 +177,13 @@ class Stacks:
         return listening
 
     def _envoy(self, config: str, ports: dict[str, int], name: str) -> int:
-        return self._exit.enter_context(guide_envoy(config, ports, self.workdir, name))
+        proc = self._exit.enter_context(
+            envoy_on_file(config, ports["listen"], ports["admin"], self.workdir, name)
+        )
+        mode = name.removeprefix("envoy-")
+        if mode in MODES:  # the first of each mode's Envoys: the one the latency runs use
+            self.envoys[mode] = proc.pid
+        return ports["listen"]
 
     def _start(self) -> None:
         work, enter = self.workdir, self._exit.enter_context
@@ -162,7 +193,7 @@ class Stacks:
         upstream, upstream_admin = free_port(), free_port()
         enter(
             envoy_on_file(
-                _upstream_yaml(upstream, upstream_admin), upstream, upstream_admin, work, "upstream"
+                upstream_yaml(upstream, upstream_admin), upstream, upstream_admin, work, "upstream"
             )
         )
 
@@ -170,15 +201,7 @@ class Stacks:
             return {"listen": free_port(), "admin": free_port(), "upstream": upstream}
 
         none = ports()
-        text = bootstrap(
-            listen_port=none["listen"],
-            admin_port=none["admin"],
-            rls=free_port(),  # never called: the route has no descriptors
-            upstream_port=upstream,
-            domain="rl",
-            routes=[Route("/")],
-        )
-        self.ports["none"] = self._envoy(yaml.safe_dump(text, sort_keys=False), none, "envoy-none")
+        self.ports["none"] = self._envoy(none_config(none), none, "envoy-none")
 
         redis = RedisServer(work, name="redis")
         self._exit.callback(redis.stop)
@@ -207,6 +230,9 @@ class Stacks:
             "envoy-memory",
         )
 
+        rlqs = enter(ratekeeper_server(policy, work, name="rlqs"))
+        self.deciders["rlqs"] = rlqs.process.pid
+        rlqs_remote = self._remote(rlqs.grpc_port, "relay-rlqs")
         for index, into in enumerate((self.ports, self.second)):
             sidecar = enter(
                 sidecar_process(f"127.0.0.1:{memory_remote}", policy, work, f"sidecar{index}")
@@ -217,9 +243,11 @@ class Stacks:
             into["sidecar"] = self._envoy(
                 ratelimit_config(GUIDE / "ratelimit_sidecar.yaml", config, sidecar.socket),
                 config,
-                f"envoy-sidecar{index}",
+                "envoy-sidecar" if index == 0 else f"envoy-sidecar{index}",
             )
-            config = {**ports(), "ratekeeper": memory_remote}
+            config = {**ports(), "ratekeeper": rlqs_remote}
             into["rlqs"] = self._envoy(
-                rlqs_config(GUIDE / "rate_limit_quota.yaml", config), config, f"envoy-rlqs{index}"
+                rlqs_config(GUIDE / "rate_limit_quota.yaml", config),
+                config,
+                "envoy-rlqs" if index == 0 else f"envoy-rlqs{index}",
             )

@@ -102,6 +102,32 @@ def test_many_calls_on_one_connection_decode_every_path() -> None:
     assert [pair.answer(s)[0] for s in streams] == [b"m%d" % i for i in range(len(paths))]
 
 
+def test_reads_cut_anywhere_give_the_same_calls() -> None:
+    """Whole frames are parsed from the read itself, partial ones buffered: every cut of two
+    calls' bytes (HEADERS and DATA each) into three reads gives both calls, once."""
+    pair = Pair()
+    pair.pump()
+    streams = []
+    for message in (b"first", b"second"):
+        stream = pair.client.get_next_available_stream_id()
+        pair.client.send_headers(stream, _request_headers(PATH))
+        pair.client.send_data(stream, b"\x00" + struct.pack(">I", len(message)) + message)
+        pair.client.end_stream(stream)
+        streams.append(stream)
+    wire = pair.client.data_to_send()
+    for cut in range(0, len(wire), 7):
+        for second in (cut, (cut + len(wire)) // 2, len(wire)):
+            server = H2Connection()
+            server.receive(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            calls = []
+            for piece in (wire[:cut], wire[cut:second], wire[second:]):
+                calls += server.receive(piece)
+            assert [(c.stream, c.message) for c in calls] == [
+                (streams[0], b"first"),
+                (streams[1], b"second"),
+            ], (cut, second)
+
+
 def test_header_blocks_in_continuation_frames() -> None:
     pair = Pair()
     stream = pair.client.get_next_available_stream_id()

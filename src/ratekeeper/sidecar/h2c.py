@@ -78,6 +78,11 @@ def literal_header(name: bytes, value: bytes) -> bytes:
 # `:status: 200` is static entry 8; `content-type` is static name 31 (literal without indexing).
 _RESPONSE_HEAD: Final = b"\x88" + _int(31, 4) + _int(16, 7) + b"application/grpc"
 _OK_TRAILERS: Final = literal_header(b"grpc-status", b"0")
+#: An answer's HEADERS frame and the head of its one DATA frame (the frame's 9 bytes, then
+#: the gRPC prefix: not compressed, the message's length), packed in one call.
+_ANSWER_HEAD: Final = struct.Struct(f">IBI{len(_RESPONSE_HEAD)}sIBIBI")
+_ANSWER_WORD: Final = len(_RESPONSE_HEAD) << 8 | _HEADERS  # the frame's length and type
+_TRAILERS_WORD: Final = len(_OK_TRAILERS) << 8 | _HEADERS
 
 
 def _frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
@@ -132,29 +137,34 @@ class H2Connection:
         #: Set once the connection must close (a GOAWAY was sent or received).
         self.closed = False
 
-    def data_to_send(self) -> bytes:
-        """The bytes to write now (and forget)."""
-        out = bytes(self._out)
-        self._out.clear()
+    def data_to_send(self) -> bytearray:
+        """The bytes to write now (and forget): handed over, not copied; this connection
+        never touches them again."""
+        out, self._out = self._out, bytearray()
         return out
 
     def receive(self, data: bytes) -> list[Call]:
         """Take bytes read from the peer; the calls they complete."""
         if self.closed:
             return []
-        self._in += data
+        # Most reads hold whole frames (Envoy writes a call's HEADERS and DATA at once): parsed
+        # from ``data`` itself; only a read that leaves or finishes a partial frame is buffered.
+        buf: bytes | bytearray = data
+        if self._in or not self._preface:
+            self._in += data
+            buf = self._in
         if not self._preface:
-            if len(self._in) < len(PREFACE):
-                if not PREFACE.startswith(self._in):
+            if len(buf) < len(PREFACE):
+                if not PREFACE.startswith(buf):
                     self._goaway(_PROTOCOL_ERROR)
                 return []
-            if not self._in.startswith(PREFACE):
+            if not buf.startswith(PREFACE):
                 self._goaway(_PROTOCOL_ERROR)
                 return []
             del self._in[: len(PREFACE)]
             self._preface = True
         calls: list[Call] = []
-        view, at, end = memoryview(self._in), 0, len(self._in)
+        view, at, end = memoryview(buf), 0, len(buf)
         while end - at >= 9 and not self.closed:
             word, flags, stream = _HEAD.unpack_from(view, at)
             length, kind = word >> 8, word & 0xFF
@@ -173,7 +183,10 @@ class H2Connection:
             if handler is not None:
                 handler(self, flags, stream, payload, calls)
         view.release()
-        del self._in[:at]
+        if buf is self._in:
+            del self._in[:at]
+        elif at < end:
+            self._in += buf[at:]
         if self._unacked >= _WINDOW // 4:
             self._out += _frame(_WINDOW_UPDATE, 0, 0, _U32.pack(self._unacked))
             self._unacked = 0
@@ -211,13 +224,21 @@ class H2Connection:
             return False
         del self._streams[stream]
         self._peer_window -= size
-        body = b"\x00" + _U32.pack(len(message)) + message
         out = self._out
-        out += _frame(_HEADERS, _END_HEADERS, stream, _RESPONSE_HEAD)
-        step = self._peer_max_frame
-        for at in range(0, size, step):
-            out += _frame(_DATA, 0, stream, body[at : at + step])
-        out += _frame(_HEADERS, _END_STREAM | _END_HEADERS, stream, _OK_TRAILERS)
+        if size <= self._peer_max_frame:  # every RLS answer: one DATA frame
+            out += _ANSWER_HEAD.pack(
+                _ANSWER_WORD, _END_HEADERS, stream, _RESPONSE_HEAD,
+                size << 8 | _DATA, 0, stream, 0, len(message),
+            )  # fmt: skip
+            out += message
+        else:
+            out += _frame(_HEADERS, _END_HEADERS, stream, _RESPONSE_HEAD)
+            body = b"\x00" + _U32.pack(len(message)) + message
+            step = self._peer_max_frame
+            for at in range(0, size, step):
+                out += _frame(_DATA, 0, stream, body[at : at + step])
+        out += _HEAD.pack(_TRAILERS_WORD, _END_STREAM | _END_HEADERS, stream)
+        out += _OK_TRAILERS
         return True
 
     def _flush_waiting(self) -> None:
@@ -239,13 +260,16 @@ class H2Connection:
             if state is not None and flags & _END_STREAM:
                 del self._streams[stream]
             return
+        if flags & _END_STREAM and not state.data:  # the usual: the message in one frame
+            self._complete(stream, state, payload, calls)
+            return
         state.data += payload
         if len(state.data) > MAX_MESSAGE + 5:
             state.answered = True
             self.fail(stream, _GRPC_RESOURCE_EXHAUSTED, "request message larger than 1 MiB")
             self._streams[stream] = state  # kept (answered) so its later DATA is dropped
         elif flags & _END_STREAM:
-            self._complete(stream, state, calls)
+            self._complete(stream, state, state.data, calls)
 
     def _on_headers(self, flags: int, stream: int, payload: bytes, calls: list[Call]) -> None:
         if flags & _PADDED:
@@ -265,11 +289,12 @@ class H2Connection:
         self._block_refused = len(self._streams) >= _MAX_STREAMS
         if self._block_refused:
             self._out += _frame(_RST, 0, stream, _U32.pack(_REFUSED_STREAM))
-        self._block[:] = payload
         self._block_ends = bool(flags & _END_STREAM)
         self._block_stream = stream
-        if flags & _END_HEADERS:
-            self._headers_done(calls)
+        if flags & _END_HEADERS:  # the usual: the whole block in this frame, taken as it is
+            self._headers_done(payload, calls)
+        else:
+            self._block[:] = payload
 
     def _on_continuation(self, flags: int, stream: int, payload: bytes, calls: list[Call]) -> None:
         if stream != self._block_stream:
@@ -277,17 +302,18 @@ class H2Connection:
             return
         self._block += payload
         if flags & _END_HEADERS:
-            self._headers_done(calls)
+            self._headers_done(bytes(self._block), calls)
 
-    def _headers_done(self, calls: list[Call]) -> None:
-        stream, block = self._block_stream, bytes(self._block)
+    def _headers_done(self, block: bytes, calls: list[Call]) -> None:
+        """The header block of the stream being received is whole: ``block``."""
+        stream = self._block_stream
         self._block_stream = 0
         path = self._path(block)
         if path is None or self._block_refused:
             return
         state = self._streams[stream] = _Stream(path, window=self._peer_initial)
         if self._block_ends:
-            self._complete(stream, state, calls)
+            self._complete(stream, state, b"", calls)
 
     def _path(self, block: bytes) -> bytes | None:
         """The block's ``:path``; None if it cannot be decoded (the connection is then over)."""
@@ -308,15 +334,17 @@ class H2Connection:
             self._paths[block] = path
         return path
 
-    def _complete(self, stream: int, state: _Stream, calls: list[Call]) -> None:
-        data = state.data
+    def _complete(
+        self, stream: int, state: _Stream, data: bytes | bytearray, calls: list[Call]
+    ) -> None:
+        """The request ended: ``data`` is its whole body."""
         if len(data) < 5 or _U32.unpack_from(data, 1)[0] != len(data) - 5:
             self.fail(stream, _GRPC_INTERNAL, "expected exactly one length-prefixed message")
         elif data[0]:
             self.fail(stream, _GRPC_UNIMPLEMENTED, "compressed messages are not accepted")
         else:
             calls.append(Call(stream, state.path, bytes(data[5:])))
-            state.data = bytearray()
+            state.data.clear()
 
     def _on_rst(self, flags: int, stream: int, payload: bytes, calls: list[Call]) -> None:
         self._streams.pop(stream, None)

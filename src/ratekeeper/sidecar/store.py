@@ -160,11 +160,13 @@ def _debit(st: KeyState, now: int, hits: int) -> bool:
 def _outcome(st: KeyState, allowed: bool, limit: Limit, now: int, hits: int) -> Outcome:
     """The counter of ``limit`` after the key's decision: its own lane's view (each counter
     of the server answers for itself, so headers name the binding one)."""
-    lanes = [(st.earliest, st.pace, st.limit)] if st.lanes is None else [
+    lanes = ((st.earliest, st.pace, st.limit),) if st.lanes is None else [
         (lane.earliest, lane.pace, lane.limit) for lane in st.lanes
     ]  # fmt: skip
     for earliest, pace, lane_limit in lanes:
-        if lane_limit == limit and pace.emission_ns:
+        # `is` first: the plan's limit is the very object the key's lane was built from, and
+        # a dataclass's generated __eq__ compares field by field in Python.
+        if (lane_limit is limit or lane_limit == limit) and pace.emission_ns:
             wait = 0 if allowed else pacing.wait_ns(earliest, now, pace, max(hits, 1))
             return Outcome(
                 allowed,

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from ratekeeper.sidecar.h2c import Call, H2Connection
@@ -26,8 +26,9 @@ __all__ = ["GrpcError", "Method", "UdsServer"]
 
 log = logging.getLogger(__name__)
 
-#: A unary method: the request message's bytes to the response message's bytes.
-Method = Callable[[bytes], Awaitable[bytes]]
+#: A unary method: the request message's bytes to the response message's bytes (an ``async``
+#: function: its coroutine is driven by hand, see :meth:`_Connection._run`).
+Method = Callable[[bytes], Coroutine[Any, Any, bytes]]
 
 _UNIMPLEMENTED, _INTERNAL = 12, 13
 
@@ -133,9 +134,8 @@ class _Connection(asyncio.Protocol):
         if self._h2.closed and not self._tasks:
             transport.close()  # after what was written
 
-    def _run(self, coro: Awaitable[bytes], call: Call) -> None:
+    def _run(self, coro: Coroutine[Any, Any, bytes], call: Call) -> None:
         """Run the method's coroutine now; if it suspends, finish it in a task."""
-        assert isinstance(coro, Coroutine)
         try:
             waiting = coro.send(None)
         except StopIteration as done:
