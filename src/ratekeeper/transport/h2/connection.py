@@ -5,7 +5,7 @@ time in grpc.aio's machinery (the C core's poller thread handing each call to th
 back) and ~4% deciding. This connection is the whole server side of a unary gRPC call in one
 thread: bytes in, calls out (:meth:`H2Connection.receive`), answers in, bytes out
 (:meth:`H2Connection.reply`, :meth:`H2Connection.fail`, :meth:`H2Connection.data_to_send`).
-No socket, no loop, no clock: :mod:`ratekeeper.sidecar.uds` drives it.
+No socket, no loop, no clock: :mod:`ratekeeper.transport.h2.serving` drives it.
 
 What it speaks (RFC 9113, gRPC over HTTP/2):
 
@@ -31,7 +31,7 @@ from typing import Final
 
 import hpack
 
-from ratekeeper.sidecar.h2_wire import (
+from ratekeeper.transport.h2.wire import (
     ACK,
     ANSWER_HEAD,
     ANSWER_WORD,

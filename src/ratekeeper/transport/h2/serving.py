@@ -1,7 +1,7 @@
 """Unary gRPC on a unix socket, in the event loop's own thread: the sidecar's path for Envoy.
 
-Drives one :class:`~ratekeeper.sidecar.h2c.H2Connection` per accepted connection: bytes read
-go in, each complete call goes to its method, the answers go out in one write per read. A
+Drives one :class:`~ratekeeper.transport.h2.connection.H2Connection` per accepted connection:
+bytes read go in, each complete call goes to its method, the answers go out in one write per read. A
 method is an ``async`` function from request bytes to response bytes; it refuses a call by
 raising :class:`GrpcError`, and any other exception is answered INTERNAL and logged. A method
 that does not suspend (the sidecar's decisions never do) is run to completion inside the read
@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
-from ratekeeper.sidecar.h2c import Call, H2Connection
+from ratekeeper.transport.h2.connection import Call, H2Connection
 
 __all__ = ["GrpcError", "Method", "UdsServer"]
 
