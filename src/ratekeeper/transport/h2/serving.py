@@ -1,14 +1,20 @@
-"""Unary gRPC on a unix socket, in the event loop's own thread: the sidecar's path for Envoy.
+"""Unary gRPC over :mod:`.connection`, in the event loop's own thread: a unix socket (the
+sidecar's path for Envoy) or TCP, plaintext or TLS (the server's Report path).
 
 Drives one :class:`~ratekeeper.transport.h2.connection.H2Connection` per accepted connection:
-bytes read go in, each complete call goes to its method, the answers go out in one write per read. A
-method is an ``async`` function from request bytes to response bytes; it refuses a call by
-raising :class:`GrpcError`, and any other exception is answered INTERNAL and logged. A method
+bytes read go in, each complete call goes to its method, the answers go out in one write per
+read. A method is an ``async`` function from request bytes to response bytes; it refuses a call
+by raising :class:`GrpcError`, and any other exception is answered INTERNAL and logged. A method
 that does not suspend (the sidecar's decisions never do) is run to completion inside the read
 callback: no task, no extra turn of the loop. One that suspends finishes in a task.
 
-Contract: start and stop on the loop that serves; not thread safe; the socket file is removed
-on stop. A path no method serves is answered UNIMPLEMENTED.
+:class:`Limits` says what a connection may do, as the gRPC listeners' channel arguments do for
+theirs: the largest message, the methods that need the bearer token, how long a connection may
+go without completing a call (idle, or trickling one) and how long it gets to send the HTTP/2
+preface. Under mTLS, ``per_peer`` gives the methods a client's certificate common name sees.
+
+Contract: start and stop on the loop that serves; not thread safe; a unix socket file is
+removed on stop. A path no method serves is answered UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -17,12 +23,16 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Coroutine, Mapping
+import ssl
+from collections.abc import Callable, Collection, Coroutine, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ratekeeper.transport.h2.connection import Call, H2Connection
+from ratekeeper.transport.h2.wire import MAX_MESSAGE
+from ratekeeper.transport.tls import token_matches
 
-__all__ = ["GrpcError", "Method", "UdsServer"]
+__all__ = ["GrpcError", "H2Server", "Limits", "Method", "UdsServer"]
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +40,9 @@ log = logging.getLogger(__name__)
 #: function: its coroutine is driven by hand, see :meth:`_Connection._run`).
 Method = Callable[[bytes], Coroutine[Any, Any, bytes]]
 
-_UNIMPLEMENTED, _INTERNAL = 12, 13
+_UNAUTHENTICATED, _UNIMPLEMENTED, _INTERNAL = 16, 12, 13
+#: Connections the kernel queues before accepting (as the HTTP listener's backlog).
+_BACKLOG = 1024
 
 
 class GrpcError(Exception):
@@ -41,22 +53,65 @@ class GrpcError(Exception):
         self.code, self.message = code, message
 
 
-class UdsServer:
-    """gRPC ``methods`` (by ``:path``, e.g. ``b"/pkg.Service/Method"``) on a unix socket."""
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one connection may do; the defaults are the sidecar's unix socket's."""
 
-    def __init__(self, methods: Mapping[bytes, Method]) -> None:
+    #: The largest request message, in bytes (RESOURCE_EXHAUSTED beyond).
+    max_message: int = MAX_MESSAGE
+    #: The bearer token :attr:`protected` methods need (UNAUTHENTICATED without); ``None``: none.
+    token: str | None = None
+    #: The ``:path`` of each method that needs the token.
+    protected: Collection[bytes] = frozenset()
+    #: Seconds a connection may go without completing a call, no call in flight (idle, or
+    #: trickling one), before it is sent GOAWAY and closed; 0: never.
+    idle_timeout_s: float = 0.0
+    #: Seconds a new connection gets to send the HTTP/2 preface (and the TLS handshake); 0:
+    #: no bound.
+    handshake_timeout_s: float = 0.0
+    #: Under mTLS: the methods a client whose certificate's common name is the argument sees
+    #: (``None``: the server's methods for every client).
+    per_peer: Callable[[str], Mapping[bytes, Method]] | None = None
+
+
+class H2Server:
+    """gRPC ``methods`` (by ``:path``, e.g. ``b"/pkg.Service/Method"``) on a unix socket or TCP."""
+
+    def __init__(self, methods: Mapping[bytes, Method], limits: Limits | None = None) -> None:
         self._methods = dict(methods)
+        self._limits = Limits() if limits is None else limits
         self._server: asyncio.AbstractServer | None = None
         self._path = ""
         self._connections: set[_Connection] = set()
 
-    async def start(self, path: str) -> None:
+    def _connection(self) -> _Connection:
+        return _Connection(self._methods, self._connections, self._limits)
+
+    async def start_unix(self, path: str) -> None:
         """Listen on ``path`` (a stale socket file there is replaced)."""
         loop = asyncio.get_running_loop()
         self._path = path
-        self._server = await loop.create_unix_server(
-            lambda: _Connection(self._methods, self._connections), path
-        )
+        self._server = await loop.create_unix_server(self._connection, path, backlog=_BACKLOG)
+
+    start = start_unix  # the sidecar's name for it
+
+    async def start_tcp(self, host: str, port: int, context: ssl.SSLContext | None = None) -> int:
+        """Listen on ``host:port`` (0 picks a free port), with TLS if ``context`` (ALPN ``h2``,
+        as gRPC clients require); the port bound."""
+        if context is not None:
+            context.set_alpn_protocols(["h2"])
+        handshake = self._limits.handshake_timeout_s if context is not None else None
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._connection, host, port, ssl=context, backlog=_BACKLOG,
+            ssl_handshake_timeout=handshake or None,
+        )  # fmt: skip
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def connections(self) -> int:
+        """Connections open now."""
+        return len(self._connections)
 
     async def stop(self, grace: float) -> None:
         """Stop accepting; tell each connection to go away, give calls in flight ``grace``
@@ -74,19 +129,34 @@ class UdsServer:
             connection.close()
         await self._server.wait_closed()
         self._server = None
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._path)
+        if self._path:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path)
+
+
+#: The sidecar's unix-socket server (the same class).
+UdsServer = H2Server
 
 
 class _Connection(asyncio.Protocol):
     """One accepted connection."""
 
-    def __init__(self, methods: Mapping[bytes, Method], registry: set[_Connection]) -> None:
+    def __init__(
+        self,
+        methods: Mapping[bytes, Method],
+        registry: set[_Connection],
+        limits: Limits | None = None,
+    ) -> None:
         self._methods = methods
         self._registry = registry
-        self._h2 = H2Connection()
+        self._limits = limits = Limits() if limits is None else limits
+        self._h2 = H2Connection(limits.max_message)
         self._transport: asyncio.Transport | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._token = limits.token
+        self._protected = frozenset(limits.protected) if limits.token else frozenset()
+        self._calls = 0  # calls completed (read whole) so far: the idle check's progress
+        self._timer: asyncio.TimerHandle | None = None
 
     @property
     def busy(self) -> bool:
@@ -97,23 +167,52 @@ class _Connection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         self._registry.add(self)
+        limits = self._limits
+        if limits.per_peer is not None:
+            name = _common_name(transport.get_extra_info("peercert"))
+            if name is not None:
+                self._methods = limits.per_peer(name)
         transport.write(self._h2.data_to_send())
+        first = limits.handshake_timeout_s or limits.idle_timeout_s
+        if first:
+            self._timer = asyncio.get_running_loop().call_later(first, self._check, -1)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._registry.discard(self)
         self._transport = None
+        if self._timer is not None:
+            self._timer.cancel()
         for task in self._tasks:
             task.cancel()
 
     def data_received(self, data: bytes) -> None:
         h2 = self._h2
         for call in h2.receive(data):
+            self._calls += 1
             method = self._methods.get(call.path)
             if method is None:
                 h2.fail(call.stream, _UNIMPLEMENTED, f"unknown method {call.path.decode()}")
+            elif call.path in self._protected and not _authorized(call, self._token):
+                h2.fail(call.stream, _UNAUTHENTICATED, "missing or wrong authorization token")
             else:
                 self._run(method(call.message), call)
         self._flush()
+
+    def _check(self, seen: int) -> None:
+        """The timer: close a connection that has completed no call since the last check
+        (``seen`` calls then; -1 at the first, the handshake's bound) and has none in flight."""
+        self._timer = None
+        if self._transport is None:
+            return
+        idle = self._limits.idle_timeout_s
+        if (self._calls == seen and not self._tasks) or (seen < 0 and not self._h2.started):
+            self._h2.go_away()
+            self._flush()
+            self._transport.close()
+            return
+        if idle:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(idle, self._check, self._calls)
 
     def go_away(self) -> None:
         """No new calls (a graceful GOAWAY); those in flight are still answered."""
@@ -172,3 +271,16 @@ class _Connection(asyncio.Protocol):
             return
         log.exception("%s failed", call.path.decode())
         self._h2.fail(call.stream, _INTERNAL, "internal error")
+
+
+def _authorized(call: Call, token: str | None) -> bool:
+    return token is not None and token_matches(call.authorization, token)
+
+
+def _common_name(cert: Any) -> str | None:
+    """The subject common name of a peer certificate as ``ssl`` gives it (``None``: none)."""
+    for rdn in (cert or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
