@@ -14,6 +14,8 @@ import grpc.aio
 import pytest
 from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 
+import ratekeeper
+import ratekeeper.aio
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 from ratekeeper.proto.report import aio_report_call
 from ratekeeper.transport.channels import open_aio_channel
@@ -235,3 +237,61 @@ async def test_stop_answers_calls_in_flight_then_closes(serve: Start) -> None:
         assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
     finally:
         await channel.close()
+
+
+async def test_limiters_follow_the_announced_port_with_tls_and_token(
+    serve: Start, tmp_path: Path
+) -> None:
+    ca = Ca.make(tmp_path)
+    server = ca.issue("server")
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    running = await serve(
+        CONFIG,
+        report_port=0,
+        auth_token_file=str(token_file),
+        grpc_tls_cert=server.cert,
+        grpc_tls_key=server.key,
+    )
+    target = f"127.0.0.1:{running.server.grpc_port}"
+    tls = TlsSettings(ca=ca.file)
+    async with ratekeeper.aio.Limiter(
+        target, domain="rl", report_interval=3600, tls=tls, auth_token=TOKEN
+    ) as limiter:
+        assert [limiter.allow("k") for _ in range(3)] == [True] * 3
+        await limiter.flush()  # to the gRPC port: its answer names the listener
+        assert running.server.report_connections == 0
+        limiter.allow("k")
+        await limiter.flush()  # to the listener
+        assert running.server.report_connections == 1
+        assert limiter.stats.answered == 2
+    loop = asyncio.get_running_loop()
+
+    def threaded() -> int:
+        with ratekeeper.Limiter(
+            target, domain="rl", report_interval=3600, tls=tls, auth_token=TOKEN
+        ) as limiter:
+            for _ in range(3):
+                limiter.allow("j")
+                limiter.flush()
+            return limiter.stats.answered
+
+    assert await loop.run_in_executor(None, threaded) == 3
+
+
+async def test_a_limiter_falls_back_to_the_address_when_the_listener_is_gone(
+    serve: Start,
+) -> None:
+    running = await serve(CONFIG, report_port=0)
+    target = f"127.0.0.1:{running.server.grpc_port}"
+    async with ratekeeper.aio.Limiter(target, domain="rl", report_interval=3600) as limiter:
+        for _ in range(2):
+            limiter.allow("k")
+            await limiter.flush()
+        assert running.server.report_connections == 1
+        assert running.server._reports is not None
+        await running.server._reports.stop(0)  # the port closes; the gRPC port serves on
+        for _ in range(3):
+            limiter.allow("k")
+            await limiter.flush()
+        assert limiter.stats.answered == 4  # one report lost to the closed port, then back

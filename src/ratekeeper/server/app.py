@@ -171,6 +171,11 @@ class Replica:
         return 0 if self._reports is None else self._reports.port
 
     @property
+    def report_connections(self) -> int:
+        """Connections open to the report listener now."""
+        return 0 if self._reports is None else self._reports.connections
+
+    @property
     def http_port(self) -> int:
         """The HTTP port bound (0 before :meth:`start`)."""
         return self._http.port
