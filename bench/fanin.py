@@ -100,9 +100,13 @@ def _open_listener(target: str) -> tuple[grpc.aio.Channel, Any]:
     return channel, aio_report_call(channel)
 
 
+#: Channels a load process stopped using: closed at its end, not at once, as the process's
+#: clients share them and other reports may be in flight on one (a closed channel cancels them).
+_RETIRED: list[grpc.aio.Channel] = []
+
+
 async def _close(channels: list[grpc.aio.Channel]) -> None:
-    for channel in channels:
-        await channel.close(None)
+    _RETIRED.extend(channels)
 
 
 Routes = ReportRoutes[grpc.aio.Channel, Any]
@@ -156,6 +160,7 @@ async def _client(
             if started >= measuring_from:
                 tally["latency"].append(time.perf_counter() - sent)
                 tally["answered"] += 1
+                tally["via_listener"] += via
                 updates = len(out.request.keys) + len(out.request.known_ids)
                 tally["key_updates"] += updates
                 by_server = tally["by_server"]
@@ -207,9 +212,12 @@ async def _replayed(
                 tally["failed"] += 1
         else:
             sequence, request, synced = sequence + 1, compact, True
-            await _close(routes.heard(args.target, answer.report_port, 0, True))
+            listener = routes.call(args.target)
+            via = listener is not None and call is listener
+            await _close(routes.heard(args.target, answer.report_port, 0, via))
             call = routes.call(args.target) or call
             if started >= tally["measure_from"]:
+                tally["via_listener"] += via
                 tally["latency"].append(time.perf_counter() - sent)
                 tally["answered"] += 1
                 tally["key_updates"] += args.keys
@@ -225,6 +233,7 @@ async def _load(args: argparse.Namespace) -> dict[str, Any]:
     tally: dict[str, Any] = {
         "latency": [],
         "answered": 0,
+        "via_listener": 0,
         "failed": 0,
         "key_updates": 0,
         "offered": 0,
@@ -241,7 +250,8 @@ async def _load(args: argparse.Namespace) -> dict[str, Any]:
     await asyncio.gather(*(simulate(i, args, peers, routes, tally, stop) for i in clients))
     for entry in peers.clear():
         await entry.channel.close(None)
-    await _close(routes.forget(set()))
+    for channel in [*_RETIRED, *routes.forget(set())]:
+        await channel.close(None)
     del tally["measure_from"]
     return tally
 
@@ -381,6 +391,7 @@ def _summary(
         "server_cpu_cores": round(cpu_seconds / wall, 2),
         "reports_answered": total["answered"],
         "reports_failed": total["failed"],
+        "reports_via_listener": sum(r.get("via_listener", 0) for r in results),
         "report_p50_ms": round(percentile(latency, 0.5) * 1e3, 2),
         "report_p99_ms": round(percentile(latency, 0.99) * 1e3, 2),
         "loop_lag_p50_ms": round(percentile(loaded.lag, 0.5) * 1e3, 2),
