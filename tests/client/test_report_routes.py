@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from ratekeeper.client.report_routes import HOLD_OFF_NS, ReportRoutes, listener_target
+from ratekeeper.client.report_routes import HOLD_OFF_NS, MISSES, ReportRoutes, listener_target
 
 
 def _routes() -> tuple[ReportRoutes[str, str], list[str]]:
@@ -54,7 +54,9 @@ def test_an_unreachable_listener_is_left_alone_for_a_while() -> None:
 def test_refusals_and_late_answers_keep_the_listener() -> None:
     routes, _ = _routes()
     routes.heard("h:1", 7, 0, False)
-    # never answered: a deadline says the port may be dropped by a firewall
+    # never answered: deadlines in a row say the port may be dropped by a firewall
+    for _ in range(MISSES - 1):
+        assert routes.failed("h:1", grpc.StatusCode.DEADLINE_EXCEEDED, 1) == []
     assert routes.failed("h:1", grpc.StatusCode.DEADLINE_EXCEEDED, 1) == ["channel:h:7"]
     routes.heard("h:1", 7, 1 + HOLD_OFF_NS, False)
     routes.heard("h:1", 7, 2 + HOLD_OFF_NS, True)

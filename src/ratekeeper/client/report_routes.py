@@ -7,9 +7,10 @@ its first report there, and its later ones to the same host at the port the answ
 channel of its own (the same TLS and token). Watch and everything else stay on the address's
 channel.
 
-If the listener cannot be reached (UNAVAILABLE, UNIMPLEMENTED, or a deadline before it ever
-answered: a firewall that drops the port), the client reports to the address again and leaves
-the listener alone for :data:`HOLD_OFF_NS`; any other refusal is the server's answer and is
+If the listener cannot be reached (UNAVAILABLE, UNIMPLEMENTED, or :data:`MISSES` deadlines in
+a row before it ever answered: a firewall that drops the port; one slow answer on a busy host
+is not that), the client reports to the address again and leaves the listener alone for
+:data:`HOLD_OFF_NS`; any other refusal is the server's answer and is
 left to the machine, as on the gRPC port. Thread safe (a lock held over no IO); both drivers
 use it alike.
 """
@@ -23,13 +24,15 @@ from typing import Generic, TypeVar
 
 import grpc
 
-__all__ = ["HOLD_OFF_NS", "ReportRoutes", "listener_target"]
+__all__ = ["HOLD_OFF_NS", "MISSES", "ReportRoutes", "listener_target"]
 
 C = TypeVar("C")  # a channel
 F = TypeVar("F")  # a report call
 
 #: How long a listener that could not be reached is left alone (ns).
 HOLD_OFF_NS = 60_000_000_000
+#: Deadlines in a row, the listener never having answered, that make it unreachable.
+MISSES = 3
 _UNREACHED = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNIMPLEMENTED})
 
 
@@ -48,6 +51,8 @@ class _Route(Generic[C, F]):
     call: F
     #: It answered a report at least once.
     answered: bool = False
+    #: Deadlines in a row, while it never answered.
+    misses: int = 0
 
 
 class ReportRoutes(Generic[C, F]):
@@ -88,8 +93,11 @@ class ReportRoutes(Generic[C, F]):
             route = self._routes.get(address)
             if route is None:
                 return []
-            deadline = code == grpc.StatusCode.DEADLINE_EXCEEDED and not route.answered
-            if code not in _UNREACHED and not deadline:
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED and not route.answered:
+                route.misses += 1
+                if route.misses < MISSES:
+                    return []
+            elif code not in _UNREACHED:
                 return []
             del self._routes[address]
             self._held_until[address] = now + HOLD_OFF_NS
