@@ -52,6 +52,7 @@ from ratekeeper.server.report_servicer import servicer_for
 from ratekeeper.server.security import PROTECTED_METHODS, peer_channels
 from ratekeeper.server.services import SERVICES
 from ratekeeper.server.settings import AlgorithmMode, ServerSettings
+from ratekeeper.server.slice_view import SliceView
 from ratekeeper.server.slicelet import Slicelet
 from ratekeeper.server.stores import open_store
 from ratekeeper.transport.listening import TokenInterceptor, bind_grpc
@@ -121,6 +122,8 @@ def build(
     token = read_token(settings.auth.token_file) if settings.auth.token_file else None
     connect = peer_channels(settings.tls, token)  # a member's cluster channels: TLS, token
     slicelet = Slicelet(settings.cluster, connect=connect) if settings.cluster.enabled else None
+    if slicelet is not None:
+        metrics.watch_assignment(partial(_held_generation, slicelet.view))
     gate = StoreGate(store) if slicelet is None else StoreGate(store, slicelet.view, metrics)
     if forwarder is None and slicelet is not None:
         # a member answers RLS for the whole cluster: what it does not own goes to the owner
@@ -232,6 +235,12 @@ async def _housekeeping(server: Replica, watcher: ConfigWatcher | None) -> None:
     finally:
         for task in tasks:
             task.cancel()
+
+
+def _held_generation(view: SliceView) -> tuple[int, int] | None:
+    """The generation ``view`` holds, as the metric exports it."""
+    held = view.generation
+    return None if held is None else (held.incarnation, held.number)
 
 
 def settle_gc() -> None:
