@@ -153,7 +153,10 @@ async def test_tls_and_mtls_bind_the_client_id(serve: Start, tmp_path: Path) -> 
     channel = open_aio_channel(_target(mutual), tls=identity)
     anonymous = open_aio_channel(_target(mutual), tls=TlsSettings(ca=ca.file))
     try:
-        assert len((await aio_report_call(channel)(_report(client="me"))).instructions) == 1
+        sequenced = pb.ReportRequest(client_id="me", keys=[_key()], sequence=1)
+        assert len((await aio_report_call(channel)(sequenced)).instructions) == 1
+        # the client id is bound to the certificate, as on the gRPC port
+        assert "alice/me" in mutual.server.components.reports._sequences
         with pytest.raises(grpc.aio.AioRpcError):
             await aio_report_call(anonymous)(_report(), timeout=5)
     finally:
