@@ -10,7 +10,7 @@ import h2.connection
 import h2.events
 import h2.settings
 
-from ratekeeper.sidecar.h2c import MAX_MESSAGE, Call, H2Connection
+from ratekeeper.transport.h2.connection import MAX_MESSAGE, Call, H2Connection
 
 PATH = b"/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit"
 
