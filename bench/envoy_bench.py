@@ -4,31 +4,31 @@ For each network model (plain loopback, then the simulator's ``cloud`` model on 
 crosses hosts), :class:`bench.envoy_stacks.Stacks` starts each mode behind its own Envoy, from the
 files docs/envoy.md publishes. Then:
 
-1. **Latency**: ``wrk`` (one thread, ``--connections`` connections, back to back) sends
-   ``GET /`` with a rotating ``x-user`` through each mode's Envoy for ``--seconds``, modes
-   interleaved over ``--rounds`` rounds (the order reversed every other round, since the machine
-   is shared and noisy; each target's pair — RLQS and none, sidecar and legacy — run back to
-   back); each figure is the median over rounds of that round's percentile. The targets' ratios
-   are also taken within each round (the pair ran seconds apart) and their median printed. Each
-   mode's row carries the CPU time per request of its Envoy and of the process answering its
-   rate limit calls (legacy and memory server, sidecar; for RLQS its own server),
-   read from ``/proc``: the machine's noise moves these far less than latency.
+1. **Latency**: each row in turn (``upstream``: wrk straight to the upstream, the floor under
+   every row; then each mode) gets a ``--seconds`` slice of ``wrk -t1 -c1`` (back to back, or
+   paced with ``--pace-ms``), rows interleaved over ``--rounds`` rounds, the order reversed every
+   other round, each target's pair (RLQS and none, sidecar and legacy) back to back. While a row
+   runs, unless ``--no-realtime``, the processes on its path and wrk run real-time
+   (``SCHED_RR``) above anything else on the shared two cores (:mod:`bench.envoy_load`).
+   Percentiles are pooled over all of a row's requests; the spread is the p99 of each half of
+   the rounds (even and odd) taken apart. Each row carries its CPU time per request (from
+   ``/proc``): its Envoy's, the rate limit process's (legacy and memory server, sidecar, RLQS's
+   own server), its whole path's, and wrk's.
 2. **Accuracy**: two Envoys per shared-limit mode (sidecar, RLQS) each offer 5× the limit of one
    user (10× together) for ``--accuracy-seconds``; admitted is compared with the policy
    ``C + r·T`` (capacity plus refill).
 
-    python -m bench.envoy_bench                      # 5 rounds × 4 s, 30 s accuracy (~6 min)
-    python -m bench.envoy_bench --rounds 1 --seconds 2 --accuracy-seconds 5   # a quick look
+    python -m bench.envoy_bench                      # 20 rounds × 1 s, 30 s accuracy (~7 min)
+    python -m bench.envoy_bench --networks loopback --rounds 4 --accuracy-seconds 0  # a look
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
+import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,7 +37,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.envoy_stacks import MODES, SHARED_LIMIT, Stacks
+from bench.envoy_load import Conditions, Slice, pooled, wrk, wrk_script
+from bench.envoy_stacks import SHARED_LIMIT, Stacks
 from bench.sim.spec import NetworkModel
 from ratekeeper.testing.envoy_guide import offer
 
@@ -47,50 +48,13 @@ NETWORKS = {
     "cloud": NetworkModel("lognormal", 2.0, 15.0, 5.0),
 }
 
-_WRK_SCRIPT = """\
-local n = 0
-request = function()
-  n = n + 1
-  wrk.headers["x-user"] = "u" .. (n % 100)
-  return wrk.format("GET", "/")
-end
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %d %d %d %d %d %d\\n", summary.requests,
-    summary.errors.status + summary.errors.connect + summary.errors.read
-      + summary.errors.write + summary.errors.timeout,
-    latency:percentile(50), latency:percentile(99), latency:percentile(99.9), latency.max))
-end
-"""
 
-
-#: The order modes run in each round: each target's pair back to back.
-RUN_ORDER = ("none", "rlqs", "memory", "legacy", "sidecar")
+#: The order rows run in each round: each target's pair back to back. ``upstream`` is wrk
+#: straight to the upstream (no front Envoy): the floor under every row.
+RUN_ORDER = ("upstream", "none", "rlqs", "memory", "legacy", "sidecar")
 #: The targets: (mode, baseline, bound on the ratio of their p99s).
 TARGETS = (("rlqs", "none", 1.05), ("sidecar", "legacy", 0.5))
-
-
-@dataclass(frozen=True, slots=True)
-class Latency:
-    """One wrk run: requests, errors (non-2xx included), percentiles in microseconds."""
-
-    requests: int
-    errors: int
-    p50: float
-    p99: float
-    p999: float
-    max: float
-
-
-def wrk(port: int, seconds: int, connections: int, script: Path) -> Latency:
-    """One wrk run against Envoy's listener on ``port``."""
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script)]
-    argv += [f"http://127.0.0.1:{port}/"]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 30)
-    found = re.search(r"^RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)$", out.stdout, re.MULTILINE)
-    if found is None:
-        raise RuntimeError(f"wrk printed no result: {out.stdout}\n{out.stderr}")
-    requests, errors, p50, p99, p999, worst = (int(v) for v in found.groups())
-    return Latency(requests, errors, p50, p99, p999, worst)
+PERCENTILES = (50.0, 90.0, 99.0, 99.9, 100.0)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -99,61 +63,62 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 @dataclass(frozen=True, slots=True)
-class Rounds:
-    """Every round's figures of one network: what the tables print."""
+class Row:
+    """One row's slices and its CPU per request (µs, medians over slices) by role: ``envoy``
+    (its front Envoy), ``rls`` (the process answering its rate limit calls), ``path`` (every
+    process on its path: Envoy, upstream, deciders, Redis, relays) and ``wrk``."""
 
-    #: Each mode's median-over-rounds latency.
-    latency: dict[str, Latency]
-    #: Each target's p99 ratio in each round (``TARGETS`` order).
-    ratios: list[list[float]]
-    #: CPU µs per request of each mode's Envoy (median over rounds).
-    envoy_cpu_us: dict[str, float]
-    #: CPU µs per request of the process answering each mode's rate limit calls (median over
-    #: rounds; the RLQS server's for ``rlqs``; none for ``none``).
-    rls_cpu_us: dict[str, float]
+    slices: list[Slice]
+    cpu_us: dict[str, float]
+
+    def p(self, percentile: float) -> float:
+        return pooled(self.slices, percentile)
+
+    def half(self, which: int, percentile: float = 99.0) -> float:
+        """``percentile`` over every other round (0: even rounds, 1: odd): the spread of two
+        independent halves of the run."""
+        return pooled(self.slices[which::2], percentile)
 
 
-def latency_rounds(stacks: Stacks, args: argparse.Namespace, script: Path) -> Rounds:
-    """Each mode's latency and CPU per request over ``args.rounds`` interleaved rounds."""
-    runs: dict[str, list[Latency]] = {mode: [] for mode in MODES}
-    envoy_cpu: dict[str, list[float]] = {mode: [] for mode in stacks.envoys}
-    rls_cpu: dict[str, list[float]] = {mode: [] for mode in stacks.deciders}
+def latency_rounds(
+    stacks: Stacks, args: argparse.Namespace, script: Path, conditions: Conditions
+) -> dict[str, Row]:
+    """Each row's slices and CPU per request over ``args.rounds`` interleaved rounds."""
+    ports = {**stacks.ports, "upstream": stacks.upstream_port}
+    slices: dict[str, list[Slice]] = {mode: [] for mode in RUN_ORDER}
+    cpu: dict[str, dict[str, list[float]]] = {mode: {} for mode in RUN_ORDER}
     for mode in RUN_ORDER:  # warm every path (connections, first-sight caches) before timing
-        wrk(stacks.ports[mode], 1, args.connections, script)
+        with conditions.measuring(stacks.paths[mode]):
+            wrk(ports[mode], 1, script, realtime=conditions.realtime)
     for round_ in range(args.rounds):
         order = RUN_ORDER if round_ % 2 == 0 else tuple(reversed(RUN_ORDER))
         for mode in order:
-            pids = {"envoy": stacks.envoys.get(mode), "rls": stacks.deciders.get(mode)}
-            before = {role: cpu_seconds(pid) for role, pid in pids.items() if pid}
-            got = wrk(stacks.ports[mode], args.seconds, args.connections, script)
-            runs[mode].append(got)
-            for role, into in (("envoy", envoy_cpu), ("rls", rls_cpu)):
-                pid = pids[role]
-                if pid:
-                    spent = cpu_seconds(pid) - before[role]
-                    into[mode].append(spent * 1e6 / max(got.requests, 1))
-    latency = {
-        mode: Latency(
-            sum(r.requests for r in got),
-            sum(r.errors for r in got),
-            statistics.median(r.p50 for r in got),
-            statistics.median(r.p99 for r in got),
-            statistics.median(r.p999 for r in got),
-            max(r.max for r in got),
-        )
-        for mode, got in runs.items()
+            path = stacks.paths[mode]
+            roles = {"envoy": {stacks.envoys.get(mode)}, "rls": {stacks.deciders.get(mode)}}
+            roles = {role: {p for p in pids if p} for role, pids in roles.items()}
+            roles["path"] = set(path)
+            with conditions.measuring(path):
+                before = {pid: cpu_seconds(pid) for pid in path}
+                wrk_before = _children_cpu()
+                got = wrk(ports[mode], args.seconds, script, realtime=conditions.realtime)
+                spent = {pid: cpu_seconds(pid) - before[pid] for pid in path}
+                wrk_spent = _children_cpu() - wrk_before
+            slices[mode].append(got)
+            per = 1e6 / max(got.requests, 1)
+            for role, pids in roles.items():
+                if pids:
+                    cpu[mode].setdefault(role, []).append(sum(spent[p] for p in pids) * per)
+            cpu[mode].setdefault("wrk", []).append(wrk_spent * per)
+    return {
+        mode: Row(slices[mode], {r: statistics.median(v) for r, v in cpu[mode].items()})
+        for mode in RUN_ORDER
     }
-    ratios = [
-        [a.p99 / b.p99 if b.p99 else float("nan") for a, b in zip(runs[m], runs[base], strict=True)]
-        for m, base, _ in TARGETS
-    ]
-    return Rounds(
-        latency,
-        ratios,
-        {m: statistics.median(v) for m, v in envoy_cpu.items()},
-        {m: statistics.median(v) for m, v in rls_cpu.items()},
-    )
 
 
 def accuracy(stacks: Stacks, seconds: float) -> dict[str, tuple[int, float]]:
@@ -183,39 +148,40 @@ def accuracy(stacks: Stacks, seconds: float) -> dict[str, tuple[int, float]]:
     return {mode: (counts[mode, 0] + counts[mode, 1], allowed) for mode in ("sidecar", "rlqs")}
 
 
-def _table(name: str, rounds: Rounds) -> list[str]:
-    results = rounds.latency
-    none = results["none"].p99
+def _table(name: str, rows: dict[str, Row]) -> list[str]:
+    none = rows["none"].p(99)
     lines = [
         f"\n### network: {name}\n",
-        "| mode | requests | errors | p50 µs | p99 µs | p99.9 µs | max µs | p99 vs none "
-        "| Envoy CPU µs/req | RLS process CPU µs/req |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| row | requests | errors | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs "
+        "| p99 halves µs | p99 vs none | CPU µs/req: Envoy | RLS process | whole path | wrk |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    for mode, r in results.items():
-        ratio = r.p99 / none if none else float("nan")
+    for mode, row in rows.items():
+        p50, p90, p99, p999, worst = (row.p(p) for p in PERCENTILES)
+        requests = sum(s.requests for s in row.slices)
+        errors = sum(s.errors for s in row.slices)
+        cpu = row.cpu_us
         lines.append(
-            f"| {mode} | {r.requests:,} | {r.errors} | {r.p50:.0f} | {r.p99:.0f} | "
-            f"{r.p999:.0f} | {r.max:.0f} | {ratio:.3f}× | {_us(rounds.envoy_cpu_us.get(mode))} | "
-            f"{_us(rounds.rls_cpu_us.get(mode))} |"
+            f"| {mode} | {requests:,} | {errors} | {p50:.0f} | {p90:.0f} | {p99:.0f} | "
+            f"{p999:.0f} | {worst:.0f} | {row.half(0):.0f} / {row.half(1):.0f} | "
+            f"{p99 / none:.3f}× | {_us(cpu.get('envoy'))} | {_us(cpu.get('rls'))} | "
+            f"{_us(cpu.get('path'))} | {_us(cpu.get('wrk'))} |"
         )
     lines.append("")
-    for (mode, base, bound), per_round in zip(TARGETS, rounds.ratios, strict=True):
-        ratio = results[mode].p99 / results[base].p99 if results[base].p99 else float("nan")
-        paired = statistics.median(per_round)
+    for mode, base, bound in TARGETS:
+        ratio = rows[mode].p(99) / rows[base].p(99)
+        halves = [rows[mode].half(h) / rows[base].half(h) for h in (0, 1)]
         lines.append(
             f"{mode} p99 / {base} p99 = {ratio:.3f} (target ≤ {bound}: {_verdict(ratio <= bound)});"
-            f" within each round: {' '.join(f'{r:.2f}' for r in per_round)}, median {paired:.3f}"
-            f" ({_verdict(paired <= bound)})"
+            f" in each half of the rounds: {halves[0]:.3f}, {halves[1]:.3f}"
         )
-        lines.append(f"  CPU µs per request, Envoy + RLS process: {mode} {_cpu(rounds, mode)}, "
-                     f"{base} {_cpu(rounds, base)}")  # fmt: skip
+        added = [rows[m].p(99) - rows["none"].p(99) for m in (mode, base)]
+        lines.append(
+            f"  p99 added to none's: {mode} {added[0]:+.0f} µs, {base} {added[1]:+.0f} µs; "
+            f"p50 added: {rows[mode].p(50) - rows['none'].p(50):+.0f} µs, "
+            f"{rows[base].p(50) - rows['none'].p(50):+.0f} µs"
+        )
     return lines
-
-
-def _cpu(rounds: Rounds, mode: str) -> str:
-    envoy, rls = rounds.envoy_cpu_us.get(mode, 0.0), rounds.rls_cpu_us.get(mode, 0.0)
-    return f"{envoy + rls:.0f} ({envoy:.0f} + {rls:.0f})"
 
 
 def _us(value: float | None) -> str:
@@ -246,28 +212,38 @@ def _accuracy_table(rows: list[tuple[str, str, int, float]], seconds: float) -> 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.envoy_bench", description=__doc__)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=int, default=4, help="per mode and round")
-    parser.add_argument("--connections", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--seconds", type=int, default=1, help="per row and round")
+    parser.add_argument(
+        "--pace-ms", type=int, default=0, help="ms between an answer and the next request [0]"
+    )
+    parser.add_argument(
+        "--no-realtime",
+        action="store_true",
+        help="leave the measured processes at ordinary priority (needed without root)",
+    )
     parser.add_argument("--accuracy-seconds", type=float, default=30.0)
     parser.add_argument("--networks", default="loopback,cloud")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk; make sysdeps does)", file=sys.stderr)
         return 2
+    realtime = not args.no_realtime and Conditions.realtime_allowed()
+    pacing = f"paced {args.pace_ms} ms" if args.pace_ms else "back to back"
     lines = [
-        f"wrk -t1 -c{args.connections}, {args.rounds} rounds × {args.seconds} s per mode; "
-        "medians over rounds"
+        f"wrk -t1 -c1 {pacing}, {args.rounds} rounds × {args.seconds} s per row, measured path "
+        f"{'SCHED_RR' if realtime else 'at ordinary priority'}; percentiles pooled"
     ]
     rows: list[tuple[str, str, int, float]] = []
     with tempfile.TemporaryDirectory(prefix="envoy-bench-") as tmp:
         script = Path(tmp) / "users.lua"
-        script.write_text(_WRK_SCRIPT)
+        script.write_text(wrk_script(args.pace_ms))
         for name in args.networks.split(","):
             workdir = Path(tmp) / name
             workdir.mkdir()
             with Stacks(NETWORKS[name], workdir) as stacks:
-                lines += _table(name, latency_rounds(stacks, args, script))
+                conditions = Conditions(realtime)
+                lines += _table(name, latency_rounds(stacks, args, script, conditions))
                 if args.accuracy_seconds > 0:
                     for mode, (admitted, allowed) in accuracy(
                         stacks, args.accuracy_seconds

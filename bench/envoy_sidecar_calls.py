@@ -43,7 +43,7 @@ from ratekeeper.server.options import with_options
 from ratekeeper.server.settings import ServerSettings
 from ratekeeper.sidecar.app import Sidecar, SidecarOptions
 from ratekeeper.sidecar.methods import SHOULD_RATE_LIMIT, should_rate_limit
-from ratekeeper.sidecar.uds import _Connection
+from ratekeeper.transport.h2.serving import _Connection
 
 __all__ = ["envoy_calls", "main"]
 

@@ -144,6 +144,9 @@ class Stacks:
     holds a second Envoy (with its own sidecar) for the shared-limit modes; :attr:`envoys` the
     process id of each mode's (first) Envoy; :attr:`deciders` the process id answering each
     mode's rate limit calls (legacy, memory, sidecar; for RLQS the server its stream goes to).
+    :attr:`paths` holds, for each mode and for ``upstream`` (wrk straight to the upstream), the
+    process ids a request or its rate limiting passes through (relays, Redis, the server a
+    sidecar reports to included).
     """
 
     def __init__(self, network: NetworkModel, workdir: Path, seed: int = 1) -> None:
@@ -152,6 +155,9 @@ class Stacks:
         self.second: dict[str, int] = {}
         self.envoys: dict[str, int] = {}
         self.deciders: dict[str, int] = {}
+        self.paths: dict[str, frozenset[int]] = {}
+        self.upstream_port = 0
+        self._relays: dict[int, int] = {}
         self._exit = contextlib.ExitStack()
 
     def __enter__(self) -> Stacks:
@@ -174,7 +180,12 @@ class Stacks:
             port, self.network, self.seed, name=name, log_dir=self.workdir, cwd=REPO
         )
         self._exit.callback(relay.stop)
+        self._relays[listening] = relay.pid
         return listening
+
+    def _via(self, *ports: int) -> set[int]:
+        """The relays behind ``ports`` (none on loopback)."""
+        return {self._relays[p] for p in ports if p in self._relays}
 
     def _envoy(self, config: str, ports: dict[str, int], name: str) -> int:
         proc = self._exit.enter_context(
@@ -191,11 +202,13 @@ class Stacks:
         policy.mkdir(exist_ok=True)
         (policy / "rl.yaml").write_text(policy_yaml())
         upstream, upstream_admin = free_port(), free_port()
-        enter(
+        up = enter(
             envoy_on_file(
                 upstream_yaml(upstream, upstream_admin), upstream, upstream_admin, work, "upstream"
             )
-        )
+        ).pid
+        self.upstream_port = upstream
+        self.paths["upstream"] = frozenset({up})
 
         def ports() -> dict[str, int]:
             return {"listen": free_port(), "admin": free_port(), "upstream": upstream}
@@ -205,7 +218,9 @@ class Stacks:
 
         redis = RedisServer(work, name="redis")
         self._exit.callback(redis.stop)
-        backend = f"redis://127.0.0.1:{self._remote(redis.port, 'relay-redis')}/0"
+        assert redis.process is not None
+        redis_remote = self._remote(redis.port, "relay-redis")
+        backend = f"redis://127.0.0.1:{redis_remote}/0"
         legacy = enter(
             ratekeeper_server(
                 policy, work, name="legacy", flags=("--backend", backend, *_LEGACY_FLAGS)
@@ -219,6 +234,8 @@ class Stacks:
             config,
             "envoy-legacy",
         )
+        legacy_path = {legacy.process.pid, redis.process.pid}
+        self.paths["legacy"] = frozenset(legacy_path | self._via(redis_remote, legacy_remote))
 
         memory = enter(ratekeeper_server(policy, work, name="memory"))
         self.deciders["memory"] = memory.process.pid
@@ -229,6 +246,8 @@ class Stacks:
             config,
             "envoy-memory",
         )
+        memory_path = {memory.process.pid} | self._via(memory_remote)
+        self.paths["memory"] = frozenset(memory_path)
 
         rlqs = enter(ratekeeper_server(policy, work, name="rlqs"))
         self.deciders["rlqs"] = rlqs.process.pid
@@ -239,6 +258,8 @@ class Stacks:
             )
             if index == 0:
                 self.deciders["sidecar"] = sidecar.pid
+                # Its reports go to the memory server: that work is the sidecar path's.
+                self.paths["sidecar"] = frozenset({sidecar.pid, *memory_path})
             config = ports()
             into["sidecar"] = self._envoy(
                 ratelimit_config(GUIDE / "ratelimit_sidecar.yaml", config, sidecar.socket),
@@ -251,3 +272,6 @@ class Stacks:
                 config,
                 "envoy-rlqs" if index == 0 else f"envoy-rlqs{index}",
             )
+        self.paths["rlqs"] = frozenset({rlqs.process.pid} | self._via(rlqs_remote))
+        for mode, envoy in self.envoys.items():  # each path starts at its Envoy, ends upstream
+            self.paths[mode] = self.paths.get(mode, frozenset()) | {envoy, up}

@@ -54,6 +54,7 @@ from envoy.service.ratelimit.v3 import rls_pb2, rls_pb2_grpc
 from ratekeeper.client.driving import Peers
 from ratekeeper.client.machine import LimiterMachine
 from ratekeeper.client.options import LimiterOptions
+from ratekeeper.client.report_routes import ReportRoutes
 from ratekeeper.proto.ratekeeper.v1 import report_pb2 as pb
 from ratekeeper.proto.report import aio_report_call
 from ratekeeper.testing.cluster import Cluster
@@ -93,8 +94,31 @@ def _open(address: str) -> _Channel:
     return _Channel(channel, aio_report_call(channel))
 
 
+def _open_listener(target: str) -> tuple[grpc.aio.Channel, Any]:
+    """A channel to a server's report listener (``--report-port``), as a Limiter opens one."""
+    channel = grpc.aio.insecure_channel(target)
+    return channel, aio_report_call(channel)
+
+
+#: Channels a load process stopped using: closed at its end, not at once, as the process's
+#: clients share them and other reports may be in flight on one (a closed channel cancels them).
+_RETIRED: list[grpc.aio.Channel] = []
+
+
+async def _close(channels: list[grpc.aio.Channel]) -> None:
+    _RETIRED.extend(channels)
+
+
+Routes = ReportRoutes[grpc.aio.Channel, Any]
+
+
 async def _client(
-    index: int, args: argparse.Namespace, peers: Peers[_Channel], tally: dict[str, Any], stop: float
+    index: int,
+    args: argparse.Namespace,
+    peers: Peers[_Channel],
+    routes: Routes,
+    tally: dict[str, Any],
+    stop: float,
 ) -> None:
     rng = random.Random(index)
     keys = [f"k{k}" for k in rng.sample(range(KEY_SPACE), args.keys)]
@@ -116,19 +140,27 @@ async def _client(
         for out in machine.collect(now):
             body = out.request.ByteSize()
             sent = time.perf_counter()
+            listener = routes.call(out.address)
+            call = peers.get(out.address).call if listener is None else listener
             try:
-                answer = await peers.get(out.address).call(out.request, timeout=out.timeout)
+                answer = await call(out.request, timeout=out.timeout)
             except grpc.aio.AioRpcError as exc:
+                if listener is not None:
+                    await _close(routes.failed(out.address, exc.code(), time.monotonic_ns()))
                 machine.failed(out.address, str(exc.code()), time.monotonic_ns())
                 tally.setdefault("errors", {}).setdefault(str(exc.code()), 0)
                 tally["errors"][str(exc.code())] += 1
                 if started >= measuring_from:
                     tally["failed"] += 1
                 continue
-            machine.answered(out.address, answer, time.monotonic_ns())
+            now = time.monotonic_ns()
+            machine.answered(out.address, answer, now)
+            via = listener is not None
+            await _close(routes.heard(out.address, answer.report_port, now, via))
             if started >= measuring_from:
                 tally["latency"].append(time.perf_counter() - sent)
                 tally["answered"] += 1
+                tally["via_listener"] += via
                 updates = len(out.request.keys) + len(out.request.known_ids)
                 tally["key_updates"] += updates
                 by_server = tally["by_server"]
@@ -141,7 +173,12 @@ async def _client(
 
 
 async def _replayed(
-    index: int, args: argparse.Namespace, peers: Peers[_Channel], tally: dict[str, Any], stop: float
+    index: int,
+    args: argparse.Namespace,
+    peers: Peers[_Channel],
+    routes: Routes,
+    tally: dict[str, Any],
+    stop: float,
 ) -> None:
     """A simulated client: the compact reports a client machine would send (one hit per key
     per cycle), without the machine, so the load costs little besides gRPC. It does not route:
@@ -175,7 +212,12 @@ async def _replayed(
                 tally["failed"] += 1
         else:
             sequence, request, synced = sequence + 1, compact, True
+            listener = routes.call(args.target)
+            via = listener is not None and call is listener
+            await _close(routes.heard(args.target, answer.report_port, 0, via))
+            call = routes.call(args.target) or call
             if started >= tally["measure_from"]:
+                tally["via_listener"] += via
                 tally["latency"].append(time.perf_counter() - sent)
                 tally["answered"] += 1
                 tally["key_updates"] += args.keys
@@ -191,6 +233,7 @@ async def _load(args: argparse.Namespace) -> dict[str, Any]:
     tally: dict[str, Any] = {
         "latency": [],
         "answered": 0,
+        "via_listener": 0,
         "failed": 0,
         "key_updates": 0,
         "offered": 0,
@@ -201,11 +244,14 @@ async def _load(args: argparse.Namespace) -> dict[str, Any]:
     }
     stop = time.monotonic() + args.warmup + args.duration
     peers = Peers(_open)
+    routes: Routes = ReportRoutes(_open_listener)
     clients = range(args.first, args.first + args.count)
     simulate = _replayed if args.replay else _client
-    await asyncio.gather(*(simulate(i, args, peers, tally, stop) for i in clients))
+    await asyncio.gather(*(simulate(i, args, peers, routes, tally, stop) for i in clients))
     for entry in peers.clear():
         await entry.channel.close(None)
+    for channel in [*_RETIRED, *routes.forget(set())]:
+        await channel.close(None)
     del tally["measure_from"]
     return tally
 
@@ -266,8 +312,9 @@ def _serving(args: argparse.Namespace, tmp: Path) -> Iterator[_Servers]:
     config = tmp / "config"
     config.mkdir()
     (config / "fanin.yaml").write_text(FANIN_CONFIG)
+    flags = ("--report-port", "0") if args.listener == "report" else ()
     if not args.cluster:
-        with ratekeeper_server(config, tmp / "logs") as server:
+        with ratekeeper_server(config, tmp / "logs", flags=flags) as server:
             yield _Servers([server.grpc_target], [server.process.pid], server.http_port)
         return
     # heartbeats as in production, not the testing helper's fast ones: on a loaded machine a
@@ -280,6 +327,7 @@ def _serving(args: argparse.Namespace, tmp: Path) -> Iterator[_Servers]:
         heartbeat_interval=1.0,
         unhealthy_after=5.0,
         load_interval=3600.0,
+        server_flags=flags,
     )
     with cluster as c:
         pids = [server.process.pid for server in c.servers]
@@ -336,12 +384,14 @@ def _summary(
         "keys": args.keys,
         "rate": args.rate,
         "wire": "replayed compact" if args.replay else args.wire,
+        "listener": args.listener,
         "offered_key_updates_per_s": round(total["offered"] / args.duration),
         "answered_key_updates_per_s": round(per_second),
         "server_cpu_us_per_key_update": _us_per_update(cpu_seconds, wall, per_second),
         "server_cpu_cores": round(cpu_seconds / wall, 2),
         "reports_answered": total["answered"],
         "reports_failed": total["failed"],
+        "reports_via_listener": sum(r.get("via_listener", 0) for r in results),
         "report_p50_ms": round(percentile(latency, 0.5) * 1e3, 2),
         "report_p99_ms": round(percentile(latency, 0.99) * 1e3, 2),
         "loop_lag_p50_ms": round(percentile(loaded.lag, 0.5) * 1e3, 2),
@@ -404,6 +454,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument(
         "--cluster", type=int, default=0, metavar="N", help="N member processes, not one server"
+    )
+    parser.add_argument(
+        "--listener",
+        choices=("report", "grpc"),
+        default="report",
+        help="report: servers run --report-port 0 and clients follow it (the default); "
+        "grpc: reports go to the gRPC port (grpc.aio), as before it",
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--target", help=argparse.SUPPRESS)

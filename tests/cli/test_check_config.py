@@ -59,9 +59,9 @@ def test_a_hostile_file_is_one_line_on_stderr_fast(
 ) -> None:
     path = tmp_path / "hostile.yaml"
     path.write_text(text)
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU time: the bound is on the work, not the machine's load
     assert main(["check-config", str(path)]) == 1
-    assert time.perf_counter() - started < 1.0
+    assert time.thread_time() - started < 1.0
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith(f"error: {path}:")

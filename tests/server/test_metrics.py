@@ -87,3 +87,16 @@ def test_events_and_invalid_calls_are_counters() -> None:
     assert lines == ['ratekeeper_invalid_requests_total{call="report"} 1.0']
     for event in Event:
         assert _lines(metrics, f"ratekeeper_{event.value}_total")
+
+
+def test_the_held_assignment_generation_is_read_at_scrape_time() -> None:
+    metrics = Metrics(max_stats_keys=10)
+    held: list[tuple[int, int] | None] = [None]
+    metrics.watch_assignment(lambda: held[0])
+    assert _lines(metrics, "ratekeeper_assignment_generation{") == []  # none held yet
+    held[0] = (17, 3)
+    lines = _lines(metrics, "ratekeeper_assignment_generation{")
+    assert lines == ['ratekeeper_assignment_generation{incarnation="17"} 3.0']
+    held[0] = (18, 1)  # a new assigner incarnation replaces the series
+    lines = _lines(metrics, "ratekeeper_assignment_generation{")
+    assert lines == ['ratekeeper_assignment_generation{incarnation="18"} 1.0']

@@ -24,6 +24,7 @@ import grpc.aio
 from ratekeeper.client.base import BaseLimiter
 from ratekeeper.client.driving import RECONNECT, Peers, watch_error
 from ratekeeper.client.machine import Outbound
+from ratekeeper.client.report_routes import ReportRoutes
 from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.proto.cluster import AssignerCallsAio, aio_assigner_calls
 from ratekeeper.proto.report import ReportCallAio, aio_report_call
@@ -39,6 +40,9 @@ class Limiter(BaseLimiter):
 
     def _start(self) -> None:
         self._peers = Peers(self._open_peer)
+        self._routes: ReportRoutes[grpc.aio.Channel, ReportCallAio] = ReportRoutes(
+            self._open_listener
+        )
         self._task: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._cycle_lock = asyncio.Lock()
@@ -107,15 +111,27 @@ class Limiter(BaseLimiter):
         await asyncio.gather(*(self._send(out) for out in outbound))
         for channel, _report, _assigner in self._peers.unwanted(machine):
             await channel.close(None)
+        await _close(self._routes.forget(self._peers.addresses()))
 
     async def _send(self, out: Outbound) -> None:
-        machine = self._machine
+        machine, routes = self._machine, self._routes
+        listener = routes.call(out.address)  # a server's report listener once one is named
+        call = self._peers.get(out.address)[1] if listener is None else listener
         try:
-            answer = await self._peers.get(out.address)[1](out.request, timeout=out.timeout)
+            answer = await call(out.request, timeout=out.timeout)
         except grpc.aio.AioRpcError as exc:
+            if listener is not None:
+                await _close(routes.failed(out.address, exc.code(), time.monotonic_ns()))
             machine.failed(out.address, describe_error(exc), time.monotonic_ns())
         else:
-            machine.answered(out.address, answer, time.monotonic_ns())
+            now = time.monotonic_ns()
+            machine.answered(out.address, answer, now)
+            await _close(routes.heard(out.address, answer.report_port, now, listener is not None))
+
+    def _open_listener(self, target: str) -> tuple[grpc.aio.Channel, ReportCallAio]:
+        """The channel to a server's report listener, secured as its address's, and Report."""
+        channel = open_aio_channel(target, RECONNECT, tls=self._tls, token=self._auth_token)
+        return channel, aio_report_call(channel)
 
     def _open_peer(self, address: str) -> tuple[grpc.aio.Channel, ReportCallAio, AssignerCallsAio]:
         """The channel to ``address`` and its calls."""
@@ -142,6 +158,7 @@ class Limiter(BaseLimiter):
                 await self._cycle()
         for channel, _report, _assigner in self._peers.clear():
             await channel.close(None)
+        await _close(self._routes.forget(set()))
         self._unregister_metrics()
 
     async def __aenter__(self) -> Limiter:
@@ -155,3 +172,8 @@ class Limiter(BaseLimiter):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+async def _close(channels: list[grpc.aio.Channel]) -> None:
+    for channel in channels:
+        await channel.close(None)

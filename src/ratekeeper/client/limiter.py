@@ -26,6 +26,7 @@ import grpc
 
 from ratekeeper.client.base import BaseLimiter
 from ratekeeper.client.driving import RECONNECT, Peers, watch_error
+from ratekeeper.client.report_routes import ReportRoutes
 from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.proto.cluster import AssignerCalls, assigner_calls
 from ratekeeper.proto.ratekeeper.v1 import cluster_pb2 as cpb
@@ -42,6 +43,7 @@ class Limiter(BaseLimiter):
 
     def _start(self) -> None:
         self._peers = Peers(self._open_peer)
+        self._routes: ReportRoutes[grpc.Channel, ReportCall] = ReportRoutes(self._open_listener)
         self._cycle_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ratekeeper-reporter", daemon=True)
@@ -105,24 +107,36 @@ class Limiter(BaseLimiter):
     def _cycle(self) -> None:
         machine = self._machine
         outbound = machine.collect(time.monotonic_ns())
-        futures = [
-            (out.address, self._peers.get(out.address)[1].future(out.request, timeout=out.timeout))
-            for out in outbound
-        ]
-        for address, future in futures:
+        routes = self._routes
+        futures = []
+        for out in outbound:  # to each server's report listener once an answer named one
+            listener = routes.call(out.address)
+            call = self._peers.get(out.address)[1] if listener is None else listener
+            futures.append((out.address, listener, call.future(out.request, timeout=out.timeout)))
+        for address, listener, future in futures:
             try:
                 answer = future.result()
             except grpc.RpcError as exc:
+                if listener is not None:
+                    _close(routes.failed(address, exc.code(), time.monotonic_ns()))
                 machine.failed(address, describe_error(exc), time.monotonic_ns())
             else:
-                machine.answered(address, answer, time.monotonic_ns())
+                now = time.monotonic_ns()
+                machine.answered(address, answer, now)
+                _close(routes.heard(address, answer.report_port, now, listener is not None))
         for channel, _report, _assigner in self._peers.unwanted(machine):
             channel.close()
+        _close(routes.forget(self._peers.addresses()))
 
     def _open_peer(self, address: str) -> tuple[grpc.Channel, ReportCall, AssignerCalls]:
         """The channel to ``address`` and its calls."""
         channel = open_channel(address, RECONNECT, tls=self._tls, token=self._auth_token)
         return channel, report_call(channel), assigner_calls(channel)
+
+    def _open_listener(self, target: str) -> tuple[grpc.Channel, ReportCall]:
+        """The channel to a server's report listener, secured as its address's, and Report."""
+        channel = open_channel(target, RECONNECT, tls=self._tls, token=self._auth_token)
+        return channel, report_call(channel)
 
     def close(self) -> None:
         """Stop the reporter, send the last counts, release the channels. Idempotent."""
@@ -142,6 +156,7 @@ class Limiter(BaseLimiter):
                 self._cycle()
         for channel, _report, _assigner in self._peers.clear():
             channel.close()
+        _close(self._routes.forget(set()))
         self._unregister_metrics()
 
     def __enter__(self) -> Limiter:
@@ -154,6 +169,11 @@ class Limiter(BaseLimiter):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _close(channels: list[grpc.Channel]) -> None:
+    for channel in channels:
+        channel.close()
 
 
 def _cancel(future: grpc.Future[cpb.WatchResponse]) -> None:

@@ -94,10 +94,16 @@ class StoreGate:
         return await self.store.debit(hits, now)
 
     def _check(self, hits: Sequence[Hit]) -> None:
+        self.charge_each([hit.counter.key_hash for hit in hits], [hit.hits for hit in hits])
+
+    def charge_each(self, key_hashes: Sequence[int], hits: Sequence[int]) -> None:
+        """What a store call through the gate notes for counters ``key_hashes`` given ``hits``
+        (aligned): charged to their slices, and those not owned counted as misdirected. The
+        report fast path calls it before debiting the memory store directly."""
         charge = self._charge
         misdirected = 0
-        for hit in hits:
-            if not charge(hit.counter.key_hash, hit.hits):
+        for hashed, n in zip(key_hashes, hits, strict=True):
+            if not charge(hashed, n):
                 misdirected += 1
         for _ in range(misdirected):
             self._stats.count(Event.MISDIRECTED_KEY)

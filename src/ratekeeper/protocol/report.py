@@ -72,7 +72,7 @@ from ratekeeper.core.slices import HASH_SPACE
 from ratekeeper.errors import RequestError
 from ratekeeper.protocol.chunked import Chunker, Pause
 from ratekeeper.protocol.hot import HotKeys
-from ratekeeper.protocol.ownership import StoreGate, WholeSpace
+from ratekeeper.protocol.ownership import MeteredOwnership, StoreGate, WholeSpace
 from ratekeeper.protocol.policy import Matcher
 from ratekeeper.protocol.report_fast import FastReports, Resolved
 from ratekeeper.protocol.report_interned import Interning, Known
@@ -117,12 +117,13 @@ class ReportProcessor:
         self._sequences: OrderedDict[str, tuple[int, int]] = OrderedDict()
         self._hot = HotKeys(settings.max_hot_keys)
         self._fleet = FleetSlots(settings.max_sequenced_clients)
-        #: Steady compact reports, when the store is this process's memory and all of it ours.
+        #: Steady compact reports: the store is this process's memory, all ours or metered.
         self._fast: FastReports | None = None
-        if isinstance(store.store, MemoryStore) and isinstance(store.ownership, WholeSpace):
+        own = store.ownership
+        if isinstance(store.store, MemoryStore) and isinstance(own, WholeSpace | MeteredOwnership):
             self._fast = FastReports(
                 store.store, self._interning, self._demand, self._hot, self._chunks, settings,
-                self._stats, self._debt,
+                self._stats, self._debt, None if isinstance(own, WholeSpace) else store,
             )  # fmt: skip
         #: A lone in-memory server watches its first reports for a restart (its counters are
         #: lost: :mod:`ratekeeper.core.restart_watch`); ``None`` once the watch is over, or

@@ -11,11 +11,14 @@ counts are read as arrays; the buckets are debited by the store in one call per 
 (:meth:`~ratekeeper.core.demand.DemandBook.record_each`), and each key's instruction is worked
 out in place and built only when it changed (the answer leaves the others out).
 
-Every bound of the general path holds as it is, since the general path is what runs for
-anything else: a report qualifies only if it sends no key in full, every id is interned for the
-client, every count is in range (``0..max_count``: a refused key needs an error answer), every
-key counts against exactly one token bucket with no shadow mode, and no two keys share a
-counter. Counts are clamped to the same per-counter bound, the debt is capped by the same
+A cluster member takes it too (a metered ownership: its slices): each chunk's keys are charged
+to their slices, those it does not own counted as misdirected, at its
+:class:`~.ownership.StoreGate` before they are debited, as a store call through the gate does.
+Every bound of the general path holds as it is, since the general path is what runs for anything
+else: a report qualifies only if it sends no key in full, every id is interned for the client,
+every count is in range (``0..max_count``: a refused key needs an error answer), every key
+counts against exactly one token bucket with no shadow mode, and no two keys share a counter.
+Counts are clamped to the same per-counter bound, the debt is capped by the same
 ``n·(b + r·R)``, and every phase pauses between chunks as the general path's do (chunks
 :data:`CHUNK_SCALE` times longer, as cheaper: a 10,000-key report still yields to the loop).
 ``tests/protocol/test_report_fast.py`` checks answers, store and stats against the general
@@ -43,6 +46,7 @@ from ratekeeper.core.limits import NS_PER_SECOND, Limit
 from ratekeeper.core.outcome import Outcome
 from ratekeeper.protocol.chunked import Chunker
 from ratekeeper.protocol.hot import HotKeys
+from ratekeeper.protocol.ownership import StoreGate
 from ratekeeper.protocol.policy import Matcher
 from ratekeeper.protocol.report_interned import ClientKeys, Interned, Interning
 from ratekeeper.protocol.report_settings import ReportSettings
@@ -130,9 +134,13 @@ class FastReports:
         settings: ReportSettings,
         stats: StatsSink,
         debt: Callable[[Counter, str, int], int],
+        gate: StoreGate | None = None,
     ) -> None:
-        """``debt(counter, client, round_ns)``: the debt a debit may leave (the processor's)."""
+        """``debt(counter, client, round_ns)``: the debt a debit may leave (the processor's);
+        ``gate``: a cluster member's, whose slices every debit is charged to (``None``: the
+        whole space is ours, nothing to note)."""
         self._store = store
+        self._gate = gate
         self._debt = debt
         self._interning = interning
         self._demand = demand
@@ -258,11 +266,14 @@ class FastReports:
         hits = keys.hits if scale == 1 else [h * scale for h in keys.hits]
         levels: list[int] = []
         created: dict[int, Outcome] = {}
+        gate = self._gate
         for start, stop in chunks.spans(n, CHUNK_SCALE):
 
             def debt_of(i: int, start: int = start) -> int:
                 return debt(fast[start + i].key, client, round_ns)
 
+            if gate is not None:  # as the gate's debit would, before the store's
+                gate.charge_each([k.key.key_hash for k in fast[start:stop]], hits[start:stop])
             held, new = store.debit_buckets(
                 keys.refs[start:stop], hits[start:stop], debt_of, client, now
             )

@@ -36,16 +36,23 @@ from ratekeeper.server.components import Components
 from ratekeeper.server.forwarding import GrpcForwarder, ViewOwners
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.server.http import HttpEndpoints
-from ratekeeper.server.listeners import HttpListeners, grpc_options, security_for_logs
+from ratekeeper.server.listeners import (
+    HttpListeners,
+    ReportListener,
+    grpc_options,
+    security_for_logs,
+)
 from ratekeeper.server.member_lifecycle import MemberLifecycle, advertised, embedded_assigner
 from ratekeeper.server.metrics import Metrics
 from ratekeeper.server.operator_history import OperatorTap
 from ratekeeper.server.operator_page import OperatorPage
 from ratekeeper.server.operator_reports import report_processor
 from ratekeeper.server.reload import ConfigWatcher, config_gauge, file_signature, initial_policy
+from ratekeeper.server.report_servicer import servicer_for
 from ratekeeper.server.security import PROTECTED_METHODS, peer_channels
 from ratekeeper.server.services import SERVICES
 from ratekeeper.server.settings import AlgorithmMode, ServerSettings
+from ratekeeper.server.slice_view import SliceView
 from ratekeeper.server.slicelet import Slicelet
 from ratekeeper.server.stores import open_store
 from ratekeeper.transport.listening import TokenInterceptor, bind_grpc
@@ -115,6 +122,8 @@ def build(
     token = read_token(settings.auth.token_file) if settings.auth.token_file else None
     connect = peer_channels(settings.tls, token)  # a member's cluster channels: TLS, token
     slicelet = Slicelet(settings.cluster, connect=connect) if settings.cluster.enabled else None
+    if slicelet is not None:
+        metrics.watch_assignment(partial(_held_generation, slicelet.view))
     gate = StoreGate(store) if slicelet is None else StoreGate(store, slicelet.view, metrics)
     if forwarder is None and slicelet is not None:
         # a member answers RLS for the whole cluster: what it does not own goes to the owner
@@ -151,6 +160,23 @@ class Replica:
         page = OperatorPage.over(c.operator, c.metrics, c.store, c.slicelet, c.clock)
         endpoints = HttpEndpoints(c.decider, c.clock, c.health, c.metrics, c.policy, page)
         self._http = HttpListeners(endpoints, c.settings, token)
+        self._reports: ReportListener | None = None
+        if c.settings.listeners.report_port >= 0:
+            view = c.slicelet.view if c.slicelet is not None else None
+            servicer = servicer_for(c.reports, c.metrics, c.clock, view)
+            self._reports = ReportListener(
+                servicer, c.decider, c.metrics, c.clock, c.settings, token
+            )
+
+    @property
+    def report_port(self) -> int:
+        """The report listener's port (0 before :meth:`start`, or without ``--report-port``)."""
+        return 0 if self._reports is None else self._reports.port
+
+    @property
+    def report_connections(self) -> int:
+        """Connections open to the report listener now."""
+        return 0 if self._reports is None else self._reports.connections
 
     @property
     def http_port(self) -> int:
@@ -171,6 +197,8 @@ class Replica:
         if settings.grpc_uds:  # local only: plaintext (see server.security)
             self._grpc.add_insecure_port(f"unix:{settings.grpc_uds}")
         await self._grpc.start()
+        if self._reports is not None:
+            await self._reports.start()
         await self._http.start()
         await self.components.health.config_loaded()
         if self._member is not None:
@@ -185,7 +213,10 @@ class Replica:
         if self._member is not None:
             await self._member.leave()
         await self.components.health.shutting_down()
-        await self._grpc.stop(grace)
+        if self._reports is not None:
+            await asyncio.gather(self._reports.stop(grace), self._grpc.stop(grace))
+        else:
+            await self._grpc.stop(grace)
         if self._member is not None:
             await self._member.stop()
         await self._http.cleanup()
@@ -204,6 +235,12 @@ async def _housekeeping(server: Replica, watcher: ConfigWatcher | None) -> None:
     finally:
         for task in tasks:
             task.cancel()
+
+
+def _held_generation(view: SliceView) -> tuple[int, int] | None:
+    """The generation ``view`` holds, as the metric exports it."""
+    held = view.generation
+    return None if held is None else (held.incarnation, held.number)
 
 
 def settle_gc() -> None:
@@ -261,6 +298,8 @@ async def run(settings: ServerSettings) -> int:
     polling = watcher if settings.policy.reload_interval_s > 0 else None
     chores = asyncio.create_task(_housekeeping(server, polling))
     uds = f" grpc=unix:{listeners.grpc_uds}" if listeners.grpc_uds else ""
+    if server.report_port:
+        uds += f" report={listeners.host}:{server.report_port}"
     security = security_for_logs(settings, server.admin_port, components.auth_token)
     components.health.announce(  # "ready" only once serving: a store may not answer yet
         f"grpc={listeners.host}:{server.grpc_port}{uds} http={listeners.host}:{server.http_port} "

@@ -166,6 +166,25 @@ class _StoreCollector(Collector):
             yield family(stat.name, stat.help, value=stat.value)
 
 
+class _AssignmentCollector(Collector):
+    """The held assignment's generation at scrape time: its number, labelled by incarnation (a
+    new assigner incarnation replaces the series)."""
+
+    def __init__(self, held: Callable[[], tuple[int, int] | None]) -> None:
+        self._held = held
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "ratekeeper_assignment_generation",
+            "Generation number of the assignment this member holds, by assigner incarnation.",
+            labels=["incarnation"],
+        )
+        generation = self._held()
+        if generation is not None:
+            family.add_metric([str(generation[0])], generation[1])
+        yield family
+
+
 #: Each event's help text (its metric is ``ratekeeper_<event value>``).
 _EVENT_HELP: dict[Event, str] = {
     Event.CONFIG_LOAD_SUCCESS: "Config loads that succeeded.",
@@ -245,6 +264,11 @@ class Metrics:
     def watch_store(self, store: Store) -> None:
         """Export the store's own counts."""
         self.registry.register(_StoreCollector(store.stats))
+
+    def watch_assignment(self, held: Callable[[], tuple[int, int] | None]) -> None:
+        """Export the generation of the assignment this member holds (``held``: incarnation
+        and number, ``None`` before the first), so operators see every member converge."""
+        self.registry.register(_AssignmentCollector(held))
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -153,6 +153,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("load_window", "LOAD_WINDOW", "cluster.load_window_s", float,
            "Seconds the per-slice load sent in heartbeats is averaged over."),
     *_embedded_assigner(),
+    Option("report_port", "REPORT_PORT", "listeners.report_port", int,
+           "Port of the report listener (Report over the server's own HTTP/2; clients learn it); "
+           "0: a free one, -1: none."),
     Option("http_idle_timeout", "HTTP_IDLE_TIMEOUT", "listeners.http_idle_timeout_s", float,
            "Seconds an HTTP connection may hold no complete request before it is closed."),
     Option("grpc_max_connection_idle", "GRPC_MAX_CONNECTION_IDLE",

@@ -21,11 +21,13 @@ gate as misdirected) and the client routes its next report by what it is sent.
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import grpc
 import grpc.aio
+from google.protobuf.message import DecodeError
 
 from ratekeeper.core.slices import Generation
 from ratekeeper.proto.assignment import generation_from_wire, generation_to_wire, update_to_wire
@@ -44,6 +46,7 @@ from ratekeeper.protocol.stats import MemoryStats, StatsSink
 from ratekeeper.server.refusal import refusal, refuse
 from ratekeeper.server.security import bound_to_peer
 from ratekeeper.server.slice_view import SliceView
+from ratekeeper.transport.h2.serving import GrpcError
 
 __all__ = [
     "YIELD_BUDGET_NS",
@@ -51,9 +54,11 @@ __all__ = [
     "YIELD_REST_NS",
     "ReportServicer",
     "add_report_servicer",
+    "servicer_for",
 ]
 
 _CALL = "report"
+_INVALID_ARGUMENT = grpc.StatusCode.INVALID_ARGUMENT.value[0]
 #: Most encoded updates kept for the held generation (one per generation clients send).
 _MAX_CACHED_UPDATES = 64
 
@@ -92,6 +97,8 @@ class ReportServicer:
             yield_budget_ns, yield_rest_ns, time.perf_counter_ns, yield_from_keys
         )
         processor.pause = self.budget
+        #: The report listener's port, sent in every answer (0: none; set once it listens).
+        self.report_port = 0
         self._chunks = Chunker(processor.chunk_keys, self.budget)
 
     @property
@@ -105,6 +112,8 @@ class ReportServicer:
         self.budget.enter(len(request.keys) + len(request.known_ids))
         answer = await self._processor.process(lazy_report_from_wire(request), self._clock())
         response = await self._to_wire(answer)
+        if self.report_port:
+            response.report_port = self.report_port
         if self._view is not None:
             self._stamp(request, response, self._view)
         return response
@@ -162,6 +171,44 @@ class ReportServicer:
             self._latency.observe(time.perf_counter() - start)
             return response
         return await refuse(context, refused, self._latency, start)
+
+    async def report_message(self, message: bytes, peer: str | None = None) -> bytes:
+        """The report listener's method: ``message`` (a serialized ``ReportRequest``) applied,
+        the serialized answer; refused as :meth:`Report` is, by raising :class:`GrpcError`.
+        ``peer``: the client certificate's common name under mTLS (see ``bound_to_peer``)."""
+        start = time.perf_counter()
+        try:
+            request = pb.ReportRequest.FromString(message)
+        except DecodeError:
+            raise GrpcError(_INVALID_ARGUMENT, "not a ReportRequest") from None
+        if peer is not None:
+            request.client_id = f"{peer}/{request.client_id}"
+        try:
+            response = await self.report(request)
+        except Exception as exc:
+            code, text = refusal(exc, self._stats, _CALL)
+            self._latency.observe(time.perf_counter() - start)
+            raise GrpcError(code.value[0], text) from exc
+        self._latency.observe(time.perf_counter() - start)
+        return response.SerializeToString()
+
+
+#: The one servicer of each processor (it sets the processor's pause): the gRPC port and the
+#: report listener serve the same one.
+_SERVICERS: weakref.WeakKeyDictionary[ReportProcessor, ReportServicer] = weakref.WeakKeyDictionary()
+
+
+def servicer_for(
+    processor: ReportProcessor,
+    stats: StatsSink | None = None,
+    clock: Callable[[], int] = time.time_ns,
+    view: SliceView | None = None,
+) -> ReportServicer:
+    """The servicer of ``processor``, made on first use (later arguments are ignored)."""
+    servicer = _SERVICERS.get(processor)
+    if servicer is None:
+        servicer = _SERVICERS[processor] = ReportServicer(processor, stats, clock, view)
+    return servicer
 
 
 def add_report_servicer(servicer: ReportServicer, server: grpc.aio.Server) -> None:

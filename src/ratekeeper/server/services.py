@@ -18,7 +18,7 @@ from ratekeeper.server.components import Components
 from ratekeeper.server.forward_batch import BatchServicer, add_batch_servicer
 from ratekeeper.server.handoff import attach_handoff
 from ratekeeper.server.member_service import MemberService
-from ratekeeper.server.report_servicer import ReportServicer, add_report_servicer
+from ratekeeper.server.report_servicer import add_report_servicer, servicer_for
 from ratekeeper.server.rlqs_servicer import RlqsServicer, add_rlqs_servicer
 from ratekeeper.server.rls_servicer import add_rls_servicer, rls_servicer
 from ratekeeper.server.security import peer_channels
@@ -32,7 +32,7 @@ def _add_rls(server: grpc.aio.Server, c: Components) -> None:
 
 def _add_reports(server: grpc.aio.Server, c: Components) -> None:
     view = c.slicelet.view if c.slicelet is not None else None
-    add_report_servicer(ReportServicer(c.reports, c.metrics, c.clock, view), server)
+    add_report_servicer(servicer_for(c.reports, c.metrics, c.clock, view), server)
 
 
 def _add_rlqs(server: grpc.aio.Server, c: Components) -> None:

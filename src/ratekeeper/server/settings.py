@@ -89,6 +89,10 @@ class ListenerSettings:
     grpc_max_connection_age_grace_s: float = 3_600.0
     #: HTTP port (/json, /healthcheck, /metrics); 0 picks a free one.
     http_port: int = 8080
+    #: Port of the report listener: Report (and ShouldRateLimit) over the server's own HTTP/2,
+    #: with the gRPC port's TLS, token and connection bounds; clients learn it from their first
+    #: answer. 0 picks a free one; -1: none (reports go to the gRPC port).
+    report_port: int = -1
     #: Seconds in-flight calls get to finish after SIGTERM.
     shutdown_grace_s: float = 5.0
     #: Seconds an HTTP connection may hold no complete request (a fresh one, one between
@@ -108,6 +112,11 @@ class ListenerSettings:
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ConfigError(f"must be a port (0-65535), got {port}", key=f"listeners.{name}")
+        if not -1 <= self.report_port <= 65535:
+            raise ConfigError(
+                f"must be a port (0-65535) or -1, got {self.report_port}",
+                key="listeners.report_port",
+            )
         _at_least(
             "listeners",
             self,

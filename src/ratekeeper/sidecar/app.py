@@ -54,7 +54,7 @@ from ratekeeper.sidecar.methods import (
     should_rate_limit,
 )
 from ratekeeper.sidecar.store import SidecarStore
-from ratekeeper.sidecar.uds import UdsServer
+from ratekeeper.transport.h2.serving import UdsServer
 from ratekeeper.transport.listening import bind_grpc
 from ratekeeper.transport.tls import TlsSettings, read_token
 
@@ -131,7 +131,7 @@ class Sidecar:
         self.auth_token = read_token(token_file) if token_file else None
         self._http = HttpListeners(endpoints, settings, self.auth_token, (self._healthcheck,))
         # The unix socket (Envoy's path) is served in the loop's own thread, not by grpc.aio:
-        # see ratekeeper.sidecar.h2c for why.
+        # see ratekeeper.transport.h2.connection for why.
         self._uds = UdsServer(
             {
                 SHOULD_RATE_LIMIT: should_rate_limit(self.decider, self.metrics, clock),

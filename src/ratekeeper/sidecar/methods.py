@@ -1,4 +1,5 @@
-"""The methods the sidecar's unix socket serves (:class:`~ratekeeper.sidecar.uds.UdsServer`).
+"""The methods the sidecar's unix socket serves (:class:`~ratekeeper.transport.h2.serving.
+UdsServer`).
 
 ``ShouldRateLimit`` with the semantics and metrics of the gRPC servicer
 (:class:`~ratekeeper.server.rls_servicer.RlsServicer`: the same decider, the same latency timer,
@@ -19,7 +20,7 @@ from ratekeeper.protocol.stats import StatsSink
 from ratekeeper.server.health import GRPC_SERVICE_NAMES, ServingHealth
 from ratekeeper.server.refusal import refusal
 from ratekeeper.server.rls_servicer import SERVICE_NAME
-from ratekeeper.sidecar.uds import GrpcError, Method
+from ratekeeper.transport.h2.serving import GrpcError, Method
 
 __all__ = ["HEALTH_CHECK", "SHOULD_RATE_LIMIT", "health_check", "should_rate_limit"]
 

@@ -33,8 +33,19 @@ import grpc
 
 from ratekeeper.proto.cluster import AssignerCalls
 from ratekeeper.proto.ratekeeper.v1 import cluster_pb2 as pb
-from ratekeeper.testing.procs import ManagedProcess, ProcessError, free_port, log_line, start
-from ratekeeper.testing.server_process import START_TIMEOUT_S, RatekeeperServer, serving
+from ratekeeper.testing.procs import (
+    ManagedProcess,
+    ProcessError,
+    free_port,
+    log_line,
+    start,
+)
+from ratekeeper.testing.server_process import (
+    START_TIMEOUT_S,
+    RatekeeperServer,
+    metric_samples,
+    serving,
+)
 from ratekeeper.transport.channels import open_channel
 from ratekeeper.transport.tls import TlsSettings
 
@@ -285,6 +296,24 @@ class Cluster:
             covered, f"assignment owned by {sorted(wanted)}", timeout or self.start_timeout
         )
 
+    def wait_held(self, status: pb.StatusResponse, timeout: float | None = None) -> None:
+        """Wait until every live member holds the assignment of ``status`` (or a later one).
+
+        The assigner's Status says what it decided; each member learns it from its next
+        heartbeat answer. Until then a member applies reports by the assignment it holds, so a
+        test that asserts what a new owner does must wait for this too."""
+        wanted = status.assignment.generation
+        want = (wanted.incarnation, wanted.number)
+        deadline = time.monotonic() + (timeout or self.start_timeout)
+        for server in self.servers:
+            while server.process.alive():
+                held = _held_generation(server.http_port)
+                if held is not None and held[0] == want[0] and held[1] >= want[1]:
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{self._name(server)} holds {held}, not {want}")
+                time.sleep(_POLL_S)
+
     # --- what tests do ----------------------------------------------------------------------
 
     def kill(self, i: int, sig: signal.Signals = signal.SIGKILL) -> None:
@@ -372,3 +401,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _held_generation(http_port: int) -> tuple[int, int] | None:
+    """The generation a member's ``/metrics`` says it holds; ``None`` before the first (or
+    while its HTTP port does not answer)."""
+    try:
+        samples = metric_samples(http_port)
+    except OSError:
+        return None
+    for sample in samples:
+        if sample.name == "ratekeeper_assignment_generation":
+            return int(sample.labels["incarnation"]), int(sample.value)
+    return None

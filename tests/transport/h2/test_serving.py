@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ratekeeper.backends.memory import MemoryStore
 from ratekeeper.server.health import ServingHealth
 from ratekeeper.sidecar.methods import HEALTH_CHECK, health_check
-from ratekeeper.sidecar.uds import GrpcError, Method, UdsServer
+from ratekeeper.transport.h2.serving import GrpcError, Method, UdsServer
 
 Serve = Callable[[dict[bytes, Method]], Awaitable[grpc.aio.Channel]]
 

@@ -10,7 +10,7 @@ import h2.connection
 import h2.events
 import h2.settings
 
-from ratekeeper.sidecar.h2c import MAX_MESSAGE, Call, H2Connection
+from ratekeeper.transport.h2.connection import MAX_MESSAGE, Call, H2Connection
 
 PATH = b"/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit"
 
@@ -18,11 +18,11 @@ PATH = b"/envoy.service.ratelimit.v3.RateLimitService/ShouldRateLimit"
 class Pair:
     """An h2 client wired to an :class:`H2Connection`, bytes passed by hand."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_message: int = MAX_MESSAGE) -> None:
         self.client = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=True, header_encoding=None)
         )
-        self.server = H2Connection()
+        self.server = H2Connection(max_message)
         self.client.initiate_connection()
         self.events: list[h2.events.Event] = []
         self.calls: list[Call] = []
@@ -39,9 +39,9 @@ class Pair:
             if to_client:
                 self.events += self.client.receive_data(to_client)
 
-    def call(self, message: bytes, path: bytes = PATH, **data: int) -> int:
+    def call(self, message: bytes, path: bytes = PATH, extra: Headers = (), **data: int) -> int:
         stream = self.client.get_next_available_stream_id()
-        self.client.send_headers(stream, _request_headers(path))
+        self.client.send_headers(stream, _request_headers(path, tuple(extra)))
         body = b"\x00" + struct.pack(">I", len(message)) + message
         step = 16_000  # under the frame size; pumped between, so window updates come back
         for at in range(0, len(body), step):
@@ -67,7 +67,7 @@ class Pair:
         return data[5:], dict(trailers[0].headers)
 
 
-Headers = list[tuple[bytes, bytes]]
+Headers = list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...]
 
 
 def _request_headers(path: bytes, extra: tuple[tuple[bytes, bytes], ...] = ()) -> Headers:
@@ -247,3 +247,25 @@ def test_go_away_and_a_bad_preface() -> None:
     assert bad.receive(b"GET / HTTP/1.1\r\n\r\n" + b"x" * 10) == []
     assert bad.closed
     assert bad.data_to_send()[3] == 7
+
+
+def test_the_authorization_header_comes_with_the_call() -> None:
+    pair = Pair()
+    token = ((b"authorization", b"Bearer t0ken"),)
+    first = pair.call(b"a", extra=token)
+    second = pair.call(b"b")
+    third = pair.call(b"c", extra=token)  # the same block again: looked up, not decoded
+    assert [(c.stream, c.authorization) for c in pair.calls] == [
+        (first, b"Bearer t0ken"),
+        (second, None),
+        (third, b"Bearer t0ken"),
+    ]
+
+
+def test_the_message_limit_is_the_connections() -> None:
+    pair = Pair(max_message=4 << 20)
+    big = b"m" * (2 << 20)  # over the default, under this connection's limit
+    stream = pair.call(big)
+    assert pair.calls == [Call(stream, PATH, big)]
+    over = pair.call(b"m" * ((4 << 20) + 1))
+    assert pair.answer(over)[1][b"grpc-status"] == b"8"

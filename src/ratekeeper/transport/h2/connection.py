@@ -5,7 +5,7 @@ time in grpc.aio's machinery (the C core's poller thread handing each call to th
 back) and ~4% deciding. This connection is the whole server side of a unary gRPC call in one
 thread: bytes in, calls out (:meth:`H2Connection.receive`), answers in, bytes out
 (:meth:`H2Connection.reply`, :meth:`H2Connection.fail`, :meth:`H2Connection.data_to_send`).
-No socket, no loop, no clock: :mod:`ratekeeper.sidecar.uds` drives it.
+No socket, no loop, no clock: :mod:`ratekeeper.transport.h2.serving` drives it.
 
 What it speaks (RFC 9113, gRPC over HTTP/2):
 
@@ -18,10 +18,8 @@ What it speaks (RFC 9113, gRPC over HTTP/2):
   ``content-type: application/grpc``, the message, then the ``grpc-status`` trailer; refusals
   as trailers-only responses.
 
-Header blocks are decoded by ``hpack``. We advertise a dynamic table of 0 bytes, so once the
-peer has acknowledged it every block decodes the same whatever came before: the decoded path
-of a block seen before is then looked up, not decoded again (a client sends the same block for
-every call of one method). A protocol error closes the connection with GOAWAY.
+Header blocks are decoded by :class:`~ratekeeper.transport.h2.headers.HeaderReader` (``hpack``,
+no dynamic table). A protocol error closes the connection with GOAWAY.
 """
 
 from __future__ import annotations
@@ -29,9 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-import hpack
-
-from ratekeeper.sidecar.h2_wire import (
+from ratekeeper.transport.h2.headers import HeaderReader
+from ratekeeper.transport.h2.wire import (
     ACK,
     ANSWER_HEAD,
     ANSWER_WORD,
@@ -89,6 +86,8 @@ class Call:
     path: bytes
     #: The request message (the gRPC length prefix removed).
     message: bytes
+    #: The ``authorization`` header's value (``None``: absent).
+    authorization: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -96,6 +95,7 @@ class _Stream:
     """A request being received."""
 
     path: bytes = b""
+    authorization: bytes | None = None
     data: bytearray = field(default_factory=bytearray)
     #: How many bytes of DATA the peer's window still lets us send on it.
     window: int = 65_535
@@ -106,15 +106,20 @@ class _Stream:
 class H2Connection:
     """The server side of one HTTP/2 connection carrying unary gRPC calls; not thread safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_message: int = MAX_MESSAGE) -> None:
+        """``max_message``: the largest request message taken (RESOURCE_EXHAUSTED beyond)."""
+        self._max_message = max_message
+        # Stream and connection windows: room for a message over the limit, so it is refused
+        # rather than stalled (a stream's window is never updated).
+        self._window = window = max(WINDOW, 2 * max_message)
+        ours = (*OURS[:2], (INITIAL_WINDOW, window), *OURS[3:])
         self._in = bytearray()
-        self._out = bytearray(frame(SETTINGS, 0, 0, b"".join(SETTING.pack(*s) for s in OURS)))
-        self._out += frame(WINDOW_UPDATE, 0, 0, U32.pack(WINDOW - 65_535))
+        self._out = bytearray(frame(SETTINGS, 0, 0, b"".join(SETTING.pack(*s) for s in ours)))
+        self._out += frame(WINDOW_UPDATE, 0, 0, U32.pack(window - 65_535))
         self._preface = False
         self._streams: dict[int, _Stream] = {}
         self._last_stream = 0
-        self._decoder = hpack.Decoder()
-        self._paths: dict[bytes, bytes] = {}  # header block -> :path, once the table is 0
+        self._headers = HeaderReader()
         self._block = bytearray()  # a header block awaiting CONTINUATION
         self._block_stream = 0
         self._block_ends = False
@@ -126,6 +131,11 @@ class H2Connection:
         self._waiting: list[tuple[int, bytes]] = []  # answers held for the peer's window
         #: Set once the connection must close (a GOAWAY was sent or received).
         self.closed = False
+
+    @property
+    def started(self) -> bool:
+        """The client preface has been received."""
+        return self._preface
 
     def data_to_send(self) -> bytearray:
         """The bytes to write now (and forget): handed over, not copied; this connection
@@ -177,7 +187,7 @@ class H2Connection:
             del self._in[:at]
         elif at < end:
             self._in += buf[at:]
-        if self._unacked >= WINDOW // 4:
+        if self._unacked >= self._window // 4:
             self._out += frame(WINDOW_UPDATE, 0, 0, U32.pack(self._unacked))
             self._unacked = 0
         return calls
@@ -254,9 +264,10 @@ class H2Connection:
             self._complete(stream, state, payload, calls)
             return
         state.data += payload
-        if len(state.data) > MAX_MESSAGE + 5:
+        if len(state.data) > self._max_message + 5:
             state.answered = True
-            self.fail(stream, GRPC_RESOURCE_EXHAUSTED, "request message larger than 1 MiB")
+            limit = f"request message larger than {self._max_message} bytes"
+            self.fail(stream, GRPC_RESOURCE_EXHAUSTED, limit)
             self._streams[stream] = state  # kept (answered) so its later DATA is dropped
         elif flags & END_STREAM:
             self._complete(stream, state, state.data, calls)
@@ -298,31 +309,17 @@ class H2Connection:
         """The header block of the stream being received is whole: ``block``."""
         stream = self._block_stream
         self._block_stream = 0
-        path = self._path(block)
-        if path is None or self._block_refused:
+        head = self._headers.read(block)
+        if head is None:
+            self._goaway(COMPRESSION_ERROR)
             return
-        state = self._streams[stream] = _Stream(path, window=self._peer_initial)
+        if self._block_refused:
+            return
+        state = self._streams[stream] = _Stream(
+            head.path, head.authorization, window=self._peer_initial
+        )
         if self._block_ends:
             self._complete(stream, state, b"", calls)
-
-    def _path(self, block: bytes) -> bytes | None:
-        """The block's ``:path``; None if it cannot be decoded (the connection is then over)."""
-        path = self._paths.get(block)
-        if path is not None:
-            return path
-        table = self._decoder.header_table
-        stateless = table.maxsize == 0 and not table.dynamic_entries
-        try:
-            headers = self._decoder.decode(block, raw=True)
-        except hpack.HPACKError:
-            self._goaway(COMPRESSION_ERROR)
-            return None
-        path = next((bytes(v) for k, v in headers if k == b":path"), b"")
-        if stateless and table.maxsize == 0:
-            if len(self._paths) >= 64:
-                self._paths.clear()  # bounded: varying blocks (a request id) are not kept
-            self._paths[block] = path
-        return path
 
     def _complete(
         self, stream: int, state: _Stream, data: bytes | bytearray, calls: list[Call]
@@ -333,7 +330,7 @@ class H2Connection:
         elif data[0]:
             self.fail(stream, GRPC_UNIMPLEMENTED, "compressed messages are not accepted")
         else:
-            calls.append(Call(stream, state.path, bytes(data[5:])))
+            calls.append(Call(stream, state.path, bytes(data[5:]), state.authorization))
             state.data.clear()
 
     def _on_rst(self, flags: int, stream: int, payload: bytes, calls: list[Call]) -> None:
@@ -341,7 +338,7 @@ class H2Connection:
 
     def _on_settings(self, flags: int, stream: int, payload: bytes, calls: list[Call]) -> None:
         if flags & ACK:
-            self._decoder.max_allowed_table_size = 0  # the peer must now use no table
+            self._headers.acknowledged()  # the peer must now use no table
             return
         if stream or len(payload) % 6:
             self._goaway(FRAME_SIZE_ERROR if len(payload) % 6 else PROTOCOL_ERROR)

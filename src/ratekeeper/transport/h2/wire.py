@@ -1,4 +1,4 @@
-"""HTTP/2 and HPACK on the wire for :mod:`.h2c`: frame types, flags, error and setting codes,
+"""HTTP/2 and HPACK on the wire for :mod:`.connection`: frame types, flags, error and setting codes,
 frame and header-block building, and the fixed blocks every answer reuses (RFC 9113, RFC 7541).
 Pure values and functions, no connection state."""
 
