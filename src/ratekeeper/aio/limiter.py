@@ -22,7 +22,7 @@ import grpc
 import grpc.aio
 
 from ratekeeper.client.base import BaseLimiter
-from ratekeeper.client.driving import Peers, watch_error
+from ratekeeper.client.driving import RECONNECT, Peers, watch_error
 from ratekeeper.client.machine import Outbound
 from ratekeeper.client.report_routes import ReportRoutes
 from ratekeeper.core.limits import NS_PER_SECOND
@@ -130,12 +130,12 @@ class Limiter(BaseLimiter):
 
     def _open_listener(self, target: str) -> tuple[grpc.aio.Channel, ReportCallAio]:
         """The channel to a server's report listener, secured as its address's, and Report."""
-        channel = open_aio_channel(target, tls=self._tls, token=self._auth_token)
+        channel = open_aio_channel(target, RECONNECT, tls=self._tls, token=self._auth_token)
         return channel, aio_report_call(channel)
 
     def _open_peer(self, address: str) -> tuple[grpc.aio.Channel, ReportCallAio, AssignerCallsAio]:
         """The channel to ``address`` and its calls."""
-        channel = open_aio_channel(address, tls=self._tls, token=self._auth_token)
+        channel = open_aio_channel(address, RECONNECT, tls=self._tls, token=self._auth_token)
         return channel, aio_report_call(channel), aio_assigner_calls(channel)
 
     async def close(self) -> None:

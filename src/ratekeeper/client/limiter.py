@@ -25,7 +25,7 @@ from types import TracebackType
 import grpc
 
 from ratekeeper.client.base import BaseLimiter
-from ratekeeper.client.driving import Peers, watch_error
+from ratekeeper.client.driving import RECONNECT, Peers, watch_error
 from ratekeeper.client.report_routes import ReportRoutes
 from ratekeeper.core.limits import NS_PER_SECOND
 from ratekeeper.proto.cluster import AssignerCalls, assigner_calls
@@ -130,12 +130,12 @@ class Limiter(BaseLimiter):
 
     def _open_peer(self, address: str) -> tuple[grpc.Channel, ReportCall, AssignerCalls]:
         """The channel to ``address`` and its calls."""
-        channel = open_channel(address, tls=self._tls, token=self._auth_token)
+        channel = open_channel(address, RECONNECT, tls=self._tls, token=self._auth_token)
         return channel, report_call(channel), assigner_calls(channel)
 
     def _open_listener(self, target: str) -> tuple[grpc.Channel, ReportCall]:
         """The channel to a server's report listener, secured as its address's, and Report."""
-        channel = open_channel(target, tls=self._tls, token=self._auth_token)
+        channel = open_channel(target, RECONNECT, tls=self._tls, token=self._auth_token)
         return channel, report_call(channel)
 
     def close(self) -> None:

@@ -56,6 +56,7 @@ its last instructions until they expire: fail open). Event loop only: single wri
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -66,6 +67,8 @@ from ratekeeper.core.fleet_slots import FleetSlots
 from ratekeeper.core.instructions import UNBOUNDED, Instruction, instruct
 from ratekeeper.core.limits import ceil_div
 from ratekeeper.core.outcome import Outcome
+from ratekeeper.core.restart_watch import RestartWatch
+from ratekeeper.core.slices import HASH_SPACE
 from ratekeeper.errors import RequestError
 from ratekeeper.protocol.chunked import Chunker, Pause
 from ratekeeper.protocol.hot import HotKeys
@@ -81,6 +84,8 @@ from ratekeeper.protocol.stats import Event, MemoryStats, StatsSink
 __all__ = ["ReportProcessor", "ReportSettings"]
 
 _DEFAULTS = ReportSettings()
+
+log = logging.getLogger(__name__)
 
 
 class ReportProcessor:
@@ -120,6 +125,13 @@ class ReportProcessor:
                 store.store, self._interning, self._demand, self._hot, self._chunks, settings,
                 self._stats, self._debt, None if isinstance(own, WholeSpace) else store,
             )  # fmt: skip
+        #: A lone in-memory server watches its first reports for a restart (its counters are
+        #: lost: :mod:`ratekeeper.core.restart_watch`); ``None`` once the watch is over, or
+        #: for a store that outlives the process or a cluster member (hand-off's cold ranges).
+        self._restart: RestartWatch | None = None
+        if isinstance(store.store, MemoryStore) and isinstance(store.ownership, WholeSpace):
+            watch = RestartWatch(settings.restart_cold_ns)
+            self._restart = None if watch.done else watch
         #: Reports answered (one per client per cycle).
         self.reports = 0
 
@@ -164,6 +176,8 @@ class ReportProcessor:
         if not len(ids) == len(report.known_admitted) == len(report.known_rejected):
             raise RequestError("known_ids, known_admitted and known_rejected must align")
         interval = min(max(report.interval_ns, s.min_interval_ns), s.max_interval_ns)
+        if self._restart is not None:
+            await self._watch_restart(self._restart, client, sequence, now)
         if not report.keys and not ids:
             # a probe (a client reports every cycle, hits or not): numbered, nothing to apply
             self._claim(client, sequence, now)
@@ -246,6 +260,23 @@ class ReportProcessor:
         )
         self.reports += 1
         return answer
+
+    async def _watch_restart(
+        self, watch: RestartWatch, client: str, sequence: int, now: int
+    ) -> None:
+        """Mark the store cold (or lift the mark) as ``watch`` says for this report: a client
+        first seen here numbering past 1 reported to an earlier process on this address."""
+        mark = watch.observe(sequence > 1 and client not in self._sequences, now)
+        if mark is not None:
+            await self._store.store.start_empty(0, HASH_SPACE, mark.since)
+            if mark.since is not None:  # once per process: say why keys start empty
+                log.warning(
+                    "client %s numbers its first report here %d: this server was restarted and"
+                    " lost its counters; new counters start empty for %.1f s",
+                    client, sequence, watch.window_ns / 1e9,
+                )  # fmt: skip
+        if watch.done:
+            self._restart = None
 
     def _round(
         self, report: Report, before: tuple[int, int] | None, interval: int, now: int

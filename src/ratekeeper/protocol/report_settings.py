@@ -56,6 +56,10 @@ class ReportSettings:
     #: Keys resolved, debited or answered between two pauses of a large report (the servicer's
     #: pause yields to the event loop once its time budget is spent: ``protocol.chunked``).
     chunk_keys: int = 32
+    #: How long after its first report a lone in-memory server that finds it was restarted
+    #: (a client's first report here numbered past 1) starts new counters empty as of that
+    #: report, and how long it looks (:mod:`ratekeeper.core.restart_watch`); 0: never.
+    restart_cold_ns: int = 2 * NS_PER_SECOND
     #: Most keys interned (``KeyReport.key_id``), all clients together; the least recently
     #: reporting clients are forgotten first (:mod:`ratekeeper.protocol.report_interned`).
     max_interned_keys: int = 1_000_000

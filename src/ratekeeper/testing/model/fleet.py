@@ -8,6 +8,11 @@ its index, so adding a client does not reshuffle what the others draw.
 A client's reporter runs as the real driver does: a cycle every ``report_interval`` from a
 random phase, each report either answered after its round trip or failed at the deadline (the
 server still applies a report whose answer is lost: it got the report).
+
+A scenario may restart the server (:class:`Restart`): it stops at ``at_s``, every report that
+reaches it while it is down is refused (its client hears the refusal one down-link delay
+later, as a refused connection), and after ``down_s`` a new server takes over with empty
+memory, as a restarted in-memory ``ratekeeper serve`` does.
 """
 
 from __future__ import annotations
@@ -27,12 +32,26 @@ from ratekeeper.testing.model.fleet_client import CLIENT_EPOCH_NS, FleetClient, 
 from ratekeeper.testing.model.fleet_server import FleetServer
 from ratekeeper.testing.model.network import LAN, Network
 
-__all__ = ["Run", "Scenario", "simulate"]
+__all__ = ["Restart", "Run", "Scenario", "simulate"]
 
-_ARRIVE, _TICK, _DELIVER, _ANSWER, _FAIL = range(5)
+_ARRIVE, _TICK, _DELIVER, _ANSWER, _FAIL, _RESTART = range(6)
 #: Trace entries buffered before they are hashed (per event: its instant, its kind and client,
 #: and an arrival's verdict).
 _TRACE_CHUNK = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """The server stops at ``at_s`` and a new one, with empty memory, serves from
+    ``at_s + down_s`` (seconds of virtual time)."""
+
+    at_s: float
+    down_s: float
+
+    def down(self, now: int) -> bool:
+        """Whether the server is down at ``now`` (ns)."""
+        start = int(self.at_s * NS_PER_SECOND)
+        return start <= now < start + int(self.down_s * NS_PER_SECOND)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +72,8 @@ class Scenario:
     seed: int = 0
     #: Every client runs with ``LimiterOptions(dealt_onset=True)`` (docs/client.md).
     dealt_onset: bool = False
+    #: The server restarts, losing its memory (``None``: it never does).
+    restart: Restart | None = None
 
     def arrivals_of(self, client: int) -> Arrivals:
         a = self.arrivals
@@ -130,6 +151,10 @@ class _Loop:
             phase = random.Random(base + 4).random()
             self._next_arrival(i)
             self.push(int(phase * interval * NS_PER_SECOND) + 1, _TICK, i, None)
+        restart = sc.restart
+        if restart is not None:
+            back = int(restart.at_s * NS_PER_SECOND) + int(restart.down_s * NS_PER_SECOND)
+            self.push(back, _RESTART, 0, None)
 
     def push(self, at: int, kind: int, client: int, payload: object) -> None:
         heapq.heappush(self.heap, (at, next(self.seq), kind, client, payload))
@@ -145,7 +170,7 @@ class _Loop:
         heap, end, pop, push, seq = self.heap, self.end, heapq.heappop, heapq.heappush, self.seq
         result, clients, net_rngs = self.result, self.clients, self.net_rngs
         arrival_iters, key_names, key_rngs = self.arrival_iters, self.key_names, self.key_rngs
-        network, server = self.sc.network, self.server
+        network, server, restart = self.sc.network, self.server, self.sc.restart
         # the trace is hashed a chunk at a time: formatting and hashing each event cost a tenth
         # of the loop
         log, cycles, sent = array("q"), result.cycles, result.sent
@@ -189,6 +214,10 @@ class _Loop:
             elif kind == _DELIVER:  # a report reaches the server: answer it
                 assert isinstance(payload, tuple)
                 out, deadline = payload
+                if restart is not None and restart.down(at):
+                    if at <= deadline:  # else its client has already counted it failed
+                        self.refuse(i, out, at, deadline)
+                    continue
                 answer: pb.ReportResponse = server.process(out.request, at)
                 if at > deadline:
                     continue  # its client has already counted it failed
@@ -201,11 +230,20 @@ class _Loop:
                 assert isinstance(payload, tuple)
                 clients[i].answered(payload[0], payload[1], CLIENT_EPOCH_NS + at)
                 answered[i] += 1
+            elif kind == _RESTART:  # a new server, with none of the old one's memory
+                server = self.server = FleetServer()
             else:
                 self.fail(i, payload, at)
         result.trace(log)
         result.events += events
         return result
+
+    def refuse(self, i: int, out: Outbound, at: int, deadline: int) -> None:
+        """A report reached a stopped server: its client hears the refusal on the way back
+        (or gives up at its deadline, whichever comes first)."""
+        back = self.sc.network.send_down(self.net_rngs[i], i, at)
+        when = deadline if back is None else min(at + back, deadline)
+        self.push(when, _FAIL, i, out)
 
     def fail(self, i: int, payload: object, at: int) -> None:
         assert isinstance(payload, Outbound)
