@@ -18,7 +18,7 @@ import pytest
 
 from ratekeeper.testing.envoy_guide import guide_envoy as envoy_guide
 from ratekeeper.testing.envoy_guide import offer, rlqs_config
-from ratekeeper.testing.envoy_proxy import upstream_http
+from ratekeeper.testing.envoy_proxy import envoy_on_file, upstream_http
 from ratekeeper.testing.envoy_proxy import user_status as status
 from ratekeeper.testing.procs import ManagedProcess, free_port, start
 from ratekeeper.testing.server_process import (
@@ -200,3 +200,40 @@ def _reports_answered(http_port: int) -> float:
         if s.name == "ratekeeper_call_seconds_count"
         and s.labels.get("call") == "StreamRateLimitQuotas"
     )
+
+
+GENEROUS = POLICY.replace(f"requests_per_unit: {RATE}", "requests_per_unit: 1000000")
+
+
+def _statuses(port: int, user: str, seconds: float) -> list[int]:
+    until = time.monotonic() + seconds
+    got = []
+    while time.monotonic() < until:
+        got.append(status(port, user))
+    return got
+
+
+def test_after_envoy_and_the_server_stall_together_a_generous_rule_denies_nothing(
+    upstream: int, logs: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # docs/envoy.md, failures: a new bucket is debited ahead at its share's full rate; the
+    # first pace step after both froze for 5 s debited the whole gap at once (5,000,000 under
+    # a 1,000,000/s rule) and Envoy was answered DENY_ALL for ~3 s.
+    policy = tmp_path_factory.mktemp("policy-stall")
+    (policy / "rl.yaml").write_text(GENEROUS)
+    ports = {"listen": free_port(), "admin": free_port(), "upstream": upstream}
+    with ratekeeper_server(policy, logs, name="ratekeeper-rlqs-stall") as running:
+        ports["ratekeeper"] = running.grpc_port
+        config = rlqs_config(GUIDE, ports)
+        with envoy_on_file(config, ports["listen"], ports["admin"], logs, "envoy-stall") as envoy:
+            port = ports["listen"]
+            before = _statuses(port, "frank", 1.0)  # subscribed: paced at 1,000,000/s
+            for process in (envoy, running.process):
+                process.pause()
+            time.sleep(5.0)
+            for process in (running.process, envoy):
+                process.resume()
+            # Envoy's overdue report goes out at once; its answer is what used to deny.
+            after = _statuses(port, "frank", 5.0)
+    assert set(before) == {200}, before
+    assert after.count(429) == 0, (after.count(429), len(after))

@@ -203,10 +203,11 @@ async def test_admissions_are_debited_ahead_at_the_assigned_pace_and_the_report_
     due = q.due()  # pacing: one Envoy at 60/min is expected to admit 1/s
     assert due is not None
     assert due <= START
-    await q.refresh(START)
-    await q.refresh(START + 2 * NS_PER_SECOND)
-    # debited ahead: 2 s at 1/s, against a counter that refilled to its capacity of 60
-    assert await remaining(store, START + 2 * NS_PER_SECOND) == 58
+    for step in range(5):  # the pace steps of 2 s (each covers one pace interval)
+        await q.refresh(START + step * SETTINGS.pace_interval_ns)
+    # debited ahead: 2 s at 1/s, one at a time, each against a counter refilled to its capacity
+    assert q.debited_ahead(stream, "edge", ACME) == 2
+    assert await remaining(store, START + 2 * NS_PER_SECOND) == 59
     (action,) = await q.report(stream, usage(ACME, allowed=5), START + 5 * NS_PER_SECOND)
     # 5 admitted, 2 of them already debited: 3 more, against a counter refilled to 60
     assert await remaining(store, START + 5 * NS_PER_SECOND) == 57
@@ -219,8 +220,8 @@ async def test_a_capped_counter_does_not_see_a_debt_the_envoys_never_ran_up() ->
     q, _ = quotas()
     stream = q.open_stream()
     await q.report(stream, usage(ACME, allowed=60, elapsed_s=0), START)  # the whole burst
-    for second in range(1, 61):
-        await q.refresh(START + second * NS_PER_SECOND)
+    for step in range(1, 121):  # every pace interval (0.5 s) for a minute
+        await q.refresh(START + step * SETTINGS.pace_interval_ns)
     # Its bucket (1 token, 1/s from the re-check at 1 s) admitted 60 more by 60 s.
     (action,) = await q.report(stream, usage(ACME, allowed=60), START + 60 * NS_PER_SECOND)
     # Debited ahead, the counter is at most the bucket's one token in debt: denied ~2 s, not

@@ -134,6 +134,11 @@ class RlqsQuotas:
         """How many subscriptions share ``counter`` now."""
         return len(self._sharers.get(counter, ()))
 
+    def debited_ahead(self, stream: int, domain: str, bucket: BucketKey) -> int:
+        """Hits debited ahead for a subscription since its last report (0: none or no such)."""
+        sub = self._streams.get(stream, {}).get((domain, bucket))
+        return 0 if sub is None else sub.debited
+
     def due(self) -> int | None:
         """When :meth:`refresh` must run next (ns since the epoch), or ``None``."""
         due = min(self._due.values(), default=None)
@@ -169,7 +174,10 @@ class RlqsQuotas:
                 actions.append(BucketAction(u.bucket, None))
                 continue
             if sub.reported_at:
-                sub.demand = (u.allowed + u.denied) / max(now - sub.reported_at, 1)
+                # Envoy's own interval when it is longer: reports queued behind a stalled server
+                # arrive back to back, and would otherwise measure an infinite demand.
+                span = max(now - sub.reported_at, u.elapsed_ns, 1)
+                sub.demand = (u.allowed + u.denied) / span
             sub.reported_at, sub.debited, sub.carry = now, 0, 0.0
             actions.append(self._answer(u.bucket, sub, state, now))
         return tuple(actions)
@@ -212,19 +220,36 @@ class RlqsQuotas:
         """
         if now < self._paced_until:
             return []
-        self._paced_until = now + self._settings.pace_interval_ns
+        interval = self._settings.pace_interval_ns
+        self._paced_until = now + interval
         hits: list[Hit] = []
         for subs in self._streams.values():
             for sub in subs.values():
                 if sub.pace <= 0.0 or now <= sub.paced_at:
                     continue
-                owed = sub.pace * (now - sub.paced_at) + sub.carry
-                whole = int(owed)
-                sub.carry, sub.paced_at = owed - whole, now
+                # A forecast, never a debt: a late step (the server stalled, a busy loop) covers
+                # one interval, not the whole gap, and no step takes over half of a sharer's
+                # part of the capacity, so forecasts alone leave every counter with tokens (a
+                # counter's refill stops at its capacity: five seconds of a full-rate forecast
+                # debited at once after a stall put a 1,000,000/s rule 4,000,000 in debt and
+                # answered DENY_ALL to a bucket admitting a few hundred). What Envoy really
+                # admitted beyond the forecast its report settles.
+                owed = sub.pace * min(now - sub.paced_at, interval) + sub.carry
+                owed = min(owed, self._forecast_cap(sub))
+                whole = int(owed + 1e-9)  # a rate's float error must not lose a hit
+                sub.carry, sub.paced_at = max(0.0, owed - whole), now
                 if whole:
                     sub.debited += whole
                     hits.extend(Hit(c, whole) for c in sub.counters)
         return hits
+
+    def _forecast_cap(self, sub: _Sub) -> float:
+        """The most one pace step may debit ahead for ``sub``: half its share of the smallest
+        capacity among its counters (never binding for a rule without a burst below its
+        amount: its share's rate over one step is at most a quarter of that)."""
+        return min(
+            (c.limit.capacity / (2 * max(self.sharers(c), 1)) for c in sub.counters), default=0.0
+        )
 
     async def _peek(self, counters: list[Counter], now: int) -> dict[Counter, Outcome]:
         outcomes = await self._store.debit([Hit(c, 0) for c in counters], now)

@@ -170,13 +170,14 @@ class RlqsServicer:
             async for report in requests:
                 start = time.perf_counter()
                 try:
-                    actions = await self._quotas.report(
-                        stream, usage_from_wire(report), self._clock()
-                    )
+                    usage = usage_from_wire(report)
+                    actions = await self._quotas.report(stream, usage, self._clock())
                 except BackendError as exc:
                     self._store_failed(exc)
                     continue
                 self._latency.observe(time.perf_counter() - start)
+                if log.isEnabledFor(logging.DEBUG):  # evidence for failure modes (docs/envoy.md)
+                    log.debug("RLQS stream %d report %s answered %s", stream, usage, actions)
                 if actions:
                     outbox.put_nowait(actions_to_wire(actions))
                 self._wake.set()
@@ -202,6 +203,8 @@ class RlqsServicer:
                 await asyncio.sleep(1.0)  # due again at once: do not spin on a failing store
                 continue
             for push in pushes:
+                if log.isEnabledFor(logging.DEBUG):
+                    log.debug("RLQS push %s", push)
                 outbox = self._outboxes.get(push.stream)
                 if outbox is not None:
                     outbox.put_nowait(actions_to_wire(push.actions))
