@@ -77,7 +77,9 @@ def test_an_embedded_assigner_rebuilds_the_assignment_after_its_member_restarts(
 def test_a_restarted_assigner_rebuilds_the_assignment_and_moves_no_key(tmp_path: Path) -> None:
     pytest.importorskip("ratekeeper.server.slicelet", reason="serve --join is not merged yet")
     with Cluster(3, log_dir=tmp_path, heartbeat_interval=0.1, unhealthy_after=0.6) as cluster:
-        before = assignment_from_wire(cluster.status().assignment)
+        status = cluster.status()
+        cluster.wait_held(status)  # what the members hold is what a new assigner rebuilds from
+        before = assignment_from_wire(status.assignment)
         cluster.kill_assigner(0)
         cluster.restart_assigner(0)
         after = assignment_from_wire(cluster.wait_covered().assignment)
